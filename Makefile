@@ -1,0 +1,90 @@
+# Two commands on a fresh machine:  make demo   (main job)   and   make test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PIPENV_VERSION := 2024.4.1
+SUFFIX ?= $(or $(ENVIRONMENT_SUFFIX),dev)
+STACKS := retail-$(SUFFIX) factory-$(SUFFIX)
+
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_NOSPIN := 1
+export PIPENV_VERBOSITY := -1
+# jsii warns on every run that Node 20 is end-of-life; silenced for that major only.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CHECKPOINT_DISABLE := 1
+export TF_IN_AUTOMATION := 1
+
+PIPENV := $(PYTHON) -m pipenv
+RUN := $(PIPENV) run
+TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
+
+.PHONY: help setup demo synth summary test test-unit policy checkov validate bench-synth \
+        deploy destroy push-image clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.venv/.synced: Pipfile.lock
+	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
+	$(PIPENV) sync --dev
+	@touch $@
+
+node_modules/.synced: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.gen/.provider-warm: .venv/.synced
+	$(RUN) python -m tools.warm_provider
+	@touch $@
+
+setup: .venv/.synced node_modules/.synced .gen/.provider-warm ## install Python, Node and provider bindings
+	@command -v terraform >/dev/null || { echo "terraform (>= 1.10) is required on PATH"; exit 1; }
+
+synth: setup ## synthesize both stacks into cdktf.out/
+	$(RUN) python main.py
+
+summary: ## print what each synthesized stack contains
+	$(RUN) python -m tools.summary
+
+demo: synth summary ## main job: synthesize both stacks and summarize them
+	@$(RUN) python -m policy
+
+test: setup ## install what is missing, run the whole test suite
+	$(RUN) pytest
+
+test-unit: setup ## the fast unit tests only
+	$(RUN) pytest tests/unit -q
+
+policy: synth ## the project's policy rules over cdktf.out
+	$(RUN) python -m policy
+
+checkov: synth ## checkov over cdktf.out with policy/checkov_skips.toml
+	$(RUN) python -m tools.checkov_run
+
+validate: synth ## terraform validate both stacks offline against the provider mirror
+	@for stack in $(STACKS); do \
+	  (cd cdktf.out/stacks/$$stack && $(TF_ENV) terraform init -backend=false -input=false >/dev/null \
+	   && $(TF_ENV) terraform validate) || exit 1; done
+
+bench-synth: setup ## synth time vs the naive provider import
+	$(RUN) python -m bench.bench_synth
+
+deploy: setup ## cdktf deploy both stacks to AWS (credentials from your environment)
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf deploy $(STACKS) --auto-approve
+
+destroy: setup ## cdktf destroy both stacks
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf destroy $(STACKS) --auto-approve
+
+push-image: ## build the processor image and push it to each stack's ECR repository (needs a Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "push-image needs a running Docker engine"; exit 1; }
+	@test -f processor/Dockerfile || { echo "processor/Dockerfile is not there yet"; exit 1; }
+	$(TF_ENV) npx cdktf output $(STACKS) --outputs-file cfn-outputs/all-outputs.json >/dev/null
+	@for stack in $(STACKS); do \
+	  repo=$$(jq -r --arg s "$$stack" '.[$$s].ecr_repository_url' cfn-outputs/all-outputs.json) && \
+	  region=$$(echo "$$repo" | cut -d. -f4) && tag=$${IMAGE_TAG:-latest} && \
+	  aws ecr get-login-password --region "$$region" | docker login --username AWS --password-stdin "$${repo%%/*}" && \
+	  docker buildx build --platform linux/arm64 -t "$$repo:$$tag" --push processor || exit 1; done
+
+clean: ## remove generated files (keeps .venv and node_modules)
+	rm -rf cdktf.out .gen .pytest_cache

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Synthesize both workload stacks: `retail-<suffix>` (us-east-1), `factory-<suffix>` (eu-west-1).
+
+The environment suffix comes from ENVIRONMENT_SUFFIX, else the cdktf context key
+`environmentSuffix`, else "dev". A bad suffix stops synthesis before anything is written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# jsii warns on every run that Node 20 is past end of life. We know, and pin the
+# silence to that one major version so a different Node still gets its warning.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from cdktf import App  # noqa: E402
+
+from pipeline_lib.naming import InvalidSuffixError  # noqa: E402
+from stacks.config import build_config  # noqa: E402
+from stacks.workload_stack import WorkloadStack  # noqa: E402
+
+WORKLOADS = ("retail", "factory")
+DEFAULT_SUFFIX = "dev"
+
+
+def environment_suffix() -> str:
+    """ENVIRONMENT_SUFFIX, else the `environmentSuffix` context, else "dev".
+
+    The context is read from CDKTF_CONTEXT_JSON, where the cdktf CLI passes `cdktf.json`
+    context and `--context` values, so the suffix is known (and validated) before the
+    App exists: constructing an App already creates the output directory.
+    """
+    from_env = os.environ.get("ENVIRONMENT_SUFFIX", "").strip()
+    if from_env:
+        return from_env
+    try:
+        context = json.loads(os.environ.get("CDKTF_CONTEXT_JSON") or "{}")
+    except json.JSONDecodeError as error:
+        raise InvalidSuffixError(f"CDKTF_CONTEXT_JSON is not valid JSON: {error}") from error
+    from_context = context.get("environmentSuffix") if isinstance(context, dict) else None
+    return str(from_context) if from_context else DEFAULT_SUFFIX
+
+
+def build_app(outdir: str | None = None, suffix: str | None = None) -> App:
+    suffix = suffix or environment_suffix()
+    configs = [build_config(workload, suffix) for workload in WORKLOADS]  # validates before any write
+    app = App(outdir=outdir) if outdir else App()
+    for config in configs:
+        WorkloadStack(app, config)
+    return app
+
+
+def main() -> int:
+    try:
+        app = build_app()
+    except InvalidSuffixError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

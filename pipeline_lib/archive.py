@@ -1,0 +1,207 @@
+"""Compliance archive: every record of the stream lands in S3 through Firehose."""
+from __future__ import annotations
+
+import json
+
+from cdktf_cdktf_provider_aws.cloudwatch_log_stream import CloudwatchLogStream
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
+    KinesisFirehoseDeliveryStream,
+    KinesisFirehoseDeliveryStreamExtendedS3Configuration,
+    KinesisFirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptions,
+    KinesisFirehoseDeliveryStreamKinesisSourceConfiguration,
+)
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
+from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
+    S3BucketLifecycleConfiguration,
+    S3BucketLifecycleConfigurationRule,
+    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
+    S3BucketLifecycleConfigurationRuleFilter,
+    S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
+    S3BucketLifecycleConfigurationRuleTransition,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
+    S3BucketOwnershipControls,
+    S3BucketOwnershipControlsRule,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_policy import S3BucketPolicy
+from cdktf_cdktf_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
+from cdktf_cdktf_provider_aws.s3_bucket_server_side_encryption_configuration import (
+    S3BucketServerSideEncryptionConfigurationA,
+    S3BucketServerSideEncryptionConfigurationRuleA,
+    S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA,
+)
+from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
+    S3BucketVersioningA,
+    S3BucketVersioningVersioningConfiguration,
+)
+from constructs import Construct
+
+from pipeline_lib import iam
+from pipeline_lib.account import AccountContext
+from pipeline_lib.data_stream import DataStream
+from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.log_group import EncryptedLogGroup
+from pipeline_lib.naming import Naming
+from pipeline_lib.settings import ArchiveConfig
+
+# Old object versions only exist after an overwrite or delete; a month is enough to undo one.
+NONCURRENT_VERSION_DAYS = 30
+
+
+class Archive(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        naming: Naming,
+        account: AccountContext,
+        key: EncryptionKey,
+        stream: DataStream,
+        settings: ArchiveConfig,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, id_)
+        if settings.expiration_days <= settings.transition_to_glacier_days:
+            raise ValueError("archive expiry must come after the last storage-class transition")
+        self.settings = settings
+        # Bucket names are global: the account id keeps two accounts from colliding.
+        self.bucket = S3Bucket(
+            self, "bucket", bucket=f"{naming.name('archive')}-{account.account_id}", force_destroy=settings.force_destroy
+        )
+        S3BucketOwnershipControls(
+            self, "ownership", bucket=self.bucket.id,
+            rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
+        )
+        S3BucketPublicAccessBlock(
+            self, "public-access", bucket=self.bucket.id, block_public_acls=True, block_public_policy=True,
+            ignore_public_acls=True, restrict_public_buckets=True,
+        )
+        S3BucketVersioningA(
+            self, "versioning", bucket=self.bucket.id,
+            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        )
+        S3BucketServerSideEncryptionConfigurationA(
+            self, "encryption", bucket=self.bucket.id,
+            rule=[
+                S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                        sse_algorithm="aws:kms", kms_master_key_id=key.arn
+                    ),
+                    bucket_key_enabled=True,  # one KMS call per object batch, not per object
+                )
+            ],
+        )
+        S3BucketPolicy(
+            self, "tls-only", bucket=self.bucket.id,
+            policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                    {
+                        "Sid": "DenyOutdatedTls",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [self.bucket.arn, f"{self.bucket.arn}/*"],
+                        "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+                    },
+                ],
+            }),
+        )
+        S3BucketLifecycleConfiguration(
+            self, "lifecycle", bucket=self.bucket.id,
+            rule=[
+                S3BucketLifecycleConfigurationRule(
+                    id="tier-then-expire",
+                    status="Enabled",
+                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    transition=[
+                        S3BucketLifecycleConfigurationRuleTransition(
+                            days=settings.transition_to_ia_days, storage_class="STANDARD_IA"
+                        ),
+                        S3BucketLifecycleConfigurationRuleTransition(
+                            days=settings.transition_to_glacier_days, storage_class="GLACIER"
+                        ),
+                    ],
+                    expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=settings.expiration_days)],
+                    noncurrent_version_expiration=[
+                        S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                            noncurrent_days=NONCURRENT_VERSION_DAYS
+                        )
+                    ],
+                    abort_incomplete_multipart_upload=[
+                        S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)
+                    ],
+                )
+            ],
+        )
+
+        self.delivery_log = EncryptedLogGroup(
+            self, "delivery-log", name=naming.path("firehose"), key=key, retention_in_days=log_retention_days
+        )
+        log_stream = CloudwatchLogStream(self, "delivery-log-stream", name=naming.name("s3-delivery"),
+                                         log_group_name=self.delivery_log.name)
+        role = IamRole(
+            self, "firehose-role", name=naming.name("archive-firehose"),
+            assume_role_policy=iam.assume_role_policy("firehose.amazonaws.com", source_account=account.account_id),
+        )
+        policy = IamRolePolicy(
+            self, "firehose-policy", name=naming.name("archive-delivery"), role=role.id,
+            policy=iam.document(
+                iam.statement(
+                    "ReadTheStream",
+                    ["kinesis:DescribeStream", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"],
+                    [stream.arn],
+                ),
+                iam.statement(
+                    "WriteTheArchive",
+                    ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket",
+                     "s3:ListBucketMultipartUploads", "s3:PutObject"],
+                    [self.bucket.arn, f"{self.bucket.arn}/*"],
+                ),
+                iam.statement(
+                    "UseTheKeyForStreamAndArchive", ["kms:Decrypt", "kms:GenerateDataKey"], [key.arn],
+                    condition={"StringEquals": {"kms:ViaService": [key.via("kinesis"), key.via("s3")]}},
+                ),
+                iam.statement("ReportDeliveryErrors", ["logs:PutLogEvents"],
+                              [f"{self.delivery_log.arn}:log-stream:{log_stream.name}"]),
+            ),
+        )
+        self.firehose = KinesisFirehoseDeliveryStream(
+            self,
+            "firehose",
+            name=naming.name("archive"),
+            destination="extended_s3",
+            kinesis_source_configuration=KinesisFirehoseDeliveryStreamKinesisSourceConfiguration(
+                kinesis_stream_arn=stream.arn, role_arn=role.arn
+            ),
+            extended_s3_configuration=KinesisFirehoseDeliveryStreamExtendedS3Configuration(
+                role_arn=role.arn,
+                bucket_arn=self.bucket.arn,
+                prefix="records/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/",
+                error_output_prefix="errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/",
+                buffering_interval=settings.buffering_interval_seconds,
+                buffering_size=settings.buffering_size_mb,
+                compression_format="GZIP",
+                kms_key_arn=key.arn,
+                cloudwatch_logging_options=KinesisFirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptions(
+                    enabled=True, log_group_name=self.delivery_log.name, log_stream_name=log_stream.name
+                ),
+            ),
+            depends_on=[policy],  # Firehose validates its role's access at creation
+        )
+
+    @property
+    def bucket_name(self) -> str:
+        return self.bucket.bucket

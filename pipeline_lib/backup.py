@@ -1,0 +1,65 @@
+"""AWS Backup for the database: snapshots kept as long as the compliance archive."""
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.backup_plan import BackupPlan, BackupPlanRule, BackupPlanRuleLifecycle
+from cdktf_cdktf_provider_aws.backup_selection import BackupSelection
+from cdktf_cdktf_provider_aws.backup_vault import BackupVault
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from constructs import Construct
+
+from pipeline_lib import iam
+from pipeline_lib.account import AccountContext
+from pipeline_lib.database import Database
+from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.naming import Naming
+
+BACKUP_MANAGED_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores")
+
+
+class DatabaseBackup(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        naming: Naming,
+        account: AccountContext,
+        key: EncryptionKey,
+        database: Database,
+        delete_after_days: int,
+        force_destroy: bool,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.vault = BackupVault(
+            self, "vault", name=naming.name("backups"), kms_key_arn=key.arn, force_destroy=force_destroy
+        )
+        self.plan = BackupPlan(
+            self,
+            "plan",
+            name=naming.name("db-daily"),
+            rule=[
+                BackupPlanRule(
+                    rule_name="daily",
+                    target_vault_name=self.vault.name,
+                    schedule="cron(0 3 * * ? *)",
+                    start_window=60,
+                    completion_window=180,
+                    lifecycle=BackupPlanRuleLifecycle(delete_after=delete_after_days),
+                    recovery_point_tags={"Workload": naming.workload, "Environment": naming.suffix},
+                )
+            ],
+        )
+        role = IamRole(
+            self, "role", name=naming.name("backup"),
+            assume_role_policy=iam.assume_role_policy("backup.amazonaws.com", source_account=account.account_id),
+        )
+        for policy in BACKUP_MANAGED_POLICIES:
+            IamRolePolicyAttachment(
+                self, policy, role=role.name,
+                policy_arn=f"arn:{account.partition}:iam::aws:policy/service-role/{policy}",
+            )
+        BackupSelection(
+            self, "selection", name=naming.name("db"), plan_id=self.plan.id, iam_role_arn=role.arn,
+            resources=[database.instance.arn],
+        )

@@ -1,0 +1,134 @@
+"""ElastiCache Redis: two nodes in two AZs, encrypted at rest and in transit, AUTH required."""
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.data_aws_secretsmanager_secret import DataAwsSecretsmanagerSecret
+from cdktf_cdktf_provider_aws.data_aws_secretsmanager_secret_version import DataAwsSecretsmanagerSecretVersion
+from cdktf_cdktf_provider_aws.elasticache_parameter_group import (
+    ElasticacheParameterGroup,
+    ElasticacheParameterGroupParameter,
+)
+from cdktf_cdktf_provider_aws.elasticache_replication_group import (
+    ElasticacheReplicationGroup,
+    ElasticacheReplicationGroupLogDeliveryConfiguration,
+)
+from cdktf_cdktf_provider_aws.elasticache_subnet_group import ElasticacheSubnetGroup
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
+
+from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.log_group import EncryptedLogGroup
+from pipeline_lib.naming import Naming
+from pipeline_lib.network import Network
+from pipeline_lib.settings import CacheConfig
+
+REDIS_PORT = 6379
+
+
+class Cache(Construct):
+    """The replication group reads its AUTH token from a secret an operator created."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        naming: Naming,
+        network: Network,
+        key: EncryptionKey,
+        settings: CacheConfig,
+        auth_secret_name: str,
+        log_retention_days: int,
+        final_snapshot: bool,
+    ) -> None:
+        super().__init__(scope, id_)
+        if settings.num_cache_clusters < 2:
+            raise ValueError("automatic failover needs at least two cache nodes")
+        # A data source, never a resource: the stacks create no secrets.
+        self.auth_secret = DataAwsSecretsmanagerSecret(self, "auth-secret", name=auth_secret_name)
+        auth_token = DataAwsSecretsmanagerSecretVersion(self, "auth-token", secret_id=self.auth_secret.id)
+
+        self.security_group = SecurityGroup(
+            self,
+            "sg",
+            name=naming.name("cache"),
+            description="Redis: TLS from the processor only",
+            vpc_id=network.vpc.id,
+            revoke_rules_on_delete=True,
+        )
+        subnet_group = ElasticacheSubnetGroup(
+            self, "subnets", name=naming.name("cache"), subnet_ids=network.subnet_ids,
+            description=f"Private subnets of {naming.name('vpc')}",
+        )
+        parameters = ElasticacheParameterGroup(
+            self,
+            "parameters",
+            name=naming.name("cache"),
+            family=settings.parameter_group_family,
+            description=f"Redis settings for {naming.workload}",
+            parameter=[
+                ElasticacheParameterGroupParameter(name="maxmemory-policy", value=settings.maxmemory_policy),
+                ElasticacheParameterGroupParameter(name="slowlog-log-slower-than", value="10000"),  # 10 ms
+            ],
+        )
+        self.slow_log = EncryptedLogGroup(
+            self, "slow-log", name=naming.path("redis/slow-log"), key=key, retention_in_days=log_retention_days
+        )
+        self.engine_log = EncryptedLogGroup(
+            self, "engine-log", name=naming.path("redis/engine-log"), key=key, retention_in_days=log_retention_days
+        )
+        self.replication_group = ElasticacheReplicationGroup(
+            self,
+            "redis",
+            replication_group_id=naming.name("cache"),
+            description=f"Hot state for the {naming.workload} processor",
+            engine="redis",
+            engine_version=settings.engine_version,
+            node_type=settings.node_type,
+            num_cache_clusters=settings.num_cache_clusters,
+            port=REDIS_PORT,
+            parameter_group_name=parameters.name,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[self.security_group.id],
+            automatic_failover_enabled=True,
+            multi_az_enabled=True,
+            at_rest_encryption_enabled="true",
+            kms_key_id=key.arn,
+            transit_encryption_enabled=True,
+            transit_encryption_mode="required",
+            auth_token=auth_token.secret_string,
+            auth_token_update_strategy="ROTATE",
+            snapshot_retention_limit=settings.snapshot_retention_limit_days,
+            snapshot_window="03:00-04:00",
+            maintenance_window="sun:05:00-sun:06:00",
+            auto_minor_version_upgrade="true",
+            apply_immediately=True,
+            final_snapshot_identifier=naming.name("cache-final") if final_snapshot else None,
+            log_delivery_configuration=[
+                ElasticacheReplicationGroupLogDeliveryConfiguration(
+                    destination=log.name, destination_type="cloudwatch-logs", log_format="json", log_type=log_type
+                )
+                for log, log_type in ((self.slow_log, "slow-log"), (self.engine_log, "engine-log"))
+            ],
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.replication_group.primary_endpoint_address
+
+    @property
+    def port(self) -> int:
+        return REDIS_PORT
+
+    def allow_from(self, client: SecurityGroup, *, client_name: str) -> None:
+        VpcSecurityGroupIngressRule(
+            self, f"from-{client_name}", security_group_id=self.security_group.id,
+            referenced_security_group_id=client.id, ip_protocol="tcp", from_port=REDIS_PORT, to_port=REDIS_PORT,
+            description=f"Redis TLS from {client_name}",
+        )
+        VpcSecurityGroupEgressRule(
+            self, f"{client_name}-to-cache", security_group_id=client.id,
+            referenced_security_group_id=self.security_group.id, ip_protocol="tcp", from_port=REDIS_PORT,
+            to_port=REDIS_PORT, description="Redis TLS to the cache",
+        )

@@ -1,0 +1,69 @@
+"""The Kinesis data stream every record of the workload enters through."""
+from __future__ import annotations
+
+from typing import Any
+
+from cdktf_cdktf_provider_aws.kinesis_stream import KinesisStream, KinesisStreamStreamModeDetails
+from constructs import Construct
+
+from pipeline_lib import iam
+from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.naming import Naming
+from pipeline_lib.settings import StreamConfig
+
+# Shard-level metrics feed the per-shard lag view on the dashboard.
+SHARD_LEVEL_METRICS = ("IncomingRecords", "IteratorAgeMilliseconds", "ReadProvisionedThroughputExceeded",
+                       "WriteProvisionedThroughputExceeded")
+
+
+class DataStream(Construct):
+    def __init__(
+        self, scope: Construct, id_: str, *, naming: Naming, key: EncryptionKey, settings: StreamConfig
+    ) -> None:
+        super().__init__(scope, id_)
+        if settings.retention_period_hours < 168:
+            raise ValueError("stream retention must be at least 168 hours")
+        self.settings = settings
+        provisioned = settings.stream_mode == "PROVISIONED"
+        self.stream = KinesisStream(
+            self,
+            "stream",
+            name=naming.name("updates"),
+            shard_count=settings.shard_count if provisioned else None,
+            stream_mode_details=KinesisStreamStreamModeDetails(stream_mode=settings.stream_mode),
+            retention_period=settings.retention_period_hours,
+            encryption_type="KMS",
+            kms_key_id=key.arn,
+            shard_level_metrics=list(SHARD_LEVEL_METRICS),
+            enforce_consumer_deletion=True,  # registered EFO consumers must not block destroy
+        )
+        self._key = key
+
+    @property
+    def name(self) -> str:
+        return self.stream.name
+
+    @property
+    def arn(self) -> str:
+        return self.stream.arn
+
+    @property
+    def shard_count(self) -> int:
+        return self.settings.shard_count
+
+    def read_statements(self) -> list[dict[str, Any]]:
+        """What a consumer of this stream (and only this stream) needs."""
+        return [
+            iam.statement(
+                "ReadTheStream",
+                [
+                    "kinesis:DescribeStream",
+                    "kinesis:DescribeStreamSummary",
+                    "kinesis:GetRecords",
+                    "kinesis:GetShardIterator",
+                    "kinesis:ListShards",
+                ],
+                [self.arn],
+            ),
+            iam.statement("DecryptTheStream", ["kms:Decrypt"], [self._key.arn]),
+        ]

@@ -1,0 +1,100 @@
+"""The workload's customer managed KMS key: every data store and log group uses it."""
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from constructs import Construct
+
+from pipeline_lib import iam
+from pipeline_lib.account import AccountContext
+from pipeline_lib.naming import Naming
+
+# Services that encrypt on the caller's behalf (kms:ViaService) and may hold grants.
+VIA_SERVICES = ("kinesis", "firehose", "rds", "elasticache", "secretsmanager", "s3", "sns", "ecr", "backup")
+
+
+class EncryptionKey(Construct):
+    """KMS CMK with yearly rotation, a key policy naming exactly the services that use it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        naming: Naming,
+        account: AccountContext,
+        deletion_window_in_days: int = 7,
+    ) -> None:
+        super().__init__(scope, id_)
+        if not 7 <= deletion_window_in_days <= 30:
+            raise ValueError("KMS deletion window must be between 7 and 30 days")
+        root = f"arn:{account.partition}:iam::{account.account_id}:root"
+        via = [account.service_host(service) for service in VIA_SERVICES]
+        crypto = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+        policy = iam.document(
+            {
+                "Sid": "AccountAdministersTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AccountPrincipalsUseTheKeyThroughServices",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": crypto,
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": via, "kms:CallerAccount": account.account_id}},
+            },
+            {
+                "Sid": "ServicesHoldGrantsForTheirResources",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": via, "kms:CallerAccount": account.account_id},
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                },
+            },
+            {
+                "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
+                "Effect": "Allow",
+                "Principal": {"Service": account.service_host("logs")},
+                "Action": crypto,
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": account.arn("logs", "log-group:*"),
+                    }
+                },
+            },
+            {
+                "Sid": "CloudWatchAlarmsPublishToTheEncryptedTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+            },
+        )
+        self.key = KmsKey(
+            self,
+            "key",
+            description=f"Encrypts the {naming.workload} pipeline's data at rest ({naming.suffix})",
+            enable_key_rotation=True,
+            rotation_period_in_days=365,
+            deletion_window_in_days=deletion_window_in_days,
+            policy=policy,
+        )
+        self._account = account
+        self.alias = KmsAlias(self, "alias", name=f"alias/{naming.name('data')}", target_key_id=self.key.key_id)
+
+    @property
+    def arn(self) -> str:
+        return self.key.arn
+
+    def via(self, service: str) -> str:
+        """The `kms:ViaService` value for `service` in this key's region."""
+        return self._account.service_host(service)

@@ -1,0 +1,193 @@
+"""Private network: no internet path at all; AWS APIs are reached through endpoints."""
+from __future__ import annotations
+
+import ipaddress
+
+from cdktf_cdktf_provider_aws.data_aws_prefix_list import DataAwsPrefixList
+from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
+from cdktf_cdktf_provider_aws.flow_log import FlowLog
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.route_table import RouteTable
+from cdktf_cdktf_provider_aws.route_table_association import RouteTableAssociation
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from cdktf_cdktf_provider_aws.subnet import Subnet
+from cdktf_cdktf_provider_aws.vpc import Vpc
+from cdktf_cdktf_provider_aws.vpc_endpoint import VpcEndpoint
+from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
+from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
+from constructs import Construct
+
+from pipeline_lib import iam
+from pipeline_lib.account import AccountContext
+from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.log_group import EncryptedLogGroup
+from pipeline_lib.naming import Naming
+
+# What a Fargate task in a private subnet needs to start and run without a NAT:
+# pull its image (ecr.api, ecr.dkr and the S3 gateway for layers), ship logs and metrics,
+# read secrets, use the key, get credentials (sts), read the stream, and ECS Exec.
+DEFAULT_INTERFACE_ENDPOINTS = (
+    "kinesis-streams",
+    "ecr.api",
+    "ecr.dkr",
+    "logs",
+    "monitoring",
+    "secretsmanager",
+    "kms",
+    "sts",
+    "ssmmessages",
+)
+HTTPS = 443
+
+
+class Network(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        naming: Naming,
+        account: AccountContext,
+        key: EncryptionKey,
+        cidr_block: str,
+        availability_zones: tuple[str, ...],
+        flow_log_retention_days: int,
+        interface_endpoints: tuple[str, ...] = DEFAULT_INTERFACE_ENDPOINTS,
+    ) -> None:
+        super().__init__(scope, id_)
+        if len(availability_zones) < 2:
+            raise ValueError("the network needs at least two availability zones")
+        self.vpc = Vpc(
+            self,
+            "vpc",
+            cidr_block=cidr_block,
+            enable_dns_support=True,  # private DNS names of the interface endpoints
+            enable_dns_hostnames=True,
+            tags={"Name": naming.name("vpc")},
+        )
+        # Close the default group: nothing may fall back to its allow-all rules.
+        DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": naming.name("default-closed")})
+
+        subnet_cidrs = list(ipaddress.ip_network(cidr_block).subnets(new_prefix=20))
+        self.route_table = RouteTable(self, "private-routes", vpc_id=self.vpc.id, tags={"Name": naming.name("private")})
+        self.private_subnets: list[Subnet] = []
+        for index, zone in enumerate(availability_zones):
+            subnet = Subnet(
+                self,
+                f"private-{index}",
+                vpc_id=self.vpc.id,
+                cidr_block=str(subnet_cidrs[index]),
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": naming.name(f"private-{zone}")},
+            )
+            RouteTableAssociation(
+                self, f"private-{index}-routes", subnet_id=subnet.id, route_table_id=self.route_table.id
+            )
+            self.private_subnets.append(subnet)
+
+        self.endpoint_security_group = SecurityGroup(
+            self,
+            "endpoints-sg",
+            name=naming.name("endpoints"),
+            description="Interface endpoints: HTTPS from the processor only",
+            vpc_id=self.vpc.id,
+            revoke_rules_on_delete=True,
+        )
+        self.s3_endpoint = VpcEndpoint(
+            self,
+            "s3",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{account.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[self.route_table.id],
+            tags={"Name": naming.name("s3")},
+        )
+        self._s3_prefix_list = DataAwsPrefixList(self, "s3-prefix-list", prefix_list_id=self.s3_endpoint.prefix_list_id)
+        self.interface_endpoints = {
+            service: VpcEndpoint(
+                self,
+                f"endpoint-{service.replace('.', '-')}",
+                vpc_id=self.vpc.id,
+                service_name=f"com.amazonaws.{account.region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=self.subnet_ids,
+                security_group_ids=[self.endpoint_security_group.id],
+                tags={"Name": naming.name(service.replace(".", "-"))},
+            )
+            for service in interface_endpoints
+        }
+
+        self.flow_log_group = EncryptedLogGroup(
+            self, "flow-logs", name=naming.path("vpc-flow-logs"), key=key, retention_in_days=flow_log_retention_days
+        )
+        flow_role = IamRole(
+            self,
+            "flow-logs-role",
+            name=naming.name("flow-logs"),
+            assume_role_policy=iam.assume_role_policy("vpc-flow-logs.amazonaws.com", source_account=account.account_id),
+        )
+        IamRolePolicy(
+            self,
+            "flow-logs-policy",
+            name=naming.name("flow-logs-write"),
+            role=flow_role.id,
+            policy=iam.document(
+                iam.statement(
+                    "WriteFlowLogs",
+                    ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    [self.flow_log_group.arn, f"{self.flow_log_group.arn}:*"],
+                ),
+                iam.statement("FindTheLogGroup", ["logs:DescribeLogGroups"], ["*"]),
+            ),
+        )
+        FlowLog(
+            self,
+            "flow-log",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=self.flow_log_group.arn,
+            iam_role_arn=flow_role.arn,
+            max_aggregation_interval=60,
+            tags={"Name": naming.name("flow-log")},
+        )
+
+    @property
+    def subnet_ids(self) -> list[str]:
+        return [subnet.id for subnet in self.private_subnets]
+
+    def allow_endpoint_access(self, client: SecurityGroup, *, client_name: str) -> None:
+        """Let `client` reach the interface endpoints and S3 (image layers) over HTTPS."""
+        VpcSecurityGroupIngressRule(
+            self,
+            f"endpoints-from-{client_name}",
+            security_group_id=self.endpoint_security_group.id,
+            referenced_security_group_id=client.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description=f"HTTPS from {client_name}",
+        )
+        VpcSecurityGroupEgressRule(
+            self,
+            f"{client_name}-to-endpoints",
+            security_group_id=client.id,
+            referenced_security_group_id=self.endpoint_security_group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS to the interface endpoints",
+        )
+        VpcSecurityGroupEgressRule(
+            self,
+            f"{client_name}-to-s3",
+            security_group_id=client.id,
+            prefix_list_id=self._s3_prefix_list.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="HTTPS to S3 through the gateway endpoint",
+        )

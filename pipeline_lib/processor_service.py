@@ -1,0 +1,320 @@
+"""The Fargate service that runs `python -m processor` against the stream.
+
+The construct owns its wiring: image repository, roles and their grants, network
+access to the database, cache and endpoints, and autoscaling on stream lag.
+"""
+from __future__ import annotations
+
+import json
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.appautoscaling_policy import (
+    AppautoscalingPolicy,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions,
+    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
+)
+from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
+from cdktf_cdktf_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
+from cdktf_cdktf_provider_aws.ecr_repository import (
+    EcrRepository,
+    EcrRepositoryEncryptionConfiguration,
+    EcrRepositoryImageScanningConfiguration,
+)
+from cdktf_cdktf_provider_aws.ecs_cluster import (
+    EcsCluster,
+    EcsClusterConfiguration,
+    EcsClusterConfigurationExecuteCommandConfiguration,
+    EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration,
+    EcsClusterSetting,
+)
+from cdktf_cdktf_provider_aws.ecs_service import (
+    EcsService,
+    EcsServiceDeploymentCircuitBreaker,
+    EcsServiceNetworkConfiguration,
+)
+from cdktf_cdktf_provider_aws.ecs_task_definition import (
+    EcsTaskDefinition,
+    EcsTaskDefinitionRuntimePlatform,
+    EcsTaskDefinitionVolume,
+)
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.security_group import SecurityGroup
+from constructs import Construct
+
+from pipeline_lib import iam
+from pipeline_lib.account import AccountContext
+from pipeline_lib.cache import Cache
+from pipeline_lib.data_stream import DataStream
+from pipeline_lib.database import Database
+from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.log_group import EncryptedLogGroup
+from pipeline_lib.naming import Naming
+from pipeline_lib.network import Network
+from pipeline_lib.settings import ServiceConfig
+
+CONTAINER_NAME = "processor"
+CONTAINER_USER = "10001:10001"  # the image's non-root user; see processor/Dockerfile
+STOP_TIMEOUT_S = 30  # SIGTERM -> finish batch, checkpoint, release leases (processor contract)
+IMAGES_KEPT = 20
+
+
+class ProcessorService(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        naming: Naming,
+        account: AccountContext,
+        network: Network,
+        key: EncryptionKey,
+        stream: DataStream,
+        database: Database,
+        cache: Cache,
+        settings: ServiceConfig,
+        force_delete_images: bool,
+    ) -> None:
+        super().__init__(scope, id_)
+        max_tasks = stream.shard_count  # a task without a shard lease would idle
+        if not 1 <= settings.min_count <= settings.desired_count <= max_tasks:
+            raise ValueError(
+                f"task counts must satisfy 1 <= min ({settings.min_count}) <= desired "
+                f"({settings.desired_count}) <= shards ({max_tasks})"
+            )
+        self.metric_namespace = f"Pipeline/{naming.workload}-{naming.suffix}"
+
+        self.repository = EcrRepository(
+            self,
+            "images",
+            name=naming.name("processor"),
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
+            encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=key.arn)],
+            force_delete=force_delete_images,
+        )
+        EcrLifecyclePolicy(
+            self, "images-lifecycle", repository=self.repository.name,
+            policy=json.dumps({"rules": [{
+                "rulePriority": 1,
+                "description": f"keep the newest {IMAGES_KEPT} images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": IMAGES_KEPT},
+                "action": {"type": "expire"},
+            }]}),
+        )
+
+        self.log_group = EncryptedLogGroup(
+            self, "logs", name=naming.path("processor"), key=key, retention_in_days=settings.log_retention_days
+        )
+        self.exec_log_group = EncryptedLogGroup(
+            self, "exec-logs", name=naming.path("ecs-exec"), key=key, retention_in_days=settings.log_retention_days
+        )
+        self.cluster = EcsCluster(
+            self,
+            "cluster",
+            name=naming.name("cluster"),
+            setting=[EcsClusterSetting(name="containerInsights", value="enhanced")],
+            configuration=EcsClusterConfiguration(
+                execute_command_configuration=EcsClusterConfigurationExecuteCommandConfiguration(
+                    kms_key_id=key.arn,
+                    logging="OVERRIDE",
+                    log_configuration=EcsClusterConfigurationExecuteCommandConfigurationLogConfiguration(
+                        cloud_watch_log_group_name=self.exec_log_group.name,
+                        cloud_watch_encryption_enabled=True,
+                    ),
+                )
+            ),
+        )
+
+        self.security_group = SecurityGroup(
+            self,
+            "sg",
+            name=naming.name("processor"),
+            description="Processor tasks: no ingress; egress only to the endpoints, S3, PostgreSQL and Redis",
+            vpc_id=network.vpc.id,
+            revoke_rules_on_delete=True,
+        )
+        network.allow_endpoint_access(self.security_group, client_name="processor")
+        database.allow_from(self.security_group, client_name="processor")
+        cache.allow_from(self.security_group, client_name="processor")
+
+        self.execution_role = IamRole(
+            self, "execution-role", name=naming.name("processor-exec"),
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
+        )
+        IamRolePolicy(
+            self, "execution-policy", name=naming.name("processor-start"), role=self.execution_role.id,
+            policy=iam.document(
+                iam.statement("AuthenticateToEcr", ["ecr:GetAuthorizationToken"], ["*"]),
+                iam.statement(
+                    "PullTheProcessorImage",
+                    ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                    [self.repository.arn],
+                ),
+                iam.statement("WriteContainerLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
+                              [f"{self.log_group.arn}:*"]),
+                iam.statement("InjectTheRedisAuthToken", ["secretsmanager:GetSecretValue"], [cache.auth_secret.arn]),
+                iam.statement("DecryptTheImage", ["kms:Decrypt"], [key.arn],
+                              condition={"StringEquals": {"kms:ViaService": key.via("ecr")}}),
+            ),
+        )
+
+        self.task_role = IamRole(
+            self, "task-role", name=naming.name("processor-task"),
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
+        )
+        task_statements = [
+            *stream.read_statements(),
+            *database.read_secret_statements(key),
+            iam.statement(
+                "PublishProcessorMetrics", ["cloudwatch:PutMetricData"], ["*"],
+                condition={"StringEquals": {"cloudwatch:namespace": self.metric_namespace}},
+            ),
+        ]
+        if settings.enable_execute_command:
+            task_statements += [
+                iam.statement(
+                    "EcsExecSessions",
+                    ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                     "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
+                    ["*"],
+                ),
+                iam.statement("EcsExecAuditLog", ["logs:CreateLogStream", "logs:PutLogEvents",
+                                                  "logs:DescribeLogStreams"],
+                              [self.exec_log_group.arn, f"{self.exec_log_group.arn}:*"]),
+                iam.statement("EcsExecFindLogGroup", ["logs:DescribeLogGroups"], ["*"]),
+                iam.statement("EcsExecSessionKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key.arn]),
+            ]
+        IamRolePolicy(self, "task-policy", name=naming.name("processor-run"), role=self.task_role.id,
+                      policy=iam.document(*task_statements))
+
+        environment = {
+            "WORKLOAD": naming.workload,
+            "STREAM_NAME": stream.name,
+            "AWS_REGION": account.region,
+            "CONSUMER_GROUP": naming.name("processor"),
+            "DB_HOST": database.endpoint,
+            "DB_PORT": str(database.port),
+            "DB_NAME": database.name,
+            "DB_SECRET_ARN": database.secret_arn,  # re-read on auth failure: the secret rotates
+            "DB_SSLMODE": "verify-full",
+            "REDIS_HOST": cache.endpoint,
+            "REDIS_PORT": str(cache.port),
+            "REDIS_TLS": "true",
+            "METRICS_NAMESPACE": self.metric_namespace,
+        }
+        container = {
+            "name": CONTAINER_NAME,
+            "image": f"{self.repository.repository_url}:{settings.image_tag}",
+            "essential": True,
+            "user": CONTAINER_USER,
+            "readonlyRootFilesystem": True,
+            "stopTimeout": STOP_TIMEOUT_S,
+            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            # The AUTH token is injected by ECS from Secrets Manager, never a plain value.
+            "secrets": [{"name": "REDIS_PASSWORD", "valueFrom": cache.auth_secret.arn}],
+            "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
+            "linuxParameters": {"initProcessEnabled": True},
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": self.log_group.name,
+                    "awslogs-region": account.region,
+                    "awslogs-stream-prefix": CONTAINER_NAME,
+                    "mode": "non-blocking",
+                    "max-buffer-size": "4m",
+                },
+            },
+        }
+        self.task_definition = EcsTaskDefinition(
+            self,
+            "task",
+            family=naming.name("processor"),
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(settings.cpu),
+            memory=str(settings.memory_mib),
+            runtime_platform=EcsTaskDefinitionRuntimePlatform(
+                operating_system_family="LINUX", cpu_architecture=settings.cpu_architecture
+            ),
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=self.task_role.arn,
+            volume=[EcsTaskDefinitionVolume(name="tmp")],  # writable scratch under a read-only root
+            container_definitions=json.dumps([container]),
+        )
+        self.service = EcsService(
+            self,
+            "service",
+            name=naming.name("processor"),
+            cluster=self.cluster.arn,
+            task_definition=self.task_definition.arn,
+            desired_count=settings.desired_count,
+            launch_type="FARGATE",
+            platform_version="LATEST",
+            network_configuration=EcsServiceNetworkConfiguration(
+                subnets=network.subnet_ids, security_groups=[self.security_group.id], assign_public_ip=False
+            ),
+            deployment_circuit_breaker=EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            enable_execute_command=settings.enable_execute_command,
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",  # default_tags do not reach tasks; the service's tags do
+            wait_for_steady_state=False,  # the first apply happens before any image is pushed
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]),  # autoscaling owns it
+        )
+
+        resource_id = f"service/{self.cluster.name}/{self.service.name}"
+        self.scaling_target = AppautoscalingTarget(
+            self,
+            "scaling-target",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=resource_id,
+            min_capacity=settings.min_count,
+            max_capacity=max_tasks,
+            tags={"Name": naming.name("processor-scaling")},
+        )
+        AppautoscalingPolicy(
+            self,
+            "scale-on-lag",
+            name=naming.name("processor-lag"),
+            policy_type="TargetTrackingScaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=self.scaling_target.resource_id,
+            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
+                target_value=settings.iterator_age_target_ms,
+                customized_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification(
+                    namespace="AWS/Kinesis",
+                    metric_name="GetRecords.IteratorAgeMilliseconds",
+                    statistic="Maximum",
+                    dimensions=[
+                        AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions(
+                            name="StreamName", value=stream.name
+                        )
+                    ],
+                ),
+                scale_out_cooldown=60,
+                scale_in_cooldown=300,
+            ),
+        )
+        AppautoscalingPolicy(
+            self,
+            "scale-on-cpu",
+            name=naming.name("processor-cpu"),
+            policy_type="TargetTrackingScaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=self.scaling_target.resource_id,
+            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
+                target_value=settings.cpu_target_percent,
+                predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
+                    predefined_metric_type="ECSServiceAverageCPUUtilization"
+                ),
+                scale_out_cooldown=60,
+                scale_in_cooldown=300,
+            ),
+        )

@@ -1,0 +1,101 @@
+"""Settings objects the constructs take; `stacks/config.py` fills them per environment.
+
+Each default is the safe, destroyable choice for a non-production environment.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+# Kinesis write limits per shard (AWS Kinesis Data Streams quotas).
+KINESIS_SHARD_RECORDS_PER_SECOND = 1_000
+KINESIS_SHARD_BYTES_PER_SECOND = 1_048_576
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    peak_records_per_minute: int
+    average_record_bytes: int
+    retention_period_hours: int = 168  # 7 days: room to replay a week-long outage
+    headroom_factor: float = 2.0  # provision for twice the stated peak
+    min_shards: int = 2  # two shards let two tasks work in parallel
+    stream_mode: Literal["PROVISIONED", "ON_DEMAND"] = "PROVISIONED"
+
+    @property
+    def shard_count(self) -> int:
+        per_second = self.peak_records_per_minute / 60 * self.headroom_factor
+        by_records = math.ceil(per_second / KINESIS_SHARD_RECORDS_PER_SECOND)
+        by_bytes = math.ceil(per_second * self.average_record_bytes / KINESIS_SHARD_BYTES_PER_SECOND)
+        return max(self.min_shards, by_records, by_bytes)
+
+    @property
+    def capacity_records_per_minute(self) -> int:
+        return self.shard_count * KINESIS_SHARD_RECORDS_PER_SECOND * 60
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    cpu: int = 512  # Fargate units (1024 = 1 vCPU)
+    memory_mib: int = 1024
+    desired_count: int = 2
+    min_count: int = 1
+    cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"  # Graviton: cheaper per record
+    image_tag: str = "latest"
+    iterator_age_target_ms: int = 30_000  # scale out when records wait > 30 s
+    cpu_target_percent: int = 60
+    enable_execute_command: bool = True
+    log_retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    node_type: str = "cache.t4g.small"
+    num_cache_clusters: int = 2  # primary + replica in another AZ
+    engine_version: str = "7.1"
+    parameter_group_family: str = "redis7"
+    snapshot_retention_limit_days: int = 3
+    maxmemory_policy: str = "allkeys-lru"  # hot-product cache: evict the coldest
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    instance_class: str = "db.t4g.medium"
+    engine_version: str = "16"
+    parameter_group_family: str = "postgres16"
+    allocated_storage_gb: int = 50
+    max_allocated_storage_gb: int = 200
+    db_name: str = "pipeline"
+    master_username: str = "pipeline_admin"
+    backup_retention_days: int = 7
+    multi_az: bool = False
+    deletion_protection: bool = False
+    skip_final_snapshot: bool = True
+    rotation_days: int = 30
+    performance_insights_retention_days: int = 7
+    monitoring_interval_seconds: int = 60
+    ca_cert_identifier: str = "rds-ca-rsa2048-g1"
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    expiration_days: int  # how long archived records are kept (compliance)
+    transition_to_ia_days: int = 30
+    transition_to_glacier_days: int = 90
+    buffering_interval_seconds: int = 300
+    buffering_size_mb: int = 64
+    force_destroy: bool = True  # outside prod a destroy empties the bucket
+    backup_retention_days: int = 35  # AWS Backup copies of the database
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    iterator_age_ms: int = 60_000
+    processor_errors_per_5min: int = 10
+    dead_letters_per_5min: int = 1
+    db_cpu_percent: int = 80
+    db_free_storage_bytes: int = 5 * 1024**3
+    db_connections: int = 150
+    cache_cpu_percent: int = 75
+    cache_memory_percent: int = 80
+    cache_evictions_per_5min: int = 1_000

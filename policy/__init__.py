@@ -1,0 +1,1 @@
+"""Policy as code over the synthesized app: rules every stack must satisfy."""

@@ -1,0 +1,258 @@
+"""The rules. One function per rule; each yields a `Finding` per violation.
+
+A rule gets one synthesized stack and knows nothing about constructs: it reads the
+same JSON Terraform reads, so it also catches what a hand edit or an escape hatch did.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline_lib.iam import UNSCOPABLE_ACTIONS
+from policy.stack_json import StackJson, references
+from stacks.config import PRODUCTION_SUFFIXES
+
+REQUIRED_TAGS = ("Project", "Workload", "Environment", "Owner", "CostCenter", "ManagedBy", "DataClassification")
+
+# Where a resource type keeps its physical name, when not in `name`.
+NAME_ATTRIBUTE = {
+    "aws_s3_bucket": "bucket",
+    "aws_db_instance": "identifier",
+    "aws_elasticache_replication_group": "replication_group_id",
+    "aws_ecs_task_definition": "family",
+    "aws_cloudwatch_metric_alarm": "alarm_name",
+    "aws_cloudwatch_dashboard": "dashboard_name",
+}
+# Types whose physical name must be set by us (an AWS-generated one is not reviewable).
+MUST_BE_NAMED = frozenset({
+    "aws_kinesis_stream", "aws_ecs_cluster", "aws_ecs_service", "aws_ecs_task_definition", "aws_iam_role",
+    "aws_iam_role_policy", "aws_iam_policy", "aws_cloudwatch_log_group", "aws_s3_bucket", "aws_db_instance",
+    "aws_elasticache_replication_group", "aws_db_parameter_group", "aws_db_subnet_group",
+    "aws_elasticache_parameter_group", "aws_elasticache_subnet_group", "aws_kms_alias", "aws_cloudwatch_metric_alarm",
+    "aws_sns_topic", "aws_security_group", "aws_kinesis_firehose_delivery_stream", "aws_ecr_repository",
+    "aws_backup_vault", "aws_backup_plan", "aws_cloudwatch_dashboard", "aws_appautoscaling_policy",
+})
+FORBIDDEN_SECRET_TYPES = frozenset({"aws_secretsmanager_secret", "aws_secretsmanager_secret_version"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    stack: str
+    resource: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.stack} {self.resource}: {self.message}"
+
+
+Rule = Callable[[StackJson], Iterator[Finding]]
+RULES: dict[str, Rule] = {}
+
+
+def rule(function: Rule) -> Rule:
+    RULES[function.__name__] = function
+    return function
+
+
+def _finding(function_name: str, stack: StackJson, resource: str, message: str) -> Finding:
+    return Finding(function_name, stack.stack_id, resource, message)
+
+
+def _contains_suffix(name: str, suffix: str) -> bool:
+    return re.search(rf"(^|[-/_.]){re.escape(suffix)}($|[-/_.])", name) is not None
+
+
+def _physical_name(type_: str, config: dict[str, Any]) -> str | None:
+    value = config.get(NAME_ATTRIBUTE.get(type_, "name"))
+    return value if isinstance(value, str) else None
+
+
+@rule
+def names_carry_the_suffix(stack: StackJson) -> Iterator[Finding]:
+    for res in stack.resources():
+        name = _physical_name(res.type, res.config)
+        if name is None:
+            if res.type in MUST_BE_NAMED:
+                yield _finding("names_carry_the_suffix", stack, res.path, "has no explicit physical name")
+            continue
+        if not _contains_suffix(name, stack.suffix):
+            yield _finding("names_carry_the_suffix", stack, res.path,
+                           f"name {name!r} lacks the environment suffix {stack.suffix!r}")
+
+
+@rule
+def resources_are_tagged(stack: StackJson) -> Iterator[Finding]:
+    tags = (stack.provider.get("default_tags") or [{}])[0].get("tags", {})
+    for key in REQUIRED_TAGS:
+        if not tags.get(key):
+            yield _finding("resources_are_tagged", stack, "provider.aws", f"default_tags lacks {key}")
+    for res in stack.resources("aws_ecs_service"):
+        if res.config.get("propagate_tags") not in {"SERVICE", "TASK_DEFINITION"}:
+            yield _finding("resources_are_tagged", stack, res.path, "tasks do not inherit tags (propagate_tags)")
+    for res in stack.resources("aws_appautoscaling_target"):
+        if not res.config.get("tags"):
+            yield _finding("resources_are_tagged", stack, res.path, "scaling target carries no explicit tags")
+
+
+def _encryption_key_refs(res_type: str, config: dict[str, Any]) -> list[Any] | None:
+    """The attribute(s) that must point at the stack's CMK, per encrypted type."""
+    if res_type == "aws_kinesis_stream":
+        return [config.get("kms_key_id")] if config.get("encryption_type") == "KMS" else [None]
+    if res_type == "aws_cloudwatch_log_group":
+        return [config.get("kms_key_id")]
+    if res_type == "aws_db_instance":
+        ok = config.get("storage_encrypted") is True
+        return [config.get("kms_key_id") if ok else None, config.get("performance_insights_kms_key_id"),
+                config.get("master_user_secret_kms_key_id")]
+    if res_type == "aws_elasticache_replication_group":
+        ok = str(config.get("at_rest_encryption_enabled")).lower() == "true"
+        return [config.get("kms_key_id") if ok else None]
+    if res_type == "aws_sns_topic":
+        return [config.get("kms_master_key_id")]
+    if res_type == "aws_ecr_repository":
+        enc = (config.get("encryption_configuration") or [{}])[0]
+        return [enc.get("kms_key") if enc.get("encryption_type") == "KMS" else None]
+    if res_type == "aws_backup_vault":
+        return [config.get("kms_key_arn")]
+    if res_type == "aws_kinesis_firehose_delivery_stream":
+        return [config.get("extended_s3_configuration", {}).get("kms_key_arn")]
+    if res_type == "aws_s3_bucket_server_side_encryption_configuration":
+        default = config.get("rule", [{}])[0].get("apply_server_side_encryption_by_default", {})
+        return [default.get("kms_master_key_id") if default.get("sse_algorithm") == "aws:kms" else None]
+    return None
+
+
+@rule
+def data_at_rest_uses_the_cmk(stack: StackJson) -> Iterator[Finding]:
+    encrypted_buckets = {
+        res.config.get("bucket") for res in stack.resources("aws_s3_bucket_server_side_encryption_configuration")
+    }
+    for res in stack.resources():
+        refs = _encryption_key_refs(res.type, res.config)
+        if refs is not None and not all(references(ref, "aws_kms_key") for ref in refs):
+            yield _finding("data_at_rest_uses_the_cmk", stack, res.path, "not encrypted with the stack's KMS key")
+        if res.type == "aws_s3_bucket" and f"${{aws_s3_bucket.{res.name}.id}}" not in encrypted_buckets:
+            yield _finding("data_at_rest_uses_the_cmk", stack, res.path, "bucket has no SSE-KMS configuration")
+
+
+def _denies_insecure_transport(policy: dict[str, Any]) -> bool:
+    for statement in policy.get("Statement", []):
+        condition = statement.get("Condition", {}).get("Bool", {})
+        if statement.get("Effect") == "Deny" and str(condition.get("aws:SecureTransport")).lower() == "false":
+            return True
+    return False
+
+
+@rule
+def tls_is_enforced(stack: StackJson) -> Iterator[Finding]:
+    for res in stack.resources("aws_db_instance"):
+        group = stack.by_reference(res.config.get("parameter_group_name", ""))
+        params = {p.get("name"): str(p.get("value")) for p in (group.config.get("parameter", []) if group else [])}
+        if params.get("rds.force_ssl") != "1":
+            yield _finding("tls_is_enforced", stack, res.path, "parameter group does not set rds.force_ssl=1")
+    for res in stack.resources("aws_elasticache_replication_group"):
+        if res.config.get("transit_encryption_enabled") is not True or res.config.get(
+            "transit_encryption_mode"
+        ) != "required":
+            yield _finding("tls_is_enforced", stack, res.path, "Redis does not require TLS")
+    bucket_policies = {
+        res.config.get("bucket"): json.loads(res.config.get("policy", "{}"))
+        for res in stack.resources("aws_s3_bucket_policy")
+    }
+    for res in stack.resources("aws_s3_bucket"):
+        policy = bucket_policies.get(f"${{aws_s3_bucket.{res.name}.id}}")
+        if policy is None or not _denies_insecure_transport(policy):
+            yield _finding("tls_is_enforced", stack, res.path, "bucket policy does not deny plain HTTP")
+
+
+def _policies(stack: StackJson) -> Iterator[tuple[str, str, bool, dict[str, Any]]]:
+    """(type, path, is_identity_policy, document) for every policy document in the stack."""
+    sources = {"aws_iam_role_policy": True, "aws_iam_policy": True, "aws_kms_key": False,
+               "aws_s3_bucket_policy": False, "aws_sns_topic_policy": False}
+    for type_, identity in sources.items():
+        for res in stack.resources(type_):
+            if res.config.get("policy"):
+                yield type_, res.path, identity, json.loads(res.config["policy"])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@rule
+def no_wildcard_actions(stack: StackJson) -> Iterator[Finding]:
+    for _, path, _, document in _policies(stack):
+        for statement in document.get("Statement", []):
+            if statement.get("Effect") == "Allow" and "*" in _as_list(statement.get("Action")):
+                yield _finding("no_wildcard_actions", stack, path,
+                               f"statement {statement.get('Sid', '?')} allows Action '*'")
+
+
+@rule
+def no_wildcard_resources(stack: StackJson) -> Iterator[Finding]:
+    for _, path, identity, document in _policies(stack):
+        if not identity:  # in a key or bucket policy "*" means the key/bucket itself
+            continue
+        for statement in document.get("Statement", []):
+            if statement.get("Effect") != "Allow" or "*" not in _as_list(statement.get("Resource")):
+                continue
+            scoped = sorted(set(_as_list(statement.get("Action"))) - UNSCOPABLE_ACTIONS)
+            if scoped:
+                yield _finding("no_wildcard_resources", stack, path,
+                               f"statement {statement.get('Sid', '?')} grants {', '.join(scoped)} on '*'")
+
+
+@rule
+def no_secrets_are_created(stack: StackJson) -> Iterator[Finding]:
+    for res in stack.resources():
+        if res.type in FORBIDDEN_SECRET_TYPES:
+            yield _finding("no_secrets_are_created", stack, res.path,
+                           "stacks read existing secrets; they never create one")
+    for res in stack.resources("aws_db_instance"):
+        if res.config.get("password") or res.config.get("manage_master_user_password") is not True:
+            yield _finding("no_secrets_are_created", stack, res.path, "master password is not RDS-managed")
+    for res in stack.resources("aws_elasticache_replication_group"):
+        token = res.config.get("auth_token")
+        if not (isinstance(token, str) and token.startswith("${data.aws_secretsmanager_secret_version.")):
+            yield _finding("no_secrets_are_created", stack, res.path,
+                           "AUTH token does not come from an existing Secrets Manager secret")
+
+
+@rule
+def destroyable_outside_production(stack: StackJson) -> Iterator[Finding]:
+    for res in stack.resources():
+        if res.config.get("lifecycle", {}).get("prevent_destroy"):
+            yield _finding("destroyable_outside_production", stack, res.path, "lifecycle.prevent_destroy is set")
+    if stack.suffix in PRODUCTION_SUFFIXES:
+        return
+    checks = {
+        "aws_db_instance": lambda c: c.get("deletion_protection") is False and c.get("skip_final_snapshot") is True,
+        "aws_s3_bucket": lambda c: c.get("force_destroy") is True,
+        "aws_ecr_repository": lambda c: c.get("force_delete") is True,
+        "aws_backup_vault": lambda c: c.get("force_destroy") is True,
+        "aws_elasticache_replication_group": lambda c: not c.get("final_snapshot_identifier"),
+    }
+    for type_, destroyable in checks.items():
+        for res in stack.resources(type_):
+            if not destroyable(res.config):
+                yield _finding("destroyable_outside_production", stack, res.path,
+                               "would block or outlive `cdktf destroy` in a non-production environment")
+
+
+@rule
+def production_is_protected(stack: StackJson) -> Iterator[Finding]:
+    if stack.suffix not in PRODUCTION_SUFFIXES:
+        return
+    for res in stack.resources("aws_db_instance"):
+        config = res.config
+        if not (config.get("deletion_protection") is True and config.get("skip_final_snapshot") is False
+                and config.get("multi_az") is True):
+            yield _finding("production_is_protected", stack, res.path,
+                           "production database needs deletion protection, a final snapshot and Multi-AZ")
+    for res in stack.resources("aws_s3_bucket"):
+        if res.config.get("force_destroy"):
+            yield _finding("production_is_protected", stack, res.path, "production archive must not force-destroy")

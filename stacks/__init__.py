@@ -1,0 +1,1 @@
+"""One stack per region-targeted workload, and the frozen configuration that tunes it."""

@@ -1,0 +1,155 @@
+"""All tuning of both workloads, one frozen object per (workload, environment).
+
+Everything a reviewer may want to change lives here, readable in one screen per
+workload. `build_config(workload, suffix)` is the only constructor the app uses.
+
+Production: the suffixes in `PRODUCTION_SUFFIXES` get deletion protection, final
+snapshots, Multi-AZ databases, longer backups and a 30-day key deletion window. Every
+other suffix (dev, pr-123, ...) is fully destroyable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from pipeline_lib.naming import validate_suffix
+from pipeline_lib.settings import (
+    AlarmConfig,
+    ArchiveConfig,
+    CacheConfig,
+    DatabaseConfig,
+    ServiceConfig,
+    StreamConfig,
+)
+
+PRODUCTION_SUFFIXES = frozenset({"prod"})
+
+Workload = Literal["retail", "factory"]
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    workload: Workload
+    environment_suffix: str
+    region: str
+    availability_zones: tuple[str, ...]
+    vpc_cidr: str
+    stream: StreamConfig
+    service: ServiceConfig
+    cache: CacheConfig
+    database: DatabaseConfig
+    archive: ArchiveConfig
+    alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    log_retention_days: int = 30
+    key_deletion_window_days: int = 7
+    data_classification: str = "internal"
+    owner: str = "platform-team"
+    cost_center: str = "cc-0000"
+    project: str = "streaming-pipelines"
+
+    def __post_init__(self) -> None:
+        validate_suffix(self.environment_suffix)
+        if len(self.availability_zones) < 2:
+            raise ValueError("at least two availability zones are required")
+        if self.stream.retention_period_hours < 168:
+            raise ValueError("stream retention must be at least 168 hours")
+        if self.database.rotation_days > 30:
+            raise ValueError("database credentials must rotate at least every 30 days")
+
+    @property
+    def stack_id(self) -> str:
+        return f"{self.workload}-{self.environment_suffix}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment_suffix in PRODUCTION_SUFFIXES
+
+    @property
+    def max_tasks(self) -> int:
+        """More consumers than shards would sit idle."""
+        return self.stream.shard_count
+
+    @property
+    def redis_auth_secret_name(self) -> str:
+        """The pre-existing secret holding the Redis AUTH token (created by an operator)."""
+        return f"{self.workload}-{self.environment_suffix}/redis-auth"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            "Project": self.project,
+            "Workload": self.workload,
+            "Environment": self.environment_suffix,
+            "Owner": self.owner,
+            "CostCenter": self.cost_center,
+            "ManagedBy": "cdktf",
+            "DataClassification": self.data_classification,
+        }
+
+
+def _retail(suffix: str) -> WorkloadConfig:
+    return WorkloadConfig(
+        workload="retail",
+        environment_suffix=suffix,
+        region="us-east-1",
+        availability_zones=("us-east-1a", "us-east-1b"),
+        vpc_cidr="10.40.0.0/16",
+        # Suppliers push bursts; 6,000/min is six times the 1,000/min requirement.
+        stream=StreamConfig(peak_records_per_minute=6_000, average_record_bytes=400),
+        service=ServiceConfig(),
+        cache=CacheConfig(),
+        database=DatabaseConfig(db_name="catalog"),
+        archive=ArchiveConfig(expiration_days=1_096),  # at least 3 years
+        cost_center="cc-retail",
+        data_classification="confidential",
+    )
+
+
+def _factory(suffix: str) -> WorkloadConfig:
+    return WorkloadConfig(
+        workload="factory",
+        environment_suffix=suffix,
+        region="eu-west-1",
+        availability_zones=("eu-west-1a", "eu-west-1b"),
+        vpc_cidr="10.50.0.0/16",
+        # A few hundred sensors at one reading per second each.
+        stream=StreamConfig(peak_records_per_minute=30_000, average_record_bytes=200),
+        service=ServiceConfig(iterator_age_target_ms=10_000),  # anomalies must surface fast
+        cache=CacheConfig(maxmemory_policy="volatile-lru"),  # detector state has no TTL: keep it
+        database=DatabaseConfig(db_name="telemetry", allocated_storage_gb=100, max_allocated_storage_gb=1_000),
+        archive=ArchiveConfig(expiration_days=2_557),  # 7-year compliance period
+        alarms=AlarmConfig(iterator_age_ms=30_000),
+        cost_center="cc-factory",
+        data_classification="restricted",
+    )
+
+
+def _production(config: WorkloadConfig) -> WorkloadConfig:
+    return replace(
+        config,
+        service=replace(config.service, desired_count=max(2, config.service.desired_count), min_count=2,
+                        enable_execute_command=False, log_retention_days=365),
+        database=replace(
+            config.database,
+            multi_az=True,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            backup_retention_days=35,
+            performance_insights_retention_days=731,
+            instance_class="db.r7g.large",
+        ),
+        cache=replace(config.cache, node_type="cache.r7g.large", snapshot_retention_limit_days=14),
+        archive=replace(config.archive, force_destroy=False),
+        log_retention_days=365,
+        key_deletion_window_days=30,
+    )
+
+
+_BUILDERS = {"retail": _retail, "factory": _factory}
+
+
+def build_config(workload: str, suffix: str) -> WorkloadConfig:
+    if workload not in _BUILDERS:
+        raise ValueError(f"unknown workload {workload!r}; expected one of {sorted(_BUILDERS)}")
+    config = _BUILDERS[workload](validate_suffix(suffix))
+    return _production(config) if config.is_production else config

@@ -1,0 +1,94 @@
+"""One stack per workload: provider, backend, construct wiring and outputs, nothing else."""
+from __future__ import annotations
+
+import os
+
+from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
+from constructs import Construct
+
+from pipeline_lib.account import AccountContext
+from pipeline_lib.archive import Archive
+from pipeline_lib.backup import DatabaseBackup
+from pipeline_lib.cache import Cache
+from pipeline_lib.data_stream import DataStream
+from pipeline_lib.database import Database
+from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.monitoring import Monitoring
+from pipeline_lib.naming import Naming
+from pipeline_lib.network import Network
+from pipeline_lib.processor_service import ProcessorService
+from stacks.config import WorkloadConfig
+
+STATE_BUCKET_ENV = "TF_STATE_BUCKET"
+STATE_REGION_ENV = "TF_STATE_REGION"
+
+
+class WorkloadStack(TerraformStack):
+    def __init__(self, scope: Construct, config: WorkloadConfig) -> None:
+        super().__init__(scope, config.stack_id)
+        self._configure_state(config)
+        AwsProvider(self, "aws", region=config.region,
+                    default_tags=[AwsProviderDefaultTags(tags=config.tags)])
+
+        naming = Naming(config.workload, config.environment_suffix)
+        account = AccountContext(self, "account", region=config.region)
+        key = EncryptionKey(self, "key", naming=naming, account=account,
+                            deletion_window_in_days=config.key_deletion_window_days)
+        network = Network(self, "network", naming=naming, account=account, key=key, cidr_block=config.vpc_cidr,
+                          availability_zones=config.availability_zones,
+                          flow_log_retention_days=config.log_retention_days)
+        stream = DataStream(self, "stream", naming=naming, key=key, settings=config.stream)
+        database = Database(self, "database", naming=naming, account=account, network=network, key=key,
+                            settings=config.database, log_retention_days=config.log_retention_days)
+        cache = Cache(self, "cache", naming=naming, network=network, key=key, settings=config.cache,
+                      auth_secret_name=config.redis_auth_secret_name, log_retention_days=config.log_retention_days,
+                      final_snapshot=config.is_production)
+        service = ProcessorService(self, "processor", naming=naming, account=account, network=network, key=key,
+                                   stream=stream, database=database, cache=cache, settings=config.service,
+                                   force_delete_images=not config.is_production)
+        archive = Archive(self, "archive", naming=naming, account=account, key=key, stream=stream,
+                          settings=config.archive, log_retention_days=config.log_retention_days)
+        DatabaseBackup(self, "backup", naming=naming, account=account, key=key, database=database,
+                       delete_after_days=config.archive.expiration_days, force_destroy=not config.is_production)
+        monitoring = Monitoring(self, "monitoring", naming=naming, region=config.region, key=key, stream=stream,
+                                service=service, database=database, cache=cache, archive=archive,
+                                thresholds=config.alarms, cache_node_count=config.cache.num_cache_clusters)
+
+        outputs = {
+            "stream_name": stream.name,
+            "stream_arn": stream.arn,
+            "kms_key_arn": key.arn,
+            "cluster_name": service.cluster.name,
+            "service_name": service.service.name,
+            "ecr_repository_url": service.repository.repository_url,
+            "db_endpoint": database.endpoint,
+            "db_port": database.port,
+            "db_name": database.name,
+            "db_secret_arn": database.secret_arn,
+            "redis_endpoint": cache.endpoint,
+            "redis_port": cache.port,
+            "redis_auth_secret_arn": cache.auth_secret.arn,
+            "archive_bucket_name": archive.bucket_name,
+            "alerts_topic_arn": monitoring.topic.arn,
+            "dashboard_name": monitoring.dashboard.dashboard_name,
+            "metrics_namespace": service.metric_namespace,
+        }
+        for name, value in outputs.items():
+            TerraformOutput(self, name, value=value)
+
+    def _configure_state(self, config: WorkloadConfig) -> None:
+        """S3 state with native locking when a bucket is named; local state otherwise."""
+        bucket = os.environ.get(STATE_BUCKET_ENV, "").strip()
+        if not bucket:
+            # Terraform runs in cdktf.out/stacks/<id>/: keep state at the project root, outside cdktf.out.
+            LocalBackend(self, path=f"../../../terraform.{config.stack_id}.tfstate")
+            return
+        backend = S3Backend(
+            self,
+            bucket=bucket,
+            key=f"{config.project}/{config.stack_id}/terraform.tfstate",
+            region=os.environ.get(STATE_REGION_ENV, config.region),
+            encrypt=True,
+        )
+        backend.add_override("use_lockfile", True)  # S3-native lock (Terraform >= 1.10)

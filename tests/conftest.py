@@ -1,0 +1,61 @@
+"""Session fixtures: synthesize the app once per environment and share the JSON."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from main import build_app  # noqa: E402
+from policy.stack_json import StackJson, load_app  # noqa: E402
+
+
+def _synth(tmp_path_factory: pytest.TempPathFactory, suffix: str) -> Path:
+    outdir = tmp_path_factory.mktemp(f"cdktf-{suffix}")
+    build_app(outdir=str(outdir), suffix=suffix).synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def dev_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _synth(tmp_path_factory, "dev")
+
+
+@pytest.fixture(scope="session")
+def prod_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _synth(tmp_path_factory, "prod")
+
+
+def _by_id(outdir: Path) -> dict[str, StackJson]:
+    return {stack.stack_id: stack for stack in load_app(outdir)}
+
+
+@pytest.fixture(scope="session")
+def dev_stacks(dev_outdir: Path) -> dict[str, StackJson]:
+    return _by_id(dev_outdir)
+
+
+@pytest.fixture(scope="session")
+def prod_stacks(prod_outdir: Path) -> dict[str, StackJson]:
+    return _by_id(prod_outdir)
+
+
+@pytest.fixture(scope="session")
+def retail(dev_stacks: dict[str, StackJson]) -> StackJson:
+    return dev_stacks["retail-dev"]
+
+
+@pytest.fixture(scope="session")
+def factory(dev_stacks: dict[str, StackJson]) -> StackJson:
+    return dev_stacks["factory-dev"]
+
+
+@pytest.fixture(scope="session", params=["retail-dev", "factory-dev"])
+def stack(request: pytest.FixtureRequest, dev_stacks: dict[str, StackJson]) -> StackJson:
+    return dev_stacks[request.param]

@@ -1,0 +1,33 @@
+"""Small readers over synthesized stacks used across the unit tests."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from policy.stack_json import Resource, StackJson
+
+
+def only(stack: StackJson, type_: str) -> Resource:
+    found = list(stack.resources(type_))
+    assert len(found) == 1, f"expected one {type_} in {stack.stack_id}, found {len(found)}"
+    return found[0]
+
+
+def by_path(stack: StackJson, type_: str, path_suffix: str) -> Resource:
+    found = [r for r in stack.resources(type_) if r.path.endswith(path_suffix)]
+    assert len(found) == 1, f"expected one {type_} at */{path_suffix}, found {[r.path for r in found]}"
+    return found[0]
+
+
+def policy_statements(resource: Resource) -> list[dict[str, Any]]:
+    return json.loads(resource.config["policy"])["Statement"]
+
+
+def statement(resource: Resource, sid: str) -> dict[str, Any]:
+    matches = [s for s in policy_statements(resource) if s.get("Sid") == sid]
+    assert matches, f"no statement {sid} in {resource.path}"
+    return matches[0]
+
+
+def ref(resource: Resource, attribute: str) -> str:
+    return f"${{{resource.type}.{resource.name}.{attribute}}}"

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from policy.stack_json import StackJson
+from tests.helpers import only, ref
+
+
+def test_redis_has_two_nodes_across_azs_with_automatic_failover(stack: StackJson) -> None:
+    group = only(stack, "aws_elasticache_replication_group").config
+    assert group["num_cache_clusters"] == 2
+    assert group["automatic_failover_enabled"] is True and group["multi_az_enabled"] is True
+
+
+def test_redis_is_encrypted_at_rest_with_the_cmk_and_requires_tls(stack: StackJson) -> None:
+    group = only(stack, "aws_elasticache_replication_group").config
+    assert group["at_rest_encryption_enabled"] == "true"
+    assert group["kms_key_id"] == ref(only(stack, "aws_kms_key"), "arn")
+    assert group["transit_encryption_enabled"] is True and group["transit_encryption_mode"] == "required"
+
+
+def test_auth_token_is_read_from_an_existing_secret(stack: StackJson) -> None:
+    group = only(stack, "aws_elasticache_replication_group").config
+    secret = next(stack.data_sources("aws_secretsmanager_secret"))
+    assert secret.config["name"] == f"{stack.workload}-dev/redis-auth"
+    assert group["auth_token"].startswith("${data.aws_secretsmanager_secret_version.")
+
+
+def test_snapshots_are_retained(stack: StackJson) -> None:
+    assert only(stack, "aws_elasticache_replication_group").config["snapshot_retention_limit"] >= 1
+
+
+def test_slow_and_engine_logs_go_to_encrypted_log_groups(stack: StackJson) -> None:
+    deliveries = only(stack, "aws_elasticache_replication_group").config["log_delivery_configuration"]
+    assert {d["log_type"] for d in deliveries} == {"slow-log", "engine-log"}
+    assert all(d["destination_type"] == "cloudwatch-logs" for d in deliveries)
+
+
+def test_parameter_group_sets_the_eviction_policy(stack: StackJson) -> None:
+    params = {p["name"]: p["value"] for p in only(stack, "aws_elasticache_parameter_group").config["parameter"]}
+    assert params["maxmemory-policy"] in {"allkeys-lru", "volatile-lru"}

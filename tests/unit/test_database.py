@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from policy.stack_json import StackJson
+from tests.helpers import only, ref
+
+
+def test_postgres_16_storage_is_encrypted_with_the_cmk(stack: StackJson) -> None:
+    db = only(stack, "aws_db_instance").config
+    assert db["engine"] == "postgres" and db["engine_version"].startswith("16")
+    assert db["storage_encrypted"] is True and db["kms_key_id"] == ref(only(stack, "aws_kms_key"), "arn")
+
+
+def test_master_password_is_rds_managed_and_encrypted_with_the_cmk(stack: StackJson) -> None:
+    db = only(stack, "aws_db_instance").config
+    assert db["manage_master_user_password"] is True and "password" not in db
+    assert db["master_user_secret_kms_key_id"] == ref(only(stack, "aws_kms_key"), "arn")
+
+
+def test_managed_secret_rotates_every_30_days_without_a_lambda(stack: StackJson) -> None:
+    rotation = only(stack, "aws_secretsmanager_secret_rotation").config
+    assert rotation["rotation_rules"] == {"automatically_after_days": 30}
+    assert "rotation_lambda_arn" not in rotation
+    assert "master_user_secret" in rotation["secret_id"]
+
+
+def test_parameter_group_forces_ssl(stack: StackJson) -> None:
+    params = {p["name"]: p["value"] for p in only(stack, "aws_db_parameter_group").config["parameter"]}
+    assert params["rds.force_ssl"] == "1"
+
+
+def test_database_is_private_with_current_ca_and_iam_auth(stack: StackJson) -> None:
+    db = only(stack, "aws_db_instance").config
+    assert db["publicly_accessible"] is False and db["ca_cert_identifier"] == "rds-ca-rsa2048-g1"
+    assert db["iam_database_authentication_enabled"] is True
+
+
+def test_logs_insights_and_enhanced_monitoring_are_on(stack: StackJson) -> None:
+    db = only(stack, "aws_db_instance").config
+    assert db["enabled_cloudwatch_logs_exports"] == ["postgresql", "upgrade"]
+    assert db["performance_insights_enabled"] is True and "aws_kms_key" in db["performance_insights_kms_key_id"]
+    assert db["monitoring_interval"] == 60 and "aws_iam_role" in db["monitoring_role_arn"]
+
+
+def test_rds_log_groups_exist_before_the_instance_and_are_encrypted(stack: StackJson) -> None:
+    db = only(stack, "aws_db_instance")
+    groups = [r for r in stack.resources("aws_cloudwatch_log_group") if r.config["name"].startswith("/aws/rds/")]
+    assert {g.config["name"] for g in groups} == {
+        f"/aws/rds/instance/{db.config['identifier']}/{export}" for export in ("postgresql", "upgrade")
+    }
+    assert all(f"{g.type}.{g.name}" in db.config["depends_on"] for g in groups)
+
+
+def test_dev_database_is_destroyable(stack: StackJson) -> None:
+    db = only(stack, "aws_db_instance").config
+    assert db["deletion_protection"] is False and db["skip_final_snapshot"] is True
+    assert db["copy_tags_to_snapshot"] is True
+
+
+def test_prod_database_is_protected_multi_az_and_keeps_backups_longer(prod_stacks: dict[str, StackJson]) -> None:
+    db = only(prod_stacks["retail-prod"], "aws_db_instance").config
+    assert db["deletion_protection"] is True and db["multi_az"] is True and db["skip_final_snapshot"] is False
+    assert db["final_snapshot_identifier"] == "retail-db-final-prod"
+    assert db["backup_retention_period"] == 35

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from pipeline_lib.naming import InvalidSuffixError, Naming, validate_suffix
+from pipeline_lib.settings import StreamConfig
+from stacks.config import build_config
+
+
+@pytest.mark.parametrize("suffix", ["dev", "pr-142", "prod", "qa2", "ab"])
+def test_valid_suffixes_are_accepted(suffix: str) -> None:
+    assert validate_suffix(suffix) == suffix
+
+
+@pytest.mark.parametrize("suffix", ["", "Dev", "dev_1", "1dev", "dev-", "de--v", "a", "waytoolongsuffix", "dev.1"])
+def test_invalid_suffixes_are_rejected_with_a_clear_error(suffix: str) -> None:
+    with pytest.raises(InvalidSuffixError, match="not a valid name fragment"):
+        validate_suffix(suffix)
+
+
+def test_names_follow_workload_purpose_suffix() -> None:
+    naming = Naming("retail", "dev")
+    assert naming.name("updates") == "retail-updates-dev"
+    assert naming.path("processor") == "/retail/dev/processor"
+
+
+def test_retail_stream_carries_1000_updates_per_minute_with_headroom() -> None:
+    stream = build_config("retail", "dev").stream
+    assert stream.capacity_records_per_minute >= 2 * 1_000
+    assert stream.capacity_records_per_minute >= stream.peak_records_per_minute * stream.headroom_factor
+
+
+def test_shard_count_grows_with_the_required_peak() -> None:
+    small = StreamConfig(peak_records_per_minute=1_000, average_record_bytes=400)
+    large = StreamConfig(peak_records_per_minute=600_000, average_record_bytes=400)
+    assert small.shard_count == small.min_shards
+    assert large.shard_count == 20  # 600k/min * 2 headroom = 20k/s over 1k/s per shard
+
+
+def test_shard_count_respects_the_byte_limit_for_large_records() -> None:
+    heavy = StreamConfig(peak_records_per_minute=60_000, average_record_bytes=4_000)
+    assert heavy.shard_count == 8  # 2,000 rec/s * 4 kB = 8 MB/s over 1 MiB/s per shard
+
+
+def test_production_suffix_turns_on_protection() -> None:
+    prod = build_config("retail", "prod")
+    assert prod.is_production
+    assert prod.database.deletion_protection and prod.database.multi_az and not prod.database.skip_final_snapshot
+    assert prod.key_deletion_window_days == 30 and not prod.archive.force_destroy
+
+
+def test_any_other_suffix_stays_destroyable() -> None:
+    for suffix in ("dev", "staging", "pr-7"):
+        config = build_config("factory", suffix)
+        assert not config.is_production
+        assert not config.database.deletion_protection and config.database.skip_final_snapshot
+        assert config.archive.force_destroy
+
+
+def test_retail_archive_keeps_data_at_least_three_years() -> None:
+    assert build_config("retail", "dev").archive.expiration_days >= 1_096
+
+
+def test_unknown_workload_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown workload"):
+        build_config("billing", "dev")
+
+
+def test_configs_are_frozen() -> None:
+    config = build_config("retail", "dev")
+    with pytest.raises(AttributeError):
+        config.region = "eu-west-1"  # type: ignore[misc]

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from policy.stack_json import StackJson
+from tests.helpers import by_path, only, ref
+
+INTERFACE_SERVICES = {"kinesis-streams", "ecr.api", "ecr.dkr", "logs", "monitoring", "secretsmanager", "kms", "sts"}
+
+
+def test_private_subnets_span_at_least_two_availability_zones(stack: StackJson) -> None:
+    subnets = [r.config for r in stack.resources("aws_subnet")]
+    assert len({s["availability_zone"] for s in subnets}) >= 2
+    assert all(s["map_public_ip_on_launch"] is False for s in subnets)
+
+
+def test_there_is_no_internet_or_nat_gateway(stack: StackJson) -> None:
+    types = {r.type for r in stack.resources()}
+    assert not types & {"aws_internet_gateway", "aws_nat_gateway", "aws_eip", "aws_route"}
+    assert "route" not in only(stack, "aws_route_table").config
+
+
+def test_fargate_reaches_every_aws_api_it_needs_through_interface_endpoints(stack: StackJson) -> None:
+    region = stack.provider["region"]
+    endpoints = [r.config for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Interface"]
+    services = {e["service_name"].removeprefix(f"com.amazonaws.{region}.") for e in endpoints}
+    assert INTERFACE_SERVICES <= services
+    assert all(e["private_dns_enabled"] is True for e in endpoints)
+
+
+def test_s3_is_reached_through_a_gateway_endpoint_on_the_private_routes(stack: StackJson) -> None:
+    gateway = [r.config for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Gateway"]
+    assert len(gateway) == 1 and gateway[0]["service_name"].endswith(".s3")
+    assert gateway[0]["route_table_ids"] == [ref(only(stack, "aws_route_table"), "id")]
+
+
+def test_the_default_security_group_is_closed(stack: StackJson) -> None:
+    default = only(stack, "aws_default_security_group").config
+    assert "ingress" not in default and "egress" not in default
+
+
+def test_flow_logs_capture_all_traffic_into_an_encrypted_log_group(stack: StackJson) -> None:
+    flow = only(stack, "aws_flow_log").config
+    group = by_path(stack, "aws_cloudwatch_log_group", "network/flow-logs/group")
+    assert flow["traffic_type"] == "ALL" and flow["log_destination"] == ref(group, "arn")
+    assert "aws_kms_key" in group.config["kms_key_id"]
+
+
+def test_no_security_group_rule_opens_to_a_cidr(stack: StackJson) -> None:
+    rules = [*stack.resources("aws_vpc_security_group_ingress_rule"), *stack.resources("aws_vpc_security_group_egress_rule")]
+    assert rules
+    for rule in rules:
+        assert "cidr_ipv4" not in rule.config and "cidr_ipv6" not in rule.config, rule.path
+
+
+def test_ingress_exists_only_from_the_processor(stack: StackJson) -> None:
+    processor_sg = ref(by_path(stack, "aws_security_group", "processor/sg"), "id")
+    ingress = {(r.path.split("/")[1], r.config["to_port"]) for r in stack.resources("aws_vpc_security_group_ingress_rule")}
+    assert ingress == {("network", 443), ("database", 5432), ("cache", 6379)}
+    assert all(r.config["referenced_security_group_id"] == processor_sg
+               for r in stack.resources("aws_vpc_security_group_ingress_rule"))
+
+
+def test_processor_egress_goes_only_to_endpoints_s3_database_and_cache(stack: StackJson) -> None:
+    ports = sorted(r.config["to_port"] for r in stack.resources("aws_vpc_security_group_egress_rule"))
+    assert ports == [443, 443, 5432, 6379]

@@ -1,0 +1,175 @@
+"""Each policy rule passes the real app and catches the violation it exists for."""
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from policy import rules
+from policy.check import Suppression, check_app, load_suppressions
+from policy.stack_json import StackJson
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def mutated(stack: StackJson, mutate: Mutation) -> StackJson:
+    document = copy.deepcopy(stack.document)
+    mutate(document)
+    return StackJson(stack.stack_id, document)
+
+
+def first(document: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(iter(document["resource"][type_].values()))
+
+
+def findings(rule: rules.Rule, stack: StackJson) -> list[rules.Finding]:
+    return list(rule(stack))
+
+
+def test_the_synthesized_app_has_no_findings_in_any_environment(
+    dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson]
+) -> None:
+    assert check_app([*dev_stacks.values(), *prod_stacks.values()]) == []
+
+
+def test_every_rule_is_registered() -> None:
+    assert set(rules.RULES) == {
+        "names_carry_the_suffix", "resources_are_tagged", "data_at_rest_uses_the_cmk", "tls_is_enforced",
+        "no_wildcard_actions", "no_wildcard_resources", "no_secrets_are_created", "destroyable_outside_production",
+        "production_is_protected",
+    }
+
+
+def test_a_name_without_the_suffix_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_kinesis_stream").update(name="retail-updates"))
+    assert [f.message for f in findings(rules.names_carry_the_suffix, bad)] == [
+        "name 'retail-updates' lacks the environment suffix 'dev'"
+    ]
+
+
+def test_a_suffix_hidden_inside_a_word_does_not_count(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_sns_topic").update(name="retail-devices"))
+    assert len(findings(rules.names_carry_the_suffix, bad)) == 1
+
+
+def test_an_unnamed_role_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_iam_role").pop("name"))
+    assert "has no explicit physical name" in findings(rules.names_carry_the_suffix, bad)[0].message
+
+
+def test_a_missing_default_tag_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: d["provider"]["aws"][0]["default_tags"][0]["tags"].pop("CostCenter"))
+    assert [f.message for f in findings(rules.resources_are_tagged, bad)] == ["default_tags lacks CostCenter"]
+
+
+def test_tasks_that_do_not_inherit_tags_are_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_ecs_service").pop("propagate_tags"))
+    assert len(findings(rules.resources_are_tagged, bad)) == 1
+
+
+@pytest.mark.parametrize(
+    ("type_", "mutate"),
+    [
+        ("aws_kinesis_stream", lambda c: c.update(encryption_type="NONE")),
+        ("aws_cloudwatch_log_group", lambda c: c.pop("kms_key_id")),
+        ("aws_db_instance", lambda c: c.update(kms_key_id="alias/aws/rds")),
+        ("aws_elasticache_replication_group", lambda c: c.update(at_rest_encryption_enabled="false")),
+        ("aws_sns_topic", lambda c: c.update(kms_master_key_id="alias/aws/sns")),
+        ("aws_backup_vault", lambda c: c.pop("kms_key_arn")),
+        ("aws_s3_bucket_server_side_encryption_configuration",
+         lambda c: c["rule"][0]["apply_server_side_encryption_by_default"].update(sse_algorithm="AES256")),
+    ],
+)
+def test_a_data_store_without_the_cmk_is_found(retail: StackJson, type_: str, mutate: Callable) -> None:
+    bad = mutated(retail, lambda d: mutate(first(d, type_)))
+    found = findings(rules.data_at_rest_uses_the_cmk, bad)
+    assert len(found) == 1 and found[0].message.startswith(("not encrypted", "bucket has no"))
+
+
+def test_a_database_without_force_ssl_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_db_parameter_group").update(parameter=[]))
+    assert findings(rules.tls_is_enforced, bad)[0].message == "parameter group does not set rds.force_ssl=1"
+
+
+def test_redis_with_preferred_tls_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_elasticache_replication_group").update(transit_encryption_mode="preferred"))
+    assert findings(rules.tls_is_enforced, bad)[0].message == "Redis does not require TLS"
+
+
+def test_a_bucket_reachable_over_plain_http_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: d["resource"].pop("aws_s3_bucket_policy"))
+    assert findings(rules.tls_is_enforced, bad)[0].message == "bucket policy does not deny plain HTTP"
+
+
+def _add_statement(document: dict[str, Any], statement: dict[str, Any]) -> None:
+    policy = first(document, "aws_iam_role_policy")
+    body = json.loads(policy["policy"])
+    body["Statement"].append(statement)
+    policy["policy"] = json.dumps(body)
+
+
+def test_an_allow_star_action_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: _add_statement(d, {"Sid": "Oops", "Effect": "Allow", "Action": "*",
+                                                          "Resource": "arn:aws:s3:::x"}))
+    assert findings(rules.no_wildcard_actions, bad)[0].message == "statement Oops allows Action '*'"
+
+
+def test_a_scopable_action_on_star_resource_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: _add_statement(d, {"Sid": "Wide", "Effect": "Allow",
+                                                          "Action": ["s3:GetObject", "ecr:GetAuthorizationToken"],
+                                                          "Resource": "*"}))
+    assert findings(rules.no_wildcard_resources, bad)[0].message == "statement Wide grants s3:GetObject on '*'"
+
+
+def test_unscopable_actions_on_star_are_allowed(retail: StackJson) -> None:
+    ok = mutated(retail, lambda d: _add_statement(d, {"Sid": "Token", "Effect": "Allow",
+                                                         "Action": "ecr:GetAuthorizationToken", "Resource": "*"}))
+    assert findings(rules.no_wildcard_resources, ok) == []
+
+
+def test_a_created_secret_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: d["resource"].setdefault("aws_secretsmanager_secret", {}).update(
+        s={"name": "retail-x-dev", "//": {"metadata": {"path": "retail-dev/s"}}}))
+    assert findings(rules.no_secrets_are_created, bad)[0].resource == "retail-dev/s"
+
+
+def test_a_literal_database_password_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_db_instance").update(password="hunter22"))
+    assert findings(rules.no_secrets_are_created, bad)[0].message == "master password is not RDS-managed"
+
+
+def test_a_literal_redis_token_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_elasticache_replication_group").update(auth_token="x" * 32))
+    assert len(findings(rules.no_secrets_are_created, bad)) == 1
+
+
+def test_deletion_protection_in_dev_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_db_instance").update(deletion_protection=True))
+    assert len(findings(rules.destroyable_outside_production, bad)) == 1
+
+
+def test_prevent_destroy_is_found_everywhere(prod_stacks: dict[str, StackJson]) -> None:
+    bad = mutated(prod_stacks["retail-prod"], lambda d: first(d, "aws_kms_key").update(lifecycle={"prevent_destroy": True}))
+    assert findings(rules.destroyable_outside_production, bad)[0].message == "lifecycle.prevent_destroy is set"
+
+
+def test_an_unprotected_production_database_is_found(prod_stacks: dict[str, StackJson]) -> None:
+    bad = mutated(prod_stacks["factory-prod"], lambda d: first(d, "aws_db_instance").update(multi_az=False))
+    assert len(findings(rules.production_is_protected, bad)) == 1
+
+
+def test_a_suppression_silences_exactly_its_rule_and_resource(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_kinesis_stream").update(name="retail-updates"))
+    path = next(bad.resources("aws_kinesis_stream")).path
+    assert check_app([bad], [Suppression("names_carry_the_suffix", path, "testing")]) == []
+    assert len(check_app([bad], [Suppression("tls_is_enforced", path, "testing")])) == 1
+
+
+def test_a_suppression_without_a_reason_is_rejected(tmp_path) -> None:
+    file = tmp_path / "s.toml"
+    file.write_text('[[suppression]]\nrule = "tls_is_enforced"\nresource = "x"\nreason = ""\n')
+    with pytest.raises(ValueError, match="needs a reason"):
+        load_suppressions(file)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from policy.stack_json import StackJson
+from tests.helpers import by_path, only, policy_statements, ref, statement
+
+
+def container(stack: StackJson) -> dict[str, Any]:
+    definitions = json.loads(only(stack, "aws_ecs_task_definition").config["container_definitions"])
+    assert len(definitions) == 1
+    return definitions[0]
+
+
+def test_cluster_has_container_insights_and_encrypted_exec_logging(stack: StackJson) -> None:
+    cluster = only(stack, "aws_ecs_cluster").config
+    assert cluster["setting"] == [{"name": "containerInsights", "value": "enhanced"}]
+    exec_cfg = cluster["configuration"]["execute_command_configuration"]
+    assert "aws_kms_key" in exec_cfg["kms_key_id"] and exec_cfg["logging"] == "OVERRIDE"
+    assert exec_cfg["log_configuration"]["cloud_watch_encryption_enabled"] is True
+
+
+def test_task_runs_on_arm64_fargate(stack: StackJson) -> None:
+    task = only(stack, "aws_ecs_task_definition").config
+    assert task["requires_compatibilities"] == ["FARGATE"] and task["network_mode"] == "awsvpc"
+    assert task["runtime_platform"] == {"cpu_architecture": "ARM64", "operating_system_family": "LINUX"}
+
+
+def test_container_is_non_root_with_a_read_only_root_filesystem(stack: StackJson) -> None:
+    main = container(stack)
+    assert main["user"] == "10001:10001" and main["readonlyRootFilesystem"] is True
+    assert main["mountPoints"] == [{"containerPath": "/tmp", "readOnly": False, "sourceVolume": "tmp"}]
+
+
+def test_execution_and_task_roles_are_separate(stack: StackJson) -> None:
+    task = only(stack, "aws_ecs_task_definition").config
+    assert task["execution_role_arn"] != task["task_role_arn"]
+
+
+def test_credentials_never_appear_as_plain_environment_values(stack: StackJson) -> None:
+    main = container(stack)
+    names = {e["name"] for e in main["environment"]}
+    assert not names & {"DB_PASSWORD", "DB_USER", "REDIS_PASSWORD"}
+    secret = next(stack.data_sources("aws_secretsmanager_secret"))
+    assert main["secrets"] == [{"name": "REDIS_PASSWORD",
+                                "valueFrom": f"${{data.{secret.type}.{secret.name}.arn}}"}]
+    db_secret = next(e["value"] for e in main["environment"] if e["name"] == "DB_SECRET_ARN")
+    assert db_secret.startswith("${aws_db_instance.") and "master_user_secret" in db_secret
+
+
+def test_environment_matches_the_processor_contract(stack: StackJson) -> None:
+    env = {e["name"]: e["value"] for e in container(stack)["environment"]}
+    assert env["WORKLOAD"] == stack.workload and env["DB_SSLMODE"] == "verify-full" and env["REDIS_TLS"] == "true"
+    assert {"STREAM_NAME", "AWS_REGION", "DB_HOST", "DB_PORT", "DB_NAME", "REDIS_HOST", "REDIS_PORT",
+            "CONSUMER_GROUP"} <= env.keys()
+
+
+def test_sigterm_gets_thirty_seconds_before_sigkill(stack: StackJson) -> None:
+    assert container(stack)["stopTimeout"] == 30
+
+
+def test_logs_go_to_the_encrypted_processor_log_group(stack: StackJson) -> None:
+    options = container(stack)["logConfiguration"]["options"]
+    group = by_path(stack, "aws_cloudwatch_log_group", "processor/logs/group")
+    assert options["awslogs-group"] == ref(group, "name") and "aws_kms_key" in group.config["kms_key_id"]
+
+
+def test_service_runs_privately_with_a_rolling_back_circuit_breaker(stack: StackJson) -> None:
+    service = only(stack, "aws_ecs_service").config
+    assert service["network_configuration"]["assign_public_ip"] is False
+    assert service["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
+    assert service["launch_type"] == "FARGATE" and service["propagate_tags"] == "SERVICE"
+    assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
+
+
+def test_autoscaling_tracks_iterator_age_and_cpu_capped_at_shard_count(stack: StackJson) -> None:
+    target = only(stack, "aws_appautoscaling_target").config
+    assert target["max_capacity"] == only(stack, "aws_kinesis_stream").config["shard_count"]
+    policies = {r.config["name"]: r.config["target_tracking_scaling_policy_configuration"]
+                for r in stack.resources("aws_appautoscaling_policy")}
+    lag = policies[f"{stack.workload}-processor-lag-dev"]["customized_metric_specification"]
+    assert lag["metric_name"] == "GetRecords.IteratorAgeMilliseconds" and lag["namespace"] == "AWS/Kinesis"
+    cpu = policies[f"{stack.workload}-processor-cpu-dev"]["predefined_metric_specification"]
+    assert cpu["predefined_metric_type"] == "ECSServiceAverageCPUUtilization"
+
+
+def test_image_repository_scans_on_push_with_immutable_kms_encrypted_tags(stack: StackJson) -> None:
+    repo = only(stack, "aws_ecr_repository").config
+    assert repo["image_tag_mutability"] == "IMMUTABLE"
+    assert repo["image_scanning_configuration"] == {"scan_on_push": True}
+    assert repo["encryption_configuration"][0]["encryption_type"] == "KMS"
+
+
+def test_task_role_reads_only_this_stacks_stream_and_database_secret(stack: StackJson) -> None:
+    policy = by_path(stack, "aws_iam_role_policy", "processor/task-policy")
+    read = statement(policy, "ReadTheStream")
+    assert read["Resource"] == [ref(only(stack, "aws_kinesis_stream"), "arn")]
+    assert not any(a.startswith("kinesis:Put") for a in read["Action"])
+    secret = statement(policy, "ReadTheDatabaseSecret")
+    assert len(secret["Resource"]) == 1 and "master_user_secret" in secret["Resource"][0]
+
+
+def test_metrics_may_only_be_published_to_the_stacks_namespace(stack: StackJson) -> None:
+    policy = by_path(stack, "aws_iam_role_policy", "processor/task-policy")
+    metrics = statement(policy, "PublishProcessorMetrics")
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": f"Pipeline/{stack.workload}-dev"}}
+
+
+def test_execution_role_pulls_only_its_own_repository(stack: StackJson) -> None:
+    policy = by_path(stack, "aws_iam_role_policy", "processor/execution-policy")
+    pull = statement(policy, "PullTheProcessorImage")
+    assert pull["Resource"] == [ref(only(stack, "aws_ecr_repository"), "arn")]
+    assert len(policy_statements(policy)) == 5
+
+
+def test_ecs_exec_is_off_in_production(prod_stacks: dict[str, StackJson]) -> None:
+    stack = prod_stacks["retail-prod"]
+    assert only(stack, "aws_ecs_service").config["enable_execute_command"] is False
+    sids = {s["Sid"] for s in policy_statements(by_path(stack, "aws_iam_role_policy", "processor/task-policy"))}
+    assert "EcsExecSessions" not in sids

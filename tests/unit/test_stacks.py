@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policy.stack_json import StackJson
+from stacks.config import build_config
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED_OUTPUTS = {
+    "stream_name", "stream_arn", "kms_key_arn", "cluster_name", "service_name", "ecr_repository_url", "db_endpoint",
+    "db_port", "db_name", "db_secret_arn", "redis_endpoint", "redis_port", "redis_auth_secret_arn",
+    "archive_bucket_name", "alerts_topic_arn", "dashboard_name", "metrics_namespace",
+}
+
+
+def test_each_workload_targets_its_region(retail: StackJson, factory: StackJson) -> None:
+    assert retail.provider["region"] == "us-east-1"
+    assert factory.provider["region"] == "eu-west-1"
+
+
+def test_default_tags_name_project_workload_environment_owner_and_cost(stack: StackJson) -> None:
+    tags = stack.provider["default_tags"][0]["tags"]
+    assert tags["Workload"] == stack.workload and tags["Environment"] == "dev" and tags["ManagedBy"] == "cdktf"
+    assert {"Project", "Owner", "CostCenter", "DataClassification"} <= tags.keys()
+
+
+def test_outputs_are_exactly_what_the_processor_and_tests_need(stack: StackJson) -> None:
+    assert set(stack.outputs) == EXPECTED_OUTPUTS
+
+
+def test_state_is_local_without_a_state_bucket(stack: StackJson) -> None:
+    assert stack.document["terraform"]["backend"] == {"local": {"path": f"../../../terraform.{stack.stack_id}.tfstate"}}
+
+
+def test_provider_is_pinned_to_the_prestaged_version(stack: StackJson) -> None:
+    assert stack.document["terraform"]["required_providers"]["aws"]["version"] == "5.100.0"
+
+
+def _synth_subprocess(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CDKTF_OUTDIR": str(tmp_path / "out"), **env},
+    )
+
+
+def test_a_state_bucket_switches_to_s3_with_locking(tmp_path: Path) -> None:
+    result = _synth_subprocess(tmp_path, {"TF_STATE_BUCKET": "acme-tf-state", "ENVIRONMENT_SUFFIX": "qa"})
+    assert result.returncode == 0, result.stderr
+    stack = StackJson.load(tmp_path / "out" / "stacks" / "retail-qa" / "cdk.tf.json")
+    backend = stack.document["terraform"]["backend"]["s3"]
+    assert backend["bucket"] == "acme-tf-state" and backend["encrypt"] is True and backend["use_lockfile"] is True
+    assert backend["key"] == "streaming-pipelines/retail-qa/terraform.tfstate"
+
+
+def test_an_invalid_suffix_fails_before_anything_is_written(tmp_path: Path) -> None:
+    result = _synth_subprocess(tmp_path, {"ENVIRONMENT_SUFFIX": "Not_Valid"})
+    assert result.returncode == 2
+    assert "not a valid name fragment" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_suffixes_share_no_physical_name(dev_stacks: dict[str, StackJson],
+                                             prod_stacks: dict[str, StackJson]) -> None:
+    from policy.rules import _physical_name
+
+    def names(stacks: dict[str, StackJson]) -> set[str]:
+        return {n for s in stacks.values() for r in s.resources() if (n := _physical_name(r.type, r.config))}
+
+    assert names(dev_stacks).isdisjoint(names(prod_stacks))
+
+
+@pytest.mark.parametrize("workload", ["retail", "factory"])
+def test_service_never_runs_more_tasks_than_shards(workload: str) -> None:
+    config = build_config(workload, "dev")
+    assert config.service.desired_count <= config.max_tasks == config.stream.shard_count
+
+
+def test_the_suffix_can_come_from_cdktf_context(tmp_path: Path) -> None:
+    env = {"CDKTF_CONTEXT_JSON": '{"environmentSuffix": "ctx"}', "ENVIRONMENT_SUFFIX": ""}
+    result = _synth_subprocess(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "stacks").iterdir()) == ["factory-ctx", "retail-ctx"]
