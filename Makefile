@@ -19,7 +19,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
-.PHONY: help setup demo synth summary test test-unit policy checkov validate bench-synth \
+.PHONY: servers help setup demo synth summary test test-unit policy checkov validate bench-synth \
         deploy destroy push-image clean
 
 help: ## list the targets
@@ -50,7 +50,13 @@ summary: ## print what each synthesized stack contains
 demo: synth summary ## main job: synthesize both stacks and summarize them
 	@$(RUN) python -m policy
 
-test: setup ## install what is missing, run the whole test suite
+servers: ## PostgreSQL and Redis server binaries for the processor tests (apt, when root)
+	@if command -v redis-server >/dev/null && { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; \
+	then :; elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
+	else echo "install redis-server and the PostgreSQL server (e.g. sudo apt-get install redis-server postgresql)"; exit 1; fi
+
+test: setup servers ## install what is missing, run the whole test suite
 	$(RUN) pytest
 
 test-unit: setup ## the fast unit tests only

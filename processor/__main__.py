@@ -1,0 +1,43 @@
+"""`python -m processor [migrate] [--exit-when-idle SECONDS]`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from processor.config import ConfigError, Settings
+
+logger = logging.getLogger("processor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m processor", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=["run", "migrate"], default="run")
+    parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+                        help="exit 0 once no record has arrived for this long")
+    args = parser.parse_args(argv)
+
+    from processor.metrics import configure_logging
+
+    configure_logging()
+    try:
+        settings = Settings.from_env()
+        if args.command == "migrate":
+            from processor.connections import ensure_reachable
+            from processor.schema import migrate
+
+            migrate(ensure_reachable(settings), settings.workload)
+            return 0
+        from processor.consumer import Processor, install_signal_handlers
+
+        processor = Processor(settings)
+        install_signal_handlers(processor)
+        processor.run(exit_when_idle_s=args.exit_when_idle)
+        return 0
+    except ConfigError as error:
+        print(f"processor: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""PostgreSQL and Redis connections, with credentials from Secrets Manager or the environment."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import psycopg2
+import redis
+
+from processor.config import ConfigError, Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _secret(arn: str, region: str) -> str:
+    import boto3  # imported here: only needed when a secret ARN is configured
+
+    client = boto3.client("secretsmanager", region_name=region)
+    return client.get_secret_value(SecretId=arn)["SecretString"]
+
+
+def db_credentials(settings: Settings) -> tuple[str, str]:
+    """Re-read on every (re)connect: the RDS-managed secret rotates every 30 days."""
+    if settings.db_secret_arn:
+        secret = json.loads(_secret(settings.db_secret_arn, settings.region))
+        return secret["username"], secret["password"]
+    return settings.db_user or "", settings.db_password or ""
+
+
+def connect_postgres(settings: Settings):  # noqa: ANN201 - psycopg2 connection
+    user, password = db_credentials(settings)
+    kwargs = {}
+    if settings.db_sslmode in {"verify-ca", "verify-full"} and settings.db_sslrootcert:
+        kwargs["sslrootcert"] = settings.db_sslrootcert
+    conn = psycopg2.connect(
+        host=settings.db_host, port=settings.db_port, dbname=settings.db_name, user=user, password=password,
+        sslmode=settings.db_sslmode, connect_timeout=5, application_name=f"{settings.workload}-processor",
+        keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3, **kwargs,
+    )
+    conn.autocommit = False
+    return conn
+
+
+def is_auth_failure(error: BaseException) -> bool:
+    return getattr(error, "pgcode", None) == "28P01" or "password authentication failed" in str(error)
+
+
+def redis_password(settings: Settings) -> str | None:
+    if settings.redis_password:
+        return settings.redis_password
+    if settings.redis_auth_secret_arn:
+        return _secret(settings.redis_auth_secret_arn, settings.region)
+    return None
+
+
+def connect_redis(settings: Settings) -> redis.Redis:
+    return redis.Redis(
+        host=settings.redis_host, port=settings.redis_port, password=redis_password(settings),
+        ssl=settings.redis_tls, socket_timeout=2, socket_connect_timeout=2, health_check_interval=15,
+    )
+
+
+def ensure_reachable(settings: Settings):  # noqa: ANN201
+    """Connect once at start; a failure here is a misconfiguration worth one clear line."""
+    try:
+        return connect_postgres(settings)
+    except psycopg2.OperationalError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        raise ConfigError(f"cannot reach PostgreSQL at {settings.db_host}:{settings.db_port}: {first}") from error
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"database secret is not JSON with username and password: {error}") from error
+
+
+def local_hostname() -> str:
+    return os.environ.get("HOSTNAME") or os.uname().nodename

@@ -1,0 +1,310 @@
+"""The record-processor lifecycle: initialize, process a batch, checkpoint, lease lost,
+shard ended, shutdown requested.
+
+One batch = one GetRecords page of one shard. Its valid records, its dead letters and
+its checkpoint commit in one PostgreSQL transaction, so after a crash at any instant a
+restart resumes exactly after the last committed record: nothing twice, nothing skipped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import boto3
+import psycopg2
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from processor.config import ConfigError, Settings
+from processor.connections import connect_postgres, connect_redis, is_auth_failure, local_hostname
+from processor.leases import LeaseLost, LeaseTable, Shard
+from processor.metrics import Metrics
+from processor.records import Poison, decode
+from processor.schema import migrate
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTER = """
+INSERT INTO dead_letters (stream, shard_id, sequence_number, payload, reason)
+SELECT %s, %s, * FROM unnest(%s::text[], %s::bytea[], %s::text[])
+ON CONFLICT DO NOTHING
+"""
+RETRYABLE_KINESIS = {"ProvisionedThroughputExceededException", "LimitExceededException", "KMSThrottlingException",
+                     "InternalFailure", "ServiceUnavailable"}
+
+
+@dataclass
+class Stats:
+    records: int = 0
+    valid: int = 0
+    dead_letters: int = 0
+    anomalies: int = 0
+    batches: int = 0
+    last_record_at: float = field(default_factory=time.monotonic)
+
+
+class Backoff:
+    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+
+    def wait(self, stop: threading.Event) -> None:
+        delay = min(self.cap, self.base * 2**self.attempt) * (0.5 + random.random() / 2)
+        self.attempt += 1
+        stop.wait(delay)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def make_sink(settings: Settings, redis_client):  # noqa: ANN001, ANN201
+    if settings.workload == "retail":
+        from processor.cache import CatalogCache
+        from processor.sinks.retail import RetailSink
+
+        return RetailSink(CatalogCache(redis_client, settings.cache_ttl_s) if redis_client else None)
+    from processor.sinks.factory import FactorySink
+
+    return FactorySink(redis_client)
+
+
+class Processor:
+    def __init__(self, settings: Settings, *, kinesis=None, redis_client=None, conn=None) -> None:  # noqa: ANN001
+        self.settings = settings
+        self.stop = threading.Event()
+        self.kinesis = kinesis or boto3.client(
+            "kinesis", region_name=settings.region, config=Config(retries={"max_attempts": 3, "mode": "standard"})
+        )
+        self.redis = redis_client if redis_client is not None else connect_redis(settings)
+        self.conn = conn
+        self.sink = make_sink(settings, self.redis)
+        owner = f"{local_hostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.leases = LeaseTable(settings.consumer_group, settings.stream_name, owner, settings.lease_duration_s)
+        self.metrics = Metrics(settings.metrics_namespace, settings.workload)
+        self.stats = Stats()
+        self.iterators: dict[str, str | None] = {}  # shard -> next iterator
+        self.checkpoints: dict[str, str | None] = {}
+        self._db_backoff = Backoff()
+        self._last_activity = time.monotonic()  # last record, or last sight of a foreign lease
+
+    # -- lifecycle ----------------------------------------------------------------
+    def initialize(self) -> None:
+        if self.conn is None:
+            from processor.connections import ensure_reachable
+
+            self.conn = ensure_reachable(self.settings)
+        migrate(self.conn, self.settings.workload)
+        try:
+            self.kinesis.describe_stream_summary(StreamName=self.settings.stream_name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise ConfigError(f"stream {self.settings.stream_name} not found") from error
+            raise
+
+    def request_shutdown(self, *_: object) -> None:
+        logger.info("shutdown requested: finishing the batch in hand")
+        self.stop.set()
+
+    def run(self, exit_when_idle_s: float | None = None) -> Stats:
+        self.initialize()
+        next_lease_check = 0.0
+        while not self.stop.is_set():
+            if self.conn is None and not self._reconnect():
+                continue
+            try:
+                if time.monotonic() >= next_lease_check:
+                    self._refresh_leases()
+                    self._drain_dirty_cache()
+                    next_lease_check = time.monotonic() + self.settings.lease_duration_s / 3
+                got = 0
+                for shard_id in list(self.iterators):
+                    if self.stop.is_set():
+                        break
+                    got += self._process_shard(shard_id)
+                self._db_backoff.reset()
+            except psycopg2.Error as error:
+                self._on_database_error(error)
+                continue
+            if got:
+                self._last_activity = time.monotonic()
+            if exit_when_idle_s is not None and time.monotonic() - self._last_activity > exit_when_idle_s:
+                logger.info("idle for %.1f s: exiting", exit_when_idle_s)
+                break
+            if got == 0:
+                self.stop.wait(self.settings.poll_interval_s)
+        self.shutdown()
+        return self.stats
+
+    def shutdown(self) -> None:
+        try:
+            if self.conn is not None and not self.conn.closed:
+                self.conn.rollback()
+                self.leases.release(self.conn)
+        except psycopg2.Error as error:
+            logger.warning("could not release leases (%s); they will expire", error.__class__.__name__)
+        logger.info("stopped", extra={"records": self.stats.records, "dead_letters": self.stats.dead_letters})
+
+    # -- leases -------------------------------------------------------------------
+    def _list_shards(self) -> list[Shard]:
+        shards, token = [], None
+        while True:
+            kwargs = {"NextToken": token} if token else {"StreamName": self.settings.stream_name}
+            page = self.kinesis.list_shards(**kwargs)
+            for s in page["Shards"]:
+                parents = tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p)
+                shards.append(Shard(s["ShardId"], parents))
+            token = page.get("NextToken")
+            if not token:
+                return shards
+
+    def _refresh_leases(self) -> None:
+        self.leases.sync(self.conn, self._list_shards())
+        leases = self.leases.acquire(self.conn, list(self.iterators))
+        owned = {lease.shard_id for lease in leases}
+        for shard_id in list(self.iterators):
+            if shard_id not in owned:
+                logger.info("lease lost", extra={"shard": shard_id})
+                self.iterators.pop(shard_id, None)
+        if self.leases.held_by_others(self.conn):
+            # Not drained while another worker (perhaps a dead one, until its lease
+            # expires) holds part of the stream: --exit-when-idle must keep waiting.
+            self._last_activity = time.monotonic()
+        for lease in leases:
+            if lease.shard_id not in self.iterators:
+                self.checkpoints[lease.shard_id] = lease.checkpoint
+                self.iterators[lease.shard_id] = self._iterator(lease.shard_id, lease.checkpoint)
+                logger.info("lease taken", extra={"shard": lease.shard_id, "checkpoint": lease.checkpoint})
+
+    def _iterator(self, shard_id: str, checkpoint: str | None) -> str | None:
+        kwargs = {"StreamName": self.settings.stream_name, "ShardId": shard_id}
+        if checkpoint:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=checkpoint)
+        else:
+            kwargs.update(ShardIteratorType="TRIM_HORIZON")
+        return self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    # -- one batch ----------------------------------------------------------------
+    def _get_records(self, shard_id: str) -> dict | None:
+        iterator = self.iterators.get(shard_id)
+        if iterator is None:
+            return None
+        try:
+            return self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_limit)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code == "ExpiredIteratorException":
+                self.iterators[shard_id] = self._iterator(shard_id, self.checkpoints.get(shard_id))
+                return None
+            if code in RETRYABLE_KINESIS:
+                logger.warning("kinesis throttled (%s); backing off", code, extra={"shard": shard_id})
+                Backoff(0.5).wait(self.stop)
+                return None
+            raise
+
+    def _process_shard(self, shard_id: str) -> int:
+        response = self._get_records(shard_id)
+        if response is None:
+            return 0
+        records = response["Records"]
+        next_iterator = response.get("NextShardIterator")
+        finished = next_iterator is None
+        if not records and not finished:
+            self.iterators[shard_id] = next_iterator
+            self._emit_lag(shard_id, response)
+            return 0
+        started = time.perf_counter()
+        decoded = [decode(r["Data"], self.settings.workload) for r in records]
+        valid = [d for d in decoded if not isinstance(d, Poison)]
+        poison = [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, Poison)]
+        last_sequence = records[-1]["SequenceNumber"] if records else None
+        if self.settings.workload == "factory" and valid:
+            self.sink.ensure_partitions(self.conn, valid)
+        try:
+            with self.conn:
+                with self.conn.cursor() as cur:
+                    outcome = self.sink.apply(cur, valid)
+                    if poison:
+                        cur.execute(DEAD_LETTER, (
+                            self.settings.stream_name, shard_id, [r["SequenceNumber"] for r, _ in poison],
+                            [bytes(r["Data"]) for r, _ in poison], [d.reason for _, d in poison],
+                        ))
+                    self.leases.checkpoint(cur, shard_id, last_sequence, finished)
+        except LeaseLost:
+            self.sink.rollback()
+            logger.warning("lease lost mid-batch: batch abandoned to the new owner", extra={"shard": shard_id})
+            self.iterators.pop(shard_id, None)
+            return 0
+        except BaseException:
+            self.sink.rollback()
+            raise
+        # Committed: the batch is durable. Redis and metrics can only lag, never lose it.
+        self.checkpoints[shard_id] = last_sequence or self.checkpoints.get(shard_id)
+        if finished:
+            logger.info("shard ended: children may start", extra={"shard": shard_id})
+            self.iterators.pop(shard_id, None)
+        else:
+            self.iterators[shard_id] = next_iterator
+        self.sink.after_commit(self.conn, outcome)
+        self._account(shard_id, len(records), len(valid), len(poison), outcome.anomalies, started, response)
+        return len(records)
+
+    def _account(self, shard_id: str, total: int, valid: int, poison: int, anomalies: int, started: float,
+                 response: dict) -> None:
+        self.stats.records += total
+        self.stats.valid += valid
+        self.stats.dead_letters += poison
+        self.stats.anomalies += anomalies
+        self.stats.batches += 1
+        if total:
+            self.stats.last_record_at = time.monotonic()
+        self.metrics.emit({
+            "RecordsProcessed": valid, "DeadLetters": poison, "Anomalies": anomalies,
+            "BatchLatencyMs": round((time.perf_counter() - started) * 1000, 2),
+            "MillisBehindLatest": response.get("MillisBehindLatest"),
+        }, shard=shard_id)
+
+    def _emit_lag(self, shard_id: str, response: dict) -> None:
+        self.metrics.emit({"MillisBehindLatest": response.get("MillisBehindLatest")}, shard=shard_id)
+
+    def _drain_dirty_cache(self) -> None:
+        cache = getattr(self.sink, "cache", None)
+        if cache is not None:
+            cache.drain_dirty(self.conn)
+
+    # -- failures -----------------------------------------------------------------
+    def _on_database_error(self, error: psycopg2.Error) -> None:
+        """Wait and reconnect; re-read iterators from the last committed checkpoint."""
+        logger.warning("database unavailable (%s); retrying", str(error).strip().splitlines()[0] if str(error) else
+                       error.__class__.__name__)
+        self.metrics.emit({"ProcessingErrors": 1})
+        try:
+            if self.conn is not None:
+                self.conn.close()
+        except psycopg2.Error:
+            pass
+        self.conn = None
+        self._reconnect()
+
+    def _reconnect(self) -> bool:
+        self._db_backoff.wait(self.stop)
+        try:
+            self.conn = connect_postgres(self.settings)  # re-reads a rotated secret
+        except psycopg2.Error as again:
+            if is_auth_failure(again):
+                logger.warning("authentication failed: the secret is re-read on the next attempt")
+            self.conn = None
+            return False
+        # Records after the checkpoint may have been read but not committed: read them again.
+        self.iterators = {}
+        self.checkpoints = {}
+        return True
+
+
+def install_signal_handlers(processor: Processor) -> None:
+    signal.signal(signal.SIGTERM, processor.request_shutdown)
+    signal.signal(signal.SIGINT, processor.request_shutdown)

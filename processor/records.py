@@ -1,0 +1,154 @@
+"""Decode and validate one Kinesis record: pure, no I/O, testable without servers.
+
+Anything that does not match the wire contract becomes a `Poison` with a reason; it
+never raises, so one bad record can never stop a shard.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_PRICE = re.compile(r"^\d{1,10}(\.\d{1,4})?$")
+MAX_QUANTITY = 2**31 - 1
+STATUSES = frozenset({"RUNNING", "IDLE", "FAULT"})
+UNITS = {"temperature": "C", "pressure": "kPa"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductUpsert:
+    event_id: str
+    sku: str
+    name: str
+    category: str
+    price: Decimal
+    currency: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryUpdate:
+    event_id: str
+    sku: str
+    supplier_id: str
+    quantity: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SensorReading:
+    event_id: str
+    sensor_id: str
+    line_id: str
+    kind: str  # temperature | pressure | status
+    value: float | None  # numeric kinds
+    status: str | None  # status kind
+    unit: str | None
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    reason: str
+
+
+Record = ProductUpsert | InventoryUpdate | SensorReading | Poison
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _str(obj: dict, field: str, pattern: re.Pattern[str] | None = None, max_len: int = 256) -> str:
+    value = obj.get(field)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise _Invalid(f"{field} must be a non-empty string of at most {max_len} characters")
+    if pattern is not None and not pattern.match(value):
+        raise _Invalid(f"{field} {value[:40]!r} has an invalid format")
+    return value
+
+
+def _event_id(obj: dict) -> str:
+    value = obj.get("event_id")
+    if not isinstance(value, str):
+        raise _Invalid("event_id must be a UUID string")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise _Invalid("event_id must be a UUID string") from None
+
+
+def _timestamp(obj: dict, field: str) -> datetime:
+    value = obj.get(field)
+    if not isinstance(value, str) or len(value) > 40 or "T" not in value:
+        raise _Invalid(f"{field} must be an RFC 3339 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"{field} must be an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise _Invalid(f"{field} must carry a UTC offset")
+    return parsed.astimezone(timezone.utc)
+
+
+def _decode_retail(obj: dict) -> Record:
+    kind = obj.get("type")
+    if kind == "product_upsert":
+        price_text = obj.get("price")
+        if not isinstance(price_text, str) or not _PRICE.match(price_text):
+            raise _Invalid("price must be a decimal string such as \"19.99\"")
+        try:
+            price = Decimal(price_text)
+        except InvalidOperation:  # pragma: no cover - the pattern already excludes these
+            raise _Invalid("price must be a decimal string") from None
+        return ProductUpsert(
+            event_id=_event_id(obj), sku=_str(obj, "sku", _KEY), name=_str(obj, "name", max_len=512),
+            category=_str(obj, "category", max_len=128), price=price,
+            currency=_str(obj, "currency", _CURRENCY), updated_at=_timestamp(obj, "updated_at"),
+        )
+    if kind == "inventory_update":
+        quantity = obj.get("quantity")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_QUANTITY:
+            raise _Invalid("quantity must be a non-negative integer")
+        return InventoryUpdate(
+            event_id=_event_id(obj), sku=_str(obj, "sku", _KEY), supplier_id=_str(obj, "supplier_id", _KEY),
+            quantity=quantity, updated_at=_timestamp(obj, "updated_at"),
+        )
+    raise _Invalid(f"unknown retail record type {str(kind)[:40]!r}")
+
+
+def _decode_factory(obj: dict) -> Record:
+    kind = obj.get("kind")
+    event_id, sensor_id = _event_id(obj), _str(obj, "sensor_id", _KEY)
+    line_id, ts = _str(obj, "line_id", _KEY), _timestamp(obj, "ts")
+    value = obj.get("value")
+    if kind == "status":
+        if value not in STATUSES:
+            raise _Invalid(f"status value must be one of {', '.join(sorted(STATUSES))}")
+        return SensorReading(event_id, sensor_id, line_id, "status", None, value, None, ts)
+    if kind in UNITS:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise _Invalid(f"{kind} value must be a finite number")
+        if obj.get("unit") != UNITS[kind]:
+            raise _Invalid(f"{kind} unit must be {UNITS[kind]}")
+        return SensorReading(event_id, sensor_id, line_id, kind, float(value), None, UNITS[kind], ts)
+    raise _Invalid(f"unknown sensor kind {str(kind)[:40]!r}")
+
+
+def decode(data: bytes, workload: str) -> Record:
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        return Poison("not UTF-8 JSON")
+    if not isinstance(obj, dict):
+        return Poison("not a JSON object")
+    try:
+        return _decode_retail(obj) if workload == "retail" else _decode_factory(obj)
+    except _Invalid as invalid:
+        return Poison(str(invalid))

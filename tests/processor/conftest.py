@@ -1,0 +1,90 @@
+"""Fixtures for the processor: a real PostgreSQL, a real Redis and moto's Kinesis."""
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import psycopg2
+import pytest
+import redis
+
+from processor.config import Settings
+from tests.processor.servers import MotoServer, PostgresServer, RedisServer
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(password="test-auth-token")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer()
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
+                      AWS_DEFAULT_REGION="us-east-1")
+    yield server
+    server.close()
+
+
+@pytest.fixture()
+def database(postgres: PostgresServer) -> str:
+    """A fresh database per test: tests never see each other's rows."""
+    name = f"t{next(_databases)}_{uuid.uuid4().hex[:6]}"
+    admin = psycopg2.connect(**postgres.dsn())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    admin.close()
+    return name
+
+
+@pytest.fixture()
+def conn(postgres: PostgresServer, database: str) -> Iterator:
+    connection = psycopg2.connect(**postgres.dsn(database))
+    yield connection
+    connection.close()
+
+
+@pytest.fixture()
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis(port=redis_server.port, password=redis_server.password)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def kinesis(moto: MotoServer):  # noqa: ANN201
+    return boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto.url)
+
+
+def make_stream(kinesis, shards: int = 1) -> str:  # noqa: ANN001
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    return name
+
+
+def settings_for(workload: str, *, postgres: PostgresServer, database: str, redis_server: RedisServer,
+                 stream: str, group: str = "g") -> Settings:
+    return Settings(
+        workload=workload, stream_name=stream, region="us-east-1", db_host="127.0.0.1", db_port=postgres.port,
+        db_name=database, db_secret_arn=None, db_user="test", db_password="x", db_sslmode="disable",
+        db_sslrootcert=None, redis_host="127.0.0.1", redis_port=redis_server.port, redis_tls=False,
+        redis_auth_secret_arn=None, redis_password=redis_server.password, consumer_group=group,
+        metrics_namespace="Pipeline/test", lease_duration_s=3.0, poll_interval_s=0.05,
+    )

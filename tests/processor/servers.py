@@ -1,0 +1,115 @@
+"""Real servers on free loopback ports, started and stopped by the tests themselves."""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready within {timeout_s} s")
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if not found:
+        raise RuntimeError(f"{name} not found: install the PostgreSQL server (make setup-servers)")
+    return found
+
+
+def _as_postgres_user() -> list[str]:
+    """initdb refuses to run as root: drop to the `postgres` (or `nobody`) user."""
+    if os.geteuid() != 0:
+        return []
+    for user in ("postgres", "nobody"):
+        if subprocess.run(["id", "-u", user], capture_output=True).returncode == 0:
+            return ["runuser", "-u", user, "--"]
+    raise RuntimeError("running as root without a postgres user")
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
+        self.port = free_port()
+        self.prefix = _as_postgres_user()
+        if self.prefix:
+            shutil.chown(self.dir, user=self.prefix[2])
+        self.data = self.dir / "data"
+        subprocess.run([*self.prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", "test", "-A", "trust",
+                        "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+        self.start()
+
+    def start(self) -> None:
+        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+                        str(self.dir / "log"), "-w", "start"], check=True, capture_output=True)
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+                       capture_output=True)
+
+    def dsn(self, dbname: str = "postgres") -> dict[str, object]:
+        return {"host": "127.0.0.1", "port": self.port, "user": "test", "password": "x", "dbname": dbname}
+
+    def close(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisServer:
+    def __init__(self, password: str | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise RuntimeError("redis-server not found: install it (make setup-servers)")
+        self.port = free_port()
+        self.password = password
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if password:
+            args += ["--requirepass", password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port, password=password)
+        wait_for(lambda: _ping(client), 10, "redis-server")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _ping(client) -> bool:  # noqa: ANN001
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - any failure means "not yet"
+        return False
+
+
+class MotoServer:
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.stop()

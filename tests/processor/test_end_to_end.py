@@ -1,0 +1,133 @@
+"""The whole processor against moto's Kinesis, a real PostgreSQL and a real Redis."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+
+from processor.consumer import Processor
+from tests.processor.conftest import make_stream, settings_for
+from tests.processor.factories import encode, product, reading, stock
+from tests.processor.servers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def put(kinesis, stream: str, bodies: list[bytes], key) -> None:  # noqa: ANN001
+    for start in range(0, len(bodies), 500):
+        chunk = bodies[start:start + 500]
+        kinesis.put_records(StreamName=stream, Records=[{"Data": b, "PartitionKey": key(i + start)}
+                                                        for i, b in enumerate(chunk)])
+
+
+def count(conn, sql: str) -> int:  # noqa: ANN001
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
+
+def count_or_zero(conn, sql: str) -> int:  # noqa: ANN001
+    """For polling while the worker may not have created the schema yet."""
+    try:
+        return count(conn, sql)
+    except psycopg2.Error:
+        conn.rollback()
+        return 0
+
+
+def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resumes(
+    kinesis, postgres, database, redis_server, redis_client, conn  # noqa: ANN001
+) -> None:
+    stream = make_stream(kinesis, shards=2)
+    bodies = [encode(product(f"SKU-{i}", at=i)) for i in range(100)]
+    bodies += [encode(stock(f"SKU-{i}", "SUP-1", i, at=i)) for i in range(100)]
+    bodies += bodies[:20]  # duplicates
+    bodies += [b"not json", encode({**stock(), "quantity": -3})]
+    put(kinesis, stream, bodies, key=lambda i: f"SKU-{i % 100}")
+    settings = settings_for("retail", postgres=postgres, database=database, redis_server=redis_server, stream=stream)
+
+    stats = Processor(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=1.0)
+
+    assert stats.records == len(bodies) and stats.dead_letters == 2
+    assert count(conn, "SELECT count(*) FROM products") == 100
+    assert count(conn, "SELECT sum(quantity) FROM inventory") == sum(range(100))
+    assert count(conn, "SELECT count(*) FROM dead_letters") == 2
+    assert count(conn, "SELECT count(*) FROM shard_leases WHERE owner IS NULL AND checkpoint IS NOT NULL") == 2
+    assert redis_client.exists("product:SKU-42")
+    again = Processor(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=0.5)
+    assert again.records == 0  # resumed after the checkpoint: nothing read twice
+
+
+def test_a_kill_9_mid_stream_loses_and_duplicates_nothing(
+    kinesis, moto, postgres, database, redis_server, conn  # noqa: ANN001
+) -> None:
+    stream = make_stream(kinesis, shards=2)
+    total = 3000
+    put(kinesis, stream, [encode(reading(f"s-{i % 50}", 70.0, at=i)) for i in range(total)],
+        key=lambda i: f"s-{i % 50}")
+    env = {**os.environ, "WORKLOAD": "factory", "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
+           "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
+           "REDIS_PORT": str(redis_server.port), "REDIS_TLS": "false", "REDIS_PASSWORD": redis_server.password,
+           "BATCH_LIMIT": "100", "CONSUMER_GROUP": "kill-test", "LEASE_DURATION_S": "3"}
+    command = [sys.executable, "-m", "processor", "--exit-when-idle", "2"]
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    try:
+        wait_for(lambda: count_or_zero(conn, "SELECT count(*) FROM shard_leases WHERE checkpoint IS NOT NULL") > 0,
+                 60, "a first committed batch")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert count(conn, "SELECT count(*) FROM sensor_readings") < total  # really killed mid-stream
+    # The killed worker still holds its leases: the next one waits for them to expire (3 s here).
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert count(conn, "SELECT count(*) FROM sensor_readings") == total
+    assert count(conn, "SELECT count(DISTINCT event_id) FROM sensor_readings") == total
+
+
+def test_sigterm_finishes_the_batch_releases_leases_and_exits_zero(
+    kinesis, moto, postgres, database, redis_server, conn  # noqa: ANN001
+) -> None:
+    stream = make_stream(kinesis, shards=1)
+    put(kinesis, stream, [encode(product(f"SKU-{i}", at=i)) for i in range(500)], key=lambda i: f"SKU-{i}")
+    env = {**os.environ, "WORKLOAD": "retail", "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
+           "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
+           "REDIS_PORT": str(redis_server.port), "REDIS_TLS": "false", "REDIS_PASSWORD": redis_server.password}
+    worker = subprocess.Popen([sys.executable, "-m", "processor"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: count_or_zero(conn, "SELECT count(*) FROM products") == 500, 60, "all records processed")
+    finally:
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(30)
+    assert code == 0 and time.monotonic() - started < 30
+    assert count(conn, "SELECT count(*) FROM shard_leases WHERE owner IS NOT NULL") == 0
+
+
+def test_a_missing_stream_is_one_clear_line_and_a_non_zero_exit(moto, postgres, database, redis_server) -> None:  # noqa: ANN001
+    env = {**os.environ, "WORKLOAD": "retail", "STREAM_NAME": "nope", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
+           "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
+           "REDIS_TLS": "false"}
+    result = subprocess.run([sys.executable, "-m", "processor"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and result.stderr.strip() == "processor: stream nope not found"
+
+
+def test_an_unreachable_database_is_one_clear_line(moto) -> None:  # noqa: ANN001
+    env = {**os.environ, "WORKLOAD": "factory", "STREAM_NAME": "x", "AWS_REGION": "us-east-1",
+           "DB_HOST": "127.0.0.1", "DB_PORT": "1", "DB_NAME": "d", "DB_USER": "u", "DB_PASSWORD": "p",
+           "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1", "REDIS_TLS": "false"}
+    result = subprocess.run([sys.executable, "-m", "processor"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("processor: cannot reach PostgreSQL at 127.0.0.1:1")
+    assert len(result.stderr.strip().splitlines()) == 1

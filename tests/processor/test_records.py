@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading, decode
+from tests.processor.factories import encode, product, reading, status, stock
+
+
+def test_a_valid_product_upsert_decodes_with_a_decimal_price() -> None:
+    record = decode(encode(product(price="19.99")), "retail")
+    assert isinstance(record, ProductUpsert) and record.price == Decimal("19.99")
+    assert record.updated_at.tzinfo is not None
+
+
+def test_a_valid_inventory_update_decodes() -> None:
+    assert isinstance(decode(encode(stock(quantity=42)), "retail"), InventoryUpdate)
+
+
+def test_readings_and_statuses_decode() -> None:
+    temp = decode(encode(reading(value=71.3)), "factory")
+    assert isinstance(temp, SensorReading) and temp.value == 71.3 and temp.unit == "C"
+    fault = decode(encode(status(value="FAULT")), "factory")
+    assert isinstance(fault, SensorReading) and fault.status == "FAULT" and fault.value is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({**stock(), "quantity": -1}, "quantity must be a non-negative integer"),
+        ({**stock(), "quantity": True}, "quantity must be a non-negative integer"),
+        ({**product(), "price": "12,50"}, "price must be a decimal string"),
+        ({**product(), "price": 12.5}, "price must be a decimal string"),
+        ({**product(), "updated_at": "yesterday"}, "updated_at must be an RFC 3339 timestamp"),
+        ({**product(), "updated_at": "2026-11-01T12:00:00"}, "updated_at must carry a UTC offset"),
+        ({**product(), "event_id": "not-a-uuid"}, "event_id must be a UUID string"),
+        ({**product(), "type": "price_change"}, "unknown retail record type 'price_change'"),
+        ({k: v for k, v in product().items() if k != "sku"}, "sku must be a non-empty string"),
+    ],
+)
+def test_retail_poison_records_say_why(body: dict, reason: str) -> None:
+    record = decode(encode(body), "retail")
+    assert isinstance(record, Poison) and record.reason.startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({**reading(), "kind": "humidity"}, "unknown sensor kind 'humidity'"),
+        ({**reading(), "unit": "F"}, "temperature unit must be C"),
+        ({**reading(), "value": "hot"}, "temperature value must be a finite number"),
+        ({**status(), "value": "BROKEN"}, "status value must be one of FAULT, IDLE, RUNNING"),
+    ],
+)
+def test_factory_poison_records_say_why(body: dict, reason: str) -> None:
+    record = decode(encode(body), "factory")
+    assert isinstance(record, Poison) and record.reason == reason
+
+
+def test_non_json_and_non_objects_are_poison() -> None:
+    assert decode(b"\xff\xfe", "retail") == Poison("not UTF-8 JSON")
+    assert decode(b"[1, 2]", "factory") == Poison("not a JSON object")
+    assert decode(b'{"value": NaN, "kind": "temperature"}', "factory").__class__ is Poison
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(["retail", "factory"]))
+def test_arbitrary_bytes_never_raise(data: bytes, workload: str) -> None:
+    assert decode(data, workload) is not None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(product()) + list(reading())), json_values, max_size=9))
+def test_fuzzed_objects_decode_or_become_poison(body: dict) -> None:
+    for workload in ("retail", "factory"):
+        record = decode(json.dumps(body).encode(), workload)
+        assert isinstance(record, (Poison, ProductUpsert, InventoryUpdate, SensorReading))

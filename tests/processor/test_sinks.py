@@ -1,0 +1,155 @@
+"""The sinks against a real PostgreSQL and a real Redis."""
+from __future__ import annotations
+
+import itertools
+import random
+
+import redis as redis_lib
+
+from processor.anomaly.detector import DetectorState
+from processor.cache import CatalogCache
+from processor.catalog import get_product
+from processor.records import decode
+from processor.schema import migrate
+from processor.sinks.factory import FactorySink
+from processor.sinks.retail import RetailSink
+from tests.processor.factories import encode, product, reading, status, stock
+
+
+def apply(conn, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001
+    records = [decode(encode(b), workload) for b in bodies]
+    if workload == "factory":
+        sink.ensure_partitions(conn, records)
+    with conn, conn.cursor() as cur:
+        outcome = sink.apply(cur, records)
+    sink.after_commit(conn, outcome)
+
+
+def rows(conn, sql: str) -> list[tuple]:  # noqa: ANN001
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def test_final_retail_state_does_not_depend_on_arrival_order(conn) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    events = [product("SKU-1", at=t, price=f"{10 + t}.00") for t in range(4)] + \
+             [stock("SKU-1", "SUP-1", quantity=q, at=q) for q in range(5)] + [stock("SKU-1", "SUP-2", 7, at=1)]
+    outcomes = set()
+    for seed in range(4):
+        shuffled = events[:]
+        random.Random(seed).shuffle(shuffled)
+        with conn, conn.cursor() as cur:
+            cur.execute("TRUNCATE products, inventory, catalog_versions, cache_dirty")
+        for chunk in (shuffled[i:i + 3] for i in range(0, len(shuffled), 3)):
+            apply(conn, RetailSink(), chunk, "retail")
+        outcomes.add((tuple(rows(conn, "SELECT sku, price FROM products")),
+                      tuple(rows(conn, "SELECT sku, supplier_id, quantity FROM inventory ORDER BY 2"))))
+    assert outcomes == {((("SKU-1", 13),), (("SKU-1", "SUP-1", 4), ("SKU-1", "SUP-2", 7)))}
+
+
+def test_replayed_and_older_events_never_move_state_backwards(conn) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    newest = product("SKU-9", at=100, price="50.00")
+    apply(conn, RetailSink(), [newest], "retail")
+    apply(conn, RetailSink(), [product("SKU-9", at=50, price="1.00"), newest], "retail")
+    assert rows(conn, "SELECT price::text FROM products") == [("50.0000",)]
+
+
+def test_equal_timestamps_are_ordered_by_event_id(conn) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    a = product("SKU-2", at=5, price="1.00", event_id="00000000-0000-4000-8000-000000000001")
+    b = product("SKU-2", at=5, price="2.00", event_id="00000000-0000-4000-8000-000000000002")
+    apply(conn, RetailSink(), [b], "retail")
+    apply(conn, RetailSink(), [a], "retail")
+    assert rows(conn, "SELECT price::text FROM products") == [("2.0000",)]
+
+
+def test_the_processor_refreshes_the_cache_after_every_committed_update(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    cache = CatalogCache(redis_client)
+    sink = RetailSink(cache)
+    apply(conn, sink, [product("SKU-3", price="9.50"), stock("SKU-3", "A", 2), stock("SKU-3", "B", 3)], "retail")
+    assert cache.get("SKU-3")["total_quantity"] == 5
+    apply(conn, sink, [stock("SKU-3", "A", 10, at=1)], "retail")
+    assert cache.get("SKU-3") == {"sku": "SKU-3", "name": "Mug", "category": "kitchen", "price": "9.5",
+                                  "currency": "USD", "updated_at": "2026-11-01T12:00:00+00:00",
+                                  "total_quantity": 13}
+    assert rows(conn, "SELECT count(*) FROM cache_dirty") == [(0,)]
+
+
+def test_get_product_is_cache_aside(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    apply(conn, RetailSink(), [product("SKU-4"), stock("SKU-4", "A", 4)], "retail")  # no cache attached
+    cache = CatalogCache(redis_client, ttl_s=60)
+    assert get_product("SKU-4", conn=conn, cache=cache)["total_quantity"] == 4
+    assert (cache.hits, cache.misses) == (0, 1)
+    assert get_product("SKU-4", conn=conn, cache=cache)["total_quantity"] == 4
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert 0 < redis_client.ttl("product:SKU-4") <= 60
+    assert get_product("NOPE", conn=conn, cache=cache) is None
+
+
+def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    cache = CatalogCache(redis_client)
+    sink = RetailSink(cache)
+    apply(conn, sink, [product("SKU-5", price="1.00")], "retail")
+    apply(conn, sink, [product("SKU-5", price="2.00", at=1)], "retail")
+    # GIVEN a reader that loaded version 1 before that commit WHEN it offers it to the cache
+    accepted = cache._cas(keys=["product:SKU-5"], args=[1, '{"sku": "SKU-5", "price": "1"}', 60])
+    # THEN the cache keeps version 2
+    assert accepted == 0 and cache.get("SKU-5")["price"] == "2"
+
+
+def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_client, redis_server) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    good = CatalogCache(redis_client)
+    apply(conn, RetailSink(good), [product("SKU-6", price="1.00")], "retail")
+    down = CatalogCache(redis_lib.Redis(port=1, socket_connect_timeout=0.2))  # nothing listens on port 1
+    apply(conn, RetailSink(down), [product("SKU-6", price="3.00", at=1)], "retail")
+    assert rows(conn, "SELECT price::text FROM products") == [("3.0000",)]  # PostgreSQL kept advancing
+    assert rows(conn, "SELECT sku FROM cache_dirty") == [("SKU-6",)]
+    assert good.drain_dirty(conn) == 1
+    assert good.get("SKU-6")["price"] == "3" and rows(conn, "SELECT count(*) FROM cache_dirty") == [(0,)]
+
+
+def test_every_reading_is_stored_once_even_when_replayed(conn) -> None:  # noqa: ANN001
+    migrate(conn, "factory")
+    batch = [reading(at=i) for i in range(10)]
+    sink = FactorySink()
+    apply(conn, sink, batch, "factory")
+    apply(conn, sink, batch + [reading(at=99)], "factory")
+    assert rows(conn, "SELECT count(*) FROM sensor_readings") == [(11,)]
+
+
+def test_readings_land_in_monthly_partitions(conn) -> None:  # noqa: ANN001
+    migrate(conn, "factory")
+    apply(conn, FactorySink(), [reading(at=0), reading(at=40 * 86400)], "factory")
+    parts = rows(conn, "SELECT tableoid::regclass::text FROM sensor_readings ORDER BY ts")
+    assert parts == [("sensor_readings_y2026m11",), ("sensor_readings_y2026m12",)]
+
+
+def test_a_fault_status_is_always_an_anomaly_recorded_once(conn) -> None:  # noqa: ANN001
+    migrate(conn, "factory")
+    fault = status("mill-03", "FAULT")
+    sink = FactorySink()
+    apply(conn, sink, [fault, status("mill-03", "RUNNING", at=1)], "factory")
+    apply(conn, sink, [fault], "factory")
+    assert rows(conn, "SELECT sensor_id, reason, score FROM anomalies") == [("mill-03", "equipment reported FAULT", 1.0)]
+
+
+def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "factory")
+    noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
+    normal = [reading("press-01", next(noise), at=i) for i in range(40)]
+    sink = FactorySink(redis_client)
+    apply(conn, sink, normal, "factory")
+    assert rows(conn, "SELECT count(*) FROM anomalies") == [(0,)]
+    # A new task (fresh sink) picks the detector up from Redis and flags the spike.
+    restarted = FactorySink(redis_client)
+    apply(conn, restarted, [reading("press-01", 95.0, at=41)], "factory")
+    assert rows(conn, "SELECT sensor_id, value FROM anomalies") == [("press-01", 95.0)]
+    state = DetectorState.from_json(redis_client.get("detector:press-01"))
+    assert state.count == 41
+    assert redis_client.hget("sensor:press-01", "value") == b"95.0"
