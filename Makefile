@@ -19,7 +19,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
-.PHONY: servers help setup demo synth summary test test-unit policy checkov validate bench-synth \
+.PHONY: servers help setup demo synth summary test test-unit policy checkov validate bench-synth bench-processor \
         deploy destroy push-image clean
 
 help: ## list the targets
@@ -75,6 +75,9 @@ validate: synth ## terraform validate both stacks offline against the provider m
 
 bench-synth: setup ## synth time vs the naive provider import
 	$(RUN) python -m bench.bench_synth
+
+bench-processor: setup servers ## processor records/s through PostgreSQL + Redis vs a naive baseline
+	$(RUN) python -m bench.bench_processor
 
 deploy: setup ## cdktf deploy both stacks to AWS (credentials from your environment)
 	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf deploy $(STACKS) --auto-approve

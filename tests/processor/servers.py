@@ -45,7 +45,10 @@ def _as_postgres_user() -> list[str]:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """`durable=False` (tests) turns fsync off for speed; benchmarks keep production durability."""
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
         self.port = free_port()
         self.prefix = _as_postgres_user()
@@ -57,8 +60,9 @@ class PostgresServer:
         self.start()
 
     def start(self) -> None:
-        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=50"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
                         str(self.dir / "log"), "-w", "start"], check=True, capture_output=True)
 

@@ -1,0 +1,122 @@
+"""`make bench-processor`: records/s through the sinks (PostgreSQL + Redis) on one core.
+
+Starts its own PostgreSQL and Redis on loopback, then for each workload:
+  * project: decode + batched sink (1,000 records per transaction, as the processor does);
+  * naive baseline: decode + one INSERT ... ON CONFLICT per record, one transaction each;
+and prints records/s for both, their ratio, and peak RSS. The process runs on one core
+(the servers take the other), so records/s here is records/s per core of the processor.
+PostgreSQL runs with its default durability (fsync, synchronous commit), as in production.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from processor.cache import CatalogCache  # noqa: E402
+from processor.records import decode  # noqa: E402
+from processor.schema import migrate  # noqa: E402
+from processor.sinks.factory import FactorySink  # noqa: E402
+from processor.sinks.retail import RetailSink  # noqa: E402
+from tests.processor.factories import encode, product, reading, stock  # noqa: E402
+from tests.processor.servers import PostgresServer, RedisServer  # noqa: E402
+
+RECORDS = int(os.environ.get("BENCH_RECORDS", "50000"))
+NAIVE_RECORDS = int(os.environ.get("BENCH_NAIVE_RECORDS", "3000"))
+BATCH = 1000
+
+
+def retail_payloads(n: int) -> list[bytes]:
+    return [encode(product(f"SKU-{i % 5000}", at=i)) if i % 3 == 0 else
+            encode(stock(f"SKU-{i % 5000}", f"SUP-{i % 7}", i % 100, at=i)) for i in range(n)]
+
+
+def factory_payloads(n: int) -> list[bytes]:
+    return [encode(reading(f"sensor-{i % 300}", 70.0 + (i % 10) / 10, at=i / 300)) for i in range(n)]
+
+
+def fresh_db(server: PostgresServer, name: str):  # noqa: ANN201
+    admin = psycopg2.connect(**server.dsn())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        cur.execute(f"CREATE DATABASE {name}")
+    admin.close()
+    return psycopg2.connect(**server.dsn(name))
+
+
+def project(conn, sink, payloads: list[bytes], workload: str) -> float:  # noqa: ANN001
+    started = time.perf_counter()
+    for start in range(0, len(payloads), BATCH):
+        records = [decode(p, workload) for p in payloads[start:start + BATCH]]
+        if workload == "factory":
+            sink.ensure_partitions(conn, records)
+        with conn, conn.cursor() as cur:
+            outcome = sink.apply(cur, records)
+        sink.after_commit(conn, outcome)
+    return len(payloads) / (time.perf_counter() - started)
+
+
+NAIVE_SQL = {
+    "retail": ("INSERT INTO inventory (sku, supplier_id, quantity, updated_at, event_id) VALUES (%s,%s,%s,%s,%s) "
+               "ON CONFLICT (sku, supplier_id) DO UPDATE SET quantity = excluded.quantity, "
+               "updated_at = excluded.updated_at, event_id = excluded.event_id "
+               "WHERE (excluded.updated_at, excluded.event_id) > (inventory.updated_at, inventory.event_id)"),
+    "factory": ("INSERT INTO sensor_readings (event_id, ts, sensor_id, line_id, kind, value, status, unit) "
+                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING"),
+}
+
+
+def naive(conn, client: redis.Redis, payloads: list[bytes], workload: str) -> float:  # noqa: ANN001
+    started = time.perf_counter()
+    for payload in payloads:
+        r = decode(payload, workload)
+        with conn, conn.cursor() as cur:
+            if workload == "retail":
+                cur.execute(NAIVE_SQL["retail"], (r.sku, getattr(r, "supplier_id", "P"), getattr(r, "quantity", 0),
+                                                  r.updated_at, r.event_id))
+                client.delete(f"product:{r.sku}")
+            else:
+                cur.execute(NAIVE_SQL["factory"], (r.event_id, r.ts, r.sensor_id, r.line_id, r.kind, r.value,
+                                                   r.status, r.unit))
+                client.hset(f"sensor:{r.sensor_id}", "value", repr(r.value))
+    return len(payloads) / (time.perf_counter() - started)
+
+
+def main() -> int:
+    os.sched_setaffinity(0, {0})  # the processor side on one core
+    pg, rs = PostgresServer(durable=True), RedisServer()  # fsync on: commits cost what they cost
+    try:
+        client = redis.Redis(port=rs.port)
+        print(f"{'workload':<9} {'project rec/s':>14} {'naive rec/s':>12} {'ratio':>7}   (target >= 50,000 rec/s, >= 20x)")
+        for workload, payloads_of in (("retail", retail_payloads), ("factory", factory_payloads)):
+            conn = fresh_db(pg, f"bench_{workload}")
+            migrate(conn, workload)
+            sink = RetailSink(CatalogCache(client)) if workload == "retail" else FactorySink(client)
+            fast = project(conn, sink, payloads_of(RECORDS), workload)
+            conn.close()
+            conn = fresh_db(pg, f"bench_{workload}_naive")
+            migrate(conn, workload)
+            payloads = payloads_of(NAIVE_RECORDS)
+            if workload == "factory":
+                FactorySink().ensure_partitions(conn, [decode(p, workload) for p in payloads])
+            slow = naive(conn, client, payloads, workload)
+            conn.close()
+            print(f"{workload:<9} {fast:>14,.0f} {slow:>12,.0f} {fast / slow:>6.1f}x")
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS of the benchmark process: {peak_mib:.0f} MiB ({RECORDS:,} records per workload)")
+    finally:
+        pg.close()
+        rs.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
