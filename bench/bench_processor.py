@@ -56,8 +56,7 @@ def project(conn, sink, payloads: list[bytes], workload: str) -> float:  # noqa:
     started = time.perf_counter()
     for start in range(0, len(payloads), BATCH):
         records = [decode(p, workload) for p in payloads[start:start + BATCH]]
-        if workload == "factory":
-            sink.ensure_partitions(conn, records)
+        sink.prepare(conn, records)
         with conn, conn.cursor() as cur:
             outcome = sink.apply(cur, records)
         sink.after_commit(conn, outcome)
@@ -106,7 +105,7 @@ def main() -> int:
             migrate(conn, workload)
             payloads = payloads_of(NAIVE_RECORDS)
             if workload == "factory":
-                FactorySink().ensure_partitions(conn, [decode(p, workload) for p in payloads])
+                FactorySink().prepare(conn, [decode(p, workload) for p in payloads])
             slow = naive(conn, client, payloads, workload)
             conn.close()
             print(f"{workload:<9} {fast:>14,.0f} {slow:>12,.0f} {fast / slow:>6.1f}x")

@@ -75,9 +75,10 @@ class CatalogCache:
                 rows = cur.fetchall()
                 cur.execute(VERSIONS, (skus,))
                 versions = dict(cur.fetchall())
+        versions = {s: versions.get(s, 0) for s in skus}
         found = {row[0] for row in rows}
         try:
-            self._write(rows, {s: versions.get(s, 0) for s in skus if s not in found})
+            self._write(rows, {s: v for s, v in versions.items() if s not in found})
         except redis.RedisError as error:
             logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
             return False
@@ -87,7 +88,7 @@ class CatalogCache:
                 cur.execute(
                     "DELETE FROM cache_dirty d USING catalog_versions v, jsonb_each_text(%s::jsonb) AS r(sku, ver) "
                     "WHERE d.sku = r.sku AND v.sku = d.sku AND v.version <= r.ver::bigint",
-                    (json.dumps({s: versions.get(s, 0) for s in skus}),),
+                    (json.dumps(versions),),
                 )
         return True
 

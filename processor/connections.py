@@ -66,10 +66,17 @@ def ensure_reachable(settings: Settings):  # noqa: ANN201
     try:
         return connect_postgres(settings)
     except psycopg2.OperationalError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-        raise ConfigError(f"cannot reach PostgreSQL at {settings.db_host}:{settings.db_port}: {first}") from error
+        raise ConfigError(
+            f"cannot reach PostgreSQL at {settings.db_host}:{settings.db_port}: {first_line(error)}"
+        ) from error
     except (KeyError, ValueError) as error:
         raise ConfigError(f"database secret is not JSON with username and password: {error}") from error
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error, or its class name: one line for a log or stderr."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else error.__class__.__name__
 
 
 def local_hostname() -> str:

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import boto3
 import psycopg2
@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from processor.config import ConfigError, Settings
-from processor.connections import connect_postgres, connect_redis, is_auth_failure, local_hostname
+from processor.connections import connect_postgres, connect_redis, first_line, is_auth_failure, local_hostname
 from processor.leases import LeaseLost, LeaseTable, Shard
 from processor.metrics import Metrics
 from processor.records import Poison, decode
@@ -46,7 +46,6 @@ class Stats:
     dead_letters: int = 0
     anomalies: int = 0
     batches: int = 0
-    last_record_at: float = field(default_factory=time.monotonic)
 
 
 class Backoff:
@@ -119,7 +118,7 @@ class Processor:
             try:
                 if time.monotonic() >= next_lease_check:
                     self._refresh_leases()
-                    self._drain_dirty_cache()
+                    self.sink.maintain(self.conn)
                     next_lease_check = time.monotonic() + self.settings.lease_duration_s / 3
                 got = 0
                 for shard_id in list(self.iterators):
@@ -222,8 +221,7 @@ class Processor:
         valid = [d for d in decoded if not isinstance(d, Poison)]
         poison = [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, Poison)]
         last_sequence = records[-1]["SequenceNumber"] if records else None
-        if self.settings.workload == "factory" and valid:
-            self.sink.ensure_partitions(self.conn, valid)
+        self.sink.prepare(self.conn, valid)
         try:
             with self.conn:
                 with self.conn.cursor() as cur:
@@ -260,8 +258,6 @@ class Processor:
         self.stats.dead_letters += poison
         self.stats.anomalies += anomalies
         self.stats.batches += 1
-        if total:
-            self.stats.last_record_at = time.monotonic()
         self.metrics.emit({
             "RecordsProcessed": valid, "DeadLetters": poison, "Anomalies": anomalies,
             "BatchLatencyMs": round((time.perf_counter() - started) * 1000, 2),
@@ -271,16 +267,10 @@ class Processor:
     def _emit_lag(self, shard_id: str, response: dict) -> None:
         self.metrics.emit({"MillisBehindLatest": response.get("MillisBehindLatest")}, shard=shard_id)
 
-    def _drain_dirty_cache(self) -> None:
-        cache = getattr(self.sink, "cache", None)
-        if cache is not None:
-            cache.drain_dirty(self.conn)
-
     # -- failures -----------------------------------------------------------------
     def _on_database_error(self, error: psycopg2.Error) -> None:
         """Wait and reconnect; re-read iterators from the last committed checkpoint."""
-        logger.warning("database unavailable (%s); retrying", str(error).strip().splitlines()[0] if str(error) else
-                       error.__class__.__name__)
+        logger.warning("database unavailable (%s); retrying", first_line(error))
         self.metrics.emit({"ProcessingErrors": 1})
         try:
             if self.conn is not None:

@@ -1,7 +1,8 @@
 """Shard leases and checkpoints, in PostgreSQL next to the data they protect.
 
 A lease is a row per (consumer group, stream, shard). A worker owns a shard while its
-lease has not expired; it renews while working and releases on shutdown. A dead
+lease has not expired; `acquire`, called every third of the lease duration, re-claims
+(renews) the shards it holds, and `release` frees them on shutdown. A dead
 worker's leases expire and others take them over. A child shard (after a reshard) is
 only taken once all its parents are finished, so records of a key stay in order.
 """
@@ -55,11 +56,6 @@ UPDATE shard_leases SET owner = %(owner)s, lease_expires_at = now() + make_inter
    AND (owner IS NULL OR lease_expires_at < now() OR owner = %(owner)s)
 RETURNING checkpoint
 """
-RENEW = """
-UPDATE shard_leases SET lease_expires_at = now() + make_interval(secs => %s), updated_at = now()
- WHERE consumer_group = %s AND stream = %s AND owner = %s AND shard_id = ANY(%s)
-RETURNING shard_id
-"""
 # Runs inside the batch transaction: no owner match, no checkpoint, no commit.
 CHECKPOINT = """
 UPDATE shard_leases SET checkpoint = COALESCE(%s, checkpoint), finished = %s, updated_at = now()
@@ -112,11 +108,6 @@ class LeaseTable:
         with conn, conn.cursor() as cur:
             cur.execute(HELD_BY_OTHERS, (self.group, self.stream, self.owner))
             return cur.fetchone()[0]
-
-    def renew(self, conn, shard_ids: Sequence[str]) -> set[str]:  # noqa: ANN001
-        with conn, conn.cursor() as cur:
-            cur.execute(RENEW, (self.duration, self.group, self.stream, self.owner, list(shard_ids)))
-            return {row[0] for row in cur.fetchall()}
 
     def checkpoint(self, cur, shard_id: str, sequence_number: str | None, finished: bool) -> None:  # noqa: ANN001
         cur.execute(CHECKPOINT, (sequence_number, finished, self.group, self.stream, shard_id, self.owner))

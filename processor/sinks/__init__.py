@@ -1,5 +1,11 @@
-"""Batched writers: one per workload. `apply` runs inside the batch transaction;
-`after_commit` does the Redis work once PostgreSQL has the batch."""
+"""Batched writers, one per workload, all with the same hooks the consumer calls:
+
+* `maintain(conn)`: periodic housekeeping between batches;
+* `prepare(conn, records)`: work that must precede the batch transaction, in its own;
+* `apply(cur, records)`: the batch's writes, inside the batch transaction;
+* `rollback()`: the batch transaction failed, forget what `apply` held outside it;
+* `after_commit(conn, outcome)`: the Redis work, once PostgreSQL has the batch.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +16,6 @@ from typing import Any
 class Outcome:
     """What a batch did, for metrics and for the after-commit Redis step."""
 
-    applied: int = 0  # valid records in the batch
     changed_keys: list[str] = field(default_factory=list)
     anomalies: int = 0
     redis_payload: Any = None

@@ -46,7 +46,10 @@ class FactorySink:
         self._partitions: set[str] = set()
         self._undo: dict[str, DetectorState | None] = {}
 
-    def ensure_partitions(self, conn, records: Sequence[SensorReading]) -> None:  # noqa: ANN001
+    def maintain(self, conn) -> None:  # noqa: ANN001
+        """No housekeeping: detector state is written after every batch."""
+
+    def prepare(self, conn, records: Sequence[SensorReading]) -> None:  # noqa: ANN001
         """Create missing monthly partitions in their own transaction, before the batch."""
         for start, end in sorted({month_bounds(r.ts) for r in records}):
             name = f"sensor_readings_y{start.year}m{start.month:02d}"
@@ -78,7 +81,7 @@ class FactorySink:
     def apply(self, cur, records: Sequence) -> Outcome:  # noqa: ANN001
         readings = [r for r in records if isinstance(r, SensorReading)]
         if not readings:
-            return Outcome(applied=len(records))
+            return Outcome()
         cur.execute(INSERT_READINGS, (
             [r.event_id for r in readings], [r.ts for r in readings], [r.sensor_id for r in readings],
             [r.line_id for r in readings], [r.kind for r in readings], [r.value for r in readings],
@@ -108,8 +111,7 @@ class FactorySink:
         latest: dict[str, SensorReading] = {}
         for reading in new:
             latest[reading.sensor_id] = reading
-        return Outcome(applied=len(records), changed_keys=sorted(latest), anomalies=len(anomalies),
-                       redis_payload=latest)
+        return Outcome(anomalies=len(anomalies), redis_payload=latest)
 
     def rollback(self) -> None:
         """The batch transaction failed: forget what it taught the detectors."""

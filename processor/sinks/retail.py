@@ -74,7 +74,15 @@ class RetailSink:
             keys = sorted(changed)  # a fixed lock order: concurrent batches cannot deadlock
             cur.execute(BUMP_VERSIONS, (keys,))
             cur.execute(MARK_DIRTY, (keys,))
-        return Outcome(applied=len(records), changed_keys=sorted(changed))
+        return Outcome(changed_keys=sorted(changed))
+
+    def maintain(self, conn) -> None:  # noqa: ANN001
+        """Refresh cache entries a Redis outage or a crash left dirty."""
+        if self.cache is not None:
+            self.cache.drain_dirty(conn)
+
+    def prepare(self, conn, records: Sequence) -> None:  # noqa: ANN001
+        """Nothing to do before the batch transaction."""
 
     def rollback(self) -> None:
         """Nothing held outside the transaction."""

@@ -18,8 +18,7 @@ from tests.processor.factories import encode, product, reading, status, stock
 
 def apply(conn, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001
     records = [decode(encode(b), workload) for b in bodies]
-    if workload == "factory":
-        sink.ensure_partitions(conn, records)
+    sink.prepare(conn, records)
     with conn, conn.cursor() as cur:
         outcome = sink.apply(cur, records)
     sink.after_commit(conn, outcome)
