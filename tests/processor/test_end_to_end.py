@@ -31,6 +31,16 @@ def count(conn, sql: str) -> int:  # noqa: ANN001
         return cur.fetchone()[0]
 
 
+def processor_env(workload: str, stream: str, *, moto, postgres, database: str, redis_server,  # noqa: ANN001
+                  **extra: str) -> dict[str, str]:
+    """The environment the ECS task definition would set, pointed at the test servers."""
+    return {**os.environ, "WORKLOAD": workload, "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
+            "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(redis_server.port), "REDIS_TLS": "false", "REDIS_PASSWORD": redis_server.password,
+            **extra}
+
+
 def count_or_zero(conn, sql: str) -> int:  # noqa: ANN001
     """For polling while the worker may not have created the schema yet."""
     try:
@@ -70,13 +80,10 @@ def test_a_kill_9_mid_stream_loses_and_duplicates_nothing(
     total = 3000
     put(kinesis, stream, [encode(reading(f"s-{i % 50}", 70.0, at=i)) for i in range(total)],
         key=lambda i: f"s-{i % 50}")
-    env = {**os.environ, "WORKLOAD": "factory", "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
-           "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
-           "REDIS_PORT": str(redis_server.port), "REDIS_TLS": "false", "REDIS_PASSWORD": redis_server.password,
-           "BATCH_LIMIT": "100", "CONSUMER_GROUP": "kill-test", "LEASE_DURATION_S": "3"}
+    env = processor_env("factory", stream, moto=moto, postgres=postgres, database=database, redis_server=redis_server,
+                        BATCH_LIMIT="100", CONSUMER_GROUP="kill-test", LEASE_DURATION_S="3")
     command = [sys.executable, "-m", "processor", "--exit-when-idle", "2"]
-    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     try:
         wait_for(lambda: count_or_zero(conn, "SELECT count(*) FROM shard_leases WHERE checkpoint IS NOT NULL") > 0,
@@ -97,10 +104,7 @@ def test_sigterm_finishes_the_batch_releases_leases_and_exits_zero(
 ) -> None:
     stream = make_stream(kinesis, shards=1)
     put(kinesis, stream, [encode(product(f"SKU-{i}", at=i)) for i in range(500)], key=lambda i: f"SKU-{i}")
-    env = {**os.environ, "WORKLOAD": "retail", "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
-           "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
-           "REDIS_PORT": str(redis_server.port), "REDIS_TLS": "false", "REDIS_PASSWORD": redis_server.password}
+    env = processor_env("retail", stream, moto=moto, postgres=postgres, database=database, redis_server=redis_server)
     worker = subprocess.Popen([sys.executable, "-m", "processor"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
         wait_for(lambda: count_or_zero(conn, "SELECT count(*) FROM products") == 500, 60, "all records processed")
@@ -113,10 +117,7 @@ def test_sigterm_finishes_the_batch_releases_leases_and_exits_zero(
 
 
 def test_a_missing_stream_is_one_clear_line_and_a_non_zero_exit(moto, postgres, database, redis_server) -> None:  # noqa: ANN001
-    env = {**os.environ, "WORKLOAD": "retail", "STREAM_NAME": "nope", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
-           "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
-           "REDIS_TLS": "false"}
+    env = processor_env("retail", "nope", moto=moto, postgres=postgres, database=database, redis_server=redis_server)
     result = subprocess.run([sys.executable, "-m", "processor"], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and result.stderr.strip() == "processor: stream nope not found"
