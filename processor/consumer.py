@@ -89,6 +89,7 @@ class Processor:
         self.iterators: dict[str, str | None] = {}  # shard -> next iterator
         self.checkpoints: dict[str, str | None] = {}
         self._db_backoff = Backoff()
+        self._kinesis_backoff = Backoff(base=0.5)  # grows over consecutive throttles, reset by a success
         self._last_activity = time.monotonic()  # last record, or last sight of a foreign lease
 
     # -- lifecycle ----------------------------------------------------------------
@@ -193,7 +194,7 @@ class Processor:
         if iterator is None:
             return None
         try:
-            return self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_limit)
+            response = self.kinesis.get_records(ShardIterator=iterator, Limit=self.settings.batch_limit)
         except ClientError as error:
             code = error.response["Error"]["Code"]
             if code == "ExpiredIteratorException":
@@ -201,9 +202,11 @@ class Processor:
                 return None
             if code in RETRYABLE_KINESIS:
                 logger.warning("kinesis throttled (%s); backing off", code, extra={"shard": shard_id})
-                Backoff(0.5).wait(self.stop)
+                self._kinesis_backoff.wait(self.stop)
                 return None
             raise
+        self._kinesis_backoff.reset()
+        return response
 
     def _process_shard(self, shard_id: str) -> int:
         response = self._get_records(shard_id)
