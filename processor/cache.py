@@ -2,17 +2,22 @@
 
 Every product entry stores the catalog version it was built from. Writes go through a
 compare-and-set script that refuses an older version, so a reader that loaded an old
-snapshot can never overwrite the processor's fresher one. SKUs the processor changed
-are listed in `cache_dirty` in the batch transaction and only cleared once Redis has
-the new version: a Redis outage leaves them listed, and `drain_dirty` refreshes them
-as soon as Redis answers again.
+snapshot can never overwrite the processor's fresher one.
+
+The batch transaction lists the SKUs it changed in `cache_pending` (one row per batch)
+and reads their new snapshot; after the commit one script call writes them all. The
+pending row is deleted only once Redis has accepted that snapshot, so a Redis outage or
+a crash in between leaves it listed and `drain_pending` refreshes those SKUs as soon as
+Redis answers again: an entry is never left older than its last committed update.
+
+PostgreSQL builds the entries (one JSON text for the whole batch) and Redis unpacks
+them; the processor only passes the text along.
 """
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 import redis
@@ -20,33 +25,55 @@ import redis
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "product:"
+
+# [[sku, version, payload-text or null], ...] for the SKUs in %s, as one JSON text.
+# The payload's format is fixed here (UTC, microseconds, price without trailing zeros)
+# so that it does not depend on the session's time zone or on Python's formatting.
 SNAPSHOT = """
-SELECT p.sku, p.name, p.category, p.price, p.currency, p.updated_at,
-       COALESCE((SELECT sum(quantity) FROM inventory i WHERE i.sku = p.sku), 0) AS total_quantity,
-       COALESCE(v.version, 0) AS version
-  FROM products p LEFT JOIN catalog_versions v ON v.sku = p.sku
- WHERE p.sku = ANY(%s)
+SELECT coalesce(json_agg(json_build_array(
+         s.sku, coalesce(v.version, 0),
+         CASE WHEN p.sku IS NOT NULL THEN json_build_object(
+           'sku', p.sku, 'name', p.name, 'category', p.category, 'price', trim_scale(p.price)::text,
+           'currency', rtrim(p.currency),
+           'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'total_quantity', coalesce(q.total, 0))::text END)
+         ORDER BY s.sku), '[]')::text
+  FROM unnest(%s::text[]) AS s(sku)
+  LEFT JOIN products p ON p.sku = s.sku
+  LEFT JOIN catalog_versions v ON v.sku = s.sku
+  LEFT JOIN LATERAL (SELECT sum(i.quantity) AS total FROM inventory i WHERE i.sku = s.sku) q ON true
 """
-VERSIONS = "SELECT sku, version FROM catalog_versions WHERE sku = ANY(%s)"
-# KEYS[1] product key; ARGV: version, payload (or "" to delete), ttl seconds.
+
+# KEYS: product keys; ARGV[1]: ttl seconds; ARGV[2]: the SNAPSHOT text, entry i for KEYS[i].
+# A null payload (inventory without a product) stores only the version: nothing to serve,
+# but an older snapshot can no longer be written over it. Returns how many were accepted.
 COMPARE_AND_SET = """
-local current = redis.call('HGET', KEYS[1], 'v')
-if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'v', ARGV[1])
-else
-  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'p', ARGV[2])
+local entries = cjson.decode(ARGV[2])
+local ttl = tonumber(ARGV[1])
+local accepted = 0
+for i, key in ipairs(KEYS) do
+  local version = tonumber(entries[i][2])
+  local payload = entries[i][3]
+  local current = redis.call('HGET', key, 'v')
+  if not current or tonumber(current) < version then
+    if payload == cjson.null then
+      redis.call('DEL', key)
+      redis.call('HSET', key, 'v', version)
+    else
+      redis.call('HSET', key, 'v', version, 'p', payload)
+    end
+    redis.call('EXPIRE', key, ttl)
+    accepted = accepted + 1
+  end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
+return accepted
 """
 
 
-def _payload(row: Sequence[Any]) -> dict[str, Any]:
-    sku, name, category, price, currency, updated_at, total, _version = row
-    return {"sku": sku, "name": name, "category": category, "price": str(Decimal(price).normalize()),
-            "currency": currency.strip(), "updated_at": updated_at.isoformat(), "total_quantity": int(total)}
+def snapshot(cur, skus: Sequence[str]) -> str:  # noqa: ANN001 - a psycopg2 cursor
+    """The committed (or, inside a transaction, this transaction's) state of `skus`."""
+    cur.execute(SNAPSHOT, (list(skus),))
+    return cur.fetchone()[0]
 
 
 class CatalogCache:
@@ -57,50 +84,37 @@ class CatalogCache:
         self.hits = 0
         self.misses = 0
 
-    def _write(self, rows: list[Sequence[Any]], missing: dict[str, int]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for row in rows:
-            self._cas(keys=[KEY_PREFIX + row[0]], args=[row[-1], json.dumps(_payload(row)), self.ttl_s],
-                      client=pipe)
-        for sku, version in missing.items():  # inventory without a product: nothing to serve
-            self._cas(keys=[KEY_PREFIX + sku], args=[version, "", self.ttl_s], client=pipe)
-        pipe.execute()
+    def write(self, skus: Sequence[str], entries: str) -> int | None:
+        """Offer a SNAPSHOT text for `skus` (same order) to Redis.
 
-    def refresh(self, conn, skus: Sequence[str]) -> bool:  # noqa: ANN001
-        """Write the committed state of `skus` to Redis, then clear their dirty marks."""
-        skus = sorted(set(skus))
-        with conn:
-            with conn.cursor() as cur:
-                cur.execute(SNAPSHOT, (skus,))
-                rows = cur.fetchall()
-                cur.execute(VERSIONS, (skus,))
-                versions = dict(cur.fetchall())
-        versions = {s: versions.get(s, 0) for s in skus}
-        found = {row[0] for row in rows}
+        Returns how many entries Redis accepted, or None when Redis is unavailable."""
+        if not skus:
+            return 0
         try:
-            self._write(rows, {s: v for s, v in versions.items() if s not in found})
+            return int(self._cas(keys=[KEY_PREFIX + s for s in skus], args=[self.ttl_s, entries]))
         except redis.RedisError as error:
             logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
-            return False
-        with conn:
-            with conn.cursor() as cur:
-                # Only clear marks we refreshed at (or past) their current version.
-                cur.execute(
-                    "DELETE FROM cache_dirty d USING catalog_versions v, jsonb_each_text(%s::jsonb) AS r(sku, ver) "
-                    "WHERE d.sku = r.sku AND v.sku = d.sku AND v.version <= r.ver::bigint",
-                    (json.dumps(versions),),
-                )
-        return True
+            return None
 
-    def drain_dirty(self, conn, limit: int = 1000) -> int:  # noqa: ANN001
-        """Refresh SKUs left dirty by a Redis outage or a crash; returns how many."""
-        with conn:
-            with conn.cursor() as cur:
-                cur.execute("SELECT sku FROM cache_dirty ORDER BY sku LIMIT %s", (limit,))
-                skus = [row[0] for row in cur.fetchall()]
-        if skus and self.refresh(conn, skus):
-            return len(skus)
-        return 0
+    def refresh(self, conn, skus: Sequence[str]) -> bool:  # noqa: ANN001
+        """Write the committed state of `skus` to Redis."""
+        skus = sorted(set(skus))
+        with conn, conn.cursor() as cur:
+            entries = snapshot(cur, skus)
+        return self.write(skus, entries) is not None
+
+    def drain_pending(self, conn, limit: int = 100) -> int:  # noqa: ANN001
+        """Refresh SKUs that a Redis outage or a crash left pending; returns how many batches."""
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT id, skus FROM cache_pending ORDER BY id LIMIT %s", (limit,))
+            pending = cur.fetchall()
+        if not pending:
+            return 0
+        skus = sorted({sku for _, batch in pending for sku in batch})
+        if not self.refresh(conn, skus):
+            return 0
+        forget_pending(conn, [pending_id for pending_id, _ in pending])
+        return len(pending)
 
     def get(self, sku: str) -> dict[str, Any] | None:
         raw = self.client.hget(KEY_PREFIX + sku, "p")
@@ -108,14 +122,17 @@ class CatalogCache:
 
     def fill(self, conn, sku: str) -> dict[str, Any] | None:  # noqa: ANN001
         """Cache-aside miss: read one consistent snapshot, offer it to the cache."""
-        with conn:
-            with conn.cursor() as cur:
-                cur.execute(SNAPSHOT, ([sku],))
-                row = cur.fetchone()
-        if row is None:
+        with conn, conn.cursor() as cur:
+            entries = snapshot(cur, [sku])
+        payload = json.loads(entries)[0][2]
+        if payload is None:
             return None
-        try:
-            self._cas(keys=[KEY_PREFIX + sku], args=[row[-1], json.dumps(_payload(row)), self.ttl_s])
-        except redis.RedisError:
-            pass  # serving from PostgreSQL is correct, just slower
-        return _payload(row)
+        self.write([sku], entries)  # a failure only means serving from PostgreSQL, slower
+        return json.loads(payload)
+
+
+def forget_pending(conn, ids: Sequence[int]) -> None:  # noqa: ANN001
+    """Redis holds these batches' snapshots (or newer): they are no longer pending."""
+    if ids:
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM cache_pending WHERE id = ANY(%s)", (list(ids),))

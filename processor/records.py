@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_PRICE = re.compile(r"^\d{1,10}(\.\d{1,4})?$")
+# All patterns are applied with fullmatch: `$` would let a trailing newline through.
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_PRICE = re.compile(r"[0-9]{1,10}(\.[0-9]{1,4})?")
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# PostgreSQL text cannot hold NUL, and lone surrogates are not valid UTF-8: JSON allows
+# both as escapes, so they must be caught here rather than fail a whole batch later.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_QUANTITY = 2**31 - 1
+MAX_YEAR = 9998  # the month after must still be a datetime (a partition's upper bound)
 STATUSES = frozenset({"RUNNING", "IDLE", "FAULT"})
 UNITS = {"temperature": "C", "pressure": "kPa"}
 
@@ -69,8 +75,10 @@ def _str(obj: dict, field: str, pattern: re.Pattern[str] | None = None, max_len:
     value = obj.get(field)
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise _Invalid(f"{field} must be a non-empty string of at most {max_len} characters")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         raise _Invalid(f"{field} {value[:40]!r} has an invalid format")
+    if pattern is None and _UNSTORABLE.search(value):
+        raise _Invalid(f"{field} contains NUL or an unpaired surrogate")
     return value
 
 
@@ -78,6 +86,8 @@ def _event_id(obj: dict) -> str:
     value = obj.get("event_id")
     if not isinstance(value, str):
         raise _Invalid("event_id must be a UUID string")
+    if _CANONICAL_UUID.fullmatch(value):  # the usual form: no need to build a UUID object
+        return value.lower()
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -94,14 +104,20 @@ def _timestamp(obj: dict, field: str) -> datetime:
         raise _Invalid(f"{field} must be an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
         raise _Invalid(f"{field} must carry a UTC offset")
-    return parsed.astimezone(timezone.utc)
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise _Invalid(f"{field} is out of range") from None
+    if utc.year > MAX_YEAR:
+        raise _Invalid(f"{field} is out of range")
+    return utc
 
 
 def _decode_retail(obj: dict) -> Record:
     kind = obj.get("type")
     if kind == "product_upsert":
         price_text = obj.get("price")
-        if not isinstance(price_text, str) or not _PRICE.match(price_text):
+        if not isinstance(price_text, str) or not _PRICE.fullmatch(price_text):
             raise _Invalid("price must be a decimal string such as \"19.99\"")
         try:
             price = Decimal(price_text)
@@ -123,17 +139,24 @@ def _decode_retail(obj: dict) -> Record:
     raise _Invalid(f"unknown retail record type {str(kind)[:40]!r}")
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
 def _decode_factory(obj: dict) -> Record:
     kind = obj.get("kind")
     event_id, sensor_id = _event_id(obj), _str(obj, "sensor_id", _KEY)
     line_id, ts = _str(obj, "line_id", _KEY), _timestamp(obj, "ts")
     value = obj.get("value")
     if kind == "status":
-        if value not in STATUSES:
+        if not isinstance(value, str) or value not in STATUSES:
             raise _Invalid(f"status value must be one of {', '.join(sorted(STATUSES))}")
         return SensorReading(event_id, sensor_id, line_id, "status", None, value, None, ts)
-    if kind in UNITS:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if isinstance(kind, str) and kind in UNITS:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not _finite(value):
             raise _Invalid(f"{kind} value must be a finite number")
         if obj.get("unit") != UNITS[kind]:
             raise _Invalid(f"{kind} unit must be {UNITS[kind]}")
@@ -143,8 +166,8 @@ def _decode_factory(obj: dict) -> Record:
 
 def decode(data: bytes, workload: str) -> Record:
     try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
+        obj = json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return Poison("not UTF-8 JSON")
     if not isinstance(obj, dict):
         return Poison("not a JSON object")

@@ -66,11 +66,14 @@ RETAIL = [
         version bigint NOT NULL
     )
     """,
-    # SKUs whose cache entry may be stale: written with the batch, cleared once Redis
-    # has been refreshed. Survives a Redis outage and a crash in between.
+    # SKU lists whose cache entries may be stale: one row per batch, written with the
+    # batch, deleted once Redis holds (at least) that batch's snapshot. Survives a Redis
+    # outage and a crash in between; one row per batch, not per SKU, keeps it cheap.
     """
-    CREATE TABLE IF NOT EXISTS cache_dirty (
-        sku text PRIMARY KEY
+    CREATE TABLE IF NOT EXISTS cache_pending (
+        id         bigserial   PRIMARY KEY,
+        skus       text[]      NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
     )
     """,
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 ALPHA = 0.05  # ~20-sample memory: follows slow drift, not single spikes
 WARMUP = 20  # readings before a sensor may raise anomalies
@@ -25,7 +25,8 @@ class DetectorState:
     last_event_id: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps({"count": self.count, "mean": self.mean, "var": self.var, "last_ts": self.last_ts,
+                           "last_event_id": self.last_event_id}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes | None) -> DetectorState:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -14,21 +15,52 @@ from processor.sinks import Outcome
 
 logger = logging.getLogger(__name__)
 
+# The batch travels as one JSON text ([[event_id, ts, sensor, line, kind, value, status, unit], ...]):
+# PostgreSQL parses jsonb far faster than psycopg2 adapts eight Python lists.
 INSERT_READINGS = """
 INSERT INTO sensor_readings (event_id, ts, sensor_id, line_id, kind, value, status, unit)
-SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::float8[],
-                     %s::text[], %s::text[])
+SELECT (r->>0)::uuid, (r->>1)::timestamptz, r->>2, r->>3, r->>4, (r->>5)::float8, r->>6, r->>7
+  FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT DO NOTHING
 RETURNING event_id
 """
 INSERT_ANOMALIES = """
 INSERT INTO anomalies (event_id, sensor_id, line_id, ts, kind, value, score, reason)
-SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::float8[],
-                     %s::float8[], %s::text[])
+SELECT (a->>0)::uuid, a->>1, a->>2, (a->>3)::timestamptz, a->>4, (a->>5)::float8, (a->>6)::float8, a->>7
+  FROM jsonb_array_elements(%s::jsonb) AS a
 ON CONFLICT (event_id) DO NOTHING
 """
 STATE_PREFIX = "detector:"
 LATEST_PREFIX = "sensor:"
+
+# KEYS: n latest-reading hashes, then detector-state keys. ARGV[1] = n; ARGV[2] = JSON
+# [[ts, event_id, kind, line_id, value, status], ...] for the n hashes; ARGV[3] = JSON list
+# of detector-state texts for the remaining keys. A reading replaces the latest one only
+# when its (ts, event_id) is greater: a reordered or replayed older reading cannot move a
+# sensor's latest value backwards. ts is fixed-width UTC, so strings compare as times.
+WRITE_SENSORS = """
+local n = tonumber(ARGV[1])
+local latest = cjson.decode(ARGV[2])
+local states = cjson.decode(ARGV[3])
+for i = 1, n do
+  local r = latest[i]
+  local order = r[1] .. '|' .. r[2]
+  local current = redis.call('HGET', KEYS[i], 'order')
+  if not current or current < order then
+    redis.call('HSET', KEYS[i], 'order', order, 'ts', r[1], 'event_id', r[2], 'kind', r[3],
+               'line_id', r[4], 'value', r[5], 'status', r[6])
+  end
+end
+for j, state in ipairs(states) do
+  redis.call('SET', KEYS[n + j], state)
+end
+return n
+"""
+
+
+def utc_text(ts: datetime) -> str:
+    """Fixed-width UTC text (ts is already UTC): lexical order is time order."""
+    return ts.isoformat(timespec="microseconds")
 
 
 def month_bounds(ts: datetime) -> tuple[datetime, datetime]:
@@ -42,6 +74,7 @@ class FactorySink:
 
     def __init__(self, redis_client: redis.Redis | None = None) -> None:
         self.redis = redis_client
+        self._write_sensors = redis_client.register_script(WRITE_SENSORS) if redis_client is not None else None
         self.states: dict[str, DetectorState] = {}  # this task's sensors; Redis is the hand-over
         self._partitions: set[str] = set()
         self._undo: dict[str, DetectorState | None] = {}
@@ -82,12 +115,10 @@ class FactorySink:
         readings = [r for r in records if isinstance(r, SensorReading)]
         if not readings:
             return Outcome()
-        cur.execute(INSERT_READINGS, (
-            [r.event_id for r in readings], [r.ts for r in readings], [r.sensor_id for r in readings],
-            [r.line_id for r in readings], [r.kind for r in readings], [r.value for r in readings],
-            [r.status for r in readings], [r.unit for r in readings],
-        ))
-        fresh = {str(row[0]) for row in cur.fetchall()}
+        cur.execute(INSERT_READINGS, (json.dumps([
+            (r.event_id, r.ts.isoformat(), r.sensor_id, r.line_id, r.kind, r.value, r.status, r.unit)
+            for r in readings]),))
+        fresh = {row[0] for row in cur.fetchall()}
         new = sorted((r for r in readings if r.event_id in fresh), key=lambda r: (r.sensor_id, r.ts, r.event_id))
         touched = {r.sensor_id for r in new if r.kind != "status"}
         self._load_states(touched)
@@ -103,11 +134,9 @@ class FactorySink:
             if verdict is not None and verdict.anomalous:
                 anomalies.append((reading, verdict.score, verdict.reason))
         if anomalies:
-            cur.execute(INSERT_ANOMALIES, (
-                [a[0].event_id for a in anomalies], [a[0].sensor_id for a in anomalies],
-                [a[0].line_id for a in anomalies], [a[0].ts for a in anomalies], [a[0].kind for a in anomalies],
-                [a[0].value for a in anomalies], [a[1] for a in anomalies], [a[2] for a in anomalies],
-            ))
+            cur.execute(INSERT_ANOMALIES, (json.dumps([
+                (r.event_id, r.sensor_id, r.line_id, r.ts.isoformat(), r.kind, r.value, score, reason)
+                for r, score, reason in anomalies]),))
         latest: dict[str, SensorReading] = {}
         for reading in new:
             latest[reading.sensor_id] = reading
@@ -121,19 +150,18 @@ class FactorySink:
 
     def after_commit(self, conn, outcome: Outcome) -> None:  # noqa: ANN001
         self._undo = {}
-        if self.redis is None or not outcome.redis_payload:
+        if self._write_sensors is None or not outcome.redis_payload:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for sensor, reading in outcome.redis_payload.items():
-            pipe.hset(LATEST_PREFIX + sensor, mapping={
-                "ts": reading.ts.isoformat(), "kind": reading.kind, "line_id": reading.line_id,
-                "value": "" if reading.value is None else repr(reading.value), "status": reading.status or "",
-                "event_id": reading.event_id,
-            })
-            if sensor in self.states:
-                pipe.set(STATE_PREFIX + sensor, self.states[sensor].to_json())
+        latest: dict[str, SensorReading] = outcome.redis_payload
+        sensors = sorted(latest)
+        with_state = [s for s in sensors if s in self.states]
         try:
-            pipe.execute()
+            self._write_sensors(
+                keys=[LATEST_PREFIX + s for s in sensors] + [STATE_PREFIX + s for s in with_state],
+                args=[len(sensors), json.dumps([
+                    (utc_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
+                     r.status or "") for r in (latest[s] for s in sensors)]),
+                      json.dumps([self.states[s].to_json() for s in with_state])])
         except redis.RedisError as error:
             # The in-memory state carries on; Redis catches up on the next batch.
             logger.warning("sensor state not written to Redis (%s)", error.__class__.__name__)

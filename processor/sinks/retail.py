@@ -1,38 +1,65 @@
 """Retail: products and inventory, latest (updated_at, event_id) wins, order-independent."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
+from processor.cache import CatalogCache, forget_pending, snapshot
 from processor.records import InventoryUpdate, ProductUpsert
 from processor.sinks import Outcome
 
 logger = logging.getLogger(__name__)
 
-UPSERT_PRODUCTS = """
-INSERT INTO products AS p (sku, name, category, price, currency, updated_at, event_id)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::text[], %s::timestamptz[], %s::uuid[])
-ON CONFLICT (sku) DO UPDATE
-   SET name = excluded.name, category = excluded.category, price = excluded.price,
-       currency = excluded.currency, updated_at = excluded.updated_at, event_id = excluded.event_id
- WHERE (excluded.updated_at, excluded.event_id) > (p.updated_at, p.event_id)
-RETURNING sku
-"""
-UPSERT_INVENTORY = """
-INSERT INTO inventory AS i (sku, supplier_id, quantity, updated_at, event_id)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[], %s::uuid[])
-ON CONFLICT (sku, supplier_id) DO UPDATE
-   SET quantity = excluded.quantity, updated_at = excluded.updated_at, event_id = excluded.event_id
- WHERE (excluded.updated_at, excluded.event_id) > (i.updated_at, i.event_id)
-RETURNING sku
-"""
-BUMP_VERSIONS = """
-INSERT INTO catalog_versions AS v (sku, version) SELECT unnest(%s::text[]), 1
-ON CONFLICT (sku) DO UPDATE SET version = v.version + 1
-RETURNING sku, version
-"""
-MARK_DIRTY = """
-INSERT INTO cache_dirty (sku) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING
+# One round trip for the whole batch, sent as JSON arrays of positional rows (PostgreSQL
+# parses jsonb far faster than psycopg2 adapts one Python list per column): both upserts, the version bump of every SKU they
+# changed (in SKU order: concurrent batches take row locks in one order and cannot
+# deadlock), the deferred delete of pending rows already in Redis, and this batch's
+# pending row. A row only changes when the event is newer than what it holds.
+APPLY_BATCH = """
+WITH
+new_products AS (
+  SELECT r->>0 AS sku, r->>1 AS name, r->>2 AS category, (r->>3)::numeric AS price, r->>4 AS currency,
+         (r->>5)::timestamptz AS updated_at, (r->>6)::uuid AS event_id
+    FROM jsonb_array_elements(%(products)s::jsonb) AS r
+),
+new_stock AS (
+  SELECT r->>0 AS sku, r->>1 AS supplier_id, (r->>2)::int AS quantity, (r->>3)::timestamptz AS updated_at,
+         (r->>4)::uuid AS event_id
+    FROM jsonb_array_elements(%(stock)s::jsonb) AS r
+),
+changed_products AS (
+  INSERT INTO products AS p (sku, name, category, price, currency, updated_at, event_id)
+  SELECT sku, name, category, price, currency, updated_at, event_id FROM new_products
+  ON CONFLICT (sku) DO UPDATE
+     SET name = excluded.name, category = excluded.category, price = excluded.price,
+         currency = excluded.currency, updated_at = excluded.updated_at, event_id = excluded.event_id
+   WHERE (excluded.updated_at, excluded.event_id) > (p.updated_at, p.event_id)
+  RETURNING sku
+),
+changed_stock AS (
+  INSERT INTO inventory AS i (sku, supplier_id, quantity, updated_at, event_id)
+  SELECT sku, supplier_id, quantity, updated_at, event_id FROM new_stock
+  ON CONFLICT (sku, supplier_id) DO UPDATE
+     SET quantity = excluded.quantity, updated_at = excluded.updated_at, event_id = excluded.event_id
+   WHERE (excluded.updated_at, excluded.event_id) > (i.updated_at, i.event_id)
+  RETURNING sku
+),
+bumped AS (
+  INSERT INTO catalog_versions AS v (sku, version)
+  SELECT sku, 1 FROM (SELECT sku FROM changed_products UNION SELECT sku FROM changed_stock) AS changed ORDER BY sku
+  ON CONFLICT (sku) DO UPDATE SET version = v.version + 1
+  RETURNING sku
+),
+cached AS (
+  DELETE FROM cache_pending WHERE id = ANY(%(cached)s::bigint[])
+),
+pending AS (
+  INSERT INTO cache_pending (skus)
+  SELECT array_agg(sku ORDER BY sku) FROM bumped HAVING count(*) > 0 AND %(track)s
+  RETURNING id
+)
+SELECT (SELECT id FROM pending), (SELECT coalesce(array_agg(sku ORDER BY sku), '{}') FROM bumped)
 """
 
 
@@ -50,43 +77,52 @@ def _latest(records: Sequence, key) -> list:  # noqa: ANN001
 class RetailSink:
     workload = "retail"
 
-    def __init__(self, cache=None) -> None:  # noqa: ANN001 - processor.cache.CatalogCache
+    def __init__(self, cache: CatalogCache | None = None) -> None:
         self.cache = cache
+        self._cached: list[int] = []  # pending rows Redis already has, deleted with the next batch
+        self._deleting: list[int] = []
 
     def apply(self, cur, records: Sequence) -> Outcome:  # noqa: ANN001
         products = _latest([r for r in records if isinstance(r, ProductUpsert)], lambda r: r.sku)
         stock = _latest([r for r in records if isinstance(r, InventoryUpdate)], lambda r: (r.sku, r.supplier_id))
-        changed: set[str] = set()
-        if products:
-            cur.execute(UPSERT_PRODUCTS, (
-                [r.sku for r in products], [r.name for r in products], [r.category for r in products],
-                [r.price for r in products], [r.currency for r in products], [r.updated_at for r in products],
-                [r.event_id for r in products],
-            ))
-            changed.update(row[0] for row in cur.fetchall())
-        if stock:
-            cur.execute(UPSERT_INVENTORY, (
-                [r.sku for r in stock], [r.supplier_id for r in stock], [r.quantity for r in stock],
-                [r.updated_at for r in stock], [r.event_id for r in stock],
-            ))
-            changed.update(row[0] for row in cur.fetchall())
-        if changed:
-            keys = sorted(changed)  # a fixed lock order: concurrent batches cannot deadlock
-            cur.execute(BUMP_VERSIONS, (keys,))
-            cur.execute(MARK_DIRTY, (keys,))
-        return Outcome(changed_keys=sorted(changed))
+        if not products and not stock:
+            return Outcome()
+        self._deleting = list(self._cached)
+        cur.execute(APPLY_BATCH, {
+            "products": json.dumps([(r.sku, r.name, r.category, str(r.price), r.currency,
+                                     r.updated_at.isoformat(), r.event_id) for r in products]),
+            "stock": json.dumps([(r.sku, r.supplier_id, r.quantity, r.updated_at.isoformat(), r.event_id)
+                                 for r in stock]),
+            "cached": self._deleting,
+            "track": self.cache is not None,
+        })
+        pending_id, changed = cur.fetchone()
+        if pending_id is None:
+            return Outcome(changed_keys=changed)
+        # Read inside the transaction: exactly the state this batch commits.
+        return Outcome(changed_keys=changed, redis_payload=(pending_id, snapshot(cur, changed)))
 
     def maintain(self, conn) -> None:  # noqa: ANN001
-        """Refresh cache entries a Redis outage or a crash left dirty."""
-        if self.cache is not None:
-            self.cache.drain_dirty(conn)
+        """Forget pending rows Redis has; refresh those a Redis outage or a crash left."""
+        if self.cache is None:
+            return
+        forget_pending(conn, self._cached)
+        self._cached = []
+        self.cache.drain_pending(conn)
 
     def prepare(self, conn, records: Sequence) -> None:  # noqa: ANN001
         """Nothing to do before the batch transaction."""
 
     def rollback(self) -> None:
-        """Nothing held outside the transaction."""
+        """The pending deletes did not commit: they go with the next batch."""
+        self._deleting = []
 
     def after_commit(self, conn, outcome: Outcome) -> None:  # noqa: ANN001
-        if self.cache is not None and outcome.changed_keys:
-            self.cache.refresh(conn, outcome.changed_keys)
+        committed = set(self._deleting)
+        self._cached = [i for i in self._cached if i not in committed]
+        self._deleting = []
+        if self.cache is None or outcome.redis_payload is None:
+            return
+        pending_id, entries = outcome.redis_payload
+        if self.cache.write(outcome.changed_keys, entries) is not None:
+            self._cached.append(pending_id)

@@ -44,11 +44,22 @@ def _as_postgres_user() -> list[str]:
     raise RuntimeError("running as root without a postgres user")
 
 
-class PostgresServer:
-    """`durable=False` (tests) turns fsync off for speed; benchmarks keep production durability."""
+def _on_cpus(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A preexec_fn pinning the server (and every process it forks) to `cpus`."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
-    def __init__(self, durable: bool = False) -> None:
+
+class PostgresServer:
+    """`durable=False` (tests) turns fsync off for speed; benchmarks keep production durability.
+
+    `cpus` pins the postmaster and its backends, so a benchmark can keep them off the
+    core it measures."""
+
+    def __init__(self, durable: bool = False, cpus: set[int] | None = None) -> None:
         self.durable = durable
+        self.cpus = cpus
         self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
         self.port = free_port()
         self.prefix = _as_postgres_user()
@@ -64,7 +75,8 @@ class PostgresServer:
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
-                        str(self.dir / "log"), "-w", "start"], check=True, capture_output=True)
+                        str(self.dir / "log"), "-w", "start"], check=True, capture_output=True,
+                       preexec_fn=_on_cpus(self.cpus))
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
@@ -79,7 +91,7 @@ class PostgresServer:
 
 
 class RedisServer:
-    def __init__(self, password: str | None = None) -> None:
+    def __init__(self, password: str | None = None, cpus: set[int] | None = None) -> None:
         binary = shutil.which("redis-server")
         if not binary:
             raise RuntimeError("redis-server not found: install it (make setup-servers)")
@@ -88,7 +100,8 @@ class RedisServer:
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         if password:
             args += ["--requirepass", password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=_on_cpus(cpus))
         import redis
 
         client = redis.Redis(port=self.port, password=password)

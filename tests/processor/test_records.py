@@ -40,6 +40,12 @@ def test_readings_and_statuses_decode() -> None:
         ({**product(), "event_id": "not-a-uuid"}, "event_id must be a UUID string"),
         ({**product(), "type": "price_change"}, "unknown retail record type 'price_change'"),
         ({k: v for k, v in product().items() if k != "sku"}, "sku must be a non-empty string"),
+        ({**product(), "currency": "USD\n"}, "currency 'USD\\n' has an invalid format"),
+        ({**product(), "sku": "SKU-1\n"}, "sku 'SKU-1\\n' has an invalid format"),
+        ({**product(), "price": "\u0661\u0669.99"}, "price must be a decimal string"),
+        ({**product(), "name": "mug\u0000"}, "name contains NUL or an unpaired surrogate"),
+        ({**product(), "category": "\ud800"}, "category contains NUL or an unpaired surrogate"),
+        ({**product(), "updated_at": "0001-01-01T00:00:00+01:00"}, "updated_at is out of range"),
     ],
 )
 def test_retail_poison_records_say_why(body: dict, reason: str) -> None:
@@ -54,6 +60,10 @@ def test_retail_poison_records_say_why(body: dict, reason: str) -> None:
         ({**reading(), "unit": "F"}, "temperature unit must be C"),
         ({**reading(), "value": "hot"}, "temperature value must be a finite number"),
         ({**status(), "value": "BROKEN"}, "status value must be one of FAULT, IDLE, RUNNING"),
+        ({**status(), "value": ["FAULT"]}, "status value must be one of FAULT, IDLE, RUNNING"),
+        ({**reading(), "kind": ["temperature"]}, "unknown sensor kind \"['temperature']\""),
+        ({**reading(), "value": 10**400}, "temperature value must be a finite number"),
+        ({**reading(), "ts": "9999-12-31T23:00:00Z"}, "ts is out of range"),
     ],
 )
 def test_factory_poison_records_say_why(body: dict, reason: str) -> None:

@@ -39,7 +39,7 @@ def test_final_retail_state_does_not_depend_on_arrival_order(conn) -> None:  # n
         shuffled = events[:]
         random.Random(seed).shuffle(shuffled)
         with conn, conn.cursor() as cur:
-            cur.execute("TRUNCATE products, inventory, catalog_versions, cache_dirty")
+            cur.execute("TRUNCATE products, inventory, catalog_versions, cache_pending")
         for chunk in (shuffled[i:i + 3] for i in range(0, len(shuffled), 3)):
             apply(conn, RetailSink(), chunk, "retail")
         outcomes.add((tuple(rows(conn, "SELECT sku, price FROM products")),
@@ -72,9 +72,11 @@ def test_the_processor_refreshes_the_cache_after_every_committed_update(conn, re
     assert cache.get("SKU-3")["total_quantity"] == 5
     apply(conn, sink, [stock("SKU-3", "A", 10, at=1)], "retail")
     assert cache.get("SKU-3") == {"sku": "SKU-3", "name": "Mug", "category": "kitchen", "price": "9.5",
-                                  "currency": "USD", "updated_at": "2026-11-01T12:00:00+00:00",
+                                  "currency": "USD", "updated_at": "2026-11-01T12:00:00.000000Z",
                                   "total_quantity": 13}
-    assert rows(conn, "SELECT count(*) FROM cache_dirty") == [(0,)]
+    # Redis has every batch: the next batch (or housekeeping) forgets their pending rows.
+    sink.maintain(conn)
+    assert rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
 
 
 def test_get_product_is_cache_aside(conn, redis_client) -> None:  # noqa: ANN001
@@ -96,7 +98,7 @@ def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_clien
     apply(conn, sink, [product("SKU-5", price="1.00")], "retail")
     apply(conn, sink, [product("SKU-5", price="2.00", at=1)], "retail")
     # GIVEN a reader that loaded version 1 before that commit WHEN it offers it to the cache
-    accepted = cache._cas(keys=["product:SKU-5"], args=[1, '{"sku": "SKU-5", "price": "1"}', 60])
+    accepted = cache.write(["SKU-5"], '[["SKU-5", 1, "{\\"sku\\": \\"SKU-5\\", \\"price\\": \\"1\\"}"]]')
     # THEN the cache keeps version 2
     assert accepted == 0 and cache.get("SKU-5")["price"] == "2"
 
@@ -104,13 +106,16 @@ def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_clien
 def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_client, redis_server) -> None:  # noqa: ANN001
     migrate(conn, "retail")
     good = CatalogCache(redis_client)
-    apply(conn, RetailSink(good), [product("SKU-6", price="1.00")], "retail")
+    before = RetailSink(good)
+    apply(conn, before, [product("SKU-6", price="1.00")], "retail")
+    before.maintain(conn)
     down = CatalogCache(redis_lib.Redis(port=1, socket_connect_timeout=0.2))  # nothing listens on port 1
     apply(conn, RetailSink(down), [product("SKU-6", price="3.00", at=1)], "retail")
     assert rows(conn, "SELECT price::text FROM products") == [("3.0000",)]  # PostgreSQL kept advancing
-    assert rows(conn, "SELECT sku FROM cache_dirty") == [("SKU-6",)]
-    assert good.drain_dirty(conn) == 1
-    assert good.get("SKU-6")["price"] == "3" and rows(conn, "SELECT count(*) FROM cache_dirty") == [(0,)]
+    assert rows(conn, "SELECT skus FROM cache_pending") == [(["SKU-6"],)]
+    assert good.get("SKU-6")["price"] == "1"  # stale until Redis is reachable again...
+    assert good.drain_pending(conn) == 1  # ...which the next housekeeping pass notices
+    assert good.get("SKU-6")["price"] == "3" and rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
 
 
 def test_every_reading_is_stored_once_even_when_replayed(conn) -> None:  # noqa: ANN001
@@ -152,3 +157,28 @@ def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis
     state = DetectorState.from_json(redis_client.get("detector:press-01"))
     assert state.count == 41
     assert redis_client.hget("sensor:press-01", "value") == b"95.0"
+
+
+def test_an_older_reading_arriving_late_does_not_replace_the_latest_one_in_redis(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "factory")
+    sink = FactorySink(redis_client)
+    apply(conn, sink, [reading("press-02", 71.0, at=10)], "factory")
+    apply(conn, sink, [reading("press-02", 65.0, at=5)], "factory")  # reordered: older, arrives later
+    assert redis_client.hget("sensor:press-02", "value") == b"71.0"
+    assert redis_client.hget("sensor:press-02", "ts") == b"2026-11-01T12:00:10.000000+00:00"
+    assert rows(conn, "SELECT count(*) FROM sensor_readings") == [(2,)]  # PostgreSQL keeps both
+
+
+def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    cache = CatalogCache(redis_client)
+    apply(conn, RetailSink(cache), [product("SKU-7", price="1.00")], "retail")
+    # GIVEN a task that commits a batch and dies before writing Redis
+    records = [decode(encode(product("SKU-7", price="4.00", at=1)), "retail")]
+    with conn, conn.cursor() as cur:
+        RetailSink(cache).apply(cur, records)
+    assert cache.get("SKU-7")["price"] == "1"
+    # WHEN any task's housekeeping runs THEN the entry catches up with PostgreSQL
+    RetailSink(cache).maintain(conn)
+    assert cache.get("SKU-7")["price"] == "4"
+    assert rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
