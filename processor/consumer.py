@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import boto3
 import psycopg2
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from processor.config import ConfigError, Settings
 from processor.connections import connect_postgres, connect_redis, first_line, is_auth_failure, local_hostname
@@ -88,6 +88,7 @@ class Processor:
         self.stats = Stats()
         self.iterators: dict[str, str | None] = {}  # shard -> next iterator
         self.checkpoints: dict[str, str | None] = {}
+        self.ending: dict[str, str] = {}  # closed shard -> its last sequence number
         self._db_backoff = Backoff()
         self._kinesis_backoff = Backoff(base=0.5)  # grows over consecutive throttles, reset by a success
         self._last_activity = time.monotonic()  # last record, or last sight of a foreign lease
@@ -158,6 +159,9 @@ class Processor:
             for s in page["Shards"]:
                 parents = tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p)
                 shards.append(Shard(s["ShardId"], parents))
+                ending = s.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+                if ending is not None:
+                    self.ending[s["ShardId"]] = ending
             token = page.get("NextToken")
             if not token:
                 return shards
@@ -214,7 +218,7 @@ class Processor:
             return 0
         records = response["Records"]
         next_iterator = response.get("NextShardIterator")
-        finished = next_iterator is None
+        finished = next_iterator is None or (not records and self._drained(shard_id, response))
         if not records and not finished:
             self.iterators[shard_id] = next_iterator
             self._emit_lag(shard_id, response)
@@ -254,6 +258,17 @@ class Processor:
         self._account(shard_id, len(records), len(valid), len(poison), outcome.anomalies, started, response)
         return len(records)
 
+    def _drained(self, shard_id: str, response: dict) -> bool:
+        """A closed shard read to its end. Kinesis says so with a null NextShardIterator;
+        an empty page at the tip of a shard that ListShards reports closed means the same
+        (and is the only sign some emulators give)."""
+        ending = self.ending.get(shard_id)
+        if ending is None:
+            return False
+        checkpoint = self.checkpoints.get(shard_id)
+        at_end = checkpoint is not None and int(checkpoint) >= int(ending)
+        return at_end or response.get("MillisBehindLatest") == 0
+
     def _account(self, shard_id: str, total: int, valid: int, poison: int, anomalies: int, started: float,
                  response: dict) -> None:
         self.stats.records += total
@@ -292,9 +307,14 @@ class Processor:
                 logger.warning("authentication failed: the secret is re-read on the next attempt")
             self.conn = None
             return False
+        except (ClientError, BotoCoreError, KeyError, ValueError) as error:  # the secret itself is unreadable
+            logger.warning("database secret unavailable (%s); retrying", first_line(error))
+            self.conn = None
+            return False
         # Records after the checkpoint may have been read but not committed: read them again.
         self.iterators = {}
         self.checkpoints = {}
+        self._last_activity = time.monotonic()  # an outage is not idleness: records may be waiting
         return True
 
 

@@ -33,6 +33,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
+    from tests.processor.moto_kinesis import faithful_resharding
+
+    faithful_resharding()
     server = MotoServer()
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
                       AWS_DEFAULT_REGION="us-east-1")

@@ -57,7 +57,7 @@ class PostgresServer:
     `cpus` pins the postmaster and its backends, so a benchmark can keep them off the
     core it measures."""
 
-    def __init__(self, durable: bool = False, cpus: set[int] | None = None) -> None:
+    def __init__(self, durable: bool = False, cpus: set[int] | None = None, password_auth: bool = False) -> None:
         self.durable = durable
         self.cpus = cpus
         self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
@@ -66,7 +66,14 @@ class PostgresServer:
         if self.prefix:
             shutil.chown(self.dir, user=self.prefix[2])
         self.data = self.dir / "data"
-        subprocess.run([*self.prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", "test", "-A", "trust",
+        auth = ["-A", "trust"]
+        if password_auth:  # every login checks its password (scram), as on RDS
+            pwfile = self.dir / "pw"
+            pwfile.write_text("x\n")
+            if self.prefix:
+                shutil.chown(pwfile, user=self.prefix[2])
+            auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
+        subprocess.run([*self.prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", "test", *auth,
                         "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
         self.start()
 
@@ -91,25 +98,38 @@ class PostgresServer:
 
 
 class RedisServer:
-    def __init__(self, password: str | None = None, cpus: set[int] | None = None) -> None:
+    """`persistent=True` keeps the data across stop()/start(), like a failover to a replica."""
+
+    def __init__(self, password: str | None = None, cpus: set[int] | None = None, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if not binary:
             raise RuntimeError("redis-server not found: install it (make setup-servers)")
         self.port = free_port()
         self.password = password
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.dir = tempfile.mkdtemp(prefix="redis-test-")
+        self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--appendonly", "no",
+                     "--save", "3600 1" if persistent else ""]
         if password:
-            args += ["--requirepass", password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=_on_cpus(cpus))
+            self.args += ["--requirepass", password]
+        self.cpus = cpus
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=_on_cpus(self.cpus))
         import redis
 
-        client = redis.Redis(port=self.port, password=password)
+        client = redis.Redis(port=self.port, password=self.password)
         wait_for(lambda: _ping(client), 10, "redis-server")
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """SIGTERM: a persistent server saves its data first."""
         self.process.terminate()
         self.process.wait(10)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _ping(client) -> bool:  # noqa: ANN001

@@ -1,0 +1,48 @@
+"""Make moto's Kinesis reshard the way Kinesis does, for the tests' in-process server.
+
+Measured on moto 5 (see tests/processor/test_resilience.py): SplitShard moves the
+parent's records into the children, and PutRecord keeps routing keys to the closed
+parent (it picks the first shard whose hash range matches, open or not). Kinesis keeps
+a closed parent's records in the parent and routes new records to open shards only,
+which is what "parents drained before children" is about. These two patches restore
+that; nothing else changes.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from moto.kinesis import models
+
+
+def _route_to_open_shards(original):  # noqa: ANN001, ANN202
+    def get_shard_for_key(self, partition_key: str, explicit_hash_key: str):  # noqa: ANN001, ANN202
+        closed = {sid: s for sid, s in self.shards.items() if not s.is_open}
+        for sid in closed:
+            del self.shards[sid]
+        try:
+            return original(self, partition_key, explicit_hash_key)
+        finally:
+            self.shards.update(closed)
+
+    return get_shard_for_key
+
+
+def _split_keeping_parent_records(original):  # noqa: ANN001, ANN202
+    def split_shard(self, shard_to_split: str, new_starting_hash_key: str) -> None:  # noqa: ANN001
+        parent = self.shards[shard_to_split]
+        kept = OrderedDict(parent.records)
+        original(self, shard_to_split, new_starting_hash_key)
+        for shard in self.shards.values():  # undo the move into the children
+            if shard.parent == parent.shard_id:
+                shard.records = OrderedDict()
+        parent.records = kept
+
+    return split_shard
+
+
+def faithful_resharding() -> None:
+    if getattr(models.Stream, "_faithful_resharding", False):
+        return
+    models.Stream.get_shard_for_key = _route_to_open_shards(models.Stream.get_shard_for_key)
+    models.Stream.split_shard = _split_keeping_parent_records(models.Stream.split_shard)
+    models.Stream._faithful_resharding = True
