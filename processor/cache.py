@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "product:"
 
-# [[sku, version, payload-text or null], ...] for the SKUs in %s, as one JSON text.
+# [[sku, version, payload-text or null], ...] for the SKUs in %s, in the order given (not
+# the database's collation order: the entries must line up with the caller's keys).
 # The payload's format is fixed here (UTC, microseconds, price without trailing zeros)
 # so that it does not depend on the session's time zone or on Python's formatting.
 SNAPSHOT = """
@@ -37,20 +38,26 @@ SELECT coalesce(json_agg(json_build_array(
            'currency', rtrim(p.currency),
            'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
            'total_quantity', coalesce(q.total, 0))::text END)
-         ORDER BY s.sku), '[]')::text
-  FROM unnest(%s::text[]) AS s(sku)
+         ORDER BY s.n), '[]')::text
+  FROM unnest(%s::text[]) WITH ORDINALITY AS s(sku, n)
   LEFT JOIN products p ON p.sku = s.sku
   LEFT JOIN catalog_versions v ON v.sku = s.sku
   LEFT JOIN LATERAL (SELECT sum(i.quantity) AS total FROM inventory i WHERE i.sku = s.sku) q ON true
 """
 
-# KEYS: product keys; ARGV[1]: ttl seconds; ARGV[2]: the SNAPSHOT text, entry i for KEYS[i].
+# KEYS: product keys; ARGV[1]: ttl seconds; ARGV[2]: the SNAPSHOT text, entry i for KEYS[i];
+# ARGV[3]: the key prefix, to check that entry i really is KEYS[i]'s product.
 # A null payload (inventory without a product) stores only the version: nothing to serve,
 # but an older snapshot can no longer be written over it. Returns how many were accepted.
 COMPARE_AND_SET = """
 local entries = cjson.decode(ARGV[2])
 local ttl = tonumber(ARGV[1])
 local accepted = 0
+for i, key in ipairs(KEYS) do
+  if entries[i] == nil or key ~= ARGV[3] .. entries[i][1] then
+    return redis.error_reply('snapshot entry ' .. i .. ' does not match key ' .. key)
+  end
+end
 for i, key in ipairs(KEYS) do
   local version = tonumber(entries[i][2])
   local payload = entries[i][3]
@@ -91,7 +98,7 @@ class CatalogCache:
         if not skus:
             return 0
         try:
-            return int(self._cas(keys=[KEY_PREFIX + s for s in skus], args=[self.ttl_s, entries]))
+            return int(self._cas(keys=[KEY_PREFIX + s for s in skus], args=[self.ttl_s, entries, KEY_PREFIX]))
         except redis.RedisError as error:
             logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
             return None

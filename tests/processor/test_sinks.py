@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import random
 
+import pytest
 import redis as redis_lib
 
 from processor.anomaly.detector import DetectorState
@@ -182,3 +183,16 @@ def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn
     RetailSink(cache).maintain(conn)
     assert cache.get("SKU-7")["price"] == "4"
     assert rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
+
+
+def test_cache_entries_line_up_with_their_keys_whatever_the_collation(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    apply(conn, RetailSink(), [product("SKU-b", price="1.00"), product("SKU-A", price="2.00")], "retail")
+    cache = CatalogCache(redis_client)
+    assert cache.refresh(conn, ["SKU-b", "SKU-A"])
+    assert (cache.get("SKU-b")["price"], cache.get("SKU-A")["price"]) == ("1", "2")
+    # A snapshot that does not match its keys is refused as a whole, never written crosswise.
+    swapped = '[["SKU-b", 9, "{}"], ["SKU-b", 9, "{}"]]'  # entry 1 fits, entry 2 does not
+    with pytest.raises(redis_lib.ResponseError, match="does not match key"):
+        cache._cas(keys=["product:SKU-b", "product:SKU-A"], args=[60, swapped, "product:"])
+    assert cache.get("SKU-b")["price"] == "1"
