@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from processor.cache import CatalogCache  # noqa: E402
 from processor.records import decode  # noqa: E402
 from processor.schema import migrate  # noqa: E402
+from processor.sinks import run_batch  # noqa: E402
 from processor.sinks.factory import FactorySink  # noqa: E402
 from processor.sinks.retail import RetailSink  # noqa: E402
 from tests.processor.factories import encode, product, reading, stock  # noqa: E402
@@ -55,11 +56,7 @@ def fresh_db(server: PostgresServer, name: str):  # noqa: ANN201
 def project(conn, sink, payloads: list[bytes], workload: str) -> float:  # noqa: ANN001
     started = time.perf_counter()
     for start in range(0, len(payloads), BATCH):
-        records = [decode(p, workload) for p in payloads[start:start + BATCH]]
-        sink.prepare(conn, records)
-        with conn, conn.cursor() as cur:
-            outcome = sink.apply(cur, records)
-        sink.after_commit(conn, outcome)
+        run_batch(conn, sink, [decode(p, workload) for p in payloads[start:start + BATCH]])
     return len(payloads) / (time.perf_counter() - started)
 
 

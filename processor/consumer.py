@@ -27,6 +27,7 @@ from processor.leases import LeaseLost, LeaseTable, Shard
 from processor.metrics import Metrics
 from processor.records import Poison, decode
 from processor.schema import migrate
+from processor.sinks import run_batch
 
 logger = logging.getLogger(__name__)
 
@@ -228,33 +229,28 @@ class Processor:
         valid = [d for d in decoded if not isinstance(d, Poison)]
         poison = [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, Poison)]
         last_sequence = records[-1]["SequenceNumber"] if records else None
-        self.sink.prepare(self.conn, valid)
+
+        def dead_letters_and_checkpoint(cur) -> None:  # noqa: ANN001 - in the batch transaction
+            if poison:
+                cur.execute(DEAD_LETTER, (
+                    self.settings.stream_name, shard_id, [r["SequenceNumber"] for r, _ in poison],
+                    [bytes(r["Data"]) for r, _ in poison], [d.reason for _, d in poison],
+                ))
+            self.leases.checkpoint(cur, shard_id, last_sequence, finished)
+
         try:
-            with self.conn:
-                with self.conn.cursor() as cur:
-                    outcome = self.sink.apply(cur, valid)
-                    if poison:
-                        cur.execute(DEAD_LETTER, (
-                            self.settings.stream_name, shard_id, [r["SequenceNumber"] for r, _ in poison],
-                            [bytes(r["Data"]) for r, _ in poison], [d.reason for _, d in poison],
-                        ))
-                    self.leases.checkpoint(cur, shard_id, last_sequence, finished)
+            # Once this returns the batch is durable; Redis and metrics can only lag, never lose it.
+            outcome = run_batch(self.conn, self.sink, valid, within=dead_letters_and_checkpoint)
         except LeaseLost:
-            self.sink.rollback()
             logger.warning("lease lost mid-batch: batch abandoned to the new owner", extra={"shard": shard_id})
             self.iterators.pop(shard_id, None)
             return 0
-        except BaseException:
-            self.sink.rollback()
-            raise
-        # Committed: the batch is durable. Redis and metrics can only lag, never lose it.
         self.checkpoints[shard_id] = last_sequence or self.checkpoints.get(shard_id)
         if finished:
             logger.info("shard ended: children may start", extra={"shard": shard_id})
             self.iterators.pop(shard_id, None)
         else:
             self.iterators[shard_id] = next_iterator
-        self.sink.after_commit(self.conn, outcome)
         self._account(shard_id, len(records), len(valid), len(poison), outcome.anomalies, started, response)
         return len(records)
 

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,3 +20,20 @@ class Outcome:
     changed_keys: list[str] = field(default_factory=list)
     anomalies: int = 0
     redis_payload: Any = None
+
+
+def run_batch(conn, sink, records: Sequence, within: Callable[[Any], None] | None = None) -> Outcome:  # noqa: ANN001
+    """One batch through a sink's hooks: prepare; apply (and `within(cur)`, e.g. the
+    checkpoint) in one transaction; after_commit. If the transaction fails the sink
+    rolls back what it held outside it, and the error propagates."""
+    sink.prepare(conn, records)
+    try:
+        with conn, conn.cursor() as cur:
+            outcome = sink.apply(cur, records)
+            if within is not None:
+                within(cur)
+    except BaseException:
+        sink.rollback()
+        raise
+    sink.after_commit(conn, outcome)
+    return outcome

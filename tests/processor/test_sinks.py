@@ -12,17 +12,14 @@ from processor.cache import CatalogCache
 from processor.catalog import get_product
 from processor.records import decode
 from processor.schema import migrate
+from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from tests.processor.factories import encode, product, reading, status, stock
 
 
 def apply(conn, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001
-    records = [decode(encode(b), workload) for b in bodies]
-    sink.prepare(conn, records)
-    with conn, conn.cursor() as cur:
-        outcome = sink.apply(cur, records)
-    sink.after_commit(conn, outcome)
+    run_batch(conn, sink, [decode(encode(b), workload) for b in bodies])
 
 
 def rows(conn, sql: str) -> list[tuple]:  # noqa: ANN001

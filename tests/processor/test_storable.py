@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from processor.records import Poison, decode
 from processor.schema import migrate
+from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from tests.processor.factories import product, reading, stock
@@ -41,9 +42,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 def store(conn, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN001
     records = [decode(json.dumps(b).encode(), workload) for b in bodies]
     valid = [r for r in records if not isinstance(r, Poison)]
-    sink.prepare(conn, valid)
-    with conn, conn.cursor() as cur:
-        sink.apply(cur, valid)  # raises if PostgreSQL refuses any of it
+    run_batch(conn, sink, valid)  # raises if PostgreSQL refuses any of it
     return valid
 
 
