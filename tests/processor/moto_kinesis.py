@@ -9,6 +9,7 @@ that; nothing else changes.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 
 from moto.kinesis import models
@@ -16,13 +17,15 @@ from moto.kinesis import models
 
 def _route_to_open_shards(original):  # noqa: ANN001, ANN202
     def get_shard_for_key(self, partition_key: str, explicit_hash_key: str):  # noqa: ANN001, ANN202
-        closed = {sid: s for sid, s in self.shards.items() if not s.is_open}
-        for sid in closed:
-            del self.shards[sid]
-        try:
-            return original(self, partition_key, explicit_hash_key)
-        finally:
-            self.shards.update(closed)
+        shard = original(self, partition_key, explicit_hash_key)  # validates the key, first match wins
+        if shard is None or shard.is_open:
+            return shard
+        if explicit_hash_key:
+            hashed = int(explicit_hash_key)
+        else:
+            hashed = int(hashlib.md5(partition_key.encode()).hexdigest(), 16)
+        return next((s for s in self.shards.values() if s.is_open and s.starting_hash <= hashed < s.ending_hash),
+                    None)
 
     return get_shard_for_key
 
