@@ -4,7 +4,8 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import boto3
 import psycopg2
@@ -12,8 +13,10 @@ import pytest
 import redis
 
 from processor.config import Settings
+from processor.produce import batches, put_all
 from tests.processor.servers import MotoServer, PostgresServer, RedisServer
 
+ROOT = Path(__file__).resolve().parents[2]
 _databases = itertools.count()
 
 
@@ -91,3 +94,34 @@ def settings_for(workload: str, *, postgres: PostgresServer, database: str, redi
         redis_auth_secret_arn=None, redis_password=redis_server.password, consumer_group=group,
         metrics_namespace="Pipeline/test", lease_duration_s=3.0, poll_interval_s=0.05,
     )
+
+
+def put(kinesis, stream: str, bodies: list[bytes], key: Callable[[int], str]) -> None:  # noqa: ANN001
+    """PutRecords, as the producer sends them (batched, failed entries retried)."""
+    for batch in batches((key(i), body) for i, body in enumerate(bodies)):
+        put_all(kinesis, stream, batch)
+
+
+def count(conn, sql: str, *params: object) -> int:  # noqa: ANN001
+    with conn, conn.cursor() as cur:
+        cur.execute(sql, params or None)
+        return cur.fetchone()[0]
+
+
+def count_or_zero(conn, sql: str) -> int:  # noqa: ANN001
+    """For polling while the worker may not have created the schema yet."""
+    try:
+        return count(conn, sql)
+    except psycopg2.Error:
+        conn.rollback()
+        return 0
+
+
+def processor_env(workload: str, stream: str, *, moto, postgres, database: str, redis_server,  # noqa: ANN001
+                  **extra: str) -> dict[str, str]:
+    """The environment the ECS task definition would set, pointed at the test servers."""
+    return {**os.environ, "WORKLOAD": workload, "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
+            "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(redis_server.port), "REDIS_TLS": "false", "REDIS_PASSWORD": redis_server.password,
+            **extra}

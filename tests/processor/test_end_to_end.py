@@ -6,49 +6,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import psycopg2
 
 from processor.consumer import Processor
-from tests.processor.conftest import make_stream, settings_for
+from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
 from tests.processor.factories import encode, product, reading, stock
 from tests.processor.servers import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def put(kinesis, stream: str, bodies: list[bytes], key) -> None:  # noqa: ANN001
-    for start in range(0, len(bodies), 500):
-        chunk = bodies[start:start + 500]
-        kinesis.put_records(StreamName=stream, Records=[{"Data": b, "PartitionKey": key(i + start)}
-                                                        for i, b in enumerate(chunk)])
-
-
-def count(conn, sql: str) -> int:  # noqa: ANN001
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchone()[0]
-
-
-def processor_env(workload: str, stream: str, *, moto, postgres, database: str, redis_server,  # noqa: ANN001
-                  **extra: str) -> dict[str, str]:
-    """The environment the ECS task definition would set, pointed at the test servers."""
-    return {**os.environ, "WORKLOAD": workload, "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
-            "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",
-            "REDIS_PORT": str(redis_server.port), "REDIS_TLS": "false", "REDIS_PASSWORD": redis_server.password,
-            **extra}
-
-
-def count_or_zero(conn, sql: str) -> int:  # noqa: ANN001
-    """For polling while the worker may not have created the schema yet."""
-    try:
-        return count(conn, sql)
-    except psycopg2.Error:
-        conn.rollback()
-        return 0
-
 
 def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resumes(
     kinesis, postgres, database, redis_server, redis_client, conn  # noqa: ANN001

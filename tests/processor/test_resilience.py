@@ -17,10 +17,9 @@ import redis
 from processor.consumer import Processor
 from processor.records import Poison, decode
 from processor.traffic import Faults, generate
-from tests.processor.conftest import make_stream, settings_for
+from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
 from tests.processor.factories import T0, encode, product, reading
 from tests.processor.servers import PostgresServer, RedisServer, wait_for
-from tests.processor.test_end_to_end import ROOT, count, count_or_zero, processor_env, put
 
 
 class Running:
@@ -215,11 +214,5 @@ def test_a_faulty_producer_stream_ends_exactly_once_with_poison_dead_lettered(
     injected = set(json.loads(labels.read_text())["anomalies"])
     faults = sorted({r.event_id for r in sent if not isinstance(r, Poison) and r.event_id in injected
                      and r.status == "FAULT"})
-    assert faults and count_in(conn, "SELECT count(*) FROM anomalies WHERE event_id = ANY(%s::uuid[])",
-                               faults) == len(faults)
-
-
-def count_in(conn, sql: str, values: list) -> int:  # noqa: ANN001
-    with conn, conn.cursor() as cur:
-        cur.execute(sql, (values,))
-        return cur.fetchone()[0]
+    assert faults and count(conn, "SELECT count(*) FROM anomalies WHERE event_id = ANY(%s::uuid[])",
+                            faults) == len(faults)

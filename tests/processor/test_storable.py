@@ -12,6 +12,7 @@ from processor.schema import migrate
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
+from tests.processor.conftest import count
 from tests.processor.factories import product, reading, stock
 
 # Values near the contract's edges: odd text, huge and tiny numbers, odd timestamps.
@@ -46,18 +47,12 @@ def store(conn, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN00
     return valid
 
 
-def present(conn, sql: str, keys: list) -> int:  # noqa: ANN001
-    with conn, conn.cursor() as cur:
-        cur.execute(sql, (keys,))
-        return cur.fetchone()[0]
-
-
 @SETTINGS
 @given(st.lists(retail_bodies, min_size=1, max_size=20))
 def test_every_retail_record_decode_accepts_is_stored(conn, bodies: list[dict]) -> None:  # noqa: ANN001
     migrate(conn, "retail")
     skus = sorted({r.sku for r in store(conn, RetailSink(), bodies, "retail")})
-    found = present(conn, "SELECT count(DISTINCT sku) FROM (SELECT sku FROM products UNION ALL "
+    found = count(conn, "SELECT count(DISTINCT sku) FROM (SELECT sku FROM products UNION ALL "
                           "SELECT sku FROM inventory) AS s WHERE sku = ANY(%s)", skus)
     assert found == len(skus)
 
@@ -67,5 +62,5 @@ def test_every_retail_record_decode_accepts_is_stored(conn, bodies: list[dict]) 
 def test_every_reading_decode_accepts_is_stored(conn, bodies: list[dict]) -> None:  # noqa: ANN001
     migrate(conn, "factory")
     ids = sorted({r.event_id for r in store(conn, FactorySink(), bodies, "factory")})
-    assert present(conn, "SELECT count(DISTINCT event_id) FROM sensor_readings WHERE event_id = ANY(%s::uuid[])",
+    assert count(conn, "SELECT count(DISTINCT event_id) FROM sensor_readings WHERE event_id = ANY(%s::uuid[])",
                    ids) == len(ids)
