@@ -63,9 +63,9 @@ def utc_text(ts: datetime) -> str:
     return ts.isoformat(timespec="microseconds")
 
 
-def month_bounds(ts: datetime) -> tuple[datetime, datetime]:
-    start = datetime(ts.year, ts.month, 1, tzinfo=timezone.utc)
-    end = datetime(ts.year + (ts.month == 12), ts.month % 12 + 1, 1, tzinfo=timezone.utc)
+def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    start = datetime(year, month, 1, tzinfo=timezone.utc)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
     return start, end
 
 
@@ -84,7 +84,7 @@ class FactorySink:
 
     def prepare(self, conn, records: Sequence[SensorReading]) -> None:  # noqa: ANN001
         """Create missing monthly partitions in their own transaction, before the batch."""
-        for start, end in sorted({month_bounds(r.ts) for r in records}):
+        for start, end in (month_bounds(*m) for m in sorted({(r.ts.year, r.ts.month) for r in records})):
             name = f"sensor_readings_y{start.year}m{start.month:02d}"
             if name in self._partitions:
                 continue
