@@ -1,0 +1,1 @@
+"""Run the whole pipeline on one machine: moto as AWS, a real PostgreSQL and Redis, both stacks deployed unchanged."""
