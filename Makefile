@@ -80,10 +80,10 @@ bench-processor: setup servers ## processor records/s through PostgreSQL + Redis
 	$(RUN) python -m bench.bench_processor
 
 deploy: setup ## cdktf deploy both stacks to AWS (credentials from your environment)
-	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf deploy $(STACKS) --auto-approve
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf deploy $(STACKS) --auto-approve --skip-provider-lock
 
 destroy: setup ## cdktf destroy both stacks
-	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf destroy $(STACKS) --auto-approve
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf destroy $(STACKS) --auto-approve --skip-provider-lock
 
 push-image: ## build the processor image and push it to each stack's ECR repository (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "push-image needs a running Docker engine"; exit 1; }

@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("duplicates", "reorder", "poison", "anomalies"):
         parser.add_argument(f"--{name}", type=float, default=0.0, metavar="SHARE",
                             help=f"share of records with {name} (0..1)")
+    parser.add_argument("--sensors", type=int, default=100, help="factory: how many sensors report (25 per line)")
+    parser.add_argument("--step", type=float, default=0.001, metavar="SECONDS",
+                        help="event time between consecutive records (default 1 ms)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=_start_time, metavar="RFC3339",
                         help="event time of the first record (default: now); with --seed, the stream is reproducible")
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rate must be >= 0")
     if args.count is None and args.duration is None:
         parser.error("give --count or --duration")
+    if args.sensors < 1:
+        parser.error("--sensors must be at least 1")
+    if args.step <= 0:
+        parser.error("--step must be above 0")
     if args.duration is not None and args.rate == 0:
         parser.error("--duration needs a --rate above 0")
     count = args.count if args.count is not None else int(args.duration * args.rate)
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         for batch in batches(generate(args.workload, count, faults=faults, seed=args.seed, labels=labels,
-                                      start=args.start)):
+                                      start=args.start, sensors=args.sensors, step_s=args.step)):
             retries += put_all(kinesis, args.stream, batch)
             sent += len(batch)
             if args.rate:

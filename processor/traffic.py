@@ -85,11 +85,13 @@ class RetailTraffic:
 class FactoryTraffic:
     KINDS = {"temperature": ("C", 70.0, 0.5), "pressure": ("kPa", 300.0, 2.0)}
 
-    def __init__(self, rng: random.Random, lines: int = 4, sensors_per_line: int = 25) -> None:
+    def __init__(self, rng: random.Random, sensors: int = 100, sensors_per_line: int = 25) -> None:
+        if sensors < 1:
+            raise ValueError("a factory needs at least one sensor")
         self.rng = rng
         self.sensors = []
-        for line in range(lines):
-            for n in range(sensors_per_line):
+        for line in range(-(-sensors // sensors_per_line)):
+            for n in range(min(sensors_per_line, sensors - line * sensors_per_line)):
                 kind = ("temperature", "pressure", "status")[n % 3]
                 base = self.KINDS[kind][1] * rng.uniform(0.9, 1.1) if kind != "status" else 0.0
                 self.sensors.append((f"{kind[:4]}-{line}-{n:02d}", f"line-{line}", kind, base))
@@ -112,13 +114,13 @@ class FactoryTraffic:
 
 def generate(workload: str, count: int, *, faults: Faults = Faults(), seed: int = 0,  # noqa: B008
              start: datetime | None = None, step_s: float = 0.001, labels: Labels | None = None,
-             ) -> Iterator[tuple[str, bytes]]:
+             sensors: int = 100) -> Iterator[tuple[str, bytes]]:
     """`count` records (plus any duplicates), event time advancing `step_s` per record."""
     if workload not in ("retail", "factory"):
         raise ValueError(f"workload must be retail or factory, not {workload!r}")
     rng = random.Random(seed)
     labels = labels if labels is not None else Labels()
-    source = RetailTraffic(rng) if workload == "retail" else FactoryTraffic(rng)
+    source = RetailTraffic(rng) if workload == "retail" else FactoryTraffic(rng, sensors)
     now = start or datetime.now(timezone.utc)
     held: list[tuple[int, int, tuple[str, bytes]]] = []  # heap of (release at index, i, record)
     recent: list[tuple[str, bytes]] = []

@@ -22,6 +22,9 @@ from stacks.config import WorkloadConfig
 
 STATE_BUCKET_ENV = "TF_STATE_BUCKET"
 STATE_REGION_ENV = "TF_STATE_REGION"
+# Local state under another directory (relative to the project root): the local emulator
+# deployment keeps its state in .local/state so it never mixes with a real deployment's.
+LOCAL_STATE_DIR_ENV = "TF_LOCAL_STATE_DIR"
 
 
 class WorkloadStack(TerraformStack):
@@ -73,6 +76,7 @@ class WorkloadStack(TerraformStack):
             "alerts_topic_arn": monitoring.topic.arn,
             "dashboard_name": monitoring.dashboard.dashboard_name,
             "metrics_namespace": service.metric_namespace,
+            "stack_region": config.region,
         }
         for name, value in outputs.items():
             TerraformOutput(self, name, value=value)
@@ -82,7 +86,11 @@ class WorkloadStack(TerraformStack):
         bucket = os.environ.get(STATE_BUCKET_ENV, "").strip()
         if not bucket:
             # Terraform runs in cdktf.out/stacks/<id>/: keep state at the project root, outside cdktf.out.
-            LocalBackend(self, path=f"../../../terraform.{config.stack_id}.tfstate")
+            directory = os.environ.get(LOCAL_STATE_DIR_ENV, "").strip().strip("/")
+            if directory.startswith("..") or "/../" in f"/{directory}/":
+                raise ValueError(f"{LOCAL_STATE_DIR_ENV} must stay inside the project, not {directory!r}")
+            prefix = f"../../../{directory}/" if directory else "../../../"
+            LocalBackend(self, path=f"{prefix}terraform.{config.stack_id}.tfstate")
             return
         backend = S3Backend(
             self,

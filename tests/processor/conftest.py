@@ -14,7 +14,7 @@ import redis
 
 from processor.config import Settings
 from processor.produce import batches, put_all
-from tests.processor.servers import MotoServer, PostgresServer, RedisServer
+from localdev.servers import MotoServer, PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 _databases = itertools.count()

@@ -15,6 +15,7 @@ EXPECTED_OUTPUTS = {
     "stream_name", "stream_arn", "kms_key_arn", "cluster_name", "service_name", "ecr_repository_url", "db_endpoint",
     "db_port", "db_name", "db_secret_arn", "redis_endpoint", "redis_port", "redis_auth_secret_arn",
     "archive_bucket_name", "alerts_topic_arn", "dashboard_name", "metrics_namespace",
+    "stack_region",
 }
 
 
@@ -55,6 +56,20 @@ def test_a_state_bucket_switches_to_s3_with_locking(tmp_path: Path) -> None:
     backend = stack.document["terraform"]["backend"]["s3"]
     assert backend["bucket"] == "acme-tf-state" and backend["encrypt"] is True and backend["use_lockfile"] is True
     assert backend["key"] == "streaming-pipelines/retail-qa/terraform.tfstate"
+
+
+def test_a_local_state_directory_keeps_state_apart_from_the_default(tmp_path: Path) -> None:
+    result = _synth_subprocess(tmp_path, {"TF_LOCAL_STATE_DIR": ".local/state", "ENVIRONMENT_SUFFIX": "local"})
+    assert result.returncode == 0, result.stderr
+    stack = StackJson.load(tmp_path / "out" / "stacks" / "factory-local" / "cdk.tf.json")
+    assert stack.document["terraform"]["backend"] == {
+        "local": {"path": "../../../.local/state/terraform.factory-local.tfstate"}}
+
+
+def test_a_local_state_directory_outside_the_project_is_refused(tmp_path: Path) -> None:
+    result = _synth_subprocess(tmp_path, {"TF_LOCAL_STATE_DIR": "../elsewhere"})
+    assert result.returncode != 0
+    assert "must stay inside the project" in result.stderr
 
 
 def test_an_invalid_suffix_fails_before_anything_is_written(tmp_path: Path) -> None:

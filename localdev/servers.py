@@ -1,4 +1,8 @@
-"""Real servers on free loopback ports, started and stopped by the tests themselves."""
+"""Real PostgreSQL and Redis servers on free loopback ports.
+
+The tests start them in temporary directories and remove them afterwards. The local
+deployment (localdev/session.py) gives them a directory under `.local/` and leaves them
+running between `make demo` and `make destroy-local`."""
 from __future__ import annotations
 
 import glob
@@ -30,7 +34,7 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 def _pg_bin(name: str) -> str:
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     if not found:
-        raise RuntimeError(f"{name} not found: install the PostgreSQL server (make setup-servers)")
+        raise RuntimeError(f"{name} not found: install the PostgreSQL server (make servers)")
     return found
 
 
@@ -57,11 +61,17 @@ class PostgresServer:
     `cpus` pins the postmaster and its backends, so a benchmark can keep them off the
     core it measures."""
 
-    def __init__(self, durable: bool = False, cpus: set[int] | None = None, password_auth: bool = False) -> None:
+    def __init__(self, durable: bool = False, cpus: set[int] | None = None, password_auth: bool = False,
+                 root: Path | None = None, password: str = "x") -> None:
         self.durable = durable
         self.cpus = cpus
-        self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
+        if root is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            self.dir = root
         self.port = free_port()
+        self.password = password
         self.prefix = _as_postgres_user()
         if self.prefix:
             shutil.chown(self.dir, user=self.prefix[2])
@@ -69,7 +79,7 @@ class PostgresServer:
         auth = ["-A", "trust"]
         if password_auth:  # every login checks its password (scram), as on RDS
             pwfile = self.dir / "pw"
-            pwfile.write_text("x\n")
+            pwfile.write_text(password + "\n")
             if self.prefix:
                 shutil.chown(pwfile, user=self.prefix[2])
             auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
@@ -90,7 +100,7 @@ class PostgresServer:
                        capture_output=True)
 
     def dsn(self, dbname: str = "postgres") -> dict[str, object]:
-        return {"host": "127.0.0.1", "port": self.port, "user": "test", "password": "x", "dbname": dbname}
+        return {"host": "127.0.0.1", "port": self.port, "user": "test", "password": self.password, "dbname": dbname}
 
     def close(self) -> None:
         self.stop("immediate")
@@ -100,13 +110,19 @@ class PostgresServer:
 class RedisServer:
     """`persistent=True` keeps the data across stop()/start(), like a failover to a replica."""
 
-    def __init__(self, password: str | None = None, cpus: set[int] | None = None, persistent: bool = False) -> None:
+    def __init__(self, password: str | None = None, cpus: set[int] | None = None, persistent: bool = False,
+                 root: Path | None = None) -> None:
         binary = shutil.which("redis-server")
         if not binary:
-            raise RuntimeError("redis-server not found: install it (make setup-servers)")
+            raise RuntimeError("redis-server not found: install it (make servers)")
         self.port = free_port()
         self.password = password
-        self.dir = tempfile.mkdtemp(prefix="redis-test-")
+        self.detached = root is not None  # outlives this process (its own session), like pg_ctl's postmaster
+        if root is None:
+            self.dir = tempfile.mkdtemp(prefix="redis-test-")
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            self.dir = str(root)
         self.args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--appendonly", "no",
                      "--save", "3600 1" if persistent else ""]
         if password:
@@ -116,7 +132,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=_on_cpus(self.cpus))
+                                        preexec_fn=_on_cpus(self.cpus), start_new_session=self.detached)
         import redis
 
         client = redis.Redis(port=self.port, password=self.password)

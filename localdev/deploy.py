@@ -1,0 +1,274 @@
+"""Deploy both stacks, unchanged, into the local emulator; and take them down again.
+
+`up()`: start (or reuse) the emulator and the per-stack PostgreSQL and Redis, create the
+secrets an operator creates before a first deploy, `cdktf deploy` both stacks, write
+`cfn-outputs/flat-outputs.json`, and give each local PostgreSQL the user and password of
+its stack's RDS-managed secret. `down()`: `cdktf destroy` both stacks, check that nothing
+of ours is left in the emulator and that the state is empty, stop everything, remove `.local/`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import boto3
+import psycopg2
+from botocore.exceptions import ClientError
+from psycopg2 import sql
+
+from localdev import outputs as flat
+from localdev.session import (
+    LOCAL,
+    ROOT,
+    STATE_DIR,
+    WORKLOAD_REGIONS,
+    Session,
+    alive,
+    emulator_up,
+    start_emulator,
+    start_servers,
+    stop_process,
+    stop_servers,
+)
+from stacks.config import build_config
+
+PROGRESS_EVERY_S = 15.0
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+STATUS_LINE = re.compile(r"^\d+ Stacks? deploying|^\d+ Stacks? destroying")
+
+
+def say(message: str) -> None:
+    print(f"[local] {message}", flush=True)
+
+
+def terraform_env(session: Session) -> dict[str, str]:
+    from tools.terraform_cli import resolve
+
+    cli_config, _ = resolve()
+    return {**os.environ, **session.aws_env(), "ENVIRONMENT_SUFFIX": session.suffix,
+            "TF_LOCAL_STATE_DIR": STATE_DIR, "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1",
+            "CHECKPOINT_DISABLE": "1", "FORCE_COLOR": "0", "NO_COLOR": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+
+
+def state_file(session: Session, workload: str) -> Path:
+    return ROOT / STATE_DIR / f"terraform.{session.stack_id(workload)}.tfstate"
+
+
+# -- up -----------------------------------------------------------------------------------------------------------
+
+
+def up(suffix: str) -> Session:
+    session = Session.load()
+    if session is not None and session.suffix == suffix and emulator_up(session.emulator_port):
+        say(f"reusing the running emulator at {session.endpoint}")
+    else:
+        if session is not None:
+            say("a previous local session is gone (emulator not running): clearing what it left")
+            forget(session)
+        started = time.monotonic()
+        port, pid = start_emulator()
+        session = Session(suffix=suffix, emulator_port=port, emulator_pid=pid)
+        session.save()
+        for workload in WORKLOAD_REGIONS:
+            session.servers[workload] = start_servers(workload)
+            session.save()
+        say(f"emulator at {session.endpoint}; PostgreSQL and Redis per stack "
+            f"({time.monotonic() - started:.1f} s)")
+    create_operator_secrets(session)
+    deploy(session)
+    prepare_databases(session)
+    return session
+
+
+def create_operator_secrets(session: Session) -> None:
+    """The Redis AUTH token the stacks read (data source) and the local Redis requires."""
+    for workload, region in WORKLOAD_REGIONS.items():
+        name = build_config(workload, session.suffix).redis_auth_secret_name
+        client = boto3.client("secretsmanager", region_name=region, endpoint_url=session.endpoint,
+                              **_keys(session))
+        token = session.servers[workload].redis_password
+        try:
+            client.create_secret(Name=name, SecretString=token,
+                                 Description="Redis AUTH token (created by the operator before the first deploy)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceExistsException":
+                raise
+            client.put_secret_value(SecretId=name, SecretString=token)
+
+
+def _keys(session: Session) -> dict[str, str]:
+    env = session.aws_env()
+    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+
+
+def deploy(session: Session) -> None:
+    stacks = [session.stack_id(w) for w in WORKLOAD_REGIONS]
+    raw = LOCAL / "cdktf-outputs.json"
+    say(f"cdktf deploy {' '.join(stacks)} (log: .local/logs/deploy.log)")
+    started = time.monotonic()
+    run_cdktf(session, ["deploy", *stacks, "--auto-approve", "--skip-provider-lock", "--outputs-file", str(raw),
+                        "--outputs-file-include-sensitive-outputs"], "deploy.log", stacks)
+    seconds = time.monotonic() - started
+    written = flat.write(json.loads(raw.read_text()))
+    say(f"deployed both stacks in {seconds:.0f} s; outputs in {written.relative_to(ROOT)}")
+    (LOCAL / "timings.json").write_text(json.dumps({"deploy_s": round(seconds, 1)}))
+
+
+def run_cdktf(session: Session, args: list[str], log_name: str, stacks: list[str]) -> None:
+    """Run the cdktf CLI, log everything, print a progress line per stack now and then."""
+    log_path = LOCAL / "logs" / log_name
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    done: Counter[str] = Counter()
+    pattern = re.compile(r"^(\S+)\s+.*(Creation|Destruction|Modifications) complete")
+    for stack in stacks:  # an init from an earlier run with another backend path would refuse to start
+        shutil.rmtree(ROOT / "cdktf.out" / "stacks" / stack / ".terraform", ignore_errors=True)
+    command = ["npx", "--no-install", "cdktf", *args]
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=terraform_env(session), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, bufsize=1)
+        stop = threading.Event()
+
+        def report() -> None:
+            while not stop.wait(PROGRESS_EVERY_S):
+                say("  " + ", ".join(f"{s}: {done[s]} resources" for s in stacks))
+
+        ticker = threading.Thread(target=report, daemon=True)
+        ticker.start()
+        assert process.stdout is not None
+        for raw_line in process.stdout:
+            line = ANSI.sub("", raw_line)
+            if not line.strip() or STATUS_LINE.match(line):
+                continue
+            log.write(line)
+            match = pattern.match(line.strip())
+            if match and match.group(1) in stacks:
+                done[match.group(1)] += 1
+        code = process.wait()
+        stop.set()
+    if code != 0:
+        tail = log_path.read_text().splitlines()[-25:]
+        raise SystemExit(f"cdktf {args[0]} failed (exit {code}); last lines of {log_path}:\n" + "\n".join(tail))
+
+
+def prepare_databases(session: Session) -> None:
+    """Give each local PostgreSQL its stack's RDS master user: the name and password in
+    the RDS-managed secret, read from the emulator exactly as the processor reads it."""
+    outputs = flat.read()
+    for workload, region in WORKLOAD_REGIONS.items():
+        servers = session.servers[workload]
+        client = boto3.client("secretsmanager", region_name=region, endpoint_url=session.endpoint, **_keys(session))
+        secret = json.loads(client.get_secret_value(
+            SecretId=outputs[flat.key(workload, "db_secret_arn")])["SecretString"])
+        database = outputs[flat.key(workload, "db_name")]
+        admin = psycopg2.connect(host="127.0.0.1", port=servers.pg_port, user="test",
+                                 password=servers.pg_admin_password, dbname="postgres")
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            user = sql.Identifier(secret["username"])
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secret["username"],))
+            verb = sql.SQL("ALTER") if cur.fetchone() else sql.SQL("CREATE")
+            cur.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD %s").format(verb, user), (secret["password"],))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if not cur.fetchone():
+                cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), user))
+        admin.close()
+
+
+# -- down ---------------------------------------------------------------------------------------------------------
+
+
+def down() -> None:
+    session = Session.load()
+    if session is None:
+        say("no local deployment (.local/session.json): nothing to destroy")
+        leftovers = [p for p in (ROOT / STATE_DIR).glob("*.tfstate*")] if (ROOT / STATE_DIR).exists() else []
+        for path in leftovers:
+            path.unlink()
+        flat.remove()
+        return
+    if emulator_up(session.emulator_port):
+        stacks = [session.stack_id(w) for w in WORKLOAD_REGIONS]
+        say(f"cdktf destroy {' '.join(stacks)} (log: .local/logs/destroy.log)")
+        started = time.monotonic()
+        run_cdktf(session, ["destroy", *stacks, "--auto-approve", "--skip-provider-lock"], "destroy.log", stacks)
+        say(f"destroyed both stacks in {time.monotonic() - started:.0f} s")
+        check_nothing_left(session)
+    else:
+        say("the emulator is not running: its resources went with it; clearing local state")
+    forget(session)
+    say("local deployment removed (.local/, cfn-outputs/flat-outputs.json)")
+
+
+def check_nothing_left(session: Session) -> None:
+    """State empty and no resource named for our stacks left in the emulator."""
+    for workload in WORKLOAD_REGIONS:
+        path = state_file(session, workload)
+        if path.exists():
+            resources = json.loads(path.read_text()).get("resources", [])
+            managed = [r for r in resources if r.get("mode") == "managed"]
+            if managed:
+                raise SystemExit(f"{path.name} still lists {len(managed)} resources after destroy")
+    left = leftovers(session)
+    if left:
+        raise SystemExit("destroy left resources in the emulator:\n  " + "\n  ".join(left))
+
+
+def leftovers(session: Session) -> list[str]:
+    """Resources of our stacks still in the emulator, found by name (every name carries the suffix)."""
+    found: list[str] = []
+    keys = _keys(session)
+    for workload, region in WORKLOAD_REGIONS.items():
+        def client(service: str):  # noqa: ANN202
+            return boto3.client(service, region_name=region, endpoint_url=session.endpoint, **keys)
+
+        mark = f"-{session.suffix}"
+        checks = {
+            "kinesis stream": lambda: client("kinesis").list_streams()["StreamNames"],
+            "db instance": lambda: [d["DBInstanceIdentifier"] for d in client("rds").describe_db_instances()["DBInstances"]],
+            "cache group": lambda: [g["ReplicationGroupId"]
+                                    for g in client("elasticache").describe_replication_groups()["ReplicationGroups"]],
+            "ecs cluster": lambda: client("ecs").list_clusters()["clusterArns"],
+            "s3 bucket": lambda: [b["Name"] for b in client("s3").list_buckets()["Buckets"]],
+            "kms alias": lambda: [a["AliasName"] for a in client("kms").list_aliases()["Aliases"]],
+            "log group": lambda: [g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]],
+            "alarm": lambda: [a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]],
+            "vpc": lambda: [v["VpcId"] for v in client("ec2").describe_vpcs(
+                Filters=[{"Name": "tag:Workload", "Values": [workload]}])["Vpcs"]],
+            "iam role": lambda: [r["RoleName"] for r in client("iam").list_roles()["Roles"]],
+        }
+        for kind, list_names in checks.items():
+            for name in list_names():
+                if kind == "vpc" or (workload in name and mark in name):
+                    found.append(f"{region} {kind}: {name}")
+    return sorted(set(found))
+
+
+def forget(session: Session) -> None:
+    for servers in session.servers.values():
+        stop_servers(servers)
+    stop_process(session.emulator_pid)
+    for workload in WORKLOAD_REGIONS:
+        for path in state_file(session, workload).parent.glob(f"terraform.{session.stack_id(workload)}.tfstate*"):
+            path.unlink()
+    shutil.rmtree(LOCAL, ignore_errors=True)
+    flat.remove()
+
+
+def status() -> int:
+    session = Session.load()
+    if session is None:
+        say("no local deployment")
+        return 1
+    state = "running" if emulator_up(session.emulator_port) else "not running"
+    say(f"emulator {session.endpoint}: {state} (pid {session.emulator_pid}, alive={alive(session.emulator_pid)})")
+    for workload, servers in session.servers.items():
+        say(f"{session.stack_id(workload)}: PostgreSQL 127.0.0.1:{servers.pg_port}, "
+            f"Redis 127.0.0.1:{servers.redis_port}")
+    return 0 if state == "running" else 1

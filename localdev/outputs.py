@@ -1,0 +1,67 @@
+"""`cfn-outputs/flat-outputs.json`: both stacks' outputs in one flat object.
+
+Keys are `<workload>_<output>` (`retail_stream_name`, `factory_db_secret_arn`, ...) plus
+`<workload>_stack_id`, so the integration tests read the same keys whatever the suffix.
+`python -m localdev.outputs CDKTF_OUTPUTS.json` flattens what `cdktf deploy --outputs-file`
+(or `cdktf output --outputs-file`) wrote, for a real AWS deployment too.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAT_OUTPUTS = ROOT / "cfn-outputs" / "flat-outputs.json"
+WORKLOADS = ("retail", "factory")
+
+
+def key(workload: str, output: str) -> str:
+    return f"{workload}_{output}"
+
+
+def flatten(by_stack: dict[str, dict[str, object]]) -> dict[str, object]:
+    """`{"retail-dev": {"stream_name": ...}, ...}` → `{"retail_stream_name": ..., "retail_stack_id": "retail-dev"}`."""
+    flat: dict[str, object] = {}
+    for stack_id, outputs in sorted(by_stack.items()):
+        workload = stack_id.split("-", 1)[0]
+        if workload not in WORKLOADS or not isinstance(outputs, dict):
+            raise ValueError(f"{stack_id!r} is not one of this project's stacks (<workload>-<suffix>)")
+        if key(workload, "stack_id") in flat:
+            raise ValueError(f"two {workload} stacks in one outputs file: keep one suffix per file")
+        flat[key(workload, "stack_id")] = stack_id
+        for name, value in outputs.items():
+            flat[key(workload, name)] = value
+    return flat
+
+
+def write(by_stack: dict[str, dict[str, object]], path: Path = FLAT_OUTPUTS) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(flatten(by_stack), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read(path: Path = FLAT_OUTPUTS) -> dict[str, object]:
+    return json.loads(path.read_text())
+
+
+def remove(path: Path = FLAT_OUTPUTS) -> None:
+    path.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m localdev.outputs CDKTF_OUTPUTS.json", file=sys.stderr)
+        return 2
+    try:
+        written = write(json.loads(Path(args[0]).read_text()))
+    except (OSError, ValueError) as error:
+        print(f"outputs: {error}", file=sys.stderr)
+        return 2
+    print(written)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Run both workloads end to end against the local deployment and summarise.
+
+Per stack, at the same time: the processor (`python -m processor --exit-when-idle`) with
+the deployed task's environment (localdev/local_endpoints.py), and the producer
+(`python -m processor.produce`) sending seeded traffic with faults into the deployed
+stream. A progress line every few seconds; then a summary read from the processors'
+metrics, PostgreSQL and Redis.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import psycopg2
+import redis
+
+from localdev import outputs as flat
+from localdev.deploy import say
+from localdev.local_endpoints import processor_environment, task_environment
+from localdev.session import LOCAL, ROOT, WORKLOAD_REGIONS, Session
+
+PROGRESS_EVERY_S = 5.0
+IDLE_EXIT_S = 8
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What the demo sends. Retail: 300 updates/s (18,000 a minute, the target is 1,000)."""
+
+    rate: float
+    duration_s: float
+    flags: tuple[str, ...]
+
+
+TRAFFIC = {
+    "retail": Traffic(300, 20, ("--duplicates", "0.02", "--reorder", "0.02", "--poison", "0.005", "--seed", "7")),
+    # 300 sensors on 12 lines; event time advances as fast as wall time, so each sensor's
+    # detector warms up on ~20 readings before the injected spikes count.
+    "factory": Traffic(300, 20, ("--sensors", "300", "--anomalies", "0.01", "--poison", "0.003",
+                                 "--duplicates", "0.01", "--step", "0.0033", "--seed", "11")),
+}
+
+
+@dataclass
+class Progress:
+    processed: int = 0
+    dead_letters: int = 0
+    anomalies: int = 0
+    batches: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, line: dict) -> None:
+        with self.lock:
+            if "RecordsProcessed" not in line:
+                return
+            now = time.monotonic()
+            self.first_at = self.first_at or now
+            self.last_at = now
+            self.processed += int(line.get("RecordsProcessed", 0))
+            self.dead_letters += int(line.get("DeadLetters", 0))
+            self.anomalies += int(line.get("Anomalies", 0))
+            self.batches += 1
+
+
+@dataclass
+class WorkloadRun:
+    workload: str
+    stack_id: str
+    region: str
+    env: dict[str, str]
+    progress: Progress = field(default_factory=Progress)
+    producer: subprocess.Popen | None = None
+    processor: subprocess.Popen | None = None
+    sent: dict = field(default_factory=dict)
+
+
+def prepare(session: Session, workload: str) -> WorkloadRun:
+    outputs = flat.read()
+    region = WORKLOAD_REGIONS[workload]
+    keys = {"aws_access_key_id": "localdev", "aws_secret_access_key": "localdev"}
+    ecs = boto3.client("ecs", region_name=region, endpoint_url=session.endpoint, **keys)
+    secrets = boto3.client("secretsmanager", region_name=region, endpoint_url=session.endpoint, **keys)
+    service = ecs.describe_services(cluster=outputs[flat.key(workload, "cluster_name")],
+                                    services=[outputs[flat.key(workload, "service_name")]])["services"][0]
+    task_env = task_environment(ecs, secrets, service["taskDefinition"])
+    env = processor_environment(task_env, session.servers[workload], region, session.aws_env(),
+                                base=lambda: dict(os.environ))
+    env["PYTHONPATH"] = str(ROOT)
+    return WorkloadRun(workload, session.stack_id(workload), region, env)
+
+
+def start(run: WorkloadRun) -> None:
+    logs = LOCAL / "logs"
+    processor_log = open(logs / f"{run.stack_id}-processor.log", "w", encoding="utf-8")  # noqa: SIM115
+    run.processor = subprocess.Popen([sys.executable, "-m", "processor", "--exit-when-idle", str(IDLE_EXIT_S)],
+                                     cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1)
+
+    def follow() -> None:
+        assert run.processor is not None and run.processor.stdout is not None
+        for line in run.processor.stdout:
+            processor_log.write(line)
+            if line.startswith("{"):
+                try:
+                    run.progress.add(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        processor_log.close()
+
+    threading.Thread(target=follow, daemon=True).start()
+    traffic = TRAFFIC[run.workload]
+    run.producer = subprocess.Popen(
+        [sys.executable, "-m", "processor.produce", run.workload, "--stream", run.env["STREAM_NAME"],
+         "--rate", str(traffic.rate), "--duration", str(traffic.duration_s), *traffic.flags,
+         "--labels", str(logs / f"{run.stack_id}-labels.json")],
+        cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_all(session: Session) -> list[WorkloadRun]:
+    runs = [prepare(session, w) for w in WORKLOAD_REGIONS]
+    for run in runs:
+        start(run)
+    say("processors and producers running: " + ", ".join(
+        f"{r.stack_id} {TRAFFIC[r.workload].rate:.0f} records/s for {TRAFFIC[r.workload].duration_s:.0f} s"
+        for r in runs))
+    started = time.monotonic()
+    while any(r.processor.poll() is None for r in runs):  # type: ignore[union-attr]
+        time.sleep(0.5)
+        if time.monotonic() - started >= PROGRESS_EVERY_S:
+            started = time.monotonic()
+            say("  " + " | ".join(
+                f"{r.stack_id}: {r.progress.processed} processed, {r.progress.dead_letters} dead-lettered"
+                + (f", {r.progress.anomalies} anomalies" if r.workload == "factory" else "")
+                + ("" if r.producer.poll() is None else " (sending done)")  # type: ignore[union-attr]
+                for r in runs))
+    for run in runs:
+        out, err = run.producer.communicate()  # type: ignore[union-attr]
+        if run.producer.returncode != 0:  # type: ignore[union-attr]
+            raise SystemExit(f"{run.stack_id} producer failed: {err.strip()}")
+        run.sent = json.loads(out.strip().splitlines()[-1])
+        if run.processor.returncode != 0:  # type: ignore[union-attr]
+            raise SystemExit(f"{run.stack_id} processor exited {run.processor.returncode}; "
+                             f"see .local/logs/{run.stack_id}-processor.log")
+    return runs
+
+
+def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, float]) -> str:
+    lines = ["", "Local deployment summary", "========================"]
+    for run in runs:
+        servers = session.servers[run.workload]
+        state = json.loads((ROOT / ".local" / "state" / f"terraform.{run.stack_id}.tfstate").read_text())
+        managed = [r for r in state["resources"] if r["mode"] == "managed"]
+        types = {r["type"] for r in managed}
+        conn = psycopg2.connect(host="127.0.0.1", port=servers.pg_port, dbname=run.env["DB_NAME"],
+                                user="test", password=servers.pg_admin_password)
+        cache = redis.Redis(port=servers.redis_port, password=servers.redis_password)
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM dead_letters")
+            stored_dead = cur.fetchone()[0]
+            if run.workload == "retail":
+                cur.execute("SELECT count(*), COALESCE(sum(quantity), 0) FROM inventory")
+                rows, units = cur.fetchone()
+                cur.execute("SELECT count(*) FROM products")
+                stored = f"{cur.fetchone()[0]} products, {rows} inventory rows ({units} units)"
+            else:
+                cur.execute("SELECT count(*), count(DISTINCT sensor_id) FROM sensor_readings")
+                readings, sensors = cur.fetchone()
+                cur.execute("SELECT count(*) FROM anomalies")
+                stored = f"{readings} readings from {sensors} sensors, {cur.fetchone()[0]} anomalies"
+        reads = catalog_reads(run, conn, cache) if run.workload == "retail" else None
+        info = cache.info("stats")
+        hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
+        p = run.progress
+        seconds = (p.last_at - p.first_at) if p.first_at and p.last_at and p.last_at > p.first_at else None
+        lines += [
+            f"{run.stack_id} ({run.region}): {len(managed)} resources of {len(types)} types deployed",
+            f"  sent        {run.sent['sent']} records at {run.sent['records_per_s']}/s "
+            f"({run.sent['duplicates']} duplicates, {run.sent['poison']} poison"
+            + (f", {run.sent['anomalies']} injected anomalies)" if run.workload == "factory" else ")"),
+            f"  processed   {p.processed} records in {p.batches} batches; dead-lettered {p.dead_letters} "
+            f"(table: {stored_dead})" + (f"; anomalies found {p.anomalies}" if run.workload == "factory" else ""),
+            f"  stored      {stored}",
+            f"  throughput  {p.processed / seconds:,.0f} records/s while records flowed" if seconds else
+            "  throughput  n/a",
+            f"  cache       Redis keyspace hit rate {hits / (hits + misses):.0%} ({hits} hits, {misses} misses)"
+            if hits + misses else "  cache       no Redis reads",
+        ]
+        if reads:
+            lines.append(f"  reads       {reads[0]} product reads (hot products first): "
+                         f"{reads[1]:.0%} served from Redis")
+        conn.close()
+        cache.close()
+    lines += ["", "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
+              "outputs: cfn-outputs/flat-outputs.json; logs: .local/logs/",
+              "tear down: make destroy-local"]
+    return "\n".join(lines)
+
+
+def catalog_reads(run: WorkloadRun, conn, client: redis.Redis, count: int = 2000) -> tuple[int, float]:  # noqa: ANN001
+    """What the cache is for: product reads, most of them of hot products (the producer's Zipf mix)."""
+    from processor.cache import CatalogCache
+    from processor.catalog import get_product
+    from processor.traffic import RetailTraffic
+
+    traffic = RetailTraffic(random.Random(3))
+    skus = traffic.rng.choices(traffic.skus, traffic.weights, k=count)
+    cache = CatalogCache(client, 3600)
+    for sku in skus:
+        get_product(sku, conn=conn, cache=cache)
+    return count, cache.hits / count
+
+
+def write_summary(text: str) -> Path:
+    path = LOCAL / "summary.txt"
+    path.write_text(text + "\n")
+    return path

@@ -1,0 +1,134 @@
+"""The local deployment's moving parts: where they live, how to start, find and stop them.
+
+Everything sits under `.local/` (git-ignored): the emulator's log and pid, one
+PostgreSQL and one Redis per stack (each stack has its own RDS instance and Redis group
+in AWS), Terraform state, and `session.json`, which lets `make destroy-local` find all of
+it from another shell.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from localdev.servers import PostgresServer, RedisServer, _as_postgres_user, _pg_bin, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+SESSION_FILE = LOCAL / "session.json"
+STATE_DIR = ".local/state"  # relative to ROOT, for TF_LOCAL_STATE_DIR
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localdev", "AWS_SECRET_ACCESS_KEY": "localdev"}
+WORKLOAD_REGIONS = {"retail": "us-east-1", "factory": "eu-west-1"}
+
+
+@dataclass
+class LocalServers:
+    """One stack's stand-ins for RDS and ElastiCache."""
+
+    pg_dir: str
+    pg_port: int
+    pg_admin_password: str
+    redis_dir: str
+    redis_port: int
+    redis_pid: int
+    redis_password: str
+
+
+@dataclass
+class Session:
+    suffix: str
+    emulator_port: int
+    emulator_pid: int
+    servers: dict[str, LocalServers] = field(default_factory=dict)  # by workload
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    def stack_id(self, workload: str) -> str:
+        return f"{workload}-{self.suffix}"
+
+    def aws_env(self) -> dict[str, str]:
+        """What Terraform, boto3 and the processor need to talk to the emulator."""
+        return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint,
+                # moto answers an unknown operation at once (see moto_extensions); cap retries anyway
+                "AWS_MAX_ATTEMPTS": "2"}
+
+    def save(self) -> None:
+        LOCAL.mkdir(exist_ok=True)
+        SESSION_FILE.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls) -> Session | None:
+        if not SESSION_FILE.exists():
+            return None
+        data = json.loads(SESSION_FILE.read_text())
+        data["servers"] = {w: LocalServers(**s) for w, s in data.get("servers", {}).items()}
+        return cls(**data)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def emulator_up(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start_emulator() -> tuple[int, int]:
+    (LOCAL / "logs").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = open(LOCAL / "logs" / "emulator.log", "ab")  # noqa: SIM115 - the child owns it
+    process = subprocess.Popen([sys.executable, "-m", "localdev.emulator", "--port", str(port)], cwd=ROOT,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: emulator_up(port), 30, "the AWS emulator (moto)")
+    except TimeoutError:
+        process.kill()
+        raise
+    return port, process.pid
+
+
+def start_servers(workload: str) -> LocalServers:
+    base = LOCAL / workload
+    admin_password = secrets.token_urlsafe(18)
+    postgres = PostgresServer(durable=True, password_auth=True, root=base / "pg", password=admin_password)
+    redis_password = secrets.token_urlsafe(32)
+    redis = RedisServer(password=redis_password, persistent=False, root=base / "redis")
+    return LocalServers(pg_dir=str(postgres.dir), pg_port=postgres.port, pg_admin_password=admin_password,
+                        redis_dir=str(redis.dir), redis_port=redis.port, redis_pid=redis.process.pid,
+                        redis_password=redis_password)
+
+
+def stop_servers(servers: LocalServers) -> None:
+    data = Path(servers.pg_dir) / "data"
+    if data.exists():
+        subprocess.run([*_as_postgres_user(), _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+    stop_process(servers.redis_pid)
+
+
+def stop_process(pid: int, timeout_s: float = 10) -> None:
+    if not alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
