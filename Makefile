@@ -1,4 +1,5 @@
 # Two commands on a fresh machine:  make demo   (main job)   and   make test.
+# make demo leaves the local deployment running for make test's integration tests; make destroy-local ends it.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -19,7 +20,8 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
-.PHONY: servers help setup demo synth summary test test-unit policy checkov validate bench-synth bench-processor \
+
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit policy checkov validate bench-synth bench-processor \
         deploy destroy push-image clean
 
 help: ## list the targets
@@ -47,8 +49,14 @@ synth: setup ## synthesize both stacks into cdktf.out/
 summary: ## print what each synthesized stack contains
 	$(RUN) python -m tools.summary
 
-demo: synth summary ## main job: synthesize both stacks and summarize them
-	@$(RUN) python -m policy
+demo: setup servers ## main job: deploy both stacks into a local AWS emulator, run the pipeline, summarize
+	$(RUN) python -m localdev demo
+
+destroy-local: ## destroy the local deployment: cdktf destroy both stacks, stop the emulator and servers
+	@if [ -d .venv ]; then $(RUN) python -m localdev down; else echo "nothing to destroy (no .venv)"; fi
+
+local-status: ## what the local deployment has running
+	@$(RUN) python -m localdev status
 
 servers: ## PostgreSQL and Redis server binaries for the processor tests (apt, when root)
 	@if command -v redis-server >/dev/null && { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; \

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from psycopg2 import sql
 
 from localdev import outputs as flat
+from localdev.local_endpoints import LOCAL_ENDPOINTS, write_local_endpoints
 from localdev.session import (
     LOCAL,
     ROOT,
@@ -83,7 +84,9 @@ def up(suffix: str) -> Session:
             f"({time.monotonic() - started:.1f} s)")
     create_operator_secrets(session)
     deploy(session)
+    check_converged(session)
     prepare_databases(session)
+    write_local_endpoints(session.aws_env(), session.servers)
     return session
 
 
@@ -157,6 +160,25 @@ def run_cdktf(session: Session, args: list[str], log_name: str, stacks: list[str
         raise SystemExit(f"cdktf {args[0]} failed (exit {code}); last lines of {log_path}:\n" + "\n".join(tail))
 
 
+def check_converged(session: Session) -> None:
+    """`terraform plan` right after the deploy must show no changes: the stacks converge."""
+    started = time.monotonic()
+    env = terraform_env(session)
+    plans = {stack: subprocess.Popen(["terraform", "plan", "-detailed-exitcode", "-input=false", "-no-color",
+                                      "-lock=false"], cwd=ROOT / "cdktf.out" / "stacks" / stack, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for stack in (session.stack_id(w) for w in WORKLOAD_REGIONS)}
+    for stack, process in plans.items():
+        output, _ = process.communicate()
+        (LOCAL / "logs" / f"{stack}-plan.log").write_text(output)
+        if process.returncode == 2:
+            changes = [line.strip() for line in output.splitlines() if line.strip().startswith("# ")]
+            raise SystemExit(f"{stack} does not converge: plan after deploy wants changes:\n  " + "\n  ".join(changes))
+        if process.returncode != 0:
+            raise SystemExit(f"terraform plan failed for {stack}; see .local/logs/{stack}-plan.log")
+    say(f"terraform plan after deploy: no changes in either stack ({time.monotonic() - started:.0f} s)")
+
+
 def prepare_databases(session: Session) -> None:
     """Give each local PostgreSQL its stack's RDS master user: the name and password in
     the RDS-managed secret, read from the emulator exactly as the processor reads it."""
@@ -192,6 +214,7 @@ def down() -> None:
         for path in leftovers:
             path.unlink()
         flat.remove()
+        LOCAL_ENDPOINTS.unlink(missing_ok=True)
         return
     if emulator_up(session.emulator_port):
         stacks = [session.stack_id(w) for w in WORKLOAD_REGIONS]
@@ -259,6 +282,7 @@ def forget(session: Session) -> None:
             path.unlink()
     shutil.rmtree(LOCAL, ignore_errors=True)
     flat.remove()
+    LOCAL_ENDPOINTS.unlink(missing_ok=True)
 
 
 def status() -> int:

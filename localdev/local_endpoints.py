@@ -17,11 +17,30 @@ secret from the emulator, and the local PostgreSQL has that user and password.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
-from localdev.session import LocalServers
-
+ROOT = Path(__file__).resolve().parent.parent
+# Written next to flat-outputs.json by a local deployment only; the integration tests use
+# it to reach the emulator and the local servers. Without it they talk to AWS.
+LOCAL_ENDPOINTS = ROOT / "cfn-outputs" / "local-endpoints.json"
 TLS_OFF = {"DB_SSLMODE": "disable", "REDIS_TLS": "false"}
+
+
+def write_local_endpoints(aws_env: Mapping[str, str], servers: Mapping[str, object]) -> Path:
+    """`servers`: workload → LocalServers (pg_port, redis_port)."""
+    document = {"aws": dict(aws_env), "workloads": {
+        workload: {"db_host": "127.0.0.1", "db_port": s.pg_port, "redis_host": "127.0.0.1",  # type: ignore[attr-defined]
+                   "redis_port": s.redis_port}  # type: ignore[attr-defined]
+        for workload, s in servers.items()}}
+    LOCAL_ENDPOINTS.parent.mkdir(parents=True, exist_ok=True)
+    LOCAL_ENDPOINTS.write_text(json.dumps(document, indent=2) + "\n")
+    return LOCAL_ENDPOINTS
+
+
+def read_local_endpoints() -> dict | None:
+    return json.loads(LOCAL_ENDPOINTS.read_text()) if LOCAL_ENDPOINTS.exists() else None
 
 
 def task_environment(ecs, secretsmanager, task_definition: str) -> dict[str, str]:  # noqa: ANN001
@@ -34,9 +53,11 @@ def task_environment(ecs, secretsmanager, task_definition: str) -> dict[str, str
     return env
 
 
-def processor_environment(task_env: Mapping[str, str], servers: LocalServers, region: str,
+def processor_environment(task_env: Mapping[str, str], endpoints: Mapping[str, object], region: str,
                           aws_env: Mapping[str, str], base: Callable[[], Mapping[str, str]] = dict) -> dict[str, str]:
+    """`endpoints`: one workload's entry of local-endpoints.json."""
     env = {**base(), **task_env, **TLS_OFF, **aws_env}
-    env.update(DB_HOST="127.0.0.1", DB_PORT=str(servers.pg_port), REDIS_HOST="127.0.0.1",
-               REDIS_PORT=str(servers.redis_port), AWS_REGION=region, AWS_DEFAULT_REGION=region)
+    env.update(DB_HOST=str(endpoints["db_host"]), DB_PORT=str(endpoints["db_port"]),
+               REDIS_HOST=str(endpoints["redis_host"]), REDIS_PORT=str(endpoints["redis_port"]),
+               AWS_REGION=region, AWS_DEFAULT_REGION=region)
     return env

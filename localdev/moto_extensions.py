@@ -9,8 +9,10 @@ Tests: tests/localdev/test_moto_extensions.py, one per extension.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from xml.sax.saxutils import escape
 
@@ -607,7 +609,9 @@ def backup_vault_recovery_points() -> None:
         self.backup_backend.describe_backup_vault(name)  # not found → ResourceNotFoundException
         return json.dumps({"RecoveryPoints": []})
 
-    urls.url_paths["{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/?$"] = BackupResponse.dispatch
+    for pattern in ("{0}/backup-vaults/(?P<name>[^/]+)/recovery-points$",  # the Go SDK's form
+                    "{0}/backup-vaults/(?P<name>[^/]+)/recovery-points/$"):  # botocore's
+        urls.url_paths[pattern] = BackupResponse.dispatch
     BackupResponse.list_recovery_points_by_backup_vault = list_recovery_points_by_backup_vault
 
 
@@ -639,3 +643,47 @@ def managed_secret_rotation() -> None:
         return answer
 
     SecretsManagerBackend.rotate_secret = rotate_secret
+
+
+# --- Kinesis -----------------------------------------------------------------------------------------------------
+
+
+@extension
+def kinesis_faithful_resharding() -> None:
+    """Measured on moto 5 (tests/processor/test_resilience.py): SplitShard moves the
+    parent's records into the children, and PutRecord keeps routing keys to the closed
+    parent (the first shard whose hash range matches, open or not). Kinesis keeps a closed
+    parent's records in the parent and routes new records to open shards only, which is
+    what "parents drained before children" relies on."""
+    from moto.kinesis import models
+
+    models.Stream.get_shard_for_key = _route_to_open_shards(models.Stream.get_shard_for_key)
+    models.Stream.split_shard = _split_keeping_parent_records(models.Stream.split_shard)
+
+
+def _route_to_open_shards(original):  # noqa: ANN001, ANN202
+    def get_shard_for_key(self, partition_key: str, explicit_hash_key: str):  # noqa: ANN001, ANN202
+        shard = original(self, partition_key, explicit_hash_key)  # validates the key, first match wins
+        if shard is None or shard.is_open:
+            return shard
+        if explicit_hash_key:
+            hashed = int(explicit_hash_key)
+        else:
+            hashed = int(hashlib.md5(partition_key.encode()).hexdigest(), 16)
+        return next((s for s in self.shards.values() if s.is_open and s.starting_hash <= hashed < s.ending_hash),
+                    None)
+
+    return get_shard_for_key
+
+
+def _split_keeping_parent_records(original):  # noqa: ANN001, ANN202
+    def split_shard(self, shard_to_split: str, new_starting_hash_key: str) -> None:  # noqa: ANN001
+        parent = self.shards[shard_to_split]
+        kept = OrderedDict(parent.records)
+        original(self, shard_to_split, new_starting_hash_key)
+        for shard in self.shards.values():  # undo the move into the children
+            if shard.parent == parent.shard_id:
+                shard.records = OrderedDict()
+        parent.records = kept
+
+    return split_shard

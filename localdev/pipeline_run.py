@@ -24,7 +24,7 @@ import redis
 
 from localdev import outputs as flat
 from localdev.deploy import say
-from localdev.local_endpoints import processor_environment, task_environment
+from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
 from localdev.session import LOCAL, ROOT, WORKLOAD_REGIONS, Session
 
 PROGRESS_EVERY_S = 5.0
@@ -93,8 +93,8 @@ def prepare(session: Session, workload: str) -> WorkloadRun:
     service = ecs.describe_services(cluster=outputs[flat.key(workload, "cluster_name")],
                                     services=[outputs[flat.key(workload, "service_name")]])["services"][0]
     task_env = task_environment(ecs, secrets, service["taskDefinition"])
-    env = processor_environment(task_env, session.servers[workload], region, session.aws_env(),
-                                base=lambda: dict(os.environ))
+    endpoints = read_local_endpoints()["workloads"][workload]  # type: ignore[index]
+    env = processor_environment(task_env, endpoints, region, session.aws_env(), base=lambda: dict(os.environ))
     env["PYTHONPATH"] = str(ROOT)
     return WorkloadRun(workload, session.stack_id(workload), region, env)
 

@@ -84,7 +84,7 @@ def alive(pid: int) -> bool:
 
 def emulator_up(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=2) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=5) as response:
             return response.status == 200
     except OSError:
         return False

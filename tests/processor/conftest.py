@@ -36,9 +36,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
-    from tests.processor.moto_kinesis import faithful_resharding
+    from localdev.moto_extensions import apply_all
 
-    faithful_resharding()
+    apply_all()  # the same emulator the local deployment runs (localdev/moto_extensions.py)
     server = MotoServer()
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
                       AWS_DEFAULT_REGION="us-east-1")

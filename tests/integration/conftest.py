@@ -1,0 +1,137 @@
+"""The deployed system, found through cfn-outputs/flat-outputs.json.
+
+Against AWS: deploy, write the outputs file (README, "Integration tests against AWS"),
+run from somewhere that reaches the VPC's database and cache; the ECS service is the
+processor. Against the local deployment (`make demo`), cfn-outputs/local-endpoints.json
+points boto3 at the emulator and the data-plane checks at the local PostgreSQL and Redis,
+and a local processor stands in for the ECS service while the tests run.
+
+Without an outputs file every test here skips with one reason, except under CI=true,
+where `.ci/run` deploys first and a missing file is an error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pytest
+import redis
+
+from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
+from localdev.outputs import FLAT_OUTPUTS, key
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = ("retail", "factory")
+NO_OUTPUTS = ("no cfn-outputs/flat-outputs.json: deploy first (`make demo` for the local emulator, "
+              "or see README 'Integration tests against AWS')")
+
+
+def _outputs() -> dict | None:
+    return json.loads(FLAT_OUTPUTS.read_text()) if FLAT_OUTPUTS.exists() else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _outputs() is not None or os.environ.get("CI", "").lower() == "true":
+        return
+    for item in items:
+        if Path(str(item.fspath)).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.skip(reason=NO_OUTPUTS))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "workload" in metafunc.fixturenames:
+        outputs = _outputs() or {}
+        deployed = [w for w in WORKLOADS if key(w, "stack_id") in outputs] or list(WORKLOADS)
+        metafunc.parametrize("workload", deployed, scope="session")
+
+
+@pytest.fixture(scope="session")
+def outputs() -> dict:
+    found = _outputs()
+    if found is None:
+        pytest.fail(f"CI=true and {NO_OUTPUTS}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def local() -> dict | None:
+    return read_local_endpoints()
+
+
+@pytest.fixture(scope="session")
+def out(outputs: dict, workload: str) -> Callable[[str], object]:
+    def get(name: str) -> object:
+        return outputs[key(workload, name)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def aws(out: Callable[[str], object], local: dict | None) -> Callable[[str], object]:
+    """boto3 clients in the stack's region (the emulator's when deployed locally)."""
+    region = str(out("stack_region"))
+    extra: dict[str, str] = {}
+    if local:
+        extra = {"endpoint_url": local["aws"]["AWS_ENDPOINT_URL"], "aws_access_key_id": local["aws"]["AWS_ACCESS_KEY_ID"],
+                 "aws_secret_access_key": local["aws"]["AWS_SECRET_ACCESS_KEY"]}
+    return lambda service: boto3.client(service, region_name=region, **extra)
+
+
+def _secret(aws, arn: str) -> str:  # noqa: ANN001
+    return aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+
+
+@pytest.fixture(scope="session")
+def db(out, aws, local: dict | None, workload: str) -> Iterator:  # noqa: ANN001
+    credentials = json.loads(_secret(aws, str(out("db_secret_arn"))))
+    if local:
+        where = local["workloads"][workload]
+        params = {"host": where["db_host"], "port": where["db_port"], "sslmode": "disable"}
+    else:
+        params = {"host": out("db_endpoint"), "port": out("db_port"), "sslmode": "require"}
+    conn = psycopg2.connect(dbname=out("db_name"), user=credentials["username"], password=credentials["password"],
+                            connect_timeout=10, **params)
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def cache(out, aws, local: dict | None, workload: str) -> Iterator[redis.Redis]:  # noqa: ANN001
+    password = _secret(aws, str(out("redis_auth_secret_arn")))
+    if local:
+        where = local["workloads"][workload]
+        client = redis.Redis(host=where["redis_host"], port=where["redis_port"], password=password)
+    else:
+        client = redis.Redis(host=str(out("redis_endpoint")), port=int(out("redis_port")), password=password,
+                             ssl=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def processor(out, aws, local: dict | None, workload: str) -> Iterator[None]:  # noqa: ANN001
+    """On AWS the ECS service processes the stream. Locally a processor with the deployed
+    task's environment stands in for it while the tests run."""
+    if not local:
+        yield
+        return
+    ecs = aws("ecs")
+    service = ecs.describe_services(cluster=out("cluster_name"), services=[out("service_name")])["services"][0]
+    env = processor_environment(task_environment(ecs, aws("secretsmanager"), service["taskDefinition"]),
+                                local["workloads"][workload], str(out("stack_region")), local["aws"],
+                                base=lambda: dict(os.environ))
+    env["PYTHONPATH"] = str(ROOT)
+    log = open(ROOT / "cfn-outputs" / f"integration-{workload}-processor.log", "w")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "processor"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    yield
+    process.terminate()
+    process.wait(30)
+    log.close()

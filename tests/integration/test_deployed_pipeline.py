@@ -1,0 +1,129 @@
+"""The deployed stacks behave as the stacks and the processor promise (see conftest for where they run)."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import pytest
+
+from processor.produce import batches, put_all
+from stacks.config import build_config
+
+
+def eventually(check: Callable[[], object], timeout_s: float = 60, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not hold within {timeout_s} s")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_stream_is_active_and_encrypted_with_the_stack_key(aws, out) -> None:  # noqa: ANN001
+    summary = aws("kinesis").describe_stream_summary(StreamName=out("stream_name"))["StreamDescriptionSummary"]
+    assert summary["StreamStatus"] == "ACTIVE"
+    assert summary["EncryptionType"] == "KMS"
+    key_id = aws("kms").describe_key(KeyId=summary["KeyId"])["KeyMetadata"]["Arn"]
+    assert key_id == out("kms_key_arn")
+
+
+def test_database_secret_rotates_on_the_configured_schedule_of_at_most_30_days(aws, out, workload) -> None:  # noqa: ANN001
+    secret = aws("secretsmanager").describe_secret(SecretId=out("db_secret_arn"))
+    days = build_config(workload, str(out("stack_id")).split("-", 1)[1]).database.rotation_days
+    assert secret["RotationEnabled"] is True
+    assert secret["RotationRules"]["AutomaticallyAfterDays"] == days <= 30
+
+
+def test_a_record_put_into_the_stream_reaches_postgres_and_redis(aws, out, workload, db, cache,  # noqa: ANN001
+                                                                 processor) -> None:
+    marker = uuid.uuid4().hex[:10]
+    if workload == "retail":
+        sku = f"IT-{marker}"
+        body = {"event_id": str(uuid.uuid4()), "type": "product_upsert", "sku": sku, "name": "Integration test",
+                "category": "test", "price": "9.99", "currency": "USD", "updated_at": _now()}
+        put_all(aws("kinesis"), out("stream_name"), [(sku, json.dumps(body).encode())])
+
+        def stored() -> object:
+            with db.cursor() as cur:
+                cur.execute("SELECT name FROM products WHERE sku = %s", (sku,))
+                return cur.fetchone()
+
+        assert eventually(stored, what="product row")[0] == "Integration test"
+        cached = eventually(lambda: cache.hget(f"product:{sku}", "p"), what="cached product")
+        assert json.loads(cached)["name"] == "Integration test"
+    else:
+        sensor = f"temp-it-{marker}"
+        body = {"event_id": str(uuid.uuid4()), "sensor_id": sensor, "line_id": "line-it", "kind": "temperature",
+                "value": 71.5, "unit": "C", "ts": _now()}
+        put_all(aws("kinesis"), out("stream_name"), [(sensor, json.dumps(body).encode())])
+
+        def stored() -> object:
+            with db.cursor() as cur:
+                cur.execute("SELECT value FROM sensor_readings WHERE sensor_id = %s", (sensor,))
+                return cur.fetchone()
+
+        assert eventually(stored, what="sensor reading row")[0] == 71.5
+        assert eventually(lambda: cache.hgetall(f"sensor:{sensor}"), what="latest reading in Redis")
+
+
+def test_a_poison_record_is_dead_lettered_and_the_records_after_it_still_land(aws, out, workload, db,  # noqa: ANN001
+                                                                             processor) -> None:
+    marker = uuid.uuid4().hex
+    poison = f"not json {marker}".encode()
+    follow = {"retail": {"event_id": str(uuid.uuid4()), "type": "product_upsert", "sku": f"IT-{marker[:10]}",
+                         "name": "after poison", "category": "test", "price": "1.00", "currency": "USD",
+                         "updated_at": _now()},
+              "factory": {"event_id": str(uuid.uuid4()), "sensor_id": f"pres-it-{marker[:10]}", "line_id": "line-it",
+                          "kind": "pressure", "value": 300.0, "unit": "kPa", "ts": _now()}}[workload]
+    partition = f"it-{marker[:10]}"
+    for batch in batches([(partition, poison), (partition, json.dumps(follow).encode())]):
+        put_all(aws("kinesis"), out("stream_name"), batch)
+
+    def dead_lettered() -> object:
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*) FROM dead_letters WHERE position(%s IN payload) > 0", (marker.encode(),))
+            return cur.fetchone()[0]
+
+    assert eventually(dead_lettered, what="dead letter") == 1
+    table, column, value = (("products", "sku", follow.get("sku")) if workload == "retail"
+                            else ("sensor_readings", "sensor_id", follow.get("sensor_id")))
+
+    def landed() -> object:
+        with db.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (value,))  # noqa: S608 - fixed names
+            return cur.fetchone()[0]
+
+    assert eventually(landed, what="record after the poison") == 1
+
+
+def test_alarms_cover_every_tier_and_notify_the_alerts_topic(aws, out, workload) -> None:  # noqa: ANN001
+    suffix = str(out("stack_id")).split("-", 1)[1]
+    alarms = [a for a in aws("cloudwatch").describe_alarms(AlarmNamePrefix=f"{workload}-")["MetricAlarms"]
+              if a["AlarmName"].endswith(f"-{suffix}")]
+    namespaces = {a.get("Namespace") for a in alarms} | {
+        q["MetricStat"]["Metric"]["Namespace"] for a in alarms for q in a.get("Metrics", []) if "MetricStat" in q}
+    tiers = {"AWS/Kinesis", "AWS/RDS", "AWS/ElastiCache", "AWS/Firehose", "ECS/ContainerInsights",
+             str(out("metrics_namespace"))}
+    assert tiers <= namespaces
+    assert all(out("alerts_topic_arn") in a["AlarmActions"] for a in alarms)
+
+
+def test_dashboard_exists(aws, out) -> None:  # noqa: ANN001
+    body = json.loads(aws("cloudwatch").get_dashboard(DashboardName=out("dashboard_name"))["DashboardBody"])
+    assert body["widgets"]
+
+
+def test_archive_bucket_receives_the_stream(aws, out, local) -> None:  # noqa: ANN001
+    if local:
+        pytest.skip("moto's Firehose does not read from a Kinesis source stream, so nothing is delivered locally")
+    objects = eventually(lambda: aws("s3").list_objects_v2(Bucket=out("archive_bucket_name")).get("Contents"),
+                         timeout_s=420, what="an archived object (Firehose buffers up to 300 s)")
+    assert objects

@@ -1,0 +1,268 @@
+"""One test per moto extension (localdev/moto_extensions.py), through boto3 against the extended server."""
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from localdev import moto_extensions
+from localdev.servers import MotoServer
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Callable[..., object]]:
+    moto_extensions.apply_all()
+    server = MotoServer()
+    keys = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
+    yield lambda service, region=REGION: boto3.client(service, region_name=region, endpoint_url=server.url, **keys)
+    server.close()
+
+
+def name() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def test_every_extension_has_a_test_here() -> None:
+    source = open(__file__, encoding="utf-8").read()
+    untested = [n for n in moto_extensions.EXTENSIONS if f"def test_{n}_" not in source]
+    assert not untested
+
+
+def test_aws_managed_policies_can_be_attached(client) -> None:  # noqa: ANN001
+    iam = client("iam")
+    role = name()
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
+    arn = "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup"
+    iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] == [arn]
+
+
+def test_unimplemented_operations_fail_fast_with_501_naming_the_operation(client) -> None:  # noqa: ANN001
+    elasticache = client("elasticache")
+    with pytest.raises(ClientError) as raised:
+        elasticache.describe_reserved_cache_nodes()
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == 0
+    assert "describe_reserved_cache_nodes" in str(raised.value)
+
+
+def test_elasticache_parameter_groups_keep_user_parameters_and_tags(client) -> None:  # noqa: ANN001
+    elasticache, group = client("elasticache"), name()
+    created = elasticache.create_cache_parameter_group(
+        CacheParameterGroupName=group, CacheParameterGroupFamily="redis7", Description="d",
+        Tags=[{"Key": "Workload", "Value": "retail"}])["CacheParameterGroup"]
+    elasticache.modify_cache_parameter_group(CacheParameterGroupName=group, ParameterNameValues=[
+        {"ParameterName": "maxmemory-policy", "ParameterValue": "allkeys-lru"}])
+    parameters = elasticache.describe_cache_parameters(CacheParameterGroupName=group, Source="user")["Parameters"]
+    assert [(p["ParameterName"], p["ParameterValue"]) for p in parameters] == [("maxmemory-policy", "allkeys-lru")]
+    assert elasticache.list_tags_for_resource(ResourceName=created["ARN"])["TagList"] == [
+        {"Key": "Workload", "Value": "retail"}]
+    elasticache.delete_cache_parameter_group(CacheParameterGroupName=group)
+    with pytest.raises(ClientError, match="CacheParameterGroupNotFound"):
+        elasticache.describe_cache_parameter_groups(CacheParameterGroupName=group)
+
+
+def _replication_group(client, group: str) -> None:  # noqa: ANN001
+    client("elasticache").create_replication_group(
+        ReplicationGroupId=group, ReplicationGroupDescription="d", NumCacheClusters=2, Engine="redis",
+        CacheNodeType="cache.t4g.small", TransitEncryptionEnabled=True, SecurityGroupIds=["sg-12345678"])
+
+
+def test_elasticache_replication_group_members_are_clusters_and_delete_removes_them(client) -> None:  # noqa: ANN001
+    elasticache, group = client("elasticache"), name()
+    _replication_group(client, group)
+    members = elasticache.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["MemberClusters"]
+    for member in members:
+        assert elasticache.describe_cache_clusters(CacheClusterId=member)["CacheClusters"][0]["ReplicationGroupId"] == group
+    elasticache.delete_replication_group(ReplicationGroupId=group)
+    with pytest.raises(ClientError, match="ReplicationGroupNotFound"):
+        elasticache.describe_replication_groups(ReplicationGroupId=group)
+    with pytest.raises(ClientError, match="CacheClusterNotFound"):
+        elasticache.describe_cache_clusters(CacheClusterId=members[0])
+
+
+def test_elasticache_group_as_created_has_all_nodes_security_groups_and_tls_mode(client) -> None:  # noqa: ANN001
+    elasticache, group = client("elasticache"), name()
+    _replication_group(client, group)
+    described = elasticache.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]
+    assert len(described["MemberClusters"]) == 2
+    assert described["TransitEncryptionMode"] == "required"
+    primary = elasticache.describe_cache_clusters(CacheClusterId=described["MemberClusters"][0])["CacheClusters"][0]
+    assert [g["SecurityGroupId"] for g in primary["SecurityGroups"]] == ["sg-12345678"]
+
+
+def test_elasticache_subnet_group_delete_removes_it(client) -> None:  # noqa: ANN001
+    ec2, elasticache, group = client("ec2"), client("elasticache"), name()
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    elasticache.create_cache_subnet_group(CacheSubnetGroupName=group, CacheSubnetGroupDescription="d",
+                                          SubnetIds=[subnet])
+    elasticache.delete_cache_subnet_group(CacheSubnetGroupName=group)
+    with pytest.raises(ClientError):
+        elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=group)
+
+
+def _plan(client) -> str:  # noqa: ANN001
+    return client("backup").create_backup_plan(BackupPlan={"BackupPlanName": name(), "Rules": [
+        {"RuleName": "daily", "TargetBackupVaultName": "v"}]}, BackupPlanTags={"Workload": "retail"})["BackupPlanId"]
+
+
+def test_backup_selections_are_created_read_listed_and_deleted(client) -> None:  # noqa: ANN001
+    backup, plan = client("backup"), _plan(client)
+    selection = {"SelectionName": "db", "IamRoleArn": "arn:aws:iam::123456789012:role/b",
+                 "Resources": ["arn:aws:rds:us-east-1:123456789012:db:x"]}
+    selection_id = backup.create_backup_selection(BackupPlanId=plan, BackupSelection=selection)["SelectionId"]
+    got = backup.get_backup_selection(BackupPlanId=plan, SelectionId=selection_id)
+    assert got["BackupSelection"]["Resources"] == selection["Resources"]
+    assert [s["SelectionId"] for s in backup.list_backup_selections(BackupPlanId=plan)["BackupSelectionsList"]] == [
+        selection_id]
+    backup.delete_backup_selection(BackupPlanId=plan, SelectionId=selection_id)
+    with pytest.raises(ClientError, match="ResourceNotFound"):
+        backup.get_backup_selection(BackupPlanId=plan, SelectionId=selection_id)
+
+
+def test_backup_vault_recovery_points_list_empty_and_unknown_vaults_fail(client) -> None:  # noqa: ANN001
+    backup, vault = client("backup"), name()
+    backup.create_backup_vault(BackupVaultName=vault)
+    assert backup.list_recovery_points_by_backup_vault(BackupVaultName=vault)["RecoveryPoints"] == []
+    with pytest.raises(ClientError):
+        backup.list_recovery_points_by_backup_vault(BackupVaultName=name())
+
+
+def test_backup_list_tags_path_reads_tags_without_a_trailing_slash(client) -> None:  # noqa: ANN001
+    backup, plan = client("backup"), _plan(client)
+    arn = backup.get_backup_plan(BackupPlanId=plan)["BackupPlanArn"]
+    endpoint = backup.meta.endpoint_url
+    request = urllib.request.Request(f"{endpoint}/tags/{arn}", headers={
+        "Authorization": "AWS4-HMAC-SHA256 Credential=t/20260101/us-east-1/backup/aws4_request, SignedHeaders=host, "
+                         "Signature=0"})
+    with urllib.request.urlopen(request) as response:  # noqa: S310 - the local emulator
+        assert json.loads(response.read())["Tags"] == {"Workload": "retail"}
+
+
+def _scalable_target(client, tags: dict[str, str]) -> str:  # noqa: ANN001
+    ecs, cluster, service = client("ecs"), name(), name()
+    ecs.create_cluster(clusterName=cluster)
+    task = ecs.register_task_definition(family=name(), containerDefinitions=[
+        {"name": "c", "image": "i", "memory": 128}])["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=task, desiredCount=0)
+    return client("application-autoscaling").register_scalable_target(
+        ServiceNamespace="ecs", ResourceId=f"service/{cluster}/{service}", ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1, MaxCapacity=2, Tags=tags)["ScalableTargetARN"]
+
+
+def test_appautoscaling_tags_are_kept_listed_and_changed(client) -> None:  # noqa: ANN001
+    scaling = client("application-autoscaling")
+    arn = _scalable_target(client, {"Workload": "factory"})
+    assert scaling.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"Workload": "factory"}
+    scaling.tag_resource(ResourceARN=arn, Tags={"Owner": "team"})
+    scaling.untag_resource(ResourceARN=arn, TagKeys=["Workload"])
+    assert scaling.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"Owner": "team"}
+
+
+def test_kms_rotation_period_is_returned(client) -> None:  # noqa: ANN001
+    kms = client("kms")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=200)
+    status = kms.get_key_rotation_status(KeyId=key)
+    assert status["KeyRotationEnabled"] is True and status["RotationPeriodInDays"] == 200
+
+
+def test_security_group_rule_descriptions_of_group_and_prefix_list_rules_read_back(client) -> None:  # noqa: ANN001
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    a = ec2.create_security_group(GroupName=name(), Description="a", VpcId=vpc)["GroupId"]
+    b = ec2.create_security_group(GroupName=name(), Description="b", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=a, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+        "UserIdGroupPairs": [{"GroupId": b, "Description": "PostgreSQL from processor"}]}])
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [a]}])["SecurityGroupRules"]
+    assert [r.get("Description") for r in rules if not r["IsEgress"]] == ["PostgreSQL from processor"]
+
+
+def _db(client, **extra) -> str:  # noqa: ANN001, ANN003
+    identifier = name()
+    client("rds").create_db_instance(DBInstanceIdentifier=identifier, DBInstanceClass="db.t4g.medium",
+                                     Engine="postgres", MasterUsername="admin_user", ManageMasterUserPassword=True,
+                                     AllocatedStorage=20, **extra)
+    return identifier
+
+
+def test_rds_instance_performance_insights_settings_read_back(client) -> None:  # noqa: ANN001
+    identifier = _db(client, EnablePerformanceInsights=True, PerformanceInsightsRetentionPeriod=7)
+    described = client("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    assert described["PerformanceInsightsEnabled"] is True and described["PerformanceInsightsRetentionPeriod"] == 7
+
+
+def test_rds_parameter_source_is_user_for_parameters_set_by_the_user(client) -> None:  # noqa: ANN001
+    rds, group = client("rds"), name()
+    rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres16", Description="d")
+    rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    parameters = rds.describe_db_parameters(DBParameterGroupName=group)["Parameters"]
+    assert [(p["ParameterName"], p["Source"]) for p in parameters] == [("rds.force_ssl", "user")]
+
+
+def test_ecs_service_settings_read_back(client) -> None:  # noqa: ANN001
+    ecs, cluster = client("ecs"), name()
+    ecs.create_cluster(clusterName=cluster)
+    task = ecs.register_task_definition(family=name(), containerDefinitions=[
+        {"name": "c", "image": "i", "memory": 128}])["taskDefinition"]["taskDefinitionArn"]
+    service = ecs.create_service(cluster=cluster, serviceName=name(), taskDefinition=task, desiredCount=0,
+                                 enableECSManagedTags=True, enableExecuteCommand=False,
+                                 availabilityZoneRebalancing="DISABLED")["service"]
+    described = ecs.describe_services(cluster=cluster, services=[service["serviceName"]])["services"][0]
+    assert described["enableECSManagedTags"] is True and described["enableExecuteCommand"] is False
+    assert described["availabilityZoneRebalancing"] == "DISABLED"
+
+
+def test_kinesis_tags_at_creation_are_kept(client) -> None:  # noqa: ANN001
+    kinesis, stream = client("kinesis"), name()
+    kinesis.create_stream(StreamName=stream, ShardCount=1, Tags={"Workload": "retail"})
+    assert kinesis.list_tags_for_stream(StreamName=stream)["Tags"] == [{"Key": "Workload", "Value": "retail"}]
+
+
+def test_kinesis_faithful_resharding_keeps_parent_records_and_routes_to_open_shards(client) -> None:  # noqa: ANN001
+    kinesis, stream = client("kinesis"), name()
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.put_record(StreamName=stream, Data=b"before", PartitionKey="k")
+    kinesis.split_shard(StreamName=stream, ShardToSplit="shardId-000000000000",
+                        NewStartingHashKey=str(2**127))
+    kinesis.put_record(StreamName=stream, Data=b"after", PartitionKey="k")
+
+    def data(shard: str) -> list[bytes]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        return [r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]]
+
+    shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+    assert data(shards[0]) == [b"before"]
+    assert sorted(d for s in shards[1:] for d in data(s)) == [b"after"]
+
+
+def test_secrets_cancel_rotation_without_lambda_turns_rotation_off(client) -> None:  # noqa: ANN001
+    identifier = _db(client)
+    arn = client("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0][
+        "MasterUserSecret"]["SecretArn"]
+    secrets = client("secretsmanager")
+    secrets.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30})
+    secrets.cancel_rotate_secret(SecretId=arn)
+    assert secrets.describe_secret(SecretId=arn)["RotationEnabled"] is False
+
+
+def test_managed_secret_rotation_writes_a_new_password_into_the_current_version(client) -> None:  # noqa: ANN001
+    identifier = _db(client)
+    arn = client("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0][
+        "MasterUserSecret"]["SecretArn"]
+    secrets = client("secretsmanager")
+    before = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
+    secrets.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=True)
+    after = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
+    assert after["username"] == before["username"] and after["password"] != before["password"]

@@ -1,0 +1,41 @@
+"""The flat outputs file and the local run's one set of differences from the ECS task."""
+from __future__ import annotations
+
+import pytest
+
+from localdev.local_endpoints import processor_environment
+from localdev.outputs import flatten, main
+
+TASK = {"WORKLOAD": "retail", "STREAM_NAME": "retail-updates-local", "DB_HOST": "retail-db.x.rds.amazonaws.com",
+        "DB_PORT": "5432", "DB_NAME": "catalog", "DB_SECRET_ARN": "arn:secret:db", "DB_SSLMODE": "verify-full",
+        "REDIS_HOST": "master.retail-cache.x.cache.amazonaws.com", "REDIS_PORT": "6379", "REDIS_TLS": "true",
+        "REDIS_PASSWORD": "token"}
+LOCAL = {"db_host": "127.0.0.1", "db_port": 40001, "redis_host": "127.0.0.1", "redis_port": 40002}
+AWS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:40000", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+
+
+def test_outputs_of_both_stacks_flatten_to_workload_prefixed_keys() -> None:
+    flat = flatten({"retail-local": {"stream_name": "r"}, "factory-local": {"stream_name": "f"}})
+    assert flat == {"retail_stack_id": "retail-local", "retail_stream_name": "r",
+                    "factory_stack_id": "factory-local", "factory_stream_name": "f"}
+
+
+def test_an_unknown_stack_or_two_suffixes_of_one_workload_are_refused() -> None:
+    with pytest.raises(ValueError, match="not one of this project's stacks"):
+        flatten({"billing-dev": {}})
+    with pytest.raises(ValueError, match="two retail stacks"):
+        flatten({"retail-dev": {}, "retail-qa": {}})
+
+
+def test_the_outputs_command_explains_a_missing_file(tmp_path, capsys) -> None:  # noqa: ANN001
+    assert main([str(tmp_path / "missing.json")]) == 2
+    assert "outputs:" in capsys.readouterr().err
+
+
+def test_the_local_run_changes_only_endpoints_tls_and_aws_access() -> None:
+    env = processor_environment(TASK, LOCAL, "us-east-1", AWS)
+    changed = {k for k in TASK if env[k] != TASK[k]}
+    assert changed == {"DB_HOST", "DB_PORT", "DB_SSLMODE", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS"}
+    assert env["DB_HOST"] == "127.0.0.1" and env["DB_PORT"] == "40001" and env["REDIS_PORT"] == "40002"
+    assert env["DB_SECRET_ARN"] == "arn:secret:db"  # credentials still come from the deployed secret
+    assert env["AWS_REGION"] == "us-east-1" and env["AWS_ENDPOINT_URL"] == AWS["AWS_ENDPOINT_URL"]
