@@ -257,7 +257,10 @@ def leftovers(session: Session) -> list[str]:
             "db instance": lambda: [d["DBInstanceIdentifier"] for d in client("rds").describe_db_instances()["DBInstances"]],
             "cache group": lambda: [g["ReplicationGroupId"]
                                     for g in client("elasticache").describe_replication_groups()["ReplicationGroups"]],
-            "ecs cluster": lambda: client("ecs").list_clusters()["clusterArns"],
+            # a deleted cluster stays describable as INACTIVE for a while, on AWS too
+            "ecs cluster": lambda: [c["clusterArn"] for arns in [client("ecs").list_clusters()["clusterArns"]] if arns
+                                    for c in client("ecs").describe_clusters(clusters=arns)["clusters"]
+                                    if c["status"] != "INACTIVE"],
             "s3 bucket": lambda: [b["Name"] for b in client("s3").list_buckets()["Buckets"]],
             "kms alias": lambda: [a["AliasName"] for a in client("kms").list_aliases()["Aliases"]],
             "log group": lambda: [g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]],

@@ -128,7 +128,9 @@ def processor(out, aws, local: dict | None, workload: str) -> Iterator[None]:  #
                                 local["workloads"][workload], str(out("stack_region")), local["aws"],
                                 base=lambda: dict(os.environ))
     env["PYTHONPATH"] = str(ROOT)
-    log = open(ROOT / "cfn-outputs" / f"integration-{workload}-processor.log", "w")  # noqa: SIM115
+    logs = ROOT / ".local" / "logs"  # removed with the rest by make destroy-local
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f"integration-{workload}-processor.log", "w")  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "processor"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     yield
