@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,3 +101,23 @@ def test_the_suffix_can_come_from_cdktf_context(tmp_path: Path) -> None:
     result = _synth_subprocess(tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out" / "stacks").iterdir()) == ["factory-ctx", "retail-ctx"]
+
+
+def test_the_local_emulator_stacks_differ_from_dev_only_in_the_suffix_and_state_path(tmp_path: Path) -> None:
+    """No feature is left out for the emulator (README: "Exceptions: none")."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "local").mkdir()
+    dev = _synth_subprocess(tmp_path / "dev", {"ENVIRONMENT_SUFFIX": "dev"})
+    local = _synth_subprocess(tmp_path / "local", {"ENVIRONMENT_SUFFIX": "local", "TF_LOCAL_STATE_DIR": ".local/state"})
+    assert dev.returncode == 0 and local.returncode == 0, dev.stderr + local.stderr
+    for workload in ("retail", "factory"):
+        documents = {}
+        for suffix in ("dev", "local"):
+            text = (tmp_path / suffix / "out" / "stacks" / f"{workload}-{suffix}" / "cdk.tf.json").read_text()
+            document = json.loads(text.replace(f"{workload}-{suffix}", f"{workload}-SUFFIX")
+                                  .replace(f"-{suffix}", "-SUFFIX").replace(f"/{suffix}/", "/SUFFIX/")
+                                  .replace(f'"Environment": "{suffix}"', '"Environment": "SUFFIX"')
+                                  .replace(f"({suffix})", "(SUFFIX)"))
+            document["terraform"].pop("backend")
+            documents[suffix] = document
+        assert documents["dev"] == documents["local"]
