@@ -85,6 +85,7 @@ class PostgresServer:
             auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
         subprocess.run([*self.prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", "test", *auth,
                         "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+        (self.dir / "pw").unlink(missing_ok=True)  # the superuser password is not left on disk
         self.start()
 
     def start(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,7 +108,10 @@ def start_emulator() -> tuple[int, int]:
 def start_servers(workload: str) -> LocalServers:
     base = LOCAL / workload
     admin_password = secrets.token_urlsafe(18)
-    postgres = PostgresServer(durable=True, password_auth=True, root=base / "pg", password=admin_password)
+    # As root, PostgreSQL runs as the `postgres` user, which may not be able to reach a
+    # checkout under a private directory (mktemp -d is 0700): its data then goes to /tmp.
+    pg_root = None if _as_postgres_user() else base / "pg"
+    postgres = PostgresServer(durable=True, password_auth=True, root=pg_root, password=admin_password)
     redis_password = secrets.token_urlsafe(32)
     redis = RedisServer(password=redis_password, persistent=False, root=base / "redis")
     return LocalServers(pg_dir=str(postgres.dir), pg_port=postgres.port, pg_admin_password=admin_password,
@@ -121,6 +125,7 @@ def stop_servers(servers: LocalServers) -> None:
         subprocess.run([*_as_postgres_user(), _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
     stop_process(servers.redis_pid)
+    shutil.rmtree(servers.pg_dir, ignore_errors=True)  # under .local/, or /tmp when run as root
 
 
 def stop_process(pid: int, timeout_s: float = 10) -> None:
