@@ -266,3 +266,20 @@ def test_managed_secret_rotation_writes_a_new_password_into_the_current_version(
     secrets.rotate_secret(SecretId=arn, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=True)
     after = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])
     assert after["username"] == before["username"] and after["password"] != before["password"]
+
+
+def test_retried_requests_replay_the_first_answer_instead_of_creating_twice(client) -> None:  # noqa: ANN001
+    elasticache, group = client("elasticache"), name()
+
+    def same_invocation(request, **_) -> None:  # noqa: ANN001, ANN003
+        request.headers["amz-sdk-invocation-id"] = f"fixed-{group}"
+
+    elasticache.meta.events.register("before-send.elasticache.CreateReplicationGroup", same_invocation)
+    first = elasticache.create_replication_group(ReplicationGroupId=group, ReplicationGroupDescription="d",
+                                                 NumCacheClusters=1, Engine="redis")
+    again = elasticache.create_replication_group(ReplicationGroupId=group, ReplicationGroupDescription="d",
+                                                 NumCacheClusters=1, Engine="redis")
+    assert again["ReplicationGroup"]["ReplicationGroupId"] == first["ReplicationGroup"]["ReplicationGroupId"]
+    with pytest.raises(ClientError, match="AlreadyExists"):  # a new invocation is a new create
+        client("elasticache").create_replication_group(ReplicationGroupId=group, ReplicationGroupDescription="d",
+                                                       NumCacheClusters=1, Engine="redis")
