@@ -240,7 +240,11 @@ def check_nothing_left(session: Session) -> None:
                 raise SystemExit(f"{path.name} still lists {len(managed)} resources after destroy")
     left = leftovers(session)
     if left:
-        raise SystemExit("destroy left resources in the emulator:\n  " + "\n  ".join(left))
+        # Not in the state (e.g. a create that failed half way), so Terraform cannot remove
+        # them; stopping the emulator does. Say so, and fail, so the gap is seen.
+        forget(session)
+        raise SystemExit("destroy left resources outside the Terraform state; they went with the emulator:\n  "
+                         + "\n  ".join(left))
 
 
 def leftovers(session: Session) -> list[str]:
