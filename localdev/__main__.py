@@ -9,7 +9,6 @@ status  what is running
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
 
     from localdev import deploy, pipeline_run
-    from localdev.session import LOCAL, Session
+    from localdev.session import Session
 
     if args.command == "down":
         deploy.down()
@@ -43,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     timings: dict[str, float] = {}
     if args.command in ("demo", "up"):
-        session = deploy.up(args.suffix)
-        timings = json.loads((LOCAL / "timings.json").read_text())
-        timings = {"deploy": timings["deploy_s"]}
+        session, timings["deploy"] = deploy.up(args.suffix)
         if args.command == "up":
             return 0
     else:

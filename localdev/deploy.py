@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import boto3
 import psycopg2
 from botocore.exceptions import ClientError
 from psycopg2 import sql
@@ -65,7 +64,8 @@ def state_file(session: Session, workload: str) -> Path:
 # -- up -----------------------------------------------------------------------------------------------------------
 
 
-def up(suffix: str) -> Session:
+def up(suffix: str) -> tuple[Session, float]:
+    """The running session and how long the deploy took, in seconds."""
     session = Session.load()
     if session is not None and session.suffix == suffix and emulator_up(session.emulator_port):
         say(f"reusing the running emulator at {session.endpoint}")
@@ -83,19 +83,18 @@ def up(suffix: str) -> Session:
         say(f"emulator at {session.endpoint}; PostgreSQL and Redis per stack "
             f"({time.monotonic() - started:.1f} s)")
     create_operator_secrets(session)
-    deploy(session)
+    seconds = deploy(session)
     check_converged(session)
     prepare_databases(session)
     write_local_endpoints(session.aws_env(), session.servers)
-    return session
+    return session, seconds
 
 
 def create_operator_secrets(session: Session) -> None:
     """The Redis AUTH token the stacks read (data source) and the local Redis requires."""
     for workload, region in WORKLOAD_REGIONS.items():
         name = build_config(workload, session.suffix).redis_auth_secret_name
-        client = boto3.client("secretsmanager", region_name=region, endpoint_url=session.endpoint,
-                              **_keys(session))
+        client = session.client("secretsmanager", region)
         token = session.servers[workload].redis_password
         try:
             client.create_secret(Name=name, SecretString=token,
@@ -106,12 +105,7 @@ def create_operator_secrets(session: Session) -> None:
             client.put_secret_value(SecretId=name, SecretString=token)
 
 
-def _keys(session: Session) -> dict[str, str]:
-    env = session.aws_env()
-    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
-
-
-def deploy(session: Session) -> None:
+def deploy(session: Session) -> float:
     stacks = [session.stack_id(w) for w in WORKLOAD_REGIONS]
     raw = LOCAL / "cdktf-outputs.json"
     say(f"cdktf deploy {' '.join(stacks)} (log: .local/logs/deploy.log)")
@@ -121,7 +115,7 @@ def deploy(session: Session) -> None:
     seconds = time.monotonic() - started
     written = flat.write(json.loads(raw.read_text()))
     say(f"deployed both stacks in {seconds:.0f} s; outputs in {written.relative_to(ROOT)}")
-    (LOCAL / "timings.json").write_text(json.dumps({"deploy_s": round(seconds, 1)}))
+    return seconds
 
 
 def run_cdktf(session: Session, args: list[str], log_name: str, stacks: list[str]) -> None:
@@ -185,7 +179,7 @@ def prepare_databases(session: Session) -> None:
     outputs = flat.read()
     for workload, region in WORKLOAD_REGIONS.items():
         servers = session.servers[workload]
-        client = boto3.client("secretsmanager", region_name=region, endpoint_url=session.endpoint, **_keys(session))
+        client = session.client("secretsmanager", region)
         secret = json.loads(client.get_secret_value(
             SecretId=outputs[flat.key(workload, "db_secret_arn")])["SecretString"])
         database = outputs[flat.key(workload, "db_name")]
@@ -250,10 +244,9 @@ def check_nothing_left(session: Session) -> None:
 def leftovers(session: Session) -> list[str]:
     """Resources of our stacks still in the emulator, found by name (every name carries the suffix)."""
     found: list[str] = []
-    keys = _keys(session)
     for workload, region in WORKLOAD_REGIONS.items():
-        def client(service: str):  # noqa: ANN202
-            return boto3.client(service, region_name=region, endpoint_url=session.endpoint, **keys)
+        def client(service: str, region: str = region):  # noqa: ANN202
+            return session.client(service, region)
 
         mark = f"-{session.suffix}"
         checks = {

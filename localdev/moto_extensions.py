@@ -94,12 +94,11 @@ def retried_requests_replay_the_first_answer() -> None:
 # --- ElastiCache -------------------------------------------------------------------------------------------------
 
 
-def _elasticache_error(code: str, message: str, status: int = 400):  # noqa: ANN202
+def _elasticache_error(code: str, message: str):  # noqa: ANN202
+    """The HTTP status comes from the error's shape in botocore's model, as for moto's own errors."""
     from moto.elasticache.exceptions import ElastiCacheException
 
-    error = type(code, (ElastiCacheException,), {"code": code})(message)
-    error.http_status_code = status  # not every moto version reads it; the code is what the provider matches
-    return error
+    return type(code, (ElastiCacheException,), {"code": code})(message)
 
 
 def _state(backend, name: str) -> dict:  # noqa: ANN001
@@ -124,7 +123,7 @@ def elasticache_parameter_groups() -> None:
     def find(self, name: str) -> dict:  # noqa: ANN001
         group = groups(self).get(name)
         if group is None:
-            raise _elasticache_error("CacheParameterGroupNotFound", f"CacheParameterGroup {name} not found.", 404)
+            raise _elasticache_error("CacheParameterGroupNotFound", f"CacheParameterGroup {name} not found.")
         return group
 
     def public(group: dict) -> dict:
@@ -244,8 +243,8 @@ def elasticache_replication_group_members() -> None:
         return group
 
     def delete_replication_group(self, replication_group_id, retain_primary_cluster):  # noqa: ANN001, ANN202
-        members = list(self.replication_groups.get(replication_group_id).member_clusters
-                       if replication_group_id in self.replication_groups else [])
+        group = self.replication_groups.get(replication_group_id)
+        members = list(group.member_clusters) if group is not None else []  # delete drops the primary from it
         group = delete(self, replication_group_id, retain_primary_cluster)
         for cluster_id in members:
             self.cache_clusters.pop(cluster_id, None)

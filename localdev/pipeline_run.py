@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import psycopg2
 import redis
 
 from localdev import outputs as flat
-from localdev.deploy import say
+from localdev.deploy import say, state_file
 from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
 from localdev.session import LOCAL, ROOT, WORKLOAD_REGIONS, Session
 
@@ -87,9 +86,7 @@ class WorkloadRun:
 def prepare(session: Session, workload: str) -> WorkloadRun:
     outputs = flat.read()
     region = WORKLOAD_REGIONS[workload]
-    keys = {"aws_access_key_id": "localdev", "aws_secret_access_key": "localdev"}
-    ecs = boto3.client("ecs", region_name=region, endpoint_url=session.endpoint, **keys)
-    secrets = boto3.client("secretsmanager", region_name=region, endpoint_url=session.endpoint, **keys)
+    ecs, secrets = session.client("ecs", region), session.client("secretsmanager", region)
     service = ecs.describe_services(cluster=outputs[flat.key(workload, "cluster_name")],
                                     services=[outputs[flat.key(workload, "service_name")]])["services"][0]
     task_env = task_environment(ecs, secrets, service["taskDefinition"])
@@ -158,7 +155,7 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
     lines = ["", "Local deployment summary", "========================"]
     for run in runs:
         servers = session.servers[run.workload]
-        state = json.loads((ROOT / ".local" / "state" / f"terraform.{run.stack_id}.tfstate").read_text())
+        state = json.loads(state_file(session, run.workload).read_text())
         managed = [r for r in state["resources"] if r["mode"] == "managed"]
         types = {r["type"] for r in managed}
         conn = psycopg2.connect(host="127.0.0.1", port=servers.pg_port, dbname=run.env["DB_NAME"],

@@ -62,6 +62,14 @@ class Session:
                 # moto answers an unknown operation at once (see moto_extensions); cap retries anyway
                 "AWS_MAX_ATTEMPTS": "2"}
 
+    def client(self, service: str, region: str):  # noqa: ANN201 - a boto3 client
+        """A boto3 client for the emulator in `region`."""
+        import boto3
+
+        return boto3.client(service, region_name=region, endpoint_url=self.endpoint,
+                            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
     def save(self) -> None:
         LOCAL.mkdir(exist_ok=True)
         SESSION_FILE.write_text(json.dumps(asdict(self), indent=2) + "\n")
