@@ -121,16 +121,16 @@ def _plan_events(rng: random.Random, n: int, kinds: list[str]) -> list[_Plan]:
         elif kind == "level_shift":
             plans.append(_Plan(kind, label, label, n, sign * rng.uniform(5.0, 12.0)))
         elif kind == "variance_burst":
-            plans.append(_Plan(kind, label, label, label + rng.randint(20, longest), rng.uniform(3.5, 7.0)))
+            plans.append(_Plan(kind, label, label, label + rng.randint(min(20, longest), longest), rng.uniform(3.5, 7.0)))
         elif kind == "drift_to_failure":
-            ramp = rng.randint(60, longest)
+            ramp = rng.randint(min(60, longest), longest)
             # labelled at the trip; the drift before it and the outage after it are the event
-            plans.append(_Plan(kind, label, label - ramp, label + rng.randint(20, longest // 2),
+            plans.append(_Plan(kind, label, label - ramp, label + rng.randint(min(20, longest // 2), longest // 2),
                                sign * rng.uniform(10.0, 20.0)))
         elif kind == "stuck":
-            plans.append(_Plan(kind, label, label, label + rng.randint(30, longest), 0.0))
+            plans.append(_Plan(kind, label, label, label + rng.randint(min(30, longest), longest), 0.0))
         else:  # flatline
-            plans.append(_Plan(kind, label, label, label + rng.randint(45, longest), 0.0))
+            plans.append(_Plan(kind, label, label, label + rng.randint(min(45, longest), longest), 0.0))
     return plans
 
 
@@ -156,6 +156,7 @@ def generate_series(rng: random.Random, name: str, *, days: float = 8.0, anomali
     phi = rng.uniform(0.2, 0.6)  # noise memory between readings
     wander_sd, wander_tau = rng.uniform(0.3, 1.0) * noise, rng.uniform(6.0, 24.0) * 60.0
     n = int(days * DAY_S / PERIOD_S)
+    signal = random.Random(rng.getrandbits(64))  # the normal life is the same whatever the anomalies
     plans = _plan_events(rng, n, kinds) if kinds else []
 
     clean: list[float] = []
@@ -164,8 +165,8 @@ def generate_series(rng: random.Random, name: str, *, days: float = 8.0, anomali
     for i in range(n):
         hour = (i * PERIOD_S / 3600.0) % 24.0
         load += (_load(hour) - load) / lag
-        wander += -wander / wander_tau + rng.gauss(0.0, wander_sd * math.sqrt(2.0 / wander_tau))
-        ar = phi * ar + rng.gauss(0.0, innovation)
+        wander += -wander / wander_tau + signal.gauss(0.0, wander_sd * math.sqrt(2.0 / wander_tau))
+        ar = phi * ar + signal.gauss(0.0, innovation)
         clean.append((base + load_gain * load + ambient * math.cos(2 * math.pi * (hour - phase) / 24.0) + wander, ar))
 
     values = [level + eps for level, eps in clean]
@@ -173,11 +174,11 @@ def generate_series(rng: random.Random, name: str, *, days: float = 8.0, anomali
         _draw(plan, values, clean, noise, stype, rng)
 
     series = Series(name, stype.kind, stype.unit)
-    gaps = _gaps(rng, n, plans)
+    gaps = _gaps(signal, n, plans)
     for i in range(n):
         if i in gaps:
             continue
-        jitter = rng.uniform(-2.0, 2.0)
+        jitter = signal.uniform(-2.0, 2.0)
         ts = START + timedelta(seconds=i * PERIOD_S + jitter)
         value = round(round(values[i] / stype.resolution) * stype.resolution, 6)
         series.rows.append((_rfc3339(ts), value))

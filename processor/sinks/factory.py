@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import redis
 
-from processor.anomaly.detector import DetectorState, update
+from processor.anomaly.detector import DetectorState, observe
 from processor.records import SensorReading
 from processor.sinks import Outcome
 
@@ -129,8 +129,7 @@ class FactorySink:
                 if reading.status == "FAULT":
                     anomalies.append((reading, 1.0, "equipment reported FAULT"))
                 continue
-            verdict = update(self.states[reading.sensor_id], reading.value,
-                             reading.ts.isoformat(timespec="microseconds"), reading.event_id)
+            verdict = observe(self.states[reading.sensor_id], reading.ts, reading.value, reading.event_id)
             if verdict is not None and verdict.anomalous:
                 anomalies.append((reading, verdict.score, verdict.reason))
         if anomalies:
