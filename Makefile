@@ -21,7 +21,7 @@ RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
 
-.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit policy checkov validate bench-synth bench-processor \
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit policy checkov validate bench-synth bench-processor eval-anomaly \
         deploy destroy push-image clean
 
 help: ## list the targets
@@ -83,6 +83,9 @@ validate: synth ## terraform validate both stacks offline against the provider m
 
 bench-synth: setup ## synth time vs the naive provider import
 	$(RUN) python -m bench.bench_synth
+
+eval-anomaly: setup ## score the factory anomaly detector and the baselines on a labelled synthetic corpus (NAB)
+	$(RUN) python -m processor.anomaly evaluate .gen/anomaly-corpus --seed 7 --series 60 --days 8 --json .gen/anomaly-figures.json
 
 bench-processor: setup servers ## processor records/s through PostgreSQL + Redis vs a naive baseline
 	$(RUN) python -m bench.bench_processor

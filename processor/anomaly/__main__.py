@@ -8,8 +8,10 @@
       a labelled synthetic corpus: one CSV per sensor and labels.json.
   evaluate [DIR] [--seed N] [--series N] [--days D] [--json FILE]
       NAB scores, event precision/recall/delay and speed of the project's detector and the
-      baselines; generates the corpus into DIR first unless it already holds one. Exits 1
-      when the detector misses a target.
+      baselines. DIR (default .gen/anomaly-corpus) is generated from the seed unless it
+      already holds that corpus, or a labelled corpus of your own (labels.json with
+      {"<series>": {"events": [{"kind", "timestamp"}]}} beside <series>.csv). Exits 1 when
+      the detector misses a target.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.series < 1 or args.days < 3:
         parser.error("--series must be at least 1 and --days at least 3 (two days of calibration come first)")
-    if args.command == "generate" or not (args.directory / "labels.json").exists():
+    if args.command == "generate" or not synthetic.is_current(args.directory, args.seed, args.series, args.days):
         corpus = synthetic.write_corpus(args.directory, args.seed, args.series, days=args.days)
         print(f"generated {len(corpus.series)} series into {args.directory} (seed {args.seed})", file=sys.stderr)
         if args.command == "generate":

@@ -174,9 +174,11 @@ class Report:
         return {p.name: self.project().nab[p.name].normalized
                 - max(b.nab[p.name].normalized for b in self.baselines()) for p in nab.PROFILES}
 
+    speed_runs: tuple[float, ...] = ()  # readings/s of each timed pass over the corpus
+
     def readings_per_s(self) -> float:
-        project = self.project()
-        return self.readings / project.seconds if project.seconds else float("inf")
+        """The best of the timed passes: the machine's noise only ever slows a pass down."""
+        return max(self.speed_runs) if self.speed_runs else 0.0
 
 
 def evaluate(corpus: Corpus) -> Report:
@@ -195,8 +197,18 @@ def evaluate(corpus: Corpus) -> Report:
     state = DetectorState()
     for s in series[:1]:
         list(score_series(s.rows, state))
-    return Report(sum(len(s.rows) for s in series), len(series), events, detections, stats,
-                  len(state.to_json().encode()))
+    readings = sum(len(s.rows) for s in series)
+    runs = [readings / deployed.seconds] + [readings / t for t in (timed_pass(series) for _ in range(2))]
+    return Report(readings, len(series), events, detections, stats, len(state.to_json().encode()), tuple(runs))
+
+
+def timed_pass(series: Sequence[LoadedSeries]) -> float:
+    """CPU seconds for the project's detector over the corpus, as `score` runs it."""
+    started = time.process_time()
+    for s in series:
+        for _ in score_series(s.rows, DetectorState(), CONFIG):
+            pass
+    return time.process_time() - started
 
 
 def render(report: Report, corpus: Corpus) -> str:
@@ -222,9 +234,10 @@ def render(report: Report, corpus: Corpus) -> str:
         lines.append(f"{d.name:36} {s.precision:9.2f} {s.recall:7.2f} {s.alarms:7d} {s.false_alarms:6d} "
                      f"{delay:>11}  {kinds}")
     lines.append("")
-    lines.append(f"Speed: the project detector scored {report.readings:,} readings in "
-                 f"{report.project().seconds:.2f} s of CPU: {report.readings_per_s():,.0f} readings/s on one core "
-                 "(timestamp parsing included)")
+    runs = ", ".join(f"{r:,.0f}" for r in report.speed_runs)
+    lines.append(f"Speed: the project detector, {report.readings:,} readings per pass on one core (timestamp parsing "
+                 f"included): {report.readings_per_s():,.0f} readings/s, best of {len(report.speed_runs)} passes "
+                 f"({runs})")
     lines.append(f"State: {report.state_bytes:,} bytes of JSON per sensor, whatever the series length")
     return "\n".join(lines)
 

@@ -275,4 +275,22 @@ def write_corpus(directory: Path, seed: int, count: int, *, days: float = 8.0) -
                                "events": [{"kind": e.kind, "timestamp": e.timestamp} for e in series.events]}
         names.append(series.name)
     (directory / "labels.json").write_text(json.dumps(labels, indent=1, sort_keys=True))
+    (directory / "corpus.json").write_text(json.dumps(recipe(seed, count, days)))
     return Corpus(directory, tuple(names))
+
+
+GENERATOR_VERSION = 1  # bump when the same seed would give other series
+
+
+def recipe(seed: int, count: int, days: float) -> dict:
+    """What a generated corpus was made from: a directory holding another recipe is regenerated."""
+    return {"generator": GENERATOR_VERSION, "seed": seed, "series": count, "days": days}
+
+
+def is_current(directory: Path, seed: int, count: int, days: float) -> bool:
+    """True when `directory` holds a labelled corpus to use as it is: generated from this very
+    recipe, or brought by the user (labels.json without a recipe)."""
+    if not (directory / "labels.json").exists():
+        return False
+    made_from = directory / "corpus.json"
+    return not made_from.exists() or json.loads(made_from.read_text()) == recipe(seed, count, days)

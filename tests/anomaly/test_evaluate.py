@@ -45,7 +45,7 @@ def test_the_report_names_every_detector_profile_and_the_speed(report) -> None: 
     for d in result.detections:
         assert d.name in text
     assert "standard" in text and "low FP" in text and "low FN" in text
-    assert "readings/s on one core" in text
+    assert "readings/s, best of 3 passes" in text
 
 
 def test_make_style_run_generates_the_corpus_scores_it_and_writes_json(tmp_path: Path) -> None:
