@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             return 0
     corpus = synthetic.Corpus.open(args.directory)
-    report = evaluate.evaluate(corpus)
+    try:
+        report = evaluate.evaluate(corpus)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(evaluate.render(report, corpus))
     if args.json:
         evaluate.write_report_json(report, args.json)

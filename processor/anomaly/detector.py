@@ -122,7 +122,8 @@ def observe(state: DetectorState, ts: datetime, value: float, event_id: str,
     return _step(state, t, float(value), event_id, config)
 
 
-def _interpolate(profile: list[float], t: float) -> tuple[int, int, float]:
+def _interpolate(t: float) -> tuple[int, int, float]:
+    """The two profile buckets around time of day `t`, and the weight of the second."""
     pos = (t % 86400.0) / BUCKET_S - 0.5  # bucket k holds the value at its centre
     i = math.floor(pos)
     return i % BUCKETS, (i + 1) % BUCKETS, pos - i
@@ -149,7 +150,7 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
         steps = 1.0
 
     profile = s.profile
-    i, j, f = _interpolate(profile, t)
+    i, j, f = _interpolate(t)
     ready = s.seen == ALL_BUCKETS
     if ready:
         expected = profile[i] * (1.0 - f) + profile[j] * f

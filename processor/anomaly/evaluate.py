@@ -17,7 +17,7 @@ from pathlib import Path
 
 from processor.anomaly import baselines, nab
 from processor.anomaly.detector import CONFIG, DetectorState
-from processor.anomaly.score import read_series, score_series
+from processor.anomaly.score import InputError, read_series, score_series
 from processor.anomaly.synthetic import KINDS, Corpus
 
 DEPLOYED = "project detector (as deployed)"
@@ -43,10 +43,18 @@ def load(corpus: Corpus) -> list[LoadedSeries]:
     labels = corpus.labels()
     out = []
     for name in corpus.series:
-        with corpus.csv_path(name).open(newline="") as src:
-            rows = list(read_series(src))
+        try:
+            with corpus.csv_path(name).open(newline="") as src:
+                rows = list(read_series(src))
+        except (InputError, OSError) as error:
+            raise InputError(f"{corpus.csv_path(name)}: {error}") from None
         row_of = {r[1]: i for i, r in enumerate(rows)}
-        events = [(e["kind"], row_of[e["timestamp"]]) for e in labels[name]["events"]]
+        events = []
+        for event in labels[name]["events"]:
+            if event.get("kind") not in KINDS or event.get("timestamp") not in row_of:
+                raise InputError(f"{corpus.labels_path}: {name}: label {event} needs a kind among {', '.join(KINDS)} "
+                                 f"and a timestamp that is a row of {name}.csv")
+            events.append((event["kind"], row_of[event["timestamp"]]))
         out.append(LoadedSeries(name, rows, events))
     return out
 

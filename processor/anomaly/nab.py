@@ -115,12 +115,10 @@ def sweep(pts: Sequence[Point], profile: Profile, n_windows: int | None = None) 
     null, perfect = -profile.fn_weight * n_windows, profile.tp_weight * n_windows
     best = Result(profile, 1.1, null, _normalize(null, null, perfect))
     parts: dict[tuple[str, int], float] = {}
-    fp = 0.0
     total = null
     ordered = sorted(pts, key=lambda p: p.score, reverse=True)
     for idx, p in enumerate(ordered):
         if p.window is None:
-            fp += p.value * profile.fp_weight
             total += p.value * profile.fp_weight
         else:
             gained = p.value * profile.tp_weight

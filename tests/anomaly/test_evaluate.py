@@ -67,3 +67,16 @@ def test_a_missed_target_is_named(report) -> None:  # noqa: ANN001
     result, _ = report
     misses = evaluate.targets(result, min_rate=1e12)
     assert len(misses) == 1 and "readings/s is under" in misses[0]
+
+
+def test_a_corpus_whose_labels_do_not_match_its_rows_is_refused_with_the_label_named(tmp_path: Path) -> None:
+    corpus = synthetic.write_corpus(tmp_path, seed=3, count=1, days=3.0)
+    labels = corpus.labels()
+    (name, body), = labels.items()
+    body["events"] = [{"kind": "spike", "timestamp": "1999-01-01T00:00:00Z"}]
+    corpus.labels_path.write_text(json.dumps(labels))
+    (tmp_path / "corpus.json").unlink()  # now a corpus of the user's own, used as it is
+    result = subprocess.run([sys.executable, "-m", "processor.anomaly", "evaluate", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "1999-01-01T00:00:00Z" in result.stderr and f"a row of {name}.csv" in result.stderr
