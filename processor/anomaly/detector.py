@@ -2,7 +2,8 @@
 
 Four checks run on every reading, each as a ratio to its own threshold (1.0 = alarm):
 
-- spike: the reading's distance from the predicted value, in robust standard deviations.
+- spike: the reading's distance from the predicted value, in robust standard deviations,
+  or two readings in a row far out on the same side (a step too small to be a spike).
   The prediction is a robust exponentially weighted level moved along the sensor's
   usual daily shape, so shift changes and the ambient cycle are expected, not alarming.
 - deviation: how far the smoothed level sits from what this sensor usually reads at this
