@@ -1,17 +1,20 @@
-"""Session fixtures: synthesize the app once per environment and share the JSON."""
+"""Session fixtures: synthesize the app once per environment and share the JSON; one real Redis."""
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from localdev.servers import RedisServer  # noqa: E402
 from main import build_app  # noqa: E402
 from policy.stack_json import StackJson, load_app  # noqa: E402
 
@@ -59,3 +62,19 @@ def factory(dev_stacks: dict[str, StackJson]) -> StackJson:
 @pytest.fixture(scope="session", params=["retail-dev", "factory-dev"])
 def stack(request: pytest.FixtureRequest, dev_stacks: dict[str, StackJson]) -> StackJson:
     return dev_stacks[request.param]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis with AUTH on a free loopback port, for every test package that needs one."""
+    server = RedisServer(password="test-auth-token")
+    yield server
+    server.close()
+
+
+@pytest.fixture()
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis(port=redis_server.port, password=redis_server.password)
+    client.flushall()
+    yield client
+    client.close()

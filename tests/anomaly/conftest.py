@@ -1,31 +1,11 @@
-"""Fixtures for the anomaly detector: labelled series and a real Redis for its state."""
+"""Helpers for the anomaly tests: labelled series as the processor sees them (Redis comes from tests/conftest.py)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import datetime
 
-import pytest
-import redis
-
-from localdev.servers import RedisServer
 from processor.anomaly.score import parse_timestamp
 from processor.anomaly.synthetic import Series, generate_series
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(password="anomaly-tests")
-    yield server
-    server.close()
-
-
-@pytest.fixture()
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=redis_server.port, password=redis_server.password)
-    client.flushall()
-    yield client
-    client.close()
 
 
 def series(seed: int, *kinds: str, days: float = 5.0) -> Series:

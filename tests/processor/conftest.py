@@ -10,7 +10,6 @@ from pathlib import Path
 import boto3
 import psycopg2
 import pytest
-import redis
 
 from processor.config import Settings
 from processor.produce import batches, put_all
@@ -23,13 +22,6 @@ _databases = itertools.count()
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     server = PostgresServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(password="test-auth-token")
     yield server
     server.close()
 
@@ -63,14 +55,6 @@ def conn(postgres: PostgresServer, database: str) -> Iterator:
     connection = psycopg2.connect(**postgres.dsn(database))
     yield connection
     connection.close()
-
-
-@pytest.fixture()
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=redis_server.port, password=redis_server.password)
-    client.flushall()
-    yield client
-    client.close()
 
 
 @pytest.fixture()
