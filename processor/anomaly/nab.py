@@ -105,14 +105,16 @@ class Result:
     normalized: float
 
 
-def _windows_of(pts: Sequence[Point]) -> set[tuple[str, int]]:
-    return {p.window for p in pts if p.window is not None}
+def _bounds(pts: Sequence[Point], profile: Profile, n_windows: int | None) -> tuple[int, float, float]:
+    """(windows, null score, perfect score): what a raw score is normalized between."""
+    if n_windows is None:
+        n_windows = len({p.window for p in pts if p.window is not None})
+    return n_windows, -profile.fn_weight * n_windows, profile.tp_weight * n_windows
 
 
 def sweep(pts: Sequence[Point], profile: Profile, n_windows: int | None = None) -> Result:
     """The best threshold over the whole corpus for `profile` (NAB's optimizer, exhaustively)."""
-    n_windows = len(_windows_of(pts)) if n_windows is None else n_windows
-    null, perfect = -profile.fn_weight * n_windows, profile.tp_weight * n_windows
+    n_windows, null, perfect = _bounds(pts, profile, n_windows)
     best = Result(profile, 1.1, null, _normalize(null, null, perfect))
     parts: dict[tuple[str, int], float] = {}
     total = null
@@ -136,8 +138,7 @@ def sweep(pts: Sequence[Point], profile: Profile, n_windows: int | None = None) 
 
 
 def at_threshold(pts: Sequence[Point], profile: Profile, threshold: float, n_windows: int | None = None) -> Result:
-    n_windows = len(_windows_of(pts)) if n_windows is None else n_windows
-    null, perfect = -profile.fn_weight * n_windows, profile.tp_weight * n_windows
+    n_windows, null, perfect = _bounds(pts, profile, n_windows)
     detected: dict[tuple[str, int], float] = {}
     fp = 0.0
     for p in pts:
