@@ -20,6 +20,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from localdev.servers import PostgresServer, RedisServer  # noqa: E402
 from processor.cache import CatalogCache  # noqa: E402
 from processor.records import decode  # noqa: E402
 from processor.schema import migrate  # noqa: E402
@@ -27,7 +28,6 @@ from processor.sinks import run_batch  # noqa: E402
 from processor.sinks.factory import FactorySink  # noqa: E402
 from processor.sinks.retail import RetailSink  # noqa: E402
 from tests.processor.factories import encode, product, reading, stock  # noqa: E402
-from localdev.servers import PostgresServer, RedisServer  # noqa: E402
 
 RECORDS = int(os.environ.get("BENCH_RECORDS", "50000"))
 NAIVE_RECORDS = int(os.environ.get("BENCH_NAIVE_RECORDS", "3000"))

@@ -262,8 +262,8 @@ def leftovers(session: Session) -> list[str]:
             "kms alias": lambda: [a["AliasName"] for a in client("kms").list_aliases()["Aliases"]],
             "log group": lambda: [g["logGroupName"] for g in client("logs").describe_log_groups()["logGroups"]],
             "alarm": lambda: [a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]],
-            "vpc": lambda: [v["VpcId"] for v in client("ec2").describe_vpcs(
-                Filters=[{"Name": "tag:Workload", "Values": [workload]}])["Vpcs"]],
+            "vpc": lambda current=workload: [v["VpcId"] for v in client("ec2").describe_vpcs(
+                Filters=[{"Name": "tag:Workload", "Values": [current]}])["Vpcs"]],
             "iam role": lambda: [r["RoleName"] for r in client("iam").list_roles()["Roles"]],
         }
         for kind, list_names in checks.items():

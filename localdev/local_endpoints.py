@@ -10,7 +10,7 @@ then exactly these changes:
 | `REDIS_HOST`, `REDIS_PORT` | the stack's local Redis | the same for the ElastiCache endpoint |
 | `DB_SSLMODE` | `disable` | the local servers have no certificates; on AWS the task keeps `verify-full` |
 | `REDIS_TLS` | `false` | the same; on AWS the task keeps `true` |
-| `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials | the stack's region, the emulator, fake keys | ECS gives the task its region and role |
+| `AWS_REGION`, `AWS_ENDPOINT_URL`, keys | the stack's region, the emulator, fake keys | ECS gives the task its region and role |
 
 The database credentials are *not* overridden: the processor reads the RDS-managed
 secret from the emulator, and the local PostgreSQL has that user and password.

@@ -112,8 +112,8 @@ def elasticache_parameter_groups() -> None:
     parameter-group operations. Kept: name, family, description, the parameters set
     by the user (what DescribeCacheParameters with Source=user returns), tags."""
     from moto.core.responses import ActionResult, EmptyResult
-    from moto.elasticache.responses import ElastiCacheResponse
     from moto.elasticache.models import ElastiCacheBackend
+    from moto.elasticache.responses import ElastiCacheResponse
 
     ElastiCacheBackend.__init__ = _widen_arn_regex(ElastiCacheBackend.__init__)
 
@@ -460,9 +460,9 @@ def security_group_rule_descriptions() -> None:
     """A rule that references another security group or a prefix list carries its
     description in the group pair or prefix-list entry; moto reads it only from CIDR
     ranges, so such rules come back without a description."""
-    from moto.ec2.models.security_groups import SecurityGroupRule
-
     import inspect
+
+    from moto.ec2.models.security_groups import SecurityGroupRule
 
     init = SecurityGroupRule.__init__
     signature = inspect.signature(init)

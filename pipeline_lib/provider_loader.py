@@ -136,12 +136,11 @@ def lazy_tarball_path() -> Path:
 
 
 def _install_lazy() -> LoadedProvider:
+    import cdktf._jsii  # noqa: F401  (the provider assembly depends on these two)
+    import constructs._jsii  # noqa: F401
     import jsii
     from jsii import _reference_map
     from jsii._runtime import kernel
-
-    import cdktf._jsii  # noqa: F401  (the provider assembly depends on these two)
-    import constructs._jsii  # noqa: F401
 
     tarball = lazy_tarball_path()
     _, version = _original_tarball()

@@ -14,8 +14,8 @@ def get_product(sku: str, *, conn=None, cache: CatalogCache | None = None) -> di
     Without `conn`/`cache`, connections are made from the environment (see processor.config).
     """
     if conn is None or cache is None:
-        from processor.connections import connect_postgres, connect_redis
         from processor.config import Settings
+        from processor.connections import connect_postgres, connect_redis
 
         settings = Settings.from_env()
         conn = conn or connect_postgres(settings)

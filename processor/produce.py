@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from processor.traffic import Faults, Labels, generate
 
@@ -56,7 +56,7 @@ def _start_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"give a UTC offset: {text!r}")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def main(argv: list[str] | None = None) -> int:

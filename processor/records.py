@@ -10,7 +10,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 # All patterns are applied with fullmatch: `$` would let a trailing newline through.
@@ -105,7 +105,7 @@ def _timestamp(obj: dict, field: str) -> datetime:
     if parsed.tzinfo is None:
         raise _Invalid(f"{field} must carry a UTC offset")
     try:
-        utc = parsed.astimezone(timezone.utc)
+        utc = parsed.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise _Invalid(f"{field} is out of range") from None
     if utc.year > MAX_YEAR:

@@ -19,7 +19,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 POISON = [
     b"not json at all",
@@ -27,7 +27,7 @@ POISON = [
     b"[1, 2, 3]",
     b'{"type": "inventory_update", "sku": "SKU-1", "quantity": -5}',
     b'{"event_id": "x", "sensor_id": "s", "kind": "humidity", "value": 1}',
-    "{\"name\": \"\\u0000\"}".encode(),
+    b"{\"name\": \"\\u0000\"}",
     b"\xff\xfe\x00",
 ]
 
@@ -121,7 +121,7 @@ def generate(workload: str, count: int, *, faults: Faults = Faults(), seed: int 
     rng = random.Random(seed)
     labels = labels if labels is not None else Labels()
     source = RetailTraffic(rng) if workload == "retail" else FactoryTraffic(rng, sensors)
-    now = start or datetime.now(timezone.utc)
+    now = start or datetime.now(UTC)
     held: list[tuple[int, int, tuple[str, bytes]]] = []  # heap of (release at index, i, record)
     recent: list[tuple[str, bytes]] = []
     for i in range(count):

@@ -10,7 +10,7 @@ import csv
 import math
 import os
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from processor.anomaly.detector import CONFIG, DetectorConfig, DetectorState, observe
@@ -22,7 +22,7 @@ class InputError(ValueError):
 
 def parse_timestamp(text: str) -> datetime:
     ts = datetime.fromisoformat(text.strip())
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def read_series(lines: Iterable[str]) -> Iterator[tuple[int, str, str, datetime, float]]:

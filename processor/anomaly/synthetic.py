@@ -28,13 +28,13 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 KINDS = ("spike", "level_shift", "variance_burst", "drift_to_failure", "stuck", "flatline")
 DAY_S = 86400.0
 PERIOD_S = 60.0
-START = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday
+START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 CALIBRATION_DAYS = 2.0  # no anomaly before: a detector's first days on a sensor are its calibration
 # Shift load factors (06-14, 14-22, 22-06) and the midday break dip, as fractions of full load.
 SHIFTS = ((6.0, 1.0), (14.0, 0.85), (22.0, 0.55))

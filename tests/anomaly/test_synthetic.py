@@ -7,7 +7,14 @@ from datetime import timedelta
 import pytest
 
 from processor.anomaly.score import parse_timestamp
-from processor.anomaly.synthetic import CALIBRATION_DAYS, KINDS, SENSOR_TYPES, generate_corpus, generate_series, write_corpus
+from processor.anomaly.synthetic import (
+    CALIBRATION_DAYS,
+    KINDS,
+    SENSOR_TYPES,
+    generate_corpus,
+    generate_series,
+    write_corpus,
+)
 from tests.anomaly.conftest import series
 
 

@@ -5,7 +5,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,7 +24,7 @@ def eventually(check: Callable[[], object], timeout_s: float = 60, what: str = "
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_stream_is_active_and_encrypted_with_the_stack_key(aws, out) -> None:  # noqa: ANN001

@@ -11,9 +11,9 @@ import boto3
 import psycopg2
 import pytest
 
+from localdev.servers import MotoServer, PostgresServer, RedisServer
 from processor.config import Settings
 from processor.produce import batches, put_all
-from localdev.servers import MotoServer, PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 _databases = itertools.count()

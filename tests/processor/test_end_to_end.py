@@ -7,10 +7,11 @@ import subprocess
 import sys
 import time
 
+from localdev.servers import wait_for
 from processor.consumer import Processor
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
 from tests.processor.factories import encode, product, reading, stock
-from localdev.servers import wait_for
+
 
 def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resumes(
     kinesis, postgres, database, redis_server, redis_client, conn  # noqa: ANN001

@@ -14,12 +14,12 @@ import psycopg2
 import pytest
 import redis
 
+from localdev.servers import PostgresServer, RedisServer, wait_for
 from processor.consumer import Processor
 from processor.records import Poison, decode
 from processor.traffic import Faults, generate
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
 from tests.processor.factories import T0, encode, product, reading
-from localdev.servers import PostgresServer, RedisServer, wait_for
 
 
 class Running:
