@@ -5,21 +5,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# Actions AWS offers no resource-level scope for: `Resource: "*"` is the only valid
-# value. The policy check (`policy/rules.py`) allows "*" for these and nothing else.
-UNSCOPABLE_ACTIONS = frozenset(
-    {
-        "ecr:GetAuthorizationToken",
-        "cloudwatch:PutMetricData",  # scoped with the cloudwatch:namespace condition instead
-        "logs:DescribeLogGroups",
-        "ssmmessages:CreateControlChannel",
-        "ssmmessages:CreateDataChannel",
-        "ssmmessages:OpenControlChannel",
-        "ssmmessages:OpenDataChannel",
-        "kinesis:ListStreams",
-    }
-)
-
 
 def statement(
     sid: str,

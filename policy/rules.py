@@ -6,26 +6,14 @@ same JSON Terraform reads, so it also catches what a hand edit or an escape hatc
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_lib.iam import UNSCOPABLE_ACTIONS
+from policy.conventions import NAME_ATTRIBUTE, REQUIRED_TAGS, UNSCOPABLE_ACTIONS, carries_suffix
 from policy.stack_json import StackJson, references
 from stacks.config import PRODUCTION_SUFFIXES
 
-REQUIRED_TAGS = ("Project", "Workload", "Environment", "Owner", "CostCenter", "ManagedBy", "DataClassification")
-
-# Where a resource type keeps its physical name, when not in `name`.
-NAME_ATTRIBUTE = {
-    "aws_s3_bucket": "bucket",
-    "aws_db_instance": "identifier",
-    "aws_elasticache_replication_group": "replication_group_id",
-    "aws_ecs_task_definition": "family",
-    "aws_cloudwatch_metric_alarm": "alarm_name",
-    "aws_cloudwatch_dashboard": "dashboard_name",
-}
 # Types whose physical name must be set by us (an AWS-generated one is not reviewable).
 MUST_BE_NAMED = frozenset({
     "aws_kinesis_stream", "aws_ecs_cluster", "aws_ecs_service", "aws_ecs_task_definition", "aws_iam_role",
@@ -62,10 +50,6 @@ def _finding(function_name: str, stack: StackJson, resource: str, message: str) 
     return Finding(function_name, stack.stack_id, resource, message)
 
 
-def _contains_suffix(name: str, suffix: str) -> bool:
-    return re.search(rf"(^|[-/_.]){re.escape(suffix)}($|[-/_.])", name) is not None
-
-
 def _physical_name(type_: str, config: dict[str, Any]) -> str | None:
     value = config.get(NAME_ATTRIBUTE.get(type_, "name"))
     return value if isinstance(value, str) else None
@@ -79,7 +63,7 @@ def names_carry_the_suffix(stack: StackJson) -> Iterator[Finding]:
             if res.type in MUST_BE_NAMED:
                 yield _finding("names_carry_the_suffix", stack, res.path, "has no explicit physical name")
             continue
-        if not _contains_suffix(name, stack.suffix):
+        if not carries_suffix(name, stack.suffix):
             yield _finding("names_carry_the_suffix", stack, res.path,
                            f"name {name!r} lacks the environment suffix {stack.suffix!r}")
 

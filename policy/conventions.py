@@ -1,0 +1,39 @@
+"""The house rules every resource obeys, as data: shared by the constructs, the policy
+check over synthesized JSON and the plan review. No cdktf import here, so the plan
+review starts without loading the provider bindings.
+"""
+from __future__ import annotations
+
+import re
+
+REQUIRED_TAGS = ("Project", "Workload", "Environment", "Owner", "CostCenter", "ManagedBy", "DataClassification")
+
+# Where a resource type keeps its physical name, when not in `name`.
+NAME_ATTRIBUTE = {
+    "aws_s3_bucket": "bucket",
+    "aws_db_instance": "identifier",
+    "aws_elasticache_replication_group": "replication_group_id",
+    "aws_ecs_task_definition": "family",
+    "aws_cloudwatch_metric_alarm": "alarm_name",
+    "aws_cloudwatch_dashboard": "dashboard_name",
+}
+
+# Actions AWS offers no resource-level scope for: `Resource: "*"` is the only valid
+# value. The policy check and the plan review allow "*" for these and nothing else.
+UNSCOPABLE_ACTIONS = frozenset(
+    {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",  # scoped with the cloudwatch:namespace condition instead
+        "logs:DescribeLogGroups",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+        "kinesis:ListStreams",
+    }
+)
+
+
+def carries_suffix(name: str, suffix: str) -> bool:
+    """True when `suffix` is one whole segment of `name` (retail-db-dev, /retail/dev/x)."""
+    return re.search(rf"(^|[-/_.]){re.escape(suffix)}($|[-/_.])", name) is not None

@@ -1,0 +1,94 @@
+"""Each risky change, planned for real against the deployed retail stack, is reported with its
+reason; a harmless change is not. One plan per scenario, so a risk that shows up where it
+should not is caught too."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.plan_review.scenarios import SECRET
+from tools.plan_review import model, report, rules
+
+
+def risks_of(plan: model.StackPlan) -> list[rules.Risk]:
+    return rules.assess(plan)
+
+
+def by_rule(plan: model.StackPlan) -> dict[str, list[rules.Risk]]:
+    found: dict[str, list[rules.Risk]] = {}
+    for risk in risks_of(plan):
+        found.setdefault(risk.rule, []).append(risk)
+    return found
+
+
+def test_a_tag_value_and_an_alarm_threshold_change_many_resources_and_raise_no_risk(plans) -> None:  # noqa: ANN001
+    plan = plans["harmless"]
+    counts = plan.counts()
+    assert counts["update"] > 50 and counts["replace"] == counts["delete"] == counts["create"] == 0
+    assert risks_of(plan) == []
+
+
+def test_renaming_the_database_is_reported_as_a_replacement_that_loses_its_data(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["db-renamed"])
+    assert set(found) == {"stateful-replace", "iam-gain"}
+    (risk,) = found["stateful-replace"]
+    assert risk.address.startswith("aws_db_instance.") and risk.severity == rules.HIGH
+    assert "`db_name` forces replacement" in risk.reason and "data" in risk.reason
+    # the task policy names the database's secret, which a new instance replaces: unreviewable until apply
+    (note,) = found["iam-gain"]
+    assert note.severity == rules.MEDIUM and "known only after apply" in note.reason
+
+
+def test_a_major_engine_upgrade_is_reported(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["engine-17"])
+    assert set(found) == {"engine-major-upgrade"}
+    assert "16 -> 17" in found["engine-major-upgrade"][0].reason
+
+
+def test_shortened_retention_and_a_retail_archive_under_three_years_are_reported(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["retention"])
+    assert set(found) == {"protection"}
+    reasons = [r.reason for r in found["protection"]]
+    assert any(r == "backup retention (days) shortened from 7 to 1" for r in reasons)
+    assert sum(r == "log retention (days) shortened from 30 to 7" for r in reasons) >= 5
+    assert any("archive expires after 365 days" in r and "3 years" in r for r in reasons)
+    assert all(r.severity == rules.HIGH for r in found["protection"])
+
+
+def test_a_widened_policy_shows_the_added_actions_and_flags_the_wildcard(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["policy-widened"])
+    assert set(found) == {"iam-wildcard", "iam-gain"}
+    (wild,) = found["iam-wildcard"]
+    assert wild.severity == rules.HIGH and "`s3:*`" in wild.reason
+    (gain,) = found["iam-gain"]
+    assert gain.severity == rules.MEDIUM and "s3:*" not in gain.reason
+    assert gain.reason == "gains `kinesis:DeleteStream` on `arn:aws:kinesis:us-east-1:123456789012:stream/retail-updates-local`"
+
+
+def test_a_port_opened_to_the_internet_is_reported(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["port-opened"])
+    assert set(found) == {"open-security-group"}
+    (risk,) = found["open-security-group"]
+    assert risk.severity == rules.HIGH and "0.0.0.0/0" in risk.reason and "5432" in risk.reason
+
+
+def test_a_new_resource_without_tags_or_suffix_is_reported(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["untagged"])
+    assert set(found) == {"tags-and-suffix"}
+    reasons = sorted(r.reason for r in found["tags-and-suffix"])
+    assert reasons[0].startswith("name `audit-events` does not carry the environment suffix")
+    assert reasons[1].startswith("new resource lacks tags: Project, Workload, Environment")
+
+
+def test_rotation_longer_than_30_days_is_reported(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["rotation-90"])
+    assert set(found) == {"rotation"}
+    assert found["rotation"][0].reason == "credentials rotate every 90 days (at most 30 allowed)"
+
+
+def test_encryption_turned_off_is_reported_and_a_sensitive_value_never_shows(plans, tmp_path: Path) -> None:  # noqa: ANN001
+    plan = plans["unencrypted"]
+    found = by_rule(plan)
+    assert "encryption" in found and found["encryption"][0].address.startswith("aws_kinesis_stream.")
+    text = report.render([report.Reviewed(plan, risks_of(plan))])
+    assert "auth_token" in text and "(sensitive)" in text
+    assert SECRET not in text

@@ -1,0 +1,182 @@
+"""`python -m tools.plan [--stack ID ...] [--target local|aws] [--out DIR]`: Terraform plans to review.
+
+Synthesizes the stacks, then per stack runs `terraform init` and `terraform plan` and saves,
+in DIR (default `plans/`):
+
+  <stack>.tfplan   the binary plan (what `terraform apply <stack>.tfplan` applies, unchanged)
+  <stack>.json     `terraform show -json` of it (what `python -m tools.plan_review` reads)
+  <stack>.txt      `terraform show` of it, for people
+
+Targets:
+  local  the deployment `make demo` left running: its emulator, its state under .local/state,
+         its suffix (`local`)
+  aws    your AWS credentials; state in the S3 bucket TF_STATE_BUCKET (local state files
+         at the project root without it); suffix from ENVIRONMENT_SUFFIX (default dev)
+Without --target: local if a local deployment is running, else aws.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "plans"
+WORKLOADS = ("retail", "factory")
+
+
+class PlanError(Exception):
+    """A step failed; the message says which and where its output went."""
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    stack: str
+    binary: Path
+    json: Path
+    text: Path
+    changes: bool
+    seconds: float
+
+
+def say(message: str) -> None:
+    print(f"[plan] {message}", flush=True)
+
+
+def terraform(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["terraform", *args], cwd=cwd, env=dict(env), capture_output=True, text=True, check=False)
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(f"$ terraform {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str], backend_config: Mapping[str, str] | None = None,
+               refresh: bool = True) -> StackPlan:
+    """init + plan + show for one synthesized stack directory; files named after the directory.
+
+    `backend_config` overrides backend settings at init (e.g. {"path": ...} for a copy of a
+    local state); the synthesized configuration itself is not touched.
+    """
+    stack = stack_dir.name
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / f"{stack}.log"
+    log.write_text("")
+    started = time.monotonic()
+    shutil.rmtree(stack_dir / ".terraform", ignore_errors=True)  # an init for another backend would refuse
+    init = ["init", "-input=false", "-no-color", "-reconfigure"]
+    init += [f"-backend-config={key}={value}" for key, value in (backend_config or {}).items()]
+    if terraform(init, stack_dir, env, log).returncode != 0:
+        raise PlanError(f"terraform init failed for {stack}; see {log}")
+    binary = out / f"{stack}.tfplan"
+    args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={binary}"]
+    if not refresh:
+        args.append("-refresh=false")
+    planned = terraform(args, stack_dir, env, log)
+    if planned.returncode not in (0, 2):
+        tail = "\n".join((planned.stdout + planned.stderr).strip().splitlines()[-15:])
+        raise PlanError(f"terraform plan failed for {stack} (log {log}):\n{tail}")
+    shown = terraform(["show", "-json", str(binary)], stack_dir, env, log)
+    text = terraform(["show", "-no-color", str(binary)], stack_dir, env, log)
+    if shown.returncode != 0 or text.returncode != 0:
+        raise PlanError(f"terraform show failed for {stack}; see {log}")
+    json_path, text_path = out / f"{stack}.json", out / f"{stack}.txt"
+    json_path.write_text(shown.stdout)
+    text_path.write_text(text.stdout)
+    return StackPlan(stack, binary, json_path, text_path, planned.returncode == 2, time.monotonic() - started)
+
+
+def target_environment(target: str) -> tuple[dict[str, str], str, str]:
+    """The environment Terraform and the synth run with, the suffix, and a line saying where."""
+    from tools.terraform_cli import resolve
+
+    cli_config, _ = resolve()
+    base = {**os.environ, "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    if target == "local":
+        from localdev.deploy import terraform_env
+        from localdev.session import Session, emulator_up
+
+        session = Session.load()
+        if session is None or not emulator_up(session.emulator_port):
+            raise PlanError("no local deployment is running: `make demo` (or python -m localdev up) first, "
+                            "or plan against AWS with --target aws")
+        return {**terraform_env(session), "TF_CLI_CONFIG_FILE": str(cli_config)}, session.suffix, \
+            f"the local emulator at {session.endpoint}"
+    suffix = os.environ.get("ENVIRONMENT_SUFFIX", "").strip() or "dev"
+    bucket = os.environ.get("TF_STATE_BUCKET", "").strip()
+    where = f"AWS, state in s3://{bucket}" if bucket else "AWS, local state files at the project root"
+    return {**base, "ENVIRONMENT_SUFFIX": suffix}, suffix, where
+
+
+def running_locally() -> bool:
+    from localdev.session import Session, emulator_up
+
+    session = Session.load()
+    return session is not None and emulator_up(session.emulator_port)
+
+
+def synth(env: Mapping[str, str], log: Path) -> None:
+    result = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=dict(env), capture_output=True, text=True,
+                            check=False)
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise PlanError(f"synth failed:\n{(result.stdout + result.stderr).strip()[-2000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", action="append", default=[],
+                        help="a stack id (retail-dev) or workload (retail); repeatable; default both")
+    parser.add_argument("--target", choices=["local", "aws"], help="where to plan against (default: see below)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the plan files (default plans/)")
+    args = parser.parse_args(argv)
+    try:
+        target = args.target or ("local" if running_locally() else "aws")
+        env, suffix, where = target_environment(target)
+        stacks = select_stacks(args.stack, suffix)
+        say(f"target: {where}; stacks: {', '.join(stacks)}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        synth(env, args.out / "synth.log")
+        with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+            plans = list(pool.map(lambda s: plan_stack(ROOT / "cdktf.out" / "stacks" / s, args.out, env), stacks))
+    except PlanError as error:
+        print(f"plan: {error}", file=sys.stderr)
+        return 1
+    for plan in plans:
+        state = "changes" if plan.changes else "no changes"
+        say(f"{plan.stack}: {state} ({plan.seconds:.0f} s): {display(plan.binary)}, {display(plan.json)}")
+    return 0
+
+
+def select_stacks(requested: list[str], suffix: str) -> list[str]:
+    known = [f"{workload}-{suffix}" for workload in WORKLOADS]
+    if not requested:
+        return known
+    chosen: list[str] = []
+    for name in requested:
+        stack = name if name in known else f"{name}-{suffix}" if name in WORKLOADS else None
+        if stack is None:
+            raise PlanError(f"unknown stack {name!r} for suffix {suffix!r}; expected one of {', '.join(known)}")
+        if stack not in chosen:
+            chosen.append(stack)
+    return chosen
+
+
+def display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""`python -m tools.plan_review PLAN.json [PLAN.json ...]`: a Markdown review of Terraform plans.
+
+Each PLAN.json is `terraform show -json` output (what `make plan` writes to plans/); the stack
+is named after the file. The report goes to stdout, or to --out.
+
+Exit status: 0 when no high risk is left unacknowledged, 1 when one is, 2 on bad input.
+Acknowledge a high risk with an entry in policy/plan_acknowledgements.toml, or, in a pull
+request, with the `plan-risk-acknowledged` label (the workflow passes --acknowledged-by).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tools.plan_review import acknowledge, model, redact, report, rules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.plan_review", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("plans", nargs="+", type=Path, metavar="PLAN.json")
+    parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    parser.add_argument("--acknowledgements", type=Path, default=acknowledge.DEFAULT_FILE,
+                        help="acknowledgements file (default policy/plan_acknowledgements.toml)")
+    parser.add_argument("--acknowledged-by", default="", metavar="TEXT",
+                        help="accept every high risk of this run, recording TEXT (e.g. who labelled the PR)")
+    parser.add_argument("--redact-to", type=Path, metavar="DIR",
+                        help="also write each plan with its sensitive values masked to DIR/<stack>.redacted.json")
+    parser.add_argument("--title", default="Terraform plan review")
+    args = parser.parse_args(argv)
+    try:
+        plans = [model.load(path) for path in args.plans]
+        accepted = acknowledge.load(args.acknowledgements)
+    except (model.PlanInputError, acknowledge.AcknowledgementError) as error:
+        print(f"plan_review: {error}", file=sys.stderr)
+        return 2
+    duplicates = sorted({p.stack for p in plans if [q.stack for q in plans].count(p.stack) > 1})
+    if duplicates:
+        print(f"plan_review: two plans for the same stack: {', '.join(duplicates)}", file=sys.stderr)
+        return 2
+    reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan), accepted, args.acknowledged_by))
+                for plan in plans]
+    all_risks = [risk for item in reviewed for risk in item.risks]
+    stale = acknowledge.unused(all_risks, accepted)
+    footer = ""
+    if stale:
+        footer = "Acknowledgements that matched nothing (remove them): " + "; ".join(
+            f"`{a.rule}` {a.stack} `{a.address}`" for a in stale)
+    text = report.render(reviewed, title=args.title, footer=footer)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if args.redact_to:
+        args.redact_to.mkdir(parents=True, exist_ok=True)
+        for plan in plans:
+            document = redact.redact(json.loads(plan.source.read_text(encoding="utf-8")))
+            (args.redact_to / f"{plan.stack}.redacted.json").write_text(json.dumps(document, indent=1))
+    blocking = [r for r in all_risks if r.blocking]
+    for plan in reviewed:
+        counts = plan.plan.counts()
+        print(f"{plan.plan.stack}: " + ", ".join(f"{counts[k]} {k}" for k in model.KINDS) +
+              f"; {sum(r.severity == rules.HIGH for r in plan.risks)} high, "
+              f"{sum(r.severity != rules.HIGH for r in plan.risks)} medium risks", file=sys.stderr)
+    if blocking:
+        print(f"plan_review: {len(blocking)} high risk(s) not acknowledged", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Policy documents compared grant by grant: what a change adds.
+
+A grant is one (effect Allow, action, resource or principal, condition) tuple; a statement
+with two actions and three resources is six grants. What the new document allows that the
+old one did not is the set difference. Dropping a condition shows up as a grant gained
+(the same action and resource, now without the condition).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from policy.conventions import UNSCOPABLE_ACTIONS
+
+# Where a resource type keeps a policy document, and whether it is a resource policy
+# (in a key or bucket policy, "Resource": "*" means the key or bucket itself).
+POLICY_ATTRIBUTES: dict[str, tuple[str, bool]] = {
+    "aws_iam_role_policy": ("policy", False),
+    "aws_iam_policy": ("policy", False),
+    "aws_iam_user_policy": ("policy", False),
+    "aws_iam_group_policy": ("policy", False),
+    "aws_iam_role": ("assume_role_policy", True),
+    "aws_kms_key": ("policy", True),
+    "aws_s3_bucket_policy": ("policy", True),
+    "aws_sns_topic_policy": ("policy", True),
+    "aws_sqs_queue_policy": ("policy", True),
+    "aws_ecr_repository_policy": ("policy", True),
+    "aws_secretsmanager_secret_policy": ("policy", True),
+    "aws_kinesis_resource_policy": ("policy", True),
+}
+BROAD_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+
+
+ACCOUNT_ROOT = re.compile(r'^\{"AWS": "arn:aws[a-z-]*:iam::\d{12}:root"\}$')
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    action: str
+    resource: str
+    principal: str  # JSON of the statement's Principal in a trust or resource policy, "" in an identity policy
+    condition: str  # JSON, "" when none
+
+    def wildcard(self, resource_policy: bool) -> bool:
+        """All actions, all of a service's actions, anyone, or every resource where a scope exists.
+
+        Two things are not wildcards here: "*" as the resource of a resource policy (it
+        means the key or bucket itself), and `kms:*` for the account root in a key policy
+        (the statement that hands the key's access control to IAM, in every key policy).
+        """
+        if self.principal in ('"*"', '{"AWS": "*"}'):
+            return True
+        if self.action == "*" or self.action.startswith("* except") or self.action.endswith(":*"):
+            return not (self.action == "kms:*" and ACCOUNT_ROOT.match(self.principal))
+        return self.resource == "*" and not resource_policy and self.action not in UNSCOPABLE_ACTIONS
+
+
+class PolicyParseError(ValueError):
+    pass
+
+
+def grants(document: Any) -> set[Grant]:
+    """Every Allow grant of a policy document (a JSON string or a parsed dict)."""
+    if document in (None, ""):
+        return set()
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError as error:
+            raise PolicyParseError(f"policy is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise PolicyParseError("policy is not a JSON object")
+    statements = document.get("Statement", [])
+    found: set[Grant] = set()
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:  # everything but a list: as wide as a wildcard
+            actions = ["* except " + ", ".join(_list(statement["NotAction"]))]
+        else:
+            actions = _list(statement.get("Action"))
+        principal = json.dumps(statement["Principal"], sort_keys=True) if "Principal" in statement else ""
+        resources = ["*"] if "NotResource" in statement else _list(statement.get("Resource")) or ["" if principal else "*"]
+        if "NotPrincipal" in statement:  # everyone but a list
+            principal = '"*"'
+        condition = json.dumps(statement["Condition"], sort_keys=True) if statement.get("Condition") else ""
+        for action in actions:
+            for resource in resources:
+                found.add(Grant(action, resource, principal, condition))
+    return found
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def summarize(added: set[Grant], limit: int = 6) -> str:
+    """`actions a, b on x, y` in a line, with the condition noted when the new grant lacks one."""
+    actions = sorted({g.action for g in added})
+    resources = sorted({g.resource for g in added if g.resource})
+    principals = sorted({g.principal for g in added if g.principal})
+
+    def listing(items: list[str]) -> str:
+        shown = ", ".join(f"`{i}`" for i in items[:limit])
+        return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+    text = listing(actions) + (f" on {listing(resources)}" if resources else "")
+    return text + (f" to {listing(principals)}" if principals else "")

@@ -1,0 +1,88 @@
+"""A copy of a JSON plan with every sensitive value replaced, safe to keep as a CI artifact.
+
+`terraform show -json` prints sensitive values in clear and marks them in parallel trees
+(`before_sensitive`, `after_sensitive`, `sensitive_values`). Here each marked leaf becomes
+"(sensitive)"; the markers stay, so the redacted plan still reads as a plan.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tools.plan_review.diff import MASK, SECRET_NAME
+
+
+def mask(value: Any, sensitive: Any) -> Any:
+    if sensitive is True:
+        return MASK if value is not None else None
+    if isinstance(value, dict) and isinstance(sensitive, dict):
+        return {key: mask(item, sensitive.get(key)) for key, item in value.items()}
+    if isinstance(value, list) and isinstance(sensitive, list):
+        return [mask(item, sensitive[i] if i < len(sensitive) else None) for i, item in enumerate(value)]
+    return value
+
+
+def _module(module: Any) -> None:
+    if not isinstance(module, dict):
+        return
+    for resource in module.get("resources") or []:
+        if isinstance(resource, dict) and "values" in resource:
+            resource["values"] = mask(resource["values"], resource.get("sensitive_values"))
+    for child in module.get("child_modules") or []:
+        _module(child)
+
+
+def _secrets(value: Any, sensitive: Any, into: set[str]) -> None:
+    if sensitive is True:
+        into.update(leaf for leaf in _leaves(value) if isinstance(leaf, str) and leaf)
+    elif isinstance(value, dict) and isinstance(sensitive, dict):
+        for key, item in value.items():
+            _secrets(item, sensitive.get(key), into)
+    elif isinstance(value, list) and isinstance(sensitive, list):
+        for index, item in enumerate(value):
+            _secrets(item, sensitive[index] if index < len(sensitive) else None, into)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def _scrub(node: Any, secrets: set[str]) -> Any:
+    """Every string equal to a known secret, anywhere (a literal in `configuration`, say), masked;
+    and any value under a key that names a secret."""
+    if isinstance(node, dict):
+        return {key: (MASK if SECRET_NAME.search(str(key)) and isinstance(item, str) and item else _scrub(item, secrets))
+                for key, item in node.items()}
+    if isinstance(node, list):
+        return [_scrub(item, secrets) for item in node]
+    return MASK if isinstance(node, str) and node in secrets else node
+
+
+def redact(document: dict[str, Any]) -> dict[str, Any]:
+    """Redacts in place and returns the document."""
+    secrets: set[str] = set()
+    for raw in document.get("resource_changes") or []:
+        change = raw.get("change") or {}
+        _secrets(change.get("before"), change.get("before_sensitive"), secrets)
+        _secrets(change.get("after"), change.get("after_sensitive"), secrets)
+    for raw in document.get("resource_changes") or []:
+        change = raw.get("change") or {}
+        change["before"] = mask(change.get("before"), change.get("before_sensitive"))
+        change["after"] = mask(change.get("after"), change.get("after_sensitive"))
+    for output in (document.get("output_changes") or {}).values():
+        for side in ("before", "after"):
+            output[side] = mask(output.get(side), output.get(f"{side}_sensitive"))
+    for section in ("planned_values", "prior_state"):
+        holder = document.get(section) or {}
+        values = holder.get("values", holder) if section == "prior_state" else holder
+        _module((values or {}).get("root_module"))
+        for name, output in ((values or {}).get("outputs") or {}).items():
+            if isinstance(output, dict) and output.get("sensitive"):
+                values["outputs"][name]["value"] = MASK
+    scrubbed = _scrub(document, secrets)
+    document.clear()
+    document.update(scrubbed)
+    return document

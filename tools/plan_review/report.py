@@ -1,0 +1,92 @@
+"""The Markdown a reviewer reads: risks first, then counts, then what changes, per stack."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tools.plan_review.diff import attribute_changes
+from tools.plan_review.model import KINDS, StackPlan
+from tools.plan_review.rules import HIGH, Risk
+
+MARKER = "<!-- plan-review -->"  # the workflow finds its sticky comment by this line
+MAX_CHARS = 60_000  # a GitHub comment holds 65,536 characters
+MAX_ROWS_PER_RESOURCE = 12
+SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "read": "<="}
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    plan: StackPlan
+    risks: list[Risk]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(reviewed: list[Reviewed], title: str = "Terraform plan review", footer: str = "") -> str:
+    risks = [risk for item in reviewed for risk in item.risks]
+    blocking = [r for r in risks if r.blocking]
+    acknowledged = [r for r in risks if r.severity == HIGH and r.acknowledged_by]
+    medium = [r for r in risks if r.severity != HIGH]
+    lines = [MARKER, f"## {title}", ""]
+    if blocking:
+        lines.append(f"**{len(blocking)} high risk{'s' if len(blocking) != 1 else ''} not acknowledged**: "
+                     "this plan needs a reviewer's explicit acknowledgement (see README, \"Plan review\").")
+    elif acknowledged:
+        lines.append(f"High risks: {len(acknowledged)}, all acknowledged.")
+    else:
+        lines.append("No high risk.")
+    lines.append("")
+    if risks:
+        lines += ["### Risks", "", "| | stack | resource | why |", "|---|---|---|---|"]
+        for risk in [*blocking, *acknowledged, *medium]:
+            badge = "HIGH" if risk.severity == HIGH else "medium"
+            if risk.acknowledged_by:
+                badge = "HIGH (acknowledged)"
+            why = risk.reason + (f" — acknowledged: {risk.acknowledged_by}" if risk.acknowledged_by else "")
+            lines.append(f"| {badge} | {risk.stack} | `{risk.address}` | {_cell(why)} |")
+        lines.append("")
+    lines += ["### Summary", "", "| stack | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
+    for item in reviewed:
+        counts = item.plan.counts()
+        lines.append(f"| {item.plan.stack} | " + " | ".join(str(counts[k]) for k in KINDS) + " |")
+    lines.append("")
+    for item in reviewed:
+        lines += _changes(item.plan)
+    if footer:
+        lines += [footer, ""]
+    text = "\n".join(lines)
+    if len(text) > MAX_CHARS:
+        cut = text.rfind("\n", 0, MAX_CHARS - 200)
+        text = text[:cut] + "\n\n*The report is longer than a comment holds; the full report is in the plan artifacts.*\n"
+    return text
+
+
+def _changes(plan: StackPlan) -> list[str]:
+    changes = list(plan.managed_changes())
+    if not changes:
+        return [f"### {plan.stack}: no changes", ""]
+    lines = [f"### {plan.stack}: changes", "", "<details open>" if len(changes) <= 20 else "<details>",
+             f"<summary>{len(changes)} resource{'s' if len(changes) != 1 else ''}</summary>", "",
+             "| action | resource | attribute | before | after |", "|---|---|---|---|---|"]
+    for change in changes:
+        action = f"`{SYMBOL.get(change.kind, change.kind)}` {change.kind}"
+        rows = attribute_changes(change)
+        if not rows:
+            lines.append(f"| {action} | `{change.address}` | | | |")
+            continue
+        for index, row in enumerate(rows[:MAX_ROWS_PER_RESOURCE]):
+            first = index == 0
+            attribute = f"`{row.path}`" + (" (forces replacement)" if row.forces_replacement else "")
+            lines.append(f"| {action if first else ''} | {f'`{change.address}`' if first else ''} | {_cell(attribute)} "
+                         f"| {_cell(_code(row.before))} | {_cell(_code(row.after))} |")
+        if len(rows) > MAX_ROWS_PER_RESOURCE:
+            lines.append(f"| | | *{len(rows) - MAX_ROWS_PER_RESOURCE} more attributes* | | |")
+    lines += ["", "</details>", ""]
+    return lines
+
+
+def _code(value: str) -> str:
+    if value.startswith("("):
+        return value
+    return "`" + value.replace("`", "'") + "`"

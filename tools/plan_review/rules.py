@@ -1,0 +1,450 @@
+"""What makes a planned change risky. One function per rule; each yields a `Risk` per hit.
+
+A rule sees one `Change` at a time and the `StackPlan` it belongs to. High risks fail the
+review unless acknowledged (see `acknowledge`); medium risks are listed for the reviewer.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from policy.conventions import NAME_ATTRIBUTE, REQUIRED_TAGS, carries_suffix
+from tools.plan_review import iam
+from tools.plan_review.diff import attribute_changes
+from tools.plan_review.model import Change, StackPlan
+
+HIGH, MEDIUM = "high", "medium"
+# Every name a Risk's `rule` can take (what an acknowledgement names).
+RISK_RULES = ("stateful-replace", "stateful-delete", "engine-major-upgrade", "encryption", "tls", "public-access",
+              "open-security-group", "iam-wildcard", "iam-gain", "protection", "rotation", "tags-and-suffix")
+RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
+MAX_ROTATION_DAYS = 30
+WORLD = ("0.0.0.0/0", "::/0")
+
+# What a replace or delete of a stateful resource loses.
+STATEFUL: dict[str, str] = {
+    "aws_db_instance": "the database and its data (kept only in snapshots)",
+    "aws_rds_cluster": "the database cluster and its data",
+    "aws_elasticache_replication_group": "the Redis group and everything cached in it",
+    "aws_elasticache_cluster": "the cache cluster and its data",
+    "aws_kinesis_stream": "the stream and every record it retains",
+    "aws_s3_bucket": "the bucket and every object in it",
+    "aws_kms_key": "the key: data encrypted with it is unreadable once the deletion window ends",
+    "aws_cloudwatch_log_group": "the log group and its log events",
+    "aws_secretsmanager_secret": "the secret and its versions",
+    "aws_ecr_repository": "the repository and its images",
+    "aws_backup_vault": "the vault and its recovery points",
+    "aws_dynamodb_table": "the table and its items",
+    "aws_efs_file_system": "the file system and its files",
+    "aws_sqs_queue": "the queue and its messages",
+}
+
+
+@dataclass(frozen=True)
+class Risk:
+    severity: str
+    rule: str
+    stack: str
+    address: str
+    reason: str
+    acknowledged_by: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == HIGH and not self.acknowledged_by
+
+
+Rule = Callable[[Change, StackPlan], Iterator[Risk]]
+RULES: dict[str, Rule] = {}
+
+
+def rule(name: str) -> Callable[[Rule], Rule]:
+    def register(function: Rule) -> Rule:
+        RULES[name] = function
+        return function
+    return register
+
+
+def assess(plan: StackPlan) -> list[Risk]:
+    """Every risk in one stack's plan, high first, then by address."""
+    found = [risk for change in plan.managed_changes() for check in RULES.values() for risk in check(change, plan)]
+    return sorted(set(found), key=lambda r: (r.severity != HIGH, r.address, r.rule, r.reason))
+
+
+def _risk(severity: str, name: str, change: Change, plan: StackPlan, reason: str) -> Risk:
+    return Risk(severity, name, plan.stack, change.address, reason)
+
+
+def truthy(value: Any) -> bool | None:
+    """Booleans as the provider writes them (some as the strings "true"/"false"); None if unset."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _went(change: Change, path: tuple[Any, ...], before: Any, after: Any) -> bool:
+    """True when `path` goes from `before` to `after` (an update or replace), or, for a create,
+    when it is set to `after`."""
+    new = truthy(change.after_value(*path))
+    if change.unknown(*path) or new is not after:
+        return False
+    return change.kind == "create" or truthy(change.before_value(*path)) is before
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _shortened(change: Change, path: tuple[Any, ...], zero_means_forever: bool = False) -> tuple[float, float] | None:
+    """(old, new) when a number at `path` decreases in an update or replace."""
+    if change.kind not in ("update", "replace") or change.unknown(*path):
+        return None
+    old, new = _number(change.before_value(*path)), _number(change.after_value(*path))
+    if old is None or new is None:
+        return None
+    if zero_means_forever:
+        old, new = (float("inf") if old == 0 else old), (float("inf") if new == 0 else new)
+    return (old, new) if new < old else None
+
+
+def _days(value: float) -> str:
+    return "never expire" if value == float("inf") else f"{value:g}"
+
+
+# -- stateful resources -------------------------------------------------------------------------------------------
+
+
+@rule("stateful-replace")
+def stateful_replace_or_delete(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    if change.type not in STATEFUL or change.kind not in ("replace", "delete"):
+        return
+    lost = STATEFUL[change.type]
+    if change.kind == "delete":
+        yield _risk(HIGH, "stateful-delete", change, plan, f"deleted: loses {lost}")
+        return
+    forcing = sorted({row.path for row in attribute_changes(change) if row.forces_replacement})
+    why = f"{', '.join(f'`{p}`' for p in forcing)} forces replacement" if forcing else "replaced"
+    yield _risk(HIGH, "stateful-replace", change, plan, f"{why}: destroys {lost}")
+
+
+@rule("engine-major-upgrade")
+def engine_major_upgrade(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    if change.type not in ("aws_db_instance", "aws_rds_cluster", "aws_elasticache_replication_group"):
+        return
+    if change.kind != "update" or change.unknown("engine_version"):
+        return
+    old, new = change.before_value("engine_version"), change.after_value("engine_version")
+    if isinstance(old, str) and isinstance(new, str) and old.split(".")[0] != new.split(".")[0]:
+        yield _risk(HIGH, "engine-major-upgrade", change, plan,
+                    f"engine major version {old} -> {new}: in place, with downtime, and cannot be rolled back")
+
+
+# -- encryption and TLS -------------------------------------------------------------------------------------------
+
+KEY_ATTRIBUTES = ("kms_key_id", "kms_key_arn", "kms_master_key_id")
+
+
+@rule("encryption")
+def encryption_removed_or_weakened(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    def high(reason: str) -> Risk:
+        return _risk(HIGH, "encryption", change, plan, reason)
+
+    for flag in ("storage_encrypted", "at_rest_encryption_enabled"):
+        if _went(change, (flag,), True, False):
+            yield high(f"`{flag}` is off: data at rest is not encrypted")
+    if change.kind in ("update", "replace"):
+        for attribute in KEY_ATTRIBUTES:
+            old, new = change.before_value(attribute), change.after_value(attribute)
+            if old and not new and not change.unknown(attribute):
+                yield high(f"`{attribute}` removed: no longer encrypted with the customer-managed key")
+    if change.type == "aws_kinesis_stream" and change.after_value("encryption_type") == "NONE":
+        if change.kind == "create" or change.before_value("encryption_type") == "KMS":
+            yield high("stream encryption is NONE: records at rest are not encrypted")
+    if change.type == "aws_kms_key" and _went(change, ("enable_key_rotation",), True, False):
+        yield high("automatic key rotation turned off")
+    if change.type == "aws_s3_bucket_server_side_encryption_configuration":
+        if change.kind == "delete":
+            yield high("the bucket's default encryption configuration is removed")
+        for index, _ in enumerate(change.after_value("rule") or []):
+            path = ("rule", index, "apply_server_side_encryption_by_default", 0, "sse_algorithm")
+            old, new = change.before_value(*path), change.after_value(*path)
+            if new == "AES256" and (change.kind == "create" or (isinstance(old, str) and old.startswith("aws:kms"))):
+                yield high("bucket encryption is SSE-S3 (AES256): not the customer-managed KMS key")
+    if change.type == "aws_kinesis_firehose_delivery_stream":
+        path = ("server_side_encryption", 0, "enabled")
+        if _went(change, path, True, False):
+            yield high("Firehose server-side encryption turned off")
+
+
+@rule("tls")
+def tls_enforcement_off(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    def high(reason: str) -> Risk:
+        return _risk(HIGH, "tls", change, plan, reason)
+
+    if _went(change, ("transit_encryption_enabled",), True, False):
+        yield high("`transit_encryption_enabled` is off: Redis traffic in clear text")
+    mode = change.after_value("transit_encryption_mode")
+    if mode == "preferred" and (change.kind == "create" or change.before_value("transit_encryption_mode") == "required"):
+        yield high("`transit_encryption_mode` is preferred: clients may connect without TLS")
+    if change.type == "aws_db_parameter_group":
+        old, new = _parameter(change.before, "rds.force_ssl"), _parameter(change.after, "rds.force_ssl")
+        if old == "1" and new != "1":
+            yield high("`rds.force_ssl` is no longer 1: PostgreSQL accepts connections without TLS")
+    if change.type in ("aws_s3_bucket_policy", "aws_s3_bucket"):
+        if _denies_insecure_transport(change.before) and not _denies_insecure_transport(change.after) \
+                and not change.unknown("policy"):
+            yield high("the bucket policy no longer denies requests without TLS (aws:SecureTransport)")
+    if change.type == "aws_ecs_task_definition":
+        for name, value in _container_environment(change.after).items():
+            old = _container_environment(change.before).get(name)
+            if name == "DB_SSLMODE" and value in ("disable", "allow", "prefer") and old != value:
+                yield high(f"the task sets DB_SSLMODE={value}: database connections may skip TLS")
+            if name == "REDIS_TLS" and value.lower() in ("false", "0", "no") and old != value:
+                yield high("the task sets REDIS_TLS=false: cache connections without TLS")
+
+
+def _parameter(resource: Any, name: str) -> str | None:
+    for parameter in (resource or {}).get("parameter") or []:
+        if isinstance(parameter, dict) and parameter.get("name") == name:
+            return str(parameter.get("value"))
+    return None
+
+
+def _denies_insecure_transport(resource: Any) -> bool:
+    policy = (resource or {}).get("policy") if isinstance(resource, dict) else None
+    try:
+        document = json.loads(policy) if isinstance(policy, str) else None
+    except json.JSONDecodeError:
+        return False
+    statements = (document or {}).get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        condition = json.dumps(statement.get("Condition", {})) if isinstance(statement, dict) else ""
+        if isinstance(statement, dict) and statement.get("Effect") == "Deny" and "aws:SecureTransport" in condition:
+            return True
+    return False
+
+
+def _container_environment(resource: Any) -> dict[str, str]:
+    raw = (resource or {}).get("container_definitions") if isinstance(resource, dict) else None
+    try:
+        containers = json.loads(raw) if isinstance(raw, str) else []
+    except json.JSONDecodeError:
+        return {}
+    found: dict[str, str] = {}
+    for container in containers if isinstance(containers, list) else []:
+        for variable in container.get("environment") or []:
+            if isinstance(variable, dict) and "name" in variable:
+                found[str(variable["name"])] = str(variable.get("value", ""))
+    return found
+
+
+# -- exposure ------------------------------------------------------------------------------------------------------
+
+PUBLIC_FLAGS = {
+    "publicly_accessible": "the database gets a public endpoint",
+    "map_public_ip_on_launch": "the subnet gives every network interface a public IP",
+    "associate_public_ip_address": "the instance gets a public IP",
+}
+PUBLIC_ACCESS_BLOCK = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+
+
+@rule("public-access")
+def public_access(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    for flag, consequence in PUBLIC_FLAGS.items():
+        if _went(change, (flag,), False, True):
+            yield _risk(HIGH, "public-access", change, plan, f"`{flag}` is on: {consequence}")
+    if change.type == "aws_ecs_service" and _went(change, ("network_configuration", 0, "assign_public_ip"), False, True):
+        yield _risk(HIGH, "public-access", change, plan, "`assign_public_ip` is on: tasks get public IPs")
+    if change.type == "aws_s3_bucket_public_access_block":
+        if change.kind == "delete":
+            yield _risk(HIGH, "public-access", change, plan, "the bucket's public access block is removed")
+        opened = [flag for flag in PUBLIC_ACCESS_BLOCK if _went(change, (flag,), True, False)]
+        if opened:
+            yield _risk(HIGH, "public-access", change, plan,
+                        f"public access block relaxed: {', '.join(f'`{f}`' for f in opened)} off")
+
+
+@rule("open-security-group")
+def security_group_open_to_the_world(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    for direction, cidrs, ports in _world_rules(change.type, change.after) - _world_rules(change.type, change.before):
+        if change.unknown("ingress") or change.unknown("egress"):
+            continue
+        severity = HIGH if direction == "ingress" else MEDIUM
+        verb = "ingress from" if direction == "ingress" else "egress to"
+        yield _risk(severity, "open-security-group", change, plan, f"{verb} {cidrs} on {ports}")
+
+
+def _world_rules(type_: str, resource: Any) -> set[tuple[str, str, str]]:
+    """(direction, cidr, ports) for every rule of a group or rule resource open to the world."""
+    if not isinstance(resource, dict):
+        return set()
+    found: set[tuple[str, str, str]] = set()
+
+    def add(direction: str, cidrs: list[Any], rule: dict[str, Any]) -> None:
+        for cidr in cidrs:
+            if cidr in WORLD:
+                found.add((direction, cidr, _ports(rule)))
+
+    for direction in ("ingress", "egress"):  # aws_security_group inline rules
+        for block in resource.get(direction) or []:
+            if isinstance(block, dict):
+                add(direction, [*(block.get("cidr_blocks") or []), *(block.get("ipv6_cidr_blocks") or [])], block)
+    if resource.get("type") in ("ingress", "egress"):  # aws_security_group_rule
+        add(resource["type"], [*(resource.get("cidr_blocks") or []), *(resource.get("ipv6_cidr_blocks") or [])],
+            resource)
+    if type_ in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"):
+        direction = "ingress" if type_.endswith("ingress_rule") else "egress"
+        add(direction, [resource.get("cidr_ipv4"), resource.get("cidr_ipv6")], resource)
+    return found
+
+
+def _ports(rule: dict[str, Any]) -> str:
+    protocol = str(rule.get("ip_protocol") or rule.get("protocol") or "")
+    low, high = rule.get("from_port"), rule.get("to_port")
+    if protocol in ("-1", "all") or (low in (None, 0) and high in (None, 0, 65535)):
+        return "all ports"
+    return f"{protocol} {low}" if low == high else f"{protocol} {low}-{high}"
+
+
+# -- IAM ----------------------------------------------------------------------------------------------------------
+
+
+@rule("iam")
+def policy_gains(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    if change.type == "aws_iam_role_policy_attachment" and change.kind in ("create", "replace"):
+        arn = change.after_value("policy_arn")
+        if isinstance(arn, str) and arn.rsplit("/", 1)[-1] in iam.BROAD_MANAGED_POLICIES:
+            yield _risk(HIGH, "iam-wildcard", change, plan, f"attaches the managed policy `{arn}`")
+        elif isinstance(arn, str):
+            yield _risk(MEDIUM, "iam-gain", change, plan, f"attaches the managed policy `{arn}`")
+        return
+    if change.type not in iam.POLICY_ATTRIBUTES or change.kind == "delete":
+        return
+    attribute, resource_policy = iam.POLICY_ATTRIBUTES[change.type]
+    if change.unknown(attribute):
+        if change.kind != "create":
+            yield _risk(MEDIUM, "iam-gain", change, plan,
+                        f"`{attribute}` is known only after apply: review the policy in the synthesized JSON")
+        return
+    try:
+        added = iam.grants(change.after_value(attribute)) - iam.grants(change.before_value(attribute))
+    except iam.PolicyParseError as error:
+        yield _risk(MEDIUM, "iam-gain", change, plan, f"`{attribute}`: {error}")
+        return
+    if not added:
+        return
+    wide = {g for g in added if g.wildcard(resource_policy)}
+    if wide:
+        yield _risk(HIGH, "iam-wildcard", change, plan, f"wildcard granted: {iam.summarize(wide)}")
+    narrow = added - wide
+    if narrow:
+        verb = "grants" if change.kind == "create" else "gains"
+        yield _risk(MEDIUM, "iam-gain", change, plan, f"{verb} {iam.summarize(narrow)}")
+        before = iam.grants(change.before_value(attribute))
+        unconditioned = {g for g in narrow if not g.condition
+                         and any(b.condition and (b.action, b.resource, b.principal) == (g.action, g.resource, g.principal)
+                                 for b in before)}
+        if unconditioned:
+            yield _risk(MEDIUM, "iam-gain", change, plan, f"condition dropped from {iam.summarize(unconditioned)}")
+
+
+# -- protection, retention, rotation ------------------------------------------------------------------------------
+
+RETENTION = {
+    ("aws_db_instance", "backup_retention_period"): "backup retention (days)",
+    ("aws_rds_cluster", "backup_retention_period"): "backup retention (days)",
+    ("aws_elasticache_replication_group", "snapshot_retention_limit"): "snapshot retention (days)",
+    ("aws_cloudwatch_log_group", "retention_in_days"): "log retention (days)",
+    ("aws_kinesis_stream", "retention_period"): "stream retention (hours)",
+    ("aws_kms_key", "deletion_window_in_days"): "key deletion window (days)",
+}
+
+
+@rule("protection")
+def protection_and_retention(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    def high(reason: str) -> Risk:
+        return _risk(HIGH, "protection", change, plan, reason)
+
+    if change.kind in ("update", "replace") and _went(change, ("deletion_protection",), True, False):
+        yield high("deletion protection turned off")
+    if change.kind in ("update", "replace") and _went(change, ("skip_final_snapshot",), False, True):
+        yield high("`skip_final_snapshot` on: a delete keeps no final snapshot")
+    for (type_, attribute), what in RETENTION.items():
+        if change.type == type_:
+            shortened = _shortened(change, (attribute,), zero_means_forever=attribute == "retention_in_days")
+            if shortened:
+                yield high(f"{what} shortened from {_days(shortened[0])} to {_days(shortened[1])}")
+    if change.type == "aws_backup_plan":
+        for index, _ in enumerate(change.after_value("rule") or []):
+            shortened = _shortened(change, ("rule", index, "lifecycle", 0, "delete_after"))
+            if shortened:
+                yield high(f"backups kept {shortened[1]:g} days instead of {shortened[0]:g}")
+    if change.type == "aws_s3_bucket_lifecycle_configuration":
+        yield from _archive_expiry(change, plan)
+
+
+def _archive_expiry(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    for index, rule_ in enumerate(change.after_value("rule") or []):
+        if not isinstance(rule_, dict) or rule_.get("status") != "Enabled":
+            continue
+        days = _number(change.after_value("rule", index, "expiration", 0, "days"))
+        if days is None or change.unknown("rule", index, "expiration", 0, "days"):
+            continue
+        if plan.workload == "retail" and days < RETAIL_MIN_ARCHIVE_DAYS:
+            yield _risk(HIGH, "protection", change, plan,
+                        f"archive expires after {days:g} days: retail keeps data at least 3 years "
+                        f"({RETAIL_MIN_ARCHIVE_DAYS} days)")
+        elif (shortened := _shortened(change, ("rule", index, "expiration", 0, "days"))) is not None:
+            yield _risk(HIGH, "protection", change, plan,
+                        f"archive expiry shortened from {shortened[0]:g} to {shortened[1]:g} days")
+
+
+ROTATION_RATE = re.compile(r"rate\(\s*(\d+)\s+days?\s*\)")
+
+
+@rule("rotation")
+def rotation(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    if change.type != "aws_secretsmanager_secret_rotation":
+        return
+    if change.kind == "delete":
+        yield _risk(HIGH, "rotation", change, plan, "secret rotation removed")
+        return
+    days = _number(change.after_value("rotation_rules", 0, "automatically_after_days"))
+    expression = change.after_value("rotation_rules", 0, "schedule_expression")
+    if days is None and isinstance(expression, str) and (match := ROTATION_RATE.search(expression)):
+        days = float(match.group(1))
+    if days is not None and days > MAX_ROTATION_DAYS:
+        yield _risk(HIGH, "rotation", change, plan,
+                    f"credentials rotate every {days:g} days (at most {MAX_ROTATION_DAYS} allowed)")
+
+
+# -- tags and names ------------------------------------------------------------------------------------------------
+
+
+@rule("tags-and-suffix")
+def new_resources_are_tagged_and_suffixed(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    if change.kind not in ("create", "replace") or not isinstance(change.after, dict):
+        return
+    if "tags_all" in change.after or "tags" in change.after:
+        tags_path = "tags_all" if "tags_all" in change.after else "tags"
+        if not change.unknown(tags_path):
+            tags = change.after_value(tags_path) or {}
+            missing = [key for key in REQUIRED_TAGS if key not in tags]
+            if missing:
+                yield _risk(MEDIUM, "tags-and-suffix", change, plan, f"new resource lacks tags: {', '.join(missing)}")
+    name_attribute = NAME_ATTRIBUTE.get(change.type, "name")
+    name = change.after_value(name_attribute)
+    if isinstance(name, str) and not change.unknown(name_attribute) and not carries_suffix(name, plan.suffix):
+        yield _risk(MEDIUM, "tags-and-suffix", change, plan,
+                    f"name `{name}` does not carry the environment suffix `{plan.suffix}`")
+
