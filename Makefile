@@ -21,7 +21,7 @@ RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
 
-.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit policy checkov validate bench-synth bench-processor eval-anomaly \
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate bench-synth bench-processor eval-anomaly \
         deploy destroy push-image clean
 
 help: ## list the targets
@@ -69,6 +69,18 @@ test: setup servers ## install what is missing, run the whole test suite
 
 test-unit: setup ## the fast unit tests only
 	$(RUN) pytest tests/unit -q
+
+lint: setup ## ruff over the Python code and actionlint over .github/workflows
+	$(RUN) ruff check .
+	$(RUN) actionlint
+
+plan: setup ## terraform plan per stack (STACK=retail-dev for one; TARGET=local|aws) into plans/, then the review
+	$(RUN) python -m tools.plan $(if $(TARGET),--target $(TARGET)) $(if $(STACK),--stack $(STACK))
+	$(MAKE) --no-print-directory plan-review
+
+plan-review: ## the Markdown review of plans/*.json into plans/report.md; fails on an unacknowledged high risk
+	$(RUN) python -m tools.plan_review plans/*.json --out plans/report.md --redact-to plans/redacted
+	@echo "report: plans/report.md"
 
 policy: synth ## the project's policy rules over cdktf.out
 	$(RUN) python -m policy

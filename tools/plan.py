@@ -5,7 +5,10 @@ in DIR (default `plans/`):
 
   <stack>.tfplan   the binary plan (what `terraform apply <stack>.tfplan` applies, unchanged)
   <stack>.json     `terraform show -json` of it (what `python -m tools.plan_review` reads)
-  <stack>.txt      `terraform show` of it, for people
+  <stack>.txt      `terraform show` of it, for people (sensitive values hidden)
+
+The binary and JSON plans hold sensitive values in clear: keep them out of shared places;
+`make plan-review` writes masked copies to DIR/redacted/. Files of an earlier run are removed first.
 
 Targets:
   local  the deployment `make demo` left running: its emulator, its state under .local/state,
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         env, suffix, where = target_environment(target)
         stacks = select_stacks(args.stack, suffix)
         say(f"target: {where}; stacks: {', '.join(stacks)}")
-        args.out.mkdir(parents=True, exist_ok=True)
+        clear(args.out)
         synth(env, args.out / "synth.log")
         with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
             plans = list(pool.map(lambda s: plan_stack(ROOT / "cdktf.out" / "stacks" / s, args.out, env), stacks))
@@ -155,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         state = "changes" if plan.changes else "no changes"
         say(f"{plan.stack}: {state} ({plan.seconds:.0f} s): {display(plan.binary)}, {display(plan.json)}")
     return 0
+
+
+def clear(out: Path) -> None:
+    """Plans of an earlier run must not end up in this run's review."""
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in ("*.tfplan", "*.json", "*.txt", "*.log", "report.md", "redacted/*.json"):
+        for path in out.glob(pattern):
+            path.unlink()
 
 
 def select_stacks(requested: list[str], suffix: str) -> list[str]:

@@ -82,7 +82,7 @@ def test_redacted_plans_keep_no_sensitive_value(files, tmp_path: Path) -> None: 
     none = acknowledgements(tmp_path, "")
     main([str(files["unencrypted"]), "--acknowledgements", str(none), "--out", str(tmp_path / "r.md"),
           "--redact-to", str(tmp_path / "redacted")])
-    redacted = (tmp_path / "redacted" / "retail-unencrypted.redacted.json").read_text()
+    redacted = (tmp_path / "redacted" / "retail-unencrypted.json").read_text()
     assert SECRET not in redacted and "(sensitive)" in redacted
     assert json.loads(redacted)["resource_changes"]  # still a plan
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acknowledged-by", default="", metavar="TEXT",
                         help="accept every high risk of this run, recording TEXT (e.g. who labelled the PR)")
     parser.add_argument("--redact-to", type=Path, metavar="DIR",
-                        help="also write each plan with its sensitive values masked to DIR/<stack>.redacted.json")
+                        help="also write each plan with its sensitive values masked to DIR/<stack>.json")
     parser.add_argument("--title", default="Terraform plan review")
     args = parser.parse_args(argv)
     try:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         args.redact_to.mkdir(parents=True, exist_ok=True)
         for plan in plans:
             document = redact.redact(json.loads(plan.source.read_text(encoding="utf-8")))
-            (args.redact_to / f"{plan.stack}.redacted.json").write_text(json.dumps(document, indent=1))
+            (args.redact_to / f"{plan.stack}.json").write_text(json.dumps(document, indent=1))
     blocking = [r for r in all_risks if r.blocking]
     for plan in reviewed:
         counts = plan.plan.counts()

