@@ -91,6 +91,12 @@ def alive(pid: int) -> bool:
     return True
 
 
+def running_session() -> Session | None:
+    """The local deployment, if its emulator answers; None otherwise."""
+    session = Session.load()
+    return session if session is not None and emulator_up(session.emulator_port) else None
+
+
 def emulator_up(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=5) as response:

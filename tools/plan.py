@@ -60,8 +60,8 @@ def terraform(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> 
     return result
 
 
-def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str], backend_config: Mapping[str, str] | None = None,
-               refresh: bool = True) -> StackPlan:
+def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str],
+               backend_config: Mapping[str, str] | None = None) -> StackPlan:
     """init + plan + show for one synthesized stack directory; files named after the directory.
 
     `backend_config` overrides backend settings at init (e.g. {"path": ...} for a copy of a
@@ -78,10 +78,8 @@ def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str], backend_confi
     if terraform(init, stack_dir, env, log).returncode != 0:
         raise PlanError(f"terraform init failed for {stack}; see {log}")
     binary = out / f"{stack}.tfplan"
-    args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={binary}"]
-    if not refresh:
-        args.append("-refresh=false")
-    planned = terraform(args, stack_dir, env, log)
+    planned = terraform(["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={binary}"],
+                        stack_dir, env, log)
     if planned.returncode not in (0, 2):
         tail = "\n".join((planned.stdout + planned.stderr).strip().splitlines()[-15:])
         raise PlanError(f"terraform plan failed for {stack} (log {log}):\n{tail}")
@@ -95,34 +93,27 @@ def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str], backend_confi
     return StackPlan(stack, binary, json_path, text_path, planned.returncode == 2, time.monotonic() - started)
 
 
-def target_environment(target: str) -> tuple[dict[str, str], str, str]:
-    """The environment Terraform and the synth run with, the suffix, and a line saying where."""
+def target_environment(target: str | None) -> tuple[dict[str, str], str, str]:
+    """The environment Terraform and the synth run with, the suffix, and a line saying where.
+    `target` None: local if a local deployment is running, else aws."""
+    from localdev.session import running_session
+
+    session = running_session() if target in (None, "local") else None
+    if session is not None:
+        from localdev.deploy import terraform_env
+
+        return terraform_env(session), session.suffix, f"the local emulator at {session.endpoint}"
+    if target == "local":
+        raise PlanError("no local deployment is running: `make demo` (or python -m localdev up) first, "
+                        "or plan against AWS with --target aws")
     from tools.terraform_cli import resolve
 
     cli_config, _ = resolve()
-    base = {**os.environ, "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    if target == "local":
-        from localdev.deploy import terraform_env
-        from localdev.session import Session, emulator_up
-
-        session = Session.load()
-        if session is None or not emulator_up(session.emulator_port):
-            raise PlanError("no local deployment is running: `make demo` (or python -m localdev up) first, "
-                            "or plan against AWS with --target aws")
-        return {**terraform_env(session), "TF_CLI_CONFIG_FILE": str(cli_config)}, session.suffix, \
-            f"the local emulator at {session.endpoint}"
     suffix = os.environ.get("ENVIRONMENT_SUFFIX", "").strip() or "dev"
     bucket = os.environ.get("TF_STATE_BUCKET", "").strip()
     where = f"AWS, state in s3://{bucket}" if bucket else "AWS, local state files at the project root"
-    return {**base, "ENVIRONMENT_SUFFIX": suffix}, suffix, where
-
-
-def running_locally() -> bool:
-    from localdev.session import Session, emulator_up
-
-    session = Session.load()
-    return session is not None and emulator_up(session.emulator_port)
+    return {**os.environ, "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "ENVIRONMENT_SUFFIX": suffix}, suffix, where
 
 
 def synth(env: Mapping[str, str], log: Path) -> None:
@@ -143,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the plan files (default plans/)")
     args = parser.parse_args(argv)
     try:
-        target = args.target or ("local" if running_locally() else "aws")
-        env, suffix, where = target_environment(target)
+        env, suffix, where = target_environment(args.target)
         stacks = select_stacks(args.stack, suffix)
         say(f"target: {where}; stacks: {', '.join(stacks)}")
         clear(args.out)
