@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tools.plan_review.model import Change
+from tools.plan_review.model import Change, marked
 
 MASK = "(sensitive)"
 UNKNOWN = "(known after apply)"
@@ -43,18 +43,7 @@ def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _marked(tree: Any, path: str) -> bool:
-    """True when a sensitivity (or unknown) tree marks `path` or one of its parents."""
-    node = tree
-    for step in _steps(path):
-        if node is True:
-            return True
-        if isinstance(node, dict) and isinstance(step, str):
-            node = node.get(step)
-        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-            node = node[step]
-        else:
-            return False
-    return node is True
+    return marked(tree, _steps(path))
 
 
 def _steps(path: str) -> list[str | int]:

@@ -38,12 +38,7 @@ class Change:
 
     def unknown(self, *path: Any) -> bool:
         """True when the value at `path` (or one of its parents) is known only after apply."""
-        node = self.after_unknown
-        for step in path:
-            if node is True:
-                return True
-            node = dig(node, (step,))
-        return node is True
+        return marked(self.after_unknown, path)
 
 
 @dataclass(frozen=True)
@@ -81,6 +76,16 @@ def dig(node: Any, path: tuple[Any, ...] | list[Any]) -> Any:
         else:
             return None
     return node
+
+
+def marked(tree: Any, path: tuple[Any, ...] | list[Any]) -> bool:
+    """True when a marker tree (`after_unknown`, `*_sensitive`) holds `true` at `path` or one of its parents."""
+    node = tree
+    for step in path:
+        if node is True:
+            return True
+        node = dig(node, (step,))
+    return node is True
 
 
 def kind_of(actions: list[str]) -> str:

@@ -8,46 +8,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.plan_review.diff import MASK, SECRET_NAME
+from tools.plan_review.diff import MASK, SECRET_NAME, flatten
 
 
-def mask(value: Any, sensitive: Any) -> Any:
+def mask(value: Any, sensitive: Any, found: set[str]) -> Any:
+    """`value` with each leaf the `sensitive` tree marks replaced; the strings replaced go into `found`."""
     if sensitive is True:
+        found.update(leaf for _, leaf in flatten(value) if isinstance(leaf, str) and leaf)
         return MASK if value is not None else None
     if isinstance(value, dict) and isinstance(sensitive, dict):
-        return {key: mask(item, sensitive.get(key)) for key, item in value.items()}
+        return {key: mask(item, sensitive.get(key), found) for key, item in value.items()}
     if isinstance(value, list) and isinstance(sensitive, list):
-        return [mask(item, sensitive[i] if i < len(sensitive) else None) for i, item in enumerate(value)]
+        return [mask(item, sensitive[i] if i < len(sensitive) else None, found) for i, item in enumerate(value)]
     return value
 
 
-def _module(module: Any) -> None:
+def _module(module: Any, found: set[str]) -> None:
     if not isinstance(module, dict):
         return
     for resource in module.get("resources") or []:
         if isinstance(resource, dict) and "values" in resource:
-            resource["values"] = mask(resource["values"], resource.get("sensitive_values"))
+            resource["values"] = mask(resource["values"], resource.get("sensitive_values"), found)
     for child in module.get("child_modules") or []:
-        _module(child)
-
-
-def _secrets(value: Any, sensitive: Any, into: set[str]) -> None:
-    if sensitive is True:
-        into.update(leaf for leaf in _leaves(value) if isinstance(leaf, str) and leaf)
-    elif isinstance(value, dict) and isinstance(sensitive, dict):
-        for key, item in value.items():
-            _secrets(item, sensitive.get(key), into)
-    elif isinstance(value, list) and isinstance(sensitive, list):
-        for index, item in enumerate(value):
-            _secrets(item, sensitive[index] if index < len(sensitive) else None, into)
-
-
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _leaves(item)]
-    if isinstance(value, list):
-        return [leaf for item in value for leaf in _leaves(item)]
-    return [value]
+        _module(child, found)
 
 
 def _scrub(node: Any, secrets: set[str]) -> Any:
@@ -63,22 +46,18 @@ def _scrub(node: Any, secrets: set[str]) -> Any:
 
 def redact(document: dict[str, Any]) -> dict[str, Any]:
     """Redacts in place and returns the document."""
-    secrets: set[str] = set()
+    secrets: set[str] = set()  # every value masked, to scrub its copies elsewhere at the end
     for raw in document.get("resource_changes") or []:
         change = raw.get("change") or {}
-        _secrets(change.get("before"), change.get("before_sensitive"), secrets)
-        _secrets(change.get("after"), change.get("after_sensitive"), secrets)
-    for raw in document.get("resource_changes") or []:
-        change = raw.get("change") or {}
-        change["before"] = mask(change.get("before"), change.get("before_sensitive"))
-        change["after"] = mask(change.get("after"), change.get("after_sensitive"))
+        change["before"] = mask(change.get("before"), change.get("before_sensitive"), secrets)
+        change["after"] = mask(change.get("after"), change.get("after_sensitive"), secrets)
     for output in (document.get("output_changes") or {}).values():
         for side in ("before", "after"):
-            output[side] = mask(output.get(side), output.get(f"{side}_sensitive"))
+            output[side] = mask(output.get(side), output.get(f"{side}_sensitive"), secrets)
     for section in ("planned_values", "prior_state"):
         holder = document.get(section) or {}
         values = holder.get("values", holder) if section == "prior_state" else holder
-        _module((values or {}).get("root_module"))
+        _module((values or {}).get("root_module"), secrets)
         for name, output in ((values or {}).get("outputs") or {}).items():
             if isinstance(output, dict) and output.get("sensitive"):
                 values["outputs"][name]["value"] = MASK

@@ -205,8 +205,9 @@ def tls_enforcement_off(change: Change, plan: StackPlan) -> Iterator[Risk]:
                 and not change.unknown("policy"):
             yield high("the bucket policy no longer denies requests without TLS (aws:SecureTransport)")
     if change.type == "aws_ecs_task_definition":
+        before = _container_environment(change.before)
         for name, value in _container_environment(change.after).items():
-            old = _container_environment(change.before).get(name)
+            old = before.get(name)
             if name == "DB_SSLMODE" and value in ("disable", "allow", "prefer") and old != value:
                 yield high(f"the task sets DB_SSLMODE={value}: database connections may skip TLS")
             if name == "REDIS_TLS" and value.lower() in ("false", "0", "no") and old != value:
