@@ -33,6 +33,7 @@ class Acknowledgement:
     address: str
     reason: str
     expires: dt.date
+    source: str  # the file it came from
 
     def covers(self, risk: Risk, today: dt.date) -> bool:
         return (today <= self.expires and self.rule == risk.rule and fnmatchcase(risk.stack, self.stack)
@@ -63,7 +64,7 @@ def load(path: Path) -> list[Acknowledgement]:
         if not isinstance(expires, dt.date) or isinstance(expires, dt.datetime):
             raise AcknowledgementError(f"{where}: `expires` must be a TOML date (2026-12-31), not {expires!r}")
         found.append(Acknowledgement(str(entry["rule"]), str(entry["stack"]), str(entry["address"]),
-                                     str(entry["reason"]), expires))
+                                     str(entry["reason"]), expires, path.name))
     return found
 
 
@@ -76,7 +77,7 @@ def apply(risks: list[Risk], acknowledgements: list[Acknowledgement], acknowledg
         if risk.severity == HIGH:
             entry = next((a for a in acknowledgements if a.covers(risk, today)), None)
             if entry is not None:
-                risk = replace(risk, acknowledged_by=f"{DEFAULT_FILE.name}: {entry.reason} (until {entry.expires})")
+                risk = replace(risk, acknowledged_by=f"{entry.source}: {entry.reason} (until {entry.expires})")
             elif acknowledged_by:
                 risk = replace(risk, acknowledged_by=acknowledged_by)
         result.append(risk)
