@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from policy.stack_json import Resource, StackJson
 
@@ -31,3 +35,15 @@ def statement(resource: Resource, sid: str) -> dict[str, Any]:
 
 def ref(resource: Resource, attribute: str) -> str:
     return f"${{{resource.type}.{resource.name}.{attribute}}}"
+
+
+def skip_unless_available(items: list[pytest.Item], directory: Path, available: bool, reason: str,
+                          fixture: str | None = None) -> None:
+    """Skip the tests under `directory` (those using `fixture`, when given) when what they need
+    is missing. Not under CI=true: there `.ci/run` provides it, so the tests run and the fixture
+    fails loudly instead."""
+    if available or os.environ.get("CI", "").lower() == "true":
+        return
+    for item in items:
+        if Path(str(item.fspath)).parent == directory and (fixture is None or fixture in item.fixturenames):
+            item.add_marker(pytest.mark.skip(reason=reason))

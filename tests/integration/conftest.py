@@ -25,6 +25,7 @@ import redis
 
 from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
 from localdev.outputs import FLAT_OUTPUTS, key
+from tests.helpers import skip_unless_available
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = ("retail", "factory")
@@ -37,11 +38,7 @@ def _outputs() -> dict | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _outputs() is not None or os.environ.get("CI", "").lower() == "true":
-        return
-    for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.skip(reason=NO_OUTPUTS))
+    skip_unless_available(items, Path(__file__).parent, _outputs() is not None, NO_OUTPUTS)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -11,7 +11,6 @@ where `.ci/run` deploys first and a missing deployment is an error.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from localdev.deploy import state_file, terraform_env
-from localdev.session import Session, emulator_up
+from localdev.session import Session, running_session
 from stacks.config import WorkloadConfig, build_config
+from tests.helpers import skip_unless_available
 from tools.plan import plan_stack
 from tools.plan_review import model
 
@@ -37,22 +37,13 @@ class Scenario:
     change_stack: StackChange | None = None
 
 
-def _session() -> Session | None:
-    session = Session.load()
-    return session if session is not None and emulator_up(session.emulator_port) else None
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _session() is not None or os.environ.get("CI", "").lower() == "true":
-        return
-    for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent and "deployed" in item.fixturenames:
-            item.add_marker(pytest.mark.skip(reason=NOT_DEPLOYED))
+    skip_unless_available(items, Path(__file__).parent, running_session() is not None, NOT_DEPLOYED, fixture="deployed")
 
 
 @pytest.fixture(scope="session")
 def deployed() -> Session:
-    session = _session()
+    session = running_session()
     if session is None:
         pytest.fail(f"CI=true and {NOT_DEPLOYED}")
     return session
