@@ -1,23 +1,35 @@
-"""Redis cache for the retail catalog: cache-aside reads, versioned writes.
+"""Redis cache for the retail catalog: cache-aside reads, last-writer-wins fields.
 
-Every product entry stores the catalog version it was built from. Writes go through a
-compare-and-set script that refuses an older version, so a reader that loaded an old
-snapshot can never overwrite the processor's fresher one.
+A product's entry is one hash, `product:<sku>`, with one field per piece of state that
+PostgreSQL keeps in its own row, each next to the order key of the event that wrote it:
 
-The batch transaction lists the SKUs it changed in `cache_pending` (one row per batch)
-and reads their new snapshot; after the commit one script call writes them all. The
-pending row is deleted only once Redis has accepted that snapshot, so a Redis outage or
-a crash in between leaves it listed and `drain_pending` refreshes those SKUs as soon as
-Redis answers again: an entry is never left older than its last committed update.
+    p        the product (JSON: sku, name, category, price, currency, updated_at)
+    q:<sup>  supplier <sup>'s quantity
+    ~<f>     the order key of field <f>: "<updated_at as fixed-width UTC>|<event_id>"
+    c        "1" once the entry was filled from PostgreSQL with every supplier
 
-PostgreSQL builds the entries (one JSON text for the whole batch) and Redis unpacks
-them; the processor only passes the text along.
+A field is only written when its order key is greater than the one it holds: the same
+rule PostgreSQL applies to the row (greatest `(updated_at, event_id)` wins), so each
+field converges to its row whatever the order the processor, a cache-aside fill and a
+repair write in. An entry is served only once it is complete (`c`) and has a product;
+the total quantity is summed from the `q:` fields when it is read.
+
+The processor writes the fields of the rows a batch changed, after the commit, straight
+from the records it already holds: no read-back from PostgreSQL. When the SKU has no
+entry it creates an incomplete one, so that a fill that read PostgreSQL just before that
+commit cannot put the older row back. The batch lists the SKUs it changed in
+`cache_pending` (one row per batch); the row is deleted once Redis has the batch, so a
+Redis outage or a crash in between leaves it, and `drain_pending` rewrites those SKUs
+from PostgreSQL as soon as Redis answers again: an entry is never left older than its
+last committed update.
 """
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import redis
@@ -25,90 +37,134 @@ import redis
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "product:"
+PRODUCT = "p"
+QUANTITY_PREFIX = "q:"
+COMPLETE = "c"
 
-# [[sku, version, payload-text or null], ...] for the SKUs in %s, in the order given (not
-# the database's collation order: the entries must line up with the caller's keys).
-# The payload's format is fixed here (UTC, microseconds, price without trailing zeros)
-# so that it does not depend on the session's time zone or on Python's formatting.
-SNAPSHOT = """
-SELECT coalesce(json_agg(json_build_array(
-         s.sku, coalesce(v.version, 0),
-         CASE WHEN p.sku IS NOT NULL THEN json_build_object(
-           'sku', p.sku, 'name', p.name, 'category', p.category, 'price', trim_scale(p.price)::text,
-           'currency', rtrim(p.currency),
-           'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-           'total_quantity', coalesce(q.total, 0))::text END)
-         ORDER BY s.n), '[]')::text
-  FROM unnest(%s::text[]) WITH ORDINALITY AS s(sku, n)
-  LEFT JOIN products p ON p.sku = s.sku
-  LEFT JOIN catalog_versions v ON v.sku = s.sku
-  LEFT JOIN LATERAL (SELECT sum(i.quantity) AS total FROM inventory i WHERE i.sku = s.sku) q ON true
-"""
-
-# KEYS: product keys; ARGV[1]: ttl seconds; ARGV[2]: the SNAPSHOT text, entry i for KEYS[i];
-# ARGV[3]: the key prefix, to check that entry i really is KEYS[i]'s product.
-# A null payload (inventory without a product) stores only the version: nothing to serve,
-# but an older snapshot can no longer be written over it. Returns how many were accepted.
-COMPARE_AND_SET = """
-local entries = cjson.decode(ARGV[2])
+# KEYS: product keys. ARGV[1]: ttl seconds; ARGV[2]: "1" when the entries are complete
+# (read from PostgreSQL with all suppliers); then, for each key in turn, the number of
+# its fields n followed by n (field, order, value) triples. The layout is checked before
+# anything is written. Returns how many fields were accepted.
+WRITE_FIELDS = """
 local ttl = tonumber(ARGV[1])
-local accepted = 0
-for i, key in ipairs(KEYS) do
-  if entries[i] == nil or key ~= ARGV[3] .. entries[i][1] then
-    return redis.error_reply('snapshot entry ' .. i .. ' does not match key ' .. key)
-  end
+local complete = ARGV[2] == '1'
+local i = 3
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[i])
+  if not n then return redis.error_reply('cache write: no field count for ' .. key) end
+  i = i + 1 + 3 * n
 end
-for i, key in ipairs(KEYS) do
-  local version = tonumber(entries[i][2])
-  local payload = entries[i][3]
-  local current = redis.call('HGET', key, 'v')
-  if not current or tonumber(current) < version then
-    if payload == cjson.null then
-      redis.call('DEL', key)
-      redis.call('HSET', key, 'v', version)
-    else
-      redis.call('HSET', key, 'v', version, 'p', payload)
+if i ~= #ARGV + 1 then return redis.error_reply('cache write: arguments do not match the keys') end
+local accepted = 0
+i = 3
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    local field, order = ARGV[i], ARGV[i + 1]
+    local current = redis.call('HGET', key, '~' .. field)
+    if not current or current < order then
+      redis.call('HSET', key, field, ARGV[i + 2], '~' .. field, order)
+      accepted = accepted + 1
     end
-    redis.call('EXPIRE', key, ttl)
-    accepted = accepted + 1
+    i = i + 3
   end
+  if complete then redis.call('HSET', key, 'c', '1') end
+  redis.call('EXPIRE', key, ttl)
 end
 return accepted
 """
 
+Field = tuple[str, str, str]  # (field, order, value)
 
-def snapshot(cur, skus: Sequence[str]) -> str:  # noqa: ANN001 - a psycopg2 cursor
-    """The committed (or, inside a transaction, this transaction's) state of `skus`."""
-    cur.execute(SNAPSHOT, (list(skus),))
-    return cur.fetchone()[0]
+
+def utc_text(ts: datetime) -> str:
+    """Fixed-width UTC text with microseconds: lexical order is time order (years 1-9999)."""
+    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def price_text(price: Decimal) -> str:
+    """A price without trailing zeros ("19.90" -> "19.9", "20.00" -> "20")."""
+    text = format(price, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def order_key(updated_at: datetime, event_id: str) -> str:
+    return f"{utc_text(updated_at)}|{event_id}"
+
+
+def product_field(sku: str, name: str, category: str, price: Decimal, currency: str, updated_at: datetime,
+                  event_id: str) -> Field:
+    payload = json.dumps({"sku": sku, "name": name, "category": category, "price": price_text(price),
+                          "currency": currency.rstrip(), "updated_at": utc_text(updated_at)}, separators=(",", ":"))
+    return PRODUCT, order_key(updated_at, event_id), payload
+
+
+def quantity_field(supplier_id: str, quantity: int, updated_at: datetime, event_id: str) -> Field:
+    return QUANTITY_PREFIX + supplier_id, order_key(updated_at, event_id), str(quantity)
+
+
+def read_entries(cur, skus: Sequence[str]) -> dict[str, list[Field]]:  # noqa: ANN001 - a psycopg2 cursor
+    """Every field of `skus` as PostgreSQL holds them (one statement: one snapshot)."""
+    cur.execute("""
+        SELECT sku, NULL, name, category, price, currency, updated_at, event_id::text, NULL
+          FROM products WHERE sku = ANY(%(skus)s)
+        UNION ALL
+        SELECT sku, supplier_id, NULL, NULL, NULL, NULL, updated_at, event_id::text, quantity
+          FROM inventory WHERE sku = ANY(%(skus)s)
+    """, {"skus": list(skus)})
+    entries: dict[str, list[Field]] = {sku: [] for sku in skus}
+    for sku, supplier, name, category, price, currency, updated_at, event_id, quantity in cur.fetchall():
+        if supplier is None:
+            entries[sku].append(product_field(sku, name, category, price, currency, updated_at, event_id))
+        else:
+            entries[sku].append(quantity_field(supplier, quantity, updated_at, event_id))
+    return entries
+
+
+def served(fields: Mapping[bytes, bytes]) -> dict[str, Any] | None:
+    """The product an entry serves, with its total quantity; None unless it is complete."""
+    payload = fields.get(PRODUCT.encode())
+    if payload is None or COMPLETE.encode() not in fields:
+        return None
+    prefix = QUANTITY_PREFIX.encode()
+    product = json.loads(payload)
+    product["total_quantity"] = sum(int(v) for k, v in fields.items() if k.startswith(prefix))
+    return product
 
 
 class CatalogCache:
     def __init__(self, client: redis.Redis, ttl_s: int = 3600) -> None:
         self.client = client
         self.ttl_s = ttl_s
-        self._cas = client.register_script(COMPARE_AND_SET)
+        self._write = client.register_script(WRITE_FIELDS)
         self.hits = 0
         self.misses = 0
 
-    def write(self, skus: Sequence[str], entries: str) -> int | None:
-        """Offer a SNAPSHOT text for `skus` (same order) to Redis.
+    def write(self, entries: Mapping[str, Iterable[Field]], complete: bool = False) -> int | None:
+        """Offer fields to Redis, each kept only if newer than what the entry holds.
 
-        Returns how many entries Redis accepted, or None when Redis is unavailable."""
-        if not skus:
+        Returns how many fields Redis accepted, or None when Redis is unavailable."""
+        if not entries:
             return 0
+        keys, args = [], [self.ttl_s, "1" if complete else "0"]
+        for sku, fields in entries.items():
+            keys.append(KEY_PREFIX + sku)
+            fields = list(fields)
+            args.append(len(fields))
+            for field in fields:
+                args.extend(field)
         try:
-            return int(self._cas(keys=[KEY_PREFIX + s for s in skus], args=[self.ttl_s, entries, KEY_PREFIX]))
+            return int(self._write(keys=keys, args=args))
         except redis.RedisError as error:
             logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
             return None
 
     def refresh(self, conn, skus: Sequence[str]) -> bool:  # noqa: ANN001
-        """Write the committed state of `skus` to Redis."""
-        skus = sorted(set(skus))
+        """Write the committed state of `skus` to Redis (complete entries)."""
         with conn, conn.cursor() as cur:
-            entries = snapshot(cur, skus)
-        return self.write(skus, entries) is not None
+            entries = read_entries(cur, sorted(set(skus)))
+        return self.write(entries, complete=True) is not None
 
     def drain_pending(self, conn, limit: int = 100) -> int:  # noqa: ANN001
         """Refresh SKUs that a Redis outage or a crash left pending; returns how many batches."""
@@ -117,29 +173,26 @@ class CatalogCache:
             pending = cur.fetchall()
         if not pending:
             return 0
-        skus = sorted({sku for _, batch in pending for sku in batch})
-        if not self.refresh(conn, skus):
+        if not self.refresh(conn, {sku for _, batch in pending for sku in batch}):
             return 0
         forget_pending(conn, [pending_id for pending_id, _ in pending])
         return len(pending)
 
     def get(self, sku: str) -> dict[str, Any] | None:
-        raw = self.client.hget(KEY_PREFIX + sku, "p")
-        return json.loads(raw) if raw else None
+        return served(self.client.hgetall(KEY_PREFIX + sku))
 
     def fill(self, conn, sku: str) -> dict[str, Any] | None:  # noqa: ANN001
-        """Cache-aside miss: read one consistent snapshot, offer it to the cache."""
+        """Cache-aside miss: read the SKU's rows, offer them to the cache, serve them."""
         with conn, conn.cursor() as cur:
-            entries = snapshot(cur, [sku])
-        payload = json.loads(entries)[0][2]
-        if payload is None:
+            fields = read_entries(cur, [sku])[sku]
+        if not any(field == PRODUCT for field, _, _ in fields):
             return None
-        self.write([sku], entries)  # a failure only means serving from PostgreSQL, slower
-        return json.loads(payload)
+        self.write({sku: fields}, complete=True)  # a failure only means serving from PostgreSQL, slower
+        return served({f.encode(): v.encode() for f, _, v in fields} | {COMPLETE.encode(): b"1"})
 
 
 def forget_pending(conn, ids: Sequence[int]) -> None:  # noqa: ANN001
-    """Redis holds these batches' snapshots (or newer): they are no longer pending."""
+    """Redis holds these batches' fields (or newer): they are no longer pending."""
     if ids:
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM cache_pending WHERE id = ANY(%s)", (list(ids),))

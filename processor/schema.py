@@ -58,16 +58,12 @@ RETAIL = [
         PRIMARY KEY (sku, supplier_id)
     )
     """,
-    # One version per SKU, bumped in the batch transaction: the cache only accepts a
-    # product snapshot whose version is newer than what it holds (processor/cache.py).
-    """
-    CREATE TABLE IF NOT EXISTS catalog_versions (
-        sku     text   PRIMARY KEY,
-        version bigint NOT NULL
-    )
-    """,
+    # Cache entries used to carry a per-SKU version from this table; they now carry each
+    # row's own (updated_at, event_id) (processor/cache.py). Tasks of the old release fail
+    # their batches once it is gone and retry until ECS replaces them: nothing is lost.
+    "DROP TABLE IF EXISTS catalog_versions",
     # SKU lists whose cache entries may be stale: one row per batch, written with the
-    # batch, deleted once Redis holds (at least) that batch's snapshot. Survives a Redis
+    # batch, deleted once Redis holds (at least) that batch's rows. Survives a Redis
     # outage and a crash in between; one row per batch, not per SKU, keeps it cheap.
     """
     CREATE TABLE IF NOT EXISTS cache_pending (

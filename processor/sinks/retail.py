@@ -5,17 +5,17 @@ import json
 import logging
 from collections.abc import Sequence
 
-from processor.cache import CatalogCache, forget_pending, snapshot
+from processor.cache import CatalogCache, forget_pending, product_field, quantity_field
 from processor.records import InventoryUpdate, ProductUpsert
 from processor.sinks import Outcome
 
 logger = logging.getLogger(__name__)
 
 # One round trip for the whole batch, sent as JSON arrays of positional rows (PostgreSQL
-# parses jsonb far faster than psycopg2 adapts one Python list per column): both upserts, the version bump of every SKU they
-# changed (in SKU order: concurrent batches take row locks in one order and cannot
-# deadlock), the deferred delete of pending rows already in Redis, and this batch's
-# pending row. A row only changes when the event is newer than what it holds.
+# parses jsonb far faster than psycopg2 adapts one Python list per column): both upserts,
+# the deferred delete of pending rows already in Redis, and this batch's pending row. A
+# row only changes when the event is newer than what it holds; the statement returns
+# which rows changed, so that the processor writes exactly those to Redis.
 APPLY_BATCH = """
 WITH
 new_products AS (
@@ -43,23 +43,21 @@ changed_stock AS (
   ON CONFLICT (sku, supplier_id) DO UPDATE
      SET quantity = excluded.quantity, updated_at = excluded.updated_at, event_id = excluded.event_id
    WHERE (excluded.updated_at, excluded.event_id) > (i.updated_at, i.event_id)
-  RETURNING sku
-),
-bumped AS (
-  INSERT INTO catalog_versions AS v (sku, version)
-  SELECT sku, 1 FROM (SELECT sku FROM changed_products UNION SELECT sku FROM changed_stock) AS changed ORDER BY sku
-  ON CONFLICT (sku) DO UPDATE SET version = v.version + 1
-  RETURNING sku
+  RETURNING sku, supplier_id
 ),
 cached AS (
   DELETE FROM cache_pending WHERE id = ANY(%(cached)s::bigint[])
 ),
 pending AS (
   INSERT INTO cache_pending (skus)
-  SELECT array_agg(sku ORDER BY sku) FROM bumped HAVING count(*) > 0 AND %(track)s
+  SELECT array_agg(DISTINCT sku) FROM (SELECT sku FROM changed_products UNION ALL SELECT sku FROM changed_stock) AS c
+  HAVING count(*) > 0 AND %(track)s
   RETURNING id
 )
-SELECT (SELECT id FROM pending), (SELECT coalesce(array_agg(sku ORDER BY sku), '{}') FROM bumped)
+SELECT (SELECT id FROM pending),
+       (SELECT coalesce(array_agg(sku), '{}') FROM changed_products),
+       (SELECT coalesce(array_agg(sku), '{}') FROM changed_stock),
+       (SELECT coalesce(array_agg(supplier_id), '{}') FROM changed_stock)
 """
 
 
@@ -96,11 +94,22 @@ class RetailSink:
             "cached": self._deleting,
             "track": self.cache is not None,
         })
-        pending_id, changed = cur.fetchone()
+        pending_id, changed_products, stock_skus, stock_suppliers = cur.fetchone()
+        changed = sorted(set(changed_products).union(stock_skus))
         if pending_id is None:
             return Outcome(changed_keys=changed)
-        # Read inside the transaction: exactly the state this batch commits.
-        return Outcome(changed_keys=changed, redis_payload=(pending_id, snapshot(cur, changed)))
+        # The rows this batch changed are exactly these records: Redis gets them as they are.
+        by_sku = {r.sku: r for r in products}
+        by_supplier = {(r.sku, r.supplier_id): r for r in stock}
+        entries: dict[str, list] = {}
+        for sku in changed_products:
+            r = by_sku[sku]
+            entries.setdefault(sku, []).append(
+                product_field(sku, r.name, r.category, r.price, r.currency, r.updated_at, r.event_id))
+        for sku, supplier in zip(stock_skus, stock_suppliers, strict=True):
+            r = by_supplier[sku, supplier]
+            entries.setdefault(sku, []).append(quantity_field(supplier, r.quantity, r.updated_at, r.event_id))
+        return Outcome(changed_keys=changed, redis_payload=(pending_id, entries))
 
     def maintain(self, conn) -> None:  # noqa: ANN001
         """Forget pending rows Redis has; refresh those a Redis outage or a crash left."""
@@ -124,5 +133,5 @@ class RetailSink:
         if self.cache is None or outcome.redis_payload is None:
             return
         pending_id, entries = outcome.redis_payload
-        if self.cache.write(outcome.changed_keys, entries) is not None:
+        if self.cache.write(entries) is not None:
             self._cached.append(pending_id)

@@ -8,7 +8,7 @@ import pytest
 import redis as redis_lib
 
 from processor.anomaly.detector import DetectorState
-from processor.cache import CatalogCache
+from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
 from processor.records import decode
 from processor.schema import migrate
@@ -37,7 +37,7 @@ def test_final_retail_state_does_not_depend_on_arrival_order(conn) -> None:  # n
         shuffled = events[:]
         random.Random(seed).shuffle(shuffled)
         with conn, conn.cursor() as cur:
-            cur.execute("TRUNCATE products, inventory, catalog_versions, cache_pending")
+            cur.execute("TRUNCATE products, inventory, cache_pending")
         for chunk in (shuffled[i:i + 3] for i in range(0, len(shuffled), 3)):
             apply(conn, RetailSink(), chunk, "retail")
         outcomes.add((tuple(rows(conn, "SELECT sku, price FROM products")),
@@ -67,8 +67,10 @@ def test_the_processor_refreshes_the_cache_after_every_committed_update(conn, re
     cache = CatalogCache(redis_client)
     sink = RetailSink(cache)
     apply(conn, sink, [product("SKU-3", price="9.50"), stock("SKU-3", "A", 2), stock("SKU-3", "B", 3)], "retail")
-    assert cache.get("SKU-3")["total_quantity"] == 5
+    assert cache.get("SKU-3") is None  # a new SKU is cached by its first read...
+    assert get_product("SKU-3", conn=conn, cache=cache)["total_quantity"] == 5
     apply(conn, sink, [stock("SKU-3", "A", 10, at=1)], "retail")
+    # ...and from then on every committed update reaches the entry, no miss needed
     assert cache.get("SKU-3") == {"sku": "SKU-3", "name": "Mug", "category": "kitchen", "price": "9.5",
                                   "currency": "USD", "updated_at": "2026-11-01T12:00:00.000000Z",
                                   "total_quantity": 13}
@@ -89,16 +91,37 @@ def test_get_product_is_cache_aside(conn, redis_client) -> None:  # noqa: ANN001
     assert get_product("NOPE", conn=conn, cache=cache) is None
 
 
+def stale_fields(conn, sku: str) -> dict:  # noqa: ANN001
+    """What a cache-aside reader reads now and offers later."""
+    with conn, conn.cursor() as cur:
+        return read_entries(cur, [sku])
+
+
 def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_client) -> None:  # noqa: ANN001
     migrate(conn, "retail")
     cache = CatalogCache(redis_client)
     sink = RetailSink(cache)
-    apply(conn, sink, [product("SKU-5", price="1.00")], "retail")
-    apply(conn, sink, [product("SKU-5", price="2.00", at=1)], "retail")
-    # GIVEN a reader that loaded version 1 before that commit WHEN it offers it to the cache
-    accepted = cache.write(["SKU-5"], '[["SKU-5", 1, "{\\"sku\\": \\"SKU-5\\", \\"price\\": \\"1\\"}"]]')
-    # THEN the cache keeps version 2
-    assert accepted == 0 and cache.get("SKU-5")["price"] == "2"
+    apply(conn, sink, [product("SKU-5", price="1.00"), stock("SKU-5", "A", 1)], "retail")
+    # GIVEN a reader that loaded the rows before the next commit
+    stale = stale_fields(conn, "SKU-5")
+    apply(conn, sink, [product("SKU-5", price="2.00", at=1), stock("SKU-5", "A", 7, at=1)], "retail")
+    # WHEN it offers them to the cache THEN every field keeps the newer row
+    assert cache.write(stale, complete=True) == 0
+    assert cache.get("SKU-5") is not None and cache.get("SKU-5")["price"] == "2"
+    assert cache.get("SKU-5")["total_quantity"] == 7
+
+
+def test_a_fill_racing_a_commit_for_an_uncached_sku_cannot_put_the_old_row_back(conn, redis_client) -> None:  # noqa: ANN001
+    migrate(conn, "retail")
+    apply(conn, RetailSink(), [product("SKU-8", price="1.00"), stock("SKU-8", "A", 1), stock("SKU-8", "B", 2)],
+          "retail")  # in PostgreSQL, not in Redis
+    cache = CatalogCache(redis_client)
+    stale = stale_fields(conn, "SKU-8")  # a get_product miss reads the rows...
+    apply(conn, RetailSink(cache), [stock("SKU-8", "A", 5, at=1)], "retail")  # ...a batch commits and writes Redis
+    assert cache.get("SKU-8") is None  # the processor's entry is incomplete: not served on its own
+    cache.write(stale, complete=True)  # ...then the fill writes what it read
+    assert cache.get("SKU-8")["total_quantity"] == 7 == get_product("SKU-8", conn=conn, cache=cache)["total_quantity"]
+    assert cache.get("SKU-8")["price"] == "1"
 
 
 def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_client, redis_server) -> None:  # noqa: ANN001
@@ -107,6 +130,7 @@ def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_clien
     before = RetailSink(good)
     apply(conn, before, [product("SKU-6", price="1.00")], "retail")
     before.maintain(conn)
+    assert get_product("SKU-6", conn=conn, cache=good)["price"] == "1"  # cached by a read
     down = CatalogCache(redis_lib.Redis(port=1, socket_connect_timeout=0.2))  # nothing listens on port 1
     apply(conn, RetailSink(down), [product("SKU-6", price="3.00", at=1)], "retail")
     assert rows(conn, "SELECT price::text FROM products") == [("3.0000",)]  # PostgreSQL kept advancing
@@ -171,6 +195,7 @@ def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn
     migrate(conn, "retail")
     cache = CatalogCache(redis_client)
     apply(conn, RetailSink(cache), [product("SKU-7", price="1.00")], "retail")
+    assert get_product("SKU-7", conn=conn, cache=cache)["price"] == "1"  # cached by a read
     # GIVEN a task that commits a batch and dies before writing Redis
     records = [decode(encode(product("SKU-7", price="4.00", at=1)), "retail")]
     with conn, conn.cursor() as cur:
@@ -182,14 +207,15 @@ def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn
     assert rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
 
 
-def test_cache_entries_line_up_with_their_keys_whatever_the_collation(conn, redis_client) -> None:  # noqa: ANN001
+def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_nothing(conn, redis_client) -> None:  # noqa: ANN001, E501
     migrate(conn, "retail")
-    apply(conn, RetailSink(), [product("SKU-b", price="1.00"), product("SKU-A", price="2.00")], "retail")
+    apply(conn, RetailSink(), [product("SKU-b", price="1.00"), product("SKU-A", price="2.00"),
+                               stock("SKU-A", "X", 3)], "retail")
     cache = CatalogCache(redis_client)
     assert cache.refresh(conn, ["SKU-b", "SKU-A"])
     assert (cache.get("SKU-b")["price"], cache.get("SKU-A")["price"]) == ("1", "2")
-    # A snapshot that does not match its keys is refused as a whole, never written crosswise.
-    swapped = '[["SKU-b", 9, "{}"], ["SKU-b", 9, "{}"]]'  # entry 1 fits, entry 2 does not
-    with pytest.raises(redis_lib.ResponseError, match="does not match key"):
-        cache._cas(keys=["product:SKU-b", "product:SKU-A"], args=[60, swapped, "product:"])
+    assert (cache.get("SKU-b")["total_quantity"], cache.get("SKU-A")["total_quantity"]) == (0, 3)
+    # Arguments that do not line up with the keys are refused before anything is written.
+    with pytest.raises(redis_lib.ResponseError, match="cache write: "):
+        cache._write(keys=["product:SKU-b", "product:SKU-A"], args=[60, "1", 1, "p", "9999", "{}"])
     assert cache.get("SKU-b")["price"] == "1"
