@@ -42,32 +42,29 @@ QUANTITY_PREFIX = "q:"
 COMPLETE = "c"
 
 # KEYS: product keys. ARGV[1]: ttl seconds; ARGV[2]: "1" when the entries are complete
-# (read from PostgreSQL with all suppliers); then, for each key in turn, the number of
-# its fields n followed by n (field, order, value) triples. The layout is checked before
-# anything is written. Returns how many fields were accepted.
+# (read from PostgreSQL with all suppliers); ARGV[3]: JSON, one list per key of its
+# fields as flat (field, order, value) triples. The layout is checked before anything is
+# written. Returns how many fields were accepted.
 WRITE_FIELDS = """
 local ttl = tonumber(ARGV[1])
 local complete = ARGV[2] == '1'
-local i = 3
-for _, key in ipairs(KEYS) do
-  local n = tonumber(ARGV[i])
-  if not n then return redis.error_reply('cache write: no field count for ' .. key) end
-  i = i + 1 + 3 * n
+local entries = cjson.decode(ARGV[3])
+if #entries ~= #KEYS then return redis.error_reply('cache write: entries do not match the keys') end
+for k, fields in ipairs(entries) do
+  if type(fields) ~= 'table' or #fields % 3 ~= 0 then
+    return redis.error_reply('cache write: malformed fields for ' .. KEYS[k])
+  end
 end
-if i ~= #ARGV + 1 then return redis.error_reply('cache write: arguments do not match the keys') end
 local accepted = 0
-i = 3
-for _, key in ipairs(KEYS) do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, n do
-    local field, order = ARGV[i], ARGV[i + 1]
-    local current = redis.call('HGET', key, '~' .. field)
+for k, key in ipairs(KEYS) do
+  local fields = entries[k]
+  for i = 1, #fields, 3 do
+    local order = fields[i + 1]
+    local current = redis.call('HGET', key, '~' .. fields[i])
     if not current or current < order then
-      redis.call('HSET', key, field, ARGV[i + 2], '~' .. field, order)
+      redis.call('HSET', key, fields[i], fields[i + 2], '~' .. fields[i], order)
       accepted = accepted + 1
     end
-    i = i + 3
   end
   if complete then redis.call('HSET', key, 'c', '1') end
   redis.call('EXPIRE', key, ttl)
@@ -76,11 +73,15 @@ return accepted
 """
 
 Field = tuple[str, str, str]  # (field, order, value)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps_ascii = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def utc_text(ts: datetime) -> str:
     """Fixed-width UTC text with microseconds: lexical order is time order (years 1-9999)."""
-    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def price_text(price: Decimal) -> str:
@@ -89,19 +90,15 @@ def price_text(price: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def order_key(updated_at: datetime, event_id: str) -> str:
-    return f"{utc_text(updated_at)}|{event_id}"
+def product_field(sku: str, name: str, category: str, price: Decimal, currency: str, at: str, event_id: str) -> Field:
+    """`at`: the row's updated_at as `utc_text`."""
+    payload = _dumps_ascii({"sku": sku, "name": name, "category": category, "price": price_text(price),
+                            "currency": currency.rstrip(), "updated_at": at})
+    return PRODUCT, f"{at}|{event_id}", payload
 
 
-def product_field(sku: str, name: str, category: str, price: Decimal, currency: str, updated_at: datetime,
-                  event_id: str) -> Field:
-    payload = json.dumps({"sku": sku, "name": name, "category": category, "price": price_text(price),
-                          "currency": currency.rstrip(), "updated_at": utc_text(updated_at)}, separators=(",", ":"))
-    return PRODUCT, order_key(updated_at, event_id), payload
-
-
-def quantity_field(supplier_id: str, quantity: int, updated_at: datetime, event_id: str) -> Field:
-    return QUANTITY_PREFIX + supplier_id, order_key(updated_at, event_id), str(quantity)
+def quantity_field(supplier_id: str, quantity: int, at: str, event_id: str) -> Field:
+    return QUANTITY_PREFIX + supplier_id, f"{at}|{event_id}", str(quantity)
 
 
 def read_entries(cur, skus: Sequence[str]) -> dict[str, list[Field]]:  # noqa: ANN001 - a psycopg2 cursor
@@ -116,9 +113,9 @@ def read_entries(cur, skus: Sequence[str]) -> dict[str, list[Field]]:  # noqa: A
     entries: dict[str, list[Field]] = {sku: [] for sku in skus}
     for sku, supplier, name, category, price, currency, updated_at, event_id, quantity in cur.fetchall():
         if supplier is None:
-            entries[sku].append(product_field(sku, name, category, price, currency, updated_at, event_id))
+            entries[sku].append(product_field(sku, name, category, price, currency, utc_text(updated_at), event_id))
         else:
-            entries[sku].append(quantity_field(supplier, quantity, updated_at, event_id))
+            entries[sku].append(quantity_field(supplier, quantity, utc_text(updated_at), event_id))
     return entries
 
 
@@ -147,15 +144,10 @@ class CatalogCache:
         Returns how many fields Redis accepted, or None when Redis is unavailable."""
         if not entries:
             return 0
-        keys, args = [], [self.ttl_s, "1" if complete else "0"]
-        for sku, fields in entries.items():
-            keys.append(KEY_PREFIX + sku)
-            fields = list(fields)
-            args.append(len(fields))
-            for field in fields:
-                args.extend(field)
+        keys = [(KEY_PREFIX + sku).encode() for sku in entries]  # bytes: redis-py packs them as they are
+        packed = _dumps([[part for field in fields for part in field] for fields in entries.values()])
         try:
-            return int(self._write(keys=keys, args=args))
+            return int(self._write(keys=keys, args=[self.ttl_s, "1" if complete else "0", packed]))
         except redis.RedisError as error:
             logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
             return None

@@ -5,7 +5,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from processor.cache import CatalogCache, forget_pending, product_field, quantity_field
+from processor.cache import CatalogCache, forget_pending, product_field, quantity_field, utc_text
 from processor.records import InventoryUpdate, ProductUpsert
 from processor.sinks import Outcome
 
@@ -86,11 +86,13 @@ class RetailSink:
         if not products and not stock:
             return Outcome()
         self._deleting = list(self._cached)
+        # Each time as fixed-width UTC text, once: PostgreSQL parses it, Redis orders by it.
+        product_rows = {r.sku: (r, utc_text(r.updated_at)) for r in products}
+        stock_rows = {(r.sku, r.supplier_id): (r, utc_text(r.updated_at)) for r in stock}
         cur.execute(APPLY_BATCH, {
-            "products": json.dumps([(r.sku, r.name, r.category, str(r.price), r.currency,
-                                     r.updated_at.isoformat(), r.event_id) for r in products]),
-            "stock": json.dumps([(r.sku, r.supplier_id, r.quantity, r.updated_at.isoformat(), r.event_id)
-                                 for r in stock]),
+            "products": json.dumps([(r.sku, r.name, r.category, str(r.price), r.currency, at, r.event_id)
+                                    for r, at in product_rows.values()]),
+            "stock": json.dumps([(r.sku, r.supplier_id, r.quantity, at, r.event_id) for r, at in stock_rows.values()]),
             "cached": self._deleting,
             "track": self.cache is not None,
         })
@@ -99,16 +101,14 @@ class RetailSink:
         if pending_id is None:
             return Outcome(changed_keys=changed)
         # The rows this batch changed are exactly these records: Redis gets them as they are.
-        by_sku = {r.sku: r for r in products}
-        by_supplier = {(r.sku, r.supplier_id): r for r in stock}
         entries: dict[str, list] = {}
         for sku in changed_products:
-            r = by_sku[sku]
-            entries.setdefault(sku, []).append(
-                product_field(sku, r.name, r.category, r.price, r.currency, r.updated_at, r.event_id))
+            r, at = product_rows[sku]
+            entries.setdefault(sku, []).append(product_field(sku, r.name, r.category, r.price, r.currency, at,
+                                                             r.event_id))
         for sku, supplier in zip(stock_skus, stock_suppliers, strict=True):
-            r = by_supplier[sku, supplier]
-            entries.setdefault(sku, []).append(quantity_field(supplier, r.quantity, r.updated_at, r.event_id))
+            r, at = stock_rows[sku, supplier]
+            entries.setdefault(sku, []).append(quantity_field(supplier, r.quantity, at, r.event_id))
         return Outcome(changed_keys=changed, redis_payload=(pending_id, entries))
 
     def maintain(self, conn) -> None:  # noqa: ANN001

@@ -217,5 +217,5 @@ def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_no
     assert (cache.get("SKU-b")["total_quantity"], cache.get("SKU-A")["total_quantity"]) == (0, 3)
     # Arguments that do not line up with the keys are refused before anything is written.
     with pytest.raises(redis_lib.ResponseError, match="cache write: "):
-        cache._write(keys=["product:SKU-b", "product:SKU-A"], args=[60, "1", 1, "p", "9999", "{}"])
+        cache._write(keys=["product:SKU-b", "product:SKU-A"], args=[60, "1", "[[\"p\", \"9999\", \"{}\"]]"])
     assert cache.get("SKU-b")["price"] == "1"
