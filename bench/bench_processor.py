@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from localdev.servers import PostgresServer, RedisServer  # noqa: E402
 from processor.cache import CatalogCache  # noqa: E402
+from processor.pipeline import Writer  # noqa: E402
 from processor.records import decode  # noqa: E402
 from processor.schema import migrate  # noqa: E402
 from processor.sinks import run_batch  # noqa: E402
@@ -54,9 +55,13 @@ def fresh_db(server: PostgresServer, name: str):  # noqa: ANN201
 
 
 def project(conn, sink, payloads: list[bytes], workload: str) -> float:  # noqa: ANN001
+    """As the processor runs: batch N+1 is decoded while the writer thread applies batch N."""
+    writer = Writer()
     started = time.perf_counter()
     for start in range(0, len(payloads), BATCH):
-        run_batch(conn, sink, [decode(p, workload) for p in payloads[start:start + BATCH]])
+        batch = [decode(p, workload) for p in payloads[start:start + BATCH]]
+        writer.submit(lambda batch=batch: run_batch(conn, sink, batch))
+    writer.close()
     return len(payloads) / (time.perf_counter() - started)
 
 

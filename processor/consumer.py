@@ -24,7 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from processor.config import ConfigError, Settings
 from processor.connections import connect_postgres, connect_redis, first_line, is_auth_failure, local_hostname
 from processor.leases import LeaseLost, LeaseTable, Shard
-from processor.metrics import Metrics
+from processor.metrics import LatencyHistogram, Metrics
+from processor.pipeline import Writer
 from processor.records import Poison, decode
 from processor.schema import migrate
 from processor.sinks import run_batch
@@ -88,7 +89,10 @@ class Processor:
         self.metrics = Metrics(settings.metrics_namespace, settings.workload)
         self.stats = Stats()
         self.iterators: dict[str, str | None] = {}  # shard -> next iterator
-        self.checkpoints: dict[str, str | None] = {}
+        self.checkpoints: dict[str, str | None] = {}  # committed
+        self.positions: dict[str, str] = {}  # read (handed to the writer), perhaps not committed yet
+        self.writer = Writer()
+        self.latency = LatencyHistogram()
         self.ending: dict[str, str] = {}  # closed shard -> its last sequence number
         self._db_backoff = Backoff()
         self._kinesis_backoff = Backoff(base=0.5)  # grows over consecutive throttles, reset by a success
@@ -120,6 +124,7 @@ class Processor:
                 continue
             try:
                 if time.monotonic() >= next_lease_check:
+                    self.writer.settle()  # the connection is the writer's until then
                     self._refresh_leases()
                     self.sink.maintain(self.conn)
                     next_lease_check = time.monotonic() + self.settings.lease_duration_s / 3
@@ -128,6 +133,8 @@ class Processor:
                     if self.stop.is_set():
                         break
                     got += self._process_shard(shard_id)
+                if got == 0:
+                    self.writer.settle()
                 self._db_backoff.reset()
             except psycopg2.Error as error:
                 self._on_database_error(error)
@@ -143,6 +150,10 @@ class Processor:
         return self.stats
 
     def shutdown(self) -> None:
+        try:
+            self.writer.close()  # the batch in hand commits with its checkpoint
+        except psycopg2.Error as error:
+            logger.warning("last batch not committed (%s); it is read again", first_line(error))
         try:
             if self.conn is not None and not self.conn.closed:
                 self.conn.rollback()
@@ -182,6 +193,7 @@ class Processor:
         for lease in leases:
             if lease.shard_id not in self.iterators:
                 self.checkpoints[lease.shard_id] = lease.checkpoint
+                self.positions.pop(lease.shard_id, None)
                 self.iterators[lease.shard_id] = self._iterator(lease.shard_id, lease.checkpoint)
                 logger.info("lease taken", extra={"shard": lease.shard_id, "checkpoint": lease.checkpoint})
 
@@ -214,6 +226,8 @@ class Processor:
         return response
 
     def _process_shard(self, shard_id: str) -> int:
+        """Fetch and decode one page of `shard_id`, then hand it to the writer thread: while
+        PostgreSQL applies it the loop goes on to the next page (processor/pipeline.py)."""
         response = self._get_records(shard_id)
         if response is None:
             return 0
@@ -229,6 +243,15 @@ class Processor:
         valid = [d for d in decoded if not isinstance(d, Poison)]
         poison = [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, Poison)]
         last_sequence = records[-1]["SequenceNumber"] if records else None
+        self.writer.settle()  # the batch before may have lost this shard's lease, or failed
+        if shard_id not in self.iterators:
+            return 0  # lease lost meanwhile: the new owner reads this page again
+        # The next read continues after this page, committed or not: if it does not commit,
+        # the iterators are reset to the checkpoint (a database error) or the shard is gone
+        # (a lost lease), and this page is read again.
+        self.iterators[shard_id] = None if finished else next_iterator
+        if last_sequence is not None:
+            self.positions[shard_id] = last_sequence
 
         def dead_letters_and_checkpoint(cur) -> None:  # noqa: ANN001 - in the batch transaction
             if poison:
@@ -238,20 +261,29 @@ class Processor:
                 ))
             self.leases.checkpoint(cur, shard_id, last_sequence, finished)
 
-        try:
-            # Once this returns the batch is durable; Redis and metrics can only lag, never lose it.
-            outcome = run_batch(self.conn, self.sink, valid, within=dead_letters_and_checkpoint)
-        except LeaseLost:
-            logger.warning("lease lost mid-batch: batch abandoned to the new owner", extra={"shard": shard_id})
-            self.iterators.pop(shard_id, None)
-            return 0
-        self.checkpoints[shard_id] = last_sequence or self.checkpoints.get(shard_id)
-        if finished:
-            logger.info("shard ended: children may start", extra={"shard": shard_id})
-            self.iterators.pop(shard_id, None)
-        else:
-            self.iterators[shard_id] = next_iterator
-        self._account(shard_id, len(records), len(valid), len(poison), outcome.anomalies, started, response)
+        def apply():  # noqa: ANN202 - on the writer thread
+            try:
+                outcome = run_batch(self.conn, self.sink, valid, within=dead_letters_and_checkpoint)
+            except LeaseLost:
+                return None
+            # Once run_batch returns the batch is durable; Redis and metrics can only lag, never lose it.
+            return outcome, time.time()
+
+        def done(result) -> None:  # noqa: ANN001 - back on this thread
+            if result is None:
+                logger.warning("lease lost mid-batch: batch abandoned to the new owner", extra={"shard": shard_id})
+                self.iterators.pop(shard_id, None)
+                return
+            outcome, committed_at = result
+            self.checkpoints[shard_id] = last_sequence or self.checkpoints.get(shard_id)
+            if finished:
+                logger.info("shard ended: children may start", extra={"shard": shard_id})
+                self.iterators.pop(shard_id, None)
+            latency_ms = self.latency.add(records, committed_at)
+            self._account(shard_id, len(records), len(valid), len(poison), outcome.anomalies, started, response,
+                          latency_ms)
+
+        self.writer.submit(apply, done)
         return len(records)
 
     def _drained(self, shard_id: str, response: dict) -> bool:
@@ -261,12 +293,12 @@ class Processor:
         ending = self.ending.get(shard_id)
         if ending is None:
             return False
-        checkpoint = self.checkpoints.get(shard_id)
-        at_end = checkpoint is not None and int(checkpoint) >= int(ending)
+        position = self.positions.get(shard_id) or self.checkpoints.get(shard_id)
+        at_end = position is not None and int(position) >= int(ending)
         return at_end or response.get("MillisBehindLatest") == 0
 
     def _account(self, shard_id: str, total: int, valid: int, poison: int, anomalies: int, started: float,
-                 response: dict) -> None:
+                 response: dict, latency_ms: float | None) -> None:
         self.stats.records += total
         self.stats.valid += valid
         self.stats.dead_letters += poison
@@ -276,6 +308,7 @@ class Processor:
             "RecordsProcessed": valid, "DeadLetters": poison, "Anomalies": anomalies,
             "BatchLatencyMs": round((time.perf_counter() - started) * 1000, 2),
             "MillisBehindLatest": response.get("MillisBehindLatest"),
+            "RecordToCommitMs": latency_ms,
         }, shard=shard_id)
 
     def _emit_lag(self, shard_id: str, response: dict) -> None:
@@ -310,6 +343,7 @@ class Processor:
         # Records after the checkpoint may have been read but not committed: read them again.
         self.iterators = {}
         self.checkpoints = {}
+        self.positions = {}
         self._last_activity = time.monotonic()  # an outage is not idleness: records may be waiting
         return True
 

@@ -9,10 +9,11 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 UNITS = {"RecordsProcessed": "Count", "DeadLetters": "Count", "Anomalies": "Count", "ProcessingErrors": "Count",
-         "BatchLatencyMs": "Milliseconds", "MillisBehindLatest": "Milliseconds"}
+         "BatchLatencyMs": "Milliseconds", "MillisBehindLatest": "Milliseconds", "RecordToCommitMs": "Milliseconds"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,3 +50,57 @@ class Metrics:
             "workload": self.workload, **dimensions, **values,
         }
         self.stream.write(json.dumps(line) + "\n")
+
+
+class LatencyHistogram:
+    """Record-to-commit latency: from Kinesis accepting a record (its
+    ApproximateArrivalTimestamp) to the commit of the batch that holds it.
+
+    Fixed buckets, so memory stays constant however long the processor runs: 1 ms wide
+    up to 1 s, then 10 ms wide up to 60 s, then one overflow bucket. Quantiles are the
+    upper edge of the bucket they fall in."""
+
+    FINE_MS, COARSE_MS, COARSE_STEP = 1000, 60_000, 10
+
+    def __init__(self) -> None:
+        self.counts = [0] * (self.FINE_MS + (self.COARSE_MS - self.FINE_MS) // self.COARSE_STEP + 1)
+        self.total = 0
+
+    def _bucket(self, ms: float) -> int:
+        if ms < self.FINE_MS:
+            return max(0, int(ms))
+        if ms < self.COARSE_MS:
+            return self.FINE_MS + int(ms - self.FINE_MS) // self.COARSE_STEP
+        return len(self.counts) - 1
+
+    def _upper_ms(self, bucket: int) -> float:
+        if bucket < self.FINE_MS:
+            return bucket + 1.0
+        if bucket < len(self.counts) - 1:
+            return float(self.FINE_MS + (bucket - self.FINE_MS + 1) * self.COARSE_STEP)
+        return float("inf")
+
+    def add(self, records: Iterable[Mapping[str, Any]], committed_at: float) -> float | None:
+        """Count each record's latency; returns the batch's largest (ms), None if no record has an arrival time."""
+        worst = None
+        for record in records:
+            arrived = record.get("ApproximateArrivalTimestamp")
+            if arrived is None:
+                continue
+            ms = (committed_at - arrived.timestamp()) * 1000.0
+            self.counts[self._bucket(ms)] += 1
+            self.total += 1
+            worst = ms if worst is None or ms > worst else worst
+        return None if worst is None else round(worst, 1)
+
+    def quantile(self, q: float) -> float | None:
+        """The latency (ms) that a fraction `q` of records stayed within; None before any record."""
+        if not self.total:
+            return None
+        rank = max(1, round(q * self.total))
+        seen = 0
+        for bucket, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return self._upper_ms(bucket)
+        return float("inf")  # pragma: no cover - the counts add up to total
