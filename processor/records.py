@@ -27,7 +27,9 @@ STATUSES = frozenset({"RUNNING", "IDLE", "FAULT"})
 UNITS = {"temperature": "C", "pressure": "kPa"}
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slotted dataclasses: a frozen one is built through object.__setattr__ field by
+# field, ~8x slower (1.7 us of a ~9 us decode). Nothing mutates a record once decoded.
+@dataclass(slots=True)
 class ProductUpsert:
     event_id: str
     sku: str
@@ -38,7 +40,7 @@ class ProductUpsert:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InventoryUpdate:
     event_id: str
     sku: str
@@ -47,7 +49,7 @@ class InventoryUpdate:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SensorReading:
     event_id: str
     sensor_id: str
@@ -104,10 +106,13 @@ def _timestamp(obj: dict, field: str) -> datetime:
         raise _Invalid(f"{field} must be an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
         raise _Invalid(f"{field} must carry a UTC offset")
-    try:
-        utc = parsed.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise _Invalid(f"{field} is out of range") from None
+    if parsed.tzinfo is UTC:  # "Z" and "+00:00": already UTC
+        utc = parsed
+    else:
+        try:
+            utc = parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise _Invalid(f"{field} is out of range") from None
     if utc.year > MAX_YEAR:
         raise _Invalid(f"{field} is out of range")
     return utc
@@ -164,9 +169,26 @@ def _decode_factory(obj: dict) -> Record:
     raise _Invalid(f"unknown sensor kind {str(kind)[:40]!r}")
 
 
+_scan = json.JSONDecoder().scan_once  # the C scanner json.loads ends up in, without its wrappers
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _parse(text: str) -> object:
+    """json.loads(text), about 1 us faster on the usual record (one object, no padding)."""
+    if not text.startswith("{"):
+        return json.loads(text)  # leading whitespace, or not an object at all
+    try:
+        obj, end = _scan(text, 0)
+    except StopIteration:  # pragma: no cover - text starts with "{", so there is a value to scan
+        raise ValueError("no JSON value") from None
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        raise ValueError("extra data after the JSON value")
+    return obj
+
+
 def decode(data: bytes, workload: str) -> Record:
     try:
-        obj = json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
+        obj = _parse(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return Poison("not UTF-8 JSON")
     if not isinstance(obj, dict):
