@@ -95,6 +95,14 @@ class DetectorState:
         body["v"] = VERSION
         return _dumps(body)
 
+    def copy(self) -> DetectorState:
+        """An independent copy: the profile list is copied too (observe updates it in place)."""
+        clone = object.__new__(DetectorState)
+        for name in _STATE_FIELDS:
+            setattr(clone, name, getattr(self, name))
+        clone.profile = list(self.profile)
+        return clone
+
     @classmethod
     def from_json(cls, text: str | bytes | None) -> DetectorState:
         """The stored state, or a fresh one when there is none or it has another version."""

@@ -1,7 +1,6 @@
 """Factory: every reading once, anomalies at most once per triggering event."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -122,7 +121,7 @@ class FactorySink:
         new = sorted((r for r in readings if r.event_id in fresh), key=lambda r: (r.sensor_id, r.ts, r.event_id))
         touched = {r.sensor_id for r in new if r.kind != "status"}
         self._load_states(touched)
-        self._undo = {s: dataclasses.replace(self.states[s]) for s in touched}
+        self._undo = {s: self.states[s].copy() for s in touched}
         anomalies = []
         for reading in new:
             if reading.kind == "status":

@@ -181,6 +181,22 @@ def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis
     assert redis_client.hget("sensor:press-01", "value") == b"95.0"
 
 
+def test_a_batch_that_does_not_commit_teaches_the_detectors_nothing(conn) -> None:  # noqa: ANN001
+    migrate(conn, "factory")
+    sink = FactorySink()
+    apply(conn, sink, [reading("press-04", 70.0 + i % 3 / 10, at=i * 60) for i in range(40)], "factory")
+    before = sink.states["press-04"].to_json()
+    failing = [decode(encode(reading("press-04", 90.0 + i, at=3000 + i * 60)), "factory") for i in range(5)]
+
+    def checkpoint_fails(cur) -> None:  # noqa: ANN001
+        raise RuntimeError("lease lost")
+
+    with pytest.raises(RuntimeError):
+        run_batch(conn, sink, failing, within=checkpoint_fails)
+    assert sink.states["press-04"].to_json() == before  # the daily profile included
+    assert rows(conn, "SELECT count(*) FROM sensor_readings") == [(40,)]
+
+
 def test_an_older_reading_arriving_late_does_not_replace_the_latest_one_in_redis(conn, redis_client) -> None:  # noqa: ANN001
     migrate(conn, "factory")
     sink = FactorySink(redis_client)
