@@ -20,6 +20,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import end_to_end  # noqa: E402
 from localdev.servers import PostgresServer, RedisServer  # noqa: E402
 from processor.cache import CatalogCache  # noqa: E402
 from processor.pipeline import Writer  # noqa: E402
@@ -116,6 +117,18 @@ def main() -> int:
             print(f"{workload:<9} {fast:>14,.0f} {slow:>12,.0f} {fast / slow:>6.1f}x")
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of the benchmark process: {peak_mib:.0f} MiB ({RECORDS:,} records per workload)")
+        print(f"\nend to end through an emulated {end_to_end.SHARDS}-shard Kinesis stream (moto's server), "
+              f"drain = a {end_to_end.DRAIN_RECORDS:,}-record backlog, steady = producer at {end_to_end.RATE:,.0f} rec/s "
+              f"for {end_to_end.SECONDS:.0f} s")
+        print(f"{'workload':<9} {'drain rec/s':>12} {'steady rec/s':>13} {'p50 ms':>7} {'p99 ms':>7}")
+        emulator = end_to_end.Emulator(theirs)
+        try:
+            for workload in ("retail", "factory"):
+                r = end_to_end.measure(workload, emulator, pg, rs, fresh_db, producer_cpus=theirs)
+                print(f"{workload:<9} {r.drain_records_per_s:>12,.0f} {r.steady_records_per_s:>13,.0f} "
+                      f"{r.p50_ms:>7,.0f} {r.p99_ms:>7,.0f}")
+        finally:
+            emulator.close()
     finally:
         pg.close()
         rs.close()

@@ -48,6 +48,7 @@ class Stats:
     dead_letters: int = 0
     anomalies: int = 0
     batches: int = 0
+    last_commit_at: float | None = None  # time.monotonic() of the last batch's commit
 
 
 class Backoff:
@@ -267,14 +268,14 @@ class Processor:
             except LeaseLost:
                 return None
             # Once run_batch returns the batch is durable; Redis and metrics can only lag, never lose it.
-            return outcome, time.time()
+            return outcome, time.time(), time.monotonic()
 
         def done(result) -> None:  # noqa: ANN001 - back on this thread
             if result is None:
                 logger.warning("lease lost mid-batch: batch abandoned to the new owner", extra={"shard": shard_id})
                 self.iterators.pop(shard_id, None)
                 return
-            outcome, committed_at = result
+            outcome, committed_at, self.stats.last_commit_at = result
             self.checkpoints[shard_id] = last_sequence or self.checkpoints.get(shard_id)
             if finished:
                 logger.info("shard ended: children may start", extra={"shard": shard_id})
