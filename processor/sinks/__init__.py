@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -17,7 +17,6 @@ from typing import Any
 class Outcome:
     """What a batch did, for metrics and for the after-commit Redis step."""
 
-    changed_keys: list[str] = field(default_factory=list)
     anomalies: int = 0
     redis_payload: Any = None
 

@@ -97,9 +97,8 @@ class RetailSink:
             "track": self.cache is not None,
         })
         pending_id, changed_products, stock_skus, stock_suppliers = cur.fetchone()
-        changed = sorted(set(changed_products).union(stock_skus))
         if pending_id is None:
-            return Outcome(changed_keys=changed)
+            return Outcome()
         # The rows this batch changed are exactly these records: Redis gets them as they are.
         entries: dict[str, list] = {}
         for sku in changed_products:
@@ -109,7 +108,7 @@ class RetailSink:
         for sku, supplier in zip(stock_skus, stock_suppliers, strict=True):
             r, at = stock_rows[sku, supplier]
             entries.setdefault(sku, []).append(quantity_field(supplier, r.quantity, at, r.event_id))
-        return Outcome(changed_keys=changed, redis_payload=(pending_id, entries))
+        return Outcome(redis_payload=(pending_id, entries))
 
     def maintain(self, conn) -> None:  # noqa: ANN001
         """Forget pending rows Redis has; refresh those a Redis outage or a crash left."""
