@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
+import msgspec
+
 # All patterns are applied with fullmatch: `$` would let a trailing newline through.
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -169,27 +171,27 @@ def _decode_factory(obj: dict) -> Record:
     raise _Invalid(f"unknown sensor kind {str(kind)[:40]!r}")
 
 
-_scan = json.JSONDecoder().scan_once  # the C scanner json.loads ends up in, without its wrappers
-_JSON_WHITESPACE = " \t\n\r"
+_fast_parse = msgspec.json.Decoder().decode
 
 
-def _parse(text: str) -> object:
-    """json.loads(text), about 1 us faster on the usual record (one object, no padding)."""
-    if not text.startswith("{"):
-        return json.loads(text)  # leading whitespace, or not an object at all
+def _parse(data: bytes | str) -> object:
+    """json.loads(data), in about half the time on the usual record.
+
+    msgspec parses into plain dicts and lists as json.loads does, from the bytes, UTF-8
+    checked on the way. The few things it refuses that json.loads takes (NaN, Infinity,
+    numbers beyond float range, unpaired surrogate escapes) go to json.loads, so that the
+    checks below decide them and the poison record says what is really wrong with it.
+    """
     try:
-        obj, end = _scan(text, 0)
-    except StopIteration:  # pragma: no cover - text starts with "{", so there is a value to scan
-        raise ValueError("no JSON value") from None
-    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
-        raise ValueError("extra data after the JSON value")
-    return obj
+        return _fast_parse(data)
+    except ValueError:
+        return json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
 
 
 def decode(data: bytes, workload: str) -> Record:
     try:
-        obj = _parse(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        obj = _parse(data)
+    except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeDecodeError are ValueErrors
         return Poison("not UTF-8 JSON")
     if not isinstance(obj, dict):
         return Poison("not a JSON object")

