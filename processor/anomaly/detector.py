@@ -30,6 +30,8 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
+from typing import NamedTuple
 
 import msgspec
 
@@ -101,13 +103,18 @@ class DetectorState:
     def to_json(self) -> str:
         return _encode(self).decode()
 
-    def copy(self) -> DetectorState:
-        """An independent copy: the profile list is copied too (observe updates it in place)."""
-        clone = object.__new__(DetectorState)
-        for name in _COPIED_FIELDS:
-            setattr(clone, name, getattr(self, name))
-        clone.profile = list(self.profile)
-        return clone
+    def snapshot(self) -> tuple[tuple, list[float]]:
+        """Everything `observe` may change, for `restore`. The profile is copied: observe
+        updates it in place. ~0.5 us (one C call and a list copy), where building a
+        copy of the dataclass field by field cost ~2 us, once per sensor per batch."""
+        return _scalars(self), list(self.profile)
+
+    def restore(self, snapshot: tuple[tuple, list[float]]) -> None:
+        """Put back the state `snapshot` was taken of (a rolled-back batch)."""
+        scalars, profile = snapshot
+        for name, value in zip(_SCALAR_FIELDS, scalars, strict=True):
+            setattr(self, name, value)
+        self.profile = profile
 
     @classmethod
     def from_json(cls, text: str | bytes | None) -> DetectorState:
@@ -137,12 +144,12 @@ def _is_number(x: object) -> bool:
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(DetectorState))
-_COPIED_FIELDS = tuple(f.name for f in fields(DetectorState) if f.name != "profile")
+_SCALAR_FIELDS = tuple(f.name for f in fields(DetectorState) if f.name != "profile")
+_scalars = attrgetter(*_SCALAR_FIELDS)
 _encode = msgspec.json.Encoder().encode
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):  # built on every reading: a frozen dataclass costs ~1 us to build
     score: float  # in [0, 1]; 0.5 and above is an alarm
     anomalous: bool
     reason: str

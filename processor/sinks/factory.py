@@ -79,7 +79,7 @@ class FactorySink:
         self._write_sensors = redis_client.register_script(WRITE_SENSORS) if redis_client is not None else None
         self.states: dict[str, DetectorState] = {}  # this task's sensors; Redis is the hand-over
         self._partitions: set[str] = set()
-        self._undo: dict[str, DetectorState | None] = {}
+        self._undo: dict[str, tuple] = {}  # sensor -> DetectorState.snapshot()
 
     def maintain(self, conn) -> None:  # noqa: ANN001
         """No housekeeping: detector state is written after every batch."""
@@ -124,7 +124,7 @@ class FactorySink:
         new = sorted((r for r in readings if r.event_id in fresh), key=_in_sensor_order)
         touched = {r.sensor_id for r in new if r.kind != "status"}
         self._load_states(touched)
-        self._undo = {s: self.states[s].copy() for s in touched}
+        self._undo = {s: self.states[s].snapshot() for s in touched}
         anomalies = []
         for reading in new:
             if reading.kind == "status":
@@ -145,8 +145,8 @@ class FactorySink:
 
     def rollback(self) -> None:
         """The batch transaction failed: forget what it taught the detectors."""
-        for sensor, state in self._undo.items():
-            self.states[sensor] = state
+        for sensor, snapshot in self._undo.items():
+            self.states[sensor].restore(snapshot)
         self._undo = {}
 
     def after_commit(self, conn, outcome: Outcome) -> None:  # noqa: ANN001
