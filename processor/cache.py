@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import redis
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ return accepted
 """
 
 Field = tuple[str, str, str]  # (field, order, value)
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_dumps_ascii = json.JSONEncoder(separators=(",", ":")).encode
+_encode = msgspec.json.Encoder().encode  # compact UTF-8 JSON, ~5x faster than json.dumps
 
 
 def utc_text(ts: datetime) -> str:
@@ -92,8 +92,8 @@ def price_text(price: Decimal) -> str:
 
 def product_field(sku: str, name: str, category: str, price: Decimal, currency: str, at: str, event_id: str) -> Field:
     """`at`: the row's updated_at as `utc_text`."""
-    payload = _dumps_ascii({"sku": sku, "name": name, "category": category, "price": price_text(price),
-                            "currency": currency.rstrip(), "updated_at": at})
+    payload = _encode({"sku": sku, "name": name, "category": category, "price": price_text(price),
+                       "currency": currency.rstrip(), "updated_at": at}).decode()
     return PRODUCT, f"{at}|{event_id}", payload
 
 
@@ -145,7 +145,7 @@ class CatalogCache:
         if not entries:
             return 0
         keys = [(KEY_PREFIX + sku).encode() for sku in entries]  # bytes: redis-py packs them as they are
-        packed = _dumps([[part for field in fields for part in field] for fields in entries.values()])
+        packed = _encode([[part for field in fields for part in field] for fields in entries.values()])
         try:
             return int(self._write(keys=keys, args=[self.ttl_s, "1" if complete else "0", packed]))
         except redis.RedisError as error:

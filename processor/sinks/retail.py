@@ -1,15 +1,17 @@
 """Retail: products and inventory, latest (updated_at, event_id) wins, order-independent."""
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
+
+import msgspec
 
 from processor.cache import CatalogCache, forget_pending, product_field, quantity_field, utc_text
 from processor.records import InventoryUpdate, ProductUpsert
 from processor.sinks import Outcome
 
 logger = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
 
 # One round trip for the whole batch, sent as JSON arrays of positional rows (PostgreSQL
 # parses jsonb far faster than psycopg2 adapts one Python list per column): both upserts,
@@ -90,9 +92,10 @@ class RetailSink:
         product_rows = {r.sku: (r, utc_text(r.updated_at)) for r in products}
         stock_rows = {(r.sku, r.supplier_id): (r, utc_text(r.updated_at)) for r in stock}
         cur.execute(APPLY_BATCH, {
-            "products": json.dumps([(r.sku, r.name, r.category, str(r.price), r.currency, at, r.event_id)
-                                    for r, at in product_rows.values()]),
-            "stock": json.dumps([(r.sku, r.supplier_id, r.quantity, at, r.event_id) for r, at in stock_rows.values()]),
+            "products": _encode([(r.sku, r.name, r.category, str(r.price), r.currency, at, r.event_id)
+                                 for r, at in product_rows.values()]).decode(),
+            "stock": _encode([(r.sku, r.supplier_id, r.quantity, at, r.event_id)
+                              for r, at in stock_rows.values()]).decode(),
             "cached": self._deleting,
             "track": self.cache is not None,
         })
