@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -99,7 +100,10 @@ def _event_id(obj: dict) -> str:
 
 
 def _timestamp(obj: dict, field: str) -> datetime:
-    value = obj.get(field)
+    return _utc(obj.get(field), field)
+
+
+def _utc(value: object, field: str) -> datetime:
     if not isinstance(value, str) or len(value) > 40 or "T" not in value:
         raise _Invalid(f"{field} must be an RFC 3339 timestamp")
     try:
@@ -189,6 +193,16 @@ def _parse(data: bytes | str) -> object:
 
 
 def decode(data: bytes, workload: str) -> Record:
+    """The record `data` holds, or a Poison saying what is wrong with it."""
+    try:
+        return _FAST[workload](data)
+    except (ValueError, RecursionError, _Invalid):  # msgspec's errors are ValueErrors
+        return decode_thoroughly(data, workload)
+
+
+def decode_thoroughly(data: bytes, workload: str) -> Record:
+    """`decode` without the fast path: every check in Python, one at a time, so that the
+    poison record names the first that fails."""
     try:
         obj = _parse(data)
     except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeDecodeError are ValueErrors
@@ -199,3 +213,75 @@ def decode(data: bytes, workload: str) -> Record:
         return _decode_retail(obj) if workload == "retail" else _decode_factory(obj)
     except _Invalid as invalid:
         return Poison(str(invalid))
+
+
+# The fast path. msgspec checks the shape of the usual record in C, straight from the
+# bytes (~2 us, against ~4 us for the checks above on a parsed dict); the few checks
+# it cannot express follow in Python. It accepts a subset of what the checks above
+# accept and builds the same record from it: anything it refuses (a poison record, or
+# a valid one in an unusual form, e.g. an upper-case kind of UUID is fine, a UUID in
+# braces is not) goes through `decode_thoroughly`, which decides and says why.
+# tests/processor/test_records.py checks both paths agree on fuzzed input.
+def _matching(pattern: re.Pattern[str]) -> msgspec.Meta:
+    return msgspec.Meta(pattern=f"^(?:{pattern.pattern})\\Z")  # \Z: `$` would let a trailing newline through
+
+
+_Key = Annotated[str, _matching(_KEY)]
+_Uuid = Annotated[str, _matching(_CANONICAL_UUID)]
+
+
+class _Product(msgspec.Struct, tag_field="type", tag="product_upsert"):
+    event_id: _Uuid
+    sku: _Key
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    category: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    price: Annotated[str, _matching(_PRICE)]
+    currency: Annotated[str, _matching(_CURRENCY)]
+    updated_at: str
+
+
+class _Stock(msgspec.Struct, tag_field="type", tag="inventory_update"):
+    event_id: _Uuid
+    sku: _Key
+    supplier_id: _Key
+    quantity: Annotated[int, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
+    updated_at: str
+
+
+class _Reading(msgspec.Struct):
+    event_id: _Uuid
+    sensor_id: _Key
+    line_id: _Key
+    kind: Literal["temperature", "pressure", "status"]
+    value: float | str
+    ts: str
+    unit: str | None = None
+
+
+_read_retail = msgspec.json.Decoder(_Product | _Stock).decode
+_read_reading = msgspec.json.Decoder(_Reading).decode
+
+
+def _fast_retail(data: bytes) -> Record:
+    r = _read_retail(data)
+    if type(r) is _Product:
+        if _UNSTORABLE.search(r.name) or _UNSTORABLE.search(r.category):
+            raise _Invalid("unstorable text")
+        return ProductUpsert(r.event_id.lower(), r.sku, r.name, r.category, Decimal(r.price), r.currency,
+                             _utc(r.updated_at, "updated_at"))
+    return InventoryUpdate(r.event_id.lower(), r.sku, r.supplier_id, r.quantity, _utc(r.updated_at, "updated_at"))
+
+
+def _fast_factory(data: bytes) -> Record:
+    r = _read_reading(data)
+    ts = _utc(r.ts, "ts")
+    if r.kind == "status":
+        if r.value not in STATUSES:
+            raise _Invalid("status")
+        return SensorReading(r.event_id.lower(), r.sensor_id, r.line_id, "status", None, r.value, None, ts)
+    if type(r.value) is not float or r.unit != UNITS[r.kind]:
+        raise _Invalid("value or unit")
+    return SensorReading(r.event_id.lower(), r.sensor_id, r.line_id, r.kind, r.value, None, r.unit, ts)
+
+
+_FAST = {"retail": _fast_retail, "factory": _fast_factory}

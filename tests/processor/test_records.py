@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading, decode
+from processor import records
+from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading, decode, decode_thoroughly
 from tests.processor.factories import encode, product, reading, status, stock
 
 
@@ -96,3 +97,44 @@ def test_fuzzed_objects_decode_or_become_poison(body: dict) -> None:
     for workload in ("retail", "factory"):
         record = decode(json.dumps(body).encode(), workload)
         assert isinstance(record, (Poison, ProductUpsert, InventoryUpdate, SensorReading))
+
+
+# Values a valid record's field may be swapped for: the edges each check draws.
+tricky_values = (
+    json_values
+    | st.sampled_from([
+        "", " ", "SKU-1\n", "a" * 64, "a" * 65, "x" * 512, "x" * 513, "\x00", "é" * 200, "😀", "USD", "usd", "US",
+        "19.99", "19.999999", "1e3", "-1", "00019.9", "2026-11-01T12:00:00Z", "2026-11-01T12:00:00+02:00",
+        "2026-11-01T12:00:00", "2026-11-01 12:00:00Z", "2026-11-01T12:00:00.123456789Z", "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00+01:00", "RUNNING", "FAULT", "running", "status", "temperature", "pressure", "C", "kPa",
+        "inventory_update", "product_upsert", "8446F58B-DD96-4A06-8E30-EED2A756C321",
+        "{8446f58b-dd96-4a06-8e30-eed2a756c321}", "8446f58bdd964a068e30eed2a756c321", "8446f58b-dd96-4a06-8e30-eed2a756c32",
+        0, -0.0, 1.5, 2**31 - 1, 2**31, -1, 10**30, 1e308, True, None,
+    ])
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from([product(), stock(), reading(), reading(kind="pressure", value=101), {**reading(), "kind": "status",
+                                                                                          "value": "FAULT"}]),
+       st.dictionaries(st.sampled_from(sorted(set(product()) | set(stock()) | set(reading()))), tricky_values,
+                       max_size=2),
+       st.lists(st.sampled_from(sorted(set(product()) | set(reading()))), max_size=1))
+def test_the_fast_path_decodes_exactly_as_the_thorough_checks(valid: dict, changes: dict, dropped: list) -> None:
+    body = {k: v for k, v in {**valid, **changes}.items() if k not in dropped}
+    data = json.dumps(body, ensure_ascii=False).encode()
+    for workload in ("retail", "factory"):
+        assert decode(data, workload) == decode_thoroughly(data, workload)
+
+
+def test_the_fast_path_takes_valid_records_in_any_key_order() -> None:
+    for body, workload in ((product(), "retail"), (stock(), "retail"), (reading(), "factory"), (status(), "factory")):
+        shuffled = dict(reversed(list(body.items())))
+        assert decode(encode(shuffled), workload) == decode(encode(body), workload)
+        assert not isinstance(decode(encode(shuffled), workload), Poison)
+
+
+def test_the_usual_records_take_the_fast_path() -> None:
+    for body, workload in ((product(), "retail"), (stock(), "retail"), (reading(), "factory"),
+                           (reading(kind="pressure", value=101), "factory"), (status(value="FAULT"), "factory")):
+        assert records._FAST[workload](encode(body)) == decode_thoroughly(encode(body), workload)
