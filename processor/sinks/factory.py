@@ -32,15 +32,16 @@ SELECT (a->>0)::uuid, a->>1, a->>2, (a->>3)::timestamptz, a->>4, (a->>5)::float8
 ON CONFLICT (event_id) DO NOTHING
 """
 STATE_PREFIX = "detector:"
+LATEST_PREFIX = "sensor:"
 _encode = msgspec.json.Encoder().encode
 _in_sensor_order = attrgetter("sensor_id", "ts", "event_id")
-LATEST_PREFIX = "sensor:"
 
 # KEYS: n latest-reading hashes, then detector-state keys. ARGV[1] = n; ARGV[2] = JSON
 # [[ts, event_id, kind, line_id, value, status], ...] for the n hashes; ARGV[3...] = the
-# detector states, one per remaining key, stored as they come. A reading replaces the latest one only
-# when its (ts, event_id) is greater: a reordered or replayed older reading cannot move a
-# sensor's latest value backwards. ts is fixed-width UTC, so strings compare as times.
+# detector states, one per remaining key, stored as they come. A reading replaces the
+# latest one only when its (ts, event_id) is greater: a reordered or replayed older
+# reading cannot move a sensor's latest value backwards. ts is fixed-width UTC, so
+# strings compare as times.
 WRITE_SENSORS = """
 local n = tonumber(ARGV[1])
 local latest = cjson.decode(ARGV[2])
