@@ -1,7 +1,7 @@
 """moto's server with this project's extensions applied, as a process of its own.
 
 `python -m localdev.emulator --port P` serves until SIGTERM. The extensions
-(localdev/moto_extensions.py) patch moto in this process before the server starts,
+(localdev/moto_extensions/) patch moto in this process before the server starts,
 so they hold for every request Terraform, boto3 or the processor sends.
 """
 from __future__ import annotations

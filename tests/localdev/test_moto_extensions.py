@@ -1,4 +1,4 @@
-"""One test per moto extension (localdev/moto_extensions.py), through boto3 against the extended server."""
+"""One test per moto extension (localdev/moto_extensions/), through boto3 against the extended server."""
 from __future__ import annotations
 
 import json

@@ -30,7 +30,7 @@ def postgres() -> Iterator[PostgresServer]:
 def moto() -> Iterator[MotoServer]:
     from localdev.moto_extensions import apply_all
 
-    apply_all()  # the same emulator the local deployment runs (localdev/moto_extensions.py)
+    apply_all()  # the same emulator the local deployment runs (localdev/moto_extensions/)
     server = MotoServer()
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
                       AWS_DEFAULT_REGION="us-east-1")

@@ -1,0 +1,28 @@
+"""ECS: service settings read back."""
+from __future__ import annotations
+
+from localdev.moto_extensions.registry import extension
+
+
+@extension
+def ecs_service_settings() -> None:
+    """ECS services keep enableECSManagedTags, enableExecuteCommand and
+    availabilityZoneRebalancing (AWS's default for a new service: ENABLED)."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    create, update = EC2ContainerServiceResponse.create_service, EC2ContainerServiceResponse.update_service
+    settings = {"enableECSManagedTags": "enable_ecs_managed_tags", "enableExecuteCommand": "enable_execute_command",
+                "availabilityZoneRebalancing": "availability_zone_rebalancing"}
+
+    def keep(self, answer, creating: bool):  # noqa: ANN001, ANN202
+        service = answer.result["service"]
+        for param, attribute in settings.items():
+            value = self._get_param(param)
+            if value is not None:
+                setattr(service, attribute, value)
+            elif creating:
+                setattr(service, attribute, "ENABLED" if param == "availabilityZoneRebalancing" else False)
+        return answer
+
+    EC2ContainerServiceResponse.create_service = lambda self: keep(self, create(self), True)
+    EC2ContainerServiceResponse.update_service = lambda self: keep(self, update(self), False)

@@ -1,0 +1,65 @@
+"""RDS: Performance Insights settings and the parameter `Source` read back."""
+from __future__ import annotations
+
+from localdev.moto_extensions.registry import extension
+
+
+@extension
+def rds_instance_performance_insights() -> None:
+    """Performance Insights settings are accepted and dropped by moto's DB instances."""
+    from moto.rds.models import RDSBackend
+
+    # request parameter → attribute DescribeDBInstances reads
+    keys = {"enable_performance_insights": "performance_insights_enabled",
+            "performance_insights_kms_key_id": "performance_insights_kms_key_id",
+            "performance_insights_retention_period": "performance_insights_retention_period"}
+    create, modify = RDSBackend.create_db_instance, RDSBackend.modify_db_instance
+
+    def keep(database, db_kwargs: dict) -> None:  # noqa: ANN001
+        for key, attribute in keys.items():
+            if key in db_kwargs:
+                setattr(database, attribute, db_kwargs[key])
+        if getattr(database, "performance_insights_enabled", False):
+            database.performance_insights_retention_period = getattr(
+                database, "performance_insights_retention_period", None) or 7
+
+    def create_db_instance(self, db_kwargs):  # noqa: ANN001, ANN202
+        picked = {k: db_kwargs.pop(k) for k in keys if k in db_kwargs}
+        database = create(self, db_kwargs)
+        keep(database, picked)
+        return database
+
+    def modify_db_instance(self, db_instance_identifier, db_kwargs):  # noqa: ANN001, ANN202
+        picked = {k: db_kwargs.pop(k) for k in keys if k in db_kwargs}
+        database = modify(self, db_instance_identifier, db_kwargs)
+        keep(database, picked)
+        return database
+
+    RDSBackend.create_db_instance = create_db_instance
+    RDSBackend.modify_db_instance = modify_db_instance
+
+
+@extension
+def rds_parameter_source() -> None:
+    """DescribeDBParameters omits `Source`; the provider keeps only parameters whose
+    source is "user", so every parameter the stack sets looked missing (a permanent diff)."""
+    from moto.rds.models import DBParameterGroup
+
+    init = DBParameterGroup.__init__
+    update = DBParameterGroup.update_parameters
+
+    def label(group) -> None:  # noqa: ANN001
+        for parameter in group.parameters.values():
+            parameter.setdefault("Source", "user")
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, N807
+        init(self, *args, **kwargs)
+        label(self)
+
+    def update_parameters(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        result = update(self, *args, **kwargs)
+        label(self)
+        return result
+
+    DBParameterGroup.__init__ = __init__
+    DBParameterGroup.update_parameters = update_parameters
