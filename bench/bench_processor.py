@@ -28,11 +28,10 @@ from bench import end_to_end  # noqa: E402
 from localdev.servers import PostgresServer, RedisServer  # noqa: E402
 from processor.cache import CatalogCache  # noqa: E402
 from processor.pipeline import Writer  # noqa: E402
-from processor.records import decode  # noqa: E402
-from processor.schema import migrate  # noqa: E402
 from processor.sinks import run_batch  # noqa: E402
 from processor.sinks.factory import FactorySink  # noqa: E402
 from processor.sinks.retail import RetailSink  # noqa: E402
+from processor.workloads import WORKLOADS  # noqa: E402
 from tests.processor.factories import encode, product, reading, stock  # noqa: E402
 
 RECORDS = int(os.environ.get("BENCH_RECORDS", "50000"))
@@ -65,7 +64,7 @@ def project(conn, sink, payloads: list[bytes], workload: str) -> tuple[float, fl
     writer = Writer()
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(payloads), BATCH):
-        batch = [decode(p, workload) for p in payloads[start:start + BATCH]]
+        batch = [WORKLOADS[workload].decode(p) for p in payloads[start:start + BATCH]]
         writer.submit(lambda batch=batch: run_batch(conn, sink, batch))
     writer.close()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -85,7 +84,7 @@ NAIVE_SQL = {
 def naive(conn, client: redis.Redis, payloads: list[bytes], workload: str) -> float:  # noqa: ANN001
     started = time.perf_counter()
     for payload in payloads:
-        r = decode(payload, workload)
+        r = WORKLOADS[workload].decode(payload)
         with conn, conn.cursor() as cur:
             if workload == "retail":
                 cur.execute(NAIVE_SQL["retail"], (r.sku, getattr(r, "supplier_id", "P"), getattr(r, "quantity", 0),
@@ -112,15 +111,15 @@ def main() -> int:
               f"{'ratio':>7}")
         for workload, payloads_of in (("retail", retail_payloads), ("factory", factory_payloads)):
             conn = fresh_db(pg, f"bench_{workload}")
-            migrate(conn, workload)
+            WORKLOADS[workload].migrate(conn)
             sink = RetailSink(CatalogCache(client)) if workload == "retail" else FactorySink(client)
             fast, cpu_us = project(conn, sink, payloads_of(RECORDS), workload)
             conn.close()
             conn = fresh_db(pg, f"bench_{workload}_naive")
-            migrate(conn, workload)
+            WORKLOADS[workload].migrate(conn)
             payloads = payloads_of(NAIVE_RECORDS)
             if workload == "factory":
-                FactorySink().prepare(conn, [decode(p, workload) for p in payloads])
+                FactorySink().prepare(conn, [WORKLOADS[workload].decode(p) for p in payloads])
             slow = naive(conn, client, payloads, workload)
             conn.close()
             print(f"{workload:<9} {fast:>14,.0f} {cpu_us:>11.1f} {1e6 / cpu_us:>9,.0f} {slow:>12,.0f} "

@@ -29,7 +29,8 @@ from localdev.servers import PostgresServer, RedisServer, free_port, wait_for
 from processor.config import Settings
 from processor.consumer import Processor
 from processor.produce import batches, put_all
-from processor.traffic import Faults, generate
+from processor.traffic import Faults
+from processor.workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parent.parent
 DRAIN_RECORDS = int(os.environ.get("BENCH_E2E_RECORDS", "20000"))
@@ -97,7 +98,7 @@ def _processor(settings: Settings, emulator: Emulator) -> Processor:
 
 def _drain(workload: str, emulator: Emulator, settings_of) -> float:  # noqa: ANN001
     stream = emulator.stream()
-    for batch in batches(generate(workload, DRAIN_RECORDS, faults=FAULTS, seed=1)):
+    for batch in batches(WORKLOADS[workload].generate(DRAIN_RECORDS, faults=FAULTS, seed=1)):
         put_all(emulator.kinesis, stream, batch)
     processor = _processor(settings_of(stream), emulator)
     started = time.monotonic()

@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if args.command == "migrate":
             from processor.connections import ensure_reachable
-            from processor.schema import migrate
+            from processor.workloads import workload
 
-            migrate(ensure_reachable(settings), settings.workload)
+            workload(settings.workload).migrate(ensure_reachable(settings))
             return 0
         from processor.consumer import Processor, install_signal_handlers
 

@@ -5,7 +5,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-WORKLOADS = ("retail", "factory")
+from processor.workloads import NAMES
 
 
 class ConfigError(Exception):
@@ -63,8 +63,8 @@ class Settings:
             return value
 
         workload = required("WORKLOAD")
-        if workload not in WORKLOADS:
-            raise ConfigError(f"WORKLOAD must be one of {', '.join(WORKLOADS)}, not {workload!r}")
+        if workload not in NAMES:
+            raise ConfigError(f"WORKLOAD must be one of {', '.join(NAMES)}, not {workload!r}")
         db_secret_arn = env.get("DB_SECRET_ARN") or None
         db_user, db_password = env.get("DB_USER") or None, env.get("DB_PASSWORD") or None
         if not db_secret_arn and not (db_user and db_password):

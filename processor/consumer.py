@@ -26,9 +26,9 @@ from processor.connections import connect_postgres, connect_redis, first_line, i
 from processor.leases import LeaseLost, LeaseTable, Shard
 from processor.metrics import LatencyHistogram, Metrics
 from processor.pipeline import Writer
-from processor.records import Poison, decode
-from processor.schema import migrate
+from processor.records import Poison
 from processor.sinks import run_batch
+from processor.workloads import workload
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +64,6 @@ class Backoff:
         self.attempt = 0
 
 
-def make_sink(settings: Settings, redis_client):  # noqa: ANN001, ANN201
-    if settings.workload == "retail":
-        from processor.cache import CatalogCache
-        from processor.sinks.retail import RetailSink
-
-        return RetailSink(CatalogCache(redis_client, settings.cache_ttl_s) if redis_client else None)
-    from processor.sinks.factory import FactorySink
-
-    return FactorySink(redis_client)
-
-
 class Processor:
     def __init__(self, settings: Settings, *, kinesis=None, redis_client=None, conn=None) -> None:  # noqa: ANN001
         self.settings = settings
@@ -84,7 +73,8 @@ class Processor:
         )
         self.redis = redis_client if redis_client is not None else connect_redis(settings)
         self.conn = conn
-        self.sink = make_sink(settings, self.redis)
+        self.workload = workload(settings.workload)
+        self.sink = self.workload.sink(self.redis, settings.cache_ttl_s)
         owner = f"{local_hostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.leases = LeaseTable(settings.consumer_group, settings.stream_name, owner, settings.lease_duration_s)
         self.metrics = Metrics(settings.metrics_namespace, settings.workload)
@@ -105,7 +95,7 @@ class Processor:
             from processor.connections import ensure_reachable
 
             self.conn = ensure_reachable(self.settings)
-        migrate(self.conn, self.settings.workload)
+        self.workload.migrate(self.conn)
         try:
             self.kinesis.describe_stream_summary(StreamName=self.settings.stream_name)
         except ClientError as error:
@@ -240,7 +230,8 @@ class Processor:
             self._emit_lag(shard_id, response)
             return 0
         started = time.perf_counter()
-        decoded = [decode(r["Data"], self.settings.workload) for r in records]
+        decode = self.workload.decode
+        decoded = [decode(r["Data"]) for r in records]
         valid = [d for d in decoded if not isinstance(d, Poison)]
         poison = [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, Poison)]
         last_sequence = records[-1]["SequenceNumber"] if records else None
@@ -281,8 +272,8 @@ class Processor:
                 logger.info("shard ended: children may start", extra={"shard": shard_id})
                 self.iterators.pop(shard_id, None)
             latency_ms = self.latency.add(records, committed_at)
-            self._account(shard_id, len(records), len(valid), len(poison), outcome.anomalies, started, response,
-                          latency_ms)
+            self._account(shard_id, len(records), len(valid), len(poison), outcome.metrics().get("Anomalies", 0),
+                          started, response, latency_ms)
 
         self.writer.submit(apply, done)
         return len(records)

@@ -17,7 +17,8 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from processor.traffic import Faults, Labels, generate
+from processor.traffic import Faults, Labels
+from processor.workloads import NAMES, workload
 
 MAX_ENTRIES = 500  # PutRecords: at most 500 records...
 MAX_BYTES = 5 * 1024 * 1024  # ...and 5 MiB per call
@@ -62,7 +63,7 @@ def _start_time(text: str) -> datetime:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m processor.produce", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workload", choices=["retail", "factory"])
+    parser.add_argument("workload", choices=NAMES)
     parser.add_argument("--stream", required=True, help="Kinesis stream name")
     parser.add_argument("--rate", type=float, default=1000.0, help="records per second; 0 = as fast as possible")
     size = parser.add_mutually_exclusive_group()
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     sent = retries = 0
     started = time.monotonic()
     try:
-        for batch in batches(generate(args.workload, count, faults=faults, seed=args.seed, labels=labels,
+        for batch in batches(workload(args.workload).generate(count, faults=faults, seed=args.seed, labels=labels,
                                       start=args.start, sensors=args.sensors, step_s=args.step)):
             retries += put_all(kinesis, args.stream, batch)
             sent += len(batch)

@@ -9,10 +9,11 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 import msgspec
 
@@ -57,7 +58,7 @@ class SensorReading:
     event_id: str
     sensor_id: str
     line_id: str
-    kind: str  # temperature | pressure | status
+    kind: str  # a key of UNITS, or status
     value: float | None  # numeric kinds
     status: str | None  # status kind
     unit: str | None
@@ -124,30 +125,42 @@ def _utc(value: object, field: str) -> datetime:
     return utc
 
 
+def _product(obj: dict) -> ProductUpsert:
+    price_text = obj.get("price")
+    if not isinstance(price_text, str) or not _PRICE.fullmatch(price_text):
+        raise _Invalid("price must be a decimal string such as \"19.99\"")
+    try:
+        price = Decimal(price_text)
+    except InvalidOperation:  # pragma: no cover - the pattern already excludes these
+        raise _Invalid("price must be a decimal string") from None
+    return ProductUpsert(
+        event_id=_event_id(obj), sku=_str(obj, "sku", _KEY), name=_str(obj, "name", max_len=512),
+        category=_str(obj, "category", max_len=128), price=price,
+        currency=_str(obj, "currency", _CURRENCY), updated_at=_timestamp(obj, "updated_at"),
+    )
+
+
+def _stock(obj: dict) -> InventoryUpdate:
+    quantity = obj.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_QUANTITY:
+        raise _Invalid("quantity must be a non-negative integer")
+    return InventoryUpdate(
+        event_id=_event_id(obj), sku=_str(obj, "sku", _KEY), supplier_id=_str(obj, "supplier_id", _KEY),
+        quantity=quantity, updated_at=_timestamp(obj, "updated_at"),
+    )
+
+
+# Retail record types by their `type` tag. A new type goes here and into _RETAIL_FAST
+# below (tests/processor/test_records.py checks the two agree); any other tag is poison.
+RETAIL_TYPES = {"product_upsert": _product, "inventory_update": _stock}
+
+
 def _decode_retail(obj: dict) -> Record:
     kind = obj.get("type")
-    if kind == "product_upsert":
-        price_text = obj.get("price")
-        if not isinstance(price_text, str) or not _PRICE.fullmatch(price_text):
-            raise _Invalid("price must be a decimal string such as \"19.99\"")
-        try:
-            price = Decimal(price_text)
-        except InvalidOperation:  # pragma: no cover - the pattern already excludes these
-            raise _Invalid("price must be a decimal string") from None
-        return ProductUpsert(
-            event_id=_event_id(obj), sku=_str(obj, "sku", _KEY), name=_str(obj, "name", max_len=512),
-            category=_str(obj, "category", max_len=128), price=price,
-            currency=_str(obj, "currency", _CURRENCY), updated_at=_timestamp(obj, "updated_at"),
-        )
-    if kind == "inventory_update":
-        quantity = obj.get("quantity")
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_QUANTITY:
-            raise _Invalid("quantity must be a non-negative integer")
-        return InventoryUpdate(
-            event_id=_event_id(obj), sku=_str(obj, "sku", _KEY), supplier_id=_str(obj, "supplier_id", _KEY),
-            quantity=quantity, updated_at=_timestamp(obj, "updated_at"),
-        )
-    raise _Invalid(f"unknown retail record type {str(kind)[:40]!r}")
+    check = RETAIL_TYPES.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        raise _Invalid(f"unknown retail record type {str(kind)[:40]!r}")
+    return check(obj)
 
 
 def _finite(value: int | float) -> bool:
@@ -192,29 +205,6 @@ def _parse(data: bytes | str) -> object:
         return json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
 
 
-def decode(data: bytes, workload: str) -> Record:
-    """The record `data` holds, or a Poison saying what is wrong with it."""
-    try:
-        return _fast_retail(data) if workload == "retail" else _fast_factory(data)
-    except (ValueError, RecursionError, _Invalid):  # msgspec's errors are ValueErrors
-        return decode_thoroughly(data, workload)
-
-
-def decode_thoroughly(data: bytes, workload: str) -> Record:
-    """`decode` without the fast path: every check in Python, one at a time, so that the
-    poison record names the first that fails."""
-    try:
-        obj = _parse(data)
-    except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeDecodeError are ValueErrors
-        return Poison("not UTF-8 JSON")
-    if not isinstance(obj, dict):
-        return Poison("not a JSON object")
-    try:
-        return _decode_retail(obj) if workload == "retail" else _decode_factory(obj)
-    except _Invalid as invalid:
-        return Poison(str(invalid))
-
-
 # The fast path. msgspec checks the shape of the usual record in C, straight from the
 # bytes (~2 us, against ~4 us for the checks above on a parsed dict); the few checks
 # it cannot express follow in Python. It accepts a subset of what the checks above
@@ -227,6 +217,7 @@ def _matching(pattern: re.Pattern[str]) -> msgspec.Meta:
 
 
 _Key = Annotated[str, _matching(_KEY)]
+_Kind = Literal.__getitem__(("status", *UNITS))  # every kind the thorough checks know
 _Uuid = Annotated[str, _matching(_CANONICAL_UUID)]
 
 
@@ -252,24 +243,32 @@ class _Reading(msgspec.Struct):
     event_id: _Uuid
     sensor_id: _Key
     line_id: _Key
-    kind: Literal["temperature", "pressure", "status"]
+    kind: _Kind
     value: float | str
     ts: str
     unit: str | None = None
 
 
-_read_retail = msgspec.json.Decoder(_Product | _Stock).decode
+def _fast_product(r: _Product) -> ProductUpsert:
+    if _UNSTORABLE.search(r.name) or _UNSTORABLE.search(r.category):
+        raise _Invalid("unstorable text")
+    return ProductUpsert(r.event_id.lower(), r.sku, r.name, r.category, Decimal(r.price), r.currency,
+                         _utc(r.updated_at, "updated_at"))
+
+
+def _fast_stock(r: _Stock) -> InventoryUpdate:
+    return InventoryUpdate(r.event_id.lower(), r.sku, r.supplier_id, r.quantity, _utc(r.updated_at, "updated_at"))
+
+
+# The fast path's retail types: the struct msgspec checks, and what builds the record from it.
+_RETAIL_FAST: dict[type, Callable] = {_Product: _fast_product, _Stock: _fast_stock}
+_read_retail = msgspec.json.Decoder(Union[tuple(_RETAIL_FAST)]).decode  # noqa: UP007 - built from the table
 _read_reading = msgspec.json.Decoder(_Reading).decode
 
 
 def _fast_retail(data: bytes) -> Record:
     r = _read_retail(data)
-    if type(r) is _Product:
-        if _UNSTORABLE.search(r.name) or _UNSTORABLE.search(r.category):
-            raise _Invalid("unstorable text")
-        return ProductUpsert(r.event_id.lower(), r.sku, r.name, r.category, Decimal(r.price), r.currency,
-                             _utc(r.updated_at, "updated_at"))
-    return InventoryUpdate(r.event_id.lower(), r.sku, r.supplier_id, r.quantity, _utc(r.updated_at, "updated_at"))
+    return _RETAIL_FAST[type(r)](r)
 
 
 def _fast_factory(data: bytes) -> Record:
@@ -282,3 +281,36 @@ def _fast_factory(data: bytes) -> Record:
     if type(r.value) is not float or r.unit != UNITS[r.kind]:
         raise _Invalid("value or unit")
     return SensorReading(r.event_id.lower(), r.sensor_id, r.line_id, r.kind, r.value, None, r.unit, ts)
+
+
+class WireContract:
+    """One workload's wire contract: the fast path for the usual record, and the thorough
+    checks, which decide whatever the fast path refuses and name the fault."""
+
+    def __init__(self, fast: Callable[[bytes], Record], thorough: Callable[[dict], Record]) -> None:
+        self._fast, self._thorough = fast, thorough
+
+    def decode(self, data: bytes) -> Record:
+        """The record `data` holds, or a Poison saying what is wrong with it."""
+        try:
+            return self._fast(data)
+        except (ValueError, RecursionError, _Invalid):  # msgspec's errors are ValueErrors
+            return self.decode_thoroughly(data)
+
+    def decode_thoroughly(self, data: bytes) -> Record:
+        """`decode` without the fast path: every check in Python, one at a time, so that the
+        poison record names the first that fails."""
+        try:
+            obj = _parse(data)
+        except (ValueError, RecursionError):  # msgspec.DecodeError and UnicodeDecodeError are ValueErrors
+            return Poison("not UTF-8 JSON")
+        if not isinstance(obj, dict):
+            return Poison("not a JSON object")
+        try:
+            return self._thorough(obj)
+        except _Invalid as invalid:
+            return Poison(str(invalid))
+
+
+RETAIL_RECORDS = WireContract(_fast_retail, _decode_retail)
+FACTORY_RECORDS = WireContract(_fast_factory, _decode_factory)

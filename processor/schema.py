@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ COMMON = [
     """,
 ]
 
-RETAIL = [
+RETAIL_TABLES = [
     """
     CREATE TABLE IF NOT EXISTS products (
         sku        text           PRIMARY KEY,
@@ -74,7 +75,7 @@ RETAIL = [
     """,
 ]
 
-FACTORY = [
+FACTORY_TABLES = [
     # Partitioned by month so years of readings stay manageable (detach/drop old months).
     # A replayed reading carries the same event_id *and* ts, so (event_id, ts) dedupes it.
     """
@@ -107,14 +108,11 @@ FACTORY = [
 ]
 
 
-def statements_for(workload: str) -> list[str]:
-    return COMMON + (RETAIL if workload == "retail" else FACTORY)
-
-
-def migrate(conn, workload: str) -> None:  # noqa: ANN001 - a psycopg2 connection
+def migrate(conn, tables: Sequence[str], workload: str) -> None:  # noqa: ANN001 - a psycopg2 connection
+    """The common tables, then `tables` (the workload's, processor/workloads.py), in one transaction."""
     with conn:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
-            for statement in statements_for(workload):
+            for statement in (*COMMON, *tables):
                 cur.execute(statement)
     logger.info("schema ready", extra={"workload": workload})

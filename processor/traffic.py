@@ -17,9 +17,10 @@ import heapq
 import json
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 POISON = [
     b"not json at all",
@@ -59,7 +60,17 @@ def _utc(ts: datetime) -> str:
     return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class TrafficSource(Protocol):
+    """One workload's records: `record(now, spike)` -> (partition key, body, whether an anomaly was injected)."""
+
+    injects_anomalies: bool
+
+    def record(self, now: datetime, spike: bool) -> tuple[str, dict, bool]: ...
+
+
 class RetailTraffic:
+    injects_anomalies = False
+
     def __init__(self, rng: random.Random, skus: int = 5000, suppliers: int = 8) -> None:
         self.rng = rng
         self.skus = [f"SKU-{i:05d}" for i in range(skus)]
@@ -68,7 +79,7 @@ class RetailTraffic:
         self.weights = [1.0 / (k + 1) for k in range(skus)]
         self.categories = ["kitchen", "garden", "toys", "books", "audio", "outdoor", "office"]
 
-    def record(self, now: datetime) -> tuple[str, dict]:
+    def record(self, now: datetime, spike: bool = False) -> tuple[str, dict, bool]:
         sku = self.rng.choices(self.skus, self.weights)[0]
         body: dict = {"event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "sku": sku,
                       "updated_at": _utc(now)}
@@ -79,10 +90,11 @@ class RetailTraffic:
         else:
             body.update(type="inventory_update", supplier_id=self.rng.choice(self.suppliers),
                         quantity=self.rng.randint(0, 500))
-        return sku, body
+        return sku, body, False
 
 
 class FactoryTraffic:
+    injects_anomalies = True
     KINDS = {"temperature": ("C", 70.0, 0.5), "pressure": ("kPa", 300.0, 2.0)}
 
     def __init__(self, rng: random.Random, sensors: int = 100, sensors_per_line: int = 25) -> None:
@@ -112,15 +124,15 @@ class FactoryTraffic:
         return sensor, body, spike
 
 
-def generate(workload: str, count: int, *, faults: Faults = Faults(), seed: int = 0,  # noqa: B008
+def generate(source_for: Callable[[random.Random, int], TrafficSource], count: int, *,
+             faults: Faults = Faults(), seed: int = 0,  # noqa: B008
              start: datetime | None = None, step_s: float = 0.001, labels: Labels | None = None,
              sensors: int = 100) -> Iterator[tuple[str, bytes]]:
-    """`count` records (plus any duplicates), event time advancing `step_s` per record."""
-    if workload not in ("retail", "factory"):
-        raise ValueError(f"workload must be retail or factory, not {workload!r}")
+    """`count` records (plus any duplicates) from `source_for(rng, sensors)` (a workload's
+    traffic, processor/workloads.py), event time advancing `step_s` per record."""
     rng = random.Random(seed)
     labels = labels if labels is not None else Labels()
-    source = RetailTraffic(rng) if workload == "retail" else FactoryTraffic(rng, sensors)
+    source = source_for(rng, sensors)
     now = start or datetime.now(UTC)
     held: list[tuple[int, int, tuple[str, bytes]]] = []  # heap of (release at index, i, record)
     recent: list[tuple[str, bytes]] = []
@@ -129,11 +141,8 @@ def generate(workload: str, count: int, *, faults: Faults = Faults(), seed: int 
         if rng.random() < faults.poison:
             labels.poison += 1
             out = (f"poison-{i}", rng.choice(POISON))
-        elif workload == "retail":
-            key, body = source.record(now)
-            out = (key, json.dumps(body).encode())
         else:
-            spike = rng.random() < faults.anomalies
+            spike = source.injects_anomalies and rng.random() < faults.anomalies
             key, body, injected = source.record(now, spike)
             if injected:
                 labels.anomalies.add(body["event_id"])

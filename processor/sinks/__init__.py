@@ -1,27 +1,46 @@
-"""Batched writers, one per workload, all with the same hooks the consumer calls:
+"""Batched writers, one per workload (processor/workloads.py), each a `Sink`.
 
-* `maintain(conn)`: periodic housekeeping between batches;
-* `prepare(conn, records)`: work that must precede the batch transaction, in its own;
-* `apply(cur, records)`: the batch's writes, inside the batch transaction;
-* `rollback()`: the batch transaction failed, forget what `apply` held outside it;
-* `after_commit(conn, outcome)`: the Redis work, once PostgreSQL has the batch.
+The scheduler calls a sink's hooks around every batch (`run_batch`): `prepare` before the
+batch transaction, `apply` inside it (with the dead letters and the checkpoint), then
+`rollback` if the transaction failed or `after_commit` once PostgreSQL has the batch.
+`maintain` runs between batches. Each sink has its own outcome type: what its
+`after_commit` needs, and the counts it adds to the batch's metrics.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 
-@dataclass
-class Outcome:
-    """What a batch did, for metrics and for the after-commit Redis step."""
-
-    anomalies: int = 0
-    redis_payload: Any = None
+class Outcome(Protocol):
+    def metrics(self) -> Mapping[str, int]:
+        """Counts for the batch's metrics line beyond records and dead letters, e.g. {"Anomalies": 2}."""
+        ...
 
 
-def run_batch(conn, sink, records: Sequence, within: Callable[[Any], None] | None = None) -> Outcome:  # noqa: ANN001
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+
+class Sink(Protocol[OutcomeT]):
+    def maintain(self, conn: Any) -> None:
+        """Periodic housekeeping between batches, on the batch connection."""
+
+    def prepare(self, conn: Any, records: Sequence) -> None:
+        """Work that must precede the batch transaction, in a transaction of its own."""
+
+    def apply(self, cur: Any, records: Sequence) -> OutcomeT:
+        """The batch's writes, inside the batch transaction."""
+        ...
+
+    def rollback(self) -> None:
+        """The batch transaction failed: forget what `apply` held outside it."""
+
+    def after_commit(self, conn: Any, outcome: OutcomeT) -> None:
+        """The work that follows the commit (Redis): it may lag PostgreSQL, never lead it."""
+
+
+def run_batch(conn: Any, sink: Sink[OutcomeT], records: Sequence,
+              within: Callable[[Any], None] | None = None) -> OutcomeT:
     """One batch through a sink's hooks: prepare; apply (and `within(cur)`, e.g. the
     checkpoint) in one transaction; after_commit. If the transaction fails the sink
     rolls back what it held outside it, and the error propagates."""

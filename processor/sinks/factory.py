@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 
@@ -11,7 +12,6 @@ import redis
 
 from processor.anomaly.detector import DetectorState, observe
 from processor.records import SensorReading
-from processor.sinks import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,18 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
     return start, end
 
 
+@dataclass(frozen=True)
+class FactoryOutcome:
+    """How many anomalies the batch stored, and each touched sensor's latest new reading."""
+
+    anomalies: int = 0
+    latest: dict[str, SensorReading] = field(default_factory=dict)
+
+    def metrics(self) -> Mapping[str, int]:
+        return {"Anomalies": self.anomalies}
+
+
 class FactorySink:
-    workload = "factory"
 
     def __init__(self, redis_client: redis.Redis | None = None) -> None:
         self.redis = redis_client
@@ -114,10 +124,10 @@ class FactorySink:
         for sensor, text in zip(missing, raw, strict=True):
             self.states[sensor] = DetectorState.from_json(text)
 
-    def apply(self, cur, records: Sequence) -> Outcome:  # noqa: ANN001
+    def apply(self, cur, records: Sequence) -> FactoryOutcome:  # noqa: ANN001
         readings = [r for r in records if isinstance(r, SensorReading)]
         if not readings:
-            return Outcome()
+            return FactoryOutcome()
         cur.execute(INSERT_READINGS, (_encode([
             (r.event_id, r.ts, r.sensor_id, r.line_id, r.kind, r.value, r.status, r.unit)
             for r in readings]).decode(),))
@@ -142,7 +152,7 @@ class FactorySink:
         latest: dict[str, SensorReading] = {}
         for reading in new:
             latest[reading.sensor_id] = reading
-        return Outcome(anomalies=len(anomalies), redis_payload=latest)
+        return FactoryOutcome(len(anomalies), latest)
 
     def rollback(self) -> None:
         """The batch transaction failed: forget what it taught the detectors."""
@@ -150,11 +160,11 @@ class FactorySink:
             self.states[sensor].restore(snapshot)
         self._undo = {}
 
-    def after_commit(self, conn, outcome: Outcome) -> None:  # noqa: ANN001
+    def after_commit(self, conn, outcome: FactoryOutcome) -> None:  # noqa: ANN001
         self._undo = {}
-        if self._write_sensors is None or not outcome.redis_payload:
+        if self._write_sensors is None or not outcome.latest:
             return
-        latest: dict[str, SensorReading] = outcome.redis_payload
+        latest = outcome.latest
         sensors = sorted(latest)
         with_state = [s for s in sensors if s in self.states]
         try:

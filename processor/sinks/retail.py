@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
 from processor.cache import CatalogCache, forget_pending, product_field, quantity_field, utc_text
 from processor.records import InventoryUpdate, ProductUpsert
-from processor.sinks import Outcome
 
 logger = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
@@ -74,19 +74,30 @@ def _latest(records: Sequence, key) -> list:  # noqa: ANN001
     return list(best.values())
 
 
+@dataclass(frozen=True)
+class RetailOutcome:
+    """The batch's cache_pending row (None when nothing changed) and, per SKU, the cache
+    fields of the rows it changed."""
+
+    pending_id: int | None = None
+    entries: dict[str, list] = field(default_factory=dict)
+
+    def metrics(self) -> Mapping[str, int]:
+        return {}
+
+
 class RetailSink:
-    workload = "retail"
 
     def __init__(self, cache: CatalogCache | None = None) -> None:
         self.cache = cache
         self._cached: list[int] = []  # pending rows Redis already has, deleted with the next batch
         self._deleting: list[int] = []
 
-    def apply(self, cur, records: Sequence) -> Outcome:  # noqa: ANN001
+    def apply(self, cur, records: Sequence) -> RetailOutcome:  # noqa: ANN001
         products = _latest([r for r in records if isinstance(r, ProductUpsert)], lambda r: r.sku)
         stock = _latest([r for r in records if isinstance(r, InventoryUpdate)], lambda r: (r.sku, r.supplier_id))
         if not products and not stock:
-            return Outcome()
+            return RetailOutcome()
         self._deleting = list(self._cached)
         # Each time as fixed-width UTC text, once: PostgreSQL parses it, Redis orders by it.
         product_rows = {r.sku: (r, utc_text(r.updated_at)) for r in products}
@@ -101,7 +112,7 @@ class RetailSink:
         })
         pending_id, changed_products, stock_skus, stock_suppliers = cur.fetchone()
         if pending_id is None:
-            return Outcome()
+            return RetailOutcome()
         # The rows this batch changed are exactly these records: Redis gets them as they are.
         entries: dict[str, list] = {}
         for sku in changed_products:
@@ -111,7 +122,7 @@ class RetailSink:
         for sku, supplier in zip(stock_skus, stock_suppliers, strict=True):
             r, at = stock_rows[sku, supplier]
             entries.setdefault(sku, []).append(quantity_field(supplier, r.quantity, at, r.event_id))
-        return Outcome(redis_payload=(pending_id, entries))
+        return RetailOutcome(pending_id, entries)
 
     def maintain(self, conn) -> None:  # noqa: ANN001
         """Forget pending rows Redis has; refresh those a Redis outage or a crash left."""
@@ -128,12 +139,11 @@ class RetailSink:
         """The pending deletes did not commit: they go with the next batch."""
         self._deleting = []
 
-    def after_commit(self, conn, outcome: Outcome) -> None:  # noqa: ANN001
+    def after_commit(self, conn, outcome: RetailOutcome) -> None:  # noqa: ANN001
         committed = set(self._deleting)
         self._cached = [i for i in self._cached if i not in committed]
         self._deleting = []
-        if self.cache is None or outcome.redis_payload is None:
+        if self.cache is None or outcome.pending_id is None:
             return
-        pending_id, entries = outcome.redis_payload
-        if self.cache.write(entries) is not None:
-            self._cached.append(pending_id)
+        if self.cache.write(outcome.entries) is not None:
+            self._cached.append(outcome.pending_id)

@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from processor.anomaly.synthetic import generate_series
-from processor.schema import migrate
 from processor.sinks.factory import FactorySink
+from processor.workloads import FACTORY
 from tests.processor.test_sinks import apply, rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def test_the_sink_raises_exactly_the_anomalies_the_offline_scorer_labels(conn, r
                "line_id": "line-1", "kind": series.kind, "value": v, "unit": series.unit, "ts": ts}
               for i, (ts, v) in enumerate(series.rows)]
     # WHEN the processor applies it in batches, handing the detector over through Redis midway
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     sink = FactorySink(redis_client)
     for start in range(0, len(bodies), 500):
         if start and start % 2000 == 0:  # a new task every four batches picks the detector up from Redis

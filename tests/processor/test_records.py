@@ -8,24 +8,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor import records
-from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading, decode, decode_thoroughly
+from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading
+from processor.workloads import FACTORY, RETAIL, WORKLOADS
 from tests.processor.factories import encode, product, reading, status, stock
 
 
 def test_a_valid_product_upsert_decodes_with_a_decimal_price() -> None:
-    record = decode(encode(product(price="19.99")), "retail")
+    record = RETAIL.decode(encode(product(price="19.99")))
     assert isinstance(record, ProductUpsert) and record.price == Decimal("19.99")
     assert record.updated_at.tzinfo is not None
 
 
 def test_a_valid_inventory_update_decodes() -> None:
-    assert isinstance(decode(encode(stock(quantity=42)), "retail"), InventoryUpdate)
+    assert isinstance(RETAIL.decode(encode(stock(quantity=42))), InventoryUpdate)
 
 
 def test_readings_and_statuses_decode() -> None:
-    temp = decode(encode(reading(value=71.3)), "factory")
+    temp = FACTORY.decode(encode(reading(value=71.3)))
     assert isinstance(temp, SensorReading) and temp.value == 71.3 and temp.unit == "C"
-    fault = decode(encode(status(value="FAULT")), "factory")
+    fault = FACTORY.decode(encode(status(value="FAULT")))
     assert isinstance(fault, SensorReading) and fault.status == "FAULT" and fault.value is None
 
 
@@ -50,7 +51,7 @@ def test_readings_and_statuses_decode() -> None:
     ],
 )
 def test_retail_poison_records_say_why(body: dict, reason: str) -> None:
-    record = decode(encode(body), "retail")
+    record = RETAIL.decode(encode(body))
     assert isinstance(record, Poison) and record.reason.startswith(reason)
 
 
@@ -68,20 +69,20 @@ def test_retail_poison_records_say_why(body: dict, reason: str) -> None:
     ],
 )
 def test_factory_poison_records_say_why(body: dict, reason: str) -> None:
-    record = decode(encode(body), "factory")
+    record = FACTORY.decode(encode(body))
     assert isinstance(record, Poison) and record.reason == reason
 
 
 def test_non_json_and_non_objects_are_poison() -> None:
-    assert decode(b"\xff\xfe", "retail") == Poison("not UTF-8 JSON")
-    assert decode(b"[1, 2]", "factory") == Poison("not a JSON object")
-    assert decode(b'{"value": NaN, "kind": "temperature"}', "factory").__class__ is Poison
+    assert RETAIL.decode(b"\xff\xfe") == Poison("not UTF-8 JSON")
+    assert FACTORY.decode(b"[1, 2]") == Poison("not a JSON object")
+    assert FACTORY.decode(b'{"value": NaN, "kind": "temperature"}').__class__ is Poison
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.sampled_from(["retail", "factory"]))
 def test_arbitrary_bytes_never_raise(data: bytes, workload: str) -> None:
-    assert decode(data, workload) is not None
+    assert WORKLOADS[workload].decode(data) is not None
 
 
 json_values = st.recursive(
@@ -95,7 +96,7 @@ json_values = st.recursive(
 @given(st.dictionaries(st.sampled_from(list(product()) + list(reading())), json_values, max_size=9))
 def test_fuzzed_objects_decode_or_become_poison(body: dict) -> None:
     for workload in ("retail", "factory"):
-        record = decode(json.dumps(body).encode(), workload)
+        record = WORKLOADS[workload].decode(json.dumps(body).encode())
         assert isinstance(record, (Poison, ProductUpsert, InventoryUpdate, SensorReading))
 
 
@@ -124,18 +125,18 @@ def test_the_fast_path_decodes_exactly_as_the_thorough_checks(valid: dict, chang
     body = {k: v for k, v in {**valid, **changes}.items() if k not in dropped}
     data = json.dumps(body, ensure_ascii=False).encode()
     for workload in ("retail", "factory"):
-        assert decode(data, workload) == decode_thoroughly(data, workload)
+        assert WORKLOADS[workload].decode(data) == WORKLOADS[workload].decode_thoroughly(data)
 
 
 def test_the_fast_path_takes_valid_records_in_any_key_order() -> None:
     for body, workload in ((product(), "retail"), (stock(), "retail"), (reading(), "factory"), (status(), "factory")):
         shuffled = dict(reversed(list(body.items())))
-        assert decode(encode(shuffled), workload) == decode(encode(body), workload)
-        assert not isinstance(decode(encode(shuffled), workload), Poison)
+        assert WORKLOADS[workload].decode(encode(shuffled)) == WORKLOADS[workload].decode(encode(body))
+        assert not isinstance(WORKLOADS[workload].decode(encode(shuffled)), Poison)
 
 
 def test_the_usual_records_take_the_fast_path() -> None:
     for body, workload in ((product(), "retail"), (stock(), "retail"), (reading(), "factory"),
                            (reading(kind="pressure", value=101), "factory"), (status(value="FAULT"), "factory")):
         fast = records._fast_retail if workload == "retail" else records._fast_factory
-        assert fast(encode(body)) == decode_thoroughly(encode(body), workload)
+        assert fast(encode(body)) == WORKLOADS[workload].decode_thoroughly(encode(body))

@@ -16,8 +16,9 @@ import redis
 
 from localdev.servers import PostgresServer, RedisServer, wait_for
 from processor.consumer import Processor
-from processor.records import Poison, decode
-from processor.traffic import Faults, generate
+from processor.records import Poison
+from processor.traffic import Faults
+from processor.workloads import FACTORY
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
 from tests.processor.factories import T0, encode, product, reading
 
@@ -198,7 +199,7 @@ def test_a_faulty_producer_stream_ends_exactly_once_with_poison_dead_lettered(
         timeout=120)
     assert produced.returncode == 0, produced.stderr
     # The same seed and start give the same stream: what the processor must end up with.
-    sent = [decode(data, "factory") for _, data in generate("factory", 3000, faults=Faults(**knobs), seed=11,
+    sent = [FACTORY.decode(data) for _, data in FACTORY.generate(3000, faults=Faults(**knobs), seed=11,
                                                              start=T0)]
     assert json.loads(produced.stdout)["sent"] == len(sent)
     valid = {r.event_id for r in sent if not isinstance(r, Poison)}

@@ -10,16 +10,15 @@ import redis as redis_lib
 from processor.anomaly.detector import DetectorState
 from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
-from processor.records import decode
-from processor.schema import migrate
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
+from processor.workloads import FACTORY, RETAIL, WORKLOADS
 from tests.processor.factories import encode, product, reading, status, stock
 
 
 def apply(conn, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001
-    run_batch(conn, sink, [decode(encode(b), workload) for b in bodies])
+    run_batch(conn, sink, [WORKLOADS[workload].decode(encode(b)) for b in bodies])
 
 
 def rows(conn, sql: str) -> list[tuple]:  # noqa: ANN001
@@ -29,7 +28,7 @@ def rows(conn, sql: str) -> list[tuple]:  # noqa: ANN001
 
 
 def test_final_retail_state_does_not_depend_on_arrival_order(conn) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     events = [product("SKU-1", at=t, price=f"{10 + t}.00") for t in range(4)] + \
              [stock("SKU-1", "SUP-1", quantity=q, at=q) for q in range(5)] + [stock("SKU-1", "SUP-2", 7, at=1)]
     outcomes = set()
@@ -46,7 +45,7 @@ def test_final_retail_state_does_not_depend_on_arrival_order(conn) -> None:  # n
 
 
 def test_replayed_and_older_events_never_move_state_backwards(conn) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     newest = product("SKU-9", at=100, price="50.00")
     apply(conn, RetailSink(), [newest], "retail")
     apply(conn, RetailSink(), [product("SKU-9", at=50, price="1.00"), newest], "retail")
@@ -54,7 +53,7 @@ def test_replayed_and_older_events_never_move_state_backwards(conn) -> None:  # 
 
 
 def test_equal_timestamps_are_ordered_by_event_id(conn) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     a = product("SKU-2", at=5, price="1.00", event_id="00000000-0000-4000-8000-000000000001")
     b = product("SKU-2", at=5, price="2.00", event_id="00000000-0000-4000-8000-000000000002")
     apply(conn, RetailSink(), [b], "retail")
@@ -63,7 +62,7 @@ def test_equal_timestamps_are_ordered_by_event_id(conn) -> None:  # noqa: ANN001
 
 
 def test_the_processor_refreshes_the_cache_after_every_committed_update(conn, redis_client) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     cache = CatalogCache(redis_client)
     sink = RetailSink(cache)
     apply(conn, sink, [product("SKU-3", price="9.50"), stock("SKU-3", "A", 2), stock("SKU-3", "B", 3)], "retail")
@@ -80,7 +79,7 @@ def test_the_processor_refreshes_the_cache_after_every_committed_update(conn, re
 
 
 def test_get_product_is_cache_aside(conn, redis_client) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     apply(conn, RetailSink(), [product("SKU-4"), stock("SKU-4", "A", 4)], "retail")  # no cache attached
     cache = CatalogCache(redis_client, ttl_s=60)
     assert get_product("SKU-4", conn=conn, cache=cache)["total_quantity"] == 4
@@ -98,7 +97,7 @@ def stale_fields(conn, sku: str) -> dict:  # noqa: ANN001
 
 
 def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_client) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     cache = CatalogCache(redis_client)
     sink = RetailSink(cache)
     apply(conn, sink, [product("SKU-5", price="1.00"), stock("SKU-5", "A", 1)], "retail")
@@ -112,7 +111,7 @@ def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_clien
 
 
 def test_a_fill_racing_a_commit_for_an_uncached_sku_cannot_put_the_old_row_back(conn, redis_client) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     apply(conn, RetailSink(), [product("SKU-8", price="1.00"), stock("SKU-8", "A", 1), stock("SKU-8", "B", 2)],
           "retail")  # in PostgreSQL, not in Redis
     cache = CatalogCache(redis_client)
@@ -125,7 +124,7 @@ def test_a_fill_racing_a_commit_for_an_uncached_sku_cannot_put_the_old_row_back(
 
 
 def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_client, redis_server) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     good = CatalogCache(redis_client)
     before = RetailSink(good)
     apply(conn, before, [product("SKU-6", price="1.00")], "retail")
@@ -141,7 +140,7 @@ def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_clien
 
 
 def test_every_reading_is_stored_once_even_when_replayed(conn) -> None:  # noqa: ANN001
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     batch = [reading(at=i) for i in range(10)]
     sink = FactorySink()
     apply(conn, sink, batch, "factory")
@@ -150,14 +149,14 @@ def test_every_reading_is_stored_once_even_when_replayed(conn) -> None:  # noqa:
 
 
 def test_readings_land_in_monthly_partitions(conn) -> None:  # noqa: ANN001
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     apply(conn, FactorySink(), [reading(at=0), reading(at=40 * 86400)], "factory")
     parts = rows(conn, "SELECT tableoid::regclass::text FROM sensor_readings ORDER BY ts")
     assert parts == [("sensor_readings_y2026m11",), ("sensor_readings_y2026m12",)]
 
 
 def test_a_fault_status_is_always_an_anomaly_recorded_once(conn) -> None:  # noqa: ANN001
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     fault = status("mill-03", "FAULT")
     sink = FactorySink()
     apply(conn, sink, [fault, status("mill-03", "RUNNING", at=1)], "factory")
@@ -166,7 +165,7 @@ def test_a_fault_status_is_always_an_anomaly_recorded_once(conn) -> None:  # noq
 
 
 def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis_client) -> None:  # noqa: ANN001
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
     normal = [reading("press-01", next(noise), at=i) for i in range(40)]
     sink = FactorySink(redis_client)
@@ -182,11 +181,11 @@ def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis
 
 
 def test_a_batch_that_does_not_commit_teaches_the_detectors_nothing(conn) -> None:  # noqa: ANN001
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     sink = FactorySink()
     apply(conn, sink, [reading("press-04", 70.0 + i % 3 / 10, at=i * 60) for i in range(40)], "factory")
     before = sink.states["press-04"].to_json()
-    failing = [decode(encode(reading("press-04", 90.0 + i, at=3000 + i * 60)), "factory") for i in range(5)]
+    failing = [FACTORY.decode(encode(reading("press-04", 90.0 + i, at=3000 + i * 60))) for i in range(5)]
 
     def checkpoint_fails(cur) -> None:  # noqa: ANN001
         raise RuntimeError("lease lost")
@@ -198,7 +197,7 @@ def test_a_batch_that_does_not_commit_teaches_the_detectors_nothing(conn) -> Non
 
 
 def test_an_older_reading_arriving_late_does_not_replace_the_latest_one_in_redis(conn, redis_client) -> None:  # noqa: ANN001
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     sink = FactorySink(redis_client)
     apply(conn, sink, [reading("press-02", 71.0, at=10)], "factory")
     apply(conn, sink, [reading("press-02", 65.0, at=5)], "factory")  # reordered: older, arrives later
@@ -208,12 +207,12 @@ def test_an_older_reading_arriving_late_does_not_replace_the_latest_one_in_redis
 
 
 def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn, redis_client) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     cache = CatalogCache(redis_client)
     apply(conn, RetailSink(cache), [product("SKU-7", price="1.00")], "retail")
     assert get_product("SKU-7", conn=conn, cache=cache)["price"] == "1"  # cached by a read
     # GIVEN a task that commits a batch and dies before writing Redis
-    records = [decode(encode(product("SKU-7", price="4.00", at=1)), "retail")]
+    records = [RETAIL.decode(encode(product("SKU-7", price="4.00", at=1)))]
     with conn, conn.cursor() as cur:
         RetailSink(cache).apply(cur, records)
     assert cache.get("SKU-7")["price"] == "1"
@@ -224,7 +223,7 @@ def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn
 
 
 def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_nothing(conn, redis_client) -> None:  # noqa: ANN001, E501
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     apply(conn, RetailSink(), [product("SKU-b", price="1.00"), product("SKU-A", price="2.00"),
                                stock("SKU-A", "X", 3)], "retail")
     cache = CatalogCache(redis_client)

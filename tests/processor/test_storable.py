@@ -7,11 +7,11 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processor.records import Poison, decode
-from processor.schema import migrate
+from processor.records import Poison
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
+from processor.workloads import FACTORY, RETAIL, WORKLOADS
 from tests.processor.conftest import count
 from tests.processor.factories import product, reading, stock
 
@@ -41,7 +41,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def store(conn, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN001
-    records = [decode(json.dumps(b).encode(), workload) for b in bodies]
+    records = [WORKLOADS[workload].decode(json.dumps(b).encode()) for b in bodies]
     valid = [r for r in records if not isinstance(r, Poison)]
     run_batch(conn, sink, valid)  # raises if PostgreSQL refuses any of it
     return valid
@@ -50,7 +50,7 @@ def store(conn, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN00
 @SETTINGS
 @given(st.lists(retail_bodies, min_size=1, max_size=20))
 def test_every_retail_record_decode_accepts_is_stored(conn, bodies: list[dict]) -> None:  # noqa: ANN001
-    migrate(conn, "retail")
+    RETAIL.migrate(conn)
     skus = sorted({r.sku for r in store(conn, RetailSink(), bodies, "retail")})
     found = count(conn, "SELECT count(DISTINCT sku) FROM (SELECT sku FROM products UNION ALL "
                           "SELECT sku FROM inventory) AS s WHERE sku = ANY(%s)", skus)
@@ -60,7 +60,7 @@ def test_every_retail_record_decode_accepts_is_stored(conn, bodies: list[dict]) 
 @SETTINGS
 @given(st.lists(factory_bodies, min_size=1, max_size=20))
 def test_every_reading_decode_accepts_is_stored(conn, bodies: list[dict]) -> None:  # noqa: ANN001
-    migrate(conn, "factory")
+    FACTORY.migrate(conn)
     ids = sorted({r.event_id for r in store(conn, FactorySink(), bodies, "factory")})
     assert count(conn, "SELECT count(DISTINCT event_id) FROM sensor_readings WHERE event_id = ANY(%s::uuid[])",
                    ids) == len(ids)

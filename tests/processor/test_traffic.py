@@ -8,20 +8,21 @@ import json
 import pytest
 
 from processor.produce import MAX_ENTRIES, batches
-from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading, decode
-from processor.traffic import Faults, Labels, generate
+from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading
+from processor.traffic import Faults, Labels
+from processor.workloads import FACTORY, RETAIL, WORKLOADS
 from tests.processor.factories import T0
 
 
 def test_the_same_seed_and_start_give_the_same_stream() -> None:
     faults = Faults(reorder=0.1, duplicates=0.1)
-    first = list(generate("factory", 200, seed=3, faults=faults, start=T0))
-    assert first == list(generate("factory", 200, seed=3, faults=faults, start=T0))
-    assert first != list(generate("factory", 200, seed=4, start=T0))
+    first = list(FACTORY.generate(200, seed=3, faults=faults, start=T0))
+    assert first == list(FACTORY.generate(200, seed=3, faults=faults, start=T0))
+    assert first != list(FACTORY.generate(200, seed=4, start=T0))
 
 
 def test_clean_retail_traffic_is_all_valid_and_skewed_towards_hot_products() -> None:
-    records = [decode(data, "retail") for _, data in generate("retail", 5000, seed=1)]
+    records = [RETAIL.decode(data) for _, data in RETAIL.generate(5000, seed=1)]
     assert all(isinstance(r, (ProductUpsert, InventoryUpdate)) for r in records)
     products = sum(isinstance(r, ProductUpsert) for r in records)
     assert 300 < products < 700  # about one in ten
@@ -31,15 +32,15 @@ def test_clean_retail_traffic_is_all_valid_and_skewed_towards_hot_products() -> 
 
 def test_partition_keys_follow_the_wire_contract() -> None:
     for workload, field in (("retail", "sku"), ("factory", "sensor_id")):
-        for key, data in generate(workload, 100, seed=2):
+        for key, data in WORKLOADS[workload].generate(100, seed=2):
             assert key == json.loads(data)[field]
 
 
 def test_injected_faults_arrive_at_about_the_asked_rates_and_are_labelled() -> None:
     labels = Labels()
-    out = list(generate("factory", 10_000, seed=5, labels=labels,
+    out = list(FACTORY.generate(10_000, seed=5, labels=labels,
                         faults=Faults(duplicates=0.02, reorder=0.05, poison=0.01, anomalies=0.01)))
-    decoded = [decode(data, "factory") for _, data in out]
+    decoded = [FACTORY.decode(data) for _, data in out]
     poison = sum(isinstance(r, Poison) for r in decoded)
     assert len(out) == 10_000 + labels.duplicates
     assert 150 < labels.duplicates < 250 and 50 < labels.poison < 150
@@ -56,5 +57,5 @@ def test_bad_shares_are_refused() -> None:
 
 
 def test_put_records_batches_respect_the_entry_limit() -> None:
-    sizes = [len(b) for b in batches(generate("retail", 1234, seed=0))]
+    sizes = [len(b) for b in batches(RETAIL.generate(1234, seed=0))]
     assert sizes == [MAX_ENTRIES, MAX_ENTRIES, 234]

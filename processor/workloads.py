@@ -1,0 +1,77 @@
+"""The workloads the processor knows, each in one place: its wire contract, its tables, its
+sink and its traffic.
+
+Everything in `processor/` that differs by workload asks this registry; nothing branches
+on a workload's name. An unknown name is an error (`UnknownWorkload`), never a fall-through
+to another workload's behaviour. Adding a workload = one `Workload(...)` here plus the
+modules it names.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from processor import schema
+from processor.records import FACTORY_RECORDS, RETAIL_RECORDS, Record, WireContract
+from processor.sinks import Sink
+from processor.traffic import FactoryTraffic, RetailTraffic, TrafficSource, generate
+
+
+class UnknownWorkload(ValueError):
+    """A workload name the registry does not hold."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    records: WireContract
+    tables: Sequence[str]  # created after schema.COMMON, idempotently
+    make_sink: Callable[[Any, int], Sink]  # (Redis client or None, cache TTL in seconds)
+    traffic: Callable[[random.Random, int], TrafficSource]  # (seeded rng, sensors)
+
+    def decode(self, data: bytes) -> Record:
+        return self.records.decode(data)
+
+    def decode_thoroughly(self, data: bytes) -> Record:
+        return self.records.decode_thoroughly(data)
+
+    def migrate(self, conn: Any) -> None:
+        schema.migrate(conn, self.tables, self.name)
+
+    def sink(self, redis_client: Any = None, cache_ttl_s: int = 3600) -> Sink:
+        return self.make_sink(redis_client, cache_ttl_s)
+
+    def generate(self, count: int, **options: Any) -> Iterator[tuple[str, bytes]]:
+        """Seeded, realistic (partition key, payload) pairs (processor/traffic.py `generate`)."""
+        return generate(self.traffic, count, **options)
+
+
+def _retail_sink(redis_client: Any, cache_ttl_s: int) -> Sink:
+    from processor.cache import CatalogCache
+    from processor.sinks.retail import RetailSink
+
+    return RetailSink(CatalogCache(redis_client, cache_ttl_s) if redis_client is not None else None)
+
+
+def _factory_sink(redis_client: Any, cache_ttl_s: int) -> Sink:
+    from processor.sinks.factory import FactorySink
+
+    return FactorySink(redis_client)
+
+
+RETAIL = Workload("retail", RETAIL_RECORDS, schema.RETAIL_TABLES, _retail_sink,
+                  lambda rng, sensors: RetailTraffic(rng))
+FACTORY = Workload("factory", FACTORY_RECORDS, schema.FACTORY_TABLES, _factory_sink,
+                   lambda rng, sensors: FactoryTraffic(rng, sensors))
+
+WORKLOADS: Mapping[str, Workload] = {w.name: w for w in (RETAIL, FACTORY)}
+NAMES = tuple(WORKLOADS)
+
+
+def workload(name: str) -> Workload:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise UnknownWorkload(f"unknown workload {name!r}: expected one of {', '.join(NAMES)}") from None
