@@ -27,8 +27,8 @@ import boto3
 
 from localdev.servers import PostgresServer, RedisServer, free_port, wait_for
 from processor.config import Settings
-from processor.consumer import Processor
 from processor.produce import batches, put_all
+from processor.scheduler import Scheduler
 from processor.traffic import Faults
 from processor.workloads import WORKLOADS
 
@@ -90,8 +90,8 @@ def _settings(workload: str, stream: str, pg: PostgresServer, database: str, rs:
     )
 
 
-def _processor(settings: Settings, emulator: Emulator) -> Processor:
-    processor = Processor(settings, kinesis=emulator.kinesis)
+def _processor(settings: Settings, emulator: Emulator) -> Scheduler:
+    processor = Scheduler(settings, kinesis=emulator.kinesis)
     processor.metrics.stream = open(os.devnull, "w")  # noqa: SIM115 - EMF lines would drown the figures
     return processor
 
@@ -108,7 +108,7 @@ def _drain(workload: str, emulator: Emulator, settings_of) -> float:  # noqa: AN
     return stats.records / (stats.last_commit_at - started)
 
 
-def _steady(workload: str, emulator: Emulator, settings_of, producer_cpus: set[int]) -> tuple[Processor, float]:  # noqa: ANN001
+def _steady(workload: str, emulator: Emulator, settings_of, producer_cpus: set[int]) -> tuple[Scheduler, float]:  # noqa: ANN001
     stream = emulator.stream()
     processor = _processor(settings_of(stream), emulator)
     runner = threading.Thread(target=processor.run, kwargs={"exit_when_idle_s": 2.0})

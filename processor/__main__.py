@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m processor", description=__doc__)
     parser.add_argument("command", nargs="?", choices=["run", "migrate"], default="run")
     parser.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
-                        help="exit 0 once no record has arrived for this long")
+                        help="exit 0 once the stream is drained: every open shard read to its tip by this "
+                             "worker or a live one (a dead worker's leases are waited out), and no record "
+                             "for this long")
     args = parser.parse_args(argv)
 
     from processor.metrics import configure_logging
@@ -28,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
 
             workload(settings.workload).migrate(ensure_reachable(settings))
             return 0
-        from processor.consumer import Processor, install_signal_handlers
+        from processor.scheduler import Scheduler, install_signal_handlers
 
-        processor = Processor(settings)
-        install_signal_handlers(processor)
-        processor.run(exit_when_idle_s=args.exit_when_idle)
+        scheduler = Scheduler(settings)
+        install_signal_handlers(scheduler)
+        scheduler.run(exit_when_idle_s=args.exit_when_idle)
         return 0
     except ConfigError as error:
         print(f"processor: {error}", file=sys.stderr)

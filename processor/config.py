@@ -21,6 +21,19 @@ def _flag(value: str, name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, not {value!r}")
 
 
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float, unit: str) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of {unit}, not {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} {unit}, not {text}")
+    return value
+
+
 def _port(value: str, name: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise ConfigError(f"{name} must be a TCP port, not {value!r}")
@@ -48,8 +61,10 @@ class Settings:
     consumer_group: str
     metrics_namespace: str
     batch_limit: int = 1000
-    lease_duration_s: float = 20.0
-    poll_interval_s: float = 0.2
+    lease_duration_s: float = 20.0  # a dead worker's shards wait this long before another takes them
+    heartbeat_s: float = 2.0  # renew leases, rebalance, report: at most lease_duration_s / 3
+    read_interval_at_tip_s: float = 1.0  # one GetRecords a second per shard at the tip (processor/pacing.py)
+    max_reads_per_shard_per_s: float = 3.0  # behind: back to back, but no faster (Kinesis allows 5, shared)
     cache_ttl_s: int = 3600
 
     @classmethod
@@ -79,16 +94,16 @@ class Settings:
         batch_limit = env.get("BATCH_LIMIT", "1000")
         if not batch_limit.isdigit() or not 1 <= int(batch_limit) <= 10_000:
             raise ConfigError("BATCH_LIMIT must be an integer between 1 and 10000 (the GetRecords limit)")
-        lease = env.get("LEASE_DURATION_S", "20")
-        try:
-            lease_s = float(lease)
-        except ValueError:
-            raise ConfigError(f"LEASE_DURATION_S must be a number of seconds, not {lease!r}") from None
-        if not 1 <= lease_s <= 600:
-            raise ConfigError("LEASE_DURATION_S must be between 1 and 600 seconds")
+        lease_s = _number(env, "LEASE_DURATION_S", 20.0, 1, 600, "seconds")
+        heartbeat_s = _number(env, "HEARTBEAT_S", min(2.0, lease_s / 10), 0.05, lease_s / 3, "seconds")
+        max_reads = _number(env, "MAX_READS_PER_SHARD_PER_S", 3.0, 0.1, 5, "calls a second")
+        tip_s = _number(env, "READ_INTERVAL_AT_TIP_S", max(1.0, 1 / max_reads), 1 / max_reads, 60, "seconds")
         return cls(
             workload=workload,
             lease_duration_s=lease_s,
+            heartbeat_s=heartbeat_s,
+            read_interval_at_tip_s=tip_s,
+            max_reads_per_shard_per_s=max_reads,
             stream_name=required("STREAM_NAME"),
             region=region,
             db_host=required("DB_HOST"),

@@ -1,16 +1,23 @@
-"""Shard leases and checkpoints, in PostgreSQL next to the data they protect.
+"""Shard leases, workers and checkpoints, in PostgreSQL next to the data they protect.
 
-A lease is a row per (consumer group, stream, shard). A worker owns a shard while its
-lease has not expired; `acquire`, called every third of the lease duration, re-claims
-(renews) the shards it holds, and `release` frees them on shutdown. A dead
-worker's leases expire and others take them over. A child shard (after a reshard) is
-only taken once all its parents are finished, so records of a key stay in order.
+A lease is a row per (consumer group, stream, shard); a worker is a row per running task,
+with the time of its last heartbeat. Every heartbeat (one transaction, one worker at a time
+per stream: an advisory lock) a worker renews the leases it holds, reports which of them
+it has read to the tip, and carries out what `processor.balance` decides on that snapshot:
+take free or expired shards, hand shards over to a named worker, ask another for one, or
+decline such a request. A worker's checkpoint commits in its batch transaction, guarded by
+the lease (`checkpoint` below): once a lease has expired or moved, the old owner's batch
+cannot commit, so no two workers ever commit for one shard. A child shard (after a
+reshard) is only taken once all its parents are finished, so records of a key stay in order.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+
+from processor import balance
+from processor.balance import LeaseRow, Moves
 
 
 @dataclass(frozen=True)
@@ -19,10 +26,16 @@ class Shard:
     parent_shard_ids: tuple[str, ...]
 
 
-@dataclass
-class Lease:
-    shard_id: str
-    checkpoint: str | None
+@dataclass(frozen=True)
+class Heartbeat:
+    """What one heartbeat found and did."""
+
+    held: dict[str, str | None]  # shard -> committed checkpoint: every lease this worker holds now
+    handed_over: dict[str, str | None]  # my shards now another's (None: freed)
+    moves: Moves
+    rows: tuple[LeaseRow, ...]  # the snapshot the moves were decided on
+    live_workers: frozenset[str]
+    idle_s: float | None  # seconds since any worker last committed a record of the stream
 
 
 SYNC = """
@@ -30,40 +43,68 @@ INSERT INTO shard_leases (consumer_group, stream, shard_id, parent_shard_ids)
 SELECT %s, %s, s.id, s.parents FROM jsonb_to_recordset(%s::jsonb) AS s(id text, parents text[])
 ON CONFLICT DO NOTHING
 """
-ELIGIBLE = """
-SELECT l.shard_id FROM shard_leases l
- WHERE l.consumer_group = %(group)s AND l.stream = %(stream)s AND NOT l.finished
-   AND (l.owner IS NULL OR l.lease_expires_at < now() OR l.owner = %(owner)s)
-   AND NOT EXISTS (
-       SELECT 1 FROM shard_leases p
-        WHERE p.consumer_group = l.consumer_group AND p.stream = l.stream
-          AND p.shard_id = ANY(l.parent_shard_ids) AND NOT p.finished)
- ORDER BY (l.owner = %(owner)s) DESC NULLS LAST, l.shard_id
+# Workers of a stream decide one at a time, each on the result of the one before.
+LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))"
+BEAT = """
+INSERT INTO consumer_workers (consumer_group, stream, worker_id) VALUES (%s, %s, %s)
+ON CONFLICT (consumer_group, stream, worker_id) DO UPDATE SET heartbeat_at = now()
 """
-LIVE_OWNERS = """
-SELECT count(DISTINCT owner) FROM shard_leases
- WHERE consumer_group = %s AND stream = %s AND owner IS NOT NULL AND owner <> %s AND lease_expires_at >= now()
+RENEW = """
+UPDATE shard_leases SET lease_expires_at = now() + make_interval(secs => %(secs)s),
+       at_tip = shard_id = ANY(%(tips)s::text[])
+ WHERE consumer_group = %(group)s AND stream = %(stream)s AND owner = %(me)s AND NOT finished
+RETURNING shard_id, checkpoint
 """
-OPEN_SHARDS = "SELECT count(*) FROM shard_leases WHERE consumer_group = %s AND stream = %s AND NOT finished"
-HELD_BY_OTHERS = """
-SELECT count(*) FROM shard_leases
- WHERE consumer_group = %s AND stream = %s AND NOT finished AND owner <> %s AND lease_expires_at >= now()
+SNAPSHOT = """
+SELECT l.shard_id, l.owner, l.owner IS NOT NULL AND l.lease_expires_at >= now(),
+       NOT EXISTS (SELECT 1 FROM shard_leases p
+                    WHERE p.consumer_group = l.consumer_group AND p.stream = l.stream
+                      AND p.shard_id = ANY(l.parent_shard_ids) AND NOT p.finished),
+       l.steal_requested_by, l.at_tip
+  FROM shard_leases l
+ WHERE l.consumer_group = %s AND l.stream = %s AND NOT l.finished
+ ORDER BY l.shard_id
+"""
+LIVE_WORKERS = """
+SELECT worker_id FROM consumer_workers
+ WHERE consumer_group = %s AND stream = %s AND heartbeat_at >= now() - make_interval(secs => %s)
+"""
+IDLE = """
+SELECT extract(epoch FROM now() - max(last_record_at)) FROM shard_leases WHERE consumer_group = %s AND stream = %s
 """
 CLAIM = """
-UPDATE shard_leases SET owner = %(owner)s, lease_expires_at = now() + make_interval(secs => %(secs)s),
-       updated_at = now()
+UPDATE shard_leases SET owner = %(me)s, lease_expires_at = now() + make_interval(secs => %(secs)s),
+       steal_requested_by = NULL, at_tip = false, updated_at = now()
  WHERE consumer_group = %(group)s AND stream = %(stream)s AND shard_id = %(shard)s AND NOT finished
-   AND (owner IS NULL OR lease_expires_at < now() OR owner = %(owner)s)
+   AND (owner IS NULL OR lease_expires_at < now())
 RETURNING checkpoint
+"""
+# A named taker gets a live lease at once: it is its shard from this commit on.
+HAND_OVER = """
+UPDATE shard_leases SET owner = %(to)s,
+       lease_expires_at = CASE WHEN %(to)s::text IS NULL THEN NULL ELSE now() + make_interval(secs => %(secs)s) END,
+       steal_requested_by = NULL, at_tip = false, updated_at = now()
+ WHERE consumer_group = %(group)s AND stream = %(stream)s AND shard_id = %(shard)s AND owner = %(me)s
+"""
+REQUEST_STEAL = """
+UPDATE shard_leases SET steal_requested_by = %(me)s
+ WHERE consumer_group = %(group)s AND stream = %(stream)s AND shard_id = %(shard)s AND owner = %(victim)s
+   AND steal_requested_by IS NULL AND NOT finished
+"""
+DECLINE = """
+UPDATE shard_leases SET steal_requested_by = NULL
+ WHERE consumer_group = %(group)s AND stream = %(stream)s AND shard_id = ANY(%(shards)s::text[]) AND owner = %(me)s
+"""
+LEAVE = "DELETE FROM consumer_workers WHERE consumer_group = %s AND stream = %s AND worker_id = %s"
+FORGET_DEAD = """
+DELETE FROM consumer_workers WHERE consumer_group = %s AND stream = %s AND heartbeat_at < now() - interval '1 day'
 """
 # Runs inside the batch transaction: no owner match, no checkpoint, no commit.
 CHECKPOINT = """
-UPDATE shard_leases SET checkpoint = COALESCE(%s, checkpoint), finished = %s, updated_at = now()
- WHERE consumer_group = %s AND stream = %s AND shard_id = %s AND owner = %s AND lease_expires_at >= now()
-"""
-RELEASE = """
-UPDATE shard_leases SET owner = NULL, lease_expires_at = NULL, updated_at = now()
- WHERE consumer_group = %s AND stream = %s AND owner = %s
+UPDATE shard_leases SET checkpoint = COALESCE(%(sequence)s, checkpoint), finished = %(finished)s, updated_at = now(),
+       last_record_at = CASE WHEN %(sequence)s::text IS NULL THEN last_record_at ELSE now() END
+ WHERE consumer_group = %(group)s AND stream = %(stream)s AND shard_id = %(shard)s AND owner = %(me)s
+   AND lease_expires_at >= now()
 """
 
 
@@ -75,45 +116,62 @@ class LeaseTable:
     def __init__(self, group: str, stream: str, owner: str, lease_duration_s: float) -> None:
         self.group, self.stream, self.owner, self.duration = group, stream, owner, lease_duration_s
 
-    def sync(self, conn, shards: Sequence[Shard]) -> None:  # noqa: ANN001
-        import json
+    def _key(self, **extra: object) -> dict[str, object]:
+        return {"group": self.group, "stream": self.stream, "me": self.owner, "secs": self.duration, **extra}
 
+    def sync(self, conn, shards: Sequence[Shard]) -> None:  # noqa: ANN001
+        """Every shard of the stream has a lease row (new ones free)."""
         payload = json.dumps([{"id": s.shard_id, "parents": list(s.parent_shard_ids)} for s in shards])
         with conn, conn.cursor() as cur:
             cur.execute(SYNC, (self.group, self.stream, payload))
+            cur.execute(FORGET_DEAD, (self.group, self.stream))
 
-    def acquire(self, conn, held: Sequence[str]) -> list[Lease]:  # noqa: ANN001
-        """Claim this worker's fair share of eligible shards (and renew the ones it holds)."""
+    def heartbeat(self, conn, at_tip: Collection[str] = ()) -> Heartbeat:  # noqa: ANN001
+        """Register or refresh this worker, renew its leases, and balance (processor/balance.py).
+        `at_tip`: the shards this worker holds that it has read to the tip and committed."""
         with conn, conn.cursor() as cur:
-            cur.execute(OPEN_SHARDS, (self.group, self.stream))
-            open_shards = cur.fetchone()[0]
-            cur.execute(LIVE_OWNERS, (self.group, self.stream, self.owner))
-            others = cur.fetchone()[0]
-            share = max(1, math.ceil(open_shards / (others + 1)))
-            cur.execute(ELIGIBLE, {"group": self.group, "stream": self.stream, "owner": self.owner})
-            candidates = [row[0] for row in cur.fetchall()]
-            leases = []
-            for shard_id in candidates:
-                if len(leases) >= share and shard_id not in held:
-                    continue
-                cur.execute(CLAIM, {"owner": self.owner, "secs": self.duration, "group": self.group,
-                                    "stream": self.stream, "shard": shard_id})
-                row = cur.fetchone()
-                if row is not None:
-                    leases.append(Lease(shard_id, row[0]))
-            return leases
+            cur.execute(LOCK, (self.group, self.stream))
+            cur.execute(BEAT, (self.group, self.stream, self.owner))
+            cur.execute(RENEW, self._key(tips=list(at_tip)))
+            held = dict(cur.fetchall())
+            rows, live = self._snapshot(cur)
+            moves = balance.balance(self.owner, rows, live)
+            for shard_id in moves.take:
+                cur.execute(CLAIM, self._key(shard=shard_id))
+                claimed = cur.fetchone()
+                if claimed is not None:
+                    held[shard_id] = claimed[0]
+            for shard_id, taker in moves.hand_over.items():
+                cur.execute(HAND_OVER, self._key(shard=shard_id, to=taker))
+                held.pop(shard_id, None)
+            if moves.request_steal is not None:
+                shard_id, victim = moves.request_steal
+                cur.execute(REQUEST_STEAL, self._key(shard=shard_id, victim=victim))
+            if moves.decline:
+                cur.execute(DECLINE, self._key(shards=moves.decline))
+            cur.execute(IDLE, (self.group, self.stream))
+            idle = cur.fetchone()[0]
+        return Heartbeat(held, dict(moves.hand_over), moves, rows, live, None if idle is None else float(idle))
 
-    def held_by_others(self, conn) -> int:  # noqa: ANN001
-        """Open shards another (possibly dead) worker still holds a live lease on."""
+    def _snapshot(self, cur) -> tuple[tuple[LeaseRow, ...], frozenset[str]]:  # noqa: ANN001
+        cur.execute(SNAPSHOT, (self.group, self.stream))
+        rows = tuple(LeaseRow(*row) for row in cur.fetchall())
+        cur.execute(LIVE_WORKERS, (self.group, self.stream, self.duration))
+        return rows, frozenset(row[0] for row in cur.fetchall())
+
+    def leave(self, conn) -> dict[str, str | None]:  # noqa: ANN001
+        """Shutting down: hand every lease this worker holds to the least-loaded live worker
+        (or free it), and deregister, so the others' share counts it out at once."""
         with conn, conn.cursor() as cur:
-            cur.execute(HELD_BY_OTHERS, (self.group, self.stream, self.owner))
-            return cur.fetchone()[0]
+            cur.execute(LOCK, (self.group, self.stream))
+            cur.execute(LEAVE, (self.group, self.stream, self.owner))
+            rows, live = self._snapshot(cur)
+            handed = balance.leaving(self.owner, rows, live)
+            for shard_id, taker in handed.items():
+                cur.execute(HAND_OVER, self._key(shard=shard_id, to=taker))
+            return handed
 
     def checkpoint(self, cur, shard_id: str, sequence_number: str | None, finished: bool) -> None:  # noqa: ANN001
-        cur.execute(CHECKPOINT, (sequence_number, finished, self.group, self.stream, shard_id, self.owner))
+        cur.execute(CHECKPOINT, self._key(shard=shard_id, sequence=sequence_number, finished=finished))
         if cur.rowcount != 1:
             raise LeaseLost(shard_id)
-
-    def release(self, conn) -> None:  # noqa: ANN001
-        with conn, conn.cursor() as cur:
-            cur.execute(RELEASE, (self.group, self.stream, self.owner))

@@ -24,6 +24,22 @@ COMMON = [
         PRIMARY KEY (consumer_group, stream, shard_id)
     )
     """,
+    # Added for the fleet (processor/balance.py): who asked for a shard, whether its owner
+    # has read it to the tip, when a record of it last committed.
+    "ALTER TABLE shard_leases ADD COLUMN IF NOT EXISTS steal_requested_by text",
+    "ALTER TABLE shard_leases ADD COLUMN IF NOT EXISTS at_tip boolean NOT NULL DEFAULT false",
+    "ALTER TABLE shard_leases ADD COLUMN IF NOT EXISTS last_record_at timestamptz",
+    # One row per running worker: a worker that holds nothing still counts in the fair share.
+    """
+    CREATE TABLE IF NOT EXISTS consumer_workers (
+        consumer_group text        NOT NULL,
+        stream         text        NOT NULL,
+        worker_id      text        NOT NULL,
+        started_at     timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at   timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (consumer_group, stream, worker_id)
+    )
+    """,
     """
     CREATE TABLE IF NOT EXISTS dead_letters (
         stream          text        NOT NULL,

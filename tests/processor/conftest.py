@@ -76,7 +76,8 @@ def settings_for(workload: str, *, postgres: PostgresServer, database: str, redi
         db_name=database, db_secret_arn=None, db_user="test", db_password="x", db_sslmode="disable",
         db_sslrootcert=None, redis_host="127.0.0.1", redis_port=redis_server.port, redis_tls=False,
         redis_auth_secret_arn=None, redis_password=redis_server.password, consumer_group=group,
-        metrics_namespace="Pipeline/test", lease_duration_s=3.0, poll_interval_s=0.05,
+        metrics_namespace="Pipeline/test", lease_duration_s=3.0, heartbeat_s=0.3,
+        read_interval_at_tip_s=0.25, max_reads_per_shard_per_s=4.0,
     )
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 
 from localdev.servers import wait_for
-from processor.consumer import Processor
+from processor.scheduler import Scheduler
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
 from tests.processor.factories import encode, product, reading, stock
 
@@ -24,7 +24,7 @@ def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resume
     put(kinesis, stream, bodies, key=lambda i: f"SKU-{i % 100}")
     settings = settings_for("retail", postgres=postgres, database=database, redis_server=redis_server, stream=stream)
 
-    stats = Processor(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=1.0)
+    stats = Scheduler(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=1.0)
 
     assert stats.records == len(bodies) and stats.dead_letters == 2
     assert count(conn, "SELECT count(*) FROM products") == 100
@@ -32,7 +32,7 @@ def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resume
     assert count(conn, "SELECT count(*) FROM dead_letters") == 2
     assert count(conn, "SELECT count(*) FROM shard_leases WHERE owner IS NULL AND checkpoint IS NOT NULL") == 2
     assert redis_client.exists("product:SKU-42")
-    again = Processor(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=0.5)
+    again = Scheduler(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=0.5)
     assert again.records == 0  # resumed after the checkpoint: nothing read twice
 
 

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from localdev.servers import PostgresServer, RedisServer, wait_for
-from processor.consumer import Processor
 from processor.records import Poison
+from processor.scheduler import Scheduler
 from processor.traffic import Faults
 from processor.workloads import FACTORY
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
@@ -24,9 +24,9 @@ from tests.processor.factories import T0, encode, product, reading
 
 
 class Running:
-    """A Processor on a thread, as in the container, until it has been idle for `idle_s`."""
+    """A Scheduler on a thread, as in the container, until it has been idle for `idle_s`."""
 
-    def __init__(self, processor: Processor, idle_s: float) -> None:
+    def __init__(self, processor: Scheduler, idle_s: float) -> None:
         self.processor = processor
         self.stats = None
         self.error: BaseException | None = None
@@ -57,7 +57,7 @@ def test_a_postgres_restart_mid_stream_loses_and_duplicates_nothing(
     put(kinesis, stream, [encode(reading(f"s-{i % 40}", 70.0, at=i)) for i in range(total)], key=lambda i: f"s-{i % 40}")
     settings = dataclasses.replace(settings_for("factory", postgres=postgres, database=database,
                                                 redis_server=redis_server, stream=stream), batch_limit=50)
-    running = Running(Processor(settings, kinesis=kinesis, redis_client=redis_client), idle_s=3)
+    running = Running(Scheduler(settings, kinesis=kinesis, redis_client=redis_client), idle_s=3)
     try:
         wait_for(lambda: count_or_zero(conn, "SELECT count(*) FROM sensor_readings") > 200, 60, "some batches")
         conn.close()
@@ -83,10 +83,10 @@ def test_a_redis_outage_never_leaves_a_cached_product_stale(kinesis, postgres, d
                                 stream=stream)
         put(kinesis, stream, [encode(product(f"SKU-{i}", price="1.00", at=0)) for i in range(20)],
             key=lambda i: f"SKU-{i}")
-        Running(Processor(settings, kinesis=kinesis, redis_client=client), idle_s=1).join()
+        Running(Scheduler(settings, kinesis=kinesis, redis_client=client), idle_s=1).join()
         assert json.loads(client.hget("product:SKU-3", "p"))["price"] == "1"
 
-        running = Running(Processor(settings, kinesis=kinesis, redis_client=client), idle_s=4)
+        running = Running(Scheduler(settings, kinesis=kinesis, redis_client=client), idle_s=4)
         cache_server.stop()
         put(kinesis, stream, [encode(product(f"SKU-{i}", price="2.00", at=1)) for i in range(20)],
             key=lambda i: f"SKU-{i}")
@@ -102,7 +102,7 @@ def test_a_redis_outage_never_leaves_a_cached_product_stale(kinesis, postgres, d
         cache_server.close()
 
 
-class Recording(Processor):
+class Recording(Scheduler):
     """Remembers which shard each committed batch came from, in commit order."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
@@ -159,7 +159,7 @@ def test_rotated_database_credentials_are_re_read_from_secrets_manager(
     settings = dataclasses.replace(
         settings_for("retail", postgres=secured_postgres, database="catalog", redis_server=redis_server,
                      stream=stream), db_secret_arn=arn, db_user=None, db_password=None)
-    running = Running(Processor(settings, kinesis=kinesis, redis_client=redis_client), idle_s=4)
+    running = Running(Scheduler(settings, kinesis=kinesis, redis_client=redis_client), idle_s=4)
     put(kinesis, stream, [encode(product("SKU-1", price="1.00"))], key=lambda i: "SKU-1")
     owner = psycopg2.connect(**{**secured_postgres.dsn("catalog"), "user": "app", "password": "first"})
     try:
