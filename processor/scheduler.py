@@ -90,8 +90,13 @@ class Scheduler:
     def __init__(self, settings: Settings, *, kinesis: Any = None, redis_client: Any = None, conn: Any = None) -> None:
         self.settings = settings
         self.stop = threading.Event()
+        # GetRecords goes out once: a throttled shard backs off alone (processor/pacing.py), where
+        # the SDK's own retries would sleep inside the call and stall every other shard.
         self.kinesis = kinesis or boto3.client(
             "kinesis", region_name=settings.region, config=Config(retries={"max_attempts": 3, "mode": "standard"})
+        )
+        self.reader = kinesis or boto3.client(
+            "kinesis", region_name=settings.region, config=Config(retries={"total_max_attempts": 1, "mode": "standard"})
         )
         self.redis = redis_client if redis_client is not None else connect_redis(settings)
         self.conn = conn
@@ -251,7 +256,7 @@ class Scheduler:
         processor, pacer = owned.processor, owned.pacer
         self.stats.get_records += 1
         try:
-            response = self.kinesis.get_records(ShardIterator=processor.iterator, Limit=self.settings.batch_limit)
+            response = self.reader.get_records(ShardIterator=processor.iterator, Limit=self.settings.batch_limit)
         except ClientError as error:
             code = error.response["Error"]["Code"]
             if code == "ExpiredIteratorException":

@@ -1,28 +1,40 @@
 """One test per moto extension (localdev/moto_extensions/), through boto3 against the extended server."""
 from __future__ import annotations
 
+import base64
 import json
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localdev import moto_extensions
+from localdev.kinesis_usage import shard_usage
 from localdev.servers import MotoServer
 
 REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Callable[..., object]]:
+def emulator() -> Iterator[MotoServer]:
     moto_extensions.apply_all()
     server = MotoServer()
-    keys = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
-    yield lambda service, region=REGION: boto3.client(service, region_name=region, endpoint_url=server.url, **keys)
+    yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def client(emulator: MotoServer) -> Callable[..., object]:
+    keys = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
+    # No SDK retries: a throttled call must show here, not be retried away.
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+    return lambda service, region=REGION: boto3.client(service, region_name=region, endpoint_url=emulator.url,
+                                                       config=config, **keys)
 
 
 def name() -> str:
@@ -283,3 +295,113 @@ def test_retried_requests_replay_the_first_answer_instead_of_creating_twice(clie
     with pytest.raises(ClientError, match="AlreadyExists"):  # a new invocation is a new create
         client("elasticache").create_replication_group(ReplicationGroupId=group, ReplicationGroupDescription="d",
                                                        NumCacheClusters=1, Engine="redis")
+
+
+# --- Kinesis reads and writes as Kinesis meters them -------------------------------------------------------------
+
+
+def _stream(client, shards: int = 1) -> tuple[object, str]:  # noqa: ANN001
+    kinesis, stream = client("kinesis"), name()
+    kinesis.create_stream(StreamName=stream, ShardCount=shards)
+    return kinesis, stream
+
+
+def _backlog(stream: str, count: int, size: int = 100) -> None:
+    """Records put straight into the emulator's model: a backlog without the write limit's wait."""
+    from moto.kinesis.models import kinesis_backends
+
+    target = kinesis_backends["123456789012"][REGION].describe_stream(stream_arn=None, stream_name=stream)
+    data = base64.b64encode(b"x" * size).decode()
+    for i in range(count):
+        target.put_record(f"k{i}", None, data)
+
+
+def _iterator(kinesis, stream: str) -> str:  # noqa: ANN001
+    return kinesis.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
+                                      ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+
+
+def test_kinesis_reads_from_the_position_return_at_most_10000_records_and_say_what_is_left(client) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client)
+    _backlog(stream, 10_500)
+    first = kinesis.get_records(ShardIterator=_iterator(kinesis, stream))
+    assert len(first["Records"]) == 10_000 and first["MillisBehindLatest"] > 0  # a burst, but a backlog
+    second = kinesis.get_records(ShardIterator=first["NextShardIterator"], Limit=1000)
+    assert len(second["Records"]) == 500 and second["MillisBehindLatest"] == 0
+    assert [r["SequenceNumber"] for r in second["Records"]][:2] == ["10001", "10002"]
+    kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"new")
+    third = kinesis.get_records(ShardIterator=second["NextShardIterator"])
+    assert [r["Data"] for r in third["Records"]] == [b"new"] and third["Records"][0]["SequenceNumber"] == "10501"
+
+
+def test_kinesis_reads_from_the_position_stop_a_page_at_10_mib(client) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client)
+    _backlog(stream, 12, size=1024 * 1024 - 2)  # ~1 MiB each, with the partition key
+    page = kinesis.get_records(ShardIterator=_iterator(kinesis, stream))
+    assert len(page["Records"]) == 10 and page["MillisBehindLatest"] > 0
+
+
+def test_kinesis_shard_limits_throttle_the_sixth_read_of_a_shard_within_a_second(client) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client, shards=2)
+    iterator = _iterator(kinesis, stream)
+    for _ in range(5):
+        iterator = kinesis.get_records(ShardIterator=iterator)["NextShardIterator"]
+    with pytest.raises(ClientError) as raised:
+        kinesis.get_records(ShardIterator=iterator)
+    assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert "Rate exceeded for shard shardId-000000000000" in raised.value.response["Error"]["Message"]
+    other = kinesis.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000001",
+                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    kinesis.get_records(ShardIterator=other)  # another shard has its own budget
+    time.sleep(1.05)
+    kinesis.get_records(ShardIterator=iterator)  # a second later the shard reads again
+
+
+def test_kinesis_shard_limits_throttle_reads_until_a_big_read_is_paid_back_at_2_mib_a_second(client) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client)
+    _backlog(stream, 6, size=1024 * 1024 - 2)
+    page = kinesis.get_records(ShardIterator=_iterator(kinesis, stream))  # 6 MiB: allowed, once
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        kinesis.get_records(ShardIterator=page["NextShardIterator"])
+    time.sleep(2.2)  # 4 MiB overdrawn, refilled at 2 MiB/s
+    kinesis.get_records(ShardIterator=page["NextShardIterator"])
+
+
+def test_kinesis_shard_limits_refuse_a_page_limit_above_10000(client) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client)
+    with pytest.raises(ClientError, match="InvalidArgumentException"):
+        kinesis.get_records(ShardIterator=_iterator(kinesis, stream), Limit=10_001)
+
+
+def test_kinesis_shard_limits_fail_put_records_entries_beyond_1000_records_a_second(client) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client)
+    answers = [kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": f"k{i}", "Data": b"x"}
+                                                               for i in range(400)]) for _ in range(3)]
+    assert [a["FailedRecordCount"] for a in answers] == [0, 0, 200]
+    failed = [r for r in answers[2]["Records"] if "ErrorCode" in r]
+    assert {r["ErrorCode"] for r in failed} == {"ProvisionedThroughputExceededException"}
+    assert answers[2]["Records"][199]["SequenceNumber"] and "ErrorCode" in answers[2]["Records"][200]
+    time.sleep(1.05)
+    assert kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": b"x"}])[
+        "FailedRecordCount"] == 0
+
+
+def test_kinesis_shard_limits_refuse_put_record_beyond_1_mib_a_second(client) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client)
+    kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"x" * (700 * 1024))
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"x" * (400 * 1024))
+
+
+def test_kinesis_shard_limits_keep_each_shards_usage(client, emulator) -> None:  # noqa: ANN001
+    kinesis, stream = _stream(client)
+    kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": b"abc"}] * 3)
+    iterator = _iterator(kinesis, stream)
+    for _ in range(6):
+        try:
+            iterator = kinesis.get_records(ShardIterator=iterator)["NextShardIterator"]
+        except ClientError:
+            pass
+    usage = shard_usage(emulator.url, stream)["shardId-000000000000"]
+    assert usage == {"get_records": 5, "read_throttled": 1, "records_read": 3, "bytes_read": 12,
+                     "peak_reads_per_second": 5, "records_written": 3, "bytes_written": 12, "write_throttled": 0}

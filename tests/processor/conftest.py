@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import psycopg2
 import pytest
+from botocore.config import Config
 
 from localdev.servers import MotoServer, PostgresServer, RedisServer
 from processor.config import Settings
@@ -59,7 +60,9 @@ def conn(postgres: PostgresServer, database: str) -> Iterator:
 
 @pytest.fixture()
 def kinesis(moto: MotoServer):  # noqa: ANN201
-    return boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto.url)
+    # No SDK retries: a throttled read reaches the scheduler, which backs that shard off itself.
+    return boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto.url,
+                        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
 
 
 def make_stream(kinesis, shards: int = 1) -> str:  # noqa: ANN001
