@@ -21,7 +21,7 @@ RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
 
-.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate bench-synth bench-processor eval-anomaly \
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate bench-synth bench-processor bench-scale eval-anomaly \
         deploy destroy push-image clean
 
 help: ## list the targets
@@ -101,6 +101,9 @@ eval-anomaly: setup ## score the factory anomaly detector and the baselines on a
 
 bench-processor: setup servers ## processor records/s through PostgreSQL + Redis vs a naive baseline
 	$(RUN) python -m bench.bench_processor
+
+bench-scale: setup servers ## the processor as a fleet of 1, 2, 4 workers on a 4-shard stream: balance, kill -9, read budget
+	$(RUN) python -m bench.bench_scale
 
 deploy: setup ## cdktf deploy both stacks to AWS (credentials from your environment)
 	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf deploy $(STACKS) --auto-approve --skip-provider-lock

@@ -69,9 +69,9 @@ class Emulator:
         except Exception:  # noqa: BLE001 - not listening yet
             return False
 
-    def stream(self) -> str:
+    def stream(self, shards: int = SHARDS) -> str:
         name = f"bench-{uuid.uuid4().hex[:8]}"
-        self.kinesis.create_stream(StreamName=name, ShardCount=SHARDS)
+        self.kinesis.create_stream(StreamName=name, ShardCount=shards)
         self.kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
         return name
 
