@@ -1,7 +1,8 @@
 """Run both workloads end to end against the local deployment and summarise.
 
-Per stack, at the same time: the processor (`python -m processor --exit-when-idle`) with
-the deployed task's environment (localdev/local_endpoints.py), and the producer
+Per stack, at the same time: as many processor tasks as the deployed service's desired
+count (`python -m processor --exit-when-idle`, sharing the shards), each with the deployed
+task's environment (localdev/local_endpoints.py), and the producer
 (`python -m processor.produce`) sending seeded traffic with faults into the deployed
 stream. A progress line every few seconds; then a summary read from the processors'
 metrics, PostgreSQL and Redis.
@@ -23,6 +24,7 @@ import redis
 
 from localdev import outputs as flat
 from localdev.deploy import say, state_file
+from localdev.kinesis_usage import shard_usage
 from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
 from localdev.session import LOCAL, ROOT, WORKLOAD_REGIONS, Session
 
@@ -78,9 +80,16 @@ class WorkloadRun:
     region: str
     env: dict[str, str]
     progress: Progress = field(default_factory=Progress)
+    tasks: int = 1  # the service's desired count
+    started_at: float = 0.0  # time.monotonic(): the processor tasks started ...
+    ended_at: float = 0.0  # ... and the last one exited
     producer: subprocess.Popen | None = None
-    processor: subprocess.Popen | None = None
+    processors: list[subprocess.Popen] = field(default_factory=list)
     sent: dict = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.processors)
 
 
 def prepare(session: Session, workload: str) -> WorkloadRun:
@@ -93,28 +102,19 @@ def prepare(session: Session, workload: str) -> WorkloadRun:
     endpoints = read_local_endpoints()["workloads"][workload]  # type: ignore[index]
     env = processor_environment(task_env, endpoints, region, session.aws_env(), base=lambda: dict(os.environ))
     env["PYTHONPATH"] = str(ROOT)
-    return WorkloadRun(workload, session.stack_id(workload), region, env)
+    return WorkloadRun(workload, session.stack_id(workload), region, env, tasks=max(1, service["desiredCount"]))
 
 
 def start(run: WorkloadRun) -> None:
     logs = LOCAL / "logs"
-    processor_log = open(logs / f"{run.stack_id}-processor.log", "w", encoding="utf-8")  # noqa: SIM115
-    run.processor = subprocess.Popen([sys.executable, "-m", "processor", "--exit-when-idle", str(IDLE_EXIT_S)],
+    run.started_at = time.monotonic()
+    for task in range(1, run.tasks + 1):
+        processor = subprocess.Popen([sys.executable, "-m", "processor", "--exit-when-idle", str(IDLE_EXIT_S)],
                                      cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1)
-
-    def follow() -> None:
-        assert run.processor is not None and run.processor.stdout is not None
-        for line in run.processor.stdout:
-            processor_log.write(line)
-            if line.startswith("{"):
-                try:
-                    run.progress.add(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-        processor_log.close()
-
-    threading.Thread(target=follow, daemon=True).start()
+        run.processors.append(processor)
+        log = logs / f"{run.stack_id}-processor-{task}.log"
+        threading.Thread(target=_follow, args=(processor, log, run.progress), daemon=True).start()
     traffic = TRAFFIC[run.workload]
     run.producer = subprocess.Popen(
         [sys.executable, "-m", "processor.produce", run.workload, "--stream", run.env["STREAM_NAME"],
@@ -123,15 +123,31 @@ def start(run: WorkloadRun) -> None:
         cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _follow(processor: subprocess.Popen, log: Path, progress: Progress) -> None:
+    """Copy a processor task's output to its log, counting its metrics lines."""
+    assert processor.stdout is not None
+    with open(log, "w", encoding="utf-8") as out:
+        for line in processor.stdout:
+            out.write(line)
+            if line.startswith("{"):
+                try:
+                    progress.add(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+
+
 def run_all(session: Session) -> list[WorkloadRun]:
     runs = [prepare(session, w) for w in WORKLOAD_REGIONS]
     for run in runs:
         start(run)
     say("processors and producers running: " + ", ".join(
-        f"{r.stack_id} {TRAFFIC[r.workload].rate:.0f} records/s for {TRAFFIC[r.workload].duration_s:.0f} s"
-        for r in runs))
+        f"{r.stack_id} {r.tasks} tasks, {TRAFFIC[r.workload].rate:.0f} records/s for "
+        f"{TRAFFIC[r.workload].duration_s:.0f} s" for r in runs))
     started = time.monotonic()
-    while any(r.processor.poll() is None for r in runs):  # type: ignore[union-attr]
+    while any(r.running for r in runs):
+        for run in runs:
+            if not run.ended_at and not run.running:
+                run.ended_at = time.monotonic()
         time.sleep(0.5)
         if time.monotonic() - started >= PROGRESS_EVERY_S:
             started = time.monotonic()
@@ -141,13 +157,15 @@ def run_all(session: Session) -> list[WorkloadRun]:
                 + ("" if r.producer.poll() is None else " (sending done)")  # type: ignore[union-attr]
                 for r in runs))
     for run in runs:
+        run.ended_at = run.ended_at or time.monotonic()
         out, err = run.producer.communicate()  # type: ignore[union-attr]
         if run.producer.returncode != 0:  # type: ignore[union-attr]
             raise SystemExit(f"{run.stack_id} producer failed: {err.strip()}")
         run.sent = json.loads(out.strip().splitlines()[-1])
-        if run.processor.returncode != 0:  # type: ignore[union-attr]
-            raise SystemExit(f"{run.stack_id} processor exited {run.processor.returncode}; "
-                             f"see .local/logs/{run.stack_id}-processor.log")
+        for task, processor in enumerate(run.processors, 1):
+            if processor.returncode != 0:
+                raise SystemExit(f"{run.stack_id} processor task {task} exited {processor.returncode}; "
+                                 f"see .local/logs/{run.stack_id}-processor-{task}.log")
     return runs
 
 
@@ -195,6 +213,12 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
         if reads:
             lines.append(f"  reads       {reads[0]} product reads (hot products first): "
                          f"{reads[1]:.0%} served from Redis")
+        usage = shard_usage(session.endpoint, run.env["STREAM_NAME"], run.region)
+        calls, ran = sum(u["get_records"] for u in usage.values()), run.ended_at - run.started_at
+        lines.append(f"  kinesis     {run.tasks} tasks sharing {len(usage)} shards: {calls} GetRecords in {ran:.0f} s "
+                     f"({calls / len(usage) / ran:.1f}/s per shard, peak "
+                     f"{max(u['peak_reads_per_second'] for u in usage.values())}/s; Kinesis allows 5), "
+                     f"{sum(u['read_throttled'] for u in usage.values())} throttled")
         conn.close()
         cache.close()
     lines += ["", "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),

@@ -48,8 +48,9 @@ class DataStream(Construct):
         return self.stream.arn
 
     @property
-    def shard_count(self) -> int:
-        return self.settings.shard_count
+    def max_consumers(self) -> int:
+        """The most tasks that can each hold a shard (StreamConfig.max_consumers)."""
+        return self.settings.max_consumers
 
     def read_statements(self) -> list[dict[str, Any]]:
         """What a consumer of this stream (and only this stream) needs."""

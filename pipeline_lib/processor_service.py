@@ -57,7 +57,7 @@ from pipeline_lib.settings import ServiceConfig
 
 CONTAINER_NAME = "processor"
 CONTAINER_USER = "10001:10001"  # the image's non-root user; see processor/Dockerfile
-STOP_TIMEOUT_S = 30  # SIGTERM -> finish batch, checkpoint, release leases (processor contract)
+STOP_TIMEOUT_S = 30  # SIGTERM -> commit the batch in hand, hand the shards to live tasks, exit
 IMAGES_KEPT = 20
 
 
@@ -78,7 +78,7 @@ class ProcessorService(Construct):
         force_delete_images: bool,
     ) -> None:
         super().__init__(scope, id_)
-        max_tasks = stream.shard_count  # a task without a shard lease would idle
+        max_tasks = stream.max_consumers  # a task without a shard lease would idle
         if not 1 <= settings.min_count <= settings.desired_count <= max_tasks:
             raise ValueError(
                 f"task counts must satisfy 1 <= min ({settings.min_count}) <= desired "
@@ -204,6 +204,9 @@ class ProcessorService(Construct):
             "REDIS_PORT": str(cache.port),
             "REDIS_TLS": "true",
             "METRICS_NAMESPACE": self.metric_namespace,
+            "LEASE_DURATION_S": str(settings.lease_duration_seconds),
+            "READ_INTERVAL_AT_TIP_S": f"{settings.read_interval_at_tip_seconds:g}",
+            "MAX_READS_PER_SHARD_PER_S": f"{settings.max_reads_per_shard_per_second:g}",
         }
         container = {
             "name": CONTAINER_NAME,

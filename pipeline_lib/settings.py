@@ -8,9 +8,12 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-# Kinesis write limits per shard (AWS Kinesis Data Streams quotas).
+# Kinesis limits per shard (AWS Kinesis Data Streams quotas).
 KINESIS_SHARD_RECORDS_PER_SECOND = 1_000
 KINESIS_SHARD_BYTES_PER_SECOND = 1_048_576
+KINESIS_SHARD_READS_PER_SECOND = 5  # GetRecords calls, shared by every shared-throughput reader
+FIREHOSE_READS_PER_SECOND = 1  # the archive's delivery stream polls each shard about once a second
+ON_DEMAND_INITIAL_SHARDS = 4  # an on-demand stream starts with 4 MB/s of write capacity: four shards
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,15 @@ class StreamConfig:
     def capacity_records_per_minute(self) -> int:
         return self.shard_count * KINESIS_SHARD_RECORDS_PER_SECOND * 60
 
+    @property
+    def max_consumers(self) -> int:
+        """The most processor tasks that can each hold a shard: one shard, one reader. A
+        provisioned stream has `shard_count`; an on-demand one starts with four shards and
+        AWS adds shards as traffic grows, to about what the stated peak needs."""
+        if self.stream_mode == "ON_DEMAND":
+            return max(ON_DEMAND_INITIAL_SHARDS, self.shard_count)
+        return self.shard_count
+
 
 @dataclass(frozen=True)
 class ServiceConfig:
@@ -46,6 +58,25 @@ class ServiceConfig:
     cpu_target_percent: int = 60
     enable_execute_command: bool = True
     log_retention_days: int = 30
+    # The fleet (processor/balance.py): a dead task's shards are taken over after its lease
+    # expires; the heartbeat that renews and rebalances runs every lease / 10.
+    lease_duration_seconds: int = 20
+    # The read budget per shard (processor/pacing.py): Kinesis allows 5 GetRecords a second,
+    # shared with the archive's Firehose (about 1 a second): one a second at the tip, at most
+    # this many while behind, so the two together stay at or under 4 and one call stays spare.
+    read_interval_at_tip_seconds: float = 1.0
+    max_reads_per_shard_per_second: float = 3.0
+
+    def __post_init__(self) -> None:
+        spare = KINESIS_SHARD_READS_PER_SECOND - FIREHOSE_READS_PER_SECOND
+        if not 0 < self.max_reads_per_shard_per_second <= spare:
+            raise ValueError(f"max_reads_per_shard_per_second must be above 0 and at most {spare}: Kinesis "
+                             f"allows {KINESIS_SHARD_READS_PER_SECOND} a shard, Firehose takes "
+                             f"{FIREHOSE_READS_PER_SECOND}")
+        if self.read_interval_at_tip_seconds < 1 / self.max_reads_per_shard_per_second:
+            raise ValueError("read_interval_at_tip_seconds must not be shorter than 1 / max_reads_per_shard_per_second")
+        if not 5 <= self.lease_duration_seconds <= 600:
+            raise ValueError("lease_duration_seconds must be between 5 and 600")
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,8 @@ class WorkloadConfig:
 
     @property
     def max_tasks(self) -> int:
-        """More consumers than shards would sit idle."""
-        return self.stream.shard_count
+        """More consumers than shards would sit idle (StreamConfig.max_consumers)."""
+        return self.stream.max_consumers
 
     @property
     def redis_auth_secret_name(self) -> str:

@@ -43,8 +43,9 @@ def describe(stack: StackJson) -> list[str]:
     alarms = sum(1 for _ in stack.resources("aws_cloudwatch_metric_alarm"))
     lines = [
         f"{stack.stack_id}  ({stack.provider['region']}, {total} resources, {len(stack.outputs)} outputs)",
-        f"  stream     {stream['name']}: {stream['shard_count']} shards "
-        f"(~{stream['shard_count'] * 60_000:,} records/min), {stream['retention_period']} h retention, KMS",
+        f"  stream     {stream['name']}: " + (
+            f"{stream['shard_count']} shards (~{stream['shard_count'] * 60_000:,} records/min)"
+            if stream.get("shard_count") else "on-demand shards") + f", {stream['retention_period']} h retention, KMS",
         f"  processor  Fargate {task['runtime_platform']['cpu_architecture']} {task['cpu']} CPU / "
         f"{task['memory']} MiB, {scaling['min_capacity']}-{scaling['max_capacity']} tasks (lag + CPU scaling)",
         f"  database   PostgreSQL {db['engine_version']} {db['instance_class']}, multi-AZ {db['multi_az']}, "

@@ -1,7 +1,13 @@
 from __future__ import annotations
 
-from policy.stack_json import StackJson
+from dataclasses import replace
+from pathlib import Path
+
+from cdktf import App
+
+from policy.stack_json import StackJson, load_app
 from stacks.config import build_config
+from stacks.workload_stack import WorkloadStack
 from tests.helpers import only, ref
 
 
@@ -27,3 +33,18 @@ def test_destroy_deletes_registered_consumers(stack: StackJson) -> None:
 
 def test_stream_name_carries_workload_and_suffix(stack: StackJson) -> None:
     assert only(stack, "aws_kinesis_stream").config["name"] == f"{stack.workload}-updates-dev"
+
+
+
+def test_an_on_demand_stream_has_no_shard_count_and_caps_tasks_at_the_shards_it_will_have(tmp_path: Path) -> None:
+    config = build_config("retail", "dev")
+    config = replace(config, stream=replace(config.stream, stream_mode="ON_DEMAND"))
+    app = App(outdir=str(tmp_path))
+    WorkloadStack(app, config)
+    app.synth()
+    (stack,) = load_app(tmp_path)
+    stream = only(stack, "aws_kinesis_stream").config
+    assert stream["stream_mode_details"] == {"stream_mode": "ON_DEMAND"} and "shard_count" not in stream
+    # On demand starts at four shards: more tasks than that would hold nothing.
+    assert config.stream.shard_count == 2 and config.max_tasks == 4
+    assert only(stack, "aws_appautoscaling_target").config["max_capacity"] == 4

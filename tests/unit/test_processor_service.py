@@ -3,7 +3,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from pipeline_lib.settings import ServiceConfig
 from policy.stack_json import StackJson
+from processor.config import Settings
 from tests.helpers import by_path, only, policy_statements, ref, statement
 
 
@@ -51,9 +55,32 @@ def test_credentials_never_appear_as_plain_environment_values(stack: StackJson) 
 
 def test_environment_matches_the_processor_contract(stack: StackJson) -> None:
     env = {e["name"]: e["value"] for e in container(stack)["environment"]}
+    assert sorted(env) == ["AWS_REGION", "CONSUMER_GROUP", "DB_HOST", "DB_NAME", "DB_PORT", "DB_SECRET_ARN",
+                           "DB_SSLMODE", "LEASE_DURATION_S", "MAX_READS_PER_SHARD_PER_S", "METRICS_NAMESPACE",
+                           "READ_INTERVAL_AT_TIP_S", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS", "STREAM_NAME",
+                           "WORKLOAD"]
     assert env["WORKLOAD"] == stack.workload and env["DB_SSLMODE"] == "verify-full" and env["REDIS_TLS"] == "true"
-    assert {"STREAM_NAME", "AWS_REGION", "DB_HOST", "DB_PORT", "DB_NAME", "REDIS_HOST", "REDIS_PORT",
-            "CONSUMER_GROUP"} <= env.keys()
+
+
+def test_the_processor_starts_from_exactly_the_synthesized_environment(stack: StackJson) -> None:
+    main = container(stack)
+    env = {e["name"]: e["value"] for e in main["environment"]}
+    env.update({s["name"]: "injected-by-ecs" for s in main["secrets"]})
+    settings = Settings.from_env(env)
+    assert (settings.workload, settings.region) == (stack.workload, stack.provider["region"])
+    assert (settings.db_sslmode, settings.redis_tls, settings.redis_password) == ("verify-full", True, "injected-by-ecs")
+    assert settings.consumer_group == f"{stack.workload}-processor-dev"
+    assert settings.metrics_namespace == f"Pipeline/{stack.workload}-dev"
+    # The fleet and the read budget (processor/balance.py, processor/pacing.py), from ServiceConfig.
+    assert (settings.lease_duration_s, settings.heartbeat_s) == (20.0, 2.0)
+    assert (settings.read_interval_at_tip_s, settings.max_reads_per_shard_per_s) == (1.0, 3.0)
+
+
+def test_the_read_budget_leaves_room_for_the_archive_firehose() -> None:
+    with pytest.raises(ValueError, match="at most 4: Kinesis allows 5 a shard, Firehose takes 1"):
+        ServiceConfig(max_reads_per_shard_per_second=5)
+    with pytest.raises(ValueError, match="read_interval_at_tip_seconds must not be shorter"):
+        ServiceConfig(read_interval_at_tip_seconds=0.2)
 
 
 def test_sigterm_gets_thirty_seconds_before_sigkill(stack: StackJson) -> None:
