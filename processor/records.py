@@ -289,13 +289,18 @@ class WireContract:
 
     def __init__(self, fast: Callable[[bytes], Record], thorough: Callable[[dict], Record]) -> None:
         self._fast, self._thorough = fast, thorough
+        slow = self.decode_thoroughly
 
-    def decode(self, data: bytes) -> Record:
-        """The record `data` holds, or a Poison saying what is wrong with it."""
-        try:
-            return self._fast(data)
-        except (ValueError, RecursionError, _Invalid):  # msgspec's errors are ValueErrors
-            return self.decode_thoroughly(data)
+        # A plain function with its callees bound as locals: `decode` runs once per record,
+        # and a method's attribute lookups would cost more than the fast path saves.
+        def decode(data: bytes, _fast: Callable[[bytes], Record] = fast) -> Record:
+            """The record `data` holds, or a Poison saying what is wrong with it."""
+            try:
+                return _fast(data)
+            except (ValueError, RecursionError, _Invalid):  # msgspec's errors are ValueErrors
+                return slow(data)
+
+        self.decode = decode
 
     def decode_thoroughly(self, data: bytes) -> Record:
         """`decode` without the fast path: every check in Python, one at a time, so that the

@@ -31,8 +31,10 @@ class Workload:
     make_sink: Callable[[Any, int], Sink]  # (Redis client or None, cache TTL in seconds)
     traffic: Callable[[random.Random, int], TrafficSource]  # (seeded rng, sensors)
 
-    def decode(self, data: bytes) -> Record:
-        return self.records.decode(data)
+    @property
+    def decode(self) -> Callable[[bytes], Record]:
+        """The record a payload holds, or a Poison naming its fault (records.WireContract)."""
+        return self.records.decode
 
     def decode_thoroughly(self, data: bytes) -> Record:
         return self.records.decode_thoroughly(data)
