@@ -52,7 +52,11 @@ class DatabaseBackup(Construct):
         )
         role = IamRole(
             self, "role", name=naming.name("backup"),
-            assume_role_policy=iam.assume_role_policy("backup.amazonaws.com", source_account=account.account_id),
+            # AWS Backup documents no confused-deputy key for its service role (its default role
+            # trusts backup.amazonaws.com alone) and a condition it does not send would fail
+            # every job. The guard is iam:PassRole: only this account's principals allowed to
+            # pass this role can hand it to Backup, and a role cannot be passed across accounts.
+            assume_role_policy=iam.assume_role_policy("backup.amazonaws.com"),
         )
         for policy in BACKUP_MANAGED_POLICIES:
             IamRolePolicyAttachment(

@@ -73,10 +73,10 @@ class Cache(Construct):
             ],
         )
         self.slow_log = EncryptedLogGroup(
-            self, "slow-log", name=naming.path("redis/slow-log"), key=key, retention_in_days=log_retention_days
+            self, "slow-log", name=naming.vended_log_path("redis/slow-log"), key=key, retention_in_days=log_retention_days
         )
         self.engine_log = EncryptedLogGroup(
-            self, "engine-log", name=naming.path("redis/engine-log"), key=key, retention_in_days=log_retention_days
+            self, "engine-log", name=naming.vended_log_path("redis/engine-log"), key=key, retention_in_days=log_retention_days
         )
         self.replication_group = ElasticacheReplicationGroup(
             self,

@@ -66,7 +66,9 @@ class Database(Construct):
         parameters = DbParameterGroup(
             self,
             "parameters",
-            name=naming.name("db-pg16"),
+            # Named after the family: a major upgrade (create_before_destroy) creates the new
+            # family's group beside the old one, which RDS will not delete while it is in use.
+            name=naming.name(f"db-{settings.parameter_group_family}"),
             family=settings.parameter_group_family,
             description=f"TLS-only PostgreSQL for {naming.workload}",
             parameter=[

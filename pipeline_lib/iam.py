@@ -29,14 +29,20 @@ def document(*statements: Mapping[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, separators=(",", ":"))
 
 
-def assume_role_policy(service: str, *, source_account: str | None = None) -> str:
-    """Trust policy for an AWS service, guarded against the confused deputy."""
+def assume_role_policy(service: str, *, source_account: str | None = None, external_id: str | None = None) -> str:
+    """Trust policy for an AWS service, guarded against the confused deputy with the key
+    that service documents sending when it assumes the role: `aws:SourceAccount` for most,
+    `sts:ExternalId` (the account id) for Firehose; some (AWS Backup) document neither."""
     trust: dict[str, Any] = {
         "Sid": "AssumedByService",
         "Effect": "Allow",
         "Principal": {"Service": service},
         "Action": "sts:AssumeRole",
     }
+    if source_account and external_id:
+        raise ValueError("name one guard: the one the service documents")
     if source_account:
         trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    if external_id:
+        trust["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
     return json.dumps({"Version": "2012-10-17", "Statement": [trust]}, separators=(",", ":"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from policy.conventions import VENDED_LOGS_PREFIX
+
 # The suffix ends up in S3 bucket names (lowercase, no underscores), RDS identifiers
 # and ElastiCache replication group ids (letters, digits, single hyphens, at most 40
 # characters for the whole id), IAM role names (at most 64). Twelve characters keep the
@@ -42,3 +44,8 @@ class Naming:
     def path(self, purpose: str) -> str:
         """Log group style: `/<workload>/<suffix>/<purpose>`."""
         return f"/{self.workload}/{self.suffix}/{purpose}"
+
+    def vended_log_path(self, purpose: str) -> str:
+        """A log group an AWS service delivers to (ElastiCache logs): under
+        `/aws/vendedlogs/`, AWS's convention (policy/conventions.py says why)."""
+        return f"{VENDED_LOGS_PREFIX}{self.workload}/{self.suffix}/{purpose}"

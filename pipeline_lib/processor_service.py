@@ -59,6 +59,9 @@ CONTAINER_NAME = "processor"
 CONTAINER_USER = "10001:10001"  # the image's non-root user; see processor/Dockerfile
 STOP_TIMEOUT_S = 30  # SIGTERM -> commit the batch in hand, hand the shards to live tasks, exit
 IMAGES_KEPT = 20
+# ECS Exec's SSM agent crashes on a read-only root without these (aws/containers-roadmap#1359).
+EXEC_AGENT_PATHS = {"ssm-agents": "/managed-agents", "ssm-state": "/var/lib/amazon/ssm",
+                    "ssm-logs": "/var/log/amazon/ssm"}
 
 
 class ProcessorService(Construct):
@@ -208,6 +211,9 @@ class ProcessorService(Construct):
             "READ_INTERVAL_AT_TIP_S": f"{settings.read_interval_at_tip_seconds:g}",
             "MAX_READS_PER_SHARD_PER_S": f"{settings.max_reads_per_shard_per_second:g}",
         }
+        # The root filesystem stays read-only; what must be written gets a task volume: /tmp,
+        # and with ECS Exec the paths its SSM agent (bind-mounted by ECS) writes to.
+        writable = {"tmp": "/tmp", **(EXEC_AGENT_PATHS if settings.enable_execute_command else {})}
         container = {
             "name": CONTAINER_NAME,
             "image": f"{self.repository.repository_url}:{settings.image_tag}",
@@ -218,7 +224,8 @@ class ProcessorService(Construct):
             "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
             # The AUTH token is injected by ECS from Secrets Manager, never a plain value.
             "secrets": [{"name": "REDIS_PASSWORD", "valueFrom": cache.auth_secret.arn}],
-            "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
+            "mountPoints": [{"sourceVolume": volume, "containerPath": path, "readOnly": False}
+                            for volume, path in writable.items()],
             "linuxParameters": {"initProcessEnabled": True},
             "logConfiguration": {
                 "logDriver": "awslogs",
@@ -244,7 +251,7 @@ class ProcessorService(Construct):
             ),
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
-            volume=[EcsTaskDefinitionVolume(name="tmp")],  # writable scratch under a read-only root
+            volume=[EcsTaskDefinitionVolume(name=name) for name in writable],
             container_definitions=json.dumps([container]),
         )
         self.service = EcsService(

@@ -107,6 +107,12 @@ class DatabaseConfig:
     monitoring_interval_seconds: int = 60
     ca_cert_identifier: str = "rds-ca-rsa2048-g1"
 
+    def __post_init__(self) -> None:
+        major = self.engine_version.split(".")[0]
+        if self.parameter_group_family != f"postgres{major}":
+            raise ValueError(f"parameter_group_family {self.parameter_group_family!r} does not match engine_version "
+                             f"{self.engine_version!r}: use 'postgres{major}'")
+
 
 @dataclass(frozen=True)
 class ArchiveConfig:

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import re
 
+# Log groups an AWS service delivers to (ElastiCache logs) live under this prefix: delivery
+# edits the account's one CloudWatch Logs resource policy (5,120 characters, shared by every
+# stack and suffix), and one statement of it covers every group under the prefix.
+VENDED_LOGS_PREFIX = "/aws/vendedlogs/"
+
 REQUIRED_TAGS = ("Project", "Workload", "Environment", "Owner", "CostCenter", "ManagedBy", "DataClassification")
 
 # Where a resource type keeps its physical name, when not in `name`.

@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from policy.conventions import NAME_ATTRIBUTE, REQUIRED_TAGS, UNSCOPABLE_ACTIONS, carries_suffix
+from policy.conventions import (
+    NAME_ATTRIBUTE,
+    REQUIRED_TAGS,
+    UNSCOPABLE_ACTIONS,
+    VENDED_LOGS_PREFIX,
+    carries_suffix,
+)
 from policy.stack_json import StackJson, references
 from stacks.config import PRODUCTION_SUFFIXES
 
@@ -240,3 +246,19 @@ def production_is_protected(stack: StackJson) -> Iterator[Finding]:
     for res in stack.resources("aws_s3_bucket"):
         if res.config.get("force_destroy"):
             yield _finding("production_is_protected", stack, res.path, "production archive must not force-destroy")
+
+
+@rule
+def vended_logs_share_one_resource_policy_statement(stack: StackJson) -> Iterator[Finding]:
+    """Log delivery from ElastiCache edits the account's one CloudWatch Logs resource policy
+    (5,120 characters, shared by every stack and suffix): its destinations must sit under
+    /aws/vendedlogs/, which one statement of that policy covers."""
+    for res in stack.resources("aws_elasticache_replication_group"):
+        for delivery in res.config.get("log_delivery_configuration") or []:
+            if delivery.get("destination_type") != "cloudwatch-logs":
+                continue
+            group = stack.by_reference(delivery.get("destination", ""))
+            name = group.config.get("name") if group is not None else delivery.get("destination")
+            if not isinstance(name, str) or not name.startswith(VENDED_LOGS_PREFIX):
+                yield _finding("vended_logs_share_one_resource_policy_statement", stack, res.path,
+                               f"{delivery.get('log_type')} is delivered to {name!r}, outside {VENDED_LOGS_PREFIX}")

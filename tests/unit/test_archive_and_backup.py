@@ -57,3 +57,26 @@ def test_firehose_role_reads_only_its_stream_and_writes_only_its_bucket(stack: S
     assert statements["ReadTheStream"]["Resource"] == [ref(only(stack, "aws_kinesis_stream"), "arn")]
     bucket = ref(only(stack, "aws_s3_bucket"), "arn")
     assert statements["WriteTheArchive"]["Resource"] == [bucket, f"{bucket}/*"]
+
+
+def trust(resource) -> dict:  # noqa: ANN001
+    (statement,) = json.loads(resource.config["assume_role_policy"])["Statement"]
+    return statement
+
+
+def test_firehose_trusts_its_role_with_the_external_id_it_documents(stack: StackJson) -> None:
+    role = next(r for r in stack.resources("aws_iam_role") if "firehose" in r.config["name"])
+    assert trust(role)["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert trust(role)["Condition"] == {"StringEquals": {"sts:ExternalId": "${data.aws_caller_identity."
+                                                         + only_caller(stack) + ".account_id}"}}
+
+
+def test_backup_trusts_its_role_without_a_condition_backup_does_not_send(stack: StackJson) -> None:
+    role = next(r for r in stack.resources("aws_iam_role") if r.config["name"].startswith(f"{stack.workload}-backup-"))
+    assert trust(role) == {"Sid": "AssumedByService", "Effect": "Allow",
+                           "Principal": {"Service": "backup.amazonaws.com"}, "Action": "sts:AssumeRole"}
+
+
+def only_caller(stack: StackJson) -> str:
+    (caller,) = stack.data_sources("aws_caller_identity")
+    return caller.name

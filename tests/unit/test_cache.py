@@ -28,12 +28,18 @@ def test_snapshots_are_retained(stack: StackJson) -> None:
     assert only(stack, "aws_elasticache_replication_group").config["snapshot_retention_limit"] >= 1
 
 
-def test_slow_and_engine_logs_go_to_encrypted_log_groups(stack: StackJson) -> None:
+def test_slow_and_engine_logs_go_to_encrypted_vended_log_groups(stack: StackJson) -> None:
     deliveries = only(stack, "aws_elasticache_replication_group").config["log_delivery_configuration"]
     assert {d["log_type"] for d in deliveries} == {"slow-log", "engine-log"}
     assert all(d["destination_type"] == "cloudwatch-logs" for d in deliveries)
+    groups = {d["log_type"]: stack.by_reference(d["destination"]).config for d in deliveries}
+    assert {t: g["name"] for t, g in groups.items()} == {
+        "slow-log": f"/aws/vendedlogs/{stack.workload}/dev/redis/slow-log",
+        "engine-log": f"/aws/vendedlogs/{stack.workload}/dev/redis/engine-log"}
+    assert all("aws_kms_key" in g["kms_key_id"] for g in groups.values())
 
 
 def test_parameter_group_sets_the_eviction_policy(stack: StackJson) -> None:
     params = {p["name"]: p["value"] for p in only(stack, "aws_elasticache_parameter_group").config["parameter"]}
-    assert params["maxmemory-policy"] in {"allkeys-lru", "volatile-lru"}
+    # Retail's hot-product cache evicts the coldest key; factory's detector state has no TTL and must stay.
+    assert params["maxmemory-policy"] == {"retail": "allkeys-lru", "factory": "volatile-lru"}[stack.workload]

@@ -61,3 +61,36 @@ def test_prod_database_is_protected_multi_az_and_keeps_backups_longer(prod_stack
     assert db["deletion_protection"] is True and db["multi_az"] is True and db["skip_final_snapshot"] is False
     assert db["final_snapshot_identifier"] == "retail-db-final-prod"
     assert db["backup_retention_period"] == 35
+
+
+def test_the_parameter_group_is_named_after_its_family_so_a_major_upgrade_can_create_the_next(tmp_path) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    from cdktf import App
+
+    from policy.stack_json import load_app
+    from stacks.config import build_config
+    from stacks.workload_stack import WorkloadStack
+
+    names = {}
+    for version in ("16", "17"):
+        config = build_config("retail", "dev")
+        config = replace(config, database=replace(config.database, engine_version=version,
+                                                  parameter_group_family=f"postgres{version}"))
+        app = App(outdir=str(tmp_path / version))
+        WorkloadStack(app, config)
+        app.synth()
+        (stack,) = load_app(tmp_path / version)
+        group = only(stack, "aws_db_parameter_group").config
+        assert group["family"] == f"postgres{version}" and group["lifecycle"]["create_before_destroy"] is True
+        names[version] = group["name"]
+    assert names == {"16": "retail-db-postgres16-dev", "17": "retail-db-postgres17-dev"}
+
+
+def test_a_family_that_does_not_match_the_engine_is_refused() -> None:
+    import pytest
+
+    from pipeline_lib.settings import DatabaseConfig
+
+    with pytest.raises(ValueError, match="parameter_group_family 'postgres16' does not match engine_version '17'"):
+        DatabaseConfig(engine_version="17")

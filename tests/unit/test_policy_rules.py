@@ -39,7 +39,7 @@ def test_every_rule_is_registered() -> None:
     assert set(rules.RULES) == {
         "names_carry_the_suffix", "resources_are_tagged", "data_at_rest_uses_the_cmk", "tls_is_enforced",
         "no_wildcard_actions", "no_wildcard_resources", "no_secrets_are_created", "destroyable_outside_production",
-        "production_is_protected",
+        "production_is_protected", "vended_logs_share_one_resource_policy_statement",
     }
 
 
@@ -173,3 +173,14 @@ def test_a_suppression_without_a_reason_is_rejected(tmp_path) -> None:
     file.write_text('[[suppression]]\nrule = "tls_is_enforced"\nresource = "x"\nreason = ""\n')
     with pytest.raises(ValueError, match="needs a reason"):
         load_suppressions(file)
+
+
+def test_redis_logs_delivered_outside_the_vendedlogs_prefix_are_found(retail: StackJson) -> None:
+    def move(document: dict[str, Any]) -> None:
+        for group in document["resource"]["aws_cloudwatch_log_group"].values():
+            if group["name"].startswith("/aws/vendedlogs/"):
+                group["name"] = group["name"].replace("/aws/vendedlogs/", "/")
+    found = findings(rules.vended_logs_share_one_resource_policy_statement, mutated(retail, move))
+    assert [f.message for f in found] == [
+        "slow-log is delivered to '/retail/dev/redis/slow-log', outside /aws/vendedlogs/",
+        "engine-log is delivered to '/retail/dev/redis/engine-log', outside /aws/vendedlogs/"]

@@ -34,7 +34,7 @@ def test_task_runs_on_arm64_fargate(stack: StackJson) -> None:
 def test_container_is_non_root_with_a_read_only_root_filesystem(stack: StackJson) -> None:
     main = container(stack)
     assert main["user"] == "10001:10001" and main["readonlyRootFilesystem"] is True
-    assert main["mountPoints"] == [{"containerPath": "/tmp", "readOnly": False, "sourceVolume": "tmp"}]
+    assert {"containerPath": "/tmp", "readOnly": False, "sourceVolume": "tmp"} in main["mountPoints"]
 
 
 def test_execution_and_task_roles_are_separate(stack: StackJson) -> None:
@@ -146,3 +146,15 @@ def test_ecs_exec_is_off_in_production(prod_stacks: dict[str, StackJson]) -> Non
     assert only(stack, "aws_ecs_service").config["enable_execute_command"] is False
     sids = {s["Sid"] for s in policy_statements(by_path(stack, "aws_iam_role_policy", "processor/task-policy"))}
     assert "EcsExecSessions" not in sids
+
+
+def test_ecs_exec_gets_writable_paths_for_its_agent_while_the_root_stays_read_only(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+    dev, prod = container(dev_stacks["retail-dev"]), container(prod_stacks["retail-prod"])
+    assert dev["readonlyRootFilesystem"] is True and prod["readonlyRootFilesystem"] is True
+    assert {m["containerPath"] for m in dev["mountPoints"]} == {
+        "/tmp", "/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm"}
+    volumes = {v["name"] for v in only(dev_stacks["retail-dev"], "aws_ecs_task_definition").config["volume"]}
+    assert volumes == {m["sourceVolume"] for m in dev["mountPoints"]}
+    # Production has no ECS Exec, so no agent paths either.
+    assert [m["containerPath"] for m in prod["mountPoints"]] == ["/tmp"]
+    assert only(prod_stacks["retail-prod"], "aws_ecs_service").config["enable_execute_command"] is False
