@@ -17,7 +17,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from cdktf import App  # noqa: E402
 
 from pipeline_lib.naming import InvalidSuffixError  # noqa: E402
-from stacks.config import build_config  # noqa: E402
+from stacks.config import ConfigError, build_config  # noqa: E402
 from stacks.workload_stack import WorkloadStack  # noqa: E402
 
 WORKLOADS = ("retail", "factory")
@@ -42,9 +42,11 @@ def environment_suffix() -> str:
     return str(from_context) if from_context else DEFAULT_SUFFIX
 
 
-def build_app(outdir: str | None = None, suffix: str | None = None) -> App:
+def build_app(outdir: str | None = None, suffix: str | None = None, alert_subscriptions: str | None = None) -> App:
+    """Both stacks; `alert_subscriptions` defaults to ALERT_SUBSCRIPTIONS (stacks/config.py)."""
     suffix = suffix or environment_suffix()
-    configs = [build_config(workload, suffix) for workload in WORKLOADS]  # validates before any write
+    # Every config is built (and validated) before the App exists: it creates the output directory.
+    configs = [build_config(workload, suffix, alert_subscriptions) for workload in WORKLOADS]
     app = App(outdir=outdir) if outdir else App()
     for config in configs:
         WorkloadStack(app, config)
@@ -54,7 +56,7 @@ def build_app(outdir: str | None = None, suffix: str | None = None) -> App:
 def main() -> int:
     try:
         app = build_app()
-    except InvalidSuffixError as error:
+    except (InvalidSuffixError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     app.synth()

@@ -41,11 +41,12 @@ from constructs import Construct
 
 from pipeline_lib import iam
 from pipeline_lib.account import AccountContext
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
-from pipeline_lib.settings import ArchiveConfig
+from pipeline_lib.settings import AlarmConfig, ArchiveConfig
 
 # Old object versions only exist after an overwrite or delete; a month is enough to undo one.
 NONCURRENT_VERSION_DAYS = 30
@@ -207,3 +208,10 @@ class Archive(Construct):
     @property
     def bucket_name(self) -> str:
         return self.bucket.bucket
+
+    def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
+        return [MetricAlarmSpec(purpose="archive-delivery", description="Firehose failed to deliver records to the archive",
+                                namespace="AWS/Firehose", metric_name="DeliveryToS3.Success",
+                                dimensions={"DeliveryStreamName": self.firehose.name}, statistic="Minimum",
+                                comparison="LessThanThreshold", threshold=1, evaluation_periods=3,
+                                treat_missing_data="notBreaching")]

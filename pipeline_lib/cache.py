@@ -17,11 +17,12 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
-from pipeline_lib.settings import CacheConfig
+from pipeline_lib.settings import AlarmConfig, CacheConfig
 
 REDIS_PORT = 6379
 
@@ -43,6 +44,7 @@ class Cache(Construct):
         final_snapshot: bool,
     ) -> None:
         super().__init__(scope, id_)
+        self.settings = settings
         if settings.num_cache_clusters < 2:
             raise ValueError("automatic failover needs at least two cache nodes")
         # A data source, never a resource: the stacks create no secrets.
@@ -116,6 +118,34 @@ class Cache(Construct):
     @property
     def endpoint(self) -> str:
         return self.replication_group.primary_endpoint_address
+
+    @property
+    def node_ids(self) -> list[str]:
+        """The member clusters' ids: ElastiCache names them `<group>-001`, `-002`, ... in order."""
+        group = self.replication_group.replication_group_id
+        return [f"{group}-{node:03d}" for node in range(1, self.settings.num_cache_clusters + 1)]
+
+    def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
+        """Per node: a replica can be full or hot while the primary is fine."""
+        specs: list[AlarmSpec] = []
+        for number, node in enumerate(self.node_ids, 1):
+            dims = {"CacheClusterId": node}
+            specs += [
+                MetricAlarmSpec(purpose=f"cache-{number}-cpu", description=f"Redis node {number}: engine CPU is high",
+                                namespace="AWS/ElastiCache", metric_name="EngineCPUUtilization", dimensions=dims,
+                                statistic="Average", comparison="GreaterThanThreshold",
+                                threshold=thresholds.cache_cpu_percent),
+                MetricAlarmSpec(purpose=f"cache-{number}-memory", description=f"Redis node {number}: memory nearly full",
+                                namespace="AWS/ElastiCache", metric_name="DatabaseMemoryUsagePercentage",
+                                dimensions=dims, statistic="Maximum", comparison="GreaterThanThreshold",
+                                threshold=thresholds.cache_memory_percent),
+                MetricAlarmSpec(purpose=f"cache-{number}-evictions",
+                                description=f"Redis node {number}: keys are being evicted", namespace="AWS/ElastiCache",
+                                metric_name="Evictions", dimensions=dims, statistic="Sum",
+                                comparison="GreaterThanThreshold", threshold=thresholds.cache_evictions_per_5min,
+                                evaluation_periods=1, treat_missing_data="notBreaching"),
+            ]
+        return specs
 
     @property
     def port(self) -> int:

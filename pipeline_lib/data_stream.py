@@ -7,9 +7,10 @@ from cdktf_cdktf_provider_aws.kinesis_stream import KinesisStream, KinesisStream
 from constructs import Construct
 
 from pipeline_lib import iam
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.naming import Naming
-from pipeline_lib.settings import StreamConfig
+from pipeline_lib.settings import AlarmConfig, StreamConfig
 
 # Shard-level metrics feed the per-shard lag view on the dashboard.
 SHARD_LEVEL_METRICS = ("IncomingRecords", "IteratorAgeMilliseconds", "ReadProvisionedThroughputExceeded",
@@ -51,6 +52,25 @@ class DataStream(Construct):
     def max_consumers(self) -> int:
         """The most tasks that can each hold a shard (StreamConfig.max_consumers)."""
         return self.settings.max_consumers
+
+    def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
+        """Lag, and throttling on either side of the stream."""
+        dims = {"StreamName": self.name}
+        return [
+            MetricAlarmSpec(purpose="stream-iterator-age",
+                            description="Records wait too long in the stream: the processor lags",
+                            namespace="AWS/Kinesis", metric_name="GetRecords.IteratorAgeMilliseconds", dimensions=dims,
+                            statistic="Maximum", comparison="GreaterThanThreshold", threshold=thresholds.iterator_age_ms),
+            MetricAlarmSpec(purpose="stream-write-throttled", description="Producers are throttled: add shards",
+                            namespace="AWS/Kinesis", metric_name="WriteProvisionedThroughputExceeded", dimensions=dims,
+                            statistic="Sum", comparison="GreaterThanThreshold", threshold=0, evaluation_periods=1,
+                            treat_missing_data="notBreaching"),
+            MetricAlarmSpec(purpose="stream-read-throttled",
+                            description="Consumers are throttled on GetRecords",
+                            namespace="AWS/Kinesis", metric_name="ReadProvisionedThroughputExceeded", dimensions=dims,
+                            statistic="Sum", comparison="GreaterThanThreshold", threshold=0, evaluation_periods=3,
+                            treat_missing_data="notBreaching"),
+        ]
 
     def read_statements(self) -> list[dict[str, Any]]:
         """What a consumer of this stream (and only this stream) needs."""

@@ -20,11 +20,12 @@ from constructs import Construct
 
 from pipeline_lib import iam
 from pipeline_lib.account import AccountContext
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
-from pipeline_lib.settings import DatabaseConfig
+from pipeline_lib.settings import AlarmConfig, DatabaseConfig
 
 POSTGRES_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
@@ -166,6 +167,22 @@ class Database(Construct):
     @property
     def name(self) -> str:
         return self.settings.db_name
+
+    def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
+        dims = {"DBInstanceIdentifier": self.instance.identifier}
+        return [
+            MetricAlarmSpec(purpose="db-cpu", description="PostgreSQL CPU is high", namespace="AWS/RDS",
+                            metric_name="CPUUtilization", dimensions=dims, statistic="Average",
+                            comparison="GreaterThanThreshold", threshold=thresholds.db_cpu_percent),
+            MetricAlarmSpec(purpose="db-free-storage", description="PostgreSQL is running out of storage",
+                            namespace="AWS/RDS", metric_name="FreeStorageSpace", dimensions=dims, statistic="Minimum",
+                            comparison="LessThanThreshold", threshold=thresholds.db_free_storage_bytes,
+                            evaluation_periods=1),
+            MetricAlarmSpec(purpose="db-connections", description="PostgreSQL connections near the limit",
+                            namespace="AWS/RDS", metric_name="DatabaseConnections", dimensions=dims,
+                            statistic="Maximum", comparison="GreaterThanThreshold",
+                            threshold=thresholds.db_connections),
+        ]
 
     def read_secret_statements(self, key: EncryptionKey) -> list[dict[str, Any]]:
         return [

@@ -24,20 +24,21 @@ from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 
-# What a Fargate task in a private subnet needs to start and run without a NAT:
-# pull its image (ecr.api, ecr.dkr and the S3 gateway for layers), ship logs and metrics,
-# read secrets, use the key, get credentials (sts), read the stream, and ECS Exec.
-DEFAULT_INTERFACE_ENDPOINTS = (
-    "kinesis-streams",
-    "ecr.api",
-    "ecr.dkr",
-    "logs",
-    "monitoring",
-    "secretsmanager",
-    "kms",
-    "sts",
-    "ssmmessages",
-)
+# What a Fargate task in a private subnet needs to start and run without a NAT: pull its
+# image (ecr.api, ecr.dkr and the S3 gateway for layers), ship its logs (metrics travel in
+# them, as EMF lines), read secrets, use the key, read the stream, and ECS Exec. Not sts:
+# task credentials come from the ECS agent; not monitoring: nothing calls PutMetricData.
+# Each interface endpoint, with the IAM action prefix of the service behind it.
+ENDPOINT_ACTIONS = {
+    "kinesis-streams": "kinesis",
+    "ecr.api": "ecr",
+    "ecr.dkr": "ecr",
+    "logs": "logs",
+    "secretsmanager": "secretsmanager",
+    "kms": "kms",
+    "ssmmessages": "ssmmessages",
+}
+DEFAULT_INTERFACE_ENDPOINTS = tuple(ENDPOINT_ACTIONS)
 HTTPS = 443
 
 
@@ -102,6 +103,14 @@ class Network(Construct):
             service_name=f"com.amazonaws.{account.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[self.route_table.id],
+            policy=iam.document(
+                {"Sid": "ThisAccountsBuckets", "Effect": "Allow", "Principal": "*", "Action": "s3:*",
+                 "Resource": "*", "Condition": {"StringEquals": {"aws:ResourceAccount": account.account_id}}},
+                # ECR serves image layers from its own bucket, through a URL ECR signs: neither the
+                # bucket nor the signer is this account's.
+                {"Sid": "EcrImageLayers", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                 "Resource": f"arn:{account.partition}:s3:::prod-{account.region}-starport-layer-bucket/*"},
+            ),
             tags={"Name": naming.name("s3")},
         )
         self._s3_prefix_list = DataAwsPrefixList(self, "s3-prefix-list", prefix_list_id=self.s3_endpoint.prefix_list_id)
@@ -115,6 +124,7 @@ class Network(Construct):
                 private_dns_enabled=True,
                 subnet_ids=self.subnet_ids,
                 security_group_ids=[self.endpoint_security_group.id],
+                policy=self._endpoint_policy(service, account),
                 tags={"Name": naming.name(service.replace(".", "-"))},
             )
             for service in interface_endpoints
@@ -154,6 +164,18 @@ class Network(Construct):
             max_aggregation_interval=60,
             tags={"Name": naming.name("flow-log")},
         )
+
+    @staticmethod
+    def _endpoint_policy(service: str, account: AccountContext) -> str:
+        """Without a policy an interface endpoint lets anything in the VPC reach any account's
+        resources. This one passes only this account's principals, on this account's resources
+        (actions with no resource, such as ecr:GetAuthorizationToken, carry no resource account)."""
+        return iam.document({
+            "Sid": "ThisAccountOnly", "Effect": "Allow", "Principal": "*", "Action": f"{ENDPOINT_ACTIONS[service]}:*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": account.account_id},
+                          "StringEqualsIfExists": {"aws:ResourceAccount": account.account_id}},
+        })
 
     @property
     def subnet_ids(self) -> list[str]:

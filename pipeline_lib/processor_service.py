@@ -46,6 +46,7 @@ from constructs import Construct
 
 from pipeline_lib import iam
 from pipeline_lib.account import AccountContext
+from pipeline_lib.alarms import AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef
 from pipeline_lib.cache import Cache
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
@@ -53,7 +54,7 @@ from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
-from pipeline_lib.settings import ServiceConfig
+from pipeline_lib.settings import AlarmConfig, ServiceConfig
 
 CONTAINER_NAME = "processor"
 CONTAINER_USER = "10001:10001"  # the image's non-root user; see processor/Dockerfile
@@ -171,10 +172,6 @@ class ProcessorService(Construct):
         task_statements = [
             *stream.read_statements(),
             *database.read_secret_statements(key),
-            iam.statement(
-                "PublishProcessorMetrics", ["cloudwatch:PutMetricData"], ["*"],
-                condition={"StringEquals": {"cloudwatch:namespace": self.metric_namespace}},
-            ),
         ]
         if settings.enable_execute_command:
             task_statements += [
@@ -328,3 +325,28 @@ class ProcessorService(Construct):
                 scale_in_cooldown=300,
             ),
         )
+
+    def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
+        """What the processor reports (EMF metrics in its own namespace), and missing tasks."""
+        tasks = {"ClusterName": self.cluster.name, "ServiceName": self.service.name}
+        return [
+            MetricAlarmSpec(purpose="processor-errors", description="The processor reports failed batches",
+                            namespace=self.metric_namespace, metric_name="ProcessingErrors", statistic="Sum",
+                            comparison="GreaterThanThreshold", threshold=thresholds.processor_errors_per_5min,
+                            evaluation_periods=1, treat_missing_data="notBreaching"),
+            MetricAlarmSpec(purpose="processor-dead-letters", description="Poison records were dead-lettered",
+                            namespace=self.metric_namespace, metric_name="DeadLetters", statistic="Sum",
+                            comparison="GreaterThanOrEqualToThreshold", threshold=thresholds.dead_letters_per_5min,
+                            evaluation_periods=1, treat_missing_data="notBreaching"),
+            MathAlarmSpec(
+                purpose="processor-tasks-below-desired",
+                description="Fewer processor tasks run than the service wants (crash loop or no image)",
+                metrics={"desired": MetricRef(namespace="ECS/ContainerInsights", metric_name="DesiredTaskCount",
+                                              dimensions=tasks),
+                         "running": MetricRef(namespace="ECS/ContainerInsights", metric_name="RunningTaskCount",
+                                              dimensions=tasks)},
+                expression="desired - running", label="tasks missing", comparison="GreaterThanThreshold",
+                threshold=0, evaluation_periods=5,
+                treat_missing_data="breaching",  # no metrics at all means no tasks at all
+            ),
+        ]

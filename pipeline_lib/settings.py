@@ -5,6 +5,7 @@ Each default is the safe, destroyable choice for a non-production environment.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -136,3 +137,44 @@ class AlarmConfig:
     cache_cpu_percent: int = 75
     cache_memory_percent: int = 80
     cache_evictions_per_5min: int = 1_000
+
+
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+_ARN = {"sqs": re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?"),
+        "lambda": re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?")}
+_NAME = {"sqs": re.compile(r"[A-Za-z0-9_-]{1,80}(\.fifo)?"), "lambda": re.compile(r"[A-Za-z0-9_-]{1,64}")}
+
+
+@dataclass(frozen=True)
+class AlertSubscription:
+    """Who the alarms reach: `email` (an address; confirmed by its owner), `https` (a URL),
+    `sqs` or `lambda` (an ARN, or a bare name meaning that queue or function in the stack's
+    account and region). The queue's or function's own policy must let SNS deliver to it."""
+
+    protocol: Literal["email", "https", "sqs", "lambda"]
+    endpoint: str
+
+    def __post_init__(self) -> None:
+        value = self.endpoint
+        if self.protocol == "email":
+            ok = bool(_EMAIL.fullmatch(value))
+        elif self.protocol == "https":
+            ok = value.startswith("https://") and len(value) > len("https://") and " " not in value
+        elif self.protocol in _ARN:
+            ok = bool(_ARN[self.protocol].fullmatch(value) or _NAME[self.protocol].fullmatch(value))
+        else:
+            raise ValueError(f"alert subscription protocol must be email, https, sqs or lambda, not {self.protocol!r}")
+        if not ok:
+            raise ValueError(f"{value!r} is not a valid {self.protocol} endpoint for an alert subscription")
+
+    @classmethod
+    def parse_list(cls, text: str) -> tuple[AlertSubscription, ...]:
+        """`protocol:endpoint` items separated by commas, e.g.
+        `email:oncall@example.com,sqs:alerts-dev` (ALERT_SUBSCRIPTIONS)."""
+        subscriptions = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            protocol, sep, endpoint = item.partition(":")
+            if not sep or not endpoint:
+                raise ValueError(f"alert subscription {item!r} is not protocol:endpoint (e.g. email:oncall@example.com)")
+            subscriptions.append(cls(protocol.strip(), endpoint.strip()))  # type: ignore[arg-type]
+        return tuple(subscriptions)

@@ -262,3 +262,33 @@ def vended_logs_share_one_resource_policy_statement(stack: StackJson) -> Iterato
             if not isinstance(name, str) or not name.startswith(VENDED_LOGS_PREFIX):
                 yield _finding("vended_logs_share_one_resource_policy_statement", stack, res.path,
                                f"{delivery.get('log_type')} is delivered to {name!r}, outside {VENDED_LOGS_PREFIX}")
+
+
+@rule
+def production_alarms_reach_someone(stack: StackJson) -> Iterator[Finding]:
+    """In production every alarm's topic has a subscriber: an alarm that notifies nobody is no alarm."""
+    if stack.suffix not in PRODUCTION_SUFFIXES:
+        return
+    subscribed = {s.config.get("topic_arn") for s in stack.resources("aws_sns_topic_subscription")}
+    for alarm in stack.resources("aws_cloudwatch_metric_alarm"):
+        for action in alarm.config.get("alarm_actions") or []:
+            if action not in subscribed:
+                yield _finding("production_alarms_reach_someone", stack, alarm.path,
+                               f"notifies {action}, which has no subscription")
+
+
+@rule
+def endpoints_are_fenced_to_this_account(stack: StackJson) -> Iterator[Finding]:
+    """A VPC endpoint without a policy passes any principal to any account's resources. Every
+    Allow must carry an account condition, or name the one foreign resource it is for."""
+    for res in stack.resources("aws_vpc_endpoint"):
+        if not res.config.get("policy"):
+            yield _finding("endpoints_are_fenced_to_this_account", stack, res.path, "has no endpoint policy")
+            continue
+        for statement in json.loads(res.config["policy"]).get("Statement", []):
+            if statement.get("Effect") != "Allow":
+                continue
+            keys = {key for block in (statement.get("Condition") or {}).values() for key in block}
+            if not keys & {"aws:PrincipalAccount", "aws:ResourceAccount"} and "*" in _as_list(statement.get("Resource")):
+                yield _finding("endpoints_are_fenced_to_this_account", stack, res.path,
+                               f"statement {statement.get('Sid', '?')} passes any account's resources")

@@ -9,12 +9,14 @@ other suffix (dev, pr-123, ...) is fully destroyable.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pipeline_lib.naming import validate_suffix
 from pipeline_lib.settings import (
     AlarmConfig,
+    AlertSubscription,
     ArchiveConfig,
     CacheConfig,
     DatabaseConfig,
@@ -23,6 +25,14 @@ from pipeline_lib.settings import (
 )
 
 PRODUCTION_SUFFIXES = frozenset({"prod"})
+# Who the alarms reach, `protocol:endpoint` items (pipeline_lib.settings.AlertSubscription),
+# e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
+# deployment, not in the repository: production refuses to synthesize without one.
+ALERT_SUBSCRIPTIONS_ENV = "ALERT_SUBSCRIPTIONS"
+
+
+class ConfigError(ValueError):
+    """A configuration that must not deploy; the message is the one line the operator sees."""
 
 Workload = Literal["retail", "factory"]
 
@@ -40,6 +50,7 @@ class WorkloadConfig:
     database: DatabaseConfig
     archive: ArchiveConfig
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    alert_subscriptions: tuple[AlertSubscription, ...] = ()  # none: the alarms notify nobody (dev only)
     log_retention_days: int = 30
     key_deletion_window_days: int = 7
     data_classification: str = "internal"
@@ -55,6 +66,9 @@ class WorkloadConfig:
             raise ValueError("stream retention must be at least 168 hours")
         if self.database.rotation_days > 30:
             raise ValueError("database credentials must rotate at least every 30 days")
+        if self.is_production and not self.alert_subscriptions:
+            raise ConfigError(f"{self.stack_id}: production alarms must reach someone: set {ALERT_SUBSCRIPTIONS_ENV} "
+                              "(e.g. email:oncall@example.com)")
 
     @property
     def stack_id(self) -> str:
@@ -87,10 +101,11 @@ class WorkloadConfig:
         }
 
 
-def _retail(suffix: str) -> WorkloadConfig:
+def _retail(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConfig:
     return WorkloadConfig(
         workload="retail",
         environment_suffix=suffix,
+        alert_subscriptions=alerts,
         region="us-east-1",
         availability_zones=("us-east-1a", "us-east-1b"),
         vpc_cidr="10.40.0.0/16",
@@ -105,10 +120,11 @@ def _retail(suffix: str) -> WorkloadConfig:
     )
 
 
-def _factory(suffix: str) -> WorkloadConfig:
+def _factory(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConfig:
     return WorkloadConfig(
         workload="factory",
         environment_suffix=suffix,
+        alert_subscriptions=alerts,
         region="eu-west-1",
         availability_zones=("eu-west-1a", "eu-west-1b"),
         vpc_cidr="10.50.0.0/16",
@@ -148,8 +164,15 @@ def _production(config: WorkloadConfig) -> WorkloadConfig:
 _BUILDERS = {"retail": _retail, "factory": _factory}
 
 
-def build_config(workload: str, suffix: str) -> WorkloadConfig:
+def build_config(workload: str, suffix: str, alert_subscriptions: str | None = None) -> WorkloadConfig:
+    """The config of one stack. `alert_subscriptions` (`protocol:endpoint,...`) defaults to
+    the ALERT_SUBSCRIPTIONS environment variable."""
     if workload not in _BUILDERS:
         raise ValueError(f"unknown workload {workload!r}; expected one of {sorted(_BUILDERS)}")
-    config = _BUILDERS[workload](validate_suffix(suffix))
+    text = os.environ.get(ALERT_SUBSCRIPTIONS_ENV, "") if alert_subscriptions is None else alert_subscriptions
+    try:
+        alerts = AlertSubscription.parse_list(text)
+    except ValueError as error:
+        raise ConfigError(f"{ALERT_SUBSCRIPTIONS_ENV}: {error}") from error
+    config = _BUILDERS[workload](validate_suffix(suffix), alerts)
     return _production(config) if config.is_production else config

@@ -54,9 +54,9 @@ class WorkloadStack(TerraformStack):
                           settings=config.archive, log_retention_days=config.log_retention_days)
         DatabaseBackup(self, "backup", naming=naming, account=account, key=key, database=database,
                        delete_after_days=config.archive.expiration_days, force_destroy=not config.is_production)
-        monitoring = Monitoring(self, "monitoring", naming=naming, region=config.region, key=key, stream=stream,
+        monitoring = Monitoring(self, "monitoring", naming=naming, account=account, key=key, stream=stream,
                                 service=service, database=database, cache=cache, archive=archive,
-                                thresholds=config.alarms, cache_node_count=config.cache.num_cache_clusters)
+                                thresholds=config.alarms, subscriptions=config.alert_subscriptions)
 
         outputs = {
             "stream_name": stream.name,

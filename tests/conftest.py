@@ -18,10 +18,13 @@ from localdev.servers import RedisServer  # noqa: E402
 from main import build_app  # noqa: E402
 from policy.stack_json import StackJson, load_app  # noqa: E402
 
+# Production must name who its alarms reach; the test synth names an on-call address, dev none.
+PROD_ALERTS = "email:platform-oncall@example.com,sqs:ops-alerts-prod"
+
 
 def _synth(tmp_path_factory: pytest.TempPathFactory, suffix: str) -> Path:
     outdir = tmp_path_factory.mktemp(f"cdktf-{suffix}")
-    build_app(outdir=str(outdir), suffix=suffix).synth()
+    build_app(outdir=str(outdir), suffix=suffix, alert_subscriptions=PROD_ALERTS if suffix == "prod" else "").synth()
     return outdir
 
 

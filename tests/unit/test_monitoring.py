@@ -43,3 +43,28 @@ def test_processor_alarms_watch_the_stacks_custom_namespace(stack: StackJson) ->
 
 def test_one_dashboard_per_stack(stack: StackJson) -> None:
     assert only(stack, "aws_cloudwatch_dashboard").config["dashboard_name"] == f"{stack.workload}-pipeline-dev"
+
+
+def test_production_alarms_reach_the_configured_subscribers(prod_stacks: dict[str, StackJson]) -> None:
+    stack = prod_stacks["retail-prod"]
+    topic = ref(only(stack, "aws_sns_topic"), "arn")
+    subscriptions = sorted((s.config["protocol"], s.config["endpoint"]) for s in stack.resources("aws_sns_topic_subscription"))
+    (caller,) = stack.data_sources("aws_caller_identity")
+    (partition,) = stack.data_sources("aws_partition")
+    assert subscriptions == [
+        ("email", "platform-oncall@example.com"),
+        ("sqs", f"arn:${{data.aws_partition.{partition.name}.partition}}:sqs:us-east-1:"
+                f"${{data.aws_caller_identity.{caller.name}.account_id}}:ops-alerts-prod"),
+    ]
+    assert all(s.config["topic_arn"] == topic for s in stack.resources("aws_sns_topic_subscription"))
+
+
+def test_a_dev_stack_without_subscribers_synthesizes_with_none(stack: StackJson) -> None:
+    assert list(stack.resources("aws_sns_topic_subscription")) == []
+
+
+def test_every_redis_node_has_its_own_alarms_named_by_the_cache(stack: StackJson) -> None:
+    group = ref(only(stack, "aws_elasticache_replication_group"), "replication_group_id")
+    dims = sorted(r.config["dimensions"]["CacheClusterId"] for r in stack.resources("aws_cloudwatch_metric_alarm")
+                  if r.config.get("namespace") == "AWS/ElastiCache")
+    assert dims == sorted([f"{group}-001"] * 3 + [f"{group}-002"] * 3)

@@ -4,7 +4,8 @@ import pytest
 
 from pipeline_lib.naming import InvalidSuffixError, Naming, validate_suffix
 from pipeline_lib.settings import StreamConfig
-from stacks.config import build_config
+from stacks.config import ConfigError, build_config
+from tests.conftest import PROD_ALERTS
 
 
 @pytest.mark.parametrize("suffix", ["dev", "pr-142", "prod", "qa2", "ab"])
@@ -43,7 +44,7 @@ def test_shard_count_respects_the_byte_limit_for_large_records() -> None:
 
 
 def test_production_suffix_turns_on_protection() -> None:
-    prod = build_config("retail", "prod")
+    prod = build_config("retail", "prod", PROD_ALERTS)
     assert prod.is_production
     assert prod.database.deletion_protection and prod.database.multi_az and not prod.database.skip_final_snapshot
     assert prod.key_deletion_window_days == 30 and not prod.archive.force_destroy
@@ -70,3 +71,34 @@ def test_configs_are_frozen() -> None:
     config = build_config("retail", "dev")
     with pytest.raises(AttributeError):
         config.region = "eu-west-1"  # type: ignore[misc]
+
+
+def test_production_refuses_to_synthesize_when_its_alarms_reach_nobody() -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config("factory", "prod", "")
+    assert str(raised.value) == ("factory-prod: production alarms must reach someone: set ALERT_SUBSCRIPTIONS "
+                                 "(e.g. email:oncall@example.com)")
+
+
+def test_a_dev_environment_may_have_no_alert_subscription() -> None:
+    assert build_config("retail", "dev", "").alert_subscriptions == ()
+
+
+def test_alert_subscriptions_are_read_as_protocol_endpoint_items() -> None:
+    config = build_config("retail", "prod", " email:oncall@example.com , https:https://hooks.example.com/a?b=1,"
+                                            "sqs:alerts-prod,lambda:arn:aws:lambda:us-east-1:123456789012:function:page")
+    assert [(s.protocol, s.endpoint) for s in config.alert_subscriptions] == [
+        ("email", "oncall@example.com"), ("https", "https://hooks.example.com/a?b=1"), ("sqs", "alerts-prod"),
+        ("lambda", "arn:aws:lambda:us-east-1:123456789012:function:page")]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("oncall@example.com", "ALERT_SUBSCRIPTIONS: alert subscription 'oncall@example.com' is not protocol:endpoint"),
+    ("sms:+15551234567", "ALERT_SUBSCRIPTIONS: alert subscription protocol must be email, https, sqs or lambda"),
+    ("email:not-an-address", "ALERT_SUBSCRIPTIONS: 'not-an-address' is not a valid email endpoint"),
+    ("https:http://plain.example.com", "ALERT_SUBSCRIPTIONS: 'http://plain.example.com' is not a valid https"),
+    ("sqs:arn:aws:sns:us-east-1:123456789012:x", "ALERT_SUBSCRIPTIONS: 'arn:aws:sns:us-east-1:123456789012:x' is not"),
+])
+def test_a_bad_alert_subscription_is_one_clear_line(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("+", r"\+").replace("?", r"\?")):
+        build_config("retail", "dev", text)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
+
 from policy.stack_json import StackJson
 from tests.helpers import by_path, only, ref
 
-INTERFACE_SERVICES = {"kinesis-streams", "ecr.api", "ecr.dkr", "logs", "monitoring", "secretsmanager", "kms", "sts"}
+INTERFACE_SERVICES = {"kinesis-streams", "ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms", "ssmmessages"}
 
 
 def test_private_subnets_span_at_least_two_availability_zones(stack: StackJson) -> None:
@@ -22,7 +24,8 @@ def test_fargate_reaches_every_aws_api_it_needs_through_interface_endpoints(stac
     region = stack.provider["region"]
     endpoints = [r.config for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Interface"]
     services = {e["service_name"].removeprefix(f"com.amazonaws.{region}.") for e in endpoints}
-    assert INTERFACE_SERVICES <= services
+    # Exactly these: no sts (task credentials come from the ECS agent), no monitoring (EMF log lines).
+    assert services == INTERFACE_SERVICES
     assert all(e["private_dns_enabled"] is True for e in endpoints)
 
 
@@ -62,3 +65,29 @@ def test_ingress_exists_only_from_the_processor(stack: StackJson) -> None:
 def test_processor_egress_goes_only_to_endpoints_s3_database_and_cache(stack: StackJson) -> None:
     ports = sorted(r.config["to_port"] for r in stack.resources("aws_vpc_security_group_egress_rule"))
     assert ports == [443, 443, 5432, 6379]
+
+
+def account_of(stack: StackJson) -> str:
+    (caller,) = stack.data_sources("aws_caller_identity")
+    return f"${{data.aws_caller_identity.{caller.name}.account_id}}"
+
+
+def test_every_interface_endpoint_passes_only_this_accounts_principals_on_its_resources(stack: StackJson) -> None:
+    region = stack.provider["region"]
+    for endpoint in (r.config for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Interface"):
+        (statement,) = json.loads(endpoint["policy"])["Statement"]
+        service = endpoint["service_name"].removeprefix(f"com.amazonaws.{region}.")
+        prefix = {"kinesis-streams": "kinesis", "ecr.api": "ecr", "ecr.dkr": "ecr"}.get(service, service)
+        assert statement["Action"] == f"{prefix}:*" and statement["Effect"] == "Allow"
+        assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": account_of(stack)},
+                                          "StringEqualsIfExists": {"aws:ResourceAccount": account_of(stack)}}
+
+
+def test_the_s3_gateway_passes_this_accounts_buckets_and_ecrs_image_layers_only(stack: StackJson) -> None:
+    gateway = next(r.config for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Gateway")
+    buckets, layers = json.loads(gateway["policy"])["Statement"]
+    assert buckets["Condition"] == {"StringEquals": {"aws:ResourceAccount": account_of(stack)}}
+    (partition,) = stack.data_sources("aws_partition")
+    assert layers["Action"] == "s3:GetObject" and layers["Resource"] == (
+        f"arn:${{data.aws_partition.{partition.name}.partition}}:s3:::prod-{stack.provider['region']}"
+        "-starport-layer-bucket/*")

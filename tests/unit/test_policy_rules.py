@@ -40,6 +40,7 @@ def test_every_rule_is_registered() -> None:
         "names_carry_the_suffix", "resources_are_tagged", "data_at_rest_uses_the_cmk", "tls_is_enforced",
         "no_wildcard_actions", "no_wildcard_resources", "no_secrets_are_created", "destroyable_outside_production",
         "production_is_protected", "vended_logs_share_one_resource_policy_statement",
+        "production_alarms_reach_someone", "endpoints_are_fenced_to_this_account",
     }
 
 
@@ -184,3 +185,20 @@ def test_redis_logs_delivered_outside_the_vendedlogs_prefix_are_found(retail: St
     assert [f.message for f in found] == [
         "slow-log is delivered to '/retail/dev/redis/slow-log', outside /aws/vendedlogs/",
         "engine-log is delivered to '/retail/dev/redis/engine-log', outside /aws/vendedlogs/"]
+
+
+def test_production_alarms_without_a_subscriber_are_found(prod_stacks: dict[str, StackJson]) -> None:
+    bad = mutated(prod_stacks["factory-prod"], lambda d: d["resource"].pop("aws_sns_topic_subscription"))
+    found = findings(rules.production_alarms_reach_someone, bad)
+    assert len(found) == len(list(bad.resources("aws_cloudwatch_metric_alarm"))) == 16
+    assert found[0].message.startswith("notifies ${aws_sns_topic.") and found[0].message.endswith("has no subscription")
+
+
+def test_an_endpoint_without_a_policy_or_with_an_unfenced_one_is_found(retail: StackJson) -> None:
+    def strip(document: dict[str, Any]) -> None:
+        endpoints = list(document["resource"]["aws_vpc_endpoint"].values())
+        del endpoints[0]["policy"]
+        endpoints[1]["policy"] = json.dumps({"Statement": [{"Sid": "Open", "Effect": "Allow", "Principal": "*",
+                                                           "Action": "*", "Resource": "*"}]})
+    messages = sorted(f.message for f in findings(rules.endpoints_are_fenced_to_this_account, mutated(retail, strip)))
+    assert messages == ["has no endpoint policy", "statement Open passes any account's resources"]
