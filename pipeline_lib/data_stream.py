@@ -86,5 +86,6 @@ class DataStream(Construct):
                 ],
                 [self.arn],
             ),
-            iam.statement("DecryptTheStream", ["kms:Decrypt"], [self._key.arn]),
+            iam.statement("DecryptTheStream", ["kms:Decrypt"], [self._key.arn],
+                          condition={"StringEquals": {"kms:ViaService": self._key.via("kinesis")}}),
         ]

@@ -1,6 +1,8 @@
 """The workload's customer managed KMS key: every data store and log group uses it."""
 from __future__ import annotations
 
+from typing import Any
+
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
@@ -11,6 +13,16 @@ from pipeline_lib.naming import Naming
 
 # Services that encrypt on the caller's behalf (kms:ViaService) and may hold grants.
 VIA_SERVICES = ("kinesis", "firehose", "rds", "elasticache", "secretsmanager", "s3", "sns", "ecr", "backup")
+# What administering the key takes (Terraform reads, tags, rotates, re-aliases, re-writes the
+# policy, schedules deletion), and nothing that encrypts or decrypts: no Encrypt, Decrypt,
+# GenerateDataKey or ReEncrypt, and no CreateGrant (a grant is a way to use the key).
+ADMIN_ACTIONS = (
+    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
+    "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies",
+    "kms:ListKeyRotations", "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RevokeGrant", "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
+)
 
 
 class EncryptionKey(Construct):
@@ -31,12 +43,17 @@ class EncryptionKey(Construct):
         root = f"arn:{account.partition}:iam::{account.account_id}:root"
         via = [account.service_host(service) for service in VIA_SERVICES]
         crypto = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
-        policy = iam.document(
+        # Administration and use are apart. The account (its IAM policies decide who) may
+        # administer the key; using it goes through a named service for this account, or a
+        # service principal scoped to this account's resources, or a direct grant the key
+        # names (`allow_direct_use`). Nobody decrypts the archive, backups or logs with it
+        # directly: that would need a Decrypt this policy does not give.
+        self._statements: list[dict[str, Any]] = [
             {
                 "Sid": "AccountAdministersTheKey",
                 "Effect": "Allow",
                 "Principal": {"AWS": root},
-                "Action": "kms:*",
+                "Action": list(ADMIN_ACTIONS),
                 "Resource": "*",
             },
             {
@@ -78,7 +95,7 @@ class EncryptionKey(Construct):
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
             },
-        )
+        ]
         self.key = KmsKey(
             self,
             "key",
@@ -86,7 +103,7 @@ class EncryptionKey(Construct):
             enable_key_rotation=True,
             rotation_period_in_days=365,
             deletion_window_in_days=deletion_window_in_days,
-            policy=policy,
+            policy=iam.document(*self._statements),
         )
         self._account = account
         self.alias = KmsAlias(self, "alias", name=f"alias/{naming.name('data')}", target_key_id=self.key.key_id)
@@ -94,6 +111,13 @@ class EncryptionKey(Construct):
     @property
     def arn(self) -> str:
         return self.key.arn
+
+    def allow_direct_use(self, sid: str, principal_arn: str, actions: list[str]) -> None:
+        """Let one principal call KMS with this key itself, not through a service (ECS Exec's
+        agent encrypts its session this way). The principal's own IAM policy must allow it too."""
+        self._statements.append({"Sid": sid, "Effect": "Allow", "Principal": {"AWS": principal_arn},
+                                 "Action": sorted(actions), "Resource": "*"})
+        self.key.policy = iam.document(*self._statements)
 
     def via(self, service: str) -> str:
         """The `kms:ViaService` value for `service` in this key's region."""

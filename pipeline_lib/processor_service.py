@@ -187,6 +187,9 @@ class ProcessorService(Construct):
                 iam.statement("EcsExecFindLogGroup", ["logs:DescribeLogGroups"], ["*"]),
                 iam.statement("EcsExecSessionKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key.arn]),
             ]
+            # The SSM agent calls KMS itself, with the task role, to encrypt the session: the
+            # one direct use of the key, and only where ECS Exec is on (never in production).
+            key.allow_direct_use("EcsExecSessionsUseTheKey", self.task_role.arn, ["kms:Decrypt", "kms:GenerateDataKey"])
         IamRolePolicy(self, "task-policy", name=naming.name("processor-run"), role=self.task_role.id,
                       policy=iam.document(*task_statements))
 

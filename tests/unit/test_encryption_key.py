@@ -43,9 +43,51 @@ def test_cloudwatch_logs_may_use_the_key_for_this_accounts_log_groups_only(stack
     assert "log-group:*" in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
 
 
-def test_key_policy_is_valid_json_with_exactly_five_statements(stack: StackJson) -> None:
-    policy = json.loads(only(stack, "aws_kms_key").config["policy"])
-    assert [s["Sid"] for s in policy["Statement"]] == [
-        "AccountAdministersTheKey", "AccountPrincipalsUseTheKeyThroughServices", "ServicesHoldGrantsForTheirResources",
-        "CloudWatchLogsEncryptsThisAccountsLogGroups", "CloudWatchAlarmsPublishToTheEncryptedTopic",
-    ]
+def test_key_policy_is_valid_json_with_exactly_its_statements(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
+    common = ["AccountAdministersTheKey", "AccountPrincipalsUseTheKeyThroughServices",
+              "ServicesHoldGrantsForTheirResources", "CloudWatchLogsEncryptsThisAccountsLogGroups",
+              "CloudWatchAlarmsPublishToTheEncryptedTopic"]
+    dev = json.loads(only(stack, "aws_kms_key").config["policy"])
+    prod = json.loads(only(prod_stacks[f"{stack.workload}-prod"], "aws_kms_key").config["policy"])
+    assert [s["Sid"] for s in dev["Statement"]] == [*common, "EcsExecSessionsUseTheKey"]
+    assert [s["Sid"] for s in prod["Statement"]] == common
+
+
+CRYPTO = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKey*", "kms:ReEncrypt*",
+          "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:CreateGrant", "kms:*"}
+
+
+def test_the_account_administers_the_key_but_cannot_use_it_directly(stack: StackJson) -> None:
+    admin = statement(only(stack, "aws_kms_key"), "AccountAdministersTheKey")
+    assert admin["Principal"]["AWS"].endswith(":root") and "Condition" not in admin
+    assert not set(admin["Action"]) & CRYPTO
+    assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:EnableKeyRotation", "kms:TagResource"} <= set(
+        admin["Action"])
+
+
+def test_every_use_of_the_key_goes_through_a_service_or_a_named_grant(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+    for stack in [*dev_stacks.values(), *prod_stacks.values()]:
+        for s in json.loads(only(stack, "aws_kms_key").config["policy"])["Statement"]:
+            if not set(s["Action"]) & CRYPTO or s["Sid"] == "AccountAdministersTheKey":
+                continue
+            scoped = "Service" in s["Principal"] or "kms:ViaService" in json.dumps(s.get("Condition", {}))
+            assert scoped or s["Sid"] == "EcsExecSessionsUseTheKey", (stack.stack_id, s["Sid"])
+
+
+def test_only_ecs_exec_outside_production_uses_the_key_directly(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+    def sids(stack: StackJson) -> set[str]:
+        return {s["Sid"] for s in json.loads(only(stack, "aws_kms_key").config["policy"])["Statement"]}
+
+    direct = statement(only(dev_stacks["retail-dev"], "aws_kms_key"), "EcsExecSessionsUseTheKey")
+    task_role = next(r for r in dev_stacks["retail-dev"].resources("aws_iam_role") if r.path.endswith("processor/task-role"))
+    assert direct["Principal"] == {"AWS": ref(task_role, "arn")}
+    assert direct["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert "EcsExecSessionsUseTheKey" not in sids(prod_stacks["retail-prod"])
+
+
+def test_the_task_decrypts_stream_records_only_through_kinesis(stack: StackJson) -> None:
+    from tests.helpers import by_path
+
+    decrypt = statement(by_path(stack, "aws_iam_role_policy", "processor/task-policy"), "DecryptTheStream")
+    region = stack.provider["region"]
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": f"kinesis.{region}.amazonaws.com"}}
