@@ -32,6 +32,7 @@ from bench.end_to_end import Emulator  # noqa: E402
 from localdev.fleet import Fleet, LeaseWatch, SteadyProducer, Worker  # noqa: E402
 from localdev.kinesis_usage import shard_usage  # noqa: E402
 from localdev.servers import PostgresServer, RedisServer, wait_for  # noqa: E402
+from processor.workloads import FACTORY  # noqa: E402
 
 SHARDS = 4
 RATE = float(os.environ.get("BENCH_SCALE_RATE", "400"))
@@ -60,6 +61,9 @@ def main() -> int:
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE {database}")
     admin.close()
+    conn = psycopg2.connect(**pg.dsn(database))
+    FACTORY.migrate(conn)  # the migrate step; the processor runs no DDL
+    conn.close()
     stream = emulator.stream(SHARDS)
     env = {**os.environ, "WORKLOAD": "factory", "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": emulator.url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",

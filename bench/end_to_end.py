@@ -132,7 +132,9 @@ def measure(workload: str, emulator: Emulator, pg: PostgresServer, rs: RedisServ
             producer_cpus: set[int]) -> Result:
     def settings_of(stream: str) -> Settings:
         database = f"e2e_{workload}_{uuid.uuid4().hex[:6]}"
-        fresh_db(pg, database).close()
+        conn = fresh_db(pg, database)
+        WORKLOADS[workload].migrate(conn)  # the migrate step; the processor runs no DDL
+        conn.close()
         return _settings(workload, stream, pg, database, rs)
 
     drain = _drain(workload, emulator, settings_of)

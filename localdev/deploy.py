@@ -1,7 +1,7 @@
 """Deploy both stacks, unchanged, into the local emulator; and take them down again.
 
-`up()`: start (or reuse) the emulator and the per-stack PostgreSQL and Redis, create the
-secrets an operator creates before a first deploy, `cdktf deploy` both stacks, write
+`up()`: start (or reuse) the emulator and the per-stack PostgreSQL and Redis, create what
+an operator creates before a first deploy (the Redis AUTH secrets, the alerts queue), `cdktf deploy` both stacks, write
 `cfn-outputs/flat-outputs.json`, and give each local PostgreSQL the user and password of
 its stack's RDS-managed secret. `down()`: `cdktf destroy` both stacks, check that nothing
 of ours is left in the emulator and that the state is empty, stop everything, remove `.local/`.
@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,7 +24,13 @@ from botocore.exceptions import ClientError
 from psycopg2 import sql
 
 from localdev import outputs as flat
-from localdev.local_endpoints import LOCAL_ENDPOINTS, write_local_endpoints
+from localdev.local_endpoints import (
+    LOCAL_ENDPOINTS,
+    processor_environment,
+    read_local_endpoints,
+    task_environment,
+    write_local_endpoints,
+)
 from localdev.session import (
     LOCAL,
     ROOT,
@@ -53,7 +60,8 @@ def terraform_env(session: Session) -> dict[str, str]:
 
     cli_config, _ = resolve()
     return {**os.environ, **session.aws_env(), "ENVIRONMENT_SUFFIX": session.suffix,
-            "TF_LOCAL_STATE_DIR": STATE_DIR, "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1",
+            "ALERT_SUBSCRIPTIONS": session.alert_subscriptions, "TF_LOCAL_STATE_DIR": STATE_DIR,
+            "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1",
             "CHECKPOINT_DISABLE": "1", "FORCE_COLOR": "0", "NO_COLOR": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
 
 
@@ -82,17 +90,20 @@ def up(suffix: str) -> tuple[Session, float]:
             session.save()
         say(f"emulator at {session.endpoint}; PostgreSQL and Redis per stack "
             f"({time.monotonic() - started:.1f} s)")
-    create_operator_secrets(session)
+    create_operator_prerequisites(session)
     seconds = deploy(session)
     check_converged(session)
     prepare_databases(session)
     write_local_endpoints(session.aws_env(), session.servers)
+    migrate(session)
     return session, seconds
 
 
-def create_operator_secrets(session: Session) -> None:
-    """The Redis AUTH token the stacks read (data source) and the local Redis requires."""
+def create_operator_prerequisites(session: Session) -> None:
+    """What an operator creates before a first deploy: the Redis AUTH token the stacks read
+    (a data source) and the local Redis requires, and the queue the alarms reach."""
     for workload, region in WORKLOAD_REGIONS.items():
+        session.client("sqs", region).create_queue(QueueName=session.alert_queue)
         name = build_config(workload, session.suffix).redis_auth_secret_name
         client = session.client("secretsmanager", region)
         token = session.servers[workload].redis_password
@@ -190,11 +201,47 @@ def prepare_databases(session: Session) -> None:
             user = sql.Identifier(secret["username"])
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secret["username"],))
             verb = sql.SQL("ALTER") if cur.fetchone() else sql.SQL("CREATE")
-            cur.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD %s").format(verb, user), (secret["password"],))
+            # CREATEROLE, as RDS gives its master user: the migration creates the application role.
+            cur.execute(sql.SQL("{} ROLE {} LOGIN CREATEROLE PASSWORD %s").format(verb, user), (secret["password"],))
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
             if not cur.fetchone():
                 cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), user))
+            accept_iam_tokens(cur, Path(servers.pg_dir) / "data", database,
+                              build_config(workload, session.suffix).database.app_username)
         admin.close()
+
+
+def accept_iam_tokens(cur, data_dir: Path, database: str, app_user: str) -> None:  # noqa: ANN001
+    """The service signs in as the application role with an IAM token, which only RDS can
+    check. The local PostgreSQL lets that role in without checking its token (the token is
+    still made, by the same code as on AWS); every other role keeps its password."""
+    hba = data_dir / "pg_hba.conf"
+    line = f"host {database} {app_user} 127.0.0.1/32 trust  # an IAM token (RDS checks it; locally nothing can)\n"
+    text = hba.read_text()
+    if line not in text:
+        stat = hba.stat()
+        hba.write_text(line + text)
+        os.chown(hba, stat.st_uid, stat.st_gid)
+        cur.execute("SELECT pg_reload_conf()")
+
+
+def migrate(session: Session) -> None:
+    """The deploy's migration step, as `make migrate` runs the migrate task on AWS: the
+    processor image's `migrate` with the migrate task definition's environment (the master
+    secret), which creates the schema and the application role."""
+    outputs = flat.read()
+    started = time.monotonic()
+    for workload, region in WORKLOAD_REGIONS.items():
+        ecs, secrets = session.client("ecs", region), session.client("secretsmanager", region)
+        task_env = task_environment(ecs, secrets, str(outputs[flat.key(workload, "migrate_task_family")]))
+        env = processor_environment(task_env, read_local_endpoints()["workloads"][workload], region,  # type: ignore[index]
+                                    session.aws_env(), base=lambda: dict(os.environ))
+        result = subprocess.run([sys.executable, "-m", "processor", "migrate"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        (LOCAL / "logs" / f"{session.stack_id(workload)}-migrate.log").write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise SystemExit(f"{session.stack_id(workload)} migration failed: {result.stderr.strip()[-500:]}")
+    say(f"migrated both databases as their master users ({time.monotonic() - started:.1f} s)")
 
 
 # -- down ---------------------------------------------------------------------------------------------------------

@@ -12,8 +12,11 @@ then exactly these changes:
 | `REDIS_TLS` | `false` | the same; on AWS the task keeps `true` |
 | `AWS_REGION`, `AWS_ENDPOINT_URL`, keys | the stack's region, the emulator, fake keys | ECS gives the task its region and role |
 
-The database credentials are *not* overridden: the processor reads the RDS-managed
-secret from the emulator, and the local PostgreSQL has that user and password.
+The database credentials are *not* overridden. The service signs in as the application
+role with an IAM token, made by the same code as on AWS; only RDS can check one, so the
+local PostgreSQL lets that role in unchecked (localdev/deploy.py `accept_iam_tokens`) and
+its privileges are what is real. The migrate task reads the RDS-managed master secret from
+the emulator, and the local PostgreSQL has that user and password.
 """
 from __future__ import annotations
 

@@ -213,6 +213,7 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
         if reads:
             lines.append(f"  reads       {reads[0]} product reads (hot products first): "
                          f"{reads[1]:.0%} served from Redis")
+        lines.append(f"  alerts      {alert_delivery(session, run, stored_dead)}")
         usage = shard_usage(session.endpoint, run.env["STREAM_NAME"], run.region)
         calls, ran = sum(u["get_records"] for u in usage.values()), run.ended_at - run.started_at
         lines.append(f"  kinesis     {run.tasks} tasks sharing {len(usage)} shards: {calls} GetRecords in {ran:.0f} s "
@@ -221,10 +222,37 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
                      f"{sum(u['read_throttled'] for u in usage.values())} throttled")
         conn.close()
         cache.close()
-    lines += ["", "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
+    lines += ["", f"alerts: the local stacks subscribe SQS {session.alert_queue} (ALERT_SUBSCRIPTIONS); a dev "
+              "environment may have no subscription, production refuses to synthesize without one",
+              "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
               "outputs: cfn-outputs/flat-outputs.json; logs: .local/logs/",
               "tear down: make destroy-local"]
     return "\n".join(lines)
+
+
+def alert_delivery(session: Session, run: WorkloadRun, dead_letters: int, timeout_s: float = 10.0) -> str:
+    """Put the dead-letter alarm in ALARM, as CloudWatch would after this run's poison records
+    (the emulator evaluates no metrics), and wait for its notification in the alerts queue,
+    through the stack's topic and subscription."""
+    cloudwatch, sqs = session.client("cloudwatch", run.region), session.client("sqs", run.region)
+    alarm = f"{run.workload}-processor-dead-letters-{session.suffix}"
+    queue = sqs.get_queue_url(QueueName=session.alert_queue)["QueueUrl"]
+    started = time.monotonic()
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM",
+                               StateReason=f"{dead_letters} records dead-lettered in the demo run")
+    try:
+        while time.monotonic() - started < timeout_s:
+            for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                               WaitTimeSeconds=1).get("Messages", []):
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                body = json.loads(json.loads(message["Body"])["Message"])
+                if (body.get("AlarmName"), body.get("NewStateValue")) == (alarm, "ALARM"):
+                    return (f'ALARM "{alarm}" reached SQS {session.alert_queue} through the alerts topic in '
+                            f"{time.monotonic() - started:.1f} s")
+        raise SystemExit(f"{run.stack_id}: the ALARM notification of {alarm} did not reach {session.alert_queue} "
+                         f"within {timeout_s:.0f} s")
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="demo: shown, reset")
 
 
 def catalog_reads(run: WorkloadRun, conn, client: redis.Redis, count: int = 2000) -> tuple[int, float]:  # noqa: ANN001

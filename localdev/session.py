@@ -56,6 +56,16 @@ class Session:
     def stack_id(self, workload: str) -> str:
         return f"{workload}-{self.suffix}"
 
+    @property
+    def alert_queue(self) -> str:
+        """The SQS queue (one per region) the local stacks' alarms reach, as an operator's would."""
+        return f"alerts-{self.suffix}"
+
+    @property
+    def alert_subscriptions(self) -> str:
+        """ALERT_SUBSCRIPTIONS for the local stacks (stacks/config.py)."""
+        return f"sqs:{self.alert_queue}"
+
     def aws_env(self) -> dict[str, str]:
         """What Terraform, boto3 and the processor need to talk to the emulator."""
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint,

@@ -48,6 +48,7 @@ class Database(Construct):
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, id_)
+        self._account = account
         if settings.rotation_days > 30:
             raise ValueError("database credentials must rotate at least every 30 days")
         self.settings = settings
@@ -183,6 +184,16 @@ class Database(Construct):
                             statistic="Maximum", comparison="GreaterThanThreshold",
                             threshold=thresholds.db_connections),
         ]
+
+    @property
+    def app_username(self) -> str:
+        """The role the service signs in as (created by the migration, not by the stack)."""
+        return self.settings.app_username
+
+    def connect_statements(self) -> list[dict[str, Any]]:
+        """IAM database authentication as the application role, on this instance only."""
+        user = self._account.arn("rds-db", f"dbuser:{self.instance.resource_id}/{self.settings.app_username}")
+        return [iam.statement("SignInAsTheApplicationRole", ["rds-db:connect"], [user])]
 
     def read_secret_statements(self, key: EncryptionKey) -> list[dict[str, Any]]:
         return [

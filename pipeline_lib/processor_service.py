@@ -6,6 +6,7 @@ access to the database, cache and endpoints, and autoscaling on stream lag.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.appautoscaling_policy import (
@@ -169,10 +170,9 @@ class ProcessorService(Construct):
             self, "task-role", name=naming.name("processor-task"),
             assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
         )
-        task_statements = [
-            *stream.read_statements(),
-            *database.read_secret_statements(key),
-        ]
+        # The service signs in to PostgreSQL as the application role with an IAM token: it
+        # never reads the master secret (the migrate task does, migration_task.py).
+        task_statements = [*stream.read_statements(), *database.connect_statements()]
         if settings.enable_execute_command:
             task_statements += [
                 iam.statement(
@@ -193,7 +193,8 @@ class ProcessorService(Construct):
         IamRolePolicy(self, "task-policy", name=naming.name("processor-run"), role=self.task_role.id,
                       policy=iam.document(*task_statements))
 
-        environment = {
+        # What every task of the image needs, the service's and the migrate task's alike.
+        self.environment = {
             "WORKLOAD": naming.workload,
             "STREAM_NAME": stream.name,
             "AWS_REGION": account.region,
@@ -201,12 +202,18 @@ class ProcessorService(Construct):
             "DB_HOST": database.endpoint,
             "DB_PORT": str(database.port),
             "DB_NAME": database.name,
-            "DB_SECRET_ARN": database.secret_arn,  # re-read on auth failure: the secret rotates
             "DB_SSLMODE": "verify-full",
             "REDIS_HOST": cache.endpoint,
             "REDIS_PORT": str(cache.port),
             "REDIS_TLS": "true",
             "METRICS_NAMESPACE": self.metric_namespace,
+        }
+        self._image = f"{self.repository.repository_url}:{settings.image_tag}"
+        self._region = account.region
+        environment = {
+            **self.environment,
+            "DB_USER": database.app_username,
+            "DB_IAM_AUTH": "true",  # a fresh 15-minute token for every connection
             "LEASE_DURATION_S": str(settings.lease_duration_seconds),
             "READ_INTERVAL_AT_TIP_S": f"{settings.read_interval_at_tip_seconds:g}",
             "MAX_READS_PER_SHARD_PER_S": f"{settings.max_reads_per_shard_per_second:g}",
@@ -214,30 +221,9 @@ class ProcessorService(Construct):
         # The root filesystem stays read-only; what must be written gets a task volume: /tmp,
         # and with ECS Exec the paths its SSM agent (bind-mounted by ECS) writes to.
         writable = {"tmp": "/tmp", **(EXEC_AGENT_PATHS if settings.enable_execute_command else {})}
-        container = {
-            "name": CONTAINER_NAME,
-            "image": f"{self.repository.repository_url}:{settings.image_tag}",
-            "essential": True,
-            "user": CONTAINER_USER,
-            "readonlyRootFilesystem": True,
-            "stopTimeout": STOP_TIMEOUT_S,
-            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-            # The AUTH token is injected by ECS from Secrets Manager, never a plain value.
-            "secrets": [{"name": "REDIS_PASSWORD", "valueFrom": cache.auth_secret.arn}],
-            "mountPoints": [{"sourceVolume": volume, "containerPath": path, "readOnly": False}
-                            for volume, path in writable.items()],
-            "linuxParameters": {"initProcessEnabled": True},
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {
-                    "awslogs-group": self.log_group.name,
-                    "awslogs-region": account.region,
-                    "awslogs-stream-prefix": CONTAINER_NAME,
-                    "mode": "non-blocking",
-                    "max-buffer-size": "4m",
-                },
-            },
-        }
+        # The AUTH token is injected by ECS from Secrets Manager, never a plain value.
+        container = self.container(environment, writable=writable, log_prefix=CONTAINER_NAME,
+                                   secrets={"REDIS_PASSWORD": cache.auth_secret.arn})
         self.task_definition = EcsTaskDefinition(
             self,
             "task",
@@ -328,6 +314,37 @@ class ProcessorService(Construct):
                 scale_in_cooldown=300,
             ),
         )
+
+    def container(self, environment: dict[str, str], *, writable: dict[str, str], log_prefix: str,
+                  secrets: dict[str, str] | None = None, command: list[str] | None = None) -> dict[str, Any]:
+        """A container definition of the processor image: non-root, read-only root filesystem
+        (`writable`: volume -> path), logs to the encrypted processor log group."""
+        definition: dict[str, Any] = {
+            "name": CONTAINER_NAME,
+            "image": self._image,
+            "essential": True,
+            "user": CONTAINER_USER,
+            "readonlyRootFilesystem": True,
+            "stopTimeout": STOP_TIMEOUT_S,
+            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "secrets": [{"name": k, "valueFrom": v} for k, v in sorted((secrets or {}).items())],
+            "mountPoints": [{"sourceVolume": volume, "containerPath": path, "readOnly": False}
+                            for volume, path in writable.items()],
+            "linuxParameters": {"initProcessEnabled": True},
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": self.log_group.name,
+                    "awslogs-region": self._region,
+                    "awslogs-stream-prefix": log_prefix,
+                    "mode": "non-blocking",
+                    "max-buffer-size": "4m",
+                },
+            },
+        }
+        if command:
+            definition["command"] = command
+        return definition
 
     def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
         """What the processor reports (EMF metrics in its own namespace), and missing tasks."""

@@ -54,7 +54,7 @@ class ServiceConfig:
     desired_count: int = 2
     min_count: int = 1
     cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"  # Graviton: cheaper per record
-    image_tag: str = "latest"
+    image_tag: str = "unreleased"  # set per release from PROCESSOR_IMAGE_TAG (stacks/config.py); never "latest"
     iterator_age_target_ms: int = 30_000  # scale out when records wait > 30 s
     cpu_target_percent: int = 60
     enable_execute_command: bool = True
@@ -69,6 +69,9 @@ class ServiceConfig:
     max_reads_per_shard_per_second: float = 3.0
 
     def __post_init__(self) -> None:
+        if not _IMAGE_TAG.fullmatch(self.image_tag) or self.image_tag == "latest":
+            raise ValueError(f"image tag {self.image_tag!r} is not a release tag: the repository's tags are immutable, "
+                             "so use one per release (letters, digits, . _ -, e.g. the commit SHA), never 'latest'")
         spare = KINESIS_SHARD_READS_PER_SECOND - FIREHOSE_READS_PER_SECOND
         if not 0 < self.max_reads_per_shard_per_second <= spare:
             raise ValueError(f"max_reads_per_shard_per_second must be above 0 and at most {spare}: Kinesis "
@@ -98,7 +101,8 @@ class DatabaseConfig:
     allocated_storage_gb: int = 50
     max_allocated_storage_gb: int = 200
     db_name: str = "pipeline"
-    master_username: str = "pipeline_admin"
+    master_username: str = "pipeline_admin"  # migrations only (the migrate task), from the RDS-managed secret
+    app_username: str = "processor"  # the service's role: its workload's DML, signed in with IAM tokens
     backup_retention_days: int = 7
     multi_az: bool = False
     deletion_protection: bool = False
@@ -139,6 +143,7 @@ class AlarmConfig:
     cache_evictions_per_5min: int = 1_000
 
 
+_IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 _ARN = {"sqs": re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?"),
         "lambda": re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?")}

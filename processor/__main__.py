@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             from processor.connections import ensure_reachable
             from processor.workloads import workload
 
-            workload(settings.workload).migrate(ensure_reachable(settings))
+            workload(settings.workload).migrate(ensure_reachable(settings), settings.app_db_user)
             return 0
         from processor.scheduler import Scheduler, install_signal_handlers
 

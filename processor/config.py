@@ -66,6 +66,9 @@ class Settings:
     read_interval_at_tip_s: float = 1.0  # one GetRecords a second per shard at the tip (processor/pacing.py)
     max_reads_per_shard_per_s: float = 3.0  # behind: back to back, but no faster (Kinesis allows 5, shared)
     cache_ttl_s: int = 3600
+    db_iam_auth: bool = False  # sign in as db_user with an IAM token (the service's application role)
+    app_db_user: str | None = None  # `migrate` only: the application role it creates and grants
+    schema_wait_s: float = 600.0  # how long a new task waits for the migration before it gives up
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,8 +85,11 @@ class Settings:
             raise ConfigError(f"WORKLOAD must be one of {', '.join(NAMES)}, not {workload!r}")
         db_secret_arn = env.get("DB_SECRET_ARN") or None
         db_user, db_password = env.get("DB_USER") or None, env.get("DB_PASSWORD") or None
-        if not db_secret_arn and not (db_user and db_password):
-            raise ConfigError("set DB_SECRET_ARN, or both DB_USER and DB_PASSWORD")
+        iam_auth = _flag(env.get("DB_IAM_AUTH", "false"), "DB_IAM_AUTH")
+        if iam_auth and not db_user:
+            raise ConfigError("DB_IAM_AUTH needs DB_USER: the database role to sign in as")
+        if not iam_auth and not db_secret_arn and not (db_user and db_password):
+            raise ConfigError("set DB_SECRET_ARN, or DB_USER with DB_PASSWORD or DB_IAM_AUTH=true")
         redis_secret, redis_password = env.get("REDIS_AUTH_SECRET_ARN") or None, env.get("REDIS_PASSWORD") or None
         sslmode = env.get("DB_SSLMODE", "verify-full")
         if sslmode not in {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}:
@@ -122,6 +128,9 @@ class Settings:
             consumer_group=env.get("CONSUMER_GROUP") or f"{workload}-processor",
             metrics_namespace=env.get("METRICS_NAMESPACE") or f"Pipeline/{workload}",
             batch_limit=int(batch_limit),
+            db_iam_auth=iam_auth,
+            app_db_user=env.get("APP_DB_USER") or None,
+            schema_wait_s=_number(env, "SCHEMA_WAIT_S", 600.0, 0, 86_400, "seconds"),
         )
 
 

@@ -21,7 +21,14 @@ def _secret(arn: str, region: str) -> str:
 
 
 def db_credentials(settings: Settings) -> tuple[str, str]:
-    """Re-read on every (re)connect: the RDS-managed secret rotates every 30 days."""
+    """Fresh on every (re)connect: an IAM token lives 15 minutes, and the RDS-managed
+    secret rotates every 30 days."""
+    if settings.db_iam_auth:
+        import boto3
+
+        token = boto3.client("rds", region_name=settings.region).generate_db_auth_token(
+            DBHostname=settings.db_host, Port=settings.db_port, DBUsername=settings.db_user, Region=settings.region)
+        return settings.db_user or "", token
     if settings.db_secret_arn:
         secret = json.loads(_secret(settings.db_secret_arn, settings.region))
         return secret["username"], secret["password"]
@@ -43,7 +50,9 @@ def connect_postgres(settings: Settings):  # noqa: ANN201 - psycopg2 connection
 
 
 def is_auth_failure(error: BaseException) -> bool:
-    return getattr(error, "pgcode", None) == "28P01" or "password authentication failed" in str(error)
+    text = str(error)
+    return getattr(error, "pgcode", None) == "28P01" or "password authentication failed" in text or (
+        "PAM authentication failed" in text)  # an expired or refused IAM token
 
 
 def redis_password(settings: Settings) -> str | None:

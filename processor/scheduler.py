@@ -26,7 +26,7 @@ import psycopg2
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from processor import balance
+from processor import balance, schema
 from processor.config import ConfigError, Settings
 from processor.connections import connect_postgres, connect_redis, first_line, is_auth_failure, local_hostname
 from processor.leases import Heartbeat, LeaseLost, LeaseTable, Shard
@@ -124,13 +124,29 @@ class Scheduler:
             from processor.connections import ensure_reachable
 
             self.conn = ensure_reachable(self.settings)
-        self.workload.migrate(self.conn)
+        self._wait_for_schema()
         try:
             self.kinesis.describe_stream_summary(StreamName=self.settings.stream_name)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ResourceNotFoundException":
                 raise ConfigError(f"stream {self.settings.stream_name} not found") from error
             raise
+
+    def _wait_for_schema(self) -> None:
+        """The migrate task runs beside a rolling deployment: a new task may start before it
+        has finished. Wait for it (an error metric each try, so the alarm shows a migration
+        that never comes), and give up after SCHEMA_WAIT_S with one line."""
+        deadline, backoff = time.monotonic() + self.settings.schema_wait_s, Backoff(base=1.0, cap=30.0)
+        while True:
+            try:
+                schema.check_version(self.conn, self.workload.name)
+                return
+            except schema.SchemaNotReady as not_ready:
+                if time.monotonic() >= deadline or self.stop.is_set():
+                    raise ConfigError(str(not_ready)) from None
+                logger.warning("waiting for the migration: %s", not_ready)
+                self.metrics.emit({"ProcessingErrors": 1})
+                backoff.wait(self.stop)
 
     def request_shutdown(self, *_: object) -> None:
         logger.info("shutdown requested: finishing the batch in hand, then handing the shards over")

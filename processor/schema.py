@@ -1,13 +1,24 @@
-"""Schema migrations, idempotent and safe when several tasks start at once."""
+"""Schema migrations, idempotent and safe when several tasks start at once.
+
+Migrations run with the master credentials as their own step (`python -m processor
+migrate`, the migrate task); the processor itself connects as an application role that
+holds only the DML its workload needs (`GRANTS`) and cannot change the schema: it checks
+the schema's version at start and waits for the migration if it is behind.
+"""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from psycopg2 import sql
 
 logger = logging.getLogger(__name__)
 
 # Serializes concurrent `migrate` calls across tasks: a transaction-level advisory lock.
 MIGRATION_LOCK_ID = 0x5EED_0001
+# Bumped with every change below. Changes stay backward compatible (add, never drop or rename
+# what the running release uses): a rolling deployment runs old and new tasks side by side.
+SCHEMA_VERSION = 3
 
 COMMON = [
     """
@@ -53,6 +64,24 @@ COMMON = [
     """,
 ]
 
+COMMON += [
+    """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        workload    text        PRIMARY KEY,
+        version     integer     NOT NULL,
+        migrated_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+]
+# What the application role may do, object by object: the DML the processor runs, no more.
+Grants = Mapping[tuple[str, str], str]  # (TABLE | SEQUENCE | FUNCTION, name) -> privileges
+COMMON_GRANTS = {
+    ("TABLE", "shard_leases"): "SELECT, INSERT, UPDATE",
+    ("TABLE", "consumer_workers"): "SELECT, INSERT, UPDATE, DELETE",
+    ("TABLE", "dead_letters"): "INSERT",
+    ("TABLE", "schema_migrations"): "SELECT",
+}
+
 RETAIL_TABLES = [
     """
     CREATE TABLE IF NOT EXISTS products (
@@ -91,6 +120,13 @@ RETAIL_TABLES = [
     """,
 ]
 
+RETAIL_GRANTS = {
+    ("TABLE", "products"): "SELECT, INSERT, UPDATE",
+    ("TABLE", "inventory"): "SELECT, INSERT, UPDATE",
+    ("TABLE", "cache_pending"): "SELECT, INSERT, DELETE",
+    ("SEQUENCE", "cache_pending_id_seq"): "USAGE",
+}
+
 FACTORY_TABLES = [
     # Partitioned by month so years of readings stay manageable (detach/drop old months).
     # A replayed reading carries the same event_id *and* ts, so (event_id, ts) dedupes it.
@@ -108,6 +144,27 @@ FACTORY_TABLES = [
     ) PARTITION BY RANGE (ts)
     """,
     "CREATE INDEX IF NOT EXISTS sensor_readings_sensor_ts ON sensor_readings (sensor_id, ts)",
+    # The one piece of DDL the processor needs at run time (a month's partition, the first time
+    # a reading of that month arrives), as a function owned by the migrating role: the
+    # application role may call it, and can create nothing else and drop nothing at all.
+    """
+    CREATE OR REPLACE FUNCTION ensure_reading_partition(year integer, month integer) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    DECLARE
+        name text := format('sensor_readings_y%sm%s', year, lpad(month::text, 2, '0'));
+        after_year integer := year + (month = 12)::integer;
+        after_month integer := month % 12 + 1;
+    BEGIN
+        IF month NOT BETWEEN 1 AND 12 OR year NOT BETWEEN 1 AND 9998 THEN
+            RAISE EXCEPTION 'no partition for %-%', year, month;
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtext(name));
+        EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF sensor_readings FOR VALUES FROM (%L) TO (%L)',
+                       name, make_timestamptz(year, month, 1, 0, 0, 0, 'UTC'),
+                       make_timestamptz(after_year, after_month, 1, 0, 0, 0, 'UTC'));
+    END $$
+    """,
+    "REVOKE ALL ON FUNCTION ensure_reading_partition(integer, integer) FROM PUBLIC",
     """
     CREATE TABLE IF NOT EXISTS anomalies (
         event_id    uuid             PRIMARY KEY,
@@ -124,11 +181,64 @@ FACTORY_TABLES = [
 ]
 
 
-def migrate(conn, tables: Sequence[str], workload: str) -> None:  # noqa: ANN001 - a psycopg2 connection
-    """The common tables, then `tables` (the workload's, processor/workloads.py), in one transaction."""
+FACTORY_GRANTS = {
+    ("TABLE", "sensor_readings"): "SELECT, INSERT",
+    ("TABLE", "anomalies"): "SELECT, INSERT",
+    ("FUNCTION", "ensure_reading_partition"): "EXECUTE",
+}
+
+
+class SchemaNotReady(Exception):
+    """The database's schema is older than this processor needs: the migration has not run."""
+
+
+def _ensure_app_role(cur, app_user: str) -> None:  # noqa: ANN001
+    role = sql.Identifier(app_user)
+    # Roles belong to the server, not the database: two migrations may race to create one.
+    cur.execute(sql.SQL("DO $$ BEGIN CREATE ROLE {} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+                .format(role))
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")
+    if cur.fetchone():  # on RDS: the role signs in with IAM tokens, never a password
+        cur.execute(sql.SQL("GRANT rds_iam TO {}").format(role))
+    cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+        sql.Identifier(cur.connection.info.dbname), role))
+    cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+
+
+def _grant(cur, app_user: str, grants: Grants) -> None:  # noqa: ANN001
+    for (kind, name), privileges in grants.items():
+        cur.execute(sql.SQL("GRANT {} ON {} {} TO {}").format(
+            sql.SQL(privileges), sql.SQL(kind), sql.Identifier(name), sql.Identifier(app_user)))
+
+
+def migrate(conn, tables: Sequence[str], workload: str, grants: Grants | None = None,  # noqa: ANN001
+            app_user: str | None = None) -> None:
+    """The common tables, then `tables` (the workload's, processor/workloads.py), in one
+    transaction; with `app_user`, that role and exactly `grants` (plus the common ones)."""
     with conn:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
             for statement in (*COMMON, *tables):
                 cur.execute(statement)
-    logger.info("schema ready", extra={"workload": workload})
+            if app_user:
+                _ensure_app_role(cur, app_user)
+                _grant(cur, app_user, {**COMMON_GRANTS, **(grants or {})})
+            cur.execute("INSERT INTO schema_migrations (workload, version) VALUES (%s, %s) ON CONFLICT (workload) "
+                        "DO UPDATE SET version = excluded.version, migrated_at = now()", (workload, SCHEMA_VERSION))
+    logger.info("schema ready", extra={"workload": workload, "version": SCHEMA_VERSION, "app_user": app_user})
+
+
+def check_version(conn, workload: str) -> None:  # noqa: ANN001
+    """Raises SchemaNotReady unless the schema is at SCHEMA_VERSION or later."""
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT version FROM schema_migrations WHERE workload = %s", (workload,))
+            row = cur.fetchone()
+    except Exception as error:  # noqa: BLE001 - no table yet: not migrated
+        if getattr(error, "pgcode", None) != "42P01":  # undefined_table
+            raise
+        row = None
+    if row is None or row[0] < SCHEMA_VERSION:
+        state = "not migrated" if row is None else f"at version {row[0]}"
+        raise SchemaNotReady(f"the {workload} schema is {state}; this processor needs version {SCHEMA_VERSION}: "
+                             "run the migrate task (python -m processor migrate)")

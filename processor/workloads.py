@@ -28,6 +28,7 @@ class Workload:
     name: str
     records: WireContract
     tables: Sequence[str]  # created after schema.COMMON, idempotently
+    grants: schema.Grants  # the application role's DML on them
     make_sink: Callable[[Any, int], Sink]  # (Redis client or None, cache TTL in seconds)
     traffic: Callable[[random.Random, int], TrafficSource]  # (seeded rng, sensors)
 
@@ -39,8 +40,10 @@ class Workload:
     def decode_thoroughly(self, data: bytes) -> Record:
         return self.records.decode_thoroughly(data)
 
-    def migrate(self, conn: Any) -> None:
-        schema.migrate(conn, self.tables, self.name)
+    def migrate(self, conn: Any, app_user: str | None = None) -> None:
+        """The schema (run with the master credentials); with `app_user`, the application role
+        the processor connects as, holding exactly `grants`."""
+        schema.migrate(conn, self.tables, self.name, self.grants, app_user)
 
     def sink(self, redis_client: Any = None, cache_ttl_s: int = 3600) -> Sink:
         return self.make_sink(redis_client, cache_ttl_s)
@@ -63,9 +66,9 @@ def _factory_sink(redis_client: Any, cache_ttl_s: int) -> Sink:
     return FactorySink(redis_client)
 
 
-RETAIL = Workload("retail", RETAIL_RECORDS, schema.RETAIL_TABLES, _retail_sink,
+RETAIL = Workload("retail", RETAIL_RECORDS, schema.RETAIL_TABLES, schema.RETAIL_GRANTS, _retail_sink,
                   lambda rng, sensors: RetailTraffic(rng))
-FACTORY = Workload("factory", FACTORY_RECORDS, schema.FACTORY_TABLES, _factory_sink,
+FACTORY = Workload("factory", FACTORY_RECORDS, schema.FACTORY_TABLES, schema.FACTORY_GRANTS, _factory_sink,
                    lambda rng, sensors: FactoryTraffic(rng, sensors))
 
 WORKLOADS: Mapping[str, Workload] = {w.name: w for w in (RETAIL, FACTORY)}

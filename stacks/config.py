@@ -29,6 +29,9 @@ PRODUCTION_SUFFIXES = frozenset({"prod"})
 # e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
 # deployment, not in the repository: production refuses to synthesize without one.
 ALERT_SUBSCRIPTIONS_ENV = "ALERT_SUBSCRIPTIONS"
+# The processor image's tag for this deployment (the release workflow sets the commit SHA).
+# The repositories' tags are immutable, so a release is a new tag, never an edit here.
+IMAGE_TAG_ENV = "PROCESSOR_IMAGE_TAG"
 
 
 class ConfigError(ValueError):
@@ -175,4 +178,10 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
     except ValueError as error:
         raise ConfigError(f"{ALERT_SUBSCRIPTIONS_ENV}: {error}") from error
     config = _BUILDERS[workload](validate_suffix(suffix), alerts)
+    tag = os.environ.get(IMAGE_TAG_ENV, "").strip()
+    if tag:
+        try:
+            config = replace(config, service=replace(config.service, image_tag=tag))
+        except ValueError as error:
+            raise ConfigError(f"{IMAGE_TAG_ENV}: {error}") from error
     return _production(config) if config.is_production else config

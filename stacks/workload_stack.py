@@ -14,6 +14,7 @@ from pipeline_lib.cache import Cache
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
 from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.migration_task import MigrationTask
 from pipeline_lib.monitoring import Monitoring
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
@@ -50,6 +51,8 @@ class WorkloadStack(TerraformStack):
         service = ProcessorService(self, "processor", naming=naming, account=account, network=network, key=key,
                                    stream=stream, database=database, cache=cache, settings=config.service,
                                    force_delete_images=not config.is_production)
+        migration = MigrationTask(self, "migration", naming=naming, account=account, key=key, service=service,
+                                  database=database, settings=config.service)
         archive = Archive(self, "archive", naming=naming, account=account, key=key, stream=stream,
                           settings=config.archive, log_retention_days=config.log_retention_days)
         DatabaseBackup(self, "backup", naming=naming, account=account, key=key, database=database,
@@ -76,6 +79,10 @@ class WorkloadStack(TerraformStack):
             "alerts_topic_arn": monitoring.topic.arn,
             "dashboard_name": monitoring.dashboard.dashboard_name,
             "metrics_namespace": service.metric_namespace,
+            # What `aws ecs run-task` needs to run the migration (tools/migrate.py).
+            "migrate_task_family": migration.family,
+            "private_subnet_ids": network.subnet_ids,
+            "processor_security_group_id": service.security_group.id,
             "stack_region": config.region,
         }
         for name, value in outputs.items():

@@ -37,7 +37,8 @@ def describe(stack: StackJson) -> list[str]:
     tiers = Counter(tier_of(r.type) for r in stack.resources())
     total = sum(tiers.values())
     stream, db = one(stack, "aws_kinesis_stream"), one(stack, "aws_db_instance")
-    redis, task = one(stack, "aws_elasticache_replication_group"), one(stack, "aws_ecs_task_definition")
+    redis = one(stack, "aws_elasticache_replication_group")
+    task = next(r.config for r in stack.resources("aws_ecs_task_definition") if "-processor-" in r.config["family"])
     scaling = one(stack, "aws_appautoscaling_target")
     expiry = one(stack, "aws_s3_bucket_lifecycle_configuration")["rule"][0]["expiration"][0]["days"]
     alarms = sum(1 for _ in stack.resources("aws_cloudwatch_metric_alarm"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from localdev.moto_extensions import (  # noqa: F401 - importing a module registers its extensions
     appautoscaling,
     backup,
+    cloudwatch,
     core,
     ec2,
     ecs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import attrgetter
 
 import msgspec
@@ -66,12 +66,6 @@ def utc_text(ts: datetime) -> str:
     return ts.isoformat(timespec="microseconds")
 
 
-def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
-
-
 @dataclass(frozen=True)
 class FactoryOutcome:
     """How many anomalies the batch stored, and each touched sensor's latest new reading."""
@@ -89,27 +83,22 @@ class FactorySink:
         self.redis = redis_client
         self._write_sensors = redis_client.register_script(WRITE_SENSORS) if redis_client is not None else None
         self.states: dict[str, DetectorState] = {}  # this task's sensors; Redis is the hand-over
-        self._partitions: set[str] = set()
+        self._partitions: set[tuple[int, int]] = set()  # (year, month) known to exist
         self._undo: dict[str, tuple] = {}  # sensor -> DetectorState.snapshot()
 
     def maintain(self, conn) -> None:  # noqa: ANN001
         """No housekeeping: detector state is written after every batch."""
 
     def prepare(self, conn, records: Sequence[SensorReading]) -> None:  # noqa: ANN001
-        """Create missing monthly partitions in their own transaction, before the batch."""
-        for start, end in (month_bounds(*m) for m in sorted({(r.ts.year, r.ts.month) for r in records})):
-            name = f"sensor_readings_y{start.year}m{start.month:02d}"
-            if name in self._partitions:
+        """Create missing monthly partitions in their own transaction, before the batch,
+        through the schema's ensure_reading_partition (the processor's role runs no DDL)."""
+        for month in sorted({(r.ts.year, r.ts.month) for r in records}):
+            if month in self._partitions:
                 continue
             with conn:
                 with conn.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-                    cur.execute(
-                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF sensor_readings "
-                        "FOR VALUES FROM (%s) TO (%s)",
-                        (start, end),
-                    )
-            self._partitions.add(name)
+                    cur.execute("SELECT ensure_reading_partition(%s, %s)", month)
+            self._partitions.add(month)
 
     def _load_states(self, sensors: set[str]) -> None:
         missing = sorted(s for s in sensors if s not in self.states)

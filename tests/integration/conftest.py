@@ -99,6 +99,40 @@ def db(out, aws, local: dict | None, workload: str) -> Iterator:  # noqa: ANN001
     conn.close()
 
 
+def _service_environment(out, aws, local: dict | None, workload: str) -> dict[str, str]:  # noqa: ANN001
+    """The ECS service's task environment (mapped to the local servers when deployed locally)."""
+    ecs = aws("ecs")
+    service = ecs.describe_services(cluster=out("cluster_name"), services=[out("service_name")])["services"][0]
+    env = task_environment(ecs, aws("secretsmanager"), service["taskDefinition"])
+    if local:
+        env = processor_environment(env, local["workloads"][workload], str(out("stack_region")), local["aws"],
+                                    base=lambda: dict(os.environ))
+    return env
+
+
+@pytest.fixture(scope="session")
+def app_db(out, aws, local: dict | None, workload: str, monkeypatch_session) -> Iterator:  # noqa: ANN001
+    """PostgreSQL exactly as the service connects: the application role, an IAM token.
+    (Against AWS the credentials running the tests need rds-db:connect as that role.)"""
+    from processor.config import Settings
+    from processor.connections import connect_postgres
+
+    env = _service_environment(out, aws, local, workload)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        if name in env:
+            monkeypatch_session.setenv(name, env[name])
+    conn = connect_postgres(Settings.from_env(env))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
+    patch = pytest.MonkeyPatch()
+    yield patch
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def cache(out, aws, local: dict | None, workload: str) -> Iterator[redis.Redis]:  # noqa: ANN001
     password = _secret(aws, str(out("redis_auth_secret_arn")))
@@ -119,11 +153,7 @@ def processor(out, aws, local: dict | None, workload: str) -> Iterator[None]:  #
     if not local:
         yield
         return
-    ecs = aws("ecs")
-    service = ecs.describe_services(cluster=out("cluster_name"), services=[out("service_name")])["services"][0]
-    env = processor_environment(task_environment(ecs, aws("secretsmanager"), service["taskDefinition"]),
-                                local["workloads"][workload], str(out("stack_region")), local["aws"],
-                                base=lambda: dict(os.environ))
+    env = _service_environment(out, aws, local, workload)
     env["PYTHONPATH"] = str(ROOT)
     logs = ROOT / ".local" / "logs"  # removed with the rest by make destroy-local
     logs.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from psycopg2 import errors
 
 from processor.produce import batches, put_all
 from stacks.config import build_config
@@ -127,3 +128,16 @@ def test_archive_bucket_receives_the_stream(aws, out, local) -> None:  # noqa: A
     objects = eventually(lambda: aws("s3").list_objects_v2(Bucket=out("archive_bucket_name")).get("Contents"),
                          timeout_s=420, what="an archived object (Firehose buffers up to 300 s)")
     assert objects
+
+
+def test_the_services_database_role_does_its_dml_but_cannot_drop_a_table(app_db) -> None:  # noqa: ANN001
+    with app_db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM shard_leases")
+        assert cur.fetchone()[0] >= 0
+    app_db.rollback()
+    with pytest.raises(errors.InsufficientPrivilege), app_db.cursor() as cur:
+        cur.execute("DROP TABLE dead_letters")
+    app_db.rollback()
+    with pytest.raises(errors.InsufficientPrivilege), app_db.cursor() as cur:
+        cur.execute("DELETE FROM dead_letters")
+    app_db.rollback()

@@ -405,3 +405,24 @@ def test_kinesis_shard_limits_keep_each_shards_usage(client, emulator) -> None: 
     usage = shard_usage(emulator.url, stream)["shardId-000000000000"]
     assert usage == {"get_records": 5, "read_throttled": 1, "records_read": 3, "bytes_read": 12,
                      "peak_reads_per_second": 5, "records_written": 3, "bytes_written": 12, "write_throttled": 0}
+
+
+
+def test_cloudwatch_alarms_notify_their_topics_when_their_state_changes(client) -> None:  # noqa: ANN001
+    sns, sqs, cloudwatch, alarm = client("sns"), client("sqs"), client("cloudwatch"), name()
+    topic = sns.create_topic(Name=name())["TopicArn"]
+    queue = sqs.create_queue(QueueName=name())["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    cloudwatch.put_metric_alarm(AlarmName=alarm, MetricName="DeadLetters", Namespace="Pipeline/x", Statistic="Sum",
+                                Period=300, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
+                                AlarmActions=[topic], OKActions=[topic])
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="two poison records")
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="still")  # no change, no message
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="quiet again")
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    bodies = [json.loads(json.loads(m["Body"])["Message"]) for m in messages]
+    assert [(b["AlarmName"], b["OldStateValue"], b["NewStateValue"], b["NewStateReason"]) for b in bodies] == [
+        (alarm, "OK", "ALARM", "two poison records"), (alarm, "ALARM", "OK", "quiet again")]
+    assert json.loads(messages[0]["Body"])["Subject"] == f'ALARM: "{alarm}" in us-east-1'
+    assert bodies[0]["Trigger"]["MetricName"] == "DeadLetters"

@@ -33,9 +33,11 @@ def test_renaming_the_database_is_reported_as_a_replacement_that_loses_its_data(
     (risk,) = found["stateful-replace"]
     assert risk.address.startswith("aws_db_instance.") and risk.severity == rules.HIGH
     assert "`db_name` forces replacement" in risk.reason and "data" in risk.reason
-    # the task policy names the database's secret, which a new instance replaces: unreviewable until apply
-    (note,) = found["iam-gain"]
-    assert note.severity == rules.MEDIUM and "known only after apply" in note.reason
+    # the service's policy names the instance's resource id (rds-db:connect) and the migration's
+    # its master secret, both replaced with it: unreviewable until apply
+    notes = found["iam-gain"]
+    assert sorted(n.address.split(".")[1].split("_")[0] for n in notes) == ["migration", "processor"]
+    assert all(n.severity == rules.MEDIUM and "known only after apply" in n.reason for n in notes)
 
 
 def test_a_major_engine_upgrade_is_reported(plans) -> None:  # noqa: ANN001

@@ -15,6 +15,7 @@ from botocore.config import Config
 from localdev.servers import MotoServer, PostgresServer, RedisServer
 from processor.config import Settings
 from processor.produce import batches, put_all
+from processor.workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
 _databases = itertools.count()
@@ -72,8 +73,19 @@ def make_stream(kinesis, shards: int = 1) -> str:  # noqa: ANN001
     return name
 
 
+def migrated(postgres: PostgresServer, database: str, workload: str, app_user: str | None = None) -> None:
+    """What the migrate task does before the service starts (the processor never runs DDL)."""
+    admin = psycopg2.connect(**postgres.dsn(database))
+    try:
+        WORKLOADS[workload].migrate(admin, app_user)
+    finally:
+        admin.close()
+
+
 def settings_for(workload: str, *, postgres: PostgresServer, database: str, redis_server: RedisServer,
-                 stream: str, group: str = "g") -> Settings:
+                 stream: str, group: str = "g", migrate: bool = True) -> Settings:
+    if migrate:
+        migrated(postgres, database, workload)
     return Settings(
         workload=workload, stream_name=stream, region="us-east-1", db_host="127.0.0.1", db_port=postgres.port,
         db_name=database, db_secret_arn=None, db_user="test", db_password="x", db_sslmode="disable",
@@ -107,7 +119,8 @@ def count_or_zero(conn, sql: str) -> int:  # noqa: ANN001
 
 def processor_env(workload: str, stream: str, *, moto, postgres, database: str, redis_server,  # noqa: ANN001
                   **extra: str) -> dict[str, str]:
-    """The environment the ECS task definition would set, pointed at the test servers."""
+    """The environment the ECS task definition would set, pointed at the test servers (migrated)."""
+    migrated(postgres, database, workload)
     return {**os.environ, "WORKLOAD": workload, "STREAM_NAME": stream, "AWS_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": moto.url, "DB_HOST": "127.0.0.1", "DB_PORT": str(postgres.port), "DB_NAME": database,
             "DB_USER": "test", "DB_PASSWORD": "x", "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1",

@@ -18,7 +18,7 @@ from localdev.servers import PostgresServer, RedisServer, wait_for
 from processor.records import Poison
 from processor.scheduler import Scheduler
 from processor.traffic import Faults
-from processor.workloads import FACTORY
+from processor.workloads import FACTORY, RETAIL
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
 from tests.processor.factories import T0, encode, product, reading
 
@@ -156,9 +156,12 @@ def test_rotated_database_credentials_are_re_read_from_secrets_manager(
     secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto.url)
     arn = secrets.create_secret(Name="rds-app", SecretString=json.dumps({"username": "app", "password": "first"}))["ARN"]
     stream = make_stream(kinesis, shards=1)
+    owner = psycopg2.connect(**{**secured_postgres.dsn("catalog"), "user": "app", "password": "first"})
+    RETAIL.migrate(owner)  # the migrate step, as the database's owner
+    owner.close()
     settings = dataclasses.replace(
         settings_for("retail", postgres=secured_postgres, database="catalog", redis_server=redis_server,
-                     stream=stream), db_secret_arn=arn, db_user=None, db_password=None)
+                     stream=stream, migrate=False), db_secret_arn=arn, db_user=None, db_password=None)
     running = Running(Scheduler(settings, kinesis=kinesis, redis_client=redis_client), idle_s=4)
     put(kinesis, stream, [encode(product("SKU-1", price="1.00"))], key=lambda i: "SKU-1")
     owner = psycopg2.connect(**{**secured_postgres.dsn("catalog"), "user": "app", "password": "first"})

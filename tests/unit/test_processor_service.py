@@ -12,7 +12,7 @@ from tests.helpers import by_path, only, policy_statements, ref, statement
 
 
 def container(stack: StackJson) -> dict[str, Any]:
-    definitions = json.loads(only(stack, "aws_ecs_task_definition").config["container_definitions"])
+    definitions = json.loads(by_path(stack, "aws_ecs_task_definition", "processor/task").config["container_definitions"])
     assert len(definitions) == 1
     return definitions[0]
 
@@ -26,7 +26,7 @@ def test_cluster_has_container_insights_and_encrypted_exec_logging(stack: StackJ
 
 
 def test_task_runs_on_arm64_fargate(stack: StackJson) -> None:
-    task = only(stack, "aws_ecs_task_definition").config
+    task = by_path(stack, "aws_ecs_task_definition", "processor/task").config
     assert task["requires_compatibilities"] == ["FARGATE"] and task["network_mode"] == "awsvpc"
     assert task["runtime_platform"] == {"cpu_architecture": "ARM64", "operating_system_family": "LINUX"}
 
@@ -38,27 +38,27 @@ def test_container_is_non_root_with_a_read_only_root_filesystem(stack: StackJson
 
 
 def test_execution_and_task_roles_are_separate(stack: StackJson) -> None:
-    task = only(stack, "aws_ecs_task_definition").config
+    task = by_path(stack, "aws_ecs_task_definition", "processor/task").config
     assert task["execution_role_arn"] != task["task_role_arn"]
 
 
 def test_credentials_never_appear_as_plain_environment_values(stack: StackJson) -> None:
     main = container(stack)
-    names = {e["name"] for e in main["environment"]}
-    assert not names & {"DB_PASSWORD", "DB_USER", "REDIS_PASSWORD"}
+    env = {e["name"]: e["value"] for e in main["environment"]}
+    assert not env.keys() & {"DB_PASSWORD", "REDIS_PASSWORD", "DB_SECRET_ARN"}
     secret = next(stack.data_sources("aws_secretsmanager_secret"))
     assert main["secrets"] == [{"name": "REDIS_PASSWORD",
                                 "valueFrom": f"${{data.{secret.type}.{secret.name}.arn}}"}]
-    db_secret = next(e["value"] for e in main["environment"] if e["name"] == "DB_SECRET_ARN")
-    assert db_secret.startswith("${aws_db_instance.") and "master_user_secret" in db_secret
+    # The service signs in as the application role with IAM tokens; it has no password at all.
+    assert (env["DB_USER"], env["DB_IAM_AUTH"]) == ("processor", "true")
 
 
 def test_environment_matches_the_processor_contract(stack: StackJson) -> None:
     env = {e["name"]: e["value"] for e in container(stack)["environment"]}
-    assert sorted(env) == ["AWS_REGION", "CONSUMER_GROUP", "DB_HOST", "DB_NAME", "DB_PORT", "DB_SECRET_ARN",
-                           "DB_SSLMODE", "LEASE_DURATION_S", "MAX_READS_PER_SHARD_PER_S", "METRICS_NAMESPACE",
-                           "READ_INTERVAL_AT_TIP_S", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS", "STREAM_NAME",
-                           "WORKLOAD"]
+    assert sorted(env) == ["AWS_REGION", "CONSUMER_GROUP", "DB_HOST", "DB_IAM_AUTH", "DB_NAME", "DB_PORT",
+                           "DB_SSLMODE", "DB_USER", "LEASE_DURATION_S", "MAX_READS_PER_SHARD_PER_S",
+                           "METRICS_NAMESPACE", "READ_INTERVAL_AT_TIP_S", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS",
+                           "STREAM_NAME", "WORKLOAD"]
     assert env["WORKLOAD"] == stack.workload and env["DB_SSLMODE"] == "verify-full" and env["REDIS_TLS"] == "true"
 
 
@@ -119,13 +119,17 @@ def test_image_repository_scans_on_push_with_immutable_kms_encrypted_tags(stack:
     assert repo["encryption_configuration"][0]["encryption_type"] == "KMS"
 
 
-def test_task_role_reads_only_this_stacks_stream_and_database_secret(stack: StackJson) -> None:
+def test_task_role_reads_only_this_stacks_stream_and_signs_in_as_the_application_role(stack: StackJson) -> None:
     policy = by_path(stack, "aws_iam_role_policy", "processor/task-policy")
     read = statement(policy, "ReadTheStream")
     assert read["Resource"] == [ref(only(stack, "aws_kinesis_stream"), "arn")]
     assert not any(a.startswith("kinesis:Put") for a in read["Action"])
-    secret = statement(policy, "ReadTheDatabaseSecret")
-    assert len(secret["Resource"]) == 1 and "master_user_secret" in secret["Resource"][0]
+    assert "ReadTheDatabaseSecret" not in {s["Sid"] for s in policy_statements(policy)}
+    connect = statement(policy, "SignInAsTheApplicationRole")
+    (user,) = connect["Resource"]
+    db = only(stack, "aws_db_instance")
+    assert connect["Action"] == ["rds-db:connect"]
+    assert user.endswith(f":dbuser:{ref(db, 'resource_id')}/processor") and ":rds-db:" in user
 
 
 def test_the_task_role_cannot_call_cloudwatch_its_metrics_travel_in_its_logs(stack: StackJson) -> None:
@@ -153,8 +157,56 @@ def test_ecs_exec_gets_writable_paths_for_its_agent_while_the_root_stays_read_on
     assert dev["readonlyRootFilesystem"] is True and prod["readonlyRootFilesystem"] is True
     assert {m["containerPath"] for m in dev["mountPoints"]} == {
         "/tmp", "/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm"}
-    volumes = {v["name"] for v in only(dev_stacks["retail-dev"], "aws_ecs_task_definition").config["volume"]}
+    volumes = {v["name"] for v in by_path(dev_stacks["retail-dev"], "aws_ecs_task_definition", "processor/task").config["volume"]}
     assert volumes == {m["sourceVolume"] for m in dev["mountPoints"]}
     # Production has no ECS Exec, so no agent paths either.
     assert [m["containerPath"] for m in prod["mountPoints"]] == ["/tmp"]
     assert only(prod_stacks["retail-prod"], "aws_ecs_service").config["enable_execute_command"] is False
+
+
+
+def migrate_container(stack: StackJson) -> dict[str, Any]:
+    (definition,) = json.loads(by_path(stack, "aws_ecs_task_definition", "migration/task").config[
+        "container_definitions"])
+    return definition
+
+
+def test_the_migration_is_its_own_task_with_the_master_secret_and_the_same_image(stack: StackJson) -> None:
+    migrate, service = migrate_container(stack), container(stack)
+    assert migrate["command"] == ["migrate"] and migrate["image"] == service["image"]
+    assert migrate["readonlyRootFilesystem"] is True and migrate["user"] == "10001:10001"
+    env = {e["name"]: e["value"] for e in migrate["environment"]}
+    assert env["APP_DB_USER"] == "processor" and "master_user_secret" in env["DB_SECRET_ARN"]
+    assert "DB_IAM_AUTH" not in env and migrate["secrets"] == []
+    role = by_path(stack, "aws_iam_role_policy", "migration/task-policy")
+    assert {s["Sid"] for s in policy_statements(role)} == {"ReadTheDatabaseSecret", "DecryptTheDatabaseSecret"}
+
+
+def test_the_migration_starts_from_exactly_its_synthesized_environment(stack: StackJson) -> None:
+    env = {e["name"]: e["value"] for e in migrate_container(stack)["environment"]}
+    settings = Settings.from_env(env)
+    assert settings.app_db_user == "processor" and settings.db_secret_arn and not settings.db_iam_auth
+
+
+def test_a_release_tag_from_the_environment_goes_into_both_task_definitions(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from cdktf import App
+
+    from policy.stack_json import load_app
+    from stacks.config import build_config
+    from stacks.workload_stack import WorkloadStack
+
+    monkeypatch.setenv("PROCESSOR_IMAGE_TAG", "abc123")
+    app = App(outdir=str(tmp_path))
+    for workload in ("retail", "factory"):
+        WorkloadStack(app, build_config(workload, "dev", ""))
+    app.synth()
+    for synthesized in load_app(tmp_path):
+        images = {container(synthesized)["image"], migrate_container(synthesized)["image"]}
+        repository = only(synthesized, "aws_ecr_repository")
+        assert images == {f"{ref(repository, 'repository_url')}:abc123"}
+
+
+@pytest.mark.parametrize("tag", ["latest", "", "has space", "-leading-dash"])
+def test_latest_or_a_malformed_tag_is_refused(tag: str) -> None:
+    with pytest.raises(ValueError, match="is not a release tag"):
+        ServiceConfig(image_tag=tag)
