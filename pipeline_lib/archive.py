@@ -22,6 +22,12 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
     S3BucketLifecycleConfigurationRuleTransition,
 )
+from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA
+from cdktf_cdktf_provider_aws.s3_bucket_object_lock_configuration import (
+    S3BucketObjectLockConfigurationA,
+    S3BucketObjectLockConfigurationRuleA,
+    S3BucketObjectLockConfigurationRuleDefaultRetentionA,
+)
 from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
     S3BucketOwnershipControls,
     S3BucketOwnershipControlsRule,
@@ -66,12 +72,11 @@ class Archive(Construct):
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, id_)
-        if settings.expiration_days <= settings.transition_to_glacier_days:
-            raise ValueError("archive expiry must come after the last storage-class transition")
         self.settings = settings
         # Bucket names are global: the account id keeps two accounts from colliding.
         self.bucket = S3Bucket(
-            self, "bucket", bucket=f"{naming.name('archive')}-{account.account_id}", force_destroy=settings.force_destroy
+            self, "bucket", bucket=f"{naming.name('archive')}-{account.account_id}", force_destroy=settings.force_destroy,
+            object_lock_enabled=settings.object_lock or None,  # only at creation: S3 cannot add it later
         )
         S3BucketOwnershipControls(
             self, "ownership", bucket=self.bucket.id,
@@ -85,6 +90,16 @@ class Archive(Construct):
             self, "versioning", bucket=self.bucket.id,
             versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
         )
+        if settings.object_lock:
+            # COMPLIANCE: no user, root included, can delete or shorten a locked version before
+            # its date; the lifecycle expiry then removes it once that date has passed.
+            S3BucketObjectLockConfigurationA(
+                self, "write-once", bucket=self.bucket.id,
+                rule=S3BucketObjectLockConfigurationRuleA(default_retention=S3BucketObjectLockConfigurationRuleDefaultRetentionA(
+                    mode="COMPLIANCE", days=settings.expiration_days)),
+            )
+        if settings.access_log_retention_days is not None:
+            self._access_log(naming, account, settings.access_log_retention_days)
         S3BucketServerSideEncryptionConfigurationA(
             self, "encryption", bucket=self.bucket.id,
             rule=[
@@ -204,6 +219,46 @@ class Archive(Construct):
             ),
             depends_on=[policy],  # Firehose validates its role's access at creation
         )
+
+    def _access_log(self, naming: Naming, account: AccountContext, retention_days: int) -> None:
+        """Who read or changed what in the archive: S3 server access logs, in a bucket of their own.
+        Their delivery does not support SSE-KMS on the target bucket, so it uses SSE-S3."""
+        self.access_log_bucket = S3Bucket(self, "access-log-bucket",
+                                          bucket=f"{naming.name('archive-access')}-{account.account_id}")
+        S3BucketOwnershipControls(self, "access-log-ownership", bucket=self.access_log_bucket.id,
+                                  rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
+        S3BucketPublicAccessBlock(self, "access-log-public-access", bucket=self.access_log_bucket.id,
+                                  block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
+                                  restrict_public_buckets=True)
+        S3BucketVersioningA(self, "access-log-versioning", bucket=self.access_log_bucket.id,
+                            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
+        S3BucketServerSideEncryptionConfigurationA(
+            self, "access-log-encryption", bucket=self.access_log_bucket.id,
+            rule=[S3BucketServerSideEncryptionConfigurationRuleA(
+                apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                    sse_algorithm="AES256"))],
+        )
+        logs = self.access_log_bucket.arn
+        S3BucketPolicy(self, "access-log-policy", bucket=self.access_log_bucket.id, policy=iam.document(
+            {"Sid": "S3DeliversTheArchivesAccessLogs", "Effect": "Allow",
+             "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+             "Resource": f"{logs}/archive/*",
+             "Condition": {"ArnLike": {"aws:SourceArn": self.bucket.arn},
+                           "StringEquals": {"aws:SourceAccount": account.account_id}}},
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": [logs, f"{logs}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        ))
+        S3BucketLifecycleConfiguration(self, "access-log-lifecycle", bucket=self.access_log_bucket.id, rule=[
+            S3BucketLifecycleConfigurationRule(
+                id="expire", status="Enabled", filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=retention_days)],
+                noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                    noncurrent_days=NONCURRENT_VERSION_DAYS)],
+                abort_incomplete_multipart_upload=[
+                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
+            )])
+        S3BucketLoggingA(self, "access-logging", bucket=self.bucket.id, target_bucket=self.access_log_bucket.id,
+                         target_prefix="archive/")
 
     @property
     def bucket_name(self) -> str:

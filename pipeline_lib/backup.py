@@ -1,9 +1,11 @@
-"""AWS Backup for the database: snapshots kept as long as the compliance archive."""
+"""AWS Backup for the database: daily recovery points, kept as long as the compliance archive
+keeps records (a destroyable dev keeps them a week), in a vault locked in production."""
 from __future__ import annotations
 
 from cdktf_cdktf_provider_aws.backup_plan import BackupPlan, BackupPlanRule, BackupPlanRuleLifecycle
 from cdktf_cdktf_provider_aws.backup_selection import BackupSelection
 from cdktf_cdktf_provider_aws.backup_vault import BackupVault
+from cdktf_cdktf_provider_aws.backup_vault_lock_configuration import BackupVaultLockConfiguration
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from constructs import Construct
@@ -13,8 +15,10 @@ from pipeline_lib.account import AccountContext
 from pipeline_lib.database import Database
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.naming import Naming
+from pipeline_lib.settings import ArchiveConfig
 
 BACKUP_MANAGED_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores")
+VAULT_LOCK_GRACE_DAYS = 3  # the shortest AWS allows: three days to undo a lock set by mistake
 
 
 class DatabaseBackup(Construct):
@@ -27,13 +31,20 @@ class DatabaseBackup(Construct):
         account: AccountContext,
         key: EncryptionKey,
         database: Database,
-        delete_after_days: int,
-        force_destroy: bool,
+        settings: ArchiveConfig,
     ) -> None:
         super().__init__(scope, id_)
+        delete_after_days = settings.backup_days
         self.vault = BackupVault(
-            self, "vault", name=naming.name("backups"), kms_key_arn=key.arn, force_destroy=force_destroy
+            self, "vault", name=naming.name("backups"), kms_key_arn=key.arn, force_destroy=settings.force_destroy
         )
+        if settings.backup_vault_lock:
+            # Compliance mode once the grace period is over: no recovery point can be deleted
+            # before its retention ends, and the lock itself cannot be removed.
+            BackupVaultLockConfiguration(
+                self, "vault-lock", backup_vault_name=self.vault.name, min_retention_days=delete_after_days,
+                max_retention_days=delete_after_days, changeable_for_days=VAULT_LOCK_GRACE_DAYS,
+            )
         self.plan = BackupPlan(
             self,
             "plan",

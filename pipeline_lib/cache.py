@@ -41,12 +41,9 @@ class Cache(Construct):
         settings: CacheConfig,
         auth_secret_name: str,
         log_retention_days: int,
-        final_snapshot: bool,
     ) -> None:
         super().__init__(scope, id_)
         self.settings = settings
-        if settings.num_cache_clusters < 2:
-            raise ValueError("automatic failover needs at least two cache nodes")
         # A data source, never a resource: the stacks create no secrets.
         self.auth_secret = DataAwsSecretsmanagerSecret(self, "auth-secret", name=auth_secret_name)
         auth_token = DataAwsSecretsmanagerSecretVersion(self, "auth-token", secret_id=self.auth_secret.id)
@@ -106,7 +103,7 @@ class Cache(Construct):
             maintenance_window="sun:05:00-sun:06:00",
             auto_minor_version_upgrade="true",
             apply_immediately=True,
-            final_snapshot_identifier=naming.name("cache-final") if final_snapshot else None,
+            final_snapshot_identifier=naming.name("cache-final") if settings.final_snapshot else None,
             log_delivery_configuration=[
                 ElasticacheReplicationGroupLogDeliveryConfiguration(
                     destination=log.name, destination_type="cloudwatch-logs", log_format="json", log_type=log_type

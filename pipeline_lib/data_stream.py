@@ -22,8 +22,6 @@ class DataStream(Construct):
         self, scope: Construct, id_: str, *, naming: Naming, key: EncryptionKey, settings: StreamConfig
     ) -> None:
         super().__init__(scope, id_)
-        if settings.retention_period_hours < 168:
-            raise ValueError("stream retention must be at least 168 hours")
         self.settings = settings
         provisioned = settings.stream_mode == "PROVISIONED"
         self.stream = KinesisStream(

@@ -49,8 +49,6 @@ class Database(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self._account = account
-        if settings.rotation_days > 30:
-            raise ValueError("database credentials must rotate at least every 30 days")
         self.settings = settings
         identifier = naming.name("db")
         self.security_group = SecurityGroup(

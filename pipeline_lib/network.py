@@ -23,6 +23,7 @@ from pipeline_lib.account import AccountContext
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
+from pipeline_lib.settings import NetworkConfig
 
 # What a Fargate task in a private subnet needs to start and run without a NAT: pull its
 # image (ecr.api, ecr.dkr and the S3 gateway for layers), ship its logs (metrics travel in
@@ -51,18 +52,15 @@ class Network(Construct):
         naming: Naming,
         account: AccountContext,
         key: EncryptionKey,
-        cidr_block: str,
-        availability_zones: tuple[str, ...],
+        settings: NetworkConfig,
         flow_log_retention_days: int,
         interface_endpoints: tuple[str, ...] = DEFAULT_INTERFACE_ENDPOINTS,
     ) -> None:
         super().__init__(scope, id_)
-        if len(availability_zones) < 2:
-            raise ValueError("the network needs at least two availability zones")
         self.vpc = Vpc(
             self,
             "vpc",
-            cidr_block=cidr_block,
+            cidr_block=settings.cidr_block,
             enable_dns_support=True,  # private DNS names of the interface endpoints
             enable_dns_hostnames=True,
             tags={"Name": naming.name("vpc")},
@@ -70,10 +68,10 @@ class Network(Construct):
         # Close the default group: nothing may fall back to its allow-all rules.
         DefaultSecurityGroup(self, "default-sg", vpc_id=self.vpc.id, tags={"Name": naming.name("default-closed")})
 
-        subnet_cidrs = list(ipaddress.ip_network(cidr_block).subnets(new_prefix=20))
+        subnet_cidrs = list(ipaddress.ip_network(settings.cidr_block).subnets(new_prefix=20))
         self.route_table = RouteTable(self, "private-routes", vpc_id=self.vpc.id, tags={"Name": naming.name("private")})
         self.private_subnets: list[Subnet] = []
-        for index, zone in enumerate(availability_zones):
+        for index, zone in enumerate(settings.availability_zones):
             subnet = Subnet(
                 self,
                 f"private-{index}",

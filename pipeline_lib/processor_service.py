@@ -80,7 +80,6 @@ class ProcessorService(Construct):
         database: Database,
         cache: Cache,
         settings: ServiceConfig,
-        force_delete_images: bool,
     ) -> None:
         super().__init__(scope, id_)
         max_tasks = stream.max_consumers  # a task without a shard lease would idle
@@ -98,7 +97,7 @@ class ProcessorService(Construct):
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=EcrRepositoryImageScanningConfiguration(scan_on_push=True),
             encryption_configuration=[EcrRepositoryEncryptionConfiguration(encryption_type="KMS", kms_key=key.arn)],
-            force_delete=force_delete_images,
+            force_delete=settings.force_delete_images,
         )
         EcrLifecyclePolicy(
             self, "images-lifecycle", repository=self.repository.name,

@@ -1,6 +1,10 @@
 """Settings objects the constructs take; `stacks/config.py` fills them per environment.
 
-Each default is the safe, destroyable choice for a non-production environment.
+Every default is documented where it is declared, and where safety is at stake the default
+is the production-safe value: deletion protection, final snapshots, write-once archives and
+backups, no shell into the tasks, long log retention. An environment meant to be destroyed
+opts out explicitly, in one place (`stacks/config.py`, `_destroyable`), never by omission.
+Each safety limit lives in the settings object it limits, checked when the object is built.
 """
 from __future__ import annotations
 
@@ -17,14 +21,24 @@ FIREHOSE_READS_PER_SECOND = 1  # the archive's delivery stream polls each shard 
 ON_DEMAND_INITIAL_SHARDS = 4  # an on-demand stream starts with 4 MB/s of write capacity: four shards
 
 
+MIN_STREAM_RETENTION_HOURS = 168  # a week of records can be replayed after an outage
+MAX_ROTATION_DAYS = 30  # database credentials rotate at least this often
+MIN_AVAILABILITY_ZONES = 2  # every tier survives the loss of one zone
+
+
 @dataclass(frozen=True)
 class StreamConfig:
-    peak_records_per_minute: int
-    average_record_bytes: int
-    retention_period_hours: int = 168  # 7 days: room to replay a week-long outage
+    peak_records_per_minute: int  # required: what the producers send at their busiest
+    average_record_bytes: int  # required: sizes the shards by bytes as well as by records
+    retention_period_hours: int = MIN_STREAM_RETENTION_HOURS  # 7 days: room to replay a week-long outage
     headroom_factor: float = 2.0  # provision for twice the stated peak
     min_shards: int = 2  # two shards let two tasks work in parallel
-    stream_mode: Literal["PROVISIONED", "ON_DEMAND"] = "PROVISIONED"
+    stream_mode: Literal["PROVISIONED", "ON_DEMAND"] = "PROVISIONED"  # ON_DEMAND: AWS sizes the shards
+
+    def __post_init__(self) -> None:
+        if self.retention_period_hours < MIN_STREAM_RETENTION_HOURS:
+            raise ValueError(f"stream retention must be at least {MIN_STREAM_RETENTION_HOURS} hours")
+
 
     @property
     def shard_count(self) -> int:
@@ -48,17 +62,28 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    cidr_block: str  # required: the VPC's range, distinct per workload so they can be peered
+    availability_zones: tuple[str, ...]  # required: private subnets, one per zone
+
+    def __post_init__(self) -> None:
+        if len(self.availability_zones) < MIN_AVAILABILITY_ZONES:
+            raise ValueError(f"at least {MIN_AVAILABILITY_ZONES} availability zones are required")
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     cpu: int = 512  # Fargate units (1024 = 1 vCPU)
-    memory_mib: int = 1024
-    desired_count: int = 2
-    min_count: int = 1
+    memory_mib: int = 1024  # MiB, a valid Fargate pairing with `cpu`
+    desired_count: int = 2  # two tasks from the start: one survives the other's zone
+    min_count: int = 2  # autoscaling never goes below two
     cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"  # Graviton: cheaper per record
     image_tag: str = "unreleased"  # set per release from PROCESSOR_IMAGE_TAG (stacks/config.py); never "latest"
     iterator_age_target_ms: int = 30_000  # scale out when records wait > 30 s
-    cpu_target_percent: int = 60
-    enable_execute_command: bool = True
-    log_retention_days: int = 30
+    cpu_target_percent: int = 60  # ... or when the tasks' CPU averages above this
+    enable_execute_command: bool = False  # no shell into production tasks; a dev environment opts in
+    force_delete_images: bool = False  # a destroy deletes the repository's images too: a destroyable dev opts in
+    log_retention_days: int = 365  # the processor's logs (its metrics travel in them)
     # The fleet (processor/balance.py): a dead task's shards are taken over after its lease
     # expires; the heartbeat that renews and rebalances runs every lease / 10.
     lease_duration_seconds: int = 20
@@ -85,12 +110,17 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    node_type: str = "cache.t4g.small"
-    num_cache_clusters: int = 2  # primary + replica in another AZ
+    node_type: str = "cache.t4g.small"  # the smallest Graviton node with enough memory for the hot set
+    num_cache_clusters: int = 2  # primary + replica in another AZ: automatic failover needs two
     engine_version: str = "7.1"
-    parameter_group_family: str = "redis7"
-    snapshot_retention_limit_days: int = 3
+    parameter_group_family: str = "redis7"  # must match engine_version's major
+    snapshot_retention_limit_days: int = 14  # daily snapshots kept two weeks
+    final_snapshot: bool = True  # a deleted cache leaves a last snapshot; a destroyable dev opts out
     maxmemory_policy: str = "allkeys-lru"  # hot-product cache: evict the coldest
+
+    def __post_init__(self) -> None:
+        if self.num_cache_clusters < 2:
+            raise ValueError("automatic failover needs at least two cache nodes")
 
 
 @dataclass(frozen=True)
@@ -103,16 +133,18 @@ class DatabaseConfig:
     db_name: str = "pipeline"
     master_username: str = "pipeline_admin"  # migrations only (the migrate task), from the RDS-managed secret
     app_username: str = "processor"  # the service's role: its workload's DML, signed in with IAM tokens
-    backup_retention_days: int = 7
-    multi_az: bool = False
-    deletion_protection: bool = False
-    skip_final_snapshot: bool = True
-    rotation_days: int = 30
-    performance_insights_retention_days: int = 7
-    monitoring_interval_seconds: int = 60
+    backup_retention_days: int = 35  # RDS's own automated backups (point-in-time restore), the maximum
+    multi_az: bool = True  # a standby in another zone
+    deletion_protection: bool = True  # a destroyable dev opts out
+    skip_final_snapshot: bool = False  # a deleted database leaves a last snapshot; a destroyable dev opts out
+    rotation_days: int = MAX_ROTATION_DAYS  # the master secret rotates this often (RDS-managed)
+    performance_insights_retention_days: int = 7  # the free tier; 731 for a longer look back
+    monitoring_interval_seconds: int = 60  # enhanced monitoring
     ca_cert_identifier: str = "rds-ca-rsa2048-g1"
 
     def __post_init__(self) -> None:
+        if self.rotation_days > MAX_ROTATION_DAYS:
+            raise ValueError(f"database credentials must rotate at least every {MAX_ROTATION_DAYS} days")
         major = self.engine_version.split(".")[0]
         if self.parameter_group_family != f"postgres{major}":
             raise ValueError(f"parameter_group_family {self.parameter_group_family!r} does not match engine_version "
@@ -121,13 +153,32 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class ArchiveConfig:
-    expiration_days: int  # how long archived records are kept (compliance)
-    transition_to_ia_days: int = 30
-    transition_to_glacier_days: int = 90
-    buffering_interval_seconds: int = 300
-    buffering_size_mb: int = 64
-    force_destroy: bool = True  # outside prod a destroy empties the bucket
-    backup_retention_days: int = 35  # AWS Backup copies of the database
+    expiration_days: int  # required: how long archived records are kept, the compliance period
+    transition_to_ia_days: int = 30  # to Standard-IA after a month
+    transition_to_glacier_days: int = 90  # to Glacier after a quarter
+    buffering_interval_seconds: int = 300  # Firehose writes an object every 5 minutes ...
+    buffering_size_mb: int = 64  # ... or every 64 MB, whichever comes first
+    # Write-once: S3 Object Lock in COMPLIANCE mode keeps every record for `expiration_days`,
+    # whoever asks (root included). A locked bucket can never be emptied, so a destroyable dev
+    # opts out, and with it the vault lock on the database's backups.
+    object_lock: bool = True
+    force_destroy: bool = False  # a destroy empties the bucket: only where object_lock is off
+    access_log_retention_days: int | None = 731  # S3 server access logs of the archive; None: none
+    # AWS Backup copies of the database: None keeps them as long as the archive keeps records;
+    # a destroyable dev opts out to a few days.
+    backup_retention_days: int | None = None
+    backup_vault_lock: bool = True  # recovery points cannot be deleted before their retention ends
+
+    def __post_init__(self) -> None:
+        if self.expiration_days <= self.transition_to_glacier_days:
+            raise ValueError("archive expiry must come after the last storage-class transition")
+        if self.object_lock and self.force_destroy:
+            raise ValueError("a write-once (object_lock) archive cannot be force-destroyed: it can never be emptied")
+
+    @property
+    def backup_days(self) -> int:
+        """How long AWS Backup keeps the database's recovery points."""
+        return self.expiration_days if self.backup_retention_days is None else self.backup_retention_days
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,25 @@ def _encryption_key_refs(res_type: str, config: dict[str, Any]) -> list[Any] | N
     return None
 
 
+def _access_log_targets(stack: StackJson) -> set[str]:
+    """Buckets that receive S3 server access logs: S3 cannot deliver them to an SSE-KMS bucket,
+    so these are encrypted with SSE-S3 (AES256), the one exception to the stack's key."""
+    return {res.config.get("target_bucket") for res in stack.resources("aws_s3_bucket_logging")}
+
+
 @rule
 def data_at_rest_uses_the_cmk(stack: StackJson) -> Iterator[Finding]:
+    log_targets = _access_log_targets(stack)
     encrypted_buckets = {
         res.config.get("bucket") for res in stack.resources("aws_s3_bucket_server_side_encryption_configuration")
     }
     for res in stack.resources():
+        if res.type == "aws_s3_bucket_server_side_encryption_configuration" and res.config.get("bucket") in log_targets:
+            default = res.config.get("rule", [{}])[0].get("apply_server_side_encryption_by_default", {})
+            if default.get("sse_algorithm") != "AES256":
+                yield _finding("data_at_rest_uses_the_cmk", stack, res.path,
+                               "an access-log bucket must use SSE-S3: S3 does not deliver logs to SSE-KMS buckets")
+            continue
         refs = _encryption_key_refs(res.type, res.config)
         if refs is not None and not all(references(ref, "aws_kms_key") for ref in refs):
             yield _finding("data_at_rest_uses_the_cmk", stack, res.path, "not encrypted with the stack's KMS key")
@@ -225,6 +238,9 @@ def destroyable_outside_production(stack: StackJson) -> Iterator[Finding]:
         "aws_ecr_repository": lambda c: c.get("force_delete") is True,
         "aws_backup_vault": lambda c: c.get("force_destroy") is True,
         "aws_elasticache_replication_group": lambda c: not c.get("final_snapshot_identifier"),
+        # A locked bucket can never be emptied; a locked vault keeps its recovery points.
+        "aws_s3_bucket_object_lock_configuration": lambda c: False,
+        "aws_backup_vault_lock_configuration": lambda c: False,
     }
     for type_, destroyable in checks.items():
         for res in stack.resources(type_):
@@ -243,9 +259,26 @@ def production_is_protected(stack: StackJson) -> Iterator[Finding]:
                 and config.get("multi_az") is True):
             yield _finding("production_is_protected", stack, res.path,
                            "production database needs deletion protection, a final snapshot and Multi-AZ")
+    locked = {res.config.get("bucket") for res in stack.resources("aws_s3_bucket_object_lock_configuration")
+              if (res.config.get("rule") or {}).get("default_retention", {}).get("mode") == "COMPLIANCE"}
+    logged = {res.config.get("bucket") for res in stack.resources("aws_s3_bucket_logging")}
+    # The compliance archives: the buckets a Firehose delivery stream writes to.
+    archives = {res.config.get("extended_s3_configuration", {}).get("bucket_arn")
+                for res in stack.resources("aws_kinesis_firehose_delivery_stream")}
     for res in stack.resources("aws_s3_bucket"):
         if res.config.get("force_destroy"):
-            yield _finding("production_is_protected", stack, res.path, "production archive must not force-destroy")
+            yield _finding("production_is_protected", stack, res.path, "production buckets must not force-destroy")
+        if f"${{aws_s3_bucket.{res.name}.arn}}" not in archives:
+            continue
+        if f"${{aws_s3_bucket.{res.name}.id}}" not in locked or res.config.get("object_lock_enabled") is not True:
+            yield _finding("production_is_protected", stack, res.path,
+                           "production archive must be write-once (Object Lock, COMPLIANCE mode)")
+        if f"${{aws_s3_bucket.{res.name}.id}}" not in logged:
+            yield _finding("production_is_protected", stack, res.path, "production archive access must be logged")
+    locked_vaults = {res.config.get("backup_vault_name") for res in stack.resources("aws_backup_vault_lock_configuration")}
+    for res in stack.resources("aws_backup_vault"):
+        if f"${{aws_backup_vault.{res.name}.name}}" not in locked_vaults:
+            yield _finding("production_is_protected", stack, res.path, "production backups need a vault lock")
 
 
 @rule

@@ -3,9 +3,10 @@
 Everything a reviewer may want to change lives here, readable in one screen per
 workload. `build_config(workload, suffix)` is the only constructor the app uses.
 
-Production: the suffixes in `PRODUCTION_SUFFIXES` get deletion protection, final
-snapshots, Multi-AZ databases, longer backups and a 30-day key deletion window. Every
-other suffix (dev, pr-123, ...) is fully destroyable.
+The settings' defaults are the production-safe values (pipeline_lib/settings.py). The
+suffixes in `PRODUCTION_SUFFIXES` keep them and get production sizes (`_production`);
+every other suffix (dev, pr-123, ...) opts out of what would stop a destroy, explicitly and
+in one place (`_destroyable`), and is fully destroyable.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pipeline_lib.settings import (
     ArchiveConfig,
     CacheConfig,
     DatabaseConfig,
+    NetworkConfig,
     ServiceConfig,
     StreamConfig,
 )
@@ -45,8 +47,7 @@ class WorkloadConfig:
     workload: Workload
     environment_suffix: str
     region: str
-    availability_zones: tuple[str, ...]
-    vpc_cidr: str
+    network: NetworkConfig
     stream: StreamConfig
     service: ServiceConfig
     cache: CacheConfig
@@ -54,21 +55,15 @@ class WorkloadConfig:
     archive: ArchiveConfig
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     alert_subscriptions: tuple[AlertSubscription, ...] = ()  # none: the alarms notify nobody (dev only)
-    log_retention_days: int = 30
-    key_deletion_window_days: int = 7
+    log_retention_days: int = 365  # every log group but the processor's (ServiceConfig)
+    key_deletion_window_days: int = 30  # the longest KMS allows: a scheduled deletion can be cancelled for a month
     data_classification: str = "internal"
     owner: str = "platform-team"
     cost_center: str = "cc-0000"
     project: str = "streaming-pipelines"
 
     def __post_init__(self) -> None:
-        validate_suffix(self.environment_suffix)
-        if len(self.availability_zones) < 2:
-            raise ValueError("at least two availability zones are required")
-        if self.stream.retention_period_hours < 168:
-            raise ValueError("stream retention must be at least 168 hours")
-        if self.database.rotation_days > 30:
-            raise ValueError("database credentials must rotate at least every 30 days")
+        validate_suffix(self.environment_suffix)  # the other limits are checked by each settings object
         if self.is_production and not self.alert_subscriptions:
             raise ConfigError(f"{self.stack_id}: production alarms must reach someone: set {ALERT_SUBSCRIPTIONS_ENV} "
                               "(e.g. email:oncall@example.com)")
@@ -110,8 +105,7 @@ def _retail(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConfi
         environment_suffix=suffix,
         alert_subscriptions=alerts,
         region="us-east-1",
-        availability_zones=("us-east-1a", "us-east-1b"),
-        vpc_cidr="10.40.0.0/16",
+        network=NetworkConfig(cidr_block="10.40.0.0/16", availability_zones=("us-east-1a", "us-east-1b")),
         # Suppliers push bursts; 6,000/min is six times the 1,000/min requirement.
         stream=StreamConfig(peak_records_per_minute=6_000, average_record_bytes=400),
         service=ServiceConfig(),
@@ -129,8 +123,7 @@ def _factory(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConf
         environment_suffix=suffix,
         alert_subscriptions=alerts,
         region="eu-west-1",
-        availability_zones=("eu-west-1a", "eu-west-1b"),
-        vpc_cidr="10.50.0.0/16",
+        network=NetworkConfig(cidr_block="10.50.0.0/16", availability_zones=("eu-west-1a", "eu-west-1b")),
         # A few hundred sensors at one reading per second each.
         stream=StreamConfig(peak_records_per_minute=30_000, average_record_bytes=200),
         service=ServiceConfig(iterator_age_target_ms=10_000),  # anomalies must surface fast
@@ -144,23 +137,31 @@ def _factory(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConf
 
 
 def _production(config: WorkloadConfig) -> WorkloadConfig:
+    """Production sizes. Its safety is the settings' defaults, which it keeps."""
     return replace(
         config,
-        service=replace(config.service, desired_count=max(2, config.service.desired_count), min_count=2,
-                        enable_execute_command=False, log_retention_days=365),
-        database=replace(
-            config.database,
-            multi_az=True,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            backup_retention_days=35,
-            performance_insights_retention_days=731,
-            instance_class="db.r7g.large",
-        ),
-        cache=replace(config.cache, node_type="cache.r7g.large", snapshot_retention_limit_days=14),
-        archive=replace(config.archive, force_destroy=False),
-        log_retention_days=365,
-        key_deletion_window_days=30,
+        service=replace(config.service, desired_count=max(2, config.service.desired_count)),
+        database=replace(config.database, instance_class="db.r7g.large", performance_insights_retention_days=731),
+        cache=replace(config.cache, node_type="cache.r7g.large"),
+    )
+
+
+def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
+    """Every opt-out from the production-safe defaults an environment meant to be destroyed
+    makes, each named: what would otherwise stop `cdktf destroy` or outlive it."""
+    return replace(
+        config,
+        service=replace(config.service, min_count=1, log_retention_days=30, force_delete_images=True,
+                        enable_execute_command=True),  # a shell into the tasks, for debugging
+        database=replace(config.database, multi_az=False, deletion_protection=False, skip_final_snapshot=True,
+                         backup_retention_days=7),
+        cache=replace(config.cache, snapshot_retention_limit_days=3, final_snapshot=False),
+        # No write-once archive (a locked bucket can never be emptied), no vault lock, and
+        # database backups for a week, not for the compliance period.
+        archive=replace(config.archive, object_lock=False, force_destroy=True, access_log_retention_days=None,
+                        backup_retention_days=7, backup_vault_lock=False),
+        log_retention_days=30,
+        key_deletion_window_days=7,  # the shortest KMS allows
     )
 
 
@@ -184,4 +185,4 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
             config = replace(config, service=replace(config.service, image_tag=tag))
         except ValueError as error:
             raise ConfigError(f"{IMAGE_TAG_ENV}: {error}") from error
-    return _production(config) if config.is_production else config
+    return _production(config) if config.is_production else _destroyable(config)

@@ -39,24 +39,21 @@ class WorkloadStack(TerraformStack):
         account = AccountContext(self, "account", region=config.region)
         key = EncryptionKey(self, "key", naming=naming, account=account,
                             deletion_window_in_days=config.key_deletion_window_days)
-        network = Network(self, "network", naming=naming, account=account, key=key, cidr_block=config.vpc_cidr,
-                          availability_zones=config.availability_zones,
+        network = Network(self, "network", naming=naming, account=account, key=key, settings=config.network,
                           flow_log_retention_days=config.log_retention_days)
         stream = DataStream(self, "stream", naming=naming, key=key, settings=config.stream)
         database = Database(self, "database", naming=naming, account=account, network=network, key=key,
                             settings=config.database, log_retention_days=config.log_retention_days)
         cache = Cache(self, "cache", naming=naming, network=network, key=key, settings=config.cache,
-                      auth_secret_name=config.redis_auth_secret_name, log_retention_days=config.log_retention_days,
-                      final_snapshot=config.is_production)
+                      auth_secret_name=config.redis_auth_secret_name, log_retention_days=config.log_retention_days)
         service = ProcessorService(self, "processor", naming=naming, account=account, network=network, key=key,
-                                   stream=stream, database=database, cache=cache, settings=config.service,
-                                   force_delete_images=not config.is_production)
+                                   stream=stream, database=database, cache=cache, settings=config.service)
         migration = MigrationTask(self, "migration", naming=naming, account=account, key=key, service=service,
                                   database=database, settings=config.service)
         archive = Archive(self, "archive", naming=naming, account=account, key=key, stream=stream,
                           settings=config.archive, log_retention_days=config.log_retention_days)
         DatabaseBackup(self, "backup", naming=naming, account=account, key=key, database=database,
-                       delete_after_days=config.archive.expiration_days, force_destroy=not config.is_production)
+                       settings=config.archive)
         monitoring = Monitoring(self, "monitoring", naming=naming, account=account, key=key, stream=stream,
                                 service=service, database=database, cache=cache, archive=archive,
                                 thresholds=config.alarms, subscriptions=config.alert_subscriptions)

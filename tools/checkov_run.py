@@ -16,7 +16,7 @@ from pathlib import Path
 from stacks.config import PRODUCTION_SUFFIXES
 
 SKIPS_FILE = Path(__file__).resolve().parent.parent / "policy" / "checkov_skips.toml"
-SCOPES = ("all", "non-production")
+SCOPES = ("all", "non-production", "production")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ def load_skips(path: Path = SKIPS_FILE) -> dict[str, dict[str, str]]:
 
 def skips_for(production: bool, skips: dict[str, dict[str, str]] | None = None) -> list[str]:
     skips = load_skips() if skips is None else skips
-    return sorted(c for c, e in skips.items() if e["scope"] == "all" or not production)
+    wanted = {"all", "production" if production else "non-production"}
+    return sorted(c for c, e in skips.items() if e["scope"] in wanted)
 
 
 def is_production_app(outdir: Path) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from policy.stack_json import StackJson
-from tests.helpers import only, ref
+from tests.helpers import by_path, only, ref
 
 
 def test_every_stream_record_is_delivered_to_the_archive_bucket(stack: StackJson) -> None:
@@ -42,10 +42,15 @@ def test_factory_archive_keeps_its_compliance_period(factory: StackJson) -> None
     assert rule["expiration"][0]["days"] == 2_557
 
 
-def test_database_backups_are_kept_as_long_as_the_archive(stack: StackJson) -> None:
-    plan = only(stack, "aws_backup_plan").config["rule"][0]
-    expiry = only(stack, "aws_s3_bucket_lifecycle_configuration").config["rule"][0]["expiration"][0]["days"]
-    assert plan["lifecycle"]["delete_after"] == expiry
+def archive_expiry(stack: StackJson) -> int:
+    return by_path(stack, "aws_s3_bucket_lifecycle_configuration", "archive/lifecycle").config["rule"][0][
+        "expiration"][0]["days"]
+
+
+def test_production_keeps_database_backups_as_long_as_the_archive_a_dev_a_week(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
+    prod = prod_stacks[f"{stack.workload}-prod"]
+    assert only(prod, "aws_backup_plan").config["rule"][0]["lifecycle"]["delete_after"] == archive_expiry(prod)
+    assert only(stack, "aws_backup_plan").config["rule"][0]["lifecycle"]["delete_after"] == 7
     selection = only(stack, "aws_backup_selection").config
     assert selection["resources"] == [ref(only(stack, "aws_db_instance"), "arn")]
     assert "aws_kms_key" in only(stack, "aws_backup_vault").config["kms_key_arn"]
@@ -80,3 +85,46 @@ def test_backup_trusts_its_role_without_a_condition_backup_does_not_send(stack: 
 def only_caller(stack: StackJson) -> str:
     (caller,) = stack.data_sources("aws_caller_identity")
     return caller.name
+
+
+
+def test_the_production_archive_is_write_once_for_its_compliance_period(prod_stacks) -> None:  # noqa: ANN001
+    for stack in prod_stacks.values():
+        bucket = by_path(stack, "aws_s3_bucket", "archive/bucket").config
+        assert bucket["object_lock_enabled"] is True and bucket["force_destroy"] is False
+        lock = only(stack, "aws_s3_bucket_object_lock_configuration").config
+        assert lock["rule"]["default_retention"] == {"mode": "COMPLIANCE", "days": archive_expiry(stack)}
+        assert archive_expiry(stack) == {"retail": 1_096, "factory": 2_557}[stack.workload]
+
+
+def test_production_archive_access_is_logged_to_a_bucket_of_its_own(prod_stacks) -> None:  # noqa: ANN001
+    for stack in prod_stacks.values():
+        logging = only(stack, "aws_s3_bucket_logging").config
+        archive, logs = by_path(stack, "aws_s3_bucket", "archive/bucket"), by_path(
+            stack, "aws_s3_bucket", "archive/access-log-bucket")
+        assert (logging["bucket"], logging["target_bucket"]) == (ref(archive, "id"), ref(logs, "id"))
+        policy = json.loads(by_path(stack, "aws_s3_bucket_policy", "archive/access-log-policy").config["policy"])
+        delivery = next(s for s in policy["Statement"] if s["Sid"] == "S3DeliversTheArchivesAccessLogs")
+        assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+        assert delivery["Condition"]["ArnLike"] == {"aws:SourceArn": ref(archive, "arn")}
+        # S3 log delivery cannot write to an SSE-KMS bucket: SSE-S3, the one exception to the CMK.
+        sse = by_path(stack, "aws_s3_bucket_server_side_encryption_configuration", "archive/access-log-encryption")
+        assert sse.config["rule"][0]["apply_server_side_encryption_by_default"] == {"sse_algorithm": "AES256"}
+
+
+def test_production_backups_sit_in_a_vault_locked_for_their_retention(prod_stacks) -> None:  # noqa: ANN001
+    for stack in prod_stacks.values():
+        lock = only(stack, "aws_backup_vault_lock_configuration").config
+        keep = archive_expiry(stack)
+        assert (lock["min_retention_days"], lock["max_retention_days"], lock["changeable_for_days"]) == (keep, keep, 3)
+        assert lock["backup_vault_name"] == ref(only(stack, "aws_backup_vault"), "name")
+
+
+def test_a_destroyable_environment_has_no_lock_that_would_outlive_a_destroy(dev_stacks) -> None:  # noqa: ANN001
+    for stack in dev_stacks.values():
+        types = {r.type for r in stack.resources()}
+        assert not types & {"aws_s3_bucket_object_lock_configuration", "aws_backup_vault_lock_configuration",
+                            "aws_s3_bucket_logging"}
+        assert "object_lock_enabled" not in only(stack, "aws_s3_bucket").config
+        assert only(stack, "aws_s3_bucket").config["force_destroy"] is True
+        assert only(stack, "aws_backup_vault").config["force_destroy"] is True

@@ -202,3 +202,32 @@ def test_an_endpoint_without_a_policy_or_with_an_unfenced_one_is_found(retail: S
                                                            "Action": "*", "Resource": "*"}]})
     messages = sorted(f.message for f in findings(rules.endpoints_are_fenced_to_this_account, mutated(retail, strip)))
     assert messages == ["has no endpoint policy", "statement Open passes any account's resources"]
+
+
+def test_a_production_archive_that_can_be_deleted_is_found(prod_stacks: dict[str, StackJson]) -> None:
+    def unlock(document: dict[str, Any]) -> None:
+        for kind in ("aws_s3_bucket_object_lock_configuration", "aws_s3_bucket_logging",
+                     "aws_backup_vault_lock_configuration"):
+            document["resource"].pop(kind)
+    messages = sorted(f.message for f in findings(rules.production_is_protected, mutated(prod_stacks["retail-prod"], unlock)))
+    assert messages == ["production archive access must be logged",
+                        "production archive must be write-once (Object Lock, COMPLIANCE mode)",
+                        "production backups need a vault lock"]
+
+
+def test_a_lock_outside_production_is_found(retail: StackJson, prod_stacks: dict[str, StackJson]) -> None:
+    prod = prod_stacks["retail-prod"].document["resource"]
+    def lock(document: dict[str, Any]) -> None:
+        for kind in ("aws_s3_bucket_object_lock_configuration", "aws_backup_vault_lock_configuration"):
+            document["resource"][kind] = prod[kind]
+    assert len(findings(rules.destroyable_outside_production, mutated(retail, lock))) == 2
+
+
+def test_an_access_log_bucket_encrypted_with_kms_is_found(prod_stacks: dict[str, StackJson]) -> None:
+    def kms(document: dict[str, Any]) -> None:
+        for res in document["resource"]["aws_s3_bucket_server_side_encryption_configuration"].values():
+            res["rule"][0]["apply_server_side_encryption_by_default"] = {"sse_algorithm": "aws:kms",
+                                                                        "kms_master_key_id": "x"}
+    found = findings(rules.data_at_rest_uses_the_cmk, mutated(prod_stacks["retail-prod"], kms))
+    assert [f.message for f in found if "access-log" in f.resource] == [
+        "an access-log bucket must use SSE-S3: S3 does not deliver logs to SSE-KMS buckets"]
