@@ -22,7 +22,7 @@ TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null
 
 
 .PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate bench-synth bench-processor bench-scale eval-anomaly \
-        deploy destroy push-image clean
+        outputs deploy destroy push-image migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -105,21 +105,33 @@ bench-processor: setup servers ## processor records/s through PostgreSQL + Redis
 bench-scale: setup servers ## the processor as a fleet of 1, 2, 4 workers on a 4-shard stream: balance, kill -9, read budget
 	$(RUN) python -m bench.bench_scale
 
-deploy: setup ## cdktf deploy both stacks to AWS (credentials from your environment)
-	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf deploy $(STACKS) --auto-approve --skip-provider-lock
+# The release tag: PROCESSOR_IMAGE_TAG, else the commit (the repositories' tags are immutable).
+RELEASE_TAG ?= $(or $(PROCESSOR_IMAGE_TAG),$(shell git rev-parse --short=12 HEAD 2>/dev/null))
+OUTPUTS_FILE := cfn-outputs/all-outputs.json
+RELEASE := $(RUN) python -m tools.release
+
+outputs: setup ## write both deployed stacks' outputs to cfn-outputs/all-outputs.json (AWS)
+	@mkdir -p cfn-outputs
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf output $(STACKS) --outputs-file $(OUTPUTS_FILE) >/dev/null
+
+deploy: setup ## release to AWS: push the image, deploy both stacks with its tag, migrate, wait until stable
+	@test -n "$(RELEASE_TAG)" || { echo "deploy needs a release tag: set PROCESSOR_IMAGE_TAG (or run from a git checkout)"; exit 1; }
+	-@$(MAKE) --no-print-directory outputs >/dev/null 2>&1 && \
+	  $(RELEASE) push-image --outputs $(OUTPUTS_FILE) --tag $(RELEASE_TAG) --skip-missing-repositories
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) PROCESSOR_IMAGE_TAG=$(RELEASE_TAG) npx cdktf deploy $(STACKS) --auto-approve --skip-provider-lock
+	@$(MAKE) --no-print-directory outputs
+	$(RELEASE) push-image --outputs $(OUTPUTS_FILE) --tag $(RELEASE_TAG)
+	$(RELEASE) migrate --outputs $(OUTPUTS_FILE)
+	$(RELEASE) rollout --outputs $(OUTPUTS_FILE)
 
 destroy: setup ## cdktf destroy both stacks
 	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf destroy $(STACKS) --auto-approve --skip-provider-lock
 
-push-image: ## build the processor image and push it to each stack's ECR repository (needs a Docker engine)
-	@docker info >/dev/null 2>&1 || { echo "push-image needs a running Docker engine"; exit 1; }
-	@test -f processor/Dockerfile || { echo "processor/Dockerfile is not there yet"; exit 1; }
-	$(TF_ENV) npx cdktf output $(STACKS) --outputs-file cfn-outputs/all-outputs.json >/dev/null
-	@for stack in $(STACKS); do \
-	  repo=$$(jq -r --arg s "$$stack" '.[$$s].ecr_repository_url' cfn-outputs/all-outputs.json) && \
-	  region=$$(echo "$$repo" | cut -d. -f4) && tag=$${IMAGE_TAG:-latest} && \
-	  aws ecr get-login-password --region "$$region" | docker login --username AWS --password-stdin "$${repo%%/*}" && \
-	  docker buildx build --platform linux/arm64 -t "$$repo:$$tag" --push processor || exit 1; done
+push-image: outputs ## build processor/ for linux/arm64 (Docker, Podman or Buildah) and push it to both ECR repositories
+	$(RELEASE) push-image --outputs $(OUTPUTS_FILE) --tag $(RELEASE_TAG)
+
+migrate: outputs ## run each stack's migrate task on AWS (master credentials) and wait for it
+	$(RELEASE) migrate --outputs $(OUTPUTS_FILE)
 
 clean: ## remove generated files (keeps .venv and node_modules)
 	rm -rf cdktf.out .gen .pytest_cache

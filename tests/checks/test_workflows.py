@@ -78,3 +78,22 @@ def test_main_applies_the_reviewed_plan_only_after_an_approval() -> None:
     assert jobs["apply"]["environment"] == "production" and jobs["apply"]["needs"] == "plan"
     apply = " ".join(step.get("run", "") for step in jobs["apply"]["steps"])
     assert "terraform apply -input=false -no-color reviewed.tfplan" in apply
+
+
+def test_a_release_pushes_the_commits_arm64_image_applies_migrates_and_waits_in_that_order() -> None:
+    workflow = load("deploy.yml")
+    assert workflow["env"]["PROCESSOR_IMAGE_TAG"] == "${{ github.sha }}"  # what the plan synthesizes
+    steps = workflow["jobs"]["apply"]["steps"]
+    qemu = next(s for s in steps if str(s.get("uses", "")).startswith("docker/setup-qemu-action"))
+    assert qemu["with"]["platforms"] == "arm64"
+    runs = [s.get("run", "") for s in steps]
+
+    def position(text: str) -> int:
+        return next(i for i, run in enumerate(runs) if text in run)
+
+    order = [position("tools.release push-image --outputs outputs-before.json"),
+             position("terraform apply -input=false -no-color reviewed.tfplan"),
+             position("tools.release push-image --outputs outputs.json"),
+             position("tools.release migrate"), position("tools.release rollout")]
+    assert order == sorted(order)
+    assert all('--tag "$PROCESSOR_IMAGE_TAG"' in runs[i] for i in (order[0], order[2]))
