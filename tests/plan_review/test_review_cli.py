@@ -73,7 +73,7 @@ def test_the_pull_request_label_acknowledges_every_high_risk_and_says_by_whom(fi
     assert main([str(files["retention"]), "--acknowledgements", str(none), "--out", str(out),
                  "--acknowledged-by", "label plan-risk-acknowledged added by @owner"]) == 0
     text = out.read_text()
-    assert "High risks: 9, all acknowledged." in text
+    assert "High risks: 8, all acknowledged." in text  # a dev keeps backups a week whatever the archive keeps
     assert text.count("acknowledged: label plan-risk-acknowledged added by @owner") == 9
 
 
