@@ -21,7 +21,7 @@ RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
 
-.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate bench-synth bench-processor bench-scale eval-anomaly \
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate bench-synth bench-processor bench-scale eval-anomaly eval-anomaly-real \
         outputs deploy destroy push-image migrate clean
 
 help: ## list the targets
@@ -98,6 +98,10 @@ bench-synth: setup ## synth time vs the naive provider import
 
 eval-anomaly: setup ## score the factory anomaly detector and the baselines on a labelled synthetic corpus (NAB)
 	$(RUN) python -m processor.anomaly evaluate .gen/anomaly-corpus --seed 7 --series 60 --days 8 --json .gen/anomaly-figures.json
+
+SKAB ?= ../shared/data/skab
+eval-anomaly-real: setup ## the detector on real data (SKAB, by its own protocols) beside the synthetic corpus and the baselines
+	$(RUN) python -m processor.anomaly evaluate-real --skab $(SKAB) .gen/anomaly-corpus --seed 7 --series 60 --days 8 --json .gen/anomaly-real-figures.json
 
 bench-processor: setup servers ## processor records/s through PostgreSQL + Redis vs a naive baseline
 	$(RUN) python -m bench.bench_processor

@@ -43,9 +43,9 @@ class Traffic:
 
 TRAFFIC = {
     "retail": Traffic(300, 20, ("--duplicates", "0.02", "--reorder", "0.02", "--poison", "0.005", "--seed", "7")),
-    # 100 sensors on 4 lines; event time advances as fast as wall time, so each sensor's
-    # detector warms up on its first 30 readings (~10 s) before the injected spikes count.
-    "factory": Traffic(300, 20, ("--sensors", "100", "--anomalies", "0.01", "--poison", "0.003",
+    # 40 sensors on 2 lines; event time advances as fast as wall time, so each sensor's
+    # detector warms up on its first 60 readings (~8 s) before the injected spikes count.
+    "factory": Traffic(300, 20, ("--sensors", "40", "--anomalies", "0.01", "--poison", "0.003",
                                  "--duplicates", "0.01", "--step", "0.0033", "--seed", "11")),
 }
 

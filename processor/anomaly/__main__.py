@@ -1,9 +1,10 @@
 """python -m processor.anomaly score | generate | evaluate
 
   score INPUT.csv OUTPUT.csv [--state STATE.json]
-      timestamp,value in time order -> timestamp,value,anomaly_score,label with the
-      processor's own detector; --state restores and saves its per-sensor state (the
-      JSON the processor keeps in Redis).
+      timestamp,value -> timestamp,value,anomaly_score,label for every row, with the
+      processor's own detector (a row out of time order is scored as the processor scores
+      a late reading, and counted on stderr); --state restores and saves its per-sensor
+      state (the JSON the processor keeps in Redis).
   generate DIR [--seed N] [--series N] [--days D]
       a labelled synthetic corpus: one CSV per sensor and labels.json.
   evaluate [DIR] [--seed N] [--series N] [--days D] [--json FILE]
@@ -12,6 +13,10 @@
       already holds that corpus, or a labelled corpus of your own (labels.json with
       {"<series>": {"events": [{"kind", "timestamp"}]}} beside <series>.csv). Exits 1 when
       the detector misses a target.
+  evaluate-real [--skab DIR] [DIR] [--seed N] [--series N] [--days D] [--json FILE]
+      the same on real data: SKAB (DIR default ../shared/data/skab) by its own protocols,
+      beside the baselines, SKAB's leaderboard and the synthetic corpus; one table. Exits 1
+      when a target is missed.
 """
 from __future__ import annotations
 
@@ -29,15 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("input", type=Path)
     score.add_argument("output", type=Path)
     score.add_argument("--state", type=Path, help="detector state JSON to restore from and save to")
-    for name in ("generate", "evaluate"):
-        p = sub.add_parser(name, help="write a labelled synthetic corpus" if name == "generate"
-                           else "score the detectors on a labelled corpus")
-        p.add_argument("directory", type=Path, nargs="?" if name == "evaluate" else None,
+    for name in ("generate", "evaluate", "evaluate-real"):
+        p = sub.add_parser(name, help={"generate": "write a labelled synthetic corpus",
+                                       "evaluate": "score the detectors on a labelled corpus",
+                                       "evaluate-real": "score them on SKAB and the synthetic corpus"}[name])
+        p.add_argument("directory", type=Path, nargs=None if name == "generate" else "?",
                        default=Path(".gen/anomaly-corpus"))
+        if name == "evaluate-real":
+            p.add_argument("--skab", type=Path, default=Path("../shared/data/skab"), help="the SKAB data folder")
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--series", type=int, default=60)
         p.add_argument("--days", type=float, default=8.0)
-        if name == "evaluate":
+        if name != "generate":
             p.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -53,6 +61,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             return 0
     corpus = synthetic.Corpus.open(args.directory)
+    if args.command == "evaluate-real":
+        from processor.anomaly import skab  # noqa: PLC0415
+
+        try:
+            real = evaluate.evaluate_real(args.skab, corpus)
+        except (InputError, skab.SkabError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(evaluate.render_real(real, corpus))
+        if args.json:
+            evaluate.write_real_json(real, args.json)
+        misses = evaluate.targets_real(real)
+        for miss in misses:
+            print(f"target missed: {miss}", file=sys.stderr)
+        return 1 if misses else 0
     try:
         report = evaluate.evaluate(corpus)
     except InputError as error:
@@ -75,7 +98,7 @@ def _score(args: argparse.Namespace) -> int:
         print("error: OUTPUT must differ from INPUT (the input would be lost)", file=sys.stderr)
         return 2
     try:
-        rows, anomalies = score_file(args.input, args.output, args.state)
+        rows, anomalies, late = score_file(args.input, args.output, args.state)
     except InputError as error:
         print(f"error: {args.input}: {error}", file=sys.stderr)
         return 2
@@ -83,6 +106,9 @@ def _score(args: argparse.Namespace) -> int:
         print(f"error: {args.input} is not UTF-8 text", file=sys.stderr)
         return 2
     print(f"scored {rows} readings of {args.input}: {anomalies} anomalies -> {args.output}", file=sys.stderr)
+    if late:
+        print(f"{late} readings were timestamped before the reading before them (a clock stepped back, or late); "
+              "each was scored as if it arrived right after the last, as the processor does", file=sys.stderr)
     return 0
 
 

@@ -1,70 +1,93 @@
 """Per-sensor streaming anomaly detector, shared by the processor and the offline scorer.
 
-Four checks run on every reading, each as a ratio to its own threshold (1.0 = alarm):
+Two outputs per reading, for two questions:
 
-- spike: the reading's distance from the predicted value, in robust standard deviations,
-  or two readings in a row far out on the same side (a step too small to be a spike).
-  The prediction is a robust exponentially weighted level moved along the sensor's
-  usual daily shape, so shift changes and the ambient cycle are expected, not alarming.
-- deviation: how far the smoothed level sits from what this sensor usually reads at this
-  time of day (a 48-bucket daily profile learnt over days), in units of its day-to-day
-  spread. Catches slow drifts and level shifts that never jump.
-- burst: short-term residual variance against the long-term one (a loose mount, cavitation).
-- stuck: a run of identical readings, weighed against how often this sensor repeats a
-  value at all (a 0.01 C thermometer repeating itself five times is frozen; a coarse
-  gauge may legitimately repeat).
+* **score** (0..1): how surprising this reading is, as a likelihood with a sharp onset.
+  Three channels each turn their evidence into a tail probability, and the score is the
+  strongest of them: ``q / (q + LIKELIHOOD_DECADES)`` with ``q = -log10(p)``, so 0.5 means a
+  one-in-a-million reading. It rises at the first surprising readings and falls back as
+  the detector learns the new behaviour: an incident is one burst of high scores, not a
+  plateau (NAB-style scoring charges every flagged reading outside the event's window).
 
-A check that fires is latched and stays silent until its ratio falls below half the
-threshold, so one incident raises one alarm per check, not one per reading. Residuals are
-clipped before they teach the detector, so an anomaly does not become the new normal at
-once, while a lasting change is still absorbed over hours (level) to days (profile).
+  - *surprise*: the reading against a fast level (an EWMA that follows within a few
+    readings), in units of its recent typical residual (spikes, steps, noise bursts, the
+    jump into a fault);
+  - *shift*: the fast level against a slow baseline, in units of its typical gap (slow
+    drifts, shifts that never jump);
+  - *stuck*: a run of identical readings, against how often this sensor repeats a value.
 
-The state is a few dozen numbers, constant in time, JSON for Redis, and replay-safe: a
-reading at or before the last applied (ts, event_id) is ignored, so a redelivered batch
-cannot move the state twice. Restoring the JSON gives bit-identical floats, so a detector
-restored mid-series carries on exactly as one that never stopped.
+  For surprise and shift, the raw evidence is averaged over a few readings and judged
+  against its own long-run distribution, learnt from what came before: its mean and
+  spread over a few hundred readings, and how far it overshoots mean + 1.25 spreads when
+  it does (a heavier tail than a Gaussian's counts a distance out there for less). A
+  sensor that is always noisy, spiky or heavy-tailed is judged by its own standards.
+
+* **incident** (latched): whether the sensor sits in an abnormal regime. The smoothed
+  value is compared with a baseline learnt only outside incidents; the incident opens
+  after a few readings more than ``incident_open_z`` normal spreads away, and closes
+  when the sensor returns (below ``incident_close_z`` for a while) or moves again by as
+  much from where the incident settled (a second change: the regime has ended, even if
+  the new normal is not the old one), or when it has lasted ``incident_max_age``
+  readings (it is the new normal: its level becomes the baseline). The factory sink groups sensor incidents into one
+  incident per line (processor/incidents.py).
+
+No assumption about the sampling rate or a daily cycle: the typical interval between
+readings is learnt (an outage does not redefine it), and rates are per reading. A
+reading timestamped before the last one (a clock stepped back, a late reading) is
+applied as if it arrived then; an exact duplicate (same time, same event id) is
+ignored. What is fresh is the caller's to decide: the sink feeds only readings
+PostgreSQL had not stored, the offline scorer only rows after a restored state's last.
+
+The state is a few dozen numbers, constant in time, JSON for Redis. Restoring the JSON
+gives bit-identical floats, so a detector restored mid-series carries on exactly as one
+that never stopped.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import NamedTuple
 
 import msgspec
 
-VERSION = 2
-BUCKETS = 48  # half-hour daily profile
-BUCKET_S = 86400.0 / BUCKETS
-ALL_BUCKETS = (1 << BUCKETS) - 1
-SPIKE, DEVIATION, BURST, STUCK = 1, 2, 4, 8
+VERSION = 3
+LIKELIHOOD_DECADES = 6.0  # a score of 0.5 = a one-in-a-million reading
+SURPRISE, SHIFT, STUCK = "surprise", "shift", "stuck"
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    warmup: int = 30  # readings before any check may fire
-    level_alpha: float = 0.1  # ~10-reading memory: follows shift ramps, not single readings
-    var_alpha: float = 0.01  # ~100-reading memory of the residual variance
-    burst_alpha: float = 0.15  # ~7-reading memory of the short-term variance
-    burst_clip: float = 3.0  # a difference counts for at most this many long-term std
-    clip: float = 4.0  # residuals teach at most clip standard deviations
-    gap_inflation: float = 0.05  # variance added per missed reading after a sampling gap
-    min_std_fraction: float = 1e-3  # floor on std relative to |level|: never divide by ~0
-    spike_z: float = 5.5
-    step_z: float = 4.0  # both readings of a same-side pair beyond this is a step
-    deviation_floor: float = 0.5  # the deviation's spread is at least this share of the residual std
-    deviation_z: float = 5.5
-    burst_ratio: float = 4.0
+    warmup: int = 60  # readings before any score; the long-run distributions need that many
+    level_alpha: float = 0.5  # the fast level: follows within a couple of readings
+    scale_alpha: float = 0.05  # ~20-reading memory of the typical residual
+    slow_alpha: float = 0.01  # ~100-reading slow baseline for the shift channel
+    short_alpha: float = 0.3  # evidence averaged over ~3 readings: one odd reading is not an event
+    long_alpha: float = 0.003  # ~330-reading memory of each channel's own normal evidence
+    clip: float = 6.0  # residuals teach the levels at most this many typical residuals
+    long_clip: float = 4.0  # evidence teaches its distribution at most this many spreads above its mean
+    min_scale_fraction: float = 1e-3  # floor on the typical residual relative to |level|: never divide by ~0
+    gap_inflation: float = 0.05  # expected residual grows by this share per missed reading after a gap
     stuck_min_run: int = 5  # at least this many repeats, however unlikely
-    stuck_decades: float = 8.0  # a run this improbable (1e-8) is stuck
     repeat_alpha: float = 0.01
     repeat_floor: float = 0.01  # never believe a repeat is rarer than 1 in 100
-    profile_tau_s: float = 3 * BUCKET_S  # a bucket forgets over ~3 days of its own readings
-    deviation_tau_s: float = 86400.0  # the day-to-day spread forgets over ~1 day
-    deviation_warmup_s: float = 86400.0  # a full day of deviations before the deviation check
-    rearm: float = 0.5
+    incident_alpha: float = 0.1  # the regime's smoothing: ~10 readings
+    baseline_alpha: float = 0.01  # its baseline, learnt outside incidents over ~100 readings
+    incident_warmup: int = 100  # readings of normal before an incident may open
+    incident_open_z: float = 3.5
+    incident_open_n: int = 3  # readings in a row beyond incident_open_z
+    incident_close_z: float = 2.0
+    incident_close_n: int = 20  # readings in a row back within incident_close_z
+    incident_settle: int = 60  # readings after opening over which the incident's own level is learnt
+    incident_move_z: float = 4.0  # a second change this large (from that level) ends the incident
+    incident_move_n: int = 5
+    incident_max_age: int = 600  # an incident this many readings old closes, and its level becomes the baseline
+    tail_k: float = 1.25  # each channel's tail starts this many spreads above its mean (~1 reading in 10)
+    excess_alpha: float = 0.05  # its mean overshoot: ~20 exceedances' memory
+    tail_clip: float = 10.0  # an exceedance teaches the overshoot at most this many mean overshoots
+    tail_shrink_floor: float = 0.4  # the heaviest tail still counts a distance beyond it at 40 %
 
 
 CONFIG = DetectorConfig()
@@ -76,21 +99,29 @@ class DetectorState:
     t: float = 0.0  # epoch seconds of the last applied reading
     event_id: str = ""
     dt: float = 0.0  # typical interval between readings
-    level: float = 0.0
-    var: float = 0.0
-    prev_r: float = 0.0  # the last clipped residual
-    prev_z: float = 0.0  # the last standardized residual
-    dvar: float = 0.0  # long-term variance of residual differences
-    fvar: float = 0.0  # short-term variance of residual differences
+    level: float = 0.0  # fast level
+    scale: float = 0.0  # typical |residual| around it
+    slow: float = 0.0  # slow baseline of the fast level
+    slow_scale: float = 0.0  # typical |level - slow|
+    surprise: float = 0.0  # short average of the surprise evidence ...
+    surprise_mean: float = 0.0  # ... and its long-run mean and variance
+    surprise_var: float = 0.0
+    shift: float = 0.0
+    shift_mean: float = 0.0
+    shift_var: float = 0.0
+    surprise_excess: float = 0.0  # ... and how far beyond its tail's threshold it overshoots
+    shift_excess: float = 0.0
     prev: float = 0.0
-    run: int = 0
-    repeat: float = 0.0
-    expected: float = 0.0  # the profile's value at the last reading, once the profile is full
-    seen: int = 0  # bitmask of profile buckets that have a value
-    dev_var: float = 0.0
-    dev_count: int = 0
-    latched: int = 0
-    profile: list[float] = field(default_factory=lambda: [0.0] * BUCKETS)
+    run: int = 0  # repeats of `prev` in a row
+    repeat: float = 0.0  # how often this sensor repeats a value at all
+    smooth: float = 0.0  # the regime's smoothed value ...
+    base: float = 0.0  # ... its baseline, learnt outside incidents ...
+    base_var: float = 0.0  # ... and the baseline's spread
+    incident: int = 0  # 1 while the sensor's incident is open
+    streak: int = 0  # readings in a row towards opening, closing or ending
+    moved: int = 0  # readings in a row a second change away from where the incident settled
+    age: int = 0  # readings since the incident opened
+    settled: float = 0.0  # where the incident settled
     v: int = VERSION  # the format's version travels with the state
 
     def to_bytes(self) -> bytes:
@@ -103,18 +134,14 @@ class DetectorState:
     def to_json(self) -> str:
         return _encode(self).decode()
 
-    def snapshot(self) -> tuple[tuple, list[float]]:
-        """Everything `observe` may change, for `restore`. The profile is copied: observe
-        updates it in place. ~0.5 us (one C call and a list copy), where building a
-        copy of the dataclass field by field cost ~2 us, once per sensor per batch."""
-        return _scalars(self), list(self.profile)
+    def snapshot(self) -> tuple:
+        """Everything `observe` may change, for `restore` (one C call)."""
+        return _fields(self)
 
-    def restore(self, snapshot: tuple[tuple, list[float]]) -> None:
+    def restore(self, snapshot: tuple) -> None:
         """Put back the state `snapshot` was taken of (a rolled-back batch)."""
-        scalars, profile = snapshot
-        for name, value in zip(_SCALAR_FIELDS, scalars, strict=True):
+        for name, value in zip(_FIELD_NAMES, snapshot, strict=True):
             setattr(self, name, value)
-        self.profile = profile
 
     @classmethod
     def from_json(cls, text: str | bytes | None) -> DetectorState:
@@ -129,12 +156,9 @@ class DetectorState:
             return cls()
         if not isinstance(body, dict) or body.get("v") != VERSION or body.keys() - _STATE_FIELDS:
             return cls()
-        profile = body.get("profile")
-        if not isinstance(profile, list) or len(profile) != BUCKETS or not all(_is_number(x) for x in profile):
-            return cls()
         if not isinstance(body.get("event_id", ""), str):
             return cls()
-        if not all(_is_number(x) for k, x in body.items() if k not in ("event_id", "profile")):
+        if not all(_is_number(x) for k, x in body.items() if k != "event_id"):
             return cls()
         return cls(**body)
 
@@ -143,43 +167,90 @@ def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-_STATE_FIELDS = frozenset(f.name for f in fields(DetectorState))
-_SCALAR_FIELDS = tuple(f.name for f in fields(DetectorState) if f.name != "profile")
-_scalars = attrgetter(*_SCALAR_FIELDS)
+_FIELD_NAMES = tuple(f.name for f in fields(DetectorState))
+_STATE_FIELDS = frozenset(_FIELD_NAMES)
+_fields = attrgetter(*_FIELD_NAMES)
 _encode = msgspec.json.Encoder().encode
 
 
 class Verdict(NamedTuple):  # built on every reading: a frozen dataclass costs ~1 us to build
-    score: float  # in [0, 1]; 0.5 and above is an alarm
+    score: float  # in [0, 1); 0.5 and above is an anomaly
     anomalous: bool
     reason: str
+    incident: bool  # the sensor's incident is open (after this reading)
+    opened: bool  # ... and this reading opened it
+    deviation: float  # the regime's distance from its baseline, in normal spreads (signed)
 
 
-WARMING_UP = Verdict(0.0, False, "warming up")
+WARMING_UP = Verdict(0.0, False, "warming up", False, False, 0.0)
+_LN10 = math.log(10.0)
 
 
 def observe(state: DetectorState, ts: datetime, value: float, event_id: str,
             config: DetectorConfig = CONFIG) -> Verdict | None:
-    """Fold one reading into `state`; None when it was already applied."""
+    """Fold one reading into `state`; None for an exact duplicate of the last one."""
     t = ts.timestamp()
-    if state.count and (t, event_id) <= (state.t, state.event_id):
+    if state.count and t == state.t and event_id == state.event_id:
         return None
     return _step(state, t, float(value), event_id, config)
 
 
-def _interpolate(t: float) -> tuple[int, int, float]:
-    """The two profile buckets around time of day `t`, and the weight of the second."""
-    pos = (t % 86400.0) / BUCKET_S - 0.5  # bucket k holds the value at its centre
-    i = math.floor(pos)
-    return i % BUCKETS, (i + 1) % BUCKETS, pos - i
+_SQRT2 = math.sqrt(2.0)
+
+
+def _decades(z: float) -> float:
+    """-log10 of the Gaussian upper tail beyond z (0 for z <= 0), without underflow."""
+    if z <= 0.0:
+        return 0.0
+    if z < 30.0:
+        return -math.log10(0.5 * math.erfc(z / _SQRT2))
+    return (0.5 * z * z + math.log(z * math.sqrt(2.0 * math.pi))) / _LN10  # phi(z) / z
+
+
+def _gaussian_excess(k: float) -> float:
+    """E[Z - k | Z > k] for a standard normal Z: how far a Gaussian overshoots a threshold."""
+    upper = 0.5 * math.erfc(k / _SQRT2)
+    return math.exp(-0.5 * k * k) / math.sqrt(2.0 * math.pi) / upper - k
+
+
+def _tail_decades(s: DetectorState, channel: str, m: float, c: DetectorConfig) -> float:
+    """-log10 of how rarely this channel's evidence reaches `m`, by the channel's own tail.
+
+    The evidence is judged in spreads from its long-run mean, as a Gaussian tail, except
+    that beyond ``tail_k`` spreads it counts for less on a sensor whose tail is heavier
+    than a Gaussian's: the mean overshoot of that threshold is learnt (peaks over a
+    threshold), and the distance beyond it is scaled by the Gaussian's overshoot over the
+    learnt one (never below ``tail_shrink_floor``). So a heavy-tailed sensor's ordinary
+    outliers stay ordinary, and a Gaussian one keeps its sharp onset. Learns from this
+    reading after judging it (clipped, so an event does not teach itself away).
+    """
+    var = getattr(s, channel + "_var")
+    if var <= 0.0:
+        return 0.0
+    spread = math.sqrt(var)
+    z = (m - getattr(s, channel + "_mean")) / spread
+    beyond = z - c.tail_k
+    if beyond <= 0.0:
+        return _decades(z)
+    gaussian = _gaussian_excess(c.tail_k) * spread
+    excess = getattr(s, channel + "_excess") or gaussian
+    if excess > gaussian:
+        shrink = gaussian / excess
+        z = c.tail_k + beyond * (shrink if shrink > c.tail_shrink_floor else c.tail_shrink_floor)
+    over, cap = beyond * spread, c.tail_clip * excess
+    setattr(s, channel + "_excess", excess + c.excess_alpha * ((over if over < cap else cap) - excess))
+    return _decades(z)
 
 
 def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig) -> Verdict:  # noqa: C901, PLR0912, PLR0915
     n = s.count
+    if t < s.t:
+        t = s.t  # stepped back or late: it arrives now
     gap = t - s.t
     s.t, s.event_id = t, event_id
     if n == 0:
-        s.count, s.level, s.prev = 1, x, x
+        s.count = 1
+        s.level = s.slow = s.prev = s.smooth = s.base = x
         return WARMING_UP
     n += 1
     s.count = n
@@ -187,160 +258,131 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     dt = s.dt
     if dt <= 0.0:
         dt = gap
-    else:
+    elif gap > 0.0:
         dt += 0.05 * (min(gap, 4.0 * dt) - dt)  # an outage does not redefine the sampling rate
     s.dt = dt
     steps = gap / dt if dt > 0.0 else 1.0
     if steps < 1.0:
         steps = 1.0
+    warm = n > c.warmup
+    learning = 1.0 / (n - 1) if n <= 20 else 0.0  # the first readings set the scales by their mean
 
-    profile = s.profile
-    i, j, f = _interpolate(t)
-    ready = s.seen == ALL_BUCKETS
-    if ready:
-        expected = profile[i] * (1.0 - f) + profile[j] * f
-        prediction = s.level + (expected - s.expected)
-    else:
-        expected = 0.0
-        prediction = s.level
-
-    # residual and its robust scale
-    r = x - prediction
-    var = s.var
-    floor = abs(s.level) * c.min_std_fraction
+    # surprise: the reading against the fast level
+    level = s.level
+    floor = abs(level) * c.min_scale_fraction
     if floor < 1e-9:
         floor = 1e-9
-    var_eff = var * (1.0 + c.gap_inflation * (steps - 1.0))
-    if var_eff < floor * floor:
-        var_eff = floor * floor
-    sd = math.sqrt(var_eff)
-    z = r / sd
-    bound = c.clip * sd
+    scale = s.scale if s.scale > floor else floor
+    expected = scale * (1.0 + c.gap_inflation * (steps - 1.0))
+    r = x - level
+    raw = (r if r > 0.0 else -r) / expected
+    if raw > 30.0:
+        raw = 30.0
+    bound = c.clip * expected
     rc = bound if r > bound else (-bound if r < -bound else r)
-    warm = n > c.warmup
-    # Two readings in a row far out on the same side are a step, not noise, even when
-    # neither alone would pass as a spike (after a gap, the pair says nothing).
-    pair = 0.0 if steps > 2.0 else (min(z, s.prev_z) if z > 0.0 else -max(z, s.prev_z))
-    s.prev_z = z
-    q_spike = max(abs(z) / c.spike_z, pair / c.step_z)
+    if n <= 3:
+        rc = r
+    level += c.level_alpha * rc
+    s.level = level
+    a = learning or c.scale_alpha
+    s.scale += a * ((rc if rc > 0.0 else -rc) - s.scale)
 
-    # burst: short-term variance of residual differences against the long-term one.
-    # Differences, so that a prediction lagging behind a ramp (a shift change, a break)
-    # reads as a steady bias, not as noise; clipped, so that one spike is not a burst.
-    # Across a sampling gap the difference says nothing about the noise: not counted.
-    after_gap = steps > 2.0
-    dr = 0.0 if after_gap else rc - s.prev_r
-    s.prev_r = rc
-    dvar = s.dvar
-    dvar_eff = dvar if dvar > 2.0 * floor * floor else 2.0 * floor * floor
-    dbound = c.burst_clip * math.sqrt(dvar_eff)
-    drc = dbound if dr > dbound else (-dbound if dr < -dbound else dr)
-    dr2 = drc * drc if warm else dr * dr
-    fvar = s.fvar
-    if not warm:
-        fvar = dvar
-    elif not after_gap:
-        fvar += c.burst_alpha * (dr2 - fvar)
-    s.fvar = fvar
-    q_burst = fvar / (dvar_eff * c.burst_ratio)
+    # shift: the fast level against a slow baseline
+    d = level - s.slow
+    sfloor = s.slow_scale if s.slow_scale > floor else floor
+    raw2 = (d if d > 0.0 else -d) / sfloor
+    if raw2 > 30.0:
+        raw2 = 30.0
+    dbound = c.clip * sfloor
+    dc = dbound if d > dbound else (-dbound if d < -dbound else d)
+    if n <= 3:
+        dc = d
+    s.slow += c.slow_alpha * dc
+    s.slow_scale += a * ((dc if dc > 0.0 else -dc) - s.slow_scale)
+
+    # each channel's short average against its own long-run distribution
+    q = 0.0
+    reason = ""
+    m1 = s.surprise + c.short_alpha * (raw - s.surprise)
+    m2 = s.shift + c.short_alpha * (raw2 - s.shift)
+    s.surprise, s.shift = m1, m2
+    if warm:
+        q1 = _tail_decades(s, SURPRISE, m1, c)
+        q2 = _tail_decades(s, SHIFT, m2, c)
+        if q1 >= q2:
+            q, reason = q1, SURPRISE
+        else:
+            q, reason = q2, SHIFT
+    la = c.long_alpha if warm else 1.0 / (n - 1)
+    for mean_name, var_name, m in (("surprise_mean", "surprise_var", m1), ("shift_mean", "shift_var", m2)):
+        mean, var = getattr(s, mean_name), getattr(s, var_name)
+        if warm:
+            top = mean + c.long_clip * math.sqrt(var)
+            if m > top:
+                m = top
+        dm = m - mean
+        setattr(s, mean_name, mean + la * dm)
+        setattr(s, var_name, var + la * (dm * dm - var))
 
     # stuck: a run of identical readings, against this sensor's own repeat rate
     run = s.run + 1 if x == s.prev else 0
     s.run, s.prev = run, x
     repeat = s.repeat
-    q_stuck = 0.0
-    if run >= c.stuck_min_run:
-        q_stuck = run * -math.log10(repeat if repeat > c.repeat_floor else c.repeat_floor) / c.stuck_decades
-
-    # level, and its deviation from what the sensor usually reads at this time of day
-    level = prediction + c.level_alpha * rc
-    s.level = level
-    dev_count = s.dev_count
-    dev_var = s.dev_var
-    d = 0.0
-    dev_sd = sd
-    dev_warm = False
-    q_dev = 0.0
-    if ready:
-        d = level - expected
-        dev_count += 1
-        s.dev_count = dev_count
-        # never tighter than the smoothed level's own noise (about half the residual's)
-        dev_sd = max(math.sqrt(dev_var), c.deviation_floor * sd)
-        dev_warm = dev_count * dt >= c.deviation_warmup_s
-        if dev_warm:
-            q_dev = abs(d) / (dev_sd * c.deviation_z)
-
-    # latch: a check that fired stays silent until it falls below `rearm`
-    latched = s.latched
-    best = 0.0
-    fired = 0
-    if warm:
-        for bit, q in ((SPIKE, q_spike), (DEVIATION, q_dev), (BURST, q_burst), (STUCK, q_stuck)):
-            if latched & bit:
-                if q < c.rearm:
-                    latched &= ~bit
-                continue
-            if q >= 1.0:
-                latched |= bit
-                fired |= bit
-            if q > best:
-                best = q
-        s.latched = latched
-
-    # learning: what is normal is learnt from readings that are not part of an incident
-    # (a frozen sensor or a burst says nothing about the noise), so the long-term
-    # statistics do not drift toward the anomaly while it lasts.
-    step_gap = gap if gap < 4.0 * dt else 4.0 * dt
-    if not latched & (SPIKE | BURST | STUCK):
-        a = c.var_alpha if warm else 1.0 / (n - 1)
-        s.var = var + a * (rc * rc - var)
-        if not after_gap:
-            s.dvar = dvar + a * (dr2 - dvar)
+    if run >= c.stuck_min_run and warm:
+        q3 = run * -math.log10(repeat if repeat > c.repeat_floor else c.repeat_floor)
+        if q3 > q:
+            q, reason = q3, STUCK
     if run < c.stuck_min_run:
         s.repeat = repeat + (c.repeat_alpha if warm else 1.0 / (n - 1)) * ((1.0 if run else 0.0) - repeat)
-    if ready and not latched & DEVIATION:
-        if dev_warm:
-            dev_bound = c.clip * dev_sd
-            dc = dev_bound if d > dev_bound else (-dev_bound if d < -dev_bound else d)
-            s.dev_var = dev_var + min(1.0, step_gap / c.deviation_tau_s) * (dc * dc - dev_var)
-        else:
-            s.dev_var = dev_var + (d * d - dev_var) / dev_count
-    # The profile always learns, clipped: a lasting change becomes normal over days.
-    learn_bound = c.clip * (dev_sd if ready else sd)
-    near = i if f < 0.5 else j
-    seen = s.seen
-    if not seen >> near & 1:
-        profile[near] = level
-        s.seen = seen = seen | (1 << near)
-    # The profile learns fast while it is young (a bucket then averages its own half hour
-    # rather than keeping its first reading), and settles to profile_tau_s over three days.
-    days = dev_count * dt / 86400.0
-    tau = c.profile_tau_s * (days / 3.0 if days < 3.0 else 1.0)
-    a_p = step_gap / (tau if tau > BUCKET_S / 2.0 else BUCKET_S / 2.0)
-    if seen >> i & 1:
-        delta = level - profile[i]
-        delta = learn_bound if delta > learn_bound else (-learn_bound if delta < -learn_bound else delta)
-        profile[i] += a_p * (1.0 - f) * delta
-    if seen >> j & 1:
-        delta = level - profile[j]
-        delta = learn_bound if delta > learn_bound else (-learn_bound if delta < -learn_bound else delta)
-        profile[j] += a_p * f * delta
-    if seen == ALL_BUCKETS:
-        s.expected = profile[i] * (1.0 - f) + profile[j] * f
+
+    # the regime: smoothed value against a baseline learnt outside incidents
+    smooth = s.smooth + c.incident_alpha * (x - s.smooth)
+    s.smooth = smooth
+    dev = smooth - s.base
+    base_sd = math.sqrt(s.base_var) if s.base_var > 0.0 else 0.0
+    sd = base_sd if base_sd > floor else floor
+    z = dev / sd if n > c.incident_warmup else 0.0
+    az = z if z > 0.0 else -z
+    opened = False
+    if not s.incident:
+        ba = c.baseline_alpha if n > c.incident_warmup else 1.0 / (n - 1)
+        devc = dev
+        if n > c.incident_warmup:
+            cap = c.long_clip * base_sd
+            devc = cap if dev > cap else (-cap if dev < -cap else dev)
+        s.base += ba * devc
+        s.base_var += ba * (devc * devc - s.base_var)
+        s.streak = s.streak + 1 if az > c.incident_open_z else 0
+        if s.streak >= c.incident_open_n:
+            s.incident, opened = 1, True
+            s.streak = s.moved = s.age = 0
+            s.settled = smooth
+    else:
+        age = s.age + 1
+        s.age = age
+        if age < c.incident_settle:
+            s.settled += (smooth - s.settled) / age
+        move = (smooth - s.settled) / sd
+        s.moved = s.moved + 1 if age > c.incident_settle and (move > c.incident_move_z or -move > c.incident_move_z) else 0
+        s.streak = s.streak + 1 if az < c.incident_close_z else 0
+        if age >= c.incident_max_age:  # this long is no longer an incident: it is the new normal
+            s.base = smooth
+            s.incident = 0
+            s.streak = s.moved = 0
+        elif s.streak >= c.incident_close_n or s.moved >= c.incident_move_n:
+            s.incident = 0
+            s.streak = s.moved = 0
 
     if not warm:
-        return WARMING_UP
-    score = best / (1.0 + best)
-    if not fired:
-        return Verdict(score, False, "normal")
-    reasons = []
-    if fired & SPIKE:
-        reasons.append(f"spike z={z:+.1f}")
-    if fired & DEVIATION:
-        reasons.append(f"off its daily profile by {q_dev * c.deviation_z:.1f} spreads")
-    if fired & BURST:
-        reasons.append(f"noise burst x{q_burst * c.burst_ratio:.1f} variance")
-    if fired & STUCK:
-        reasons.append(f"stuck: {run + 1} identical readings")
-    return Verdict(score, True, "; ".join(reasons))
+        return Verdict(0.0, False, "warming up", bool(s.incident), opened, z)
+    score = q / (q + LIKELIHOOD_DECADES)
+    anomalous = score >= 0.5
+    if not anomalous:
+        return Verdict(score, False, "normal", bool(s.incident), opened, z)
+    if reason == SURPRISE:
+        text = f"surprise: {r / expected:+.1f} typical residuals from its level"
+    elif reason == SHIFT:
+        text = f"shift: level {d / sfloor:+.1f} typical gaps from its slow baseline"
+    else:
+        text = f"stuck: {run + 1} identical readings"
+    return Verdict(score, True, text, bool(s.incident), opened, z)

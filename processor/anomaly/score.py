@@ -1,8 +1,11 @@
 """Offline scoring of one sensor's series with the streaming detector itself.
 
-Input CSV ``timestamp,value`` in time order; output ``timestamp,value,anomaly_score,label``.
+Input CSV ``timestamp,value``; output ``timestamp,value,anomaly_score,label`` for every row.
 Each row goes through `detector.observe` with the same configuration and the same
 `DetectorState` (and its JSON, with ``--state``) as the factory processor uses per sensor.
+A row timestamped before the one before it (a clock stepped back, a late reading) is
+scored as the processor scores such a reading: as if it arrived right after the last one;
+how many there were is said on stderr.
 """
 from __future__ import annotations
 
@@ -25,15 +28,17 @@ def parse_timestamp(text: str) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def read_series(lines: Iterable[str]) -> Iterator[tuple[int, str, str, datetime, float]]:
-    """(line number, timestamp text, value text, timestamp, value) per data row, validated."""
+def read_series(lines: Iterable[str], out_of_order: list[int] | None = None,
+                ) -> Iterator[tuple[int, str, str, datetime, float]]:
+    """(line number, timestamp text, value text, timestamp, value) per data row, validated.
+    The line numbers of rows earlier than the latest row before them go to `out_of_order`."""
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None:
         raise InputError("line 1: the input is empty; expected a header 'timestamp,value'")
     if [h.strip().lower() for h in header[:2]] != ["timestamp", "value"]:
         raise InputError(f"line 1: expected a header 'timestamp,value', found {','.join(header)!r}")
-    previous: datetime | None = None
+    latest: datetime | None = None
     for row in reader:
         line = reader.line_num
         if not row or not "".join(row).strip():
@@ -51,9 +56,11 @@ def read_series(lines: Iterable[str]) -> Iterator[tuple[int, str, str, datetime,
             raise InputError(f"line {line}: value {value_text!r} is not a number") from None
         if not math.isfinite(value):
             raise InputError(f"line {line}: value {value_text!r} is not a finite number")
-        if previous is not None and ts < previous:
-            raise InputError(f"line {line}: {ts_text} is earlier than the row before; the input must be in time order")
-        previous = ts
+        if latest is not None and ts < latest:
+            if out_of_order is not None:
+                out_of_order.append(line)
+        else:
+            latest = ts
         yield line, ts_text, value_text, ts, value
 
 
@@ -61,26 +68,34 @@ def score_series(rows: Iterable[tuple[int, str, str, datetime, float]], state: D
                  config: DetectorConfig = CONFIG) -> Iterator[tuple[str, str, float, int]]:
     """(timestamp text, value text, anomaly score, label) per row, folding each into `state`.
 
-    A row's event id is its line number, so rows sharing a timestamp are all applied; a
-    restored state skips rows it has already seen, exactly as the processor skips a replay.
+    A row's event id is its line number. A restored state skips the leading rows it has
+    already seen (up to its last reading's time), as the processor never feeds a reading
+    twice; every row after that is scored, whatever its timestamp.
     """
+    resuming = state.count > 0
     for line, ts_text, value_text, ts, value in rows:
-        verdict = observe(state, ts, value, f"{line:012d}", config)
+        event_id = f"{line:012d}"
+        if resuming:
+            if (ts.timestamp(), event_id) <= (state.t, state.event_id):
+                continue
+            resuming = False
+        verdict = observe(state, ts, value, event_id, config)
         if verdict is None:
             continue
         yield ts_text, value_text, verdict.score, int(verdict.anomalous)
 
 
-def score_file(source: Path, target: Path, state_path: Path | None = None) -> tuple[int, int]:
-    """Score `source` into `target` (written whole or not at all); (rows, anomalies)."""
+def score_file(source: Path, target: Path, state_path: Path | None = None) -> tuple[int, int, int]:
+    """Score `source` into `target` (written whole or not at all); (rows, anomalies, rows out of order)."""
     state = DetectorState.from_json(state_path.read_text()) if state_path and state_path.exists() else DetectorState()
     partial = target.with_name(f".{target.name}.partial")
     rows = anomalies = 0
+    late: list[int] = []
     try:
         with source.open(newline="", encoding="utf-8") as src, partial.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(("timestamp", "value", "anomaly_score", "label"))
-            for ts_text, value_text, score, label in score_series(read_series(src), state):
+            for ts_text, value_text, score, label in score_series(read_series(src, late), state):
                 writer.writerow((ts_text, value_text, f"{score:.6f}", label))
                 rows += 1
                 anomalies += label
@@ -90,4 +105,4 @@ def score_file(source: Path, target: Path, state_path: Path | None = None) -> tu
         raise
     if state_path is not None:
         state_path.write_text(state.to_json())
-    return rows, anomalies
+    return rows, anomalies, len(late)

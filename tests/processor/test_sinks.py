@@ -7,7 +7,7 @@ import random
 import pytest
 import redis as redis_lib
 
-from processor.anomaly.detector import DetectorState
+from processor.anomaly.detector import CONFIG, DetectorState
 from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
 from processor.sinks import run_batch
@@ -167,16 +167,16 @@ def test_a_fault_status_is_always_an_anomaly_recorded_once(conn) -> None:  # noq
 def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis_client) -> None:  # noqa: ANN001
     FACTORY.migrate(conn)
     noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
-    normal = [reading("press-01", next(noise), at=i) for i in range(40)]
+    normal = [reading("press-01", next(noise), at=i) for i in range(CONFIG.warmup + 20)]
     sink = FactorySink(redis_client)
     apply(conn, sink, normal, "factory")
     assert rows(conn, "SELECT count(*) FROM anomalies") == [(0,)]
     # A new task (fresh sink) picks the detector up from Redis and flags the spike.
     restarted = FactorySink(redis_client)
-    apply(conn, restarted, [reading("press-01", 95.0, at=41)], "factory")
+    apply(conn, restarted, [reading("press-01", 95.0, at=len(normal))], "factory")
     assert rows(conn, "SELECT sensor_id, value FROM anomalies") == [("press-01", 95.0)]
     state = DetectorState.from_json(redis_client.get("detector:press-01"))
-    assert state.count == 41
+    assert state.count == len(normal) + 1
     assert redis_client.hget("sensor:press-01", "value") == b"95.0"
 
 

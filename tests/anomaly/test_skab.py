@@ -1,0 +1,65 @@
+"""Real data: SKAB's water-pump runs, streamed through the detector as the factory sink streams them."""
+from __future__ import annotations
+
+import pytest
+
+from processor.anomaly import skab
+from processor.anomaly.detector import CONFIG
+
+
+@pytest.fixture(scope="module")
+def flagged(skab_runs: list[skab.Run]) -> dict[str, list[int]]:
+    return {run.name: skab.detect(run).flags for run in skab_runs}
+
+
+def test_most_runs_are_flagged_within_a_minute_of_the_anomaly_they_hold(skab_runs, flagged) -> None:  # noqa: ANN001
+    caught = []
+    for run in skab_runs:
+        onset = run.anomaly.index(1)
+        if any(flagged[run.name][onset:onset + int(skab.WINDOW_S)]):
+            caught.append(run.name)
+    assert len(caught) >= 0.7 * len(skab_runs), f"only {len(caught)} of {len(skab_runs)}: {caught}"
+
+
+def test_once_flagged_the_line_stays_flagged_through_most_of_the_anomalous_regime(skab_runs, flagged) -> None:  # noqa: ANN001
+    covered = [sum(f for f, a in zip(flagged[r.name], r.anomaly, strict=True) if a) / sum(r.anomaly)
+               for r in skab_runs if any(flagged[r.name][i] for i, a in enumerate(r.anomaly) if a)]
+    assert sum(covered) / len(covered) > 0.85
+
+
+def test_the_valve_runs_are_quiet_before_their_anomaly(skab_runs, flagged) -> None:  # noqa: ANN001
+    valves = [r for r in skab_runs if r.name.startswith("valve")]
+    before = [sum(flagged[r.name][:r.anomaly.index(1)]) for r in valves]
+    normal_rows = sum(r.anomaly.index(1) for r in valves)
+    assert sum(1 for b in before if b == 0) >= 0.85 * len(valves)
+    assert sum(before) < 0.02 * normal_rows
+
+
+def test_the_scores_are_nab_and_f1_figures_above_the_null_detector_and_the_baselines(skab_runs, flagged) -> None:  # noqa: ANN001
+    ours = skab.score("project", skab_runs, [flagged[r.name] for r in skab_runs])
+    null = skab.score("null", skab_runs, [[0] * len(r.anomaly) for r in skab_runs])
+    assert null.nab == {"standard": 0.0, "reward_low_FP_rate": 0.0, "reward_low_FN_rate": 0.0}
+    assert all(v > skab.LEADERBOARD_CHANGEPOINT[0][1] for v in ours.nab.values())
+    assert ours.outlier.f1 > 0.7
+
+
+def test_an_incident_on_a_normal_run_ends_instead_of_latching_for_hours(skab_normal_run) -> None:  # noqa: ANN001
+    flags = skab.detect(skab_normal_run).flags
+    runs, current = [], 0
+    for f in flags + [0]:
+        if f:
+            current += 1
+        elif current:
+            runs.append(current)
+            current = 0
+    assert sum(flags) < 0.3 * len(flags)
+    assert max(runs, default=0) <= 2 * CONFIG.incident_max_age  # a sensor's incident ages out, then it is normal
+
+
+def test_a_run_that_is_not_in_skabs_format_is_refused_with_the_file_named(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "valve1").mkdir()
+    (tmp_path / "valve1" / "0.csv").write_text("datetime;x\n2020-01-01 00:00:00;1\n")
+    with pytest.raises(skab.SkabError, match=r"valve1/0.csv: columns"):
+        skab.load(tmp_path)
+    with pytest.raises(skab.SkabError, match="is not a directory"):
+        skab.load(tmp_path / "missing")
