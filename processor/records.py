@@ -28,7 +28,28 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MAX_QUANTITY = 2**31 - 1
 MAX_YEAR = 9998  # the month after must still be a datetime (a partition's upper bound)
 STATUSES = frozenset({"RUNNING", "IDLE", "FAULT"})
-UNITS = {"temperature": "C", "pressure": "kPa"}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """What a numeric sensor kind measures: its one unit, and the least value it can take."""
+
+    unit: str
+    minimum: float | None = None  # None: any finite number (a gauge pressure may be negative)
+    why: str = ""  # why nothing below the minimum is a reading
+
+
+# The factory's sensor kinds. One unit each: the processor stores and compares values as
+# sent, so a reading in another unit is poison, never converted.
+QUANTITIES = {
+    "temperature": Quantity("C", -273.15, "below absolute zero"),
+    "pressure": Quantity("kPa"),  # gauge pressure: below atmospheric is negative
+    "vibration": Quantity("g", 0.0, "an RMS value is never negative"),  # RMS acceleration
+    "current": Quantity("A", 0.0, "an RMS value is never negative"),
+    "voltage": Quantity("V", 0.0, "an RMS value is never negative"),
+    "flow": Quantity("L/min", 0.0, "a flow meter reports a rate, never negative"),
+}
+UNITS = {kind: q.unit for kind, q in QUANTITIES.items()}
 
 
 # Plain slotted dataclasses: a frozen one is built through object.__setattr__ field by
@@ -179,13 +200,18 @@ def _decode_factory(obj: dict) -> Record:
         if not isinstance(value, str) or value not in STATUSES:
             raise _Invalid(f"status value must be one of {', '.join(sorted(STATUSES))}")
         return SensorReading(event_id, sensor_id, line_id, "status", None, value, None, ts)
-    if isinstance(kind, str) and kind in UNITS:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not _finite(value):
-            raise _Invalid(f"{kind} value must be a finite number")
-        if obj.get("unit") != UNITS[kind]:
-            raise _Invalid(f"{kind} unit must be {UNITS[kind]}")
-        return SensorReading(event_id, sensor_id, line_id, kind, float(value), None, UNITS[kind], ts)
-    raise _Invalid(f"unknown sensor kind {str(kind)[:40]!r}")
+    quantity = QUANTITIES.get(kind) if isinstance(kind, str) else None
+    if quantity is None:
+        raise _Invalid(f"unknown sensor kind {str(kind)[:40]!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not _finite(value):
+        raise _Invalid(f"{kind} value must be a finite number")
+    unit = obj.get("unit")
+    if unit != quantity.unit:
+        shown = repr(unit[:20]) if isinstance(unit, str) else "missing" if unit is None else "not text"
+        raise _Invalid(f"{kind} unit must be {quantity.unit} (got {shown})")
+    if quantity.minimum is not None and value < quantity.minimum:
+        raise _Invalid(f"{kind} value {float(value):g} {quantity.unit} is below {quantity.minimum:g} ({quantity.why})")
+    return SensorReading(event_id, sensor_id, line_id, kind, float(value), None, quantity.unit, ts)
 
 
 _fast_parse = msgspec.json.Decoder().decode
@@ -278,7 +304,9 @@ def _fast_factory(data: bytes) -> Record:
         if r.value not in STATUSES:
             raise _Invalid("status")
         return SensorReading(r.event_id.lower(), r.sensor_id, r.line_id, "status", None, r.value, None, ts)
-    if type(r.value) is not float or r.unit != UNITS[r.kind]:
+    quantity = QUANTITIES[r.kind]
+    if type(r.value) is not float or r.unit != quantity.unit or (
+            quantity.minimum is not None and r.value < quantity.minimum):
         raise _Invalid("value or unit")
     return SensorReading(r.event_id.lower(), r.sensor_id, r.line_id, r.kind, r.value, None, r.unit, ts)
 

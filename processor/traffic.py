@@ -2,8 +2,8 @@
 
 Retail: a catalog whose popularity is skewed (a few hot products get most updates),
 several suppliers per SKU, inventory updates far more frequent than product changes.
-Factory: production lines of temperature, pressure and status sensors, each with its own
-baseline and noise, drifting slowly.
+Factory: production lines of temperature, pressure, vibration, current, voltage, flow and
+status sensors, each with its own baseline and noise.
 
 Faults a real stream carries can be mixed in at given rates: duplicates (a payload sent
 again), reordering (a record held back and sent later than newer ones), poison records
@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from processor.records import QUANTITIES
 
 POISON = [
     b"not json at all",
@@ -95,7 +97,10 @@ class RetailTraffic:
 
 class FactoryTraffic:
     injects_anomalies = True
-    KINDS = {"temperature": ("C", 70.0, 0.5), "pressure": ("kPa", 300.0, 2.0)}
+    # kind -> (typical level, noise), in the kind's unit (processor.records.QUANTITIES)
+    KINDS = {"temperature": (70.0, 0.5), "pressure": (300.0, 2.0), "vibration": (0.25, 0.01),
+             "current": (12.0, 0.2), "voltage": (400.0, 1.5), "flow": (120.0, 1.0)}
+    ROTATION = (*KINDS, "status")  # a line's sensors, in turn
 
     def __init__(self, rng: random.Random, sensors: int = 100, sensors_per_line: int = 25) -> None:
         if sensors < 1:
@@ -104,8 +109,8 @@ class FactoryTraffic:
         self.sensors = []
         for line in range(-(-sensors // sensors_per_line)):
             for n in range(min(sensors_per_line, sensors - line * sensors_per_line)):
-                kind = ("temperature", "pressure", "status")[n % 3]
-                base = self.KINDS[kind][1] * rng.uniform(0.9, 1.1) if kind != "status" else 0.0
+                kind = self.ROTATION[n % len(self.ROTATION)]
+                base = self.KINDS[kind][0] * rng.uniform(0.9, 1.1) if kind != "status" else 0.0
                 self.sensors.append((f"{kind[:4]}-{line}-{n:02d}", f"line-{line}", kind, base))
 
     def record(self, now: datetime, spike: bool) -> tuple[str, dict, bool]:
@@ -116,11 +121,14 @@ class FactoryTraffic:
             faulty = spike or self.rng.random() < 0.0005
             body["value"] = "FAULT" if faulty else self.rng.choice(["RUNNING", "RUNNING", "RUNNING", "IDLE"])
             return sensor, body, faulty
-        unit, _, noise = self.KINDS[kind]
+        quantity, noise = QUANTITIES[kind], self.KINDS[kind][1]
         value = self.rng.gauss(base, noise)
-        if spike:
-            value += self.rng.choice([-1, 1]) * noise * self.rng.uniform(12, 25)
-        body.update(value=round(value, 3), unit=unit)
+        if spike:  # away from a physical floor: a vibration or current spikes up
+            sign = 1 if quantity.minimum is not None and quantity.minimum >= 0 else self.rng.choice([-1, 1])
+            value += sign * noise * self.rng.uniform(12, 25)
+        if quantity.minimum is not None and value < quantity.minimum:
+            value = quantity.minimum
+        body.update(value=round(value, 4), unit=quantity.unit)
         return sensor, body, spike
 
 

@@ -5,6 +5,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from processor.records import UNITS
+
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
@@ -26,7 +28,7 @@ def stock(sku: str = "SKU-1", supplier: str = "SUP-1", quantity: int = 5, *, at:
 
 def reading(sensor: str = "press-07", value: float = 70.0, *, at: float = 0, kind: str = "temperature",
             line: str = "line-2", event_id: str | None = None) -> dict:
-    unit = {"temperature": "C", "pressure": "kPa"}.get(kind)
+    unit = UNITS.get(kind)
     body = {"event_id": event_id or str(uuid.uuid4()), "sensor_id": sensor, "line_id": line, "kind": kind,
             "value": value, "ts": ts(at)}
     if unit:

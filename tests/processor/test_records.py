@@ -59,7 +59,18 @@ def test_retail_poison_records_say_why(body: dict, reason: str) -> None:
     ("body", "reason"),
     [
         ({**reading(), "kind": "humidity"}, "unknown sensor kind 'humidity'"),
-        ({**reading(), "unit": "F"}, "temperature unit must be C"),
+        ({**reading(), "unit": "F"}, "temperature unit must be C (got 'F')"),
+        ({k: v for k, v in reading().items() if k != "unit"}, "temperature unit must be C (got missing)"),
+        ({**reading(kind="flow", value=12.0), "unit": ["L/min"]}, "flow unit must be L/min (got not text)"),
+        ({**reading(kind="vibration", value=0.4), "unit": "mm/s"}, "vibration unit must be g (got 'mm/s')"),
+        ({**reading(kind="current", value=12.0), "unit": "mA"}, "current unit must be A (got 'mA')"),
+        ({**reading(kind="voltage", value=230.0), "unit": "kV"}, "voltage unit must be V (got 'kV')"),
+        (reading(kind="vibration", value=-0.01), "vibration value -0.01 g is below 0 (an RMS value is never negative)"),
+        (reading(kind="current", value=-3), "current value -3 A is below 0 (an RMS value is never negative)"),
+        (reading(kind="voltage", value=-1.0), "voltage value -1 V is below 0 (an RMS value is never negative)"),
+        (reading(kind="flow", value=-5.5), "flow value -5.5 L/min is below 0 (a flow meter reports a rate, never negative)"),
+        (reading(value=-300.0), "temperature value -300 C is below -273.15 (below absolute zero)"),
+        (reading(kind="flow", value="fast"), "flow value must be a finite number"),
         ({**reading(), "value": "hot"}, "temperature value must be a finite number"),
         ({**status(), "value": "BROKEN"}, "status value must be one of FAULT, IDLE, RUNNING"),
         ({**status(), "value": ["FAULT"]}, "status value must be one of FAULT, IDLE, RUNNING"),
@@ -108,6 +119,7 @@ tricky_values = (
         "19.99", "19.999999", "1e3", "-1", "00019.9", "2026-11-01T12:00:00Z", "2026-11-01T12:00:00+02:00",
         "2026-11-01T12:00:00", "2026-11-01 12:00:00Z", "2026-11-01T12:00:00.123456789Z", "9999-12-31T23:59:59Z",
         "0001-01-01T00:00:00+01:00", "RUNNING", "FAULT", "running", "status", "temperature", "pressure", "C", "kPa",
+        "vibration", "current", "voltage", "flow", "g", "A", "V", "L/min", -273.15, -300,
         "inventory_update", "product_upsert", "8446F58B-DD96-4A06-8E30-EED2A756C321",
         "{8446f58b-dd96-4a06-8e30-eed2a756c321}", "8446f58bdd964a068e30eed2a756c321", "8446f58b-dd96-4a06-8e30-eed2a756c32",
         0, -0.0, 1.5, 2**31 - 1, 2**31, -1, 10**30, 1e308, True, None,
@@ -116,8 +128,10 @@ tricky_values = (
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.sampled_from([product(), stock(), reading(), reading(kind="pressure", value=101), {**reading(), "kind": "status",
-                                                                                          "value": "FAULT"}]),
+@given(st.sampled_from([product(), stock(), reading(), reading(kind="pressure", value=101),
+                        reading(kind="vibration", value=0.0), reading(kind="current", value=12),
+                        reading(kind="voltage", value=400.5), reading(kind="flow", value=-0.5),
+                        {**reading(), "kind": "status", "value": "FAULT"}]),
        st.dictionaries(st.sampled_from(sorted(set(product()) | set(stock()) | set(reading()))), tricky_values,
                        max_size=2),
        st.lists(st.sampled_from(sorted(set(product()) | set(reading()))), max_size=1))
@@ -137,6 +151,7 @@ def test_the_fast_path_takes_valid_records_in_any_key_order() -> None:
 
 def test_the_usual_records_take_the_fast_path() -> None:
     for body, workload in ((product(), "retail"), (stock(), "retail"), (reading(), "factory"),
-                           (reading(kind="pressure", value=101), "factory"), (status(value="FAULT"), "factory")):
+                           (reading(kind="pressure", value=101), "factory"), (status(value="FAULT"), "factory"),
+                           *((reading(kind=kind, value=1.5), "factory") for kind in records.UNITS)):
         fast = records._fast_retail if workload == "retail" else records._fast_factory
         assert fast(encode(body)) == WORKLOADS[workload].decode_thoroughly(encode(body))

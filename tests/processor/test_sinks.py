@@ -10,6 +10,7 @@ import redis as redis_lib
 from processor.anomaly.detector import CONFIG, DetectorState
 from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
+from processor.records import UNITS
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
@@ -146,6 +147,15 @@ def test_every_reading_is_stored_once_even_when_replayed(conn) -> None:  # noqa:
     apply(conn, sink, batch, "factory")
     apply(conn, sink, batch + [reading(at=99)], "factory")
     assert rows(conn, "SELECT count(*) FROM sensor_readings") == [(11,)]
+
+
+def test_a_reading_of_every_sensor_kind_is_stored_in_its_unit_and_is_the_sensors_latest(conn, redis_client) -> None:  # noqa: ANN001
+    FACTORY.migrate(conn)
+    values = {"temperature": 71.5, "pressure": -3.5, "vibration": 0.31, "current": 12.4, "voltage": 399.0, "flow": 0.0}
+    apply(conn, FactorySink(redis_client), [reading(f"{k}-1", v, kind=k) for k, v in values.items()], "factory")
+    stored = rows(conn, "SELECT kind, value, unit FROM sensor_readings ORDER BY kind")
+    assert stored == sorted((k, v, UNITS[k]) for k, v in values.items())
+    assert {k: float(redis_client.hget(f"sensor:{k}-1", "value")) for k in values} == values
 
 
 def test_readings_land_in_monthly_partitions(conn) -> None:  # noqa: ANN001

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from processor.produce import MAX_ENTRIES, batches
-from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading
+from processor.records import UNITS, InventoryUpdate, Poison, ProductUpsert, SensorReading
 from processor.traffic import Faults, Labels
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
 from tests.processor.factories import T0
@@ -28,6 +28,16 @@ def test_clean_retail_traffic_is_all_valid_and_skewed_towards_hot_products() -> 
     assert 300 < products < 700  # about one in ten
     top = collections.Counter(r.sku for r in records).most_common(10)
     assert sum(n for _, n in top) > 5000 * 0.1  # ten of 5,000 SKUs get over a tenth of the updates
+
+
+def test_clean_factory_traffic_covers_every_sensor_kind_in_its_unit_and_is_all_valid() -> None:
+    labels = Labels()
+    records = [FACTORY.decode(data) for _, data in FACTORY.generate(
+        5000, seed=5, faults=Faults(anomalies=0.05), labels=labels, sensors=70)]
+    assert all(isinstance(r, SensorReading) for r in records)  # spikes included: none below a physical floor
+    assert {r.kind for r in records} == {"status", *UNITS}
+    assert all(r.unit == UNITS[r.kind] for r in records if r.kind != "status")
+    assert len(labels.anomalies) > 150
 
 
 def test_partition_keys_follow_the_wire_contract() -> None:

@@ -47,7 +47,8 @@ def test_a_record_of_a_retail_type_nobody_declared_is_poison_naming_the_type() -
 
 
 def test_the_fast_path_reads_exactly_the_factory_kinds_the_checks_know() -> None:
-    assert set(records._Kind.__args__) == {"status", *records.UNITS} == {"status", "temperature", "pressure"}
+    assert set(records._Kind.__args__) == {"status", *records.UNITS} == {
+        "status", "temperature", "pressure", "vibration", "current", "voltage", "flow"}
 
 
 def test_a_record_of_one_workload_is_poison_to_the_other() -> None:
