@@ -42,11 +42,12 @@ def environment_suffix() -> str:
     return str(from_context) if from_context else DEFAULT_SUFFIX
 
 
-def build_app(outdir: str | None = None, suffix: str | None = None, alert_subscriptions: str | None = None) -> App:
-    """Both stacks; `alert_subscriptions` defaults to ALERT_SUBSCRIPTIONS (stacks/config.py)."""
+def build_app(outdir: str | None = None, suffix: str | None = None, alert_subscriptions: str | None = None,
+              incident_subscriptions: str | None = None) -> App:
+    """Both stacks; the subscriptions default to ALERT_SUBSCRIPTIONS and INCIDENT_SUBSCRIPTIONS (stacks/config.py)."""
     suffix = suffix or environment_suffix()
     # Every config is built (and validated) before the App exists: it creates the output directory.
-    configs = [build_config(workload, suffix, alert_subscriptions) for workload in WORKLOADS]
+    configs = [build_config(workload, suffix, alert_subscriptions, incident_subscriptions) for workload in WORKLOADS]
     app = App(outdir=outdir) if outdir else App()
     for config in configs:
         WorkloadStack(app, config)

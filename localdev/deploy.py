@@ -60,7 +60,8 @@ def terraform_env(session: Session) -> dict[str, str]:
 
     cli_config, _ = resolve()
     return {**os.environ, **session.aws_env(), "ENVIRONMENT_SUFFIX": session.suffix,
-            "ALERT_SUBSCRIPTIONS": session.alert_subscriptions, "TF_LOCAL_STATE_DIR": STATE_DIR,
+            "ALERT_SUBSCRIPTIONS": session.alert_subscriptions, "INCIDENT_SUBSCRIPTIONS": session.incident_subscriptions,
+            "TF_LOCAL_STATE_DIR": STATE_DIR,
             "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1",
             "CHECKPOINT_DISABLE": "1", "FORCE_COLOR": "0", "NO_COLOR": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
 
@@ -101,10 +102,13 @@ def up(suffix: str) -> tuple[Session, float]:
 
 def create_operator_prerequisites(session: Session) -> None:
     """What an operator creates before a first deploy: the Redis AUTH token the stacks read
-    (a data source) and the local Redis requires, and the queue the alarms reach."""
+    (a data source) and the local Redis requires, and the queues the alarms and incidents reach."""
     for workload, region in WORKLOAD_REGIONS.items():
         session.client("sqs", region).create_queue(QueueName=session.alert_queue)
-        name = build_config(workload, session.suffix).redis_auth_secret_name
+        config = build_config(workload, session.suffix, session.alert_subscriptions, session.incident_subscriptions)
+        if config.incidents is not None:
+            session.client("sqs", region).create_queue(QueueName=session.incident_queue)
+        name = config.redis_auth_secret_name
         client = session.client("secretsmanager", region)
         token = session.servers[workload].redis_password
         try:

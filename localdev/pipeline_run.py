@@ -214,6 +214,8 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
             lines.append(f"  reads       {reads[0]} product reads (hot products first): "
                          f"{reads[1]:.0%} served from Redis")
         lines.append(f"  alerts      {alert_delivery(session, run, stored_dead)}")
+        if run.workload == "factory":
+            lines.append(f"  incidents   {incident_delivery(session, run, conn)}")
         usage = shard_usage(session.endpoint, run.env["STREAM_NAME"], run.region)
         calls, ran = sum(u["get_records"] for u in usage.values()), run.ended_at - run.started_at
         lines.append(f"  kinesis     {run.tasks} tasks sharing {len(usage)} shards: {calls} GetRecords in {ran:.0f} s "
@@ -253,6 +255,36 @@ def alert_delivery(session: Session, run: WorkloadRun, dead_letters: int, timeou
                          f"within {timeout_s:.0f} s")
     finally:
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="demo: shown, reset")
+
+
+def incident_delivery(session: Session, run: WorkloadRun, conn, timeout_s: float = 15.0) -> str:  # noqa: ANN001
+    """The line incidents PostgreSQL holds, and the messages that reached the incidents queue
+    through the stack's topic (the processor publishes them from its outbox after each batch)."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE closed_at IS NULL), count(DISTINCT line_id), "
+                    "count(*) FILTER (WHERE severity = 'critical') FROM incidents")
+        stored, still_open, lines, critical = cur.fetchone()
+        cur.execute("SELECT count(*) FROM incident_outbox")
+        queued = cur.fetchone()[0]
+    sqs = session.client("sqs", run.region)
+    queue = sqs.get_queue_url(QueueName=session.incident_queue)["QueueUrl"]
+    seen: dict[str, str] = {}
+    started = time.monotonic()
+    while len(seen) < queued and time.monotonic() - started < timeout_s:
+        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1).get("Messages", []):
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(json.loads(message["Body"])["Message"])
+            seen[body["message_id"]] = body["event"]
+    if len(seen) < queued:
+        raise SystemExit(f"{run.stack_id}: {queued - len(seen)} of {queued} incident messages did not reach "
+                         f"{session.incident_queue} within {timeout_s:.0f} s")
+    events = [seen[m] for m in seen]
+    window_s = float(run.env.get("INCIDENT_WINDOW_S", "300"))
+    return (f"{stored} on {lines} lines ({critical} critical, {still_open} still open: a line's incident closes "
+            f"{window_s:g} s of event time after its last firing) from {run.progress.anomalies} anomalies; "
+            f"{events.count('opened')} opened and {events.count('closed')} closed messages reached SQS "
+            f"{session.incident_queue} through the incidents topic")
 
 
 def catalog_reads(run: WorkloadRun, conn, client: redis.Redis, count: int = 2000) -> tuple[int, float]:  # noqa: ANN001

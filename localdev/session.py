@@ -66,6 +66,16 @@ class Session:
         """ALERT_SUBSCRIPTIONS for the local stacks (stacks/config.py)."""
         return f"sqs:{self.alert_queue}"
 
+    @property
+    def incident_queue(self) -> str:
+        """The SQS queue the factory's incidents topic reaches locally, as a plant operator's would."""
+        return f"incidents-{self.suffix}"
+
+    @property
+    def incident_subscriptions(self) -> str:
+        """INCIDENT_SUBSCRIPTIONS for the local stacks (stacks/config.py)."""
+        return f"sqs:{self.incident_queue}"
+
     def aws_env(self) -> dict[str, str]:
         """What Terraform, boto3 and the processor need to talk to the emulator."""
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint,

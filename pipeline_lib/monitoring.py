@@ -2,7 +2,6 @@
 and one dashboard per stack."""
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +13,6 @@ from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
     CloudwatchMetricAlarmMetricQueryMetric,
 )
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
-from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
 
 from pipeline_lib.account import AccountContext
@@ -27,6 +25,7 @@ from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.naming import Naming
 from pipeline_lib.processor_service import ProcessorService
 from pipeline_lib.settings import AlarmConfig, AlertSubscription
+from pipeline_lib.subscriptions import subscribe
 
 
 class Monitoring(Construct):
@@ -50,24 +49,13 @@ class Monitoring(Construct):
         self._naming = naming
         self._account = account
         self.topic = SnsTopic(self, "alerts", name=naming.name("alerts"), kms_master_key_id=key.arn)
-        self.subscriptions = [self._subscribe(s) for s in subscriptions]
+        self.subscriptions = [subscribe(self, self.topic.arn, account, s) for s in subscriptions]
         watched: list[Watched] = [stream, service, database, archive, cache]
         self.alarms = {spec.purpose: self._alarm(spec) for part in watched for spec in part.alarms(thresholds)}
         self.dashboard = CloudwatchDashboard(
             self, "dashboard", dashboard_name=naming.name("pipeline"),
             dashboard_body=json.dumps(self._dashboard_body(account.region, stream, service, database, cache, archive)),
         )
-
-    def _subscribe(self, subscription: AlertSubscription) -> SnsTopicSubscription:
-        endpoint = subscription.endpoint
-        if subscription.protocol == "sqs" and not endpoint.startswith("arn:"):
-            endpoint = self._account.arn("sqs", endpoint)
-        elif subscription.protocol == "lambda" and not endpoint.startswith("arn:"):
-            endpoint = self._account.arn("lambda", f"function:{endpoint}")
-        # The id follows the subscription, not its position: reordering the list replaces nothing.
-        digest = hashlib.sha256(f"{subscription.protocol}:{subscription.endpoint}".encode()).hexdigest()[:10]
-        return SnsTopicSubscription(self, f"subscription-{subscription.protocol}-{digest}", topic_arn=self.topic.arn,
-                                    protocol=subscription.protocol, endpoint=endpoint)
 
     def _alarm(self, spec: AlarmSpec) -> CloudwatchMetricAlarm:
         common: dict[str, Any] = {

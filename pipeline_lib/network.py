@@ -38,8 +38,9 @@ ENDPOINT_ACTIONS = {
     "secretsmanager": "secretsmanager",
     "kms": "kms",
     "ssmmessages": "ssmmessages",
+    "sns": "sns",  # only where the processor publishes incidents (the factory)
 }
-DEFAULT_INTERFACE_ENDPOINTS = tuple(ENDPOINT_ACTIONS)
+DEFAULT_INTERFACE_ENDPOINTS = tuple(s for s in ENDPOINT_ACTIONS if s != "sns")
 HTTPS = 443
 
 

@@ -47,11 +47,12 @@ from constructs import Construct
 
 from pipeline_lib import iam
 from pipeline_lib.account import AccountContext
-from pipeline_lib.alarms import AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef
+from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef
 from pipeline_lib.cache import Cache
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
 from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.incident_topic import IncidentTopic
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
@@ -80,8 +81,10 @@ class ProcessorService(Construct):
         database: Database,
         cache: Cache,
         settings: ServiceConfig,
+        incidents: IncidentTopic | None = None,
     ) -> None:
         super().__init__(scope, id_)
+        self.incidents = incidents
         max_tasks = stream.max_consumers  # a task without a shard lease would idle
         if not 1 <= settings.min_count <= settings.desired_count <= max_tasks:
             raise ValueError(
@@ -172,6 +175,8 @@ class ProcessorService(Construct):
         # The service signs in to PostgreSQL as the application role with an IAM token: it
         # never reads the master secret (the migrate task does, migration_task.py).
         task_statements = [*stream.read_statements(), *database.connect_statements()]
+        if incidents is not None:
+            task_statements += incidents.publish_statements()
         if settings.enable_execute_command:
             task_statements += [
                 iam.statement(
@@ -217,6 +222,10 @@ class ProcessorService(Construct):
             "READ_INTERVAL_AT_TIP_S": f"{settings.read_interval_at_tip_seconds:g}",
             "MAX_READS_PER_SHARD_PER_S": f"{settings.max_reads_per_shard_per_second:g}",
         }
+        if incidents is not None:
+            environment |= {"INCIDENT_TOPIC_ARN": incidents.arn,
+                            "INCIDENT_WINDOW_S": str(incidents.settings.window_seconds),
+                            "INCIDENT_QUIET_S": str(incidents.settings.quiet_seconds)}
         # The root filesystem stays read-only; what must be written gets a task volume: /tmp,
         # and with ECS Exec the paths its SSM agent (bind-mounted by ECS) writes to.
         writable = {"tmp": "/tmp", **(EXEC_AGENT_PATHS if settings.enable_execute_command else {})}
@@ -368,4 +377,16 @@ class ProcessorService(Construct):
                 threshold=0, evaluation_periods=5,
                 treat_missing_data="breaching",  # no metrics at all means no tasks at all
             ),
+            *self._incident_alarms(thresholds),
         ]
+
+    def _incident_alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
+        if self.incidents is None:
+            return []
+        return [MetricAlarmSpec(
+            purpose="incident-outbox-backlog",
+            description="Incident messages wait in the outbox: SNS refuses them or no task publishes",
+            namespace=self.metric_namespace, metric_name="IncidentOutboxOldestAgeS", statistic="Maximum",
+            comparison="GreaterThanThreshold", threshold=thresholds.incident_outbox_age_seconds,
+            evaluation_periods=1, period_seconds=FIVE_MINUTES, treat_missing_data="notBreaching",
+        )]

@@ -192,6 +192,7 @@ class AlarmConfig:
     cache_cpu_percent: int = 75
     cache_memory_percent: int = 80
     cache_evictions_per_5min: int = 1_000
+    incident_outbox_age_seconds: int = 300  # an incident message unsent this long: SNS or the processor is stuck
 
 
 _IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -234,3 +235,71 @@ class AlertSubscription:
                 raise ValueError(f"alert subscription {item!r} is not protocol:endpoint (e.g. email:oncall@example.com)")
             subscriptions.append(cls(protocol.strip(), endpoint.strip()))  # type: ignore[arg-type]
         return tuple(subscriptions)
+
+
+SEVERITIES = ("warning", "critical")  # processor/incidents.py
+_LINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # a line id, as the factory wire contract allows
+
+
+@dataclass(frozen=True)
+class IncidentSubscription:
+    """Who incidents reach, and which: a target as for alerts (AlertSubscription), and
+    optionally only some lines and severities (an SNS filter policy on the message's `line`
+    and `severity` attributes)."""
+
+    target: AlertSubscription
+    lines: tuple[str, ...] = ()  # none: every line
+    severities: tuple[str, ...] = ()  # none: every severity
+
+    def __post_init__(self) -> None:
+        for line in self.lines:
+            if not _LINE.fullmatch(line):
+                raise ValueError(f"{line!r} is not a line id")
+        for severity in self.severities:
+            if severity not in SEVERITIES:
+                raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+
+    @property
+    def filter_policy(self) -> dict[str, list[str]] | None:
+        policy = {"line": sorted(self.lines), "severity": sorted(self.severities)}
+        return {k: v for k, v in policy.items() if v} or None
+
+    @classmethod
+    def parse_list(cls, text: str) -> tuple[IncidentSubscription, ...]:
+        """Items separated by commas, each `protocol:endpoint` with optional `;line=A|B` and
+        `;severity=critical` (INCIDENT_SUBSCRIPTIONS), e.g.
+        `email:line1-team@example.com;line=line-1,sqs:incidents-all`."""
+        out = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            target, *filters = (part.strip() for part in item.split(";"))
+            lines: tuple[str, ...] = ()
+            severities: tuple[str, ...] = ()
+            for f in filters:
+                name, sep, values = f.partition("=")
+                chosen = tuple(v.strip() for v in values.split("|") if v.strip())
+                if not sep or not chosen or name.strip() not in ("line", "severity"):
+                    raise ValueError(f"incident subscription filter {f!r} is not line=A|B or severity=S")
+                if name.strip() == "line":
+                    lines = chosen
+                else:
+                    severities = chosen
+            parsed = AlertSubscription.parse_list(target)
+            if not parsed:
+                raise ValueError(f"incident subscription {item!r} has no protocol:endpoint")
+            out.append(cls(parsed[0], lines, severities))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class IncidentConfig:
+    """The factory's incidents (processor/incidents.py): how they are grouped, and who they reach."""
+
+    window_seconds: int = 300  # what fires on one line within 5 minutes of event time is one incident
+    quiet_seconds: int = 900  # an open incident nothing has touched for 15 minutes (its line silent) closes
+    subscriptions: tuple[IncidentSubscription, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window_seconds <= 86_400:
+            raise ValueError("incident window must be between 1 second and a day")
+        if not 60 <= self.quiet_seconds <= 7 * 86_400:
+            raise ValueError("incident quiet period must be between a minute and a week")

@@ -69,6 +69,9 @@ class Settings:
     db_iam_auth: bool = False  # sign in as db_user with an IAM token (the service's application role)
     app_db_user: str | None = None  # `migrate` only: the application role it creates and grants
     schema_wait_s: float = 600.0  # how long a new task waits for the migration before it gives up
+    incident_topic_arn: str | None = None  # factory: where incidents are published (none: they wait in the outbox)
+    incident_window_s: float = 300.0  # what fires on one line within this much event time is one incident
+    incident_quiet_s: float = 900.0  # an open incident no batch has touched for this long (wall time) closes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,7 +134,20 @@ class Settings:
             db_iam_auth=iam_auth,
             app_db_user=env.get("APP_DB_USER") or None,
             schema_wait_s=_number(env, "SCHEMA_WAIT_S", 600.0, 0, 86_400, "seconds"),
+            incident_topic_arn=_topic_arn(env.get("INCIDENT_TOPIC_ARN", "")),
+            incident_window_s=_number(env, "INCIDENT_WINDOW_S", 300.0, 1, 86_400, "seconds"),
+            incident_quiet_s=_number(env, "INCIDENT_QUIET_S", 900.0, 60, 7 * 86_400, "seconds"),
         )
+
+
+def _topic_arn(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    parts = text.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns" or not parts[5]:
+        raise ConfigError(f"INCIDENT_TOPIC_ARN must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), not {text!r}")
+    return text
 
 
 def default_ca_bundle() -> str | None:

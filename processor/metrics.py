@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 UNITS = {"RecordsProcessed": "Count", "DeadLetters": "Count", "Anomalies": "Count", "ProcessingErrors": "Count",
-         "BatchLatencyMs": "Milliseconds", "MillisBehindLatest": "Milliseconds", "RecordToCommitMs": "Milliseconds"}
+         "BatchLatencyMs": "Milliseconds", "MillisBehindLatest": "Milliseconds", "RecordToCommitMs": "Milliseconds",
+         "IncidentsOpened": "Count", "IncidentsClosed": "Count", "IncidentOutboxBacklog": "Count",
+         "IncidentOutboxOldestAgeS": "Seconds"}
 
 
 class JsonFormatter(logging.Formatter):

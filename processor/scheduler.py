@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,7 @@ class Scheduler:
         self.redis = redis_client if redis_client is not None else connect_redis(settings)
         self.conn = conn
         self.workload = workload(settings.workload)
-        self.sink = self.workload.sink(self.redis, settings.cache_ttl_s)
+        self.sink = self.workload.sink(self.redis, settings)
         self.worker_id = f"{local_hostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.leases = LeaseTable(settings.consumer_group, settings.stream_name, self.worker_id,
                                  settings.lease_duration_s)
@@ -212,8 +213,7 @@ class Scheduler:
         for shard_id, checkpoint in beat.held.items():
             if shard_id not in self.owned:
                 self._start(shard_id, checkpoint)
-        self.sink.maintain(self.conn)
-        self._report(beat)
+        self._report(beat, self.sink.maintain(self.conn) or {})
         self._next_heartbeat = time.monotonic() + self.settings.heartbeat_s
         return exit_when_idle_s is not None and self._drained(beat, exit_when_idle_s)
 
@@ -353,12 +353,12 @@ class Scheduler:
             "RecordToCommitMs": latency_ms,
         }, shard=shard_id)
 
-    def _report(self, beat: Heartbeat) -> None:
+    def _report(self, beat: Heartbeat, gauges: Mapping[str, float]) -> None:
         calls, throttled = self.stats.get_records, self.stats.throttled
         before = self._calls_reported
         self._calls_reported = (calls, throttled)
         self.metrics.emit({"LeasesHeld": len(self.owned), "LiveWorkers": len(beat.live_workers | {self.worker_id}),
-                           "GetRecordsCalls": calls - before[0], "ReadThrottled": throttled - before[1]},
+                           "GetRecordsCalls": calls - before[0], "ReadThrottled": throttled - before[1], **gauges},
                           worker=self.worker_id)
 
     # -- failures -----------------------------------------------------------------------

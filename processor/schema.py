@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 MIGRATION_LOCK_ID = 0x5EED_0001
 # Bumped with every change below. Changes stay backward compatible (add, never drop or rename
 # what the running release uses): a rolling deployment runs old and new tasks side by side.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 COMMON = [
     """
@@ -178,6 +178,42 @@ FACTORY_TABLES = [
         detected_at timestamptz      NOT NULL DEFAULT now()
     )
     """,
+    # One incident per line at a time (processor/incidents.py): the partial unique index is
+    # the rule, whichever worker writes.
+    """
+    CREATE TABLE IF NOT EXISTS incidents (
+        incident_id   uuid             PRIMARY KEY,
+        line_id       text             NOT NULL,
+        opened_at     timestamptz      NOT NULL,
+        last_fired_at timestamptz      NOT NULL,
+        closed_at     timestamptz,
+        sensors       text[]           NOT NULL,
+        kinds         text[]           NOT NULL,
+        checks        text[]           NOT NULL,
+        peak_score    double precision NOT NULL,
+        firings       integer          NOT NULL,
+        severity      text             NOT NULL CHECK (severity IN ('warning', 'critical')),
+        updated_at    timestamptz      NOT NULL DEFAULT now(),
+        CHECK (closed_at IS NULL OR closed_at >= opened_at)
+    )
+    """,
+    "CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_open_per_line ON incidents (line_id) WHERE closed_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS incidents_line_opened ON incidents (line_id, opened_at DESC)",
+    # The transactional outbox (processor/outbox.py): written with the batch, sent after it.
+    """
+    CREATE TABLE IF NOT EXISTS incident_outbox (
+        message_id  uuid        PRIMARY KEY,
+        incident_id uuid        NOT NULL REFERENCES incidents (incident_id),
+        event       text        NOT NULL CHECK (event IN ('opened', 'closed')),
+        body        jsonb       NOT NULL,
+        attributes  jsonb       NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+        sent_at     timestamptz,
+        attempts    integer     NOT NULL DEFAULT 0,
+        last_error  text
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS incident_outbox_unsent ON incident_outbox (created_at) WHERE sent_at IS NULL",
 ]
 
 
@@ -185,6 +221,8 @@ FACTORY_GRANTS = {
     ("TABLE", "sensor_readings"): "SELECT, INSERT",
     ("TABLE", "anomalies"): "SELECT, INSERT",
     ("FUNCTION", "ensure_reading_partition"): "EXECUTE",
+    ("TABLE", "incidents"): "SELECT, INSERT, UPDATE",
+    ("TABLE", "incident_outbox"): "SELECT, INSERT, UPDATE",
 }
 
 

@@ -29,7 +29,7 @@ class Workload:
     records: WireContract
     tables: Sequence[str]  # created after schema.COMMON, idempotently
     grants: schema.Grants  # the application role's DML on them
-    make_sink: Callable[[Any, int], Sink]  # (Redis client or None, cache TTL in seconds)
+    make_sink: Callable[[Any, Any], Sink]  # (Redis client or None, processor.config.Settings or None)
     traffic: Callable[[random.Random, int], TrafficSource]  # (seeded rng, sensors)
 
     @property
@@ -45,25 +45,27 @@ class Workload:
         the processor connects as, holding exactly `grants`."""
         schema.migrate(conn, self.tables, self.name, self.grants, app_user)
 
-    def sink(self, redis_client: Any = None, cache_ttl_s: int = 3600) -> Sink:
-        return self.make_sink(redis_client, cache_ttl_s)
+    def sink(self, redis_client: Any = None, settings: Any = None) -> Sink:
+        """The workload's sink; without `settings` (tests), its defaults and no outside services."""
+        return self.make_sink(redis_client, settings)
 
     def generate(self, count: int, **options: Any) -> Iterator[tuple[str, bytes]]:
         """Seeded, realistic (partition key, payload) pairs (processor/traffic.py `generate`)."""
         return generate(self.traffic, count, **options)
 
 
-def _retail_sink(redis_client: Any, cache_ttl_s: int) -> Sink:
+def _retail_sink(redis_client: Any, settings: Any) -> Sink:
     from processor.cache import CatalogCache
     from processor.sinks.retail import RetailSink
 
-    return RetailSink(CatalogCache(redis_client, cache_ttl_s) if redis_client is not None else None)
+    ttl_s = settings.cache_ttl_s if settings is not None else 3600
+    return RetailSink(CatalogCache(redis_client, ttl_s) if redis_client is not None else None)
 
 
-def _factory_sink(redis_client: Any, cache_ttl_s: int) -> Sink:
+def _factory_sink(redis_client: Any, settings: Any) -> Sink:
     from processor.sinks.factory import FactorySink
 
-    return FactorySink(redis_client)
+    return FactorySink.from_settings(redis_client, settings)
 
 
 RETAIL = Workload("retail", RETAIL_RECORDS, schema.RETAIL_TABLES, schema.RETAIL_GRANTS, _retail_sink,

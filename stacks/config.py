@@ -21,6 +21,8 @@ from pipeline_lib.settings import (
     ArchiveConfig,
     CacheConfig,
     DatabaseConfig,
+    IncidentConfig,
+    IncidentSubscription,
     NetworkConfig,
     ServiceConfig,
     StreamConfig,
@@ -31,6 +33,10 @@ PRODUCTION_SUFFIXES = frozenset({"prod"})
 # e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
 # deployment, not in the repository: production refuses to synthesize without one.
 ALERT_SUBSCRIPTIONS_ENV = "ALERT_SUBSCRIPTIONS"
+# Who the factory's incidents reach: items as ALERT_SUBSCRIPTIONS, each optionally filtered
+# to some lines or severities (pipeline_lib.settings.IncidentSubscription), e.g.
+# "email:line1@example.com;line=line-1,sqs:incidents-critical;severity=critical".
+INCIDENT_SUBSCRIPTIONS_ENV = "INCIDENT_SUBSCRIPTIONS"
 # The processor image's tag for this deployment (the release workflow sets the commit SHA).
 # The repositories' tags are immutable, so a release is a new tag, never an edit here.
 IMAGE_TAG_ENV = "PROCESSOR_IMAGE_TAG"
@@ -55,6 +61,7 @@ class WorkloadConfig:
     archive: ArchiveConfig
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     alert_subscriptions: tuple[AlertSubscription, ...] = ()  # none: the alarms notify nobody (dev only)
+    incidents: IncidentConfig | None = None  # the factory's incidents topic; None: no incidents published
     log_retention_days: int = 365  # every log group but the processor's (ServiceConfig)
     key_deletion_window_days: int = 30  # the longest KMS allows: a scheduled deletion can be cancelled for a month
     data_classification: str = "internal"
@@ -67,6 +74,9 @@ class WorkloadConfig:
         if self.is_production and not self.alert_subscriptions:
             raise ConfigError(f"{self.stack_id}: production alarms must reach someone: set {ALERT_SUBSCRIPTIONS_ENV} "
                               "(e.g. email:oncall@example.com)")
+        if self.is_production and self.incidents is not None and not self.incidents.subscriptions:
+            raise ConfigError(f"{self.stack_id}: production incidents must reach someone: set "
+                              f"{INCIDENT_SUBSCRIPTIONS_ENV} (e.g. email:line-1@example.com;line=line-1)")
 
     @property
     def stack_id(self) -> str:
@@ -99,7 +109,7 @@ class WorkloadConfig:
         }
 
 
-def _retail(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConfig:
+def _retail(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tuple[IncidentSubscription, ...]) -> WorkloadConfig:
     return WorkloadConfig(
         workload="retail",
         environment_suffix=suffix,
@@ -117,7 +127,7 @@ def _retail(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConfi
     )
 
 
-def _factory(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConfig:
+def _factory(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tuple[IncidentSubscription, ...]) -> WorkloadConfig:
     return WorkloadConfig(
         workload="factory",
         environment_suffix=suffix,
@@ -131,6 +141,7 @@ def _factory(suffix: str, alerts: tuple[AlertSubscription, ...]) -> WorkloadConf
         database=DatabaseConfig(db_name="telemetry", allocated_storage_gb=100, max_allocated_storage_gb=1_000),
         archive=ArchiveConfig(expiration_days=2_557),  # 7-year compliance period
         alarms=AlarmConfig(iterator_age_ms=30_000),
+        incidents=IncidentConfig(subscriptions=incidents),
         cost_center="cc-factory",
         data_classification="restricted",
     )
@@ -168,9 +179,11 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
 _BUILDERS = {"retail": _retail, "factory": _factory}
 
 
-def build_config(workload: str, suffix: str, alert_subscriptions: str | None = None) -> WorkloadConfig:
-    """The config of one stack. `alert_subscriptions` (`protocol:endpoint,...`) defaults to
-    the ALERT_SUBSCRIPTIONS environment variable."""
+def build_config(workload: str, suffix: str, alert_subscriptions: str | None = None,
+                 incident_subscriptions: str | None = None) -> WorkloadConfig:
+    """The config of one stack. `alert_subscriptions` (`protocol:endpoint,...`) and
+    `incident_subscriptions` default to the ALERT_SUBSCRIPTIONS and INCIDENT_SUBSCRIPTIONS
+    environment variables."""
     if workload not in _BUILDERS:
         raise ValueError(f"unknown workload {workload!r}; expected one of {sorted(_BUILDERS)}")
     text = os.environ.get(ALERT_SUBSCRIPTIONS_ENV, "") if alert_subscriptions is None else alert_subscriptions
@@ -178,7 +191,12 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
         alerts = AlertSubscription.parse_list(text)
     except ValueError as error:
         raise ConfigError(f"{ALERT_SUBSCRIPTIONS_ENV}: {error}") from error
-    config = _BUILDERS[workload](validate_suffix(suffix), alerts)
+    text = os.environ.get(INCIDENT_SUBSCRIPTIONS_ENV, "") if incident_subscriptions is None else incident_subscriptions
+    try:
+        incidents = IncidentSubscription.parse_list(text)
+    except ValueError as error:
+        raise ConfigError(f"{INCIDENT_SUBSCRIPTIONS_ENV}: {error}") from error
+    config = _BUILDERS[workload](validate_suffix(suffix), alerts, incidents)
     tag = os.environ.get(IMAGE_TAG_ENV, "").strip()
     if tag:
         try:

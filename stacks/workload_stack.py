@@ -14,10 +14,11 @@ from pipeline_lib.cache import Cache
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
 from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.incident_topic import IncidentTopic
 from pipeline_lib.migration_task import MigrationTask
 from pipeline_lib.monitoring import Monitoring
 from pipeline_lib.naming import Naming
-from pipeline_lib.network import Network
+from pipeline_lib.network import DEFAULT_INTERFACE_ENDPOINTS, Network
 from pipeline_lib.processor_service import ProcessorService
 from stacks.config import WorkloadConfig
 
@@ -39,15 +40,19 @@ class WorkloadStack(TerraformStack):
         account = AccountContext(self, "account", region=config.region)
         key = EncryptionKey(self, "key", naming=naming, account=account,
                             deletion_window_in_days=config.key_deletion_window_days)
+        endpoints = DEFAULT_INTERFACE_ENDPOINTS + (("sns",) if config.incidents else ())
         network = Network(self, "network", naming=naming, account=account, key=key, settings=config.network,
-                          flow_log_retention_days=config.log_retention_days)
+                          flow_log_retention_days=config.log_retention_days, interface_endpoints=endpoints)
         stream = DataStream(self, "stream", naming=naming, key=key, settings=config.stream)
         database = Database(self, "database", naming=naming, account=account, network=network, key=key,
                             settings=config.database, log_retention_days=config.log_retention_days)
         cache = Cache(self, "cache", naming=naming, network=network, key=key, settings=config.cache,
                       auth_secret_name=config.redis_auth_secret_name, log_retention_days=config.log_retention_days)
+        incidents = (IncidentTopic(self, "incidents", naming=naming, account=account, key=key,
+                                   settings=config.incidents) if config.incidents else None)
         service = ProcessorService(self, "processor", naming=naming, account=account, network=network, key=key,
-                                   stream=stream, database=database, cache=cache, settings=config.service)
+                                   stream=stream, database=database, cache=cache, settings=config.service,
+                                   incidents=incidents)
         migration = MigrationTask(self, "migration", naming=naming, account=account, key=key, service=service,
                                   database=database, settings=config.service)
         archive = Archive(self, "archive", naming=naming, account=account, key=key, stream=stream,
@@ -82,6 +87,8 @@ class WorkloadStack(TerraformStack):
             "processor_security_group_id": service.security_group.id,
             "stack_region": config.region,
         }
+        if incidents is not None:
+            outputs["incident_topic_arn"] = incidents.arn
         for name, value in outputs.items():
             TerraformOutput(self, name, value=value)
 

@@ -3,7 +3,8 @@
 The scheduler calls a sink's hooks around every batch (`run_batch`): `prepare` before the
 batch transaction, `apply` inside it (with the dead letters and the checkpoint), then
 `rollback` if the transaction failed or `after_commit` once PostgreSQL has the batch.
-`maintain` runs between batches. Each sink has its own outcome type: what its
+`maintain` runs between batches (every heartbeat) and may return gauges for the
+heartbeat's metrics line. Each sink has its own outcome type: what its
 `after_commit` needs, and the counts it adds to the batch's metrics.
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ OutcomeT = TypeVar("OutcomeT", bound=Outcome)
 
 
 class Sink(Protocol[OutcomeT]):
-    def maintain(self, conn: Any) -> None:
-        """Periodic housekeeping between batches, on the batch connection."""
+    def maintain(self, conn: Any) -> Mapping[str, float] | None:
+        """Periodic housekeeping between batches, on the batch connection; gauges to report, if any."""
 
     def prepare(self, conn: Any, records: Sequence) -> None:
         """Work that must precede the batch transaction, in a transaction of its own."""

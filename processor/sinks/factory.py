@@ -1,16 +1,21 @@
-"""Factory: every reading once, anomalies at most once per triggering event."""
+"""Factory: every reading once, anomalies at most once per triggering event, one incident
+per line (processor/incidents.py) and its messages through the outbox (processor/outbox.py)."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import attrgetter
+from typing import Any
 
 import msgspec
 import redis
 
+from processor import incidents
 from processor.anomaly.detector import DetectorState, observe
+from processor.incidents import FAULT, REGIME, Signal
+from processor.outbox import OutboxPublisher, backlog
 from processor.records import SensorReading
 
 logger = logging.getLogger(__name__)
@@ -68,26 +73,66 @@ def utc_text(ts: datetime) -> str:
 
 @dataclass(frozen=True)
 class FactoryOutcome:
-    """How many anomalies the batch stored, and each touched sensor's latest new reading."""
+    """What the batch stored (anomalies, incidents opened and closed, messages queued) and
+    each touched sensor's latest new reading."""
 
     anomalies: int = 0
     latest: dict[str, SensorReading] = field(default_factory=dict)
+    incidents_opened: int = 0
+    incidents_closed: int = 0
 
     def metrics(self) -> Mapping[str, int]:
-        return {"Anomalies": self.anomalies}
+        return {"Anomalies": self.anomalies, "IncidentsOpened": self.incidents_opened,
+                "IncidentsClosed": self.incidents_closed}
+
+    @property
+    def messages(self) -> int:
+        return self.incidents_opened + self.incidents_closed
+
+
+@dataclass(frozen=True)
+class IncidentSettings:
+    window: timedelta = timedelta(minutes=5)  # what fires on a line within this much event time is one incident
+    quiet_s: float = 900.0  # an open incident no batch has touched for this long (wall time) closes
 
 
 class FactorySink:
 
-    def __init__(self, redis_client: redis.Redis | None = None) -> None:
+    def __init__(self, redis_client: redis.Redis | None = None, *, incident_settings: IncidentSettings | None = None,
+                 publisher: OutboxPublisher | None = None) -> None:
         self.redis = redis_client
         self._write_sensors = redis_client.register_script(WRITE_SENSORS) if redis_client is not None else None
         self.states: dict[str, DetectorState] = {}  # this task's sensors; Redis is the hand-over
         self._partitions: set[tuple[int, int]] = set()  # (year, month) known to exist
         self._undo: dict[str, tuple] = {}  # sensor -> DetectorState.snapshot()
+        self.incident_settings = incident_settings or IncidentSettings()
+        self.publisher = publisher  # None: the messages wait in the outbox (no topic configured)
 
-    def maintain(self, conn) -> None:  # noqa: ANN001
-        """No housekeeping: detector state is written after every batch."""
+    @classmethod
+    def from_settings(cls, redis_client: redis.Redis | None, settings: Any) -> FactorySink:
+        """As the processor runs it (processor.config.Settings): incidents grouped over
+        INCIDENT_WINDOW_S, and published to INCIDENT_TOPIC_ARN when it is set."""
+        if settings is None:
+            return cls(redis_client)
+        publisher = None
+        if settings.incident_topic_arn:
+            import boto3  # noqa: PLC0415 - only a deployed processor talks to SNS
+            from botocore.config import Config  # noqa: PLC0415
+
+            sns = boto3.client("sns", region_name=settings.region, config=Config(
+                connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 2, "mode": "standard"}))
+            publisher = OutboxPublisher(sns, settings.incident_topic_arn)
+        return cls(redis_client, publisher=publisher, incident_settings=IncidentSettings(
+            timedelta(seconds=settings.incident_window_s), settings.incident_quiet_s))
+
+    def maintain(self, conn) -> Mapping[str, float]:  # noqa: ANN001
+        """Close the incidents of lines gone silent, send what the outbox holds, and report
+        its backlog (the alarm on IncidentOutboxOldestAgeS watches it)."""
+        settings = self.incident_settings
+        incidents.close_quiet(conn, settings.quiet_s, settings.window)
+        if self.publisher is not None:
+            self.publisher.publish(conn)
+        return backlog(conn).gauges()
 
     def prepare(self, conn, records: Sequence[SensorReading]) -> None:  # noqa: ANN001
         """Create missing monthly partitions in their own transaction, before the batch,
@@ -126,14 +171,25 @@ class FactorySink:
         self._load_states(touched)
         self._undo = {s: self.states[s].snapshot() for s in touched}
         anomalies = []
+        signals = []
         for reading in new:
+            check, score = None, 0.0
             if reading.kind == "status":
                 if reading.status == "FAULT":
                     anomalies.append((reading, 1.0, "equipment reported FAULT"))
-                continue
-            verdict = observe(self.states[reading.sensor_id], reading.ts, reading.value, reading.event_id)
-            if verdict is not None and verdict.anomalous:
-                anomalies.append((reading, verdict.score, verdict.reason))
+                    check, score = FAULT, 1.0
+            else:
+                verdict = observe(self.states[reading.sensor_id], reading.ts, reading.value, reading.event_id)
+                if verdict is not None:
+                    score = verdict.score
+                    if verdict.anomalous:
+                        anomalies.append((reading, verdict.score, verdict.reason))
+                        check = verdict.reason.partition(":")[0]
+                    elif verdict.incident:
+                        check = REGIME
+            signals.append(Signal(reading.ts, reading.line_id, reading.sensor_id, reading.kind, reading.event_id,
+                                  check, score))
+        changes = incidents.apply(cur, signals, self.incident_settings.window)
         if anomalies:
             cur.execute(INSERT_ANOMALIES, (_encode([
                 (r.event_id, r.sensor_id, r.line_id, r.ts, r.kind, r.value, score, reason)
@@ -141,7 +197,7 @@ class FactorySink:
         latest: dict[str, SensorReading] = {}
         for reading in new:
             latest[reading.sensor_id] = reading
-        return FactoryOutcome(len(anomalies), latest)
+        return FactoryOutcome(len(anomalies), latest, changes.opened, changes.closed)
 
     def rollback(self) -> None:
         """The batch transaction failed: forget what it taught the detectors."""
@@ -151,6 +207,11 @@ class FactorySink:
 
     def after_commit(self, conn, outcome: FactoryOutcome) -> None:  # noqa: ANN001
         self._undo = {}
+        self._write_redis(outcome)
+        if outcome.messages and self.publisher is not None:
+            self.publisher.publish(conn)  # at once; what SNS refuses goes on the next tries
+
+    def _write_redis(self, outcome: FactoryOutcome) -> None:
         if self._write_sensors is None or not outcome.latest:
             return
         latest = outcome.latest

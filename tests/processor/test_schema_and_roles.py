@@ -132,7 +132,9 @@ def test_the_migrate_command_creates_the_role_it_is_given(postgres, database, co
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert grants(conn, APP_USER) == COMMON | {("sensor_readings", "SELECT"), ("sensor_readings", "INSERT"),
-                                               ("anomalies", "SELECT"), ("anomalies", "INSERT")}
+                                               ("anomalies", "SELECT"), ("anomalies", "INSERT"),
+                                               *((t, p) for t in ("incidents", "incident_outbox")
+                                                 for p in ("SELECT", "INSERT", "UPDATE"))}
     with conn, conn.cursor() as cur:
         cur.execute("SELECT has_function_privilege(%s, 'ensure_reading_partition(integer, integer)', 'EXECUTE'), "
                     "has_function_privilege('public', 'ensure_reading_partition(integer, integer)', 'EXECUTE')",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from policy.stack_json import StackJson
+from policy.stack_json import Resource, StackJson
 from tests.helpers import only, ref
 
 EXPECTED_ALARMS = {
@@ -9,19 +9,28 @@ EXPECTED_ALARMS = {
     "cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu", "cache-2-memory", "cache-2-evictions",
     "archive-delivery",
 }
+FACTORY_ONLY_ALARMS = {"incident-outbox-backlog"}
 
 
-def test_alerts_topic_is_encrypted_with_the_cmk(stack: StackJson) -> None:
-    assert only(stack, "aws_sns_topic").config["kms_master_key_id"] == ref(only(stack, "aws_kms_key"), "arn")
+def alerts_topic(stack: StackJson) -> Resource:
+    (topic,) = [t for t in stack.resources("aws_sns_topic") if t.config["name"] == f"{stack.workload}-alerts-dev"]
+    return topic
+
+
+def test_every_topic_is_encrypted_with_the_cmk(stack: StackJson) -> None:
+    topics = list(stack.resources("aws_sns_topic"))
+    assert len(topics) == (2 if stack.workload == "factory" else 1)  # alerts; incidents in the factory
+    assert all(t.config["kms_master_key_id"] == ref(only(stack, "aws_kms_key"), "arn") for t in topics)
 
 
 def test_every_tier_has_its_alarms(stack: StackJson) -> None:
     names = {r.config["alarm_name"] for r in stack.resources("aws_cloudwatch_metric_alarm")}
-    assert names == {f"{stack.workload}-{purpose}-dev" for purpose in EXPECTED_ALARMS}
+    expected = EXPECTED_ALARMS | (FACTORY_ONLY_ALARMS if stack.workload == "factory" else set())
+    assert names == {f"{stack.workload}-{purpose}-dev" for purpose in expected}
 
 
-def test_every_alarm_notifies_the_topic(stack: StackJson) -> None:
-    topic = ref(only(stack, "aws_sns_topic"), "arn")
+def test_every_alarm_notifies_the_alerts_topic(stack: StackJson) -> None:
+    topic = ref(alerts_topic(stack), "arn")
     for alarm in stack.resources("aws_cloudwatch_metric_alarm"):
         assert alarm.config["alarm_actions"] == [topic] and alarm.config["ok_actions"] == [topic], alarm.path
 
@@ -38,6 +47,10 @@ def test_processor_alarms_watch_the_stacks_custom_namespace(stack: StackJson) ->
     alarms = [r.config for r in stack.resources("aws_cloudwatch_metric_alarm")
               if r.config["alarm_name"].startswith(f"{stack.workload}-processor-") and "namespace" in r.config]
     assert {a["metric_name"] for a in alarms} == {"ProcessingErrors", "DeadLetters"}
+    outbox = [r.config for r in stack.resources("aws_cloudwatch_metric_alarm")
+              if r.config["alarm_name"].startswith(f"{stack.workload}-incident-outbox")]
+    assert [(a["namespace"], a["metric_name"], a["statistic"]) for a in outbox] == (
+        [("Pipeline/factory-dev", "IncidentOutboxOldestAgeS", "Maximum")] if stack.workload == "factory" else [])
     assert {a["namespace"] for a in alarms} == {f"Pipeline/{stack.workload}-dev"}
 
 

@@ -190,7 +190,7 @@ def test_redis_logs_delivered_outside_the_vendedlogs_prefix_are_found(retail: St
 def test_production_alarms_without_a_subscriber_are_found(prod_stacks: dict[str, StackJson]) -> None:
     bad = mutated(prod_stacks["factory-prod"], lambda d: d["resource"].pop("aws_sns_topic_subscription"))
     found = findings(rules.production_alarms_reach_someone, bad)
-    assert len(found) == len(list(bad.resources("aws_cloudwatch_metric_alarm"))) == 16
+    assert len(found) == len(list(bad.resources("aws_cloudwatch_metric_alarm"))) == 17
     assert found[0].message.startswith("notifies ${aws_sns_topic.") and found[0].message.endswith("has no subscription")
 
 
