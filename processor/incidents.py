@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 NAMESPACE = uuid.UUID("5d1f0e7a-3c2b-4b8e-9a41-6f0c2d9e8b17")  # incident and message ids (uuid5)
 SURPRISE, SHIFT, STUCK, REGIME, FAULT = "surprise", "shift", "stuck", "regime", "fault"
@@ -36,8 +36,7 @@ Severity = Literal["warning", "critical"]
 Event = Literal["opened", "closed"]
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
+class Signal(NamedTuple):  # one per firing reading, and per quiet one of a line with an incident open
     """One reading of a line as the incidents see it: firing (`check` set) or quiet."""
 
     ts: datetime
@@ -193,15 +192,27 @@ def _row(row: Sequence) -> Incident:
     return Incident(iid, line, opened, fired, closed, set(sensors), set(kinds), set(checks), peak, firings)
 
 
-def apply(cur, signals: Sequence[Signal], window: timedelta) -> Changes:  # noqa: ANN001
-    """Group the batch's signals into incidents and write them, with their messages, in the
-    batch's transaction (`cur`)."""
-    lines = sorted({s.line_id for s in signals})
+OPEN_ON = "SELECT 1 FROM incidents WHERE closed_at IS NULL AND line_id = ANY(%s) LIMIT 1"
+
+
+def apply(cur, firing: Sequence[Signal], quiet: Mapping[str, Sequence[datetime]],  # noqa: ANN001
+          window: timedelta) -> Changes:
+    """Group the batch's readings into incidents and write them, with their messages, in the
+    batch's transaction (`cur`): `firing` signals, and the times of the quiet readings by
+    line (they matter only on a line with an incident open: they may close it)."""
+    lines = sorted(set(quiet) | {s.line_id for s in firing})
     if not lines:
         return Changes()
+    if not firing:  # the usual batch: one read, no lock, unless a line of it has an incident open
+        cur.execute(OPEN_ON, (lines,))
+        if cur.fetchone() is None:
+            return Changes()
     cur.execute(LOCK_LINES, (lines,))
     cur.execute(CURRENT, (lines,))
-    changes = group({row[1]: _row(row) for row in cur.fetchall()}, signals, window)
+    current = {row[1]: _row(row) for row in cur.fetchall()}
+    relevant = {s.line_id for s in firing} | {line for line, inc in current.items() if inc.closed_at is None}
+    signals = [*firing, *(Signal(ts, line, "", "", "") for line in relevant for ts in quiet.get(line, ()))]
+    changes = group(current, signals, window)
     write(cur, changes)
     return changes
 

@@ -171,7 +171,8 @@ class FactorySink:
         self._load_states(touched)
         self._undo = {s: self.states[s].snapshot() for s in touched}
         anomalies = []
-        signals = []
+        firing: list[Signal] = []
+        quiet: dict[str, list[datetime]] = {}
         for reading in new:
             check, score = None, 0.0
             if reading.kind == "status":
@@ -181,15 +182,21 @@ class FactorySink:
             else:
                 verdict = observe(self.states[reading.sensor_id], reading.ts, reading.value, reading.event_id)
                 if verdict is not None:
-                    score = verdict.score
                     if verdict.anomalous:
                         anomalies.append((reading, verdict.score, verdict.reason))
-                        check = verdict.reason.partition(":")[0]
+                        check, score = verdict.reason.partition(":")[0], verdict.score
                     elif verdict.incident:
-                        check = REGIME
-            signals.append(Signal(reading.ts, reading.line_id, reading.sensor_id, reading.kind, reading.event_id,
-                                  check, score))
-        changes = incidents.apply(cur, signals, self.incident_settings.window)
+                        check, score = REGIME, verdict.score
+            if check is None:
+                times = quiet.get(reading.line_id)
+                if times is None:
+                    quiet[reading.line_id] = [reading.ts]
+                else:
+                    times.append(reading.ts)
+            else:
+                firing.append(Signal(reading.ts, reading.line_id, reading.sensor_id, reading.kind, reading.event_id,
+                                     check, score))
+        changes = incidents.apply(cur, firing, quiet, self.incident_settings.window)
         if anomalies:
             cur.execute(INSERT_ANOMALIES, (_encode([
                 (r.event_id, r.sensor_id, r.line_id, r.ts, r.kind, r.value, score, reason)
