@@ -11,6 +11,10 @@ import re
 # stack and suffix), and one statement of it covers every group under the prefix.
 VENDED_LOGS_PREFIX = "/aws/vendedlogs/"
 
+# Suffixes that are production: they keep every protection and get production sizes
+# (stacks/config.py); the policy check and the plan review hold them to production's rules.
+PRODUCTION_SUFFIXES = frozenset({"prod"})
+
 REQUIRED_TAGS = ("Project", "Workload", "Environment", "Owner", "CostCenter", "ManagedBy", "DataClassification")
 
 # Where a resource type keeps its physical name, when not in `name`.

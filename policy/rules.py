@@ -12,13 +12,13 @@ from typing import Any
 
 from policy.conventions import (
     NAME_ATTRIBUTE,
+    PRODUCTION_SUFFIXES,
     REQUIRED_TAGS,
     UNSCOPABLE_ACTIONS,
     VENDED_LOGS_PREFIX,
     carries_suffix,
 )
 from policy.stack_json import StackJson, references
-from stacks.config import PRODUCTION_SUFFIXES
 
 # Types whose physical name must be set by us (an AWS-generated one is not reviewable).
 MUST_BE_NAMED = frozenset({

@@ -27,8 +27,8 @@ from pipeline_lib.settings import (
     ServiceConfig,
     StreamConfig,
 )
+from policy.conventions import PRODUCTION_SUFFIXES
 
-PRODUCTION_SUFFIXES = frozenset({"prod"})
 # Who the alarms reach, `protocol:endpoint` items (pipeline_lib.settings.AlertSubscription),
 # e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
 # deployment, not in the repository: production refuses to synthesize without one.

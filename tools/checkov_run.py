@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from stacks.config import PRODUCTION_SUFFIXES
+from policy.conventions import PRODUCTION_SUFFIXES
 
 SKIPS_FILE = Path(__file__).resolve().parent.parent / "policy" / "checkov_skips.toml"
 SCOPES = ("all", "non-production", "production")

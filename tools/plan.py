@@ -61,11 +61,12 @@ def terraform(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> 
 
 
 def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str],
-               backend_config: Mapping[str, str] | None = None) -> StackPlan:
+               backend_config: Mapping[str, str] | None = None, destroy: bool = False) -> StackPlan:
     """init + plan + show for one synthesized stack directory; files named after the directory.
 
     `backend_config` overrides backend settings at init (e.g. {"path": ...} for a copy of a
-    local state); the synthesized configuration itself is not touched.
+    local state); the synthesized configuration itself is not touched. `destroy` plans the
+    stack's removal (`terraform plan -destroy`).
     """
     stack = stack_dir.name
     out.mkdir(parents=True, exist_ok=True)
@@ -78,8 +79,8 @@ def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str],
     if terraform(init, stack_dir, env, log).returncode != 0:
         raise PlanError(f"terraform init failed for {stack}; see {log}")
     binary = out / f"{stack}.tfplan"
-    planned = terraform(["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={binary}"],
-                        stack_dir, env, log)
+    planned = terraform(["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={binary}",
+                         *(["-destroy"] if destroy else [])], stack_dir, env, log)
     if planned.returncode not in (0, 2):
         tail = "\n".join((planned.stdout + planned.stderr).strip().splitlines()[-15:])
         raise PlanError(f"terraform plan failed for {stack} (log {log}):\n{tail}")

@@ -73,6 +73,15 @@ def test_the_pull_request_plans_each_stack_then_posts_one_review() -> None:
     assert uploads and all(".tfplan" not in path and "plans/*.json" not in path for path in uploads)
 
 
+def test_the_comment_is_the_cut_report_and_the_artifact_the_whole_one() -> None:
+    review = load("pull-request.yml")["jobs"]["review"]["steps"]
+    run = " ".join(step.get("run", "") for step in review)
+    assert "--out plans/comment.md --full-out plans/report.md" in run
+    assert "body=@plans/comment.md" in run and "body=@plans/report.md" not in run
+    uploads = [s["with"]["path"] for s in review if str(s.get("uses", "")).startswith("actions/upload")]
+    assert uploads == ["plans/report.md"]
+
+
 def test_main_applies_the_reviewed_plan_only_after_an_approval() -> None:
     jobs = load("deploy.yml")["jobs"]
     assert jobs["apply"]["environment"] == "production" and jobs["apply"]["needs"] == "plan"

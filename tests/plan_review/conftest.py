@@ -11,6 +11,7 @@ where `.ci/run` deploys first and a missing deployment is an error.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +30,15 @@ NOT_DEPLOYED = "no local deployment running: `make demo` (or python -m localdev 
 
 ConfigChange = Callable[[WorkloadConfig], WorkloadConfig]
 StackChange = Callable[[object], None]
+StateChange = Callable[[dict], None]  # edits the copied state document (what AWS "was" before the plan)
 
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:
     change_config: ConfigChange | None = None
     change_stack: StackChange | None = None
+    change_state: StateChange | None = None
+    destroy: bool = False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,11 +77,16 @@ def plan_scenarios(session: Session, scenarios: dict[str, Scenario], workdir: Pa
         stack_dir = synthesize(session, scenario, workdir / name / "out")
         state = workdir / name / "terraform.tfstate"
         shutil.copyfile(state_file(session, "retail"), state)
+        if scenario.change_state is not None:
+            document = json.loads(state.read_text())
+            scenario.change_state(document)
+            state.write_text(json.dumps(document))
         jobs[name] = (stack_dir, state)
 
     def run(name: str) -> model.StackPlan:
         stack_dir, state = jobs[name]
-        planned = plan_stack(stack_dir, workdir / name / "plans", env, backend_config={"path": str(state)})
+        planned = plan_stack(stack_dir, workdir / name / "plans", env, backend_config={"path": str(state)},
+                             destroy=scenarios[name].destroy)
         return model.load(planned.json)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -90,3 +99,18 @@ def plans(deployed: Session, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     from tests.plan_review.scenarios import SCENARIOS
 
     return plan_scenarios(deployed, SCENARIOS, tmp_path_factory.mktemp("plans"))
+
+
+@pytest.fixture(scope="session")
+def state_document(deployed: Session, plans: dict[str, model.StackPlan]) -> Path:
+    """`terraform show -json` of the deployed retail state: a real document that is not a plan."""
+    from tools.plan import terraform
+
+    scenario_dir = plans["harmless"].source.parent.parent  # <workdir>/harmless: out/, plans/, terraform.tfstate
+    stack_dir = scenario_dir / "out" / "stacks" / plans["harmless"].source.stem
+    out = scenario_dir / "state.json"
+    shown = terraform(["show", "-json", str(scenario_dir / "terraform.tfstate")], stack_dir,
+                      terraform_env(deployed), scenario_dir / "state.log")
+    assert shown.returncode == 0, shown.stderr
+    out.write_text(shown.stdout)
+    return out

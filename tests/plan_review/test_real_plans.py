@@ -94,3 +94,77 @@ def test_encryption_turned_off_is_reported_and_a_sensitive_value_never_shows(pla
     text = report.render([report.Reviewed(plan, risks_of(plan))])
     assert "auth_token" in text and "(sensitive)" in text
     assert SECRET not in text
+
+
+def test_forgetting_resources_is_a_valid_plan_and_a_note_for_each_says_it_stays_in_aws(plans) -> None:  # noqa: ANN001
+    plan = plans["forget"]
+    assert plan.counts()["forget"] == 4 and plan.counts()["delete"] == 0
+    found = by_rule(plan)
+    assert set(found) == {"stateful-forget"}
+    notes = {r.address.split(".")[0]: r for r in found["stateful-forget"]}
+    assert set(notes) == {"aws_flow_log", "aws_cloudwatch_log_group", "aws_iam_role", "aws_iam_role_policy"}
+    assert all(r.severity == rules.MEDIUM and "stays in AWS" in r.reason and "billed" in r.reason
+               for r in notes.values())
+    assert notes["aws_cloudwatch_log_group"].reason.count("log group and its log events stays") == 1
+
+
+def test_kms_star_for_another_accounts_root_is_high_while_the_keys_own_account_stays_exempt(plans) -> None:  # noqa: ANN001
+    plan = plans["foreign-key-admin"]
+    assert plan.accounts == frozenset({"123456789012"})  # moto's account, from the caller identity
+    found = by_rule(plan)
+    assert set(found) == {"iam-wildcard"}
+    (risk,) = found["iam-wildcard"]
+    assert risk.severity == rules.HIGH and risk.address.startswith("aws_kms_key.")
+    assert "`kms:*`" in risk.reason and "999999999999" in risk.reason
+
+
+def test_disabling_the_stacks_key_is_high(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["key-disabled"])
+    assert set(found) == {"encryption"}
+    (risk,) = found["encryption"]
+    assert risk.severity == rules.HIGH and risk.reason.startswith("the key is disabled")
+
+
+def test_an_aws_managed_full_access_policy_is_as_wide_as_it_reads(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["s3-full-access"])
+    assert set(found) == {"iam-wildcard"}
+    (risk,) = found["iam-wildcard"]
+    assert risk.severity == rules.HIGH and "AmazonS3FullAccess" in risk.reason and "full-access" in risk.reason
+
+
+def test_force_destroy_suspended_versioning_and_the_aws_managed_key_on_the_archive_are_high(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["archive-weakened"])
+    assert set(found) == {"protection", "encryption"}
+    protection = sorted(r.reason for r in found["protection"])
+    assert len(protection) == 2
+    assert protection[0].startswith("`force_destroy` on") and protection[1].startswith("versioning suspended")
+    (encryption,) = found["encryption"]
+    assert "AWS-managed key" in encryption.reason and encryption.address.startswith(
+        "aws_s3_bucket_server_side_encryption_configuration.")
+    assert all(r.severity == rules.HIGH for risks in found.values() for r in risks)
+
+
+def test_dropping_the_databases_backups_is_high(plans) -> None:  # noqa: ANN001
+    found = by_rule(plans["backups-dropped"])
+    assert set(found) == {"protection", "stateful-delete"}
+    reasons = sorted(r.reason for r in found["protection"])
+    assert reasons == ["the database's backup plan is deleted: no new backups are taken",
+                       "the database's backup selection is deleted: no new backups are taken"]
+    (vault,) = found["stateful-delete"]
+    assert vault.address.startswith("aws_backup_vault.")
+
+
+def test_a_destroy_plan_raises_the_stateful_deletes_and_no_noise_from_their_companions(plans) -> None:  # noqa: ANN001
+    plan = plans["destroy"]
+    assert plan.counts()["delete"] > 80 and plan.counts()["create"] == 0
+    found = by_rule(plan)
+    assert set(found) == {"stateful-delete"}
+    deleted_types = {r.address.split(".")[0] for r in found["stateful-delete"]}
+    assert {"aws_db_instance", "aws_s3_bucket", "aws_kinesis_stream", "aws_kms_key",
+            "aws_elasticache_replication_group"} <= deleted_types
+
+
+def test_every_risk_carries_a_rule_id_an_acknowledgement_can_name(plans) -> None:  # noqa: ANN001
+    for plan in plans.values():
+        for risk in risks_of(plan):
+            assert risk.rule in rules.RISK_RULES, risk

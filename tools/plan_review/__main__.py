@@ -22,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("plans", nargs="+", type=Path, metavar="PLAN.json")
-    parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    parser.add_argument("--out", type=Path, help="write the Markdown here instead of stdout "
+                        "(cut to what a pull-request comment holds when --full-out is given)")
+    parser.add_argument("--full-out", type=Path, metavar="FILE",
+                        help="also write the whole report here, never cut (what CI uploads)")
+    parser.add_argument("--full-report-name", default="", metavar="TEXT",
+                        help="where readers of a cut report find the whole one (default: the --full-out path)")
     parser.add_argument("--acknowledgements", type=Path, default=acknowledge.DEFAULT_FILE,
                         help="acknowledgements file (default policy/plan_acknowledgements.toml)")
     parser.add_argument("--acknowledged-by", default="", metavar="TEXT",
@@ -44,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan), accepted, args.acknowledged_by))
                 for plan in plans]
     all_risks = [risk for item in reviewed for risk in item.risks]
-    stale = acknowledge.unused(all_risks, accepted)
-    footer = ""
-    if stale:
-        footer = "Acknowledgements that matched nothing (remove them): " + "; ".join(
-            f"`{a.rule}` {a.stack} `{a.address}`" for a in stale)
+    footer = _footer(all_risks, accepted)
     text = report.render(reviewed, title=args.title, footer=footer)
+    if args.full_out:
+        args.full_out.parent.mkdir(parents=True, exist_ok=True)
+        args.full_out.write_text(text, encoding="utf-8")
+        text = report.fit_comment(text, args.full_report_name or f"`{args.full_out}`")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
@@ -70,6 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plan_review: {len(blocking)} high risk(s) not acknowledged", file=sys.stderr)
         return 1
     return 0
+
+
+def _footer(risks: list[rules.Risk], accepted: list[acknowledge.Acknowledgement]) -> str:
+    lines = []
+    expired = acknowledge.expired(accepted)
+    if expired:
+        lines.append("Acknowledgements that expired and accept nothing any more (renew with a new date and reason, "
+                     "or remove them): " + "; ".join(
+                         f"`{a.rule}` {a.stack} `{a.address}`, expired {a.expires.isoformat()}" for a in expired))
+    stale = acknowledge.unused(risks, accepted)
+    if stale:
+        lines.append("Acknowledgements that matched nothing (remove them): " + "; ".join(
+            f"`{a.rule}` {a.stack} `{a.address}`" for a in stale))
+    return "\n\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,18 @@ class Acknowledgement:
     expires: dt.date
     source: str  # the file it came from
 
+    def matches(self, risk: Risk) -> bool:
+        """Names this risk (expired or not)."""
+        return self.rule == risk.rule and glob(risk.stack, self.stack) and glob(risk.address, self.address)
+
     def covers(self, risk: Risk, today: dt.date) -> bool:
-        return (today <= self.expires and self.rule == risk.rule and fnmatchcase(risk.stack, self.stack)
-                and fnmatchcase(risk.address, self.address))
+        return today <= self.expires and self.matches(risk)
+
+
+def glob(text: str, pattern: str) -> bool:
+    """`*` and `?` are wildcards; everything else is literal, so an address copied from the report
+    (`aws_subnet.private[1]`, `aws_x.y["a"]`) matches itself: brackets are not a character class."""
+    return text == pattern or fnmatchcase(text, pattern.replace("[", "[[]"))
 
 
 def load(path: Path) -> list[Acknowledgement]:
@@ -86,6 +95,12 @@ def apply(risks: list[Risk], acknowledgements: list[Acknowledgement], acknowledg
 
 def unused(risks: list[Risk], acknowledgements: list[Acknowledgement], today: dt.date | None = None
            ) -> list[Acknowledgement]:
-    """Entries that matched nothing (or have expired): candidates for removal."""
+    """Entries that are in force but matched nothing: candidates for removal."""
     today = today or dt.date.today()
-    return [a for a in acknowledgements if not any(a.covers(r, today) for r in risks)]
+    return [a for a in acknowledgements if today <= a.expires and not any(a.matches(r) for r in risks)]
+
+
+def expired(acknowledgements: list[Acknowledgement], today: dt.date | None = None) -> list[Acknowledgement]:
+    """Entries past their date: they accept nothing any more (renew them with a new reason, or remove them)."""
+    today = today or dt.date.today()
+    return [a for a in acknowledgements if a.expires < today]

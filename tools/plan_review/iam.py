@@ -30,10 +30,22 @@ POLICY_ATTRIBUTES: dict[str, tuple[str, bool]] = {
     "aws_secretsmanager_secret_policy": ("policy", True),
     "aws_kinesis_resource_policy": ("policy", True),
 }
+# AWS-managed policies as wide as they read: administrator, power user, and every `...FullAccess`
+# (AmazonS3FullAccess is `s3:*` on `*`, the same grant written inline is a wildcard too).
 BROAD_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+AWS_MANAGED_POLICY = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(?:.*/)?([^/]+)$")
 
 
-ACCOUNT_ROOT = re.compile(r'^\{"AWS": "arn:aws[a-z-]*:iam::\d{12}:root"\}$')
+def broad_managed_policy(arn: str) -> bool:
+    """An AWS-managed policy with administrator or full-access scope."""
+    match = AWS_MANAGED_POLICY.match(arn)
+    if not match:
+        return False
+    name = match.group(1)
+    return name in BROAD_MANAGED_POLICIES or name.endswith("FullAccess") or name.endswith("AdministratorAccess")
+
+
+ACCOUNT_ROOT = re.compile(r'^\{"AWS": "(?:arn:aws[a-z-]*:iam::(\d{12}):root|(\d{12}))"\}$')  # an ARN or a bare id
 
 
 @dataclass(frozen=True, order=True)
@@ -43,17 +55,20 @@ class Grant:
     principal: str  # JSON of the statement's Principal in a trust or resource policy, "" in an identity policy
     condition: str  # JSON, "" when none
 
-    def wildcard(self, resource_policy: bool) -> bool:
+    def wildcard(self, resource_policy: bool, own_accounts: frozenset[str] = frozenset()) -> bool:
         """All actions, all of a service's actions, anyone, or every resource where a scope exists.
 
         Two things are not wildcards here: "*" as the resource of a resource policy (it
-        means the key or bucket itself), and `kms:*` for the account root in a key policy
-        (the statement that hands the key's access control to IAM, in every key policy).
+        means the key or bucket itself), and `kms:*` for the root of the key's **own** account
+        in a key policy (the statement that hands the key's access control to IAM, in every
+        key policy). Another account's root, or a root whose account the plan does not show,
+        gets no such exemption: it is the whole key handed to someone else.
         """
         if self.principal in ('"*"', '{"AWS": "*"}'):
             return True
         if self.action == "*" or self.action.startswith("* except") or self.action.endswith(":*"):
-            return not (self.action == "kms:*" and ACCOUNT_ROOT.match(self.principal))
+            root = ACCOUNT_ROOT.match(self.principal)
+            return not (self.action == "kms:*" and root is not None and (root.group(1) or root.group(2)) in own_accounts)
         return self.resource == "*" and not resource_policy and self.action not in UNSCOPABLE_ACTIONS
 
 

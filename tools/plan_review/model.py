@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KINDS = ("create", "update", "replace", "delete", "no-op")
+from policy.conventions import PRODUCTION_SUFFIXES
+
+KINDS = ("create", "update", "replace", "delete", "forget", "no-op")
+FORMAT_MAJOR = "1"  # the JSON plan format's major version this reader understands
 
 
 class PlanInputError(Exception):
@@ -47,10 +51,19 @@ class StackPlan:
     source: Path
     changes: tuple[Change, ...]
     default_tags: dict[str, str] = field(default_factory=dict)
+    accounts: frozenset[str] = frozenset()  # the deploying account(s), as far as the plan says
+
+    def deleted(self, type_: str) -> Iterator[Change]:
+        """The resources of one type this plan deletes (or replaces)."""
+        return (c for c in self.changes if c.type == type_ and c.kind in ("delete", "replace"))
 
     @property
     def suffix(self) -> str:
         return self.default_tags.get("Environment") or self.stack.split("-", 1)[-1]
+
+    @property
+    def production(self) -> bool:
+        return self.suffix in PRODUCTION_SUFFIXES
 
     @property
     def workload(self) -> str:
@@ -101,28 +114,45 @@ def kind_of(actions: list[str]) -> str:
         return "replace"
     if actions == ["read"]:
         return "read"
+    if actions == ["forget"]:  # a `removed` block with `destroy = false`: out of the state, left in AWS
+        return "forget"
+    if sorted(actions) == ["create", "forget"]:  # the old object forgotten, a new one created
+        return "replace"
     raise PlanInputError(f"unknown action list {actions}")
 
 
 def load(path: Path, stack: str | None = None) -> StackPlan:
     """Read one plan. The stack is named after the file (`retail-dev.json` -> retail-dev) unless given."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except OSError as error:
         raise PlanInputError(f"{path}: cannot read: {error.strerror or error}") from error
+    if raw.startswith(b"PK\x03\x04"):
+        raise PlanInputError(f"{path}: a binary plan file; review its JSON instead: "
+                             f"`terraform show -json {path.name} > {path.stem}.json`")
+    try:
+        document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PlanInputError(f"{path}: not JSON ({error}); give `terraform show -json PLAN` output") from error
     if not isinstance(document, dict) or "format_version" not in document or "terraform_version" not in document:
         raise PlanInputError(f"{path}: not a Terraform JSON plan (no format_version/terraform_version); "
                              "give `terraform show -json PLAN` output")
+    major = str(document["format_version"]).split(".", 1)[0]
+    if major != FORMAT_MAJOR:
+        raise PlanInputError(f"{path}: JSON plan format {document['format_version']}, but this review reads "
+                             f"format {FORMAT_MAJOR}.x only; its meaning may have changed, so it is not guessed at")
+    if "planned_values" not in document:
+        what = "a Terraform state (`terraform show -json` without a plan file)" if "values" in document \
+            else "not a Terraform JSON plan (no planned_values)"
+        raise PlanInputError(f"{path}: {what}; give `terraform show -json PLAN` output")
     if document.get("errored"):
         raise PlanInputError(f"{path}: the plan errored; fix the plan before reviewing it")
     changes = []
-    for index, raw in enumerate(document.get("resource_changes") or []):
+    for index, raw_change in enumerate(document.get("resource_changes") or []):
         try:
-            change = raw["change"]
+            change = raw_change["change"]
             changes.append(Change(
-                address=raw["address"], type=raw["type"], kind=kind_of(list(change["actions"])),
+                address=raw_change["address"], type=raw_change["type"], kind=kind_of(list(change["actions"])),
                 before=change.get("before"), after=change.get("after"),
                 after_unknown=change.get("after_unknown") or {},
                 before_sensitive=change.get("before_sensitive") or {},
@@ -131,8 +161,36 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
             ))
         except (KeyError, TypeError) as error:
             raise PlanInputError(f"{path}: resource_changes[{index}] is malformed (missing {error})") from error
+        except PlanInputError as error:
+            raise PlanInputError(f"{path}: resource_changes[{index}] ({raw_change.get('address')}): {error}") from error
     return StackPlan(stack=stack or path.stem, source=path, changes=tuple(changes),
-                     default_tags=_default_tags(document))
+                     default_tags=_default_tags(document), accounts=_accounts(document))
+
+
+ACCOUNT_IN_ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")
+
+
+def _accounts(document: dict[str, Any]) -> frozenset[str]:
+    """The account the stack deploys to: its caller identity, else the accounts in its resources' ARNs."""
+    found: set[str] = set()
+    arns: set[str] = set()
+    for module in _modules(dig(document, ("prior_state", "values", "root_module"))):
+        for resource in module.get("resources") or []:
+            values = resource.get("values") if isinstance(resource, dict) else None
+            if not isinstance(values, dict):
+                continue
+            if resource.get("type") == "aws_caller_identity" and isinstance(values.get("account_id"), str):
+                found.add(values["account_id"])
+            if isinstance(values.get("arn"), str) and (match := ACCOUNT_IN_ARN.match(values["arn"])):
+                arns.add(match.group(1))
+    return frozenset(found or arns)
+
+
+def _modules(module: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(module, dict):
+        yield module
+        for child in module.get("child_modules") or []:
+            yield from _modules(child)
 
 
 def _default_tags(document: dict[str, Any]) -> dict[str, str]:

@@ -38,13 +38,13 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
         lines.append("No high risk.")
     lines.append("")
     if risks:
-        lines += ["### Risks", "", "| | stack | resource | why |", "|---|---|---|---|"]
+        lines += ["### Risks", "", "| | rule | stack | resource | why |", "|---|---|---|---|---|"]
         for risk in [*blocking, *acknowledged, *medium]:
             badge = "HIGH" if risk.severity == HIGH else "medium"
             if risk.acknowledged_by:
                 badge = "HIGH (acknowledged)"
             why = risk.reason + (f" — acknowledged: {risk.acknowledged_by}" if risk.acknowledged_by else "")
-            lines.append(f"| {badge} | {risk.stack} | `{risk.address}` | {_cell(why)} |")
+            lines.append(f"| {badge} | `{risk.rule}` | {risk.stack} | `{_cell(risk.address)}` | {_cell(why)} |")
         lines.append("")
     lines += ["### Summary", "", "| stack | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
     for item in reviewed:
@@ -55,11 +55,16 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
         lines += _changes(item.plan)
     if footer:
         lines += [footer, ""]
-    text = "\n".join(lines)
-    if len(text) > MAX_CHARS:
-        cut = text.rfind("\n", 0, MAX_CHARS - 200)
-        text = text[:cut] + "\n\n*The report is longer than a comment holds; the full report is in the plan artifacts.*\n"
-    return text
+    return "\n".join(lines)
+
+
+def fit_comment(text: str, full_report: str) -> str:
+    """The report cut to what a pull-request comment holds, saying where the whole one is."""
+    if len(text) <= MAX_CHARS:
+        return text
+    cut = text.rfind("\n", 0, MAX_CHARS - 300)
+    return text[:cut] + (f"\n\n*The report is longer than a comment holds and is cut here; the full report is "
+                         f"{full_report}.*\n")
 
 
 def _changes(plan: StackPlan) -> list[str]:

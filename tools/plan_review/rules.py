@@ -17,9 +17,6 @@ from tools.plan_review.diff import attribute_changes
 from tools.plan_review.model import Change, StackPlan
 
 HIGH, MEDIUM = "high", "medium"
-# Every name a Risk's `rule` can take (what an acknowledgement names).
-RISK_RULES = ("stateful-replace", "stateful-delete", "engine-major-upgrade", "encryption", "tls", "public-access",
-              "open-security-group", "iam-wildcard", "iam-gain", "protection", "rotation", "tags-and-suffix")
 RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
 MAX_ROTATION_DAYS = 30
 WORLD = ("0.0.0.0/0", "::/0")
@@ -58,19 +55,20 @@ class Risk:
 
 
 Rule = Callable[[Change, StackPlan], Iterator[Risk]]
-RULES: dict[str, Rule] = {}
+RULES: dict[Rule, tuple[str, ...]] = {}  # each rule function and the rule ids its risks carry
 
 
-def rule(name: str) -> Callable[[Rule], Rule]:
+def rule(*ids: str) -> Callable[[Rule], Rule]:
+    """Register a rule function under the ids it reports (what the report shows and an acknowledgement names)."""
     def register(function: Rule) -> Rule:
-        RULES[name] = function
+        RULES[function] = ids
         return function
     return register
 
 
 def assess(plan: StackPlan) -> list[Risk]:
     """Every risk in one stack's plan, high first, then by address."""
-    found = [risk for change in plan.managed_changes() for check in RULES.values() for risk in check(change, plan)]
+    found = [risk for change in plan.managed_changes() for check in RULES for risk in check(change, plan)]
     return sorted(set(found), key=lambda r: (r.severity != HIGH, r.address, r.rule, r.reason))
 
 
@@ -117,6 +115,15 @@ def _shortened(change: Change, path: tuple[Any, ...], zero_means_forever: bool =
     return (old, new) if new < old else None
 
 
+def _with_parent_bucket(change: Change, plan: StackPlan) -> bool:
+    """True when a deleted bucket companion (policy, encryption, public access block, versioning)
+    goes because its bucket is deleted in the same plan: the bucket's delete is the risk that matters."""
+    if change.kind != "delete":
+        return False
+    bucket = change.before_value("bucket")
+    return any(c.before_value("bucket") == bucket and c.kind == "delete" for c in plan.deleted("aws_s3_bucket"))
+
+
 def _days(value: float) -> str:
     return "never expire" if value == float("inf") else f"{value:g}"
 
@@ -124,8 +131,15 @@ def _days(value: float) -> str:
 # -- stateful resources -------------------------------------------------------------------------------------------
 
 
-@rule("stateful-replace")
-def stateful_replace_or_delete(change: Change, plan: StackPlan) -> Iterator[Risk]:
+@rule("stateful-replace", "stateful-delete", "stateful-forget")
+def stateful_replace_delete_or_forget(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    if change.kind == "forget":
+        what = STATEFUL.get(change.type)
+        left = f"{what.split(':')[0].removeprefix('the ')} stays" if what else "the resource stays"
+        yield _risk(MEDIUM, "stateful-forget", change, plan,
+                    f"forgotten (a `removed` block): Terraform stops managing it; {left} in AWS, unprotected by "
+                    "this stack's checks and still billed, until someone deletes or imports it")
+        return
     if change.type not in STATEFUL or change.kind not in ("replace", "delete"):
         return
     lost = STATEFUL[change.type]
@@ -170,16 +184,32 @@ def encryption_removed_or_weakened(change: Change, plan: StackPlan) -> Iterator[
     if change.type == "aws_kinesis_stream" and change.after_value("encryption_type") == "NONE":
         if change.kind == "create" or change.before_value("encryption_type") == "KMS":
             yield high("stream encryption is NONE: records at rest are not encrypted")
+    if change.kind in ("update", "replace", "create"):
+        for attribute in KEY_ATTRIBUTES:
+            old, new = change.before_value(attribute), change.after_value(attribute)
+            if _aws_managed_key(new) and not _aws_managed_key(old) and not change.unknown(attribute):
+                yield high(f"`{attribute}` is the AWS-managed key `{new}`: not the stack's customer-managed key "
+                           "(its policy cannot be restricted or audited by this stack)")
     if change.type == "aws_kms_key" and _went(change, ("enable_key_rotation",), True, False):
         yield high("automatic key rotation turned off")
+    if change.type == "aws_kms_key" and change.kind in ("update", "replace") \
+            and _went(change, ("is_enabled",), True, False):
+        yield high("the key is disabled: everything encrypted with it is unreadable and every write with it fails")
     if change.type == "aws_s3_bucket_server_side_encryption_configuration":
-        if change.kind == "delete":
+        if change.kind == "delete" and not _with_parent_bucket(change, plan):
             yield high("the bucket's default encryption configuration is removed")
         for index, _ in enumerate(change.after_value("rule") or []):
-            path = ("rule", index, "apply_server_side_encryption_by_default", 0, "sse_algorithm")
-            old, new = change.before_value(*path), change.after_value(*path)
+            default = ("rule", index, "apply_server_side_encryption_by_default", 0)
+            old, new = change.before_value(*default, "sse_algorithm"), change.after_value(*default, "sse_algorithm")
             if new == "AES256" and (change.kind == "create" or (isinstance(old, str) and old.startswith("aws:kms"))):
                 yield high("bucket encryption is SSE-S3 (AES256): not the customer-managed KMS key")
+            key_path = (*default, "kms_master_key_id")
+            old_key, new_key = change.before_value(*key_path), change.after_value(*key_path)
+            if isinstance(new, str) and new.startswith("aws:kms") and not change.unknown(*key_path) and \
+                    (new_key in (None, "") or _aws_managed_key(new_key)) and \
+                    not (old_key in (None, "") or _aws_managed_key(old_key)):
+                yield high("bucket encryption uses the AWS-managed key (`aws/s3`) instead of the stack's "
+                           "customer-managed key")
     if change.type == "aws_kinesis_firehose_delivery_stream":
         path = ("server_side_encryption", 0, "enabled")
         if _went(change, path, True, False):
@@ -198,9 +228,15 @@ def tls_enforcement_off(change: Change, plan: StackPlan) -> Iterator[Risk]:
         yield high("`transit_encryption_mode` is preferred: clients may connect without TLS")
     if change.type == "aws_db_parameter_group":
         old, new = _parameter(change.before, "rds.force_ssl"), _parameter(change.after, "rds.force_ssl")
+        if change.kind == "delete":  # gone with its database, or succeeded by a group that still forces TLS
+            succeeded = any(c.type == change.type and c.kind in ("create", "replace")
+                            and _parameter(c.after, "rds.force_ssl") == "1" for c in plan.changes)
+            if succeeded or any(c.kind == "delete" for c in plan.deleted("aws_db_instance")):
+                new = old
         if old == "1" and new != "1":
             yield high("`rds.force_ssl` is no longer 1: PostgreSQL accepts connections without TLS")
-    if change.type in ("aws_s3_bucket_policy", "aws_s3_bucket"):
+    if change.type in ("aws_s3_bucket_policy", "aws_s3_bucket") and not _with_parent_bucket(change, plan) \
+            and not (change.type == "aws_s3_bucket" and change.kind == "delete"):
         if _denies_insecure_transport(change.before) and not _denies_insecure_transport(change.after) \
                 and not change.unknown("policy"):
             yield high("the bucket policy no longer denies requests without TLS (aws:SecureTransport)")
@@ -212,6 +248,11 @@ def tls_enforcement_off(change: Change, plan: StackPlan) -> Iterator[Risk]:
                 yield high(f"the task sets DB_SSLMODE={value}: database connections may skip TLS")
             if name == "REDIS_TLS" and value.lower() in ("false", "0", "no") and old != value:
                 yield high("the task sets REDIS_TLS=false: cache connections without TLS")
+
+
+def _aws_managed_key(value: Any) -> bool:
+    """An AWS-managed key named by alias (`alias/aws/s3`, or its ARN)."""
+    return isinstance(value, str) and (value.startswith("alias/aws/") or ":alias/aws/" in value)
 
 
 def _parameter(resource: Any, name: str) -> str | None:
@@ -267,7 +308,7 @@ def public_access(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if change.type == "aws_ecs_service" and _went(change, ("network_configuration", 0, "assign_public_ip"), False, True):
         yield _risk(HIGH, "public-access", change, plan, "`assign_public_ip` is on: tasks get public IPs")
     if change.type == "aws_s3_bucket_public_access_block":
-        if change.kind == "delete":
+        if change.kind == "delete" and not _with_parent_bucket(change, plan):
             yield _risk(HIGH, "public-access", change, plan, "the bucket's public access block is removed")
         opened = [flag for flag in PUBLIC_ACCESS_BLOCK if _went(change, (flag,), True, False)]
         if opened:
@@ -320,14 +361,25 @@ def _ports(rule: dict[str, Any]) -> str:
 # -- IAM ----------------------------------------------------------------------------------------------------------
 
 
-@rule("iam")
+MANAGED_ATTACHMENTS = {"aws_iam_role_policy_attachment": "policy_arn", "aws_iam_user_policy_attachment": "policy_arn",
+                       "aws_iam_group_policy_attachment": "policy_arn", "aws_iam_policy_attachment": "policy_arn",
+                       "aws_iam_role_policy_attachments_exclusive": "policy_arns"}
+
+
+@rule("iam-wildcard", "iam-gain")
 def policy_gains(change: Change, plan: StackPlan) -> Iterator[Risk]:
-    if change.type == "aws_iam_role_policy_attachment" and change.kind in ("create", "replace"):
-        arn = change.after_value("policy_arn")
-        if isinstance(arn, str) and arn.rsplit("/", 1)[-1] in iam.BROAD_MANAGED_POLICIES:
-            yield _risk(HIGH, "iam-wildcard", change, plan, f"attaches the managed policy `{arn}`")
-        elif isinstance(arn, str):
-            yield _risk(MEDIUM, "iam-gain", change, plan, f"attaches the managed policy `{arn}`")
+    if change.type in MANAGED_ATTACHMENTS:
+        if change.kind in ("create", "replace", "update"):
+            attribute = MANAGED_ATTACHMENTS[change.type]
+            after, before = change.after_value(attribute), change.before_value(attribute)
+            arns = set(after if isinstance(after, list) else [after]) - \
+                set(before if isinstance(before, list) else [before])
+            for arn in sorted(a for a in arns if isinstance(a, str)):
+                if iam.broad_managed_policy(arn):
+                    yield _risk(HIGH, "iam-wildcard", change, plan,
+                                f"attaches the managed policy `{arn}`: administrator or full-access scope")
+                else:
+                    yield _risk(MEDIUM, "iam-gain", change, plan, f"attaches the managed policy `{arn}`")
         return
     if change.type not in iam.POLICY_ATTRIBUTES or change.kind == "delete":
         return
@@ -344,7 +396,7 @@ def policy_gains(change: Change, plan: StackPlan) -> Iterator[Risk]:
         return
     if not added:
         return
-    wide = {g for g in added if g.wildcard(resource_policy)}
+    wide = {g for g in added if g.wildcard(resource_policy, plan.accounts)}
     if wide:
         yield _risk(HIGH, "iam-wildcard", change, plan, f"wildcard granted: {iam.summarize(wide)}")
     narrow = added - wide
@@ -392,6 +444,28 @@ def protection_and_retention(change: Change, plan: StackPlan) -> Iterator[Risk]:
                 yield high(f"backups kept {shortened[1]:g} days instead of {shortened[0]:g}")
     if change.type == "aws_s3_bucket_lifecycle_configuration":
         yield from _archive_expiry(change, plan)
+    if change.type == "aws_s3_bucket" and change.kind != "delete" and _went(change, ("force_destroy",), False, True):
+        if change.kind != "create" or plan.production:
+            yield high("`force_destroy` on: deleting the bucket deletes every object (and version) in it")
+    if change.type == "aws_s3_bucket_versioning":
+        path = ("versioning_configuration", 0, "status")
+        old, new = change.before_value(*path), change.after_value(*path)
+        if change.kind == "delete" and old == "Enabled" and not _with_parent_bucket(change, plan):
+            yield high("the bucket's versioning configuration is removed: overwrites and deletes lose the old data")
+        elif old == "Enabled" and new in ("Suspended", "Disabled") and not change.unknown(*path):
+            yield high(f"versioning {new.lower()}: overwrites and deletes lose the old data for good")
+    if change.type in BACKUPS and change.kind == "delete" and not _replaced_alongside(change, plan):
+        yield high(f"the database's {BACKUPS[change.type]} is deleted: no new backups are taken")
+
+
+BACKUPS = {"aws_backup_plan": "backup plan", "aws_backup_selection": "backup selection"}
+
+
+def _replaced_alongside(change: Change, plan: StackPlan) -> bool:
+    """A backup plan or selection deleted while another of its type is created (moved, not dropped),
+    or together with the database it backs up (the database's delete is the risk that matters)."""
+    return any(c.type == change.type and c.kind == "create" for c in plan.changes) or \
+        any(c.kind == "delete" for c in plan.deleted("aws_db_instance"))
 
 
 def _archive_expiry(change: Change, plan: StackPlan) -> Iterator[Risk]:
@@ -418,7 +492,12 @@ def rotation(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if change.type != "aws_secretsmanager_secret_rotation":
         return
     if change.kind == "delete":
-        yield _risk(HIGH, "rotation", change, plan, "secret rotation removed")
+        secret = change.before_value("secret_id")
+        with_secret = any(c.kind == "delete" and secret in (c.before_value("arn"), c.before_value("id"))
+                          for c in plan.deleted("aws_secretsmanager_secret"))
+        with_database = any(c.kind == "delete" for c in plan.deleted("aws_db_instance"))
+        if not (with_secret or with_database):  # else it goes with what it rotates
+            yield _risk(HIGH, "rotation", change, plan, "secret rotation removed")
         return
     days = _number(change.after_value("rotation_rules", 0, "automatically_after_days"))
     expression = change.after_value("rotation_rules", 0, "schedule_expression")
@@ -449,3 +528,7 @@ def new_resources_are_tagged_and_suffixed(change: Change, plan: StackPlan) -> It
         yield _risk(MEDIUM, "tags-and-suffix", change, plan,
                     f"name `{name}` does not carry the environment suffix `{plan.suffix}`")
 
+
+
+# Every id a Risk's `rule` can take (what the report shows and an acknowledgement names).
+RISK_RULES: tuple[str, ...] = tuple(id_ for ids in RULES.values() for id_ in ids)
