@@ -21,7 +21,7 @@ RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
 
-.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate bench-synth bench-processor bench-scale eval-anomaly eval-anomaly-real \
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate cost bench-synth bench-processor bench-scale eval-anomaly eval-anomaly-real \
         outputs deploy destroy push-image migrate clean
 
 help: ## list the targets
@@ -92,6 +92,9 @@ validate: synth ## terraform validate both stacks offline against the provider m
 	@for stack in $(STACKS); do \
 	  (cd cdktf.out/stacks/$$stack && $(TF_ENV) terraform init -backend=false -input=false >/dev/null \
 	   && $(TF_ENV) terraform validate) || exit 1; done
+
+cost: setup ## monthly cost per stack from the pinned price table (SUFFIX=dev for one environment; default dev and prod; DETAIL=1 per resource)
+	$(RUN) python -m tools.cost $(if $(filter command line environment,$(origin SUFFIX)),--suffix $(SUFFIX),--suffix dev --suffix prod) $(if $(DETAIL),--detail)
 
 bench-synth: setup ## synth time vs the naive provider import
 	$(RUN) python -m bench.bench_synth

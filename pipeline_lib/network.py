@@ -27,9 +27,11 @@ from pipeline_lib.settings import NetworkConfig
 
 # What a Fargate task in a private subnet needs to start and run without a NAT: pull its
 # image (ecr.api, ecr.dkr and the S3 gateway for layers), ship its logs (metrics travel in
-# them, as EMF lines), read secrets, use the key, read the stream, and ECS Exec. Not sts:
-# task credentials come from the ECS agent; not monitoring: nothing calls PutMetricData.
-# Each interface endpoint, with the IAM action prefix of the service behind it.
+# them, as EMF lines), read secrets and the stream. ECS Exec adds its agent's channel
+# (ssmmessages) and its session key (kms: the only KMS call a task makes itself; every other
+# service decrypts on its side). Not sts: task credentials come from the ECS agent; not
+# monitoring: nothing calls PutMetricData. Each interface endpoint, with the IAM action prefix
+# of the service behind it.
 ENDPOINT_ACTIONS = {
     "kinesis-streams": "kinesis",
     "ecr.api": "ecr",
@@ -40,7 +42,8 @@ ENDPOINT_ACTIONS = {
     "ssmmessages": "ssmmessages",
     "sns": "sns",  # only where the processor publishes incidents (the factory)
 }
-DEFAULT_INTERFACE_ENDPOINTS = tuple(s for s in ENDPOINT_ACTIONS if s != "sns")
+EXEC_ENDPOINTS = ("kms", "ssmmessages")  # only where ECS Exec is on
+DEFAULT_INTERFACE_ENDPOINTS = tuple(s for s in ENDPOINT_ACTIONS if s not in ("sns", *EXEC_ENDPOINTS))
 HTTPS = 443
 
 
@@ -121,7 +124,7 @@ class Network(Construct):
                 service_name=f"com.amazonaws.{account.region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
-                subnet_ids=self.subnet_ids,
+                subnet_ids=self.subnet_ids[: settings.endpoint_zones],
                 security_group_ids=[self.endpoint_security_group.id],
                 policy=self._endpoint_policy(service, account),
                 tags={"Name": naming.name(service.replace(".", "-"))},

@@ -65,10 +65,16 @@ class StreamConfig:
 class NetworkConfig:
     cidr_block: str  # required: the VPC's range, distinct per workload so they can be peered
     availability_zones: tuple[str, ...]  # required: private subnets, one per zone
+    # Interface endpoints are billed per endpoint per zone-hour. None: one in every zone, so a
+    # zone's outage leaves the tasks of the other zone their AWS APIs (production). A number:
+    # only the first N zones; tasks elsewhere reach them across zones (a destroyable dev: 1).
+    endpoint_zones: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.availability_zones) < MIN_AVAILABILITY_ZONES:
             raise ValueError(f"at least {MIN_AVAILABILITY_ZONES} availability zones are required")
+        if self.endpoint_zones is not None and not 1 <= self.endpoint_zones <= len(self.availability_zones):
+            raise ValueError(f"endpoint_zones must be between 1 and {len(self.availability_zones)} (or None: every zone)")
 
 
 @dataclass(frozen=True)

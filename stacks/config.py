@@ -37,6 +37,10 @@ ALERT_SUBSCRIPTIONS_ENV = "ALERT_SUBSCRIPTIONS"
 # to some lines or severities (pipeline_lib.settings.IncidentSubscription), e.g.
 # "email:line1@example.com;line=line-1,sqs:incidents-critical;severity=critical".
 INCIDENT_SUBSCRIPTIONS_ENV = "INCIDENT_SUBSCRIPTIONS"
+# A shell into a non-production environment's tasks (ECS Exec) for a debugging session:
+# "on" to enable; off by default (every task is one less way in, and Exec needs two more
+# interface endpoints). Production refuses it.
+EXEC_ENV = "ECS_EXEC"
 # The processor image's tag for this deployment (the release workflow sets the commit SHA).
 # The repositories' tags are immutable, so a release is a new tag, never an edit here.
 IMAGE_TAG_ENV = "PROCESSOR_IMAGE_TAG"
@@ -159,14 +163,22 @@ def _production(config: WorkloadConfig) -> WorkloadConfig:
 
 def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
     """Every opt-out from the production-safe defaults an environment meant to be destroyed
-    makes, each named: what would otherwise stop `cdktf destroy` or outlive it."""
+    makes, each named: what would otherwise stop `cdktf destroy` or outlive it, and what a dev
+    environment does not need to pay for (`make cost`; every security control stays)."""
     return replace(
         config,
-        service=replace(config.service, min_count=1, log_retention_days=30, force_delete_images=True,
-                        enable_execute_command=True),  # a shell into the tasks, for debugging
-        database=replace(config.database, multi_az=False, deletion_protection=False, skip_final_snapshot=True,
-                         backup_retention_days=7),
-        cache=replace(config.cache, snapshot_retention_limit_days=3, final_snapshot=False),
+        # The smallest sizes that run the dev traffic: a quarter vCPU per task, a micro database
+        # and cache nodes (two still: failover stays testable), on-demand stream capacity (billed
+        # per stream-hour, not per shard-hour with the week of retention on each), and the
+        # interface endpoints in one zone.
+        network=replace(config.network, endpoint_zones=1),
+        stream=replace(config.stream, stream_mode="ON_DEMAND"),
+        service=replace(config.service, cpu=256, memory_mib=512, min_count=1, log_retention_days=30,
+                        force_delete_images=True),
+        database=replace(config.database, instance_class="db.t4g.micro", allocated_storage_gb=20,
+                         max_allocated_storage_gb=100, multi_az=False, deletion_protection=False,
+                         skip_final_snapshot=True, backup_retention_days=7),
+        cache=replace(config.cache, node_type="cache.t4g.micro", snapshot_retention_limit_days=3, final_snapshot=False),
         # No write-once archive (a locked bucket can never be emptied), no vault lock, and
         # database backups for a week, not for the compliance period.
         archive=replace(config.archive, object_lock=False, force_destroy=True, access_log_retention_days=None,
@@ -203,4 +215,16 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
             config = replace(config, service=replace(config.service, image_tag=tag))
         except ValueError as error:
             raise ConfigError(f"{IMAGE_TAG_ENV}: {error}") from error
-    return _production(config) if config.is_production else _destroyable(config)
+    config = _production(config) if config.is_production else _destroyable(config)
+    return _with_exec(config, os.environ.get(EXEC_ENV, ""))
+
+
+def _with_exec(config: WorkloadConfig, setting: str) -> WorkloadConfig:
+    value = setting.strip().lower()
+    if value in ("", "off", "false", "0"):
+        return config
+    if value not in ("on", "true", "1"):
+        raise ConfigError(f"{EXEC_ENV}: {setting!r} is neither on nor off")
+    if config.is_production:
+        raise ConfigError(f"{config.stack_id}: {EXEC_ENV}=on: production tasks get no shell")
+    return replace(config, service=replace(config.service, enable_execute_command=True))

@@ -18,7 +18,7 @@ from pipeline_lib.incident_topic import IncidentTopic
 from pipeline_lib.migration_task import MigrationTask
 from pipeline_lib.monitoring import Monitoring
 from pipeline_lib.naming import Naming
-from pipeline_lib.network import DEFAULT_INTERFACE_ENDPOINTS, Network
+from pipeline_lib.network import DEFAULT_INTERFACE_ENDPOINTS, EXEC_ENDPOINTS, Network
 from pipeline_lib.processor_service import ProcessorService
 from stacks.config import WorkloadConfig
 
@@ -40,7 +40,8 @@ class WorkloadStack(TerraformStack):
         account = AccountContext(self, "account", region=config.region)
         key = EncryptionKey(self, "key", naming=naming, account=account,
                             deletion_window_in_days=config.key_deletion_window_days)
-        endpoints = DEFAULT_INTERFACE_ENDPOINTS + (("sns",) if config.incidents else ())
+        endpoints = (DEFAULT_INTERFACE_ENDPOINTS + (EXEC_ENDPOINTS if config.service.enable_execute_command else ())
+                     + (("sns",) if config.incidents else ()))
         network = Network(self, "network", naming=naming, account=account, key=key, settings=config.network,
                           flow_log_retention_days=config.log_retention_days, interface_endpoints=endpoints)
         stream = DataStream(self, "stream", naming=naming, key=key, settings=config.stream)

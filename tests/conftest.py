@@ -37,6 +37,21 @@ def dev_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def exec_stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, StackJson]:
+    """The dev stacks of a deployment that opted into ECS Exec (ECS_EXEC=on) for a debugging session."""
+    previous = os.environ.get("ECS_EXEC")
+    os.environ["ECS_EXEC"] = "on"
+    try:
+        outdir = _synth(tmp_path_factory, "dev")
+    finally:
+        if previous is None:
+            os.environ.pop("ECS_EXEC")
+        else:
+            os.environ["ECS_EXEC"] = previous
+    return _by_id(outdir)
+
+
+@pytest.fixture(scope="session")
 def prod_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _synth(tmp_path_factory, "prod")
 

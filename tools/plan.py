@@ -40,7 +40,8 @@ class PlanError(Exception):
 
 
 @dataclass(frozen=True)
-class StackPlan:
+class PlanFiles:
+    """The files `terraform plan` and `show` wrote for one stack (the reviewable plan is `plan_review.model.StackPlan`)."""
     stack: str
     binary: Path
     json: Path
@@ -61,7 +62,7 @@ def terraform(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> 
 
 
 def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str],
-               backend_config: Mapping[str, str] | None = None, destroy: bool = False) -> StackPlan:
+               backend_config: Mapping[str, str] | None = None, destroy: bool = False) -> PlanFiles:
     """init + plan + show for one synthesized stack directory; files named after the directory.
 
     `backend_config` overrides backend settings at init (e.g. {"path": ...} for a copy of a
@@ -91,7 +92,7 @@ def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str],
     json_path, text_path = out / f"{stack}.json", out / f"{stack}.txt"
     json_path.write_text(shown.stdout)
     text_path.write_text(text.stdout)
-    return StackPlan(stack, binary, json_path, text_path, planned.returncode == 2, time.monotonic() - started)
+    return PlanFiles(stack, binary, json_path, text_path, planned.returncode == 2, time.monotonic() - started)
 
 
 def target_environment(target: str | None) -> tuple[dict[str, str], str, str]:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from cdktf import App
@@ -21,10 +20,18 @@ def test_stream_keeps_records_at_least_a_week(stack: StackJson) -> None:
     assert only(stack, "aws_kinesis_stream").config["retention_period"] >= 168
 
 
-def test_shard_count_comes_from_the_configured_peak(stack: StackJson) -> None:
+def test_production_shards_come_from_the_configured_peak(prod_stacks: dict[str, StackJson]) -> None:
+    for stack in prod_stacks.values():
+        stream = only(stack, "aws_kinesis_stream").config
+        assert stream["stream_mode_details"]["stream_mode"] == "PROVISIONED"
+        assert stream["shard_count"] == build_config(stack.workload, "prod", "email:a@example.com",
+                                                     "email:b@example.com").stream.shard_count >= 2
+
+
+def test_a_dev_stream_is_on_demand_billed_per_stream_hour_not_per_shard(stack: StackJson) -> None:
     stream = only(stack, "aws_kinesis_stream").config
-    assert stream["stream_mode_details"]["stream_mode"] == "PROVISIONED"
-    assert stream["shard_count"] == build_config(stack.workload, "dev").stream.shard_count >= 2
+    assert stream["stream_mode_details"] == {"stream_mode": "ON_DEMAND"} and "shard_count" not in stream
+    assert stream["retention_period"] == 168  # the week of replay stays
 
 
 def test_destroy_deletes_registered_consumers(stack: StackJson) -> None:
@@ -37,8 +44,8 @@ def test_stream_name_carries_workload_and_suffix(stack: StackJson) -> None:
 
 
 def test_an_on_demand_stream_has_no_shard_count_and_caps_tasks_at_the_shards_it_will_have(tmp_path: Path) -> None:
-    config = build_config("retail", "dev")
-    config = replace(config, stream=replace(config.stream, stream_mode="ON_DEMAND"))
+    config = build_config("retail", "qa")
+    assert config.stream.stream_mode == "ON_DEMAND"  # every destroyable environment
     app = App(outdir=str(tmp_path))
     WorkloadStack(app, config)
     app.synth()
@@ -46,5 +53,5 @@ def test_an_on_demand_stream_has_no_shard_count_and_caps_tasks_at_the_shards_it_
     stream = only(stack, "aws_kinesis_stream").config
     assert stream["stream_mode_details"] == {"stream_mode": "ON_DEMAND"} and "shard_count" not in stream
     # On demand starts at four shards: more tasks than that would hold nothing.
-    assert config.stream.shard_count == 2 and config.max_tasks == 4
+    assert config.stream.shard_count == 2 and config.max_tasks == 4 and config.service.desired_count == 2
     assert only(stack, "aws_appautoscaling_target").config["max_capacity"] == 4

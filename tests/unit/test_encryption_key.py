@@ -43,14 +43,15 @@ def test_cloudwatch_logs_may_use_the_key_for_this_accounts_log_groups_only(stack
     assert "log-group:*" in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
 
 
-def test_key_policy_is_valid_json_with_exactly_its_statements(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
+def test_key_policy_is_valid_json_with_exactly_its_statements(stack: StackJson, prod_stacks, exec_stacks) -> None:  # noqa: ANN001
     common = ["AccountAdministersTheKey", "AccountPrincipalsUseTheKeyThroughServices",
               "ServicesHoldGrantsForTheirResources", "CloudWatchLogsEncryptsThisAccountsLogGroups",
               "CloudWatchAlarmsPublishToTheEncryptedTopic"]
     dev = json.loads(only(stack, "aws_kms_key").config["policy"])
     prod = json.loads(only(prod_stacks[f"{stack.workload}-prod"], "aws_kms_key").config["policy"])
-    assert [s["Sid"] for s in dev["Statement"]] == [*common, "EcsExecSessionsUseTheKey"]
-    assert [s["Sid"] for s in prod["Statement"]] == common
+    with_exec = json.loads(only(exec_stacks[stack.stack_id], "aws_kms_key").config["policy"])
+    assert [s["Sid"] for s in dev["Statement"]] == common == [s["Sid"] for s in prod["Statement"]]
+    assert [s["Sid"] for s in with_exec["Statement"]] == [*common, "EcsExecSessionsUseTheKey"]
 
 
 CRYPTO = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKey*", "kms:ReEncrypt*",
@@ -74,15 +75,15 @@ def test_every_use_of_the_key_goes_through_a_service_or_a_named_grant(dev_stacks
             assert scoped or s["Sid"] == "EcsExecSessionsUseTheKey", (stack.stack_id, s["Sid"])
 
 
-def test_only_ecs_exec_outside_production_uses_the_key_directly(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+def test_only_ecs_exec_outside_production_uses_the_key_directly(dev_stacks, prod_stacks, exec_stacks) -> None:  # noqa: ANN001
     def sids(stack: StackJson) -> set[str]:
         return {s["Sid"] for s in json.loads(only(stack, "aws_kms_key").config["policy"])["Statement"]}
 
-    direct = statement(only(dev_stacks["retail-dev"], "aws_kms_key"), "EcsExecSessionsUseTheKey")
-    task_role = next(r for r in dev_stacks["retail-dev"].resources("aws_iam_role") if r.path.endswith("processor/task-role"))
+    direct = statement(only(exec_stacks["retail-dev"], "aws_kms_key"), "EcsExecSessionsUseTheKey")
+    task_role = next(r for r in exec_stacks["retail-dev"].resources("aws_iam_role") if r.path.endswith("processor/task-role"))
     assert direct["Principal"] == {"AWS": ref(task_role, "arn")}
     assert direct["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert "EcsExecSessionsUseTheKey" not in sids(prod_stacks["retail-prod"])
+    assert "EcsExecSessionsUseTheKey" not in sids(prod_stacks["retail-prod"]) | sids(dev_stacks["retail-dev"])
 
 
 def test_the_task_decrypts_stream_records_only_through_kinesis(stack: StackJson) -> None:

@@ -102,3 +102,25 @@ def test_alert_subscriptions_are_read_as_protocol_endpoint_items() -> None:
 def test_a_bad_alert_subscription_is_one_clear_line(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("+", r"\+").replace("?", r"\?")):
         build_config("retail", "dev", text)
+
+
+def test_ecs_exec_is_off_unless_a_dev_deployment_asks_and_production_refuses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_config("retail", "dev").service.enable_execute_command is False
+    monkeypatch.setenv("ECS_EXEC", "on")
+    assert build_config("retail", "dev").service.enable_execute_command is True
+    with pytest.raises(ConfigError, match="retail-prod: ECS_EXEC=on: production tasks get no shell"):
+        build_config("retail", "prod", "email:a@example.com")
+    monkeypatch.setenv("ECS_EXEC", "sometimes")
+    with pytest.raises(ConfigError, match="ECS_EXEC: 'sometimes' is neither on nor off"):
+        build_config("retail", "dev")
+
+
+def test_production_keeps_its_sizes_and_every_zone_while_dev_is_sized_down() -> None:
+    prod = build_config("factory", "prod", "email:a@example.com", "email:b@example.com")
+    dev = build_config("factory", "dev")
+    assert (prod.database.instance_class, prod.cache.node_type, prod.service.cpu, prod.service.memory_mib) == (
+        "db.r7g.large", "cache.r7g.large", 512, 1024)
+    assert (prod.stream.stream_mode, prod.network.endpoint_zones, prod.database.multi_az) == ("PROVISIONED", None, True)
+    assert (dev.database.instance_class, dev.cache.node_type, dev.service.cpu, dev.service.memory_mib) == (
+        "db.t4g.micro", "cache.t4g.micro", 256, 512)
+    assert (dev.stream.stream_mode, dev.network.endpoint_zones, dev.stream.retention_period_hours) == ("ON_DEMAND", 1, 168)

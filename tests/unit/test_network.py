@@ -5,7 +5,8 @@ import json
 from policy.stack_json import StackJson
 from tests.helpers import by_path, only, ref
 
-INTERFACE_SERVICES = {"kinesis-streams", "ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms", "ssmmessages"}
+INTERFACE_SERVICES = {"kinesis-streams", "ecr.api", "ecr.dkr", "logs", "secretsmanager"}
+EXEC_SERVICES = {"kms", "ssmmessages"}  # ECS Exec's agent channel and its session key
 
 
 def test_private_subnets_span_at_least_two_availability_zones(stack: StackJson) -> None:
@@ -20,14 +21,28 @@ def test_there_is_no_internet_or_nat_gateway(stack: StackJson) -> None:
     assert "route" not in only(stack, "aws_route_table").config
 
 
-def test_fargate_reaches_every_aws_api_it_needs_through_interface_endpoints(stack: StackJson) -> None:
+def interface_endpoints(stack: StackJson) -> dict[str, dict]:
     region = stack.provider["region"]
-    endpoints = [r.config for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Interface"]
-    services = {e["service_name"].removeprefix(f"com.amazonaws.{region}.") for e in endpoints}
-    # Exactly these: no sts (task credentials come from the ECS agent), no monitoring (EMF log lines).
-    # The factory's tasks also publish incidents to SNS.
-    assert services == INTERFACE_SERVICES | ({"sns"} if stack.workload == "factory" else set())
-    assert all(e["private_dns_enabled"] is True for e in endpoints)
+    return {r.config["service_name"].removeprefix(f"com.amazonaws.{region}."): r.config
+            for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Interface"}
+
+
+def test_fargate_reaches_every_aws_api_it_needs_through_interface_endpoints(stack: StackJson, exec_stacks) -> None:  # noqa: ANN001
+    # Exactly these: no sts (task credentials come from the ECS agent), no monitoring (EMF log lines),
+    # no kms or ssmmessages unless ECS Exec is on. The factory's tasks also publish incidents to SNS.
+    incidents = {"sns"} if stack.workload == "factory" else set()
+    assert set(interface_endpoints(stack)) == INTERFACE_SERVICES | incidents
+    assert set(interface_endpoints(exec_stacks[stack.stack_id])) == INTERFACE_SERVICES | EXEC_SERVICES | incidents
+    assert all(e["private_dns_enabled"] is True for e in interface_endpoints(stack).values())
+
+
+def test_interface_endpoints_sit_in_every_zone_in_production_and_in_one_in_dev(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
+    subnets = [ref(r, "id") for r in stack.resources("aws_subnet")]
+    assert all(e["subnet_ids"] == subnets[:1] for e in interface_endpoints(stack).values())
+    prod = prod_stacks[f"{stack.workload}-prod"]
+    prod_subnets = [ref(r, "id") for r in prod.resources("aws_subnet")]
+    assert len(prod_subnets) >= 2
+    assert all(e["subnet_ids"] == prod_subnets for e in interface_endpoints(prod).values())
 
 
 def test_s3_is_reached_through_a_gateway_endpoint_on_the_private_routes(stack: StackJson) -> None:

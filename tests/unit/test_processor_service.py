@@ -106,9 +106,12 @@ def test_service_runs_privately_with_a_rolling_back_circuit_breaker(stack: Stack
     assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
 
 
-def test_autoscaling_tracks_iterator_age_and_cpu_capped_at_shard_count(stack: StackJson) -> None:
+def test_autoscaling_tracks_iterator_age_and_cpu_capped_at_shard_count(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
     target = only(stack, "aws_appautoscaling_target").config
-    assert target["max_capacity"] == only(stack, "aws_kinesis_stream").config["shard_count"]
+    assert target["max_capacity"] == 4  # a dev stream is on demand: it starts with four shards
+    prod = prod_stacks[f"{stack.workload}-prod"]
+    prod_target = only(prod, "aws_appautoscaling_target").config
+    assert prod_target["max_capacity"] == only(prod, "aws_kinesis_stream").config["shard_count"]
     policies = {r.config["name"]: r.config["target_tracking_scaling_policy_configuration"]
                 for r in stack.resources("aws_appautoscaling_policy")}
     lag = policies[f"{stack.workload}-processor-lag-dev"]["customized_metric_specification"]
@@ -157,16 +160,20 @@ def test_ecs_exec_is_off_in_production(prod_stacks: dict[str, StackJson]) -> Non
     assert "EcsExecSessions" not in sids
 
 
-def test_ecs_exec_gets_writable_paths_for_its_agent_while_the_root_stays_read_only(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
-    dev, prod = container(dev_stacks["retail-dev"]), container(prod_stacks["retail-prod"])
-    assert dev["readonlyRootFilesystem"] is True and prod["readonlyRootFilesystem"] is True
-    assert {m["containerPath"] for m in dev["mountPoints"]} == {
+def test_ecs_exec_gets_writable_paths_for_its_agent_while_the_root_stays_read_only(dev_stacks, prod_stacks,  # noqa: ANN001
+                                                                                  exec_stacks) -> None:  # noqa: ANN001
+    with_exec, prod = container(exec_stacks["retail-dev"]), container(prod_stacks["retail-prod"])
+    assert with_exec["readonlyRootFilesystem"] is True and prod["readonlyRootFilesystem"] is True
+    assert {m["containerPath"] for m in with_exec["mountPoints"]} == {
         "/tmp", "/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm"}
-    volumes = {v["name"] for v in by_path(dev_stacks["retail-dev"], "aws_ecs_task_definition", "processor/task").config["volume"]}
-    assert volumes == {m["sourceVolume"] for m in dev["mountPoints"]}
-    # Production has no ECS Exec, so no agent paths either.
-    assert [m["containerPath"] for m in prod["mountPoints"]] == ["/tmp"]
-    assert only(prod_stacks["retail-prod"], "aws_ecs_service").config["enable_execute_command"] is False
+    task = by_path(exec_stacks["retail-dev"], "aws_ecs_task_definition", "processor/task")
+    volumes = {v["name"] for v in task.config["volume"]}
+    assert volumes == {m["sourceVolume"] for m in with_exec["mountPoints"]}
+    assert only(exec_stacks["retail-dev"], "aws_ecs_service").config["enable_execute_command"] is True
+    # Without Exec (production, and a dev that did not opt in) no agent paths either.
+    for stack in (prod_stacks["retail-prod"], dev_stacks["retail-dev"]):
+        assert [m["containerPath"] for m in container(stack)["mountPoints"]] == ["/tmp"]
+        assert only(stack, "aws_ecs_service").config["enable_execute_command"] is False
 
 
 

@@ -92,8 +92,10 @@ def test_two_suffixes_share_no_physical_name(dev_stacks: dict[str, StackJson],
 
 @pytest.mark.parametrize("workload", ["retail", "factory"])
 def test_service_never_runs_more_tasks_than_shards(workload: str) -> None:
-    config = build_config(workload, "dev")
-    assert config.service.desired_count <= config.max_tasks == config.stream.shard_count
+    dev = build_config(workload, "dev")
+    assert dev.service.desired_count <= dev.max_tasks == 4  # on demand: four shards to start with
+    prod = build_config(workload, "prod", "email:a@example.com", "email:b@example.com")
+    assert prod.service.desired_count <= prod.max_tasks == prod.stream.shard_count
 
 
 def test_the_suffix_can_come_from_cdktf_context(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from policy.conventions import PRODUCTION_SUFFIXES
+from tools.json_path import dig
 
 KINDS = ("create", "update", "replace", "delete", "forget", "no-op")
 FORMAT_MAJOR = "1"  # the JSON plan format's major version this reader understands
@@ -52,6 +53,9 @@ class StackPlan:
     changes: tuple[Change, ...]
     default_tags: dict[str, str] = field(default_factory=dict)
     accounts: frozenset[str] = frozenset()  # the deploying account(s), as far as the plan says
+    region: str = ""  # the aws provider's region, when a constant in the configuration
+    # Per resource address (without index), per attribute: the resource addresses its expression names.
+    references: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def deleted(self, type_: str) -> Iterator[Change]:
         """The resources of one type this plan deletes (or replaces)."""
@@ -78,17 +82,6 @@ class StackPlan:
 
     def managed_changes(self) -> Iterator[Change]:
         return (c for c in self.changes if c.managed and c.kind != "no-op")
-
-
-def dig(node: Any, path: tuple[Any, ...] | list[Any]) -> Any:
-    for step in path:
-        if isinstance(node, dict) and isinstance(step, str):
-            node = node.get(step)
-        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
-            node = node[step]
-        else:
-            return None
-    return node
 
 
 def marked(tree: Any, path: tuple[Any, ...] | list[Any]) -> bool:
@@ -163,8 +156,45 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
             raise PlanInputError(f"{path}: resource_changes[{index}] is malformed (missing {error})") from error
         except PlanInputError as error:
             raise PlanInputError(f"{path}: resource_changes[{index}] ({raw_change.get('address')}): {error}") from error
+    region = dig(document, ("configuration", "provider_config", "aws", "expressions", "region", "constant_value"))
     return StackPlan(stack=stack or path.stem, source=path, changes=tuple(changes),
-                     default_tags=_default_tags(document), accounts=_accounts(document))
+                     default_tags=_default_tags(document), accounts=_accounts(document),
+                     region=region if isinstance(region, str) else "", references=_references(document))
+
+
+def _references(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """What each configured resource's attributes refer to (`configuration.root_module.resources`)."""
+    found: dict[str, dict[str, tuple[str, ...]]] = {}
+    for resource in dig(document, ("configuration", "root_module", "resources")) or []:
+        if not isinstance(resource, dict) or resource.get("mode") != "managed":
+            continue
+        per_attribute = {}
+        for attribute, expression in (resource.get("expressions") or {}).items():
+            names = [_resource_address(r) for r in _expression_references(expression)]
+            if names := [n for n in dict.fromkeys(names) if n]:
+                per_attribute[attribute] = tuple(names)
+        found[str(resource.get("address"))] = per_attribute
+    return found
+
+
+def _expression_references(expression: Any) -> Iterator[str]:
+    if isinstance(expression, dict):
+        for key, value in expression.items():
+            if key == "references" and isinstance(value, list):
+                yield from (str(v) for v in value)
+            else:
+                yield from _expression_references(value)
+    elif isinstance(expression, list):
+        for item in expression:
+            yield from _expression_references(item)
+
+
+def _resource_address(reference: str) -> str:
+    """`aws_subnet.a.id` -> `aws_subnet.a`; data sources, variables and locals -> ''."""
+    parts = reference.split(".")
+    if len(parts) < 2 or parts[0] in ("data", "var", "local", "module", "each", "count", "path", "self"):
+        return ""
+    return ".".join(parts[:2]).split("[", 1)[0]
 
 
 ACCOUNT_IN_ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")

@@ -1,0 +1,469 @@
+"""A stack's monthly cost, as a pure function of its resources, the price table and the usage.
+
+Every resource ends up in exactly one place: a priced `Line` (fixed: what it costs before a
+single record flows; traffic: what the stated usage adds), `free` (with why), or `unpriced`
+(with why: a type the table does not know, or a value known only after apply). Nothing is
+priced at zero silently.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tools.cost.prices import PriceError, PriceTable
+from tools.json_path import dig
+
+GB = 1_000_000_000
+MINUTES_PER_MONTH = 730 * 60
+DAYS_PER_MONTH = 730 / 24
+FIXED, TRAFFIC = "fixed", "traffic"
+TOKEN_REFERENCE = re.compile(r"\$\{([a-z0-9_]+\.[A-Za-z0-9_-]+)(?:\.[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One managed resource: its values (synthesized config or a plan's before/after) and, per
+    attribute, the addresses that attribute refers to (from `${...}` tokens or the plan's configuration)."""
+    address: str
+    type: str
+    values: dict[str, Any]
+    refs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def get(self, *path: Any) -> Any:
+        return dig(self.values, path, single_blocks=True)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What drives the per-unit items: stated per stack (tools/cost/usage.py), never guessed here."""
+    records_per_minute: float
+    record_bytes: int
+    processor_log_gb_month: float  # the processor's JSON logs and EMF metric lines
+    flow_log_gb_month: float  # VPC flow logs
+    other_log_gb_month: float  # each other log group (DB, Redis, migrations, Firehose errors)
+    database_gb: float  # what PostgreSQL holds (backups copy it)
+    image_gb: float  # one processor image in ECR
+    archive_compression: float  # GZIP on the JSON records
+    archive_months: int  # archive storage is shown after this many months of growth
+
+    @property
+    def records_per_month(self) -> float:
+        return self.records_per_minute * MINUTES_PER_MONTH
+
+    @property
+    def stream_gb_month(self) -> float:
+        return self.records_per_month * self.record_bytes / GB
+
+
+@dataclass(frozen=True)
+class Line:
+    address: str
+    type: str
+    service: str
+    monthly: float
+    basis: str  # how the figure is made, in words and numbers
+    kind: str = FIXED
+
+
+@dataclass(frozen=True)
+class StackCost:
+    stack: str
+    region: str
+    lines: tuple[Line, ...]
+    free: tuple[tuple[str, str], ...]  # (address, why it is free)
+    unpriced: tuple[tuple[str, str], ...]  # (address, why it has no figure)
+
+    def total(self, kind: str | None = None) -> float:
+        return sum(line.monthly for line in self.lines if kind is None or line.kind == kind)
+
+    def by_service(self, kind: str | None = None) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for line in self.lines:
+            if kind is None or line.kind == kind:
+                found[line.service] = found.get(line.service, 0.0) + line.monthly
+        return dict(sorted(found.items(), key=lambda item: -item[1]))
+
+    def per_resource(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for line in self.lines:
+            found[line.address] = found.get(line.address, 0.0) + line.monthly
+        return found
+
+
+class Unpriceable(Exception):
+    """This resource cannot be priced; the message says why."""
+
+
+Context = dict[str, Resource]
+Pricer = Callable[[Resource, "Pricing"], Iterator[Line]]
+PRICERS: dict[str, Pricer] = {}
+
+
+def prices(*types: str) -> Callable[[Pricer], Pricer]:
+    def register(function: Pricer) -> Pricer:
+        for type_ in types:
+            PRICERS[type_] = function
+        return function
+    return register
+
+
+# Resources AWS does not bill for (or bills through another resource, named here).
+FREE: dict[str, str] = {
+    "aws_vpc": "free", "aws_subnet": "free", "aws_route_table": "free", "aws_route_table_association": "free",
+    "aws_security_group": "free", "aws_default_security_group": "free",
+    "aws_vpc_security_group_ingress_rule": "free", "aws_vpc_security_group_egress_rule": "free",
+    "aws_iam_role": "free", "aws_iam_role_policy": "free", "aws_iam_role_policy_attachment": "free",
+    "aws_iam_policy": "free",
+    "aws_kms_alias": "free",
+    "aws_ecs_cluster": "free", "aws_ecs_task_definition": "free: a definition; the service's tasks are priced with the service, "
+                               "the migrate task's per run (minutes a release)",
+    "aws_appautoscaling_target": "free", "aws_appautoscaling_policy": "free",
+    "aws_ecr_lifecycle_policy": "free", "aws_ecr_repository_policy": "free",
+    "aws_db_parameter_group": "free", "aws_db_subnet_group": "free",
+    "aws_elasticache_parameter_group": "free", "aws_elasticache_subnet_group": "free",
+    "aws_secretsmanager_secret_rotation": "free: RDS-managed rotation, no Lambda",
+    "aws_s3_bucket_lifecycle_configuration": "free: its transitions are priced with the bucket",
+    "aws_s3_bucket_ownership_controls": "free", "aws_s3_bucket_policy": "free",
+    "aws_s3_bucket_public_access_block": "free", "aws_s3_bucket_server_side_encryption_configuration": "free",
+    "aws_s3_bucket_versioning": "free", "aws_s3_bucket_logging": "free: the log bucket is priced",
+    "aws_s3_bucket_object_lock_configuration": "free",
+    "aws_sns_topic": "free: under SNS's monthly free tier of a million publishes",
+    "aws_sns_topic_policy": "free", "aws_sns_topic_subscription": "free: notifications under the free tier",
+    "aws_backup_vault": "free: the recovery points are priced with the backup plan",
+    "aws_backup_selection": "free", "aws_backup_vault_lock_configuration": "free",
+    "aws_cloudwatch_log_stream": "free: its events are priced with the log group",
+    "aws_flow_log": "free: its records are priced with its log group",
+}
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a pricer sees: the table, the stack's region, its usage (None: fixed costs only) and the
+    stack's other resources (to follow a reference)."""
+    table: PriceTable
+    region: str
+    usage: Usage | None
+    resources: Context
+
+    def price(self, key: str, size: str | None = None) -> float:
+        return self.table.price(self.region, key, size)
+
+    @property
+    def hours(self) -> float:
+        return self.table.hours_per_month
+
+    def referenced(self, resource: Resource, attribute: str, type_: str) -> Resource | None:
+        for address in resource.refs.get(attribute, ()):
+            found = self.resources.get(address)
+            if found is not None and found.type == type_:
+                return found
+        return None
+
+    def referring(self, resource: Resource, type_: str, attribute: str) -> Iterator[Resource]:
+        """The resources of `type_` whose `attribute` refers to `resource`."""
+        return (r for r in self.resources.values() if r.type == type_ and resource.address in r.refs.get(attribute, ()))
+
+
+def estimate(stack: str, region: str, resources: list[Resource], table: PriceTable, usage: Usage | None) -> StackCost:
+    context = {r.address: r for r in resources}
+    pricing = Pricing(table, region, usage, context)
+    lines: list[Line] = []
+    free: list[tuple[str, str]] = []
+    unpriced: list[tuple[str, str]] = []
+    for resource in sorted(resources, key=lambda r: r.address):
+        if resource.type in PRICERS:
+            try:
+                found = list(PRICERS[resource.type](resource, pricing))
+            except (Unpriceable, PriceError) as error:
+                unpriced.append((resource.address, str(error)))
+                continue
+            if found:
+                lines.extend(found)
+            else:
+                free.append((resource.address, "free at this configuration"))
+        elif resource.type in FREE:
+            free.append((resource.address, FREE[resource.type]))
+        else:
+            unpriced.append((resource.address, f"`{resource.type}` is not in the price table"))
+    return StackCost(stack, region, tuple(lines), tuple(free), tuple(unpriced))
+
+
+def _number(resource: Resource, *path: Any) -> float:
+    value = resource.get(*path)
+    if isinstance(value, bool) or value is None:
+        raise Unpriceable(f"`{'.'.join(map(str, path))}` is not set or known only after apply")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise Unpriceable(f"`{'.'.join(map(str, path))}` = {value!r} is not a number") from None
+
+
+def _text(resource: Resource, *path: Any) -> str:
+    value = resource.get(*path)
+    if not isinstance(value, str) or value.startswith("${"):
+        raise Unpriceable(f"`{'.'.join(map(str, path))}` is not set or known only after apply")
+    return value
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+# -- compute and streams --------------------------------------------------------------------------------------------
+
+
+@prices("aws_ecs_service")
+def ecs_service(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    task = pricing.referenced(resource, "task_definition", "aws_ecs_task_definition")
+    if task is None:
+        raise Unpriceable("its task definition is not in this stack")
+    count = _number(resource, "desired_count")
+    vcpu, gb = _number(task, "cpu") / 1024, _number(task, "memory") / 1024
+    architecture = str(task.get("runtime_platform", 0, "cpu_architecture") or "X86_64").lower()
+    per_hour = vcpu * pricing.price(f"fargate_{architecture}_vcpu_hour") + gb * pricing.price(f"fargate_{architecture}_gb_hour")
+    yield Line(resource.address, resource.type, "Fargate", count * per_hour * pricing.hours,
+               f"{count:g} task(s) × ({vcpu:g} vCPU + {gb:g} GB {architecture}) × {pricing.hours:g} h")
+
+
+@prices("aws_kinesis_stream")
+def kinesis_stream(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    mode = resource.get("stream_mode_details", 0, "stream_mode")
+    retention = _number(resource, "retention_period") if resource.get("retention_period") is not None else 24
+    if mode == "ON_DEMAND":
+        yield Line(resource.address, resource.type, "Kinesis", pricing.price("kinesis_on_demand_stream_hour") * pricing.hours,
+                   f"on-demand: one stream × {pricing.hours:g} h")
+        usage = pricing.usage
+        if usage is not None:
+            ingested = usage.records_per_month * math.ceil(usage.record_bytes / 1_000) * 1_000 / GB
+            readers = 1 + sum(1 for _ in pricing.referring(resource, "aws_kinesis_firehose_delivery_stream",
+                                                           "kinesis_source_configuration"))
+            retained = usage.stream_gb_month * max(0.0, retention - 24) / 24 / DAYS_PER_MONTH
+            cost = (ingested * pricing.price("kinesis_on_demand_ingest_gb")
+                    + readers * usage.stream_gb_month * pricing.price("kinesis_on_demand_retrieval_gb")
+                    + retained * pricing.price("kinesis_on_demand_extended_retention_gb_month"))
+            yield Line(resource.address, resource.type, "Kinesis", cost,
+                       f"{ingested:,.1f} GB in (records rounded up to 1 KB), read by {readers} consumer(s), "
+                       f"{retained:,.1f} GB held beyond 24 h", TRAFFIC)
+        return
+    shards = _number(resource, "shard_count")
+    yield Line(resource.address, resource.type, "Kinesis", shards * pricing.price("kinesis_shard_hour") * pricing.hours,
+               f"{shards:g} shard(s) × {pricing.hours:g} h")
+    if retention > 24:
+        yield Line(resource.address, resource.type, "Kinesis",
+                   shards * pricing.price("kinesis_extended_retention_shard_hour") * pricing.hours,
+                   f"extended retention ({retention:g} h): {shards:g} shard(s) × {pricing.hours:g} h")
+    if pricing.usage is not None:
+        units = pricing.usage.records_per_month * math.ceil(pricing.usage.record_bytes / 25_000)
+        yield Line(resource.address, resource.type, "Kinesis",
+                   units / 1e6 * pricing.price("kinesis_put_payload_units_per_million"),
+                   f"{units / 1e6:,.1f} M PUT payload units (one per record up to 25 KB)", TRAFFIC)
+
+
+@prices("aws_kinesis_firehose_delivery_stream")
+def firehose(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    if pricing.usage is None:
+        raise Unpriceable("billed per GB ingested: depends on traffic (see `make cost`)")
+    billed_gb = pricing.usage.records_per_month * math.ceil(pricing.usage.record_bytes / 5_000) * 5_000 / GB
+    yield Line(resource.address, resource.type, "Firehose", billed_gb * pricing.price("firehose_gb"),
+               f"{billed_gb:,.0f} GB billed: {pricing.usage.records_per_month / 1e6:,.1f} M records, each rounded "
+               f"up to 5 KB ({pricing.usage.record_bytes} B each)", TRAFFIC)
+
+
+# -- databases and caches -------------------------------------------------------------------------------------------
+
+
+@prices("aws_db_instance")
+def db_instance(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    size = _text(resource, "instance_class")
+    multi_az = resource.get("multi_az") in (True, "true")
+    copies = 2 if multi_az else 1
+    where = "Multi-AZ" if multi_az else "single-AZ"
+    yield Line(resource.address, resource.type, "RDS", copies * pricing.price("rds_postgres_instance_hour", size) * pricing.hours,
+               f"{size} {where} × {pricing.hours:g} h")
+    storage = _number(resource, "allocated_storage")
+    yield Line(resource.address, resource.type, "RDS", copies * storage * pricing.price("rds_gp3_gb_month"),
+               f"{storage:g} GB gp3{' × 2 (Multi-AZ)' if multi_az else ''}")
+    retention = resource.get("performance_insights_retention_period")
+    if resource.get("performance_insights_enabled") in (True, "true") and isinstance(retention, int | float) \
+            and retention > 7:
+        vcpus = pricing.table.vcpu(size) * copies
+        yield Line(resource.address, resource.type, "RDS", vcpus * pricing.price("database_insights_vcpu_hour") * pricing.hours,
+                   f"Performance Insights kept {retention:g} days (beyond the free 7): {vcpus} vCPU × {pricing.hours:g} h")
+    if resource.get("manage_master_user_password") in (True, "true"):
+        yield Line(resource.address, resource.type, "Secrets Manager", pricing.price("secret_month"),
+                   "the RDS-managed master secret")
+
+
+@prices("aws_elasticache_replication_group")
+def replication_group(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    size = _text(resource, "node_type")
+    nodes = _number(resource, "num_cache_clusters")
+    yield Line(resource.address, resource.type, "ElastiCache",
+               nodes * pricing.price("elasticache_node_hour", size) * pricing.hours, f"{nodes:g} × {size} × {pricing.hours:g} h")
+
+
+# -- network --------------------------------------------------------------------------------------------------------
+
+
+@prices("aws_vpc_endpoint")
+def vpc_endpoint(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    if resource.get("vpc_endpoint_type") != "Interface":
+        return  # a gateway endpoint (S3) is free
+    subnets = resource.get("subnet_ids")
+    zones = len(subnets) if isinstance(subnets, list) and subnets else len(resource.refs.get("subnet_ids", ()))
+    if not zones:
+        raise Unpriceable("its subnets are known only after apply")
+    service = str(resource.get("service_name") or "").split(f".{pricing.region}.", 1)[-1]
+    yield Line(resource.address, resource.type, "VPC endpoints",
+               zones * pricing.price("interface_endpoint_az_hour") * pricing.hours,
+               f"{service}: {zones} AZ(s) × {pricing.hours:g} h")
+    usage = pricing.usage
+    if usage is not None and service in ("kinesis-streams", "logs"):
+        gb = usage.stream_gb_month if service == "kinesis-streams" else (
+            usage.processor_log_gb_month + usage.other_log_gb_month)
+        yield Line(resource.address, resource.type, "VPC endpoints", gb * pricing.price("interface_endpoint_gb"),
+                   f"{gb:,.1f} GB processed", TRAFFIC)
+
+
+# -- storage --------------------------------------------------------------------------------------------------------
+
+
+@prices("aws_s3_bucket")
+def s3_bucket(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    usage = pricing.usage
+    if usage is None:
+        raise Unpriceable("billed per GB stored: depends on traffic (see `make cost`)")
+    archived_by = next(pricing.referring(resource, "aws_kinesis_firehose_delivery_stream", "extended_s3_configuration"), None)
+    if archived_by is None:  # the access-log bucket: a few MB a month
+        yield Line(resource.address, resource.type, "S3", 1 * pricing.price("s3_standard_gb_month"),
+                   "about 1 GB of access logs (assumed)", TRAFFIC)
+        return
+    monthly_gb = usage.stream_gb_month / usage.archive_compression
+    standard_days, ia_days, expiry = _lifecycle(resource, pricing)
+    age_days = usage.archive_months * DAYS_PER_MONTH
+    held = {  # GB per class after `archive_months` of steady growth
+        "s3_standard_gb_month": min(age_days, standard_days),
+        "s3_standard_ia_gb_month": max(0.0, min(age_days, ia_days) - standard_days),
+        "s3_glacier_flexible_gb_month": max(0.0, min(age_days, expiry) - ia_days),
+    }
+    cost = sum(days / DAYS_PER_MONTH * monthly_gb * pricing.price(key) for key, days in held.items())
+    objects = MINUTES_PER_MONTH / 5  # Firehose writes at most one object per buffering interval
+    cost += objects / 1000 * pricing.price("s3_put_per_thousand")
+    yield Line(resource.address, resource.type, "S3", cost,
+               f"month {usage.archive_months}: {monthly_gb:,.1f} GB a month (GZIP {usage.archive_compression:g}:1), "
+               f"Standard {standard_days:g} d → Standard-IA → Glacier at {ia_days:g} d, expired at {expiry:g} d", TRAFFIC)
+
+
+def _lifecycle(bucket: Resource, pricing: Pricing) -> tuple[float, float, float]:
+    """(days in Standard, day it leaves Standard-IA, expiry day) from the bucket's lifecycle rules."""
+    for config in pricing.referring(bucket, "aws_s3_bucket_lifecycle_configuration", "bucket"):
+        for rule in config.get("rule") or []:
+            if not isinstance(rule, dict) or rule.get("status") != "Enabled":
+                continue
+            transitions = {t.get("storage_class"): float(t.get("days", 0)) for t in rule.get("transition") or []
+                           if isinstance(t, dict)}
+            expiry = Resource(config.address, config.type, rule).get("expiration", 0, "days")
+            if "STANDARD_IA" in transitions and isinstance(expiry, int | float):
+                return transitions["STANDARD_IA"], transitions.get("GLACIER", float("inf")), float(expiry)
+    raise Unpriceable("no enabled lifecycle rule with a Standard-IA transition and an expiry")
+
+
+@prices("aws_cloudwatch_log_group")
+def log_group(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    usage = pricing.usage
+    if usage is None:
+        raise Unpriceable("billed per GB ingested and stored: depends on traffic (see `make cost`)")
+    name = str(resource.get("name") or resource.address)
+    gb = usage.processor_log_gb_month if "processor" in name and "migrat" not in name else (
+        usage.flow_log_gb_month if "flow" in name else usage.other_log_gb_month)
+    retention = resource.get("retention_in_days") or 3653
+    stored = gb * min(float(retention), 365.0) / DAYS_PER_MONTH
+    yield Line(resource.address, resource.type, "CloudWatch Logs",
+               gb * pricing.price("logs_ingest_gb") + stored * pricing.price("logs_storage_gb_month"),
+               f"{gb:g} GB a month ingested, {stored:,.1f} GB stored (kept {retention} days)", TRAFFIC)
+
+
+@prices("aws_backup_plan")
+def backup_plan(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    usage = pricing.usage
+    if usage is None:
+        raise Unpriceable("billed per GB of recovery points: depends on the data (see `make cost`)")
+    keep = max((_number(resource, "rule", i, "lifecycle", 0, "delete_after") for i, _ in enumerate(resource.get("rule") or [])),
+               default=0)
+    growth_per_day = usage.stream_gb_month / DAYS_PER_MONTH
+    stored = usage.database_gb + growth_per_day * min(keep, 365)  # a full copy, then what changes each day
+    yield Line(resource.address, resource.type, "AWS Backup", stored * pricing.price("backup_rds_gb_month"),
+               f"{stored:,.1f} GB of recovery points (kept {keep:g} days)", TRAFFIC)
+
+
+@prices("aws_ecr_repository")
+def ecr_repository(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    if pricing.usage is None:
+        raise Unpriceable("billed per GB of images: depends on the releases kept (see `make cost`)")
+    kept = 10
+    for policy in pricing.referring(resource, "aws_ecr_lifecycle_policy", "repository"):
+        match = re.search(r'"countNumber":\s*(\d+)', str(policy.get("policy") or ""))
+        kept = int(match.group(1)) if match else kept
+    gb = kept * pricing.usage.image_gb
+    yield Line(resource.address, resource.type, "ECR", gb * pricing.price("ecr_storage_gb_month"),
+               f"{kept} images kept × {pricing.usage.image_gb:g} GB", TRAFFIC)
+
+
+# -- monitoring, keys, secrets --------------------------------------------------------------------------------------
+
+
+@prices("aws_cloudwatch_metric_alarm")
+def alarm(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    metrics = resource.get("metric_query")
+    count = sum(1 for q in metrics if isinstance(q, dict) and q.get("metric")) if isinstance(metrics, list) and metrics else 1
+    yield Line(resource.address, resource.type, "CloudWatch", count * pricing.price("cloudwatch_alarm_month"),
+               f"standard alarm × {count} metric(s)")
+
+
+@prices("aws_cloudwatch_dashboard")
+def dashboard(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    yield Line(resource.address, resource.type, "CloudWatch", pricing.price("cloudwatch_dashboard_month"),
+               "one dashboard (the account's first three are free: not counted)")
+
+
+@prices("aws_kms_key")
+def kms_key(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    yield Line(resource.address, resource.type, "KMS", pricing.price("kms_key_month"), "one customer-managed key")
+
+
+@prices("aws_secretsmanager_secret")
+def secret(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    yield Line(resource.address, resource.type, "Secrets Manager", pricing.price("secret_month"), "one secret")
+
+
+def references(value: Any) -> tuple[str, ...]:
+    """Every resource address a synthesized value's `${...}` tokens name (data sources excluded)."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            found.extend(m for m in TOKEN_REFERENCE.findall(node) if not m.startswith("data."))
+        elif isinstance(node, dict):
+            for item in node.values():
+                walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(value)
+    return tuple(dict.fromkeys(found))
+
+
+def from_synthesized(document: dict[str, Any]) -> list[Resource]:
+    """The managed resources of one synthesized stack (`cdk.tf.json`)."""
+    resources = []
+    for type_, blocks in (document.get("resource") or {}).items():
+        for name, values in (blocks or {}).items():
+            if not isinstance(values, dict):
+                continue
+            refs = {attribute: references(value) for attribute, value in values.items()}
+            resources.append(Resource(f"{type_}.{name}", type_, values, {k: v for k, v in refs.items() if v}))
+    return resources
