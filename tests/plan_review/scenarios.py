@@ -138,4 +138,6 @@ SCENARIOS = {
     "archive-weakened": Scenario(change_stack=_weaken_the_archive, change_state=_archive_was_not_force_destroyable),
     "backups-dropped": Scenario(change_stack=_drop_the_backups),
     "destroy": Scenario(destroy=True),
+    "resized": Scenario(change_config=lambda c: replace(
+        c, database=replace(c.database, instance_class="db.t4g.small"), cache=replace(c.cache, node_type="cache.t4g.small"))),
 }

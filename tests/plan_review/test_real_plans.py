@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.plan_review.scenarios import SECRET
 from tools.plan_review import model, report, rules
 
@@ -168,3 +170,39 @@ def test_every_risk_carries_a_rule_id_an_acknowledgement_can_name(plans) -> None
     for plan in plans.values():
         for risk in risks_of(plan):
             assert risk.rule in rules.RISK_RULES, risk
+
+
+def test_a_resize_is_no_risk_and_its_monthly_cost_change_is_shown_per_resource(plans) -> None:  # noqa: ANN001
+    from tools.cost import prices
+    from tools.plan_review import cost
+
+    plan = plans["resized"]
+    assert risks_of(plan) == []
+    change = cost.cost_change(plan)
+    rows = {address.split(".")[0]: (old, new) for address, old, new in change.rows}
+    assert set(rows) == {"aws_db_instance", "aws_elasticache_replication_group"}
+    table = prices.load()
+    hour = table.hours_per_month
+    db_old, db_new = rows["aws_db_instance"]
+    assert db_new - db_old == pytest.approx((table.price("us-east-1", "rds_postgres_instance_hour", "db.t4g.small")
+                                             - table.price("us-east-1", "rds_postgres_instance_hour", "db.t4g.micro")) * hour)
+    assert rows["aws_elasticache_replication_group"] == pytest.approx(
+        (2 * table.price("us-east-1", "elasticache_node_hour", "cache.t4g.micro") * hour,
+         2 * table.price("us-east-1", "elasticache_node_hour", "cache.t4g.small") * hour))
+    text = "\n".join(cost.render(change))
+    assert f"prices of {table.as_of.isoformat()}" in text and "`aws_db_instance." in text
+
+
+def test_a_harmless_plan_changes_no_cost_and_a_destroy_takes_the_whole_fixed_cost_away(plans) -> None:  # noqa: ANN001
+    from tools.plan_review import cost
+
+    harmless = cost.cost_change(plans["harmless"])
+    assert harmless.rows == () and harmless.before == pytest.approx(harmless.after) and harmless.before > 50
+    assert "No change in fixed monthly cost" in "\n".join(cost.render(harmless))
+    gone = cost.cost_change(plans["destroy"])
+    assert gone.after == 0 and gone.before == pytest.approx(harmless.before)
+    assert {address.split(".")[0] for address, _, _ in gone.rows} >= {
+        "aws_db_instance", "aws_elasticache_replication_group", "aws_kinesis_stream", "aws_vpc_endpoint",
+        "aws_ecs_service", "aws_kms_key", "aws_cloudwatch_metric_alarm"}
+    # what depends on traffic is named, not guessed
+    assert any("depends on traffic" in why for _, why in gone.unpriced)

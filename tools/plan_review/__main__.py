@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from tools.plan_review import acknowledge, model, redact, report, rules
+from tools.cost import prices
+from tools.plan_review import acknowledge, cost, model, redact, report, rules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if duplicates:
         print(f"plan_review: two plans for the same stack: {', '.join(duplicates)}", file=sys.stderr)
         return 2
-    reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan), accepted, args.acknowledged_by))
+    table = prices.load()
+    reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan), accepted, args.acknowledged_by),
+                                cost.cost_change(plan, table))
                 for plan in plans]
     all_risks = [risk for item in reviewed for risk in item.risks]
     footer = _footer(all_risks, accepted)

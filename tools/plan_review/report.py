@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tools.plan_review import cost
 from tools.plan_review.diff import attribute_changes
 from tools.plan_review.model import KINDS, StackPlan
 from tools.plan_review.rules import HIGH, Risk
@@ -17,6 +18,7 @@ SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "read":
 class Reviewed:
     plan: StackPlan
     risks: list[Risk]
+    cost: cost.CostChange | None = None
 
 
 def _cell(text: str) -> str:
@@ -53,6 +55,8 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
     lines.append("")
     for item in reviewed:
         lines += _changes(item.plan)
+        if item.cost is not None:
+            lines += cost.render(item.cost)
     if footer:
         lines += [footer, ""]
     return "\n".join(lines)
