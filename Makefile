@@ -6,7 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 PIPENV_VERSION := 2024.4.1
 SUFFIX ?= $(or $(ENVIRONMENT_SUFFIX),dev)
-STACKS := retail-$(SUFFIX) factory-$(SUFFIX)
+# The stacks, from the one workload list (stacks/workloads.py, standard library only).
+STACKS := $(shell $(PYTHON) -m stacks list --suffix $(SUFFIX))
 
 export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_NOSPIN := 1

@@ -19,8 +19,8 @@ from cdktf import App  # noqa: E402
 from pipeline_lib.naming import InvalidSuffixError  # noqa: E402
 from stacks.config import ConfigError, build_config  # noqa: E402
 from stacks.workload_stack import WorkloadStack  # noqa: E402
+from stacks.workloads import WORKLOADS  # noqa: E402
 
-WORKLOADS = ("retail", "factory")
 DEFAULT_SUFFIX = "dev"
 
 

@@ -35,7 +35,6 @@ from localdev.session import (
     LOCAL,
     ROOT,
     STATE_DIR,
-    WORKLOAD_REGIONS,
     Session,
     alive,
     emulator_up,
@@ -45,6 +44,7 @@ from localdev.session import (
     stop_servers,
 )
 from stacks.config import build_config
+from stacks.workloads import WORKLOAD_REGIONS
 
 PROGRESS_EVERY_S = 15.0
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

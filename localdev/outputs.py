@@ -11,9 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from stacks.workloads import WORKLOADS
+
 ROOT = Path(__file__).resolve().parent.parent
 FLAT_OUTPUTS = ROOT / "cfn-outputs" / "flat-outputs.json"
-WORKLOADS = ("retail", "factory")
 
 
 def key(workload: str, output: str) -> str:

@@ -26,7 +26,8 @@ from localdev import outputs as flat
 from localdev.deploy import say, state_file
 from localdev.kinesis_usage import shard_usage
 from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
-from localdev.session import LOCAL, ROOT, WORKLOAD_REGIONS, Session
+from localdev.session import LOCAL, ROOT, Session
+from stacks.workloads import WORKLOAD_REGIONS
 
 PROGRESS_EVERY_S = 5.0
 IDLE_EXIT_S = 8

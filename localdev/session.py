@@ -26,7 +26,6 @@ LOCAL = ROOT / ".local"
 SESSION_FILE = LOCAL / "session.json"
 STATE_DIR = ".local/state"  # relative to ROOT, for TF_LOCAL_STATE_DIR
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localdev", "AWS_SECRET_ACCESS_KEY": "localdev"}
-WORKLOAD_REGIONS = {"retail": "us-east-1", "factory": "eu-west-1"}
 
 
 @dataclass

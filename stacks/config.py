@@ -28,6 +28,7 @@ from pipeline_lib.settings import (
     StreamConfig,
 )
 from policy.conventions import PRODUCTION_SUFFIXES
+from stacks.workloads import WORKLOAD_REGIONS, WORKLOADS
 
 # Who the alarms reach, `protocol:endpoint` items (pipeline_lib.settings.AlertSubscription),
 # e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
@@ -118,7 +119,7 @@ def _retail(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tuple
         workload="retail",
         environment_suffix=suffix,
         alert_subscriptions=alerts,
-        region="us-east-1",
+        region=WORKLOAD_REGIONS["retail"],
         network=NetworkConfig(cidr_block="10.40.0.0/16", availability_zones=("us-east-1a", "us-east-1b")),
         # Suppliers push bursts; 6,000/min is six times the 1,000/min requirement.
         stream=StreamConfig(peak_records_per_minute=6_000, average_record_bytes=400),
@@ -136,7 +137,7 @@ def _factory(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tupl
         workload="factory",
         environment_suffix=suffix,
         alert_subscriptions=alerts,
-        region="eu-west-1",
+        region=WORKLOAD_REGIONS["factory"],
         network=NetworkConfig(cidr_block="10.50.0.0/16", availability_zones=("eu-west-1a", "eu-west-1b")),
         # A few hundred sensors at one reading per second each.
         stream=StreamConfig(peak_records_per_minute=30_000, average_record_bytes=200),
@@ -189,6 +190,8 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
 
 
 _BUILDERS = {"retail": _retail, "factory": _factory}
+if tuple(_BUILDERS) != WORKLOADS:
+    raise RuntimeError("stacks/workloads.py lists the workloads: give each exactly one builder here")
 
 
 def build_config(workload: str, suffix: str, alert_subscriptions: str | None = None,

@@ -30,9 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from stacks.workloads import WORKLOADS
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "plans"
-WORKLOADS = ("retail", "factory")
 
 
 class PlanError(Exception):

@@ -73,6 +73,17 @@ def test_the_pull_request_plans_each_stack_then_posts_one_review() -> None:
     assert uploads and all(".tfplan" not in path and "plans/*.json" not in path for path in uploads)
 
 
+def test_every_workflow_matrix_lists_exactly_the_workloads_of_the_registry() -> None:
+    from stacks.workloads import WORKLOADS
+
+    matrices = [(name, job_name, job["strategy"]["matrix"]["workload"])
+                for name in ("pull-request.yml", "deploy.yml") for job_name, job in load(name)["jobs"].items()
+                if "workload" in job.get("strategy", {}).get("matrix", {})]
+    assert len(matrices) == 3
+    for name, job_name, listed in matrices:
+        assert listed == list(WORKLOADS), (name, job_name)
+
+
 def test_the_comment_is_the_cut_report_and_the_artifact_the_whole_one() -> None:
     review = load("pull-request.yml")["jobs"]["review"]["steps"]
     run = " ".join(step.get("run", "") for step in review)

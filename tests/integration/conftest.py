@@ -25,10 +25,10 @@ import redis
 
 from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
 from localdev.outputs import FLAT_OUTPUTS, key
+from stacks.workloads import WORKLOADS
 from tests.helpers import skip_unless_available
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKLOADS = ("retail", "factory")
 NO_OUTPUTS = ("no cfn-outputs/flat-outputs.json: deploy first (`make demo` for the local emulator, "
               "or see README 'Integration tests against AWS')")
 

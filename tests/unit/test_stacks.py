@@ -123,3 +123,22 @@ def test_the_local_emulator_stacks_differ_from_dev_only_in_the_suffix_and_state_
             document["terraform"].pop("backend")
             documents[suffix] = document
         assert documents["dev"] == documents["local"]
+
+
+def test_the_workload_list_lives_once_and_every_reader_gets_it_from_there() -> None:
+    import subprocess
+    import sys
+    import typing
+
+    import main
+    from stacks import config, workloads
+    from tools import plan
+
+    assert workloads.WORKLOADS == ("retail", "factory")
+    assert typing.get_args(config.Workload) == workloads.WORKLOADS
+    assert main.WORKLOADS is workloads.WORKLOADS and plan.WORKLOADS is workloads.WORKLOADS
+    for workload, region in workloads.WORKLOAD_REGIONS.items():
+        assert config.build_config(workload, "dev").region == region
+    listed = subprocess.run([sys.executable, "-m", "stacks", "list", "--suffix", "qa"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert listed == ["retail-qa", "factory-qa"]

@@ -23,8 +23,9 @@ PLACEHOLDER_SUBSCRIPTION = "email:cost-estimate@example.invalid"
 
 def stack_costs(suffix: str, table: prices.PriceTable) -> list[estimate.StackCost]:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from main import WORKLOADS, build_app
+    from main import build_app
     from stacks.config import build_config
+    from stacks.workloads import WORKLOADS
     from tools.cost.usage import usage_of
 
     with tempfile.TemporaryDirectory(prefix="cost-") as outdir:

@@ -1,0 +1,13 @@
+"""The workloads and their regions, once. Standard library only, so the Makefile, the workflows
+(`python -m stacks list`), the local deployment, `make plan` and the integration tests can read
+it without the provider bindings; `stacks/config.py` builds each workload's config for its region,
+and tests hold the workflow matrices and the processor's own registry (processor/workloads.py) to it.
+"""
+from __future__ import annotations
+
+WORKLOAD_REGIONS: dict[str, str] = {"retail": "us-east-1", "factory": "eu-west-1"}
+WORKLOADS: tuple[str, ...] = tuple(WORKLOAD_REGIONS)
+
+
+def stack_ids(suffix: str) -> tuple[str, ...]:
+    return tuple(f"{workload}-{suffix}" for workload in WORKLOADS)
