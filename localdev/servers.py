@@ -31,14 +31,15 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     raise TimeoutError(f"{what} not ready within {timeout_s} s")
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
+    """The path of a PostgreSQL server binary (initdb, pg_ctl, postgres): on PATH, else the newest installed."""
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
     if not found:
         raise RuntimeError(f"{name} not found: install the PostgreSQL server (make servers)")
     return found
 
 
-def _as_postgres_user() -> list[str]:
+def as_postgres_user() -> list[str]:
     """initdb refuses to run as root: drop to the `postgres` (or `nobody`) user."""
     if os.geteuid() != 0:
         return []
@@ -72,7 +73,7 @@ class PostgresServer:
             self.dir = root
         self.port = free_port()
         self.password = password
-        self.prefix = _as_postgres_user()
+        self.prefix = as_postgres_user()
         if self.prefix:
             shutil.chown(self.dir, user=self.prefix[2])
         self.data = self.dir / "data"
@@ -83,7 +84,7 @@ class PostgresServer:
             if self.prefix:
                 shutil.chown(pwfile, user=self.prefix[2])
             auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
-        subprocess.run([*self.prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", "test", *auth,
+        subprocess.run([*self.prefix, pg_bin("initdb"), "-D", str(self.data), "-U", "test", *auth,
                         "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
         (self.dir / "pw").unlink(missing_ok=True)  # the superuser password is not left on disk
         self.start()
@@ -92,12 +93,12 @@ class PostgresServer:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=50"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
+        subprocess.run([*self.prefix, pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
                         str(self.dir / "log"), "-w", "start"], check=True, capture_output=True,
                        preexec_fn=_on_cpus(self.cpus))
 
     def stop(self, mode: str = "fast") -> None:
-        subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+        subprocess.run([*self.prefix, pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
                        capture_output=True)
 
     def dsn(self, dbname: str = "postgres") -> dict[str, object]:

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from localdev.servers import PostgresServer, RedisServer, _as_postgres_user, _pg_bin, free_port, wait_for
+from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, pg_bin, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -143,7 +143,7 @@ def start_servers(workload: str) -> LocalServers:
     admin_password = secrets.token_urlsafe(18)
     # As root, PostgreSQL runs as the `postgres` user, which may not be able to reach a
     # checkout under a private directory (mktemp -d is 0700): its data then goes to /tmp.
-    pg_root = None if _as_postgres_user() else base / "pg"
+    pg_root = None if as_postgres_user() else base / "pg"
     postgres = PostgresServer(durable=True, password_auth=True, root=pg_root, password=admin_password)
     redis_password = secrets.token_urlsafe(32)
     redis = RedisServer(password=redis_password, persistent=False, root=base / "redis")
@@ -155,7 +155,7 @@ def start_servers(workload: str) -> LocalServers:
 def stop_servers(servers: LocalServers) -> None:
     data = Path(servers.pg_dir) / "data"
     if data.exists():
-        subprocess.run([*_as_postgres_user(), _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+        subprocess.run([*as_postgres_user(), pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
     stop_process(servers.redis_pid)
     shutil.rmtree(servers.pg_dir, ignore_errors=True)  # under .local/, or /tmp when run as root

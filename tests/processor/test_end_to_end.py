@@ -8,9 +8,9 @@ import sys
 import time
 
 from localdev.servers import wait_for
+from processor.samples import encode, product, reading, stock
 from processor.scheduler import Scheduler
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
-from tests.processor.factories import encode, product, reading, stock
 
 
 def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resumes(

@@ -14,9 +14,9 @@ from botocore.exceptions import ClientError
 from localdev.fleet import Fleet, LeaseWatch, SteadyProducer
 from localdev.kinesis_usage import shard_usage
 from localdev.servers import wait_for
+from processor.samples import encode, reading
 from processor.scheduler import Scheduler
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
-from tests.processor.factories import encode, reading
 
 LEASE_S, HEARTBEAT_S = 3.0, 0.3
 TARGET_S = 2 * LEASE_S  # balanced within two lease durations after a join or a death

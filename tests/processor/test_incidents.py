@@ -9,10 +9,10 @@ import pytest
 
 from processor import incidents
 from processor.incidents import FAULT, REGIME, SURPRISE, Incident, Signal
+from processor.samples import T0, encode, reading, status
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink, IncidentSettings
 from processor.workloads import FACTORY
-from tests.processor.factories import T0, encode, reading, status
 
 WINDOW = timedelta(minutes=5)
 

@@ -14,11 +14,11 @@ from botocore.config import Config
 
 from localdev.servers import wait_for
 from processor.outbox import OutboxPublisher, backlog
+from processor.samples import encode, status
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink, IncidentSettings
 from processor.workloads import FACTORY
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put
-from tests.processor.factories import encode, status
 
 WINDOW = IncidentSettings(window=timedelta(seconds=60))
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from processor import records
 from processor.records import InventoryUpdate, Poison, ProductUpsert, SensorReading
+from processor.samples import encode, product, reading, status, stock
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
-from tests.processor.factories import encode, product, reading, status, stock
 
 
 def test_a_valid_product_upsert_decodes_with_a_decimal_price() -> None:

@@ -16,11 +16,11 @@ import redis
 
 from localdev.servers import PostgresServer, RedisServer, wait_for
 from processor.records import Poison
+from processor.samples import T0, encode, product, reading
 from processor.scheduler import Scheduler
 from processor.traffic import Faults
 from processor.workloads import FACTORY, RETAIL
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
-from tests.processor.factories import T0, encode, product, reading
 
 
 class Running:

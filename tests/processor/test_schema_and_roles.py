@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
+from processor.samples import encode, product, reading, stock
 from processor.scheduler import Scheduler
 from processor.schema import SCHEMA_VERSION
 from tests.processor.conftest import (
@@ -22,7 +23,6 @@ from tests.processor.conftest import (
     put,
     settings_for,
 )
-from tests.processor.factories import encode, product, reading, stock
 
 APP_USER = "processor"
 

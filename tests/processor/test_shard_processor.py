@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from processor.records import Poison
+from processor.samples import encode, stock
 from processor.shard_processor import ShardProcessor, State
 from processor.workloads import RETAIL
-from tests.processor.factories import encode, stock
 
 
 def page(*sequences: int) -> list[dict]:

@@ -11,11 +11,11 @@ from processor.anomaly.detector import CONFIG, DetectorState
 from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
 from processor.records import UNITS
+from processor.samples import encode, product, reading, status, stock
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
-from tests.processor.factories import encode, product, reading, status, stock
 
 
 def apply(conn, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001

@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processor.records import Poison
+from processor.samples import product, reading, stock
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
 from tests.processor.conftest import count
-from tests.processor.factories import product, reading, stock
 
 # Values near the contract's edges: odd text, huge and tiny numbers, odd timestamps.
 texts = st.text(min_size=0, max_size=40) | st.sampled_from(["SKU-1", "a" * 64, "a" * 65, "x\n", "\u0000", "é"])

@@ -9,9 +9,9 @@ import pytest
 
 from processor.produce import MAX_ENTRIES, batches
 from processor.records import UNITS, InventoryUpdate, Poison, ProductUpsert, SensorReading
+from processor.samples import T0
 from processor.traffic import Faults, Labels
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
-from tests.processor.factories import T0
 
 
 def test_the_same_seed_and_start_give_the_same_stream() -> None:

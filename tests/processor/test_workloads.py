@@ -7,11 +7,11 @@ import pytest
 
 from processor import records
 from processor.records import Poison, SensorReading
+from processor.samples import encode, product
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from processor.traffic import FactoryTraffic, RetailTraffic
 from processor.workloads import FACTORY, NAMES, RETAIL, WORKLOADS, UnknownWorkload, workload
-from tests.processor.factories import encode, product
 
 
 def test_the_registry_holds_retail_and_factory_by_name() -> None:

@@ -1,4 +1,5 @@
-"""Build wire-format records for tests."""
+"""Wire-format records built by hand, one field at a time: for the tests, the benchmarks and anyone
+checking the contract by eye (the seeded, realistic traffic is `traffic.py`)."""
 from __future__ import annotations
 
 import json
