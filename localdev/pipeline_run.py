@@ -25,7 +25,13 @@ import redis
 from localdev import outputs as flat
 from localdev.deploy import say, state_file
 from localdev.kinesis_usage import shard_usage
-from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
+from localdev.local_endpoints import (
+    postgres_tls,
+    processor_environment,
+    read_local_endpoints,
+    redis_tls,
+    task_environment,
+)
 from localdev.session import LOCAL, ROOT, Session
 from stacks.workloads import WORKLOAD_REGIONS
 
@@ -87,6 +93,8 @@ class WorkloadRun:
     producer: subprocess.Popen | None = None
     processors: list[subprocess.Popen] = field(default_factory=list)
     sent: dict = field(default_factory=dict)
+    reads_before: int = 0  # the stream's GetRecords (every reader: the tasks, the archive's Firehose) before the run
+    reads_from: float = 0.0  # time.monotonic() of that count
 
     @property
     def running(self) -> bool:
@@ -103,7 +111,9 @@ def prepare(session: Session, workload: str) -> WorkloadRun:
     endpoints = read_local_endpoints()["workloads"][workload]  # type: ignore[index]
     env = processor_environment(task_env, endpoints, region, session.aws_env(), base=lambda: dict(os.environ))
     env["PYTHONPATH"] = str(ROOT)
-    return WorkloadRun(workload, session.stack_id(workload), region, env, tasks=max(1, service["desiredCount"]))
+    usage = shard_usage(session.endpoint, env["STREAM_NAME"], region)
+    return WorkloadRun(workload, session.stack_id(workload), region, env, tasks=max(1, service["desiredCount"]),
+                       reads_before=sum(u["get_records"] for u in usage.values()), reads_from=time.monotonic())
 
 
 def start(run: WorkloadRun) -> None:
@@ -178,8 +188,9 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
         managed = [r for r in state["resources"] if r["mode"] == "managed"]
         types = {r["type"] for r in managed}
         conn = psycopg2.connect(host="127.0.0.1", port=servers.pg_port, dbname=run.env["DB_NAME"],
-                                user="test", password=servers.pg_admin_password)
-        cache = redis.Redis(port=servers.redis_port, password=servers.redis_password)
+                                user="test", password=servers.pg_admin_password, **postgres_tls(servers.ca_file))
+        cache = redis.Redis(host="127.0.0.1", port=servers.redis_port, password=servers.redis_password,
+                            **redis_tls(servers.ca_file))
         with conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM dead_letters")
             stored_dead = cur.fetchone()[0]
@@ -218,9 +229,10 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
         if run.workload == "factory":
             lines.append(f"  incidents   {incident_delivery(session, run, conn)}")
         usage = shard_usage(session.endpoint, run.env["STREAM_NAME"], run.region)
-        calls, ran = sum(u["get_records"] for u in usage.values()), run.ended_at - run.started_at
-        lines.append(f"  kinesis     {run.tasks} tasks sharing {len(usage)} shards: {calls} GetRecords in {ran:.0f} s "
-                     f"({calls / len(usage) / ran:.1f}/s per shard, peak "
+        calls = sum(u["get_records"] for u in usage.values()) - run.reads_before
+        ran = time.monotonic() - run.reads_from
+        lines.append(f"  kinesis     {run.tasks} tasks sharing {len(usage)} shards and the archive's Firehose: {calls} "
+                     f"GetRecords in {ran:.0f} s ({calls / len(usage) / ran:.1f}/s per shard, peak "
                      f"{max(u['peak_reads_per_second'] for u in usage.values())}/s; Kinesis allows 5), "
                      f"{sum(u['read_throttled'] for u in usage.values())} throttled")
         conn.close()

@@ -183,7 +183,8 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
         # No write-once archive (a locked bucket can never be emptied), no vault lock, and
         # database backups for a week, not for the compliance period.
         archive=replace(config.archive, object_lock=False, force_destroy=True, access_log_retention_days=None,
-                        backup_retention_days=7, backup_vault_lock=False),
+                        backup_retention_days=7, backup_vault_lock=False,
+                        buffering_interval_seconds=60),  # what was just sent is in the archive within a minute
         log_retention_days=30,
         key_deletion_window_days=7,  # the shortest KMS allows
     )

@@ -79,6 +79,7 @@ class WorkloadStack(TerraformStack):
             "redis_port": cache.port,
             "redis_auth_secret_arn": cache.auth_secret.arn,
             "archive_bucket_name": archive.bucket_name,
+            "archive_delivery_stream_name": archive.firehose.name,
             "alerts_topic_arn": monitoring.topic.arn,
             "dashboard_name": monitoring.dashboard.dashboard_name,
             "metrics_namespace": service.metric_namespace,

@@ -17,6 +17,7 @@ from localdev.moto_extensions import (  # noqa: F401 - importing a module regist
     ec2,
     ecs,
     elasticache,
+    firehose,
     iam,
     kinesis,
     kms,

@@ -122,12 +122,58 @@ def test_dashboard_exists(aws, out) -> None:  # noqa: ANN001
     assert body["widgets"]
 
 
-def test_archive_bucket_receives_the_stream(aws, out, local) -> None:  # noqa: ANN001
-    if local:
-        pytest.skip("moto's Firehose does not read from a Kinesis source stream, so nothing is delivered locally")
-    objects = eventually(lambda: aws("s3").list_objects_v2(Bucket=out("archive_bucket_name")).get("Contents"),
-                         timeout_s=420, what="an archived object (Firehose buffers up to 300 s)")
-    assert objects
+def _stream_records(kinesis, stream: str) -> list[tuple[datetime, bytes]]:  # noqa: ANN001
+    """Every record the stream holds, with its arrival time, read politely (a throttled call waits)."""
+    held: list[tuple[datetime, bytes]] = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            try:
+                page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            except kinesis.exceptions.ProvisionedThroughputExceededException:
+                time.sleep(0.5)
+                continue
+            held += [(r["ApproximateArrivalTimestamp"], r["Data"]) for r in page["Records"]]
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+            time.sleep(0.25)
+    return held
+
+
+def _archived(s3, bucket: str) -> bytes:  # noqa: ANN001
+    import gzip
+
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="records/")
+            for o in page.get("Contents", [])]
+    bodies = [s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+    return b"\n".join(gzip.decompress(b) if k.endswith(".gz") else b for k, b in zip(keys, bodies, strict=True))
+
+
+def test_every_record_the_stream_holds_is_archived_once(aws, out) -> None:  # noqa: ANN001
+    """Firehose concatenates records without a delimiter, so each record is found by its bytes: once
+    the newest record is a buffering interval old, every record the stream holds is in the archive
+    exactly as many times as the stream holds it (duplicates sent twice are archived twice)."""
+    from collections import Counter
+
+    firehose = aws("firehose").describe_delivery_stream(DeliveryStreamName=out("archive_delivery_stream_name"))
+    destination = firehose["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+    interval = destination["BufferingHints"]["IntervalInSeconds"]
+    records = _stream_records(aws("kinesis"), str(out("stream_name")))
+    assert len(records) > 100, "the stream holds too few records to check the archive"
+    every = Counter(data for _, data in records)
+    distinct = [d for d in every if len(d) >= 32]  # short bytes (poison such as b"{") occur inside other records
+
+    def complete() -> bytes | None:
+        archive = _archived(aws("s3"), str(out("archive_bucket_name")))
+        return archive if all(archive.count(d) >= every[d] for d in distinct) else None
+
+    newest = max(arrived for arrived, _ in records).timestamp()
+    wait = max(0.0, newest + interval - datetime.now(UTC).timestamp())
+    archive = eventually(complete, timeout_s=wait + 90, what="the archive holding every record of the stream")
+    assert all(archive.count(d) == every[d] for d in distinct)  # delivered once, not again on a later pass
+    assert len(distinct) > 100
 
 
 def test_the_services_database_role_does_its_dml_but_cannot_drop_a_table(app_db) -> None:  # noqa: ANN001

@@ -426,3 +426,77 @@ def test_cloudwatch_alarms_notify_their_topics_when_their_state_changes(client) 
         (alarm, "OK", "ALARM", "two poison records"), (alarm, "ALARM", "OK", "quiet again")]
     assert json.loads(messages[0]["Body"])["Subject"] == f'ALARM: "{alarm}" in us-east-1'
     assert bodies[0]["Trigger"]["MetricName"] == "DeadLetters"
+
+
+def _concatenated_json(body: bytes) -> list[dict]:
+    """Records as Firehose writes them: JSON objects back to back, no delimiter."""
+    decoder, text, found, at = json.JSONDecoder(), body.decode(), [], 0
+    while at < len(text):
+        record, at = decoder.raw_decode(text, at)
+        found.append(record)
+    return found
+
+
+def test_firehose_delivers_from_its_kinesis_source_every_record_once_gzip_under_its_prefix_with_its_key(
+        client, emulator: MotoServer) -> None:  # noqa: ANN001
+    import gzip
+
+    kinesis, s3, firehose, kms = client("kinesis"), client("s3"), client("firehose"), client("kms")
+    stream, bucket, delivery = name(), name(), name()
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
+    stream_arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    s3.create_bucket(Bucket=bucket)
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    sent = [{"n": n, "id": uuid.uuid4().hex} for n in range(60)]
+    for record in sent[:30]:  # some before the delivery stream exists: Firehose starts at the trim horizon
+        kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey=record["id"])
+    firehose.create_delivery_stream(
+        DeliveryStreamName=delivery, DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": "arn:aws:iam::123456789012:role/f"},
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/f", "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": "records/year=!{timestamp:yyyy}/month=!{timestamp:MM}/",
+            "BufferingHints": {"IntervalInSeconds": 2, "SizeInMBs": 1}, "CompressionFormat": "GZIP",
+            "EncryptionConfiguration": {"KMSEncryptionConfig": {"AWSKMSKeyARN": key_arn}}})
+    for record in sent[30:]:
+        kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey=record["id"])
+
+    def delivered() -> list[dict]:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        return [r for k in keys for r in _concatenated_json(gzip.decompress(s3.get_object(Bucket=bucket, Key=k)["Body"].read()))]
+
+    deadline = time.monotonic() + 20
+    while len(delivered()) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    records = delivered()
+    assert sorted(r["n"] for r in records) == list(range(60))  # every record, once
+    (first, *_) = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    now = time.gmtime()
+    assert first["Key"].startswith(f"records/year={now.tm_year:04d}/month={now.tm_mon:02d}/{delivery}-1-")
+    assert first["Key"].endswith(".gz")
+    head = s3.head_object(Bucket=bucket, Key=first["Key"])
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_arn
+    # Firehose reads as a shared-throughput consumer: its GetRecords count against each shard's budget
+    assert all(u["get_records"] >= 1 for u in shard_usage(emulator.url, stream).values())
+    time.sleep(3)
+    assert len(delivered()) == len(sent)  # nothing delivered twice on later passes
+
+
+def test_policy_conditions_on_absent_keys_do_not_match_and_unconditional_denies_still_apply(client) -> None:  # noqa: ANN001
+    s3 = client("s3")
+    bucket = name()
+    s3.create_bucket(Bucket=bucket)
+    arn = f"arn:aws:s3:::{bucket}"
+
+    def policy(*statements: dict) -> None:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+
+    policy({"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+           {"Sid": "DenyOutdatedTls", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [arn, f"{arn}/*"], "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}}})
+    s3.put_object(Bucket=bucket, Key="a", Body=b"kept")
+    assert s3.get_object(Bucket=bucket, Key="a")["Body"].read() == b"kept"
+    policy({"Sid": "DenyReads", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"{arn}/*"})
+    with pytest.raises(ClientError, match="403|Forbidden|AccessDenied"):
+        s3.get_object(Bucket=bucket, Key="a")

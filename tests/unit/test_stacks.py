@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_OUTPUTS = {
     "stream_name", "stream_arn", "kms_key_arn", "cluster_name", "service_name", "ecr_repository_url", "db_endpoint",
     "db_port", "db_name", "db_secret_arn", "redis_endpoint", "redis_port", "redis_auth_secret_arn",
-    "archive_bucket_name", "alerts_topic_arn", "dashboard_name", "metrics_namespace",
+    "archive_bucket_name", "archive_delivery_stream_name", "alerts_topic_arn", "dashboard_name", "metrics_namespace",
     "stack_region", "migrate_task_family", "private_subnet_ids", "processor_security_group_id",
 }
 

@@ -350,7 +350,8 @@ def s3_bucket(resource: Resource, pricing: Pricing) -> Iterator[Line]:
         "s3_glacier_flexible_gb_month": max(0.0, min(age_days, expiry) - ia_days),
     }
     cost = sum(days / DAYS_PER_MONTH * monthly_gb * pricing.price(key) for key, days in held.items())
-    objects = MINUTES_PER_MONTH / 5  # Firehose writes at most one object per buffering interval
+    interval = archived_by.get("extended_s3_configuration", 0, "buffering_interval")
+    objects = MINUTES_PER_MONTH * 60 / float(interval or 300)  # Firehose writes an object per buffering interval
     cost += objects / 1000 * pricing.price("s3_put_per_thousand")
     yield Line(resource.address, resource.type, "S3", cost,
                f"month {usage.archive_months}: {monthly_gb:,.1f} GB a month (GZIP {usage.archive_compression:g}:1), "

@@ -1,0 +1,173 @@
+"""Firehose: a delivery stream with a Kinesis source delivers, as Firehose does.
+
+moto stores a `KinesisStreamAsSource` delivery stream and never reads its source, so the
+archive stayed empty locally. Here one background reader does Firehose's part for every such
+stream: it reads each shard of the source as a shared-throughput consumer (one GetRecords a
+second per shard, through the same metered path the processor's reads take, so it spends the
+shard's read budget as the real Firehose does), buffers by the stream's buffering hints
+(interval and size), and writes one object per flush under the configured prefix
+(`!{timestamp:...}` expressions from the records' arrival time), GZIP when configured, with the
+configured SSE-KMS key. Every record is delivered once; records are concatenated as Firehose
+concatenates them (no delimiter added).
+"""
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+import time
+import uuid
+from base64 import b64decode
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from localdev.moto_extensions.registry import extension
+
+POLL_SECONDS = 1.0  # one read a second per shard, as Firehose reads a Kinesis source
+TIMESTAMP = re.compile(r"!\{timestamp:([^}]*)\}")
+JAVA_TO_STRFTIME = (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
+
+
+@dataclass
+class Delivery:
+    """One delivery stream's reader state: where each shard was read to, and what is buffered."""
+    account: str
+    region: str
+    name: str
+    iterators: dict[str, str] = field(default_factory=dict)  # shard id -> next shard iterator
+    buffered: list[bytes] = field(default_factory=list)
+    buffered_bytes: int = 0
+    first_arrival: datetime | None = None
+    buffered_since: float | None = None
+    objects_written: int = 0
+    records_delivered: int = 0
+
+
+DELIVERIES: dict[tuple[str, str, str], Delivery] = {}
+_LOCK = threading.Lock()
+_reader: threading.Thread | None = None
+
+
+def prefix_for(template: str, at: datetime) -> str:
+    """A Firehose custom prefix with its `!{timestamp:...}` expressions evaluated at `at` (UTC)."""
+    def evaluate(match: re.Match[str]) -> str:
+        pattern = match.group(1)
+        for java, python in JAVA_TO_STRFTIME:
+            pattern = pattern.replace(java, python)
+        return at.strftime(pattern)
+
+    return TIMESTAMP.sub(evaluate, template)
+
+
+def _destination(stream: Any) -> dict[str, Any] | None:
+    destination = stream.destinations[0] if stream.destinations else {}
+    return destination.get("ExtendedS3") or destination.get("S3")
+
+
+def _read_source(delivery: Delivery, stream: Any) -> None:
+    from moto.kinesis.models import kinesis_backends
+
+    kinesis = kinesis_backends[delivery.account][delivery.region]
+    source_arn = (stream.source or {}).get("KinesisStreamARN")
+    try:
+        source = kinesis.describe_stream(stream_arn=source_arn, stream_name=None)
+    except Exception:  # noqa: BLE001 - the source stream is gone: nothing to read
+        return
+    for shard_id in list(source.shards):
+        if shard_id not in delivery.iterators:
+            delivery.iterators[shard_id] = kinesis.get_shard_iterator(
+                source_arn, None, shard_id, "TRIM_HORIZON", None, None)  # type: ignore[arg-type]
+        try:
+            next_iterator, records, _ = kinesis.get_records(source_arn, delivery.iterators[shard_id], None)
+        except Exception as error:
+            if getattr(error, "error_type", "") == "ProvisionedThroughputExceededException":
+                continue  # the shard's read budget is spent this second: read it on the next pass
+            raise
+        delivery.iterators[shard_id] = next_iterator
+        for record in records:
+            data = b64decode(record.data)
+            delivery.buffered.append(data)
+            delivery.buffered_bytes += len(data)
+            if delivery.first_arrival is None:
+                delivery.first_arrival = record.created_at_datetime.replace(tzinfo=UTC)
+                delivery.buffered_since = time.monotonic()
+
+
+def _flush_if_due(delivery: Delivery, stream: Any, destination: dict[str, Any], now: float) -> None:
+    if not delivery.buffered or delivery.buffered_since is None or delivery.first_arrival is None:
+        return
+    hints = destination.get("BufferingHints") or {}
+    interval = float(hints.get("IntervalInSeconds", 300))
+    size = float(hints.get("SizeInMBs", 5)) * 1024 * 1024
+    if delivery.buffered_bytes < size and now - delivery.buffered_since < interval:
+        return
+    from moto.s3.models import s3_backends
+
+    body = b"".join(delivery.buffered)
+    compressed = destination.get("CompressionFormat") == "GZIP"
+    if compressed:
+        body = gzip.compress(body)
+    at = delivery.first_arrival
+    key = (f"{prefix_for(destination.get('Prefix') or '', at)}{stream.delivery_stream_name}-{stream.version_id}-"
+           f"{at.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4()}{'.gz' if compressed else ''}")
+    kms = ((destination.get("EncryptionConfiguration") or {}).get("KMSEncryptionConfig") or {}).get("AWSKMSKeyARN")
+    bucket = destination["BucketARN"].split(":")[-1]
+    backend = s3_backends[delivery.account]["aws"]
+    backend.put_object(bucket, key, body, encryption="aws:kms" if kms else None, kms_key_id=kms)
+    delivery.objects_written += 1
+    delivery.records_delivered += len(delivery.buffered)
+    delivery.buffered, delivery.buffered_bytes = [], 0
+    delivery.first_arrival, delivery.buffered_since = None, None
+
+
+def deliver_once(now: float | None = None) -> None:
+    """One pass over every Kinesis-sourced delivery stream: read each shard once, flush what is due."""
+    from moto.firehose.models import firehose_backends
+
+    now = time.monotonic() if now is None else now
+    with _LOCK:
+        for (account, region, name), delivery in list(DELIVERIES.items()):
+            stream = firehose_backends[account][region].delivery_streams.get(name)
+            destination = _destination(stream) if stream is not None else None
+            if stream is None or destination is None:
+                DELIVERIES.pop((account, region, name), None)  # deleted: what was buffered is dropped, as on AWS
+                continue
+            _read_source(delivery, stream)
+            _flush_if_due(delivery, stream, destination, now)
+
+
+def _run() -> None:
+    while True:
+        started = time.monotonic()
+        try:
+            deliver_once(started)
+        except Exception as error:  # noqa: BLE001 - a reader that dies silently would hide the archive's absence
+            print(f"[localdev firehose] delivery pass failed: {error!r}", flush=True)
+        time.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - started)))
+
+
+def _ensure_reader() -> None:
+    global _reader
+    if _reader is None or not _reader.is_alive():
+        _reader = threading.Thread(target=_run, name="localdev-firehose", daemon=True)
+        _reader.start()
+
+
+@extension
+def firehose_delivers_from_its_kinesis_source() -> None:
+    """A KinesisStreamAsSource delivery stream is registered with the reader when created."""
+    from moto.firehose.models import FirehoseBackend
+
+    create = FirehoseBackend.create_delivery_stream
+
+    def create_delivery_stream(self, region, delivery_stream_name, delivery_stream_type, *args, **kwargs):  # noqa: ANN001, ANN202
+        arn = create(self, region, delivery_stream_name, delivery_stream_type, *args, **kwargs)
+        if delivery_stream_type == "KinesisStreamAsSource":
+            with _LOCK:
+                DELIVERIES[(self.account_id, self.region_name, delivery_stream_name)] = Delivery(
+                    self.account_id, self.region_name, delivery_stream_name)
+            _ensure_reader()
+        return arn
+
+    FirehoseBackend.create_delivery_stream = create_delivery_stream
