@@ -59,11 +59,11 @@ destroy-local: ## destroy the local deployment: cdktf destroy both stacks, stop 
 local-status: ## what the local deployment has running
 	@$(RUN) python -m localdev status
 
-servers: ## PostgreSQL and Redis server binaries for the processor tests (apt, when root)
-	@if command -v redis-server >/dev/null && { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; \
+servers: ## PostgreSQL, Redis and openssl (the local servers' certificates) for the demo and the tests (apt, when root)
+	@if command -v redis-server >/dev/null && command -v openssl >/dev/null && { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; \
 	then :; elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
-	else echo "install redis-server and the PostgreSQL server (e.g. sudo apt-get install redis-server postgresql)"; exit 1; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql openssl >/dev/null; \
+	else echo "install redis-server, openssl and the PostgreSQL server (e.g. sudo apt-get install redis-server postgresql openssl)"; exit 1; fi
 
 test: setup servers ## install what is missing, run the whole test suite
 	$(RUN) pytest

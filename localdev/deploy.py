@@ -26,6 +26,7 @@ from psycopg2 import sql
 from localdev import outputs as flat
 from localdev.local_endpoints import (
     LOCAL_ENDPOINTS,
+    postgres_tls,
     processor_environment,
     read_local_endpoints,
     task_environment,
@@ -199,7 +200,7 @@ def prepare_databases(session: Session) -> None:
             SecretId=outputs[flat.key(workload, "db_secret_arn")])["SecretString"])
         database = outputs[flat.key(workload, "db_name")]
         admin = psycopg2.connect(host="127.0.0.1", port=servers.pg_port, user="test",
-                                 password=servers.pg_admin_password, dbname="postgres")
+                                 password=servers.pg_admin_password, dbname="postgres", **postgres_tls(servers.ca_file))
         admin.autocommit = True
         with admin.cursor() as cur:
             user = sql.Identifier(secret["username"])
@@ -220,7 +221,7 @@ def accept_iam_tokens(cur, data_dir: Path, database: str, app_user: str) -> None
     check. The local PostgreSQL lets that role in without checking its token (the token is
     still made, by the same code as on AWS); every other role keeps its password."""
     hba = data_dir / "pg_hba.conf"
-    line = f"host {database} {app_user} 127.0.0.1/32 trust  # an IAM token (RDS checks it; locally nothing can)\n"
+    line = f"hostssl {database} {app_user} 127.0.0.1/32 trust  # an IAM token (RDS checks it; locally nothing can)\n"
     text = hba.read_text()
     if line not in text:
         stat = hba.stat()

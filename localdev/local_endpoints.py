@@ -8,9 +8,11 @@ then exactly these changes:
 |---|---|---|
 | `DB_HOST`, `DB_PORT` | the stack's local PostgreSQL | the emulated RDS endpoint is a name, not a server |
 | `REDIS_HOST`, `REDIS_PORT` | the stack's local Redis | the same for the ElastiCache endpoint |
-| `DB_SSLMODE` | `disable` | the local servers have no certificates; on AWS the task keeps `verify-full` |
-| `REDIS_TLS` | `false` | the same; on AWS the task keeps `true` |
+| `DB_SSLROOTCERT`, `REDIS_SSL_CA_CERTS` | the local CA | the local certificates chain to it, not to RDS's or Amazon's CAs |
 | `AWS_REGION`, `AWS_ENDPOINT_URL`, keys | the stack's region, the emulator, fake keys | ECS gives the task its region and role |
+
+`DB_SSLMODE=verify-full` and `REDIS_TLS=true` stay as deployed: both local servers speak TLS only
+(localdev/tls.py), with certificates for 127.0.0.1, and the processor verifies them, names included.
 
 The database credentials are *not* overridden. The service signs in as the application
 role with an IAM token, made by the same code as on AWS; only RDS can check one, so the
@@ -28,14 +30,21 @@ ROOT = Path(__file__).resolve().parent.parent
 # Written next to flat-outputs.json by a local deployment only; the integration tests use
 # it to reach the emulator and the local servers. Without it they talk to AWS.
 LOCAL_ENDPOINTS = ROOT / "cfn-outputs" / "local-endpoints.json"
-TLS_OFF = {"DB_SSLMODE": "disable", "REDIS_TLS": "false"}
+def postgres_tls(ca_file: str) -> dict[str, str]:
+    """psycopg2 parameters for a local PostgreSQL: verified TLS, as the processor connects to RDS."""
+    return {"sslmode": "verify-full", "sslrootcert": ca_file}
+
+
+def redis_tls(ca_file: str) -> dict[str, object]:
+    """redis-py parameters for a local Redis: verified TLS, as the processor connects to ElastiCache."""
+    return {"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_certs": ca_file}
 
 
 def write_local_endpoints(aws_env: Mapping[str, str], servers: Mapping[str, object]) -> Path:
-    """`servers`: workload → LocalServers (pg_port, redis_port)."""
+    """`servers`: workload → LocalServers (pg_port, redis_port, ca_file)."""
     document = {"aws": dict(aws_env), "workloads": {
         workload: {"db_host": "127.0.0.1", "db_port": s.pg_port, "redis_host": "127.0.0.1",  # type: ignore[attr-defined]
-                   "redis_port": s.redis_port}  # type: ignore[attr-defined]
+                   "redis_port": s.redis_port, "ca_file": s.ca_file}  # type: ignore[attr-defined]
         for workload, s in servers.items()}}
     LOCAL_ENDPOINTS.parent.mkdir(parents=True, exist_ok=True)
     LOCAL_ENDPOINTS.write_text(json.dumps(document, indent=2) + "\n")
@@ -59,8 +68,9 @@ def task_environment(ecs, secretsmanager, task_definition: str) -> dict[str, str
 def processor_environment(task_env: Mapping[str, str], endpoints: Mapping[str, object], region: str,
                           aws_env: Mapping[str, str], base: Callable[[], Mapping[str, str]] = dict) -> dict[str, str]:
     """`endpoints`: one workload's entry of local-endpoints.json."""
-    env = {**base(), **task_env, **TLS_OFF, **aws_env}
+    env = {**base(), **task_env, **aws_env}
     env.update(DB_HOST=str(endpoints["db_host"]), DB_PORT=str(endpoints["db_port"]),
                REDIS_HOST=str(endpoints["redis_host"]), REDIS_PORT=str(endpoints["redis_port"]),
+               DB_SSLROOTCERT=str(endpoints["ca_file"]), REDIS_SSL_CA_CERTS=str(endpoints["ca_file"]),
                AWS_REGION=region, AWS_DEFAULT_REGION=region)
     return env

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from localdev.tls import TlsFiles
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -63,8 +65,11 @@ class PostgresServer:
     core it measures."""
 
     def __init__(self, durable: bool = False, cpus: set[int] | None = None, password_auth: bool = False,
-                 root: Path | None = None, password: str = "x") -> None:
+                 root: Path | None = None, password: str = "x", tls: TlsFiles | None = None) -> None:
+        """`tls`: serve TLS only (`hostssl`; a plaintext TCP connection is refused), as RDS with
+        rds.force_ssl=1 does; clients verify the server against `tls.ca`."""
         self.durable = durable
+        self.tls = tls
         self.cpus = cpus
         if root is None:
             self.dir = Path(tempfile.mkdtemp(prefix="pg-test-"))
@@ -87,10 +92,32 @@ class PostgresServer:
         subprocess.run([*self.prefix, pg_bin("initdb"), "-D", str(self.data), "-U", "test", *auth,
                         "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
         (self.dir / "pw").unlink(missing_ok=True)  # the superuser password is not left on disk
+        if tls is not None:
+            self._serve_tls_only(tls, "scram-sha-256" if password_auth else "trust")
         self.start()
+
+    def _serve_tls_only(self, tls: TlsFiles, method: str) -> None:
+        """The server's certificate and key where the server's user can read them, and a pg_hba.conf
+        that admits TCP connections over TLS only (the Unix socket stays, for pg_ctl)."""
+        own = self.dir / "tls"
+        own.mkdir(exist_ok=True)
+        for source, name in ((tls.cert, "server.pem"), (tls.key, "server.key")):
+            shutil.copyfile(source, own / name)
+            (own / name).chmod(0o600)
+            if self.prefix:
+                shutil.chown(own / name, user=self.prefix[2])
+        if self.prefix:
+            shutil.chown(own, user=self.prefix[2])
+        hba = self.data / "pg_hba.conf"
+        stat = hba.stat()
+        hba.write_text(f"local all all {method}\nhostssl all all 127.0.0.1/32 {method}\n"
+                       "hostnossl all all 0.0.0.0/0 reject  # TLS only, as rds.force_ssl=1\n")
+        os.chown(hba, stat.st_uid, stat.st_gid)
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=50"
+        if self.tls is not None:
+            opts += f" -c ssl=on -c ssl_cert_file={self.dir}/tls/server.pem -c ssl_key_file={self.dir}/tls/server.key"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run([*self.prefix, pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
@@ -102,7 +129,11 @@ class PostgresServer:
                        capture_output=True)
 
     def dsn(self, dbname: str = "postgres") -> dict[str, object]:
-        return {"host": "127.0.0.1", "port": self.port, "user": "test", "password": self.password, "dbname": dbname}
+        dsn: dict[str, object] = {"host": "127.0.0.1", "port": self.port, "user": "test", "password": self.password,
+                                  "dbname": dbname}
+        if self.tls is not None:
+            dsn.update(sslmode="verify-full", sslrootcert=str(self.tls.ca))
+        return dsn
 
     def close(self) -> None:
         self.stop("immediate")
@@ -113,7 +144,8 @@ class RedisServer:
     """`persistent=True` keeps the data across stop()/start(), like a failover to a replica."""
 
     def __init__(self, password: str | None = None, cpus: set[int] | None = None, persistent: bool = False,
-                 root: Path | None = None) -> None:
+                 root: Path | None = None, tls: TlsFiles | None = None) -> None:
+        """`tls`: TLS only (no plaintext port), as ElastiCache with transit encryption required."""
         binary = shutil.which("redis-server")
         if not binary:
             raise RuntimeError("redis-server not found: install it (make servers)")
@@ -129,15 +161,26 @@ class RedisServer:
                      "--save", "3600 1" if persistent else ""]
         if password:
             self.args += ["--requirepass", password]
+        self.tls = tls
+        if tls is not None:
+            self.args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            self.args += ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key),
+                          "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no"]
         self.cpus = cpus
         self.start()
+
+    def client(self, **options: object):  # noqa: ANN201 - a redis.Redis
+        """A client as the processor makes one: TLS verified against the local CA when the server has TLS."""
+        import redis
+
+        if self.tls is not None:
+            options = {"ssl": True, "ssl_ca_certs": str(self.tls.ca), "ssl_check_hostname": True, **options}
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **options)
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         preexec_fn=_on_cpus(self.cpus), start_new_session=self.detached)
-        import redis
-
-        client = redis.Redis(port=self.port, password=self.password)
+        client = self.client()
         wait_for(lambda: _ping(client), 10, "redis-server")
 
     def stop(self) -> None:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, pg_bin, wait_for
+from localdev.tls import make_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -39,6 +40,7 @@ class LocalServers:
     redis_port: int
     redis_pid: int
     redis_password: str
+    ca_file: str = ""  # the local CA both servers' certificates chain to (TLS only)
 
 
 @dataclass
@@ -144,12 +146,13 @@ def start_servers(workload: str) -> LocalServers:
     # As root, PostgreSQL runs as the `postgres` user, which may not be able to reach a
     # checkout under a private directory (mktemp -d is 0700): its data then goes to /tmp.
     pg_root = None if as_postgres_user() else base / "pg"
-    postgres = PostgresServer(durable=True, password_auth=True, root=pg_root, password=admin_password)
+    tls = make_tls(LOCAL / "tls")  # TLS only on both, as RDS (rds.force_ssl) and ElastiCache (transit encryption)
+    postgres = PostgresServer(durable=True, password_auth=True, root=pg_root, password=admin_password, tls=tls)
     redis_password = secrets.token_urlsafe(32)
-    redis = RedisServer(password=redis_password, persistent=False, root=base / "redis")
+    redis = RedisServer(password=redis_password, persistent=False, root=base / "redis", tls=tls)
     return LocalServers(pg_dir=str(postgres.dir), pg_port=postgres.port, pg_admin_password=admin_password,
                         redis_dir=str(redis.dir), redis_port=redis.port, redis_pid=redis.process.pid,
-                        redis_password=redis_password)
+                        redis_password=redis_password, ca_file=str(tls.ca))
 
 
 def stop_servers(servers: LocalServers) -> None:

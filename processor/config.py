@@ -72,6 +72,9 @@ class Settings:
     incident_topic_arn: str | None = None  # factory: where incidents are published (none: they wait in the outbox)
     incident_window_s: float = 300.0  # what fires on one line within this much event time is one incident
     incident_quiet_s: float = 900.0  # an open incident no batch has touched for this long (wall time) closes
+    # The CA Redis' certificate is verified against (name included); None: the system's store,
+    # which holds ElastiCache's issuer (Amazon Trust Services). Locally: the local CA.
+    redis_ssl_ca_certs: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +137,7 @@ class Settings:
             db_iam_auth=iam_auth,
             app_db_user=env.get("APP_DB_USER") or None,
             schema_wait_s=_number(env, "SCHEMA_WAIT_S", 600.0, 0, 86_400, "seconds"),
+            redis_ssl_ca_certs=env.get("REDIS_SSL_CA_CERTS") or None,
             incident_topic_arn=_topic_arn(env.get("INCIDENT_TOPIC_ARN", "")),
             incident_window_s=_number(env, "INCIDENT_WINDOW_S", 300.0, 1, 86_400, "seconds"),
             incident_quiet_s=_number(env, "INCIDENT_QUIET_S", 900.0, 60, 7 * 86_400, "seconds"),

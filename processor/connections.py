@@ -64,9 +64,11 @@ def redis_password(settings: Settings) -> str | None:
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
+    tls = {"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True,
+           "ssl_ca_certs": settings.redis_ssl_ca_certs} if settings.redis_tls else {}
     return redis.Redis(
         host=settings.redis_host, port=settings.redis_port, password=redis_password(settings),
-        ssl=settings.redis_tls, socket_timeout=2, socket_connect_timeout=2, health_check_interval=15,
+        socket_timeout=2, socket_connect_timeout=2, health_check_interval=15, **tls,
     )
 
 

@@ -23,7 +23,13 @@ import psycopg2
 import pytest
 import redis
 
-from localdev.local_endpoints import processor_environment, read_local_endpoints, task_environment
+from localdev.local_endpoints import (
+    postgres_tls,
+    processor_environment,
+    read_local_endpoints,
+    redis_tls,
+    task_environment,
+)
 from localdev.outputs import FLAT_OUTPUTS, key
 from stacks.workloads import WORKLOADS
 from tests.helpers import skip_unless_available
@@ -89,7 +95,7 @@ def db(out, aws, local: dict | None, workload: str) -> Iterator:  # noqa: ANN001
     credentials = json.loads(_secret(aws, str(out("db_secret_arn"))))
     if local:
         where = local["workloads"][workload]
-        params = {"host": where["db_host"], "port": where["db_port"], "sslmode": "disable"}
+        params = {"host": where["db_host"], "port": where["db_port"], **postgres_tls(where["ca_file"])}
     else:
         params = {"host": out("db_endpoint"), "port": out("db_port"), "sslmode": "require"}
     conn = psycopg2.connect(dbname=out("db_name"), user=credentials["username"], password=credentials["password"],
@@ -138,7 +144,8 @@ def cache(out, aws, local: dict | None, workload: str) -> Iterator[redis.Redis]:
     password = _secret(aws, str(out("redis_auth_secret_arn")))
     if local:
         where = local["workloads"][workload]
-        client = redis.Redis(host=where["redis_host"], port=where["redis_port"], password=password)
+        client = redis.Redis(host=where["redis_host"], port=where["redis_port"], password=password,
+                             **redis_tls(where["ca_file"]))
     else:
         client = redis.Redis(host=str(out("redis_endpoint")), port=int(out("redis_port")), password=password,
                              ssl=True)

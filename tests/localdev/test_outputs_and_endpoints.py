@@ -10,7 +10,8 @@ TASK = {"WORKLOAD": "retail", "STREAM_NAME": "retail-updates-local", "DB_HOST": 
         "DB_PORT": "5432", "DB_NAME": "catalog", "DB_SECRET_ARN": "arn:secret:db", "DB_SSLMODE": "verify-full",
         "REDIS_HOST": "master.retail-cache.x.cache.amazonaws.com", "REDIS_PORT": "6379", "REDIS_TLS": "true",
         "REDIS_PASSWORD": "token"}
-LOCAL = {"db_host": "127.0.0.1", "db_port": 40001, "redis_host": "127.0.0.1", "redis_port": 40002}
+LOCAL = {"db_host": "127.0.0.1", "db_port": 40001, "redis_host": "127.0.0.1", "redis_port": 40002,
+         "ca_file": "/work/.local/tls/ca.pem"}
 AWS = {"AWS_ENDPOINT_URL": "http://127.0.0.1:40000", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
 
 
@@ -32,10 +33,12 @@ def test_the_outputs_command_explains_a_missing_file(tmp_path, capsys) -> None: 
     assert "outputs:" in capsys.readouterr().err
 
 
-def test_the_local_run_changes_only_endpoints_tls_and_aws_access() -> None:
+def test_the_local_run_changes_only_endpoints_the_ca_it_trusts_and_aws_access() -> None:
     env = processor_environment(TASK, LOCAL, "us-east-1", AWS)
     changed = {k for k in TASK if env[k] != TASK[k]}
-    assert changed == {"DB_HOST", "DB_PORT", "DB_SSLMODE", "REDIS_HOST", "REDIS_PORT", "REDIS_TLS"}
+    assert changed == {"DB_HOST", "DB_PORT", "REDIS_HOST", "REDIS_PORT"}
+    assert env["DB_SSLMODE"] == "verify-full" and env["REDIS_TLS"] == "true"  # TLS as deployed, verified
+    assert env["DB_SSLROOTCERT"] == env["REDIS_SSL_CA_CERTS"] == "/work/.local/tls/ca.pem"
     assert env["DB_HOST"] == "127.0.0.1" and env["DB_PORT"] == "40001" and env["REDIS_PORT"] == "40002"
     assert env["DB_SECRET_ARN"] == "arn:secret:db"  # credentials still come from the deployed secret
     assert env["AWS_REGION"] == "us-east-1" and env["AWS_ENDPOINT_URL"] == AWS["AWS_ENDPOINT_URL"]

@@ -1,0 +1,87 @@
+"""The local servers speak TLS only, as RDS (rds.force_ssl=1) and ElastiCache (transit encryption
+required) do, and the processor's own connections verify them: a plaintext connection is refused
+and a certificate from another CA fails with a line that says so."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis
+
+from localdev.local_endpoints import postgres_tls, redis_tls
+from localdev.servers import PostgresServer, RedisServer
+from localdev.tls import TlsFiles, make_ca, make_tls
+from processor.config import ConfigError, Settings
+from processor.connections import connect_redis, ensure_reachable
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_ca(tmp_path_factory.mktemp("other-ca"), "someone else's CA")[0]
+
+
+@pytest.fixture(scope="module")
+def postgres(tls: TlsFiles) -> Iterator[PostgresServer]:
+    server = PostgresServer(password_auth=True, password="pw", tls=tls)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def cache(tls: TlsFiles) -> Iterator[RedisServer]:
+    server = RedisServer(password="secret-token", tls=tls)
+    yield server
+    server.close()
+
+
+def settings(postgres: PostgresServer, cache: RedisServer, ca: Path) -> Settings:
+    return Settings.from_env({
+        "WORKLOAD": "retail", "STREAM_NAME": "s", "AWS_REGION": "us-east-1", "DB_HOST": "127.0.0.1",
+        "DB_PORT": str(postgres.port), "DB_NAME": "postgres", "DB_USER": "test", "DB_PASSWORD": "pw",
+        "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": str(ca), "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(cache.port), "REDIS_TLS": "true", "REDIS_PASSWORD": "secret-token",
+        "REDIS_SSL_CA_CERTS": str(ca)})
+
+
+def test_postgres_serves_verified_tls_and_refuses_plaintext(postgres: PostgresServer, tls: TlsFiles) -> None:
+    with psycopg2.connect(**postgres.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert cur.fetchone() == (True,)
+    plain = {**postgres.dsn(), "sslmode": "disable"}
+    with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+        psycopg2.connect(**plain)
+    assert postgres_tls(str(tls.ca)) == {"sslmode": "verify-full", "sslrootcert": str(tls.ca)}
+
+
+def test_redis_serves_verified_tls_and_refuses_plaintext(cache: RedisServer, tls: TlsFiles) -> None:
+    assert redis.Redis(host="127.0.0.1", port=cache.port, password="secret-token", **redis_tls(str(tls.ca))).ping()
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(host="127.0.0.1", port=cache.port, password="secret-token", socket_timeout=2).ping()
+
+
+def test_the_processor_connects_over_tls_with_the_deployed_settings(postgres: PostgresServer, cache: RedisServer,
+                                                                    tls: TlsFiles) -> None:
+    configured = settings(postgres, cache, tls.ca)
+    assert configured.db_sslmode == "verify-full" and configured.redis_tls is True
+    conn = ensure_reachable(configured)
+    with conn.cursor() as cur:
+        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert cur.fetchone() == (True,)
+    conn.close()
+    assert connect_redis(configured).ping()
+
+
+def test_a_certificate_from_another_ca_fails_with_a_clear_line(postgres: PostgresServer, cache: RedisServer,
+                                                               other_ca: Path) -> None:
+    wrong = settings(postgres, cache, other_ca)
+    with pytest.raises(ConfigError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1:\d+: .*certificate verify failed"):
+        ensure_reachable(wrong)
+    with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        connect_redis(wrong).ping()
