@@ -26,6 +26,7 @@ from pipeline_lib.naming import Naming
 from pipeline_lib.processor_service import ProcessorService
 from pipeline_lib.settings import AlarmConfig, AlertSubscription
 from pipeline_lib.subscriptions import subscribe
+from processor import metrics as m  # the names the processor emits
 
 
 class Monitoring(Construct):
@@ -105,9 +106,9 @@ class Monitoring(Construct):
                 ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", stream.name,
                  {"stat": "Maximum", "yAxis": "right"}]], 0, 0),
             widget("Processor: records, errors, dead letters", [
-                [ns, "RecordsProcessed"], [ns, "ProcessingErrors"], [ns, "DeadLetters"], [ns, "Anomalies"]], 12, 0),
+                [ns, m.RECORDS_PROCESSED], [ns, m.PROCESSING_ERRORS], [ns, m.DEAD_LETTERS], [ns, m.ANOMALIES]], 12, 0),
             widget("Processor: batch latency and lag (ms)", [
-                [ns, "BatchLatencyMs", {"stat": "p99"}], [ns, "MillisBehindLatest", {"stat": "Maximum"}]], 0, 6),
+                [ns, m.BATCH_LATENCY_MS, {"stat": "p99"}], [ns, m.MILLIS_BEHIND_LATEST, {"stat": "Maximum"}]], 0, 6),
             widget("Tasks", [
                 ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", service.cluster.name,
                  "ServiceName", service.service.name, {"stat": "Average"}],

@@ -57,6 +57,7 @@ from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, ServiceConfig
+from processor import metrics as processor_metrics  # the names the processor emits (EMITTED), no runtime deps
 
 CONTAINER_NAME = "processor"
 CONTAINER_USER = "10001:10001"  # the image's non-root user; see processor/Dockerfile
@@ -91,7 +92,7 @@ class ProcessorService(Construct):
                 f"task counts must satisfy 1 <= min ({settings.min_count}) <= desired "
                 f"({settings.desired_count}) <= shards ({max_tasks})"
             )
-        self.metric_namespace = f"Pipeline/{naming.workload}-{naming.suffix}"
+        self.metric_namespace = processor_metrics.namespace_for(naming.workload, naming.suffix)
 
         self.repository = EcrRepository(
             self,
@@ -359,11 +360,11 @@ class ProcessorService(Construct):
         tasks = {"ClusterName": self.cluster.name, "ServiceName": self.service.name}
         return [
             MetricAlarmSpec(purpose="processor-errors", description="The processor reports failed batches",
-                            namespace=self.metric_namespace, metric_name="ProcessingErrors", statistic="Sum",
+                            namespace=self.metric_namespace, metric_name=processor_metrics.PROCESSING_ERRORS, statistic="Sum",
                             comparison="GreaterThanThreshold", threshold=thresholds.processor_errors_per_5min,
                             evaluation_periods=1, treat_missing_data="notBreaching"),
             MetricAlarmSpec(purpose="processor-dead-letters", description="Poison records were dead-lettered",
-                            namespace=self.metric_namespace, metric_name="DeadLetters", statistic="Sum",
+                            namespace=self.metric_namespace, metric_name=processor_metrics.DEAD_LETTERS, statistic="Sum",
                             comparison="GreaterThanOrEqualToThreshold", threshold=thresholds.dead_letters_per_5min,
                             evaluation_periods=1, treat_missing_data="notBreaching"),
             MathAlarmSpec(
@@ -386,7 +387,7 @@ class ProcessorService(Construct):
         return [MetricAlarmSpec(
             purpose="incident-outbox-backlog",
             description="Incident messages wait in the outbox: SNS refuses them or no task publishes",
-            namespace=self.metric_namespace, metric_name="IncidentOutboxOldestAgeS", statistic="Maximum",
+            namespace=self.metric_namespace, metric_name=processor_metrics.INCIDENT_OUTBOX_OLDEST_AGE_S, statistic="Maximum",
             comparison="GreaterThanThreshold", threshold=thresholds.incident_outbox_age_seconds,
             evaluation_periods=1, period_seconds=FIVE_MINUTES, treat_missing_data="notBreaching",
         )]

@@ -1,7 +1,10 @@
 """Structured JSON logs and CloudWatch embedded-metric-format (EMF) lines on stdout.
 
 The awslogs driver ships stdout to CloudWatch Logs, which turns EMF lines into metrics
-in the stack's namespace; the stack's alarms watch ProcessingErrors and DeadLetters.
+in the stack's namespace. `EMITTED` is the one list of the metrics the processor emits (name
+and unit): `Metrics.emit` refuses any other name, and the stacks' alarms and dashboard name
+their metrics from these constants (pipeline_lib), so a metric renamed here cannot leave an
+alarm watching nothing.
 """
 from __future__ import annotations
 
@@ -12,10 +15,28 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-UNITS = {"RecordsProcessed": "Count", "DeadLetters": "Count", "Anomalies": "Count", "ProcessingErrors": "Count",
-         "BatchLatencyMs": "Milliseconds", "MillisBehindLatest": "Milliseconds", "RecordToCommitMs": "Milliseconds",
-         "IncidentsOpened": "Count", "IncidentsClosed": "Count", "IncidentOutboxBacklog": "Count",
-         "IncidentOutboxOldestAgeS": "Seconds"}
+# Per batch
+RECORDS_PROCESSED, DEAD_LETTERS, ANOMALIES = "RecordsProcessed", "DeadLetters", "Anomalies"
+BATCH_LATENCY_MS, MILLIS_BEHIND_LATEST, RECORD_TO_COMMIT_MS = "BatchLatencyMs", "MillisBehindLatest", "RecordToCommitMs"
+INCIDENTS_OPENED, INCIDENTS_CLOSED = "IncidentsOpened", "IncidentsClosed"
+# Per heartbeat
+LEASES_HELD, LIVE_WORKERS, GET_RECORDS_CALLS, READ_THROTTLED = "LeasesHeld", "LiveWorkers", "GetRecordsCalls", "ReadThrottled"
+INCIDENT_OUTBOX_BACKLOG, INCIDENT_OUTBOX_OLDEST_AGE_S = "IncidentOutboxBacklog", "IncidentOutboxOldestAgeS"
+# On failure
+PROCESSING_ERRORS = "ProcessingErrors"
+
+EMITTED: dict[str, str] = {
+    RECORDS_PROCESSED: "Count", DEAD_LETTERS: "Count", ANOMALIES: "Count", BATCH_LATENCY_MS: "Milliseconds",
+    MILLIS_BEHIND_LATEST: "Milliseconds", RECORD_TO_COMMIT_MS: "Milliseconds", INCIDENTS_OPENED: "Count",
+    INCIDENTS_CLOSED: "Count", LEASES_HELD: "Count", LIVE_WORKERS: "Count", GET_RECORDS_CALLS: "Count",
+    READ_THROTTLED: "Count", INCIDENT_OUTBOX_BACKLOG: "Count", INCIDENT_OUTBOX_OLDEST_AGE_S: "Seconds",
+    PROCESSING_ERRORS: "Count",
+}
+
+
+def namespace_for(workload: str, suffix: str) -> str:
+    """The CloudWatch namespace of one deployment's processor metrics (the task gets it as METRICS_NAMESPACE)."""
+    return f"Pipeline/{workload}-{suffix}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,10 +65,14 @@ class Metrics:
         values = {k: v for k, v in values.items() if v is not None}
         if not values:
             return
+        unknown = sorted(set(values) - set(EMITTED))
+        if unknown:
+            raise ValueError(f"metrics {unknown} are not in processor.metrics.EMITTED: add them there, "
+                             "where the alarms and the dashboard find them")
         line = {
             "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
                 "Namespace": self.namespace, "Dimensions": [[]],
-                "Metrics": [{"Name": k, "Unit": UNITS.get(k, "None")} for k in values],
+                "Metrics": [{"Name": k, "Unit": EMITTED[k]} for k in values],
             }]},
             "workload": self.workload, **dimensions, **values,
         }

@@ -26,6 +26,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from processor.metrics import INCIDENT_OUTBOX_BACKLOG, INCIDENT_OUTBOX_OLDEST_AGE_S
+
 logger = logging.getLogger(__name__)
 
 PENDING = """
@@ -45,7 +47,7 @@ class Backlog:
     oldest_age_s: float
 
     def gauges(self) -> dict[str, float]:
-        return {"IncidentOutboxBacklog": self.unsent, "IncidentOutboxOldestAgeS": round(self.oldest_age_s, 1)}
+        return {INCIDENT_OUTBOX_BACKLOG: self.unsent, INCIDENT_OUTBOX_OLDEST_AGE_S: round(self.oldest_age_s, 1)}
 
 
 def backlog(conn) -> Backlog:  # noqa: ANN001

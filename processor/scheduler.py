@@ -28,6 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from processor import balance, schema
+from processor import metrics as m
 from processor.config import ConfigError, Settings
 from processor.connections import connect_postgres, connect_redis, first_line, is_auth_failure, local_hostname
 from processor.leases import Heartbeat, LeaseLost, LeaseTable, Shard
@@ -146,7 +147,7 @@ class Scheduler:
                 if time.monotonic() >= deadline or self.stop.is_set():
                     raise ConfigError(str(not_ready)) from None
                 logger.warning("waiting for the migration: %s", not_ready)
-                self.metrics.emit({"ProcessingErrors": 1})
+                self.metrics.emit({m.PROCESSING_ERRORS: 1})
                 backoff.wait(self.stop)
 
     def request_shutdown(self, *_: object) -> None:
@@ -294,7 +295,7 @@ class Scheduler:
         pacer.read(time.monotonic(), behind=bool(behind) or len(records) >= self.settings.batch_limit)
         batch = processor.process_records(records, response.get("NextShardIterator"), behind)
         if batch is None:
-            self.metrics.emit({"MillisBehindLatest": behind}, shard=processor.shard_id)
+            self.metrics.emit({m.MILLIS_BEHIND_LATEST: behind}, shard=processor.shard_id)
             return
         if records:
             self._last_record_at = time.monotonic()
@@ -347,25 +348,25 @@ class Scheduler:
         self.stats.counts.update(counts)
         self.stats.batches += 1
         self.metrics.emit({
-            "RecordsProcessed": len(batch.valid), "DeadLetters": len(batch.poison), **counts,
-            "BatchLatencyMs": round((time.perf_counter() - batch.started) * 1000, 2),
-            "MillisBehindLatest": batch.millis_behind,
-            "RecordToCommitMs": latency_ms,
+            m.RECORDS_PROCESSED: len(batch.valid), m.DEAD_LETTERS: len(batch.poison), **counts,
+            m.BATCH_LATENCY_MS: round((time.perf_counter() - batch.started) * 1000, 2),
+            m.MILLIS_BEHIND_LATEST: batch.millis_behind,
+            m.RECORD_TO_COMMIT_MS: latency_ms,
         }, shard=shard_id)
 
     def _report(self, beat: Heartbeat, gauges: Mapping[str, float]) -> None:
         calls, throttled = self.stats.get_records, self.stats.throttled
         before = self._calls_reported
         self._calls_reported = (calls, throttled)
-        self.metrics.emit({"LeasesHeld": len(self.owned), "LiveWorkers": len(beat.live_workers | {self.worker_id}),
-                           "GetRecordsCalls": calls - before[0], "ReadThrottled": throttled - before[1], **gauges},
+        self.metrics.emit({m.LEASES_HELD: len(self.owned), m.LIVE_WORKERS: len(beat.live_workers | {self.worker_id}),
+                           m.GET_RECORDS_CALLS: calls - before[0], m.READ_THROTTLED: throttled - before[1], **gauges},
                           worker=self.worker_id)
 
     # -- failures -----------------------------------------------------------------------
     def _on_database_error(self, error: psycopg2.Error) -> None:
         """Wait and reconnect; the shards start again from their committed checkpoints."""
         logger.warning("database unavailable (%s); retrying", first_line(error))
-        self.metrics.emit({"ProcessingErrors": 1})
+        self.metrics.emit({m.PROCESSING_ERRORS: 1})
         try:
             if self.conn is not None:
                 self.conn.close()

@@ -15,6 +15,7 @@ import redis
 from processor import incidents
 from processor.anomaly.detector import DetectorState, observe
 from processor.incidents import FAULT, REGIME, Signal
+from processor.metrics import ANOMALIES, INCIDENTS_CLOSED, INCIDENTS_OPENED
 from processor.outbox import OutboxPublisher, backlog
 from processor.records import SensorReading
 
@@ -82,8 +83,7 @@ class FactoryOutcome:
     incidents_closed: int = 0
 
     def metrics(self) -> Mapping[str, int]:
-        return {"Anomalies": self.anomalies, "IncidentsOpened": self.incidents_opened,
-                "IncidentsClosed": self.incidents_closed}
+        return {ANOMALIES: self.anomalies, INCIDENTS_OPENED: self.incidents_opened, INCIDENTS_CLOSED: self.incidents_closed}
 
     @property
     def messages(self) -> int:

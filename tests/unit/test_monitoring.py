@@ -81,3 +81,68 @@ def test_every_redis_node_has_its_own_alarms_named_by_the_cache(stack: StackJson
     dims = sorted(r.config["dimensions"]["CacheClusterId"] for r in stack.resources("aws_cloudwatch_metric_alarm")
                   if r.config.get("namespace") == "AWS/ElastiCache")
     assert dims == sorted([f"{group}-001"] * 3 + [f"{group}-002"] * 3)
+
+
+# What AWS publishes that the alarms and the dashboard watch (CloudWatch metrics of each service, per AWS's
+# documentation); the processor's own metrics come from processor.metrics.EMITTED.
+AWS_METRICS = {
+    "AWS/Kinesis": {"GetRecords.IteratorAgeMilliseconds", "WriteProvisionedThroughputExceeded",
+                    "ReadProvisionedThroughputExceeded", "IncomingRecords"},
+    "AWS/RDS": {"CPUUtilization", "FreeStorageSpace", "DatabaseConnections"},
+    "AWS/ElastiCache": {"EngineCPUUtilization", "DatabaseMemoryUsagePercentage", "Evictions", "CurrConnections",
+                        "CacheHitRate"},
+    "AWS/Firehose": {"DeliveryToS3.Success", "DeliveryToS3.DataFreshness", "DeliveryToS3.Records"},
+    "ECS/ContainerInsights": {"RunningTaskCount", "DesiredTaskCount"},
+}
+
+
+def _watched(stack: StackJson) -> list[tuple[str, str]]:
+    found = []
+    for alarm in stack.resources("aws_cloudwatch_metric_alarm"):
+        if "metric_name" in alarm.config:
+            found.append((alarm.config["namespace"], alarm.config["metric_name"]))
+        for query in alarm.config.get("metric_query") or []:
+            metric = query.get("metric")
+            if metric:
+                found.append((metric["namespace"], metric["metric_name"]))
+    return found
+
+
+def test_every_alarm_and_widget_watches_a_metric_the_processor_or_aws_emits(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+    import json
+
+    from processor.metrics import EMITTED, namespace_for
+
+    for stack in [*dev_stacks.values(), *prod_stacks.values()]:
+        suffix = stack.stack_id.split("-", 1)[1]
+        own = namespace_for(stack.workload, suffix)
+        body = json.loads(only(stack, "aws_cloudwatch_dashboard").config["dashboard_body"])
+        widgets = [(m[0], m[1]) for w in body["widgets"] for m in w["properties"]["metrics"]]
+        for namespace, metric in [*_watched(stack), *widgets]:
+            known = set(EMITTED) if namespace == own else AWS_METRICS.get(namespace, set())
+            assert metric in known, (stack.stack_id, namespace, metric)
+        assert any(namespace == own for namespace, _ in _watched(stack))  # the processor's own alarms
+
+
+def test_the_task_emits_into_the_namespace_its_alarms_watch(stack: StackJson) -> None:
+    from processor.metrics import namespace_for
+    from tests.helpers import by_path
+
+    task = by_path(stack, "aws_ecs_task_definition", "processor/task")
+    (container,) = __import__("json").loads(task.config["container_definitions"])
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["METRICS_NAMESPACE"] == namespace_for(stack.workload, "dev")
+
+
+def test_a_metric_outside_the_registry_is_refused_at_emit() -> None:
+    import io
+
+    import pytest
+
+    from processor.metrics import Metrics
+
+    out = io.StringIO()
+    Metrics("Pipeline/retail-dev", "retail", out).emit({"DeadLetters": 1})
+    assert '"DeadLetters": 1' in out.getvalue()
+    with pytest.raises(ValueError, match=r"\['DeadLeters'\] are not in processor.metrics.EMITTED"):
+        Metrics("Pipeline/retail-dev", "retail", out).emit({"DeadLeters": 1})
