@@ -46,6 +46,7 @@ from localdev.session import (
 )
 from stacks.config import build_config
 from stacks.workloads import WORKLOAD_REGIONS
+from tools.terraform_cli import automation_env
 
 PROGRESS_EVERY_S = 15.0
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -57,14 +58,11 @@ def say(message: str) -> None:
 
 
 def terraform_env(session: Session) -> dict[str, str]:
-    from tools.terraform_cli import resolve
-
-    cli_config, _ = resolve()
-    return {**os.environ, **session.aws_env(), "ENVIRONMENT_SUFFIX": session.suffix,
-            "ALERT_SUBSCRIPTIONS": session.alert_subscriptions, "INCIDENT_SUBSCRIPTIONS": session.incident_subscriptions,
-            "TF_LOCAL_STATE_DIR": STATE_DIR,
-            "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1",
-            "CHECKPOINT_DISABLE": "1", "FORCE_COLOR": "0", "NO_COLOR": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    """Terraform's environment for the local deployment: the emulator's endpoint and keys, the suffix,
+    the subscriptions and the local state directory, on top of `automation_env()`."""
+    return automation_env(**session.aws_env(), ENVIRONMENT_SUFFIX=session.suffix,
+                          ALERT_SUBSCRIPTIONS=session.alert_subscriptions,
+                          INCIDENT_SUBSCRIPTIONS=session.incident_subscriptions, TF_LOCAL_STATE_DIR=STATE_DIR)
 
 
 def state_file(session: Session, workload: str) -> Path:

@@ -30,7 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from localdev.deploy import terraform_env  # tools are the top layer: `make plan` may plan the local deployment
+from localdev.session import running_session
 from stacks.workloads import WORKLOADS
+from tools.terraform_cli import automation_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "plans"
@@ -99,24 +102,16 @@ def plan_stack(stack_dir: Path, out: Path, env: Mapping[str, str],
 def target_environment(target: str | None) -> tuple[dict[str, str], str, str]:
     """The environment Terraform and the synth run with, the suffix, and a line saying where.
     `target` None: local if a local deployment is running, else aws."""
-    from localdev.session import running_session
-
     session = running_session() if target in (None, "local") else None
     if session is not None:
-        from localdev.deploy import terraform_env
-
         return terraform_env(session), session.suffix, f"the local emulator at {session.endpoint}"
     if target == "local":
         raise PlanError("no local deployment is running: `make demo` (or python -m localdev up) first, "
                         "or plan against AWS with --target aws")
-    from tools.terraform_cli import resolve
-
-    cli_config, _ = resolve()
     suffix = os.environ.get("ENVIRONMENT_SUFFIX", "").strip() or "dev"
     bucket = os.environ.get("TF_STATE_BUCKET", "").strip()
     where = f"AWS, state in s3://{bucket}" if bucket else "AWS, local state files at the project root"
-    return {**os.environ, "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "ENVIRONMENT_SUFFIX": suffix}, suffix, where
+    return automation_env(ENVIRONMENT_SUFFIX=suffix), suffix, where
 
 
 def synth(env: Mapping[str, str], log: Path) -> None:

@@ -11,6 +11,10 @@ TF_CLI_CONFIG_FILE. Resolution, first match wins:
 4. None: a config without a mirror is written, and Terraform uses the registry.
 
 The written config lives in `.gen/terraform/cli.tfrc` (git-ignored).
+
+`automation_env()` is the one environment Terraform and the cdktf CLI run with, for AWS
+(`make plan`) and for the local emulator (localdev adds its endpoint and keys). A leaf module:
+standard library only, importing nothing of this repository, so both sides depend on it.
 """
 from __future__ import annotations
 
@@ -83,6 +87,13 @@ def write(mirror: Path | None) -> Path:
     if not CONFIG_PATH.exists() or CONFIG_PATH.read_text() != content:
         CONFIG_PATH.write_text(content)
     return CONFIG_PATH
+
+
+def automation_env(**extra: str) -> dict[str, str]:
+    """This process's environment plus what every unattended Terraform run needs, plus `extra`."""
+    cli_config, _ = resolve()
+    return {**os.environ, "TF_CLI_CONFIG_FILE": str(cli_config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1",
+            "FORCE_COLOR": "0", "NO_COLOR": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", **extra}
 
 
 def main() -> None:

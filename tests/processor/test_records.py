@@ -92,8 +92,14 @@ def test_non_json_and_non_objects_are_poison() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.sampled_from(["retail", "factory"]))
-def test_arbitrary_bytes_never_raise(data: bytes, workload: str) -> None:
-    assert WORKLOADS[workload].decode(data) is not None
+def test_arbitrary_bytes_never_raise_and_decode_to_one_of_the_workloads_types_or_poison(data: bytes, workload: str) -> None:
+    from processor.records import InventoryUpdate, ProductUpsert, SensorReading
+
+    decoded = WORKLOADS[workload].decode(data)
+    allowed = (ProductUpsert, InventoryUpdate, Poison) if workload == "retail" else (SensorReading, Poison)
+    assert isinstance(decoded, allowed)
+    if isinstance(decoded, Poison):
+        assert decoded.reason  # says why
 
 
 json_values = st.recursive(
