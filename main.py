@@ -14,12 +14,12 @@ import sys
 # silence to that one major version so a different Node still gets its warning.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from cdktf import App  # noqa: E402
+from cdktf import App
 
-from pipeline_lib.naming import InvalidSuffixError  # noqa: E402
-from stacks.config import ConfigError, build_config  # noqa: E402
-from stacks.workload_stack import WorkloadStack  # noqa: E402
-from stacks.workloads import WORKLOADS  # noqa: E402
+from pipeline_lib.naming import InvalidSuffixError
+from stacks.config import ConfigError, build_config
+from stacks.workload_stack import WorkloadStack
+from stacks.workloads import WORKLOADS
 
 DEFAULT_SUFFIX = "dev"
 

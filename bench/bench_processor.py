@@ -24,15 +24,15 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import end_to_end  # noqa: E402
-from localdev.servers import PostgresServer, RedisServer  # noqa: E402
-from processor.cache import CatalogCache  # noqa: E402
-from processor.pipeline import Writer  # noqa: E402
-from processor.samples import encode, product, reading, stock  # noqa: E402
-from processor.sinks import run_batch  # noqa: E402
-from processor.sinks.factory import FactorySink  # noqa: E402
-from processor.sinks.retail import RetailSink  # noqa: E402
-from processor.workloads import WORKLOADS  # noqa: E402
+from bench import end_to_end
+from localdev.servers import PostgresServer, RedisServer
+from processor.cache import CatalogCache
+from processor.pipeline import Writer
+from processor.samples import encode, product, reading, stock
+from processor.sinks import run_batch
+from processor.sinks.factory import FactorySink
+from processor.sinks.retail import RetailSink
+from processor.workloads import WORKLOADS
 
 RECORDS = int(os.environ.get("BENCH_RECORDS", "50000"))
 NAIVE_RECORDS = int(os.environ.get("BENCH_NAIVE_RECORDS", "3000"))

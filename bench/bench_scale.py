@@ -28,11 +28,11 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.end_to_end import Emulator  # noqa: E402
-from localdev.fleet import Fleet, LeaseWatch, SteadyProducer, Worker  # noqa: E402
-from localdev.kinesis_usage import shard_usage  # noqa: E402
-from localdev.servers import PostgresServer, RedisServer, wait_for  # noqa: E402
-from processor.workloads import FACTORY  # noqa: E402
+from bench.end_to_end import Emulator
+from localdev.fleet import Fleet, LeaseWatch, SteadyProducer, Worker
+from localdev.kinesis_usage import shard_usage
+from localdev.servers import PostgresServer, RedisServer, wait_for
+from processor.workloads import FACTORY
 
 SHARDS = 4
 RATE = float(os.environ.get("BENCH_SCALE_RATE", "400"))

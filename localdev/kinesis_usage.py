@@ -17,6 +17,6 @@ def shard_usage(endpoint_url: str, stream: str, region: str = "us-east-1") -> di
                  # moto routes a request by the service in its credential scope; it checks no signature.
                  "Authorization": f"AWS4-HMAC-SHA256 Credential=localdev/20260101/{region}/kinesis/aws4_request, "
                                   "SignedHeaders=host, Signature=0"})
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the local emulator
+    with urllib.request.urlopen(request, timeout=10) as answer:
         shards = json.loads(answer.read())["Shards"]
     return {s.pop("ShardId"): {k: v for k, v in s.items() if k != "StreamName"} for s in shards}

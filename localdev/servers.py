@@ -196,7 +196,7 @@ class RedisServer:
 def _ping(client) -> bool:  # noqa: ANN001
     try:
         return bool(client.ping())
-    except Exception:  # noqa: BLE001 - any failure means "not yet"
+    except Exception:
         return False
 
 

@@ -129,7 +129,7 @@ def emulator_up(port: int) -> bool:
 def start_emulator() -> tuple[int, int]:
     (LOCAL / "logs").mkdir(parents=True, exist_ok=True)
     port = free_port()
-    log = open(LOCAL / "logs" / "emulator.log", "ab")  # noqa: SIM115 - the child owns it
+    log = open(LOCAL / "logs" / "emulator.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "localdev.emulator", "--port", str(port)], cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -272,7 +272,7 @@ def check_version(conn, workload: str) -> None:  # noqa: ANN001
         with conn, conn.cursor() as cur:
             cur.execute("SELECT version FROM schema_migrations WHERE workload = %s", (workload,))
             row = cur.fetchone()
-    except Exception as error:  # noqa: BLE001 - no table yet: not migrated
+    except Exception as error:
         if getattr(error, "pgcode", None) != "42P01":  # undefined_table
             raise
         row = None

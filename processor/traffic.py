@@ -133,7 +133,7 @@ class FactoryTraffic:
 
 
 def generate(source_for: Callable[[random.Random, int], TrafficSource], count: int, *,
-             faults: Faults = Faults(), seed: int = 0,  # noqa: B008
+             faults: Faults = Faults(), seed: int = 0,
              start: datetime | None = None, step_s: float = 0.001, labels: Labels | None = None,
              sensors: int = 100) -> Iterator[tuple[str, bytes]]:
     """`count` records (plus any duplicates) from `source_for(rng, sensors)` (a workload's

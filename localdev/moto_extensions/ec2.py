@@ -1,6 +1,8 @@
 """EC2: security-group rule descriptions."""
 from __future__ import annotations
 
+from typing import Any
+
 from localdev.moto_extensions.registry import extension
 
 
@@ -16,7 +18,7 @@ def security_group_rule_descriptions() -> None:
     init = SecurityGroupRule.__init__
     signature = inspect.signature(init)
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, N807
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         given = signature.bind(self, *args, **kwargs).arguments
         self._localdev_description = ((given.get("source_group") or {}).get("Description")

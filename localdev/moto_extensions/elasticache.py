@@ -1,6 +1,8 @@
 """ElastiCache: parameter groups, replication-group members, subnet-group delete, settings read back."""
 from __future__ import annotations
 
+from typing import Any
+
 from localdev.moto_extensions.registry import backend_state, extension
 
 
@@ -99,7 +101,7 @@ def _widen_arn_regex(init):  # noqa: ANN001, ANN202
     replication groups and users only."""
     import re
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, N807
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self.arn_regex = re.compile(
             r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|parametergroup):.*$")
@@ -185,7 +187,7 @@ def elasticache_group_as_created() -> None:
 
     init = ReplicationGroup.__init__
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, N807
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("cluster_mode") in (None, "disabled") and not kwargs.get("replicas_per_node_group"):
             clusters = kwargs.get("num_cache_clusters") or 1
             kwargs["replicas_per_node_group"] = clusters - 1

@@ -27,7 +27,7 @@ def policy_conditions_on_absent_keys() -> None:
     permitted = IAMPolicyStatement.is_action_permitted
 
     def is_action_permitted(self, action: str, resource: str = "*", principal: str | None = None,  # noqa: ANN001
-                            incoming_condition_values: dict[str, str] | None = None):  # noqa: ANN202
+                            incoming_condition_values: dict[str, str] | None = None) -> PermissionResult:
         conditions = self._statement.get("Condition") or {}
         if not _conditions_may_hold(conditions, incoming_condition_values or {}):
             return PermissionResult.NEUTRAL  # the statement does not apply to this request

@@ -1,6 +1,8 @@
 """RDS: Performance Insights settings and the parameter `Source` read back."""
 from __future__ import annotations
 
+from typing import Any
+
 from localdev.moto_extensions.registry import extension
 
 
@@ -52,7 +54,7 @@ def rds_parameter_source() -> None:
         for parameter in group.parameters.values():
             parameter.setdefault("Source", "user")
 
-    def __init__(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, N807
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         label(self)
 

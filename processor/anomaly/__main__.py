@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "score":
         return _score(args)
-    from processor.anomaly import evaluate, synthetic  # noqa: PLC0415 - only the harness needs them
+    from processor.anomaly import evaluate, synthetic
 
     if args.series < 1 or args.days < 3:
         parser.error("--series must be at least 1 and --days at least 3 (two days of calibration come first)")
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     corpus = synthetic.Corpus.open(args.directory)
     if args.command == "evaluate-real":
-        from processor.anomaly import skab  # noqa: PLC0415
+        from processor.anomaly import skab
 
         try:
             real = evaluate.evaluate_real(args.skab, corpus)

@@ -242,7 +242,7 @@ def _tail_decades(s: DetectorState, channel: str, m: float, c: DetectorConfig) -
     return _decades(z)
 
 
-def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig) -> Verdict:  # noqa: C901, PLR0912, PLR0915
+def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig) -> Verdict:
     n = s.count
     if t < s.t:
         t = s.t  # stepped back or late: it arrives now

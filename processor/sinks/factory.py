@@ -116,8 +116,8 @@ class FactorySink:
             return cls(redis_client)
         publisher = None
         if settings.incident_topic_arn:
-            import boto3  # noqa: PLC0415 - only a deployed processor talks to SNS
-            from botocore.config import Config  # noqa: PLC0415
+            import boto3
+            from botocore.config import Config
 
             sns = boto3.client("sns", region_name=settings.region, config=Config(
                 connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 2, "mode": "standard"}))

@@ -164,7 +164,7 @@ def processor(out, aws, local: dict | None, workload: str) -> Iterator[None]:  #
     env["PYTHONPATH"] = str(ROOT)
     logs = ROOT / ".local" / "logs"  # removed with the rest by make destroy-local
     logs.mkdir(parents=True, exist_ok=True)
-    log = open(logs / f"integration-{workload}-processor.log", "w")  # noqa: SIM115
+    log = open(logs / f"integration-{workload}-processor.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "processor"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     yield

@@ -44,7 +44,7 @@ def test_database_secret_rotates_on_the_configured_schedule_of_at_most_30_days(a
 
 
 def test_a_record_put_into_the_stream_reaches_postgres_and_redis(aws, out, workload, db, cache,  # noqa: ANN001
-                                                                 processor) -> None:
+                                                                 processor: None) -> None:
     marker = uuid.uuid4().hex[:10]
     if workload == "retail":
         sku = f"IT-{marker}"
@@ -76,7 +76,7 @@ def test_a_record_put_into_the_stream_reaches_postgres_and_redis(aws, out, workl
 
 
 def test_a_poison_record_is_dead_lettered_and_the_records_after_it_still_land(aws, out, workload, db,  # noqa: ANN001
-                                                                             processor) -> None:
+                                                                             processor: None) -> None:
     marker = uuid.uuid4().hex
     poison = f"not json {marker}".encode()
     follow = {"retail": {"event_id": str(uuid.uuid4()), "type": "product_upsert", "sku": f"IT-{marker[:10]}",
@@ -99,7 +99,7 @@ def test_a_poison_record_is_dead_lettered_and_the_records_after_it_still_land(aw
 
     def landed() -> object:
         with db.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (value,))  # noqa: S608 - fixed names
+            cur.execute(f"SELECT count(*) FROM {table} WHERE {column} = %s", (value,))
             return cur.fetchone()[0]
 
     assert eventually(landed, what="record after the poison") == 1

@@ -155,7 +155,7 @@ def test_backup_list_tags_path_reads_tags_without_a_trailing_slash(client) -> No
     request = urllib.request.Request(f"{endpoint}/tags/{arn}", headers={
         "Authorization": "AWS4-HMAC-SHA256 Credential=t/20260101/us-east-1/backup/aws4_request, SignedHeaders=host, "
                          "Signature=0"})
-    with urllib.request.urlopen(request) as response:  # noqa: S310 - the local emulator
+    with urllib.request.urlopen(request) as response:
         assert json.loads(response.read())["Tags"] == {"Workload": "retail"}
 
 

@@ -136,7 +136,7 @@ def test_a_subscription_filter_policy_picks_one_lines_incidents(conn, moto, topi
 
 
 def test_a_kill_9_mid_stream_loses_no_incident_message(kinesis, moto, postgres, database, redis_server, conn,  # noqa: ANN001
-                                                        topic) -> None:
+                                                        topic: tuple[str, str, object]) -> None:
     topic_arn, queue_url, sqs = topic
     stream = make_stream(kinesis, shards=2)
     faults = {100: "mill-1", 300: "mill-2", 500: "mill-1"}

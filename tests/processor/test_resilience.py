@@ -36,7 +36,7 @@ class Running:
     def _run(self, idle_s: float) -> None:
         try:
             self.stats = self.processor.run(exit_when_idle_s=idle_s)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+        except BaseException as error:
             self.error = error
 
     def join(self, timeout_s: float = 120) -> None:

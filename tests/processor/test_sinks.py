@@ -232,7 +232,7 @@ def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn
     assert rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
 
 
-def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_nothing(conn, redis_client) -> None:  # noqa: ANN001, E501
+def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_nothing(conn, redis_client) -> None:  # noqa: ANN001
     RETAIL.migrate(conn)
     apply(conn, RetailSink(), [product("SKU-b", price="1.00"), product("SKU-A", price="2.00"),
                                stock("SKU-A", "X", 3)], "retail")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,7 +170,7 @@ def test_a_suppression_silences_exactly_its_rule_and_resource(retail: StackJson)
     assert len(check_app([bad], [Suppression("tls_is_enforced", path, "testing")])) == 1
 
 
-def test_a_suppression_without_a_reason_is_rejected(tmp_path) -> None:
+def test_a_suppression_without_a_reason_is_rejected(tmp_path: Path) -> None:
     file = tmp_path / "s.toml"
     file.write_text('[[suppression]]\nrule = "tls_is_enforced"\nresource = "x"\nreason = ""\n')
     with pytest.raises(ValueError, match="needs a reason"):
