@@ -86,8 +86,16 @@ class DetectorConfig:
     incident_max_age: int = 600  # an incident this many readings old closes, and its level becomes the baseline
     tail_k: float = 1.25  # each channel's tail starts this many spreads above its mean (~1 reading in 10)
     excess_alpha: float = 0.05  # its mean overshoot: ~20 exceedances' memory
-    tail_clip: float = 10.0  # an exceedance teaches the overshoot at most this many mean overshoots
+    # An exceedance teaches the overshoot at most this many mean overshoots: a heavy tail is learnt
+    # over many exceedances, not from one spike (at 10, one 12-sigma spike taught a fresh sensor that
+    # the next was ordinary; at 2.5 the next stays sharp and a heavy-tailed sensor is still learnt).
+    tail_clip: float = 2.5
     tail_shrink_floor: float = 0.4  # the heaviest tail still counts a distance beyond it at 40 %
+    # The scales are set by their first 20 readings (their mean); until then a residual is judged
+    # against a scale that is not known yet (the second reading's is 0), and that evidence, learnt
+    # as this sensor's normal, inflated its spread for hundreds of readings: a 15-sigma spike on a
+    # fresh sensor scored as ordinary. The evidence counts, and is learnt, from the 21st reading.
+    evidence_from: int = 20
 
 
 CONFIG = DetectorConfig()
@@ -303,6 +311,9 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     # each channel's short average against its own long-run distribution
     q = 0.0
     reason = ""
+    early = n <= c.evidence_from
+    if early:  # the scales are still being learnt: what the evidence would say means nothing yet
+        raw = raw2 = 1.0
     m1 = s.surprise + c.short_alpha * (raw - s.surprise)
     m2 = s.shift + c.short_alpha * (raw2 - s.shift)
     s.surprise, s.shift = m1, m2
@@ -313,8 +324,8 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
             q, reason = q1, SURPRISE
         else:
             q, reason = q2, SHIFT
-    la = c.long_alpha if warm else 1.0 / (n - 1)
-    for mean_name, var_name, m in (("surprise_mean", "surprise_var", m1), ("shift_mean", "shift_var", m2)):
+    la = c.long_alpha if warm else (0.0 if early else 1.0 / (n - c.evidence_from))
+    for mean_name, var_name, m in (() if early else (("surprise_mean", "surprise_var", m1), ("shift_mean", "shift_var", m2))):
         mean, var = getattr(s, mean_name), getattr(s, var_name)
         if warm:
             top = mean + c.long_clip * math.sqrt(var)
