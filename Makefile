@@ -44,7 +44,8 @@ node_modules/.synced: package-lock.json
 setup: .venv/.synced node_modules/.synced .gen/.provider-warm ## install Python, Node and provider bindings
 	@command -v terraform >/dev/null || { echo "terraform (>= 1.10) is required on PATH"; exit 1; }
 
-synth: setup ## synthesize both stacks into cdktf.out/
+synth: setup ## synthesize both stacks into cdktf.out/ (only this suffix's: a demo's `local` stacks are cleared first)
+	rm -rf cdktf.out/stacks
 	$(RUN) python main.py
 
 summary: ## print what each synthesized stack contains
@@ -90,9 +91,9 @@ checkov: synth ## checkov over cdktf.out with policy/checkov_skips.toml
 	$(RUN) python -m tools.checkov_run
 
 validate: synth ## terraform validate both stacks offline against the provider mirror
-	@for stack in $(STACKS); do \
-	  (cd cdktf.out/stacks/$$stack && $(TF_ENV) terraform init -backend=false -input=false >/dev/null \
-	   && $(TF_ENV) terraform validate) || exit 1; done
+	@config="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"; for stack in $(STACKS); do \
+	  (cd cdktf.out/stacks/$$stack && TF_CLI_CONFIG_FILE="$$config" terraform init -backend=false -input=false >/dev/null \
+	   && TF_CLI_CONFIG_FILE="$$config" terraform validate) || exit 1; done
 
 cost: setup ## monthly cost per stack from the pinned price table (SUFFIX=dev for one environment; default dev and prod; DETAIL=1 per resource)
 	$(RUN) python -m tools.cost $(if $(filter command line environment,$(origin SUFFIX)),--suffix $(SUFFIX),--suffix dev --suffix prod) $(if $(DETAIL),--detail)
