@@ -116,6 +116,28 @@ def prepare(session: Session, workload: str) -> WorkloadRun:
                        reads_before=sum(u["get_records"] for u in usage.values()), reads_from=time.monotonic())
 
 
+WARMUP_READINGS = 60  # processor/anomaly/detector.py DetectorConfig.warmup: a sensor's first readings are not scored
+
+
+def against_labels(cur, labels_file: Path) -> str:  # noqa: ANN001 - a psycopg2 cursor
+    """The flagged readings against the injected ones: how many injected were found, how many fell in
+    a sensor's warm-up (not scored), and how many flagged readings were not injected."""
+    injected = json.loads(labels_file.read_text())["anomalies"] if labels_file.exists() else []
+    cur.execute("""
+        WITH injected AS (SELECT DISTINCT r.event_id, r.sensor_id, r.ts FROM sensor_readings r
+                          WHERE r.event_id = ANY(%s::uuid[]))
+        SELECT count(*) FILTER (WHERE a.event_id IS NOT NULL),
+               count(*) FILTER (WHERE a.event_id IS NULL AND (SELECT count(*) FROM sensor_readings s
+                                WHERE s.sensor_id = i.sensor_id AND s.ts < i.ts) < %s),
+               (SELECT count(*) FROM anomalies WHERE NOT event_id = ANY(%s::uuid[]))
+        FROM injected i LEFT JOIN anomalies a ON a.event_id = i.event_id""",
+                (injected, WARMUP_READINGS, injected))
+    hit, warming, other = cur.fetchone()
+    return (f"{hit} of the {len(injected)} injected anomalies flagged ({warming} more fell in a sensor's first "
+            f"{WARMUP_READINGS} readings, which are not scored); {other} flagged readings were not injected "
+            "(mostly the readings right after a spike: the same event)")
+
+
 def start(run: WorkloadRun) -> None:
     logs = LOCAL / "logs"
     run.started_at = time.monotonic()
@@ -204,6 +226,7 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
                 readings, sensors = cur.fetchone()
                 cur.execute("SELECT count(*) FROM anomalies")
                 stored = f"{readings} readings from {sensors} sensors, {cur.fetchone()[0]} anomalies"
+                found = against_labels(cur, LOCAL / "logs" / f"{run.stack_id}-labels.json")
         reads = catalog_reads(run, conn, cache) if run.workload == "retail" else None
         info = cache.info("stats")
         hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
@@ -216,6 +239,7 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
             + (f", {run.sent['anomalies']} injected anomalies)" if run.workload == "factory" else ")"),
             f"  processed   {p.processed} records in {p.batches} batches; dead-lettered {p.dead_letters} "
             f"(table: {stored_dead})" + (f"; anomalies found {p.anomalies}" if run.workload == "factory" else ""),
+            *([f"  detector    {found}"] if run.workload == "factory" else []),
             f"  stored      {stored}",
             f"  throughput  {p.processed / seconds:,.0f} records/s while records flowed" if seconds else
             "  throughput  n/a",
