@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from processor.anomaly import nab
 from processor.anomaly.detector import CONFIG, DetectorState, observe
@@ -127,7 +128,7 @@ def test_a_spike_on_a_fresh_sensor_is_flagged_and_does_not_teach_it_that_the_nex
     assert missed <= 0.05 * total
 
 
-def test_a_detector_restored_from_redis_mid_series_gives_exactly_the_same_output(redis_client) -> None:  # noqa: ANN001
+def test_a_detector_restored_from_redis_mid_series_gives_exactly_the_same_output(redis_client: redis.Redis) -> None:
     rows = readings(series(5, "variance_burst", "stuck", "drift_to_failure"))
     whole = DetectorState()
     expected = [observe(whole, *row) for row in rows]

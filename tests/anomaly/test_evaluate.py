@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> tuple[evaluate.Report, synthetic.Corpus]:  # noqa: ANN001
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[evaluate.Report, synthetic.Corpus]:
     corpus = synthetic.write_corpus(tmp_path_factory.mktemp("corpus"), seed=31, count=12, days=5.0)
     return evaluate.evaluate(corpus), corpus
 

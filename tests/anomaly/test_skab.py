@@ -1,6 +1,8 @@
 """Real data: SKAB's water-pump runs, streamed through the detector as the factory sink streams them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from processor.anomaly import skab
@@ -12,7 +14,8 @@ def flagged(skab_runs: list[skab.Run]) -> dict[str, list[int]]:
     return {run.name: skab.detect(run).flags for run in skab_runs}
 
 
-def test_most_runs_are_flagged_within_a_minute_of_the_anomaly_they_hold(skab_runs, flagged) -> None:  # noqa: ANN001
+def test_most_runs_are_flagged_within_a_minute_of_the_anomaly_they_hold(
+        skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
     caught = []
     for run in skab_runs:
         onset = run.anomaly.index(1)
@@ -21,13 +24,14 @@ def test_most_runs_are_flagged_within_a_minute_of_the_anomaly_they_hold(skab_run
     assert len(caught) >= 0.7 * len(skab_runs), f"only {len(caught)} of {len(skab_runs)}: {caught}"
 
 
-def test_once_flagged_the_line_stays_flagged_through_most_of_the_anomalous_regime(skab_runs, flagged) -> None:  # noqa: ANN001
+def test_once_flagged_the_line_stays_flagged_through_most_of_the_anomalous_regime(
+        skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
     covered = [sum(f for f, a in zip(flagged[r.name], r.anomaly, strict=True) if a) / sum(r.anomaly)
                for r in skab_runs if any(flagged[r.name][i] for i, a in enumerate(r.anomaly) if a)]
     assert sum(covered) / len(covered) > 0.85
 
 
-def test_the_valve_runs_are_quiet_before_their_anomaly(skab_runs, flagged) -> None:  # noqa: ANN001
+def test_the_valve_runs_are_quiet_before_their_anomaly(skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
     valves = [r for r in skab_runs if r.name.startswith("valve")]
     before = [sum(flagged[r.name][:r.anomaly.index(1)]) for r in valves]
     normal_rows = sum(r.anomaly.index(1) for r in valves)
@@ -35,7 +39,8 @@ def test_the_valve_runs_are_quiet_before_their_anomaly(skab_runs, flagged) -> No
     assert sum(before) < 0.02 * normal_rows
 
 
-def test_the_scores_are_nab_and_f1_figures_above_the_null_detector_and_the_baselines(skab_runs, flagged) -> None:  # noqa: ANN001
+def test_the_scores_are_nab_and_f1_figures_above_the_null_detector_and_the_baselines(
+        skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
     ours = skab.score("project", skab_runs, [flagged[r.name] for r in skab_runs])
     null = skab.score("null", skab_runs, [[0] * len(r.anomaly) for r in skab_runs])
     assert null.nab == {"standard": 0.0, "reward_low_FP_rate": 0.0, "reward_low_FN_rate": 0.0}
@@ -56,7 +61,7 @@ def test_an_incident_on_a_normal_run_ends_instead_of_latching_for_hours(skab_nor
     assert max(runs, default=0) <= 2 * CONFIG.incident_max_age  # a sensor's incident ages out, then it is normal
 
 
-def test_a_run_that_is_not_in_skabs_format_is_refused_with_the_file_named(tmp_path) -> None:  # noqa: ANN001
+def test_a_run_that_is_not_in_skabs_format_is_refused_with_the_file_named(tmp_path: Path) -> None:
     (tmp_path / "valve1").mkdir()
     (tmp_path / "valve1" / "0.csv").write_text("datetime;x\n2020-01-01 00:00:00;1\n")
     with pytest.raises(skab.SkabError, match=r"valve1/0.csv: columns"):

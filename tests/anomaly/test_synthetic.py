@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_unknown_kinds_and_too_short_series_are_refused() -> None:
         generate_series(random.Random(1), "x", days=2.0)
 
 
-def test_a_written_corpus_holds_a_csv_per_sensor_and_its_labels(tmp_path) -> None:  # noqa: ANN001
+def test_a_written_corpus_holds_a_csv_per_sensor_and_its_labels(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path, seed=2, count=3, days=3.0)
     labels = corpus.labels()
     assert sorted(labels) == list(corpus.series)

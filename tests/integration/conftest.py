@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import psycopg2
@@ -86,12 +87,12 @@ def aws(out: Callable[[str], object], local: dict | None) -> Callable[[str], obj
     return lambda service: boto3.client(service, region_name=region, **extra)
 
 
-def _secret(aws, arn: str) -> str:  # noqa: ANN001
+def _secret(aws: Callable[[str], Any], arn: str) -> str:
     return aws("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
 
 
 @pytest.fixture(scope="session")
-def db(out, aws, local: dict | None, workload: str) -> Iterator:  # noqa: ANN001
+def db(out: Callable[[str], Any], aws: Callable[[str], Any], local: dict | None, workload: str) -> Iterator:
     credentials = json.loads(_secret(aws, str(out("db_secret_arn"))))
     if local:
         where = local["workloads"][workload]
@@ -105,7 +106,8 @@ def db(out, aws, local: dict | None, workload: str) -> Iterator:  # noqa: ANN001
     conn.close()
 
 
-def _service_environment(out, aws, local: dict | None, workload: str) -> dict[str, str]:  # noqa: ANN001
+def _service_environment(
+        out: Callable[[str], Any], aws: Callable[[str], Any], local: dict | None, workload: str) -> dict[str, str]:
     """The ECS service's task environment (mapped to the local servers when deployed locally)."""
     ecs = aws("ecs")
     service = ecs.describe_services(cluster=out("cluster_name"), services=[out("service_name")])["services"][0]
@@ -117,7 +119,8 @@ def _service_environment(out, aws, local: dict | None, workload: str) -> dict[st
 
 
 @pytest.fixture(scope="session")
-def app_db(out, aws, local: dict | None, workload: str, monkeypatch_session) -> Iterator:  # noqa: ANN001
+def app_db(
+        out: Callable[[str], Any], aws: Callable[[str], Any], local: dict | None, workload: str, monkeypatch_session) -> Iterator:  # noqa: ANN001
     """PostgreSQL exactly as the service connects: the application role, an IAM token.
     (Against AWS the credentials running the tests need rds-db:connect as that role.)"""
     from processor.config import Settings
@@ -140,7 +143,7 @@ def monkeypatch_session() -> Iterator[pytest.MonkeyPatch]:
 
 
 @pytest.fixture(scope="session")
-def cache(out, aws, local: dict | None, workload: str) -> Iterator[redis.Redis]:  # noqa: ANN001
+def cache(out: Callable[[str], Any], aws: Callable[[str], Any], local: dict | None, workload: str) -> Iterator[redis.Redis]:
     password = _secret(aws, str(out("redis_auth_secret_arn")))
     if local:
         where = local["workloads"][workload]
@@ -154,7 +157,7 @@ def cache(out, aws, local: dict | None, workload: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def processor(out, aws, local: dict | None, workload: str) -> Iterator[None]:  # noqa: ANN001
+def processor(out: Callable[[str], Any], aws: Callable[[str], Any], local: dict | None, workload: str) -> Iterator[None]:
     """On AWS the ECS service processes the stream. Locally a processor with the deployed
     task's environment stands in for it while the tests run."""
     if not local:

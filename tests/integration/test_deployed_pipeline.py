@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from psycopg2 import errors
@@ -28,7 +29,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def test_stream_is_active_and_encrypted_with_the_stack_key(aws, out) -> None:  # noqa: ANN001
+def test_stream_is_active_and_encrypted_with_the_stack_key(aws: Callable[[str], Any], out: Callable[[str], Any]) -> None:
     summary = aws("kinesis").describe_stream_summary(StreamName=out("stream_name"))["StreamDescriptionSummary"]
     assert summary["StreamStatus"] == "ACTIVE"
     assert summary["EncryptionType"] == "KMS"
@@ -36,7 +37,8 @@ def test_stream_is_active_and_encrypted_with_the_stack_key(aws, out) -> None:  #
     assert key_id == out("kms_key_arn")
 
 
-def test_database_secret_rotates_on_the_configured_schedule_of_at_most_30_days(aws, out, workload) -> None:  # noqa: ANN001
+def test_database_secret_rotates_on_the_configured_schedule_of_at_most_30_days(aws: Callable[[str], Any],
+                                                                               out: Callable[[str], Any], workload: str) -> None:
     secret = aws("secretsmanager").describe_secret(SecretId=out("db_secret_arn"))
     days = build_config(workload, str(out("stack_id")).split("-", 1)[1]).database.rotation_days
     assert secret["RotationEnabled"] is True
@@ -105,7 +107,8 @@ def test_a_poison_record_is_dead_lettered_and_the_records_after_it_still_land(aw
     assert eventually(landed, what="record after the poison") == 1
 
 
-def test_alarms_cover_every_tier_and_notify_the_alerts_topic(aws, out, workload) -> None:  # noqa: ANN001
+def test_alarms_cover_every_tier_and_notify_the_alerts_topic(aws: Callable[[str], Any], out: Callable[[str], Any],
+                                                             workload: str) -> None:
     suffix = str(out("stack_id")).split("-", 1)[1]
     alarms = [a for a in aws("cloudwatch").describe_alarms(AlarmNamePrefix=f"{workload}-")["MetricAlarms"]
               if a["AlarmName"].endswith(f"-{suffix}")]
@@ -117,7 +120,7 @@ def test_alarms_cover_every_tier_and_notify_the_alerts_topic(aws, out, workload)
     assert all(out("alerts_topic_arn") in a["AlarmActions"] for a in alarms)
 
 
-def test_dashboard_exists(aws, out) -> None:  # noqa: ANN001
+def test_dashboard_exists(aws: Callable[[str], Any], out: Callable[[str], Any]) -> None:
     body = json.loads(aws("cloudwatch").get_dashboard(DashboardName=out("dashboard_name"))["DashboardBody"])
     assert body["widgets"]
 
@@ -151,7 +154,7 @@ def _archived(s3, bucket: str) -> bytes:  # noqa: ANN001
     return b"\n".join(gzip.decompress(b) if k.endswith(".gz") else b for k, b in zip(keys, bodies, strict=True))
 
 
-def test_every_record_the_stream_holds_is_archived_once(aws, out) -> None:  # noqa: ANN001
+def test_every_record_the_stream_holds_is_archived_once(aws: Callable[[str], Any], out: Callable[[str], Any]) -> None:
     """Firehose concatenates records without a delimiter, so each record is found by its bytes: once
     the newest record is a buffering interval old, every record the stream holds is in the archive
     exactly as many times as the stream holds it (duplicates sent twice are archived twice)."""

@@ -7,6 +7,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -47,7 +48,7 @@ def test_every_extension_has_a_test_here() -> None:
     assert not untested
 
 
-def test_aws_managed_policies_can_be_attached(client) -> None:  # noqa: ANN001
+def test_aws_managed_policies_can_be_attached(client: Callable[..., Any]) -> None:
     iam = client("iam")
     role = name()
     iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
@@ -56,7 +57,7 @@ def test_aws_managed_policies_can_be_attached(client) -> None:  # noqa: ANN001
     assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] == [arn]
 
 
-def test_unimplemented_operations_fail_fast_with_501_naming_the_operation(client) -> None:  # noqa: ANN001
+def test_unimplemented_operations_fail_fast_with_501_naming_the_operation(client: Callable[..., Any]) -> None:
     elasticache = client("elasticache")
     with pytest.raises(ClientError) as raised:
         elasticache.describe_reserved_cache_nodes()
@@ -65,7 +66,7 @@ def test_unimplemented_operations_fail_fast_with_501_naming_the_operation(client
     assert "describe_reserved_cache_nodes" in str(raised.value)
 
 
-def test_elasticache_parameter_groups_keep_user_parameters_and_tags(client) -> None:  # noqa: ANN001
+def test_elasticache_parameter_groups_keep_user_parameters_and_tags(client: Callable[..., Any]) -> None:
     elasticache, group = client("elasticache"), name()
     created = elasticache.create_cache_parameter_group(
         CacheParameterGroupName=group, CacheParameterGroupFamily="redis7", Description="d",
@@ -81,13 +82,13 @@ def test_elasticache_parameter_groups_keep_user_parameters_and_tags(client) -> N
         elasticache.describe_cache_parameter_groups(CacheParameterGroupName=group)
 
 
-def _replication_group(client, group: str) -> None:  # noqa: ANN001
+def _replication_group(client: Callable[..., Any], group: str) -> None:
     client("elasticache").create_replication_group(
         ReplicationGroupId=group, ReplicationGroupDescription="d", NumCacheClusters=2, Engine="redis",
         CacheNodeType="cache.t4g.small", TransitEncryptionEnabled=True, SecurityGroupIds=["sg-12345678"])
 
 
-def test_elasticache_replication_group_members_are_clusters_and_delete_removes_them(client) -> None:  # noqa: ANN001
+def test_elasticache_replication_group_members_are_clusters_and_delete_removes_them(client: Callable[..., Any]) -> None:
     elasticache, group = client("elasticache"), name()
     _replication_group(client, group)
     members = elasticache.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["MemberClusters"]
@@ -100,7 +101,7 @@ def test_elasticache_replication_group_members_are_clusters_and_delete_removes_t
         elasticache.describe_cache_clusters(CacheClusterId=members[0])
 
 
-def test_elasticache_group_as_created_has_all_nodes_security_groups_and_tls_mode(client) -> None:  # noqa: ANN001
+def test_elasticache_group_as_created_has_all_nodes_security_groups_and_tls_mode(client: Callable[..., Any]) -> None:
     elasticache, group = client("elasticache"), name()
     _replication_group(client, group)
     described = elasticache.describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]
@@ -110,7 +111,7 @@ def test_elasticache_group_as_created_has_all_nodes_security_groups_and_tls_mode
     assert [g["SecurityGroupId"] for g in primary["SecurityGroups"]] == ["sg-12345678"]
 
 
-def test_elasticache_subnet_group_delete_removes_it(client) -> None:  # noqa: ANN001
+def test_elasticache_subnet_group_delete_removes_it(client: Callable[..., Any]) -> None:
     ec2, elasticache, group = client("ec2"), client("elasticache"), name()
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
@@ -121,12 +122,12 @@ def test_elasticache_subnet_group_delete_removes_it(client) -> None:  # noqa: AN
         elasticache.describe_cache_subnet_groups(CacheSubnetGroupName=group)
 
 
-def _plan(client) -> str:  # noqa: ANN001
+def _plan(client: Callable[..., Any]) -> str:
     return client("backup").create_backup_plan(BackupPlan={"BackupPlanName": name(), "Rules": [
         {"RuleName": "daily", "TargetBackupVaultName": "v"}]}, BackupPlanTags={"Workload": "retail"})["BackupPlanId"]
 
 
-def test_backup_selections_are_created_read_listed_and_deleted(client) -> None:  # noqa: ANN001
+def test_backup_selections_are_created_read_listed_and_deleted(client: Callable[..., Any]) -> None:
     backup, plan = client("backup"), _plan(client)
     selection = {"SelectionName": "db", "IamRoleArn": "arn:aws:iam::123456789012:role/b",
                  "Resources": ["arn:aws:rds:us-east-1:123456789012:db:x"]}
@@ -140,7 +141,7 @@ def test_backup_selections_are_created_read_listed_and_deleted(client) -> None: 
         backup.get_backup_selection(BackupPlanId=plan, SelectionId=selection_id)
 
 
-def test_backup_vault_recovery_points_list_empty_and_unknown_vaults_fail(client) -> None:  # noqa: ANN001
+def test_backup_vault_recovery_points_list_empty_and_unknown_vaults_fail(client: Callable[..., Any]) -> None:
     backup, vault = client("backup"), name()
     backup.create_backup_vault(BackupVaultName=vault)
     assert backup.list_recovery_points_by_backup_vault(BackupVaultName=vault)["RecoveryPoints"] == []
@@ -148,7 +149,7 @@ def test_backup_vault_recovery_points_list_empty_and_unknown_vaults_fail(client)
         backup.list_recovery_points_by_backup_vault(BackupVaultName=name())
 
 
-def test_backup_list_tags_path_reads_tags_without_a_trailing_slash(client) -> None:  # noqa: ANN001
+def test_backup_list_tags_path_reads_tags_without_a_trailing_slash(client: Callable[..., Any]) -> None:
     backup, plan = client("backup"), _plan(client)
     arn = backup.get_backup_plan(BackupPlanId=plan)["BackupPlanArn"]
     endpoint = backup.meta.endpoint_url
@@ -159,7 +160,7 @@ def test_backup_list_tags_path_reads_tags_without_a_trailing_slash(client) -> No
         assert json.loads(response.read())["Tags"] == {"Workload": "retail"}
 
 
-def _scalable_target(client, tags: dict[str, str]) -> str:  # noqa: ANN001
+def _scalable_target(client: Callable[..., Any], tags: dict[str, str]) -> str:
     ecs, cluster, service = client("ecs"), name(), name()
     ecs.create_cluster(clusterName=cluster)
     task = ecs.register_task_definition(family=name(), containerDefinitions=[
@@ -170,7 +171,7 @@ def _scalable_target(client, tags: dict[str, str]) -> str:  # noqa: ANN001
         MinCapacity=1, MaxCapacity=2, Tags=tags)["ScalableTargetARN"]
 
 
-def test_appautoscaling_tags_are_kept_listed_and_changed(client) -> None:  # noqa: ANN001
+def test_appautoscaling_tags_are_kept_listed_and_changed(client: Callable[..., Any]) -> None:
     scaling = client("application-autoscaling")
     arn = _scalable_target(client, {"Workload": "factory"})
     assert scaling.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"Workload": "factory"}
@@ -179,7 +180,7 @@ def test_appautoscaling_tags_are_kept_listed_and_changed(client) -> None:  # noq
     assert scaling.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"Owner": "team"}
 
 
-def test_kms_rotation_period_is_returned(client) -> None:  # noqa: ANN001
+def test_kms_rotation_period_is_returned(client: Callable[..., Any]) -> None:
     kms = client("kms")
     key = kms.create_key()["KeyMetadata"]["KeyId"]
     kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=200)
@@ -187,7 +188,7 @@ def test_kms_rotation_period_is_returned(client) -> None:  # noqa: ANN001
     assert status["KeyRotationEnabled"] is True and status["RotationPeriodInDays"] == 200
 
 
-def test_security_group_rule_descriptions_of_group_and_prefix_list_rules_read_back(client) -> None:  # noqa: ANN001
+def test_security_group_rule_descriptions_of_group_and_prefix_list_rules_read_back(client: Callable[..., Any]) -> None:
     ec2 = client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
     a = ec2.create_security_group(GroupName=name(), Description="a", VpcId=vpc)["GroupId"]
@@ -199,7 +200,7 @@ def test_security_group_rule_descriptions_of_group_and_prefix_list_rules_read_ba
     assert [r.get("Description") for r in rules if not r["IsEgress"]] == ["PostgreSQL from processor"]
 
 
-def _db(client, **extra) -> str:  # noqa: ANN001, ANN003
+def _db(client: Callable[..., Any], **extra) -> str:  # noqa: ANN003
     identifier = name()
     client("rds").create_db_instance(DBInstanceIdentifier=identifier, DBInstanceClass="db.t4g.medium",
                                      Engine="postgres", MasterUsername="admin_user", ManageMasterUserPassword=True,
@@ -207,13 +208,13 @@ def _db(client, **extra) -> str:  # noqa: ANN001, ANN003
     return identifier
 
 
-def test_rds_instance_performance_insights_settings_read_back(client) -> None:  # noqa: ANN001
+def test_rds_instance_performance_insights_settings_read_back(client: Callable[..., Any]) -> None:
     identifier = _db(client, EnablePerformanceInsights=True, PerformanceInsightsRetentionPeriod=7)
     described = client("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
     assert described["PerformanceInsightsEnabled"] is True and described["PerformanceInsightsRetentionPeriod"] == 7
 
 
-def test_rds_parameter_source_is_user_for_parameters_set_by_the_user(client) -> None:  # noqa: ANN001
+def test_rds_parameter_source_is_user_for_parameters_set_by_the_user(client: Callable[..., Any]) -> None:
     rds, group = client("rds"), name()
     rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres16", Description="d")
     rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=[
@@ -222,7 +223,7 @@ def test_rds_parameter_source_is_user_for_parameters_set_by_the_user(client) -> 
     assert [(p["ParameterName"], p["Source"]) for p in parameters] == [("rds.force_ssl", "user")]
 
 
-def test_ecs_service_settings_read_back(client) -> None:  # noqa: ANN001
+def test_ecs_service_settings_read_back(client: Callable[..., Any]) -> None:
     ecs, cluster = client("ecs"), name()
     ecs.create_cluster(clusterName=cluster)
     task = ecs.register_task_definition(family=name(), containerDefinitions=[
@@ -235,13 +236,13 @@ def test_ecs_service_settings_read_back(client) -> None:  # noqa: ANN001
     assert described["availabilityZoneRebalancing"] == "DISABLED"
 
 
-def test_kinesis_tags_at_creation_are_kept(client) -> None:  # noqa: ANN001
+def test_kinesis_tags_at_creation_are_kept(client: Callable[..., Any]) -> None:
     kinesis, stream = client("kinesis"), name()
     kinesis.create_stream(StreamName=stream, ShardCount=1, Tags={"Workload": "retail"})
     assert kinesis.list_tags_for_stream(StreamName=stream)["Tags"] == [{"Key": "Workload", "Value": "retail"}]
 
 
-def test_kinesis_faithful_resharding_keeps_parent_records_and_routes_to_open_shards(client) -> None:  # noqa: ANN001
+def test_kinesis_faithful_resharding_keeps_parent_records_and_routes_to_open_shards(client: Callable[..., Any]) -> None:
     kinesis, stream = client("kinesis"), name()
     kinesis.create_stream(StreamName=stream, ShardCount=1)
     kinesis.put_record(StreamName=stream, Data=b"before", PartitionKey="k")
@@ -259,7 +260,7 @@ def test_kinesis_faithful_resharding_keeps_parent_records_and_routes_to_open_sha
     assert sorted(d for s in shards[1:] for d in data(s)) == [b"after"]
 
 
-def test_secrets_cancel_rotation_without_lambda_turns_rotation_off(client) -> None:  # noqa: ANN001
+def test_secrets_cancel_rotation_without_lambda_turns_rotation_off(client: Callable[..., Any]) -> None:
     identifier = _db(client)
     arn = client("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0][
         "MasterUserSecret"]["SecretArn"]
@@ -269,7 +270,7 @@ def test_secrets_cancel_rotation_without_lambda_turns_rotation_off(client) -> No
     assert secrets.describe_secret(SecretId=arn)["RotationEnabled"] is False
 
 
-def test_managed_secret_rotation_writes_a_new_password_into_the_current_version(client) -> None:  # noqa: ANN001
+def test_managed_secret_rotation_writes_a_new_password_into_the_current_version(client: Callable[..., Any]) -> None:
     identifier = _db(client)
     arn = client("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0][
         "MasterUserSecret"]["SecretArn"]
@@ -280,7 +281,7 @@ def test_managed_secret_rotation_writes_a_new_password_into_the_current_version(
     assert after["username"] == before["username"] and after["password"] != before["password"]
 
 
-def test_retried_requests_replay_the_first_answer_instead_of_creating_twice(client) -> None:  # noqa: ANN001
+def test_retried_requests_replay_the_first_answer_instead_of_creating_twice(client: Callable[..., Any]) -> None:
     elasticache, group = client("elasticache"), name()
 
     def same_invocation(request, **_) -> None:  # noqa: ANN001, ANN003
@@ -300,7 +301,7 @@ def test_retried_requests_replay_the_first_answer_instead_of_creating_twice(clie
 # --- Kinesis reads and writes as Kinesis meters them -------------------------------------------------------------
 
 
-def _stream(client, shards: int = 1) -> tuple[object, str]:  # noqa: ANN001
+def _stream(client: Callable[..., Any], shards: int = 1) -> tuple[object, str]:
     kinesis, stream = client("kinesis"), name()
     kinesis.create_stream(StreamName=stream, ShardCount=shards)
     return kinesis, stream
@@ -321,7 +322,7 @@ def _iterator(kinesis, stream: str) -> str:  # noqa: ANN001
                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
 
 
-def test_kinesis_reads_from_the_position_return_at_most_10000_records_and_say_what_is_left(client) -> None:  # noqa: ANN001
+def test_kinesis_reads_from_the_position_return_at_most_10000_records_and_say_what_is_left(client: Callable[..., Any]) -> None:
     kinesis, stream = _stream(client)
     _backlog(stream, 10_500)
     first = kinesis.get_records(ShardIterator=_iterator(kinesis, stream))
@@ -334,14 +335,14 @@ def test_kinesis_reads_from_the_position_return_at_most_10000_records_and_say_wh
     assert [r["Data"] for r in third["Records"]] == [b"new"] and third["Records"][0]["SequenceNumber"] == "10501"
 
 
-def test_kinesis_reads_from_the_position_stop_a_page_at_10_mib(client) -> None:  # noqa: ANN001
+def test_kinesis_reads_from_the_position_stop_a_page_at_10_mib(client: Callable[..., Any]) -> None:
     kinesis, stream = _stream(client)
     _backlog(stream, 12, size=1024 * 1024 - 2)  # ~1 MiB each, with the partition key
     page = kinesis.get_records(ShardIterator=_iterator(kinesis, stream))
     assert len(page["Records"]) == 10 and page["MillisBehindLatest"] > 0
 
 
-def test_kinesis_shard_limits_throttle_the_sixth_read_of_a_shard_within_a_second(client) -> None:  # noqa: ANN001
+def test_kinesis_shard_limits_throttle_the_sixth_read_of_a_shard_within_a_second(client: Callable[..., Any]) -> None:
     kinesis, stream = _stream(client, shards=2)
     iterator = _iterator(kinesis, stream)
     for _ in range(5):
@@ -357,7 +358,7 @@ def test_kinesis_shard_limits_throttle_the_sixth_read_of_a_shard_within_a_second
     kinesis.get_records(ShardIterator=iterator)  # a second later the shard reads again
 
 
-def test_kinesis_shard_limits_throttle_reads_until_a_big_read_is_paid_back_at_2_mib_a_second(client) -> None:  # noqa: ANN001
+def test_kinesis_shard_limits_throttle_reads_until_a_big_read_is_paid_back_at_2_mib_a_second(client: Callable[..., Any]) -> None:
     kinesis, stream = _stream(client)
     _backlog(stream, 6, size=1024 * 1024 - 2)
     page = kinesis.get_records(ShardIterator=_iterator(kinesis, stream))  # 6 MiB: allowed, once
@@ -367,13 +368,13 @@ def test_kinesis_shard_limits_throttle_reads_until_a_big_read_is_paid_back_at_2_
     kinesis.get_records(ShardIterator=page["NextShardIterator"])
 
 
-def test_kinesis_shard_limits_refuse_a_page_limit_above_10000(client) -> None:  # noqa: ANN001
+def test_kinesis_shard_limits_refuse_a_page_limit_above_10000(client: Callable[..., Any]) -> None:
     kinesis, stream = _stream(client)
     with pytest.raises(ClientError, match="InvalidArgumentException"):
         kinesis.get_records(ShardIterator=_iterator(kinesis, stream), Limit=10_001)
 
 
-def test_kinesis_shard_limits_fail_put_records_entries_beyond_1000_records_a_second(client) -> None:  # noqa: ANN001
+def test_kinesis_shard_limits_fail_put_records_entries_beyond_1000_records_a_second(client: Callable[..., Any]) -> None:
     kinesis, stream = _stream(client)
     answers = [kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": f"k{i}", "Data": b"x"}
                                                                for i in range(400)]) for _ in range(3)]
@@ -386,14 +387,14 @@ def test_kinesis_shard_limits_fail_put_records_entries_beyond_1000_records_a_sec
         "FailedRecordCount"] == 0
 
 
-def test_kinesis_shard_limits_refuse_put_record_beyond_1_mib_a_second(client) -> None:  # noqa: ANN001
+def test_kinesis_shard_limits_refuse_put_record_beyond_1_mib_a_second(client: Callable[..., Any]) -> None:
     kinesis, stream = _stream(client)
     kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"x" * (700 * 1024))
     with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
         kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"x" * (400 * 1024))
 
 
-def test_kinesis_shard_limits_keep_each_shards_usage(client, emulator) -> None:  # noqa: ANN001
+def test_kinesis_shard_limits_keep_each_shards_usage(client: Callable[..., Any], emulator) -> None:  # noqa: ANN001
     kinesis, stream = _stream(client)
     kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": b"abc"}] * 3)
     iterator = _iterator(kinesis, stream)
@@ -408,7 +409,7 @@ def test_kinesis_shard_limits_keep_each_shards_usage(client, emulator) -> None: 
 
 
 
-def test_cloudwatch_alarms_notify_their_topics_when_their_state_changes(client) -> None:  # noqa: ANN001
+def test_cloudwatch_alarms_notify_their_topics_when_their_state_changes(client: Callable[..., Any]) -> None:
     sns, sqs, cloudwatch, alarm = client("sns"), client("sqs"), client("cloudwatch"), name()
     topic = sns.create_topic(Name=name())["TopicArn"]
     queue = sqs.create_queue(QueueName=name())["QueueUrl"]
@@ -482,7 +483,7 @@ def test_firehose_delivers_from_its_kinesis_source_every_record_once_gzip_under_
     assert len(delivered()) == len(sent)  # nothing delivered twice on later passes
 
 
-def test_policy_conditions_on_absent_keys_do_not_match_and_unconditional_denies_still_apply(client) -> None:  # noqa: ANN001
+def test_policy_conditions_on_absent_keys_do_not_match_and_unconditional_denies_still_apply(client: Callable[..., Any]) -> None:
     s3 = client("s3")
     bucket = name()
     s3.create_bucket(Bucket=bucket)

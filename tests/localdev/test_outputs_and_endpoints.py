@@ -1,6 +1,8 @@
 """The flat outputs file and the local run's one set of differences from the ECS task."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from localdev.local_endpoints import processor_environment
@@ -28,7 +30,7 @@ def test_an_unknown_stack_or_two_suffixes_of_one_workload_are_refused() -> None:
         flatten({"retail-dev": {}, "retail-qa": {}})
 
 
-def test_the_outputs_command_explains_a_missing_file(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_the_outputs_command_explains_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "missing.json")]) == 2
     assert "outputs:" in capsys.readouterr().err
 

@@ -22,14 +22,14 @@ def by_rule(plan: model.StackPlan) -> dict[str, list[rules.Risk]]:
     return found
 
 
-def test_a_tag_value_and_an_alarm_threshold_change_many_resources_and_raise_no_risk(plans) -> None:  # noqa: ANN001
+def test_a_tag_value_and_an_alarm_threshold_change_many_resources_and_raise_no_risk(plans: dict[str, model.StackPlan]) -> None:
     plan = plans["harmless"]
     counts = plan.counts()
     assert counts["update"] > 50 and counts["replace"] == counts["delete"] == counts["create"] == 0
     assert risks_of(plan) == []
 
 
-def test_renaming_the_database_is_reported_as_a_replacement_that_loses_its_data(plans) -> None:  # noqa: ANN001
+def test_renaming_the_database_is_reported_as_a_replacement_that_loses_its_data(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["db-renamed"])
     assert set(found) == {"stateful-replace", "iam-gain"}
     (risk,) = found["stateful-replace"]
@@ -42,13 +42,13 @@ def test_renaming_the_database_is_reported_as_a_replacement_that_loses_its_data(
     assert all(n.severity == rules.MEDIUM and "known only after apply" in n.reason for n in notes)
 
 
-def test_a_major_engine_upgrade_is_reported(plans) -> None:  # noqa: ANN001
+def test_a_major_engine_upgrade_is_reported(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["engine-17"])
     assert set(found) == {"engine-major-upgrade"}
     assert "16 -> 17" in found["engine-major-upgrade"][0].reason
 
 
-def test_shortened_retention_and_a_retail_archive_under_three_years_are_reported(plans) -> None:  # noqa: ANN001
+def test_shortened_retention_and_a_retail_archive_under_three_years_are_reported(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["retention"])
     assert set(found) == {"protection"}
     reasons = [r.reason for r in found["protection"]]
@@ -58,7 +58,7 @@ def test_shortened_retention_and_a_retail_archive_under_three_years_are_reported
     assert all(r.severity == rules.HIGH for r in found["protection"])
 
 
-def test_a_widened_policy_shows_the_added_actions_and_flags_the_wildcard(plans) -> None:  # noqa: ANN001
+def test_a_widened_policy_shows_the_added_actions_and_flags_the_wildcard(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["policy-widened"])
     assert set(found) == {"iam-wildcard", "iam-gain"}
     (wild,) = found["iam-wildcard"]
@@ -68,14 +68,14 @@ def test_a_widened_policy_shows_the_added_actions_and_flags_the_wildcard(plans) 
     assert gain.reason == "gains `kinesis:DeleteStream` on `arn:aws:kinesis:us-east-1:123456789012:stream/retail-updates-local`"
 
 
-def test_a_port_opened_to_the_internet_is_reported(plans) -> None:  # noqa: ANN001
+def test_a_port_opened_to_the_internet_is_reported(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["port-opened"])
     assert set(found) == {"open-security-group"}
     (risk,) = found["open-security-group"]
     assert risk.severity == rules.HIGH and "0.0.0.0/0" in risk.reason and "5432" in risk.reason
 
 
-def test_a_new_resource_without_tags_or_suffix_is_reported(plans) -> None:  # noqa: ANN001
+def test_a_new_resource_without_tags_or_suffix_is_reported(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["untagged"])
     assert set(found) == {"tags-and-suffix"}
     reasons = sorted(r.reason for r in found["tags-and-suffix"])
@@ -83,13 +83,14 @@ def test_a_new_resource_without_tags_or_suffix_is_reported(plans) -> None:  # no
     assert reasons[1].startswith("new resource lacks tags: Project, Workload, Environment")
 
 
-def test_rotation_longer_than_30_days_is_reported(plans) -> None:  # noqa: ANN001
+def test_rotation_longer_than_30_days_is_reported(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["rotation-90"])
     assert set(found) == {"rotation"}
     assert found["rotation"][0].reason == "credentials rotate every 90 days (at most 30 allowed)"
 
 
-def test_encryption_turned_off_is_reported_and_a_sensitive_value_never_shows(plans, tmp_path: Path) -> None:  # noqa: ANN001
+def test_encryption_turned_off_is_reported_and_a_sensitive_value_never_shows(plans: dict[str, model.StackPlan],
+                                                                             tmp_path: Path) -> None:
     plan = plans["unencrypted"]
     found = by_rule(plan)
     assert "encryption" in found and found["encryption"][0].address.startswith("aws_kinesis_stream.")
@@ -98,7 +99,7 @@ def test_encryption_turned_off_is_reported_and_a_sensitive_value_never_shows(pla
     assert SECRET not in text
 
 
-def test_forgetting_resources_is_a_valid_plan_and_a_note_for_each_says_it_stays_in_aws(plans) -> None:  # noqa: ANN001
+def test_forgetting_resources_is_a_valid_plan_and_a_note_for_each_says_it_stays_in_aws(plans: dict[str, model.StackPlan]) -> None:
     plan = plans["forget"]
     assert plan.counts()["forget"] == 4 and plan.counts()["delete"] == 0
     found = by_rule(plan)
@@ -110,7 +111,8 @@ def test_forgetting_resources_is_a_valid_plan_and_a_note_for_each_says_it_stays_
     assert notes["aws_cloudwatch_log_group"].reason.count("log group and its log events stays") == 1
 
 
-def test_kms_star_for_another_accounts_root_is_high_while_the_keys_own_account_stays_exempt(plans) -> None:  # noqa: ANN001
+def test_kms_star_for_another_accounts_root_is_high_while_the_keys_own_account_stays_exempt(
+        plans: dict[str, model.StackPlan]) -> None:
     plan = plans["foreign-key-admin"]
     assert plan.accounts == frozenset({"123456789012"})  # moto's account, from the caller identity
     found = by_rule(plan)
@@ -120,21 +122,22 @@ def test_kms_star_for_another_accounts_root_is_high_while_the_keys_own_account_s
     assert "`kms:*`" in risk.reason and "999999999999" in risk.reason
 
 
-def test_disabling_the_stacks_key_is_high(plans) -> None:  # noqa: ANN001
+def test_disabling_the_stacks_key_is_high(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["key-disabled"])
     assert set(found) == {"encryption"}
     (risk,) = found["encryption"]
     assert risk.severity == rules.HIGH and risk.reason.startswith("the key is disabled")
 
 
-def test_an_aws_managed_full_access_policy_is_as_wide_as_it_reads(plans) -> None:  # noqa: ANN001
+def test_an_aws_managed_full_access_policy_is_as_wide_as_it_reads(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["s3-full-access"])
     assert set(found) == {"iam-wildcard"}
     (risk,) = found["iam-wildcard"]
     assert risk.severity == rules.HIGH and "AmazonS3FullAccess" in risk.reason and "full-access" in risk.reason
 
 
-def test_force_destroy_suspended_versioning_and_the_aws_managed_key_on_the_archive_are_high(plans) -> None:  # noqa: ANN001
+def test_force_destroy_suspended_versioning_and_the_aws_managed_key_on_the_archive_are_high(
+        plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["archive-weakened"])
     assert set(found) == {"protection", "encryption"}
     protection = sorted(r.reason for r in found["protection"])
@@ -146,7 +149,7 @@ def test_force_destroy_suspended_versioning_and_the_aws_managed_key_on_the_archi
     assert all(r.severity == rules.HIGH for risks in found.values() for r in risks)
 
 
-def test_dropping_the_databases_backups_is_high(plans) -> None:  # noqa: ANN001
+def test_dropping_the_databases_backups_is_high(plans: dict[str, model.StackPlan]) -> None:
     found = by_rule(plans["backups-dropped"])
     assert set(found) == {"protection", "stateful-delete"}
     reasons = sorted(r.reason for r in found["protection"])
@@ -156,7 +159,7 @@ def test_dropping_the_databases_backups_is_high(plans) -> None:  # noqa: ANN001
     assert vault.address.startswith("aws_backup_vault.")
 
 
-def test_a_destroy_plan_raises_the_stateful_deletes_and_no_noise_from_their_companions(plans) -> None:  # noqa: ANN001
+def test_a_destroy_plan_raises_the_stateful_deletes_and_no_noise_from_their_companions(plans: dict[str, model.StackPlan]) -> None:
     plan = plans["destroy"]
     assert plan.counts()["delete"] > 80 and plan.counts()["create"] == 0
     found = by_rule(plan)
@@ -166,13 +169,13 @@ def test_a_destroy_plan_raises_the_stateful_deletes_and_no_noise_from_their_comp
             "aws_elasticache_replication_group"} <= deleted_types
 
 
-def test_every_risk_carries_a_rule_id_an_acknowledgement_can_name(plans) -> None:  # noqa: ANN001
+def test_every_risk_carries_a_rule_id_an_acknowledgement_can_name(plans: dict[str, model.StackPlan]) -> None:
     for plan in plans.values():
         for risk in risks_of(plan):
             assert risk.rule in rules.RISK_RULES, risk
 
 
-def test_a_resize_is_no_risk_and_its_monthly_cost_change_is_shown_per_resource(plans) -> None:  # noqa: ANN001
+def test_a_resize_is_no_risk_and_its_monthly_cost_change_is_shown_per_resource(plans: dict[str, model.StackPlan]) -> None:
     from tools.cost import prices
     from tools.plan_review import cost
 
@@ -193,7 +196,7 @@ def test_a_resize_is_no_risk_and_its_monthly_cost_change_is_shown_per_resource(p
     assert f"prices of {table.as_of.isoformat()}" in text and "`aws_db_instance." in text
 
 
-def test_a_harmless_plan_changes_no_cost_and_a_destroy_takes_the_whole_fixed_cost_away(plans) -> None:  # noqa: ANN001
+def test_a_harmless_plan_changes_no_cost_and_a_destroy_takes_the_whole_fixed_cost_away(plans: dict[str, model.StackPlan]) -> None:
     from tools.plan_review import cost
 
     harmless = cost.cost_change(plans["harmless"])

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.plan_review.scenarios import SECRET
+from tools.plan_review import model
 from tools.plan_review.__main__ import main
 
 
 @pytest.fixture()
-def files(plans, tmp_path: Path) -> dict[str, Path]:  # noqa: ANN001
+def files(plans: dict[str, model.StackPlan], tmp_path: Path) -> dict[str, Path]:
     """Each scenario's JSON plan, named like a stack so one report can hold several."""
     copied = {}
     for name, plan in plans.items():
@@ -38,7 +39,7 @@ expires = {expires}
 """
 
 
-def test_one_report_holds_every_stack_and_fails_only_on_high_risk(files, tmp_path: Path) -> None:  # noqa: ANN001
+def test_one_report_holds_every_stack_and_fails_only_on_high_risk(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "report.md"
     none = acknowledgements(tmp_path, "")
     assert main([str(files["harmless"]), str(files["untagged"]), "--acknowledgements", str(none),
@@ -54,7 +55,7 @@ def test_one_report_holds_every_stack_and_fails_only_on_high_risk(files, tmp_pat
     assert "**1 high risk not acknowledged**" in out.read_text()
 
 
-def test_a_high_risk_acknowledged_in_the_file_passes_until_the_entry_expires(files, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_high_risk_acknowledged_in_the_file_passes_until_the_entry_expires(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "report.md"
     valid = acknowledgements(tmp_path, ROTATION_ACK.format(expires="2999-12-31"))
     assert main([str(files["rotation-90"]), "--acknowledgements", str(valid), "--out", str(out)]) == 0
@@ -66,7 +67,8 @@ def test_a_high_risk_acknowledged_in_the_file_passes_until_the_entry_expires(fil
     assert "matched nothing" not in text  # it matched; it is only out of date
 
 
-def test_an_address_copied_from_the_report_acknowledges_that_resource_brackets_and_all(plans, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_address_copied_from_the_report_acknowledges_that_resource_brackets_and_all(plans: dict[str, model.StackPlan],
+                                                                                       tmp_path: Path) -> None:
     from tools.plan_review import acknowledge, rules
 
     risk = rules.assess(plans["rotation-90"])[0]
@@ -80,12 +82,12 @@ def test_an_address_copied_from_the_report_acknowledges_that_resource_brackets_a
     assert acknowledge.glob(risk.address + "[1]", "aws_secretsmanager_secret_rotation.*")  # globs still work
 
 
-def test_an_acknowledgement_covers_only_the_rule_and_resource_it_names(files, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_acknowledgement_covers_only_the_rule_and_resource_it_names(files: dict[str, Path], tmp_path: Path) -> None:
     valid = acknowledgements(tmp_path, ROTATION_ACK.format(expires="2999-12-31"))
     assert main([str(files["retention"]), "--acknowledgements", str(valid), "--out", str(tmp_path / "r.md")]) == 1
 
 
-def test_the_pull_request_label_acknowledges_every_high_risk_and_says_by_whom(files, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_pull_request_label_acknowledges_every_high_risk_and_says_by_whom(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "report.md"
     none = acknowledgements(tmp_path, "")
     assert main([str(files["retention"]), "--acknowledgements", str(none), "--out", str(out),
@@ -95,7 +97,7 @@ def test_the_pull_request_label_acknowledges_every_high_risk_and_says_by_whom(fi
     assert text.count("acknowledged: label plan-risk-acknowledged added by @owner") == 8  # one per high risk
 
 
-def test_redacted_plans_keep_no_sensitive_value(files, tmp_path: Path) -> None:  # noqa: ANN001
+def test_redacted_plans_keep_no_sensitive_value(files: dict[str, Path], tmp_path: Path) -> None:
     assert SECRET in files["unencrypted"].read_text()  # terraform show -json prints it in clear
     none = acknowledgements(tmp_path, "")
     main([str(files["unencrypted"]), "--acknowledgements", str(none), "--out", str(tmp_path / "r.md"),

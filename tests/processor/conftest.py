@@ -102,13 +102,13 @@ def put(kinesis, stream: str, bodies: list[bytes], key: Callable[[int], str]) ->
         put_all(kinesis, stream, batch)
 
 
-def count(conn, sql: str, *params: object) -> int:  # noqa: ANN001
+def count(conn: psycopg2.extensions.connection, sql: str, *params: object) -> int:
     with conn, conn.cursor() as cur:
         cur.execute(sql, params or None)
         return cur.fetchone()[0]
 
 
-def count_or_zero(conn, sql: str) -> int:  # noqa: ANN001
+def count_or_zero(conn: psycopg2.extensions.connection, sql: str) -> int:
     """For polling while the worker may not have created the schema yet."""
     try:
         return count(conn, sql)

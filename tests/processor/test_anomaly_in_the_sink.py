@@ -7,6 +7,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import psycopg2
+import redis
+
 from processor.anomaly.synthetic import generate_series
 from processor.sinks.factory import FactorySink
 from processor.workloads import FACTORY
@@ -15,7 +18,8 @@ from tests.processor.test_sinks import apply, rows
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_sink_raises_exactly_the_anomalies_the_offline_scorer_labels(conn, redis_client, tmp_path) -> None:  # noqa: ANN001
+def test_the_sink_raises_exactly_the_anomalies_the_offline_scorer_labels(conn: psycopg2.extensions.connection,
+                                                                         redis_client: redis.Redis, tmp_path: Path) -> None:
     series = generate_series(random.Random(17), "press-9", days=4.0, kinds=("stuck", "spike"))
     # GIVEN one sensor's series, as the offline scorer reads it and as the stream carries it
     source = tmp_path / "series.csv"

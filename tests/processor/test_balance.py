@@ -122,7 +122,8 @@ def spread(owners: dict[str, str | None], workers: list[str]) -> int:
 
 @settings(max_examples=400, deadline=None)
 @given(st.integers(1, 12), st.integers(1, 6), st.data())
-def test_any_fleet_settles_within_two_rounds_into_an_even_spread_and_stays_there(shards: int, n: int, data) -> None:  # noqa: ANN001
+def test_any_fleet_settles_within_two_rounds_into_an_even_spread_and_stays_there(
+        shards: int, n: int, data) -> None:  # noqa: ANN001
     workers = [f"w{i}" for i in range(n)]
     start = {f"s{i:02d}": data.draw(st.sampled_from([None, *workers])) for i in range(shards)}
     history = simulate(start, workers, rounds=5)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from localdev.servers import wait_for
+from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from processor.samples import encode, product, reading, stock
 from processor.scheduler import Scheduler
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
@@ -79,14 +79,15 @@ def test_sigterm_finishes_the_batch_releases_leases_and_exits_zero(
     assert count(conn, "SELECT count(*) FROM shard_leases WHERE owner IS NOT NULL") == 0
 
 
-def test_a_missing_stream_is_one_clear_line_and_a_non_zero_exit(moto, postgres, database, redis_server) -> None:  # noqa: ANN001
+def test_a_missing_stream_is_one_clear_line_and_a_non_zero_exit(moto: MotoServer, postgres: PostgresServer,
+                                                                database: str, redis_server: RedisServer) -> None:
     env = processor_env("retail", "nope", moto=moto, postgres=postgres, database=database, redis_server=redis_server)
     result = subprocess.run([sys.executable, "-m", "processor"], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and result.stderr.strip() == "processor: stream nope not found"
 
 
-def test_an_unreachable_database_is_one_clear_line(moto) -> None:  # noqa: ANN001
+def test_an_unreachable_database_is_one_clear_line(moto: MotoServer) -> None:
     env = {**os.environ, "WORKLOAD": "factory", "STREAM_NAME": "x", "AWS_REGION": "us-east-1",
            "DB_HOST": "127.0.0.1", "DB_PORT": "1", "DB_NAME": "d", "DB_USER": "u", "DB_PASSWORD": "p",
            "DB_SSLMODE": "disable", "REDIS_HOST": "127.0.0.1", "REDIS_TLS": "false"}

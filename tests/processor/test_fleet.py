@@ -8,12 +8,13 @@ import sys
 import threading
 import time
 
+import psycopg2
 import pytest
 from botocore.exceptions import ClientError
 
 from localdev.fleet import Fleet, LeaseWatch, SteadyProducer
 from localdev.kinesis_usage import shard_usage
-from localdev.servers import wait_for
+from localdev.servers import MotoServer, wait_for
 from processor.samples import encode, reading
 from processor.scheduler import Scheduler
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
@@ -97,7 +98,8 @@ def test_shards_spread_over_1_2_and_4_workers_and_survive_a_kill_9_two_sigterms_
     assert 0 <= sum(u["records_read"] for u in usage.values()) - sent <= 200
 
 
-def test_a_rolling_replacement_hands_every_shard_over_without_reading_a_record_twice(fleet, moto, conn) -> None:  # noqa: ANN001
+def test_a_rolling_replacement_hands_every_shard_over_without_reading_a_record_twice(
+        fleet, moto: MotoServer, conn: psycopg2.extensions.connection) -> None:  # noqa: ANN001
     workers, watch, producer, stream = fleet
     producer.start()
     old = workers.start(2)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import psycopg2
 import pytest
+import redis
 
 from processor import incidents
 from processor.incidents import FAULT, REGIME, SURPRISE, Incident, Signal
@@ -92,11 +93,11 @@ def test_messages_carry_the_incident_id_for_deduplication_and_attributes_for_fil
 # -- in PostgreSQL, through the factory sink --------------------------------------------------------------------
 
 
-def apply(conn, sink: FactorySink, bodies: list[dict]) -> None:  # noqa: ANN001
+def apply(conn: psycopg2.extensions.connection, sink: FactorySink, bodies: list[dict]) -> None:
     run_batch(conn, sink, [FACTORY.decode(encode(b)) for b in bodies])
 
 
-def rows(conn, sql: str) -> list[tuple]:  # noqa: ANN001
+def rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
     with conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetchall()
@@ -112,7 +113,8 @@ def fault(at_s: int, line: str = "line-1", sensor: str = "mill-1") -> dict:
     return {**status(f"{line}-{sensor}", "FAULT", at=at_s), "line_id": line}
 
 
-def test_an_event_on_a_line_is_stored_once_as_one_incident_with_one_message_per_transition(conn) -> None:  # noqa: ANN001
+def test_an_event_on_a_line_is_stored_once_as_one_incident_with_one_message_per_transition(
+        conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     sink = FactorySink(incident_settings=IncidentSettings(window=timedelta(seconds=60)))
     apply(conn, sink, line_traffic(0, 10) + [fault(10), fault(12, sensor="mill-2")] + line_traffic(13, 40))
@@ -122,7 +124,7 @@ def test_an_event_on_a_line_is_stored_once_as_one_incident_with_one_message_per_
     assert rows(conn, "SELECT event FROM incident_outbox ORDER BY created_at") == [("opened",), ("closed",)]
 
 
-def test_replaying_a_batch_or_restarting_the_task_changes_no_incident(conn) -> None:  # noqa: ANN001
+def test_replaying_a_batch_or_restarting_the_task_changes_no_incident(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     settings = IncidentSettings(window=timedelta(seconds=60))
     batch = line_traffic(0, 5) + [fault(5)] + line_traffic(6, 20)
@@ -136,7 +138,7 @@ def test_replaying_a_batch_or_restarting_the_task_changes_no_incident(conn) -> N
     assert rows(conn, "SELECT count(*) FROM incident_outbox") == [(1,)]
 
 
-def test_a_batch_that_does_not_commit_leaves_no_incident_and_no_message(conn) -> None:  # noqa: ANN001
+def test_a_batch_that_does_not_commit_leaves_no_incident_and_no_message(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     sink = FactorySink()
     records = [FACTORY.decode(encode(fault(0)))]
@@ -150,7 +152,7 @@ def test_a_batch_that_does_not_commit_leaves_no_incident_and_no_message(conn) ->
     assert rows(conn, "SELECT count(*) FROM incident_outbox") == [(0,)]
 
 
-def test_the_database_holds_at_most_one_open_incident_per_line(conn) -> None:  # noqa: ANN001
+def test_the_database_holds_at_most_one_open_incident_per_line(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     apply(conn, FactorySink(), [fault(0)])
     with pytest.raises(psycopg2.errors.UniqueViolation), conn, conn.cursor() as cur:
@@ -159,7 +161,8 @@ def test_the_database_holds_at_most_one_open_incident_per_line(conn) -> None:  #
                     "'{}', 0, 0, 'warning')")
 
 
-def test_readings_of_the_detector_fire_into_the_lines_incident(conn, redis_client) -> None:  # noqa: ANN001
+def test_readings_of_the_detector_fire_into_the_lines_incident(conn: psycopg2.extensions.connection,
+                                                               redis_client: redis.Redis) -> None:
     FACTORY.migrate(conn)
     sink = FactorySink(redis_client)
     normal = [reading("temp-1", 70.0 + (i % 5) / 10, at=i) for i in range(100)]
@@ -169,7 +172,7 @@ def test_readings_of_the_detector_fire_into_the_lines_incident(conn, redis_clien
     assert incident[:3] == ("line-2", ["temp-1"], [SURPRISE]) and incident[3] >= 0.5
 
 
-def test_a_line_gone_silent_is_closed_by_housekeeping_on_wall_time(conn) -> None:  # noqa: ANN001
+def test_a_line_gone_silent_is_closed_by_housekeeping_on_wall_time(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     sink = FactorySink(incident_settings=IncidentSettings(window=timedelta(seconds=60), quiet_s=60))
     apply(conn, sink, [fault(0)])

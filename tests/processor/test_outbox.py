@@ -9,10 +9,11 @@ import uuid
 from datetime import timedelta
 
 import boto3
+import psycopg2
 import pytest
 from botocore.config import Config
 
-from localdev.servers import wait_for
+from localdev.servers import MotoServer, wait_for
 from processor.outbox import OutboxPublisher, backlog
 from processor.samples import encode, status
 from processor.sinks import run_batch
@@ -24,7 +25,7 @@ WINDOW = IncidentSettings(window=timedelta(seconds=60))
 
 
 @pytest.fixture()
-def topic(moto) -> tuple[str, str, object]:  # noqa: ANN001
+def topic(moto: MotoServer) -> tuple[str, str, object]:
     """An SNS topic with an SQS queue subscribed, as the demo and an operator subscribe; (topic, queue url, sqs)."""
     sns = boto3.client("sns", region_name="us-east-1", endpoint_url=moto.url)
     sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto.url)
@@ -56,7 +57,7 @@ def line_traffic(start_s: int, end_s: int, faults: dict[int, str], line: str = "
             for t in range(start_s, end_s) for sensor in ("mill-1", "mill-2")]
 
 
-def apply(conn, sink: FactorySink, bodies: list[dict]) -> None:  # noqa: ANN001
+def apply(conn: psycopg2.extensions.connection, sink: FactorySink, bodies: list[dict]) -> None:
     run_batch(conn, sink, [FACTORY.decode(encode(b)) for b in bodies])
 
 
@@ -68,7 +69,8 @@ class Clock:
         return self.now
 
 
-def test_an_sns_outage_delays_the_messages_and_loses_none(conn, moto, topic) -> None:  # noqa: ANN001
+def test_an_sns_outage_delays_the_messages_and_loses_none(
+        conn: psycopg2.extensions.connection, moto: MotoServer, topic) -> None:  # noqa: ANN001
     topic_arn, queue_url, sqs = topic
     FACTORY.migrate(conn)
     clock = Clock()
@@ -95,7 +97,8 @@ def test_an_sns_outage_delays_the_messages_and_loses_none(conn, moto, topic) -> 
     assert got[0]["attributes"] == {"line": "line-1", "kinds": '["status"]', "severity": "critical", "event": "opened"}
 
 
-def test_a_crash_between_publishing_and_marking_sent_redelivers_with_the_same_ids(conn, moto, topic) -> None:  # noqa: ANN001
+def test_a_crash_between_publishing_and_marking_sent_redelivers_with_the_same_ids(
+        conn: psycopg2.extensions.connection, moto: MotoServer, topic) -> None:  # noqa: ANN001
     topic_arn, queue_url, sqs = topic
     FACTORY.migrate(conn)
     apply(conn, FactorySink(incident_settings=WINDOW), line_traffic(0, 100, {10: "mill-1", 80: "mill-2"}))
@@ -122,7 +125,8 @@ def test_a_crash_between_publishing_and_marking_sent_redelivers_with_the_same_id
     assert backlog(conn).unsent == 0
 
 
-def test_a_subscription_filter_policy_picks_one_lines_incidents(conn, moto, topic) -> None:  # noqa: ANN001
+def test_a_subscription_filter_policy_picks_one_lines_incidents(conn: psycopg2.extensions.connection, moto: MotoServer,
+                                                                topic) -> None:  # noqa: ANN001
     topic_arn, _, sqs = topic
     sns = boto3.client("sns", region_name="us-east-1", endpoint_url=moto.url)
     queue_url = sqs.create_queue(QueueName=f"line-2-{uuid.uuid4().hex[:6]}")["QueueUrl"]

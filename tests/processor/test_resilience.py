@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import boto3
 import psycopg2
@@ -74,7 +75,8 @@ def test_a_postgres_restart_mid_stream_loses_and_duplicates_nothing(
         again.close()
 
 
-def test_a_redis_outage_never_leaves_a_cached_product_stale(kinesis, postgres, database, conn) -> None:  # noqa: ANN001
+def test_a_redis_outage_never_leaves_a_cached_product_stale(kinesis: Any, postgres: PostgresServer, database: str,
+                                                            conn: psycopg2.extensions.connection) -> None:
     cache_server = RedisServer(persistent=True)  # comes back with its old data, as after a failover
     client = redis.Redis(port=cache_server.port, socket_timeout=1, socket_connect_timeout=0.5)
     try:

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
+from localdev.servers import MotoServer, PostgresServer, RedisServer
 from processor.samples import encode, product, reading, stock
 from processor.scheduler import Scheduler
 from processor.schema import SCHEMA_VERSION
@@ -27,7 +28,7 @@ from tests.processor.conftest import (
 APP_USER = "processor"
 
 
-def grants(conn, user: str) -> set[tuple[str, str]]:  # noqa: ANN001
+def grants(conn: psycopg2.extensions.connection, user: str) -> set[tuple[str, str]]:
     with conn, conn.cursor() as cur:
         cur.execute("SELECT table_name, privilege_type FROM information_schema.role_table_grants "
                     "WHERE grantee = %s", (user,))
@@ -45,7 +46,8 @@ COMMON = {
 }
 
 
-def test_the_migration_gives_the_application_role_exactly_its_workloads_dml(postgres, database, conn) -> None:  # noqa: ANN001
+def test_the_migration_gives_the_application_role_exactly_its_workloads_dml(postgres: PostgresServer, database: str,
+                                                                            conn: psycopg2.extensions.connection) -> None:
     migrated(postgres, database, "retail", APP_USER)
     assert grants(conn, APP_USER) == COMMON | {
         ("products", "SELECT"), ("products", "INSERT"), ("products", "UPDATE"),
@@ -58,7 +60,8 @@ def test_the_migration_gives_the_application_role_exactly_its_workloads_dml(post
     "DROP TABLE products", "TRUNCATE inventory", "DELETE FROM products", "CREATE TABLE spare (x int)",
     "ALTER TABLE products ADD COLUMN spare int", "UPDATE dead_letters SET reason = 'x'",
 ])
-def test_the_application_role_cannot_change_the_schema_or_erase_data(postgres, database, statement: str) -> None:  # noqa: ANN001
+def test_the_application_role_cannot_change_the_schema_or_erase_data(postgres: PostgresServer, database: str,
+                                                                     statement: str) -> None:
     migrated(postgres, database, "retail", APP_USER)
     app = as_app(postgres, database)
     try:
@@ -111,7 +114,8 @@ def test_a_processor_started_before_the_migration_waits_for_it_and_then_runs(
     assert count(conn, "SELECT count(*) FROM sensor_readings") == 20
 
 
-def test_a_migration_that_never_comes_stops_the_task_with_one_line(moto, postgres, database, redis_server) -> None:  # noqa: ANN001
+def test_a_migration_that_never_comes_stops_the_task_with_one_line(moto: MotoServer, postgres: PostgresServer,
+                                                                   database: str, redis_server: RedisServer) -> None:
     env = processor_env("retail", "s", moto=moto, postgres=postgres, database=database, redis_server=redis_server,
                         SCHEMA_WAIT_S="0.5")
     admin = psycopg2.connect(**postgres.dsn(database))
@@ -125,7 +129,9 @@ def test_a_migration_that_never_comes_stops_the_task_with_one_line(moto, postgre
                                      f"needs version {SCHEMA_VERSION}: run the migrate task (python -m processor migrate)")
 
 
-def test_the_migrate_command_creates_the_role_it_is_given(postgres, database, conn, redis_server, moto) -> None:  # noqa: ANN001
+def test_the_migrate_command_creates_the_role_it_is_given(postgres: PostgresServer, database: str,
+                                                          conn: psycopg2.extensions.connection,
+                                                          redis_server: RedisServer, moto: MotoServer) -> None:
     env = processor_env("factory", "s", moto=moto, postgres=postgres, database=database, redis_server=redis_server,
                         APP_DB_USER=APP_USER)
     result = subprocess.run([sys.executable, "-m", "processor", "migrate"], cwd=ROOT, env=env, capture_output=True,

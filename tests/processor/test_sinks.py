@@ -4,9 +4,12 @@ from __future__ import annotations
 import itertools
 import random
 
+import psycopg2
 import pytest
+import redis
 import redis as redis_lib
 
+from localdev.servers import RedisServer
 from processor.anomaly.detector import CONFIG, DetectorState
 from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
@@ -18,17 +21,17 @@ from processor.sinks.retail import RetailSink
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
 
 
-def apply(conn, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001
+def apply(conn: psycopg2.extensions.connection, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001
     run_batch(conn, sink, [WORKLOADS[workload].decode(encode(b)) for b in bodies])
 
 
-def rows(conn, sql: str) -> list[tuple]:  # noqa: ANN001
+def rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
     with conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetchall()
 
 
-def test_final_retail_state_does_not_depend_on_arrival_order(conn) -> None:  # noqa: ANN001
+def test_final_retail_state_does_not_depend_on_arrival_order(conn: psycopg2.extensions.connection) -> None:
     RETAIL.migrate(conn)
     events = [product("SKU-1", at=t, price=f"{10 + t}.00") for t in range(4)] + \
              [stock("SKU-1", "SUP-1", quantity=q, at=q) for q in range(5)] + [stock("SKU-1", "SUP-2", 7, at=1)]
@@ -45,7 +48,7 @@ def test_final_retail_state_does_not_depend_on_arrival_order(conn) -> None:  # n
     assert outcomes == {((("SKU-1", 13),), (("SKU-1", "SUP-1", 4), ("SKU-1", "SUP-2", 7)))}
 
 
-def test_replayed_and_older_events_never_move_state_backwards(conn) -> None:  # noqa: ANN001
+def test_replayed_and_older_events_never_move_state_backwards(conn: psycopg2.extensions.connection) -> None:
     RETAIL.migrate(conn)
     newest = product("SKU-9", at=100, price="50.00")
     apply(conn, RetailSink(), [newest], "retail")
@@ -53,7 +56,7 @@ def test_replayed_and_older_events_never_move_state_backwards(conn) -> None:  # 
     assert rows(conn, "SELECT price::text FROM products") == [("50.0000",)]
 
 
-def test_equal_timestamps_are_ordered_by_event_id(conn) -> None:  # noqa: ANN001
+def test_equal_timestamps_are_ordered_by_event_id(conn: psycopg2.extensions.connection) -> None:
     RETAIL.migrate(conn)
     a = product("SKU-2", at=5, price="1.00", event_id="00000000-0000-4000-8000-000000000001")
     b = product("SKU-2", at=5, price="2.00", event_id="00000000-0000-4000-8000-000000000002")
@@ -62,7 +65,8 @@ def test_equal_timestamps_are_ordered_by_event_id(conn) -> None:  # noqa: ANN001
     assert rows(conn, "SELECT price::text FROM products") == [("2.0000",)]
 
 
-def test_the_processor_refreshes_the_cache_after_every_committed_update(conn, redis_client) -> None:  # noqa: ANN001
+def test_the_processor_refreshes_the_cache_after_every_committed_update(conn: psycopg2.extensions.connection,
+                                                                        redis_client: redis.Redis) -> None:
     RETAIL.migrate(conn)
     cache = CatalogCache(redis_client)
     sink = RetailSink(cache)
@@ -79,7 +83,7 @@ def test_the_processor_refreshes_the_cache_after_every_committed_update(conn, re
     assert rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
 
 
-def test_get_product_is_cache_aside(conn, redis_client) -> None:  # noqa: ANN001
+def test_get_product_is_cache_aside(conn: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
     RETAIL.migrate(conn)
     apply(conn, RetailSink(), [product("SKU-4"), stock("SKU-4", "A", 4)], "retail")  # no cache attached
     cache = CatalogCache(redis_client, ttl_s=60)
@@ -91,13 +95,14 @@ def test_get_product_is_cache_aside(conn, redis_client) -> None:  # noqa: ANN001
     assert get_product("NOPE", conn=conn, cache=cache) is None
 
 
-def stale_fields(conn, sku: str) -> dict:  # noqa: ANN001
+def stale_fields(conn: psycopg2.extensions.connection, sku: str) -> dict:
     """What a cache-aside reader reads now and offers later."""
     with conn, conn.cursor() as cur:
         return read_entries(cur, [sku])
 
 
-def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_client) -> None:  # noqa: ANN001
+def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn: psycopg2.extensions.connection,
+                                                               redis_client: redis.Redis) -> None:
     RETAIL.migrate(conn)
     cache = CatalogCache(redis_client)
     sink = RetailSink(cache)
@@ -111,7 +116,8 @@ def test_a_stale_reader_cannot_overwrite_a_fresher_cache_entry(conn, redis_clien
     assert cache.get("SKU-5")["total_quantity"] == 7
 
 
-def test_a_fill_racing_a_commit_for_an_uncached_sku_cannot_put_the_old_row_back(conn, redis_client) -> None:  # noqa: ANN001
+def test_a_fill_racing_a_commit_for_an_uncached_sku_cannot_put_the_old_row_back(conn: psycopg2.extensions.connection,
+                                                                                redis_client: redis.Redis) -> None:
     RETAIL.migrate(conn)
     apply(conn, RetailSink(), [product("SKU-8", price="1.00"), stock("SKU-8", "A", 1), stock("SKU-8", "B", 2)],
           "retail")  # in PostgreSQL, not in Redis
@@ -124,7 +130,8 @@ def test_a_fill_racing_a_commit_for_an_uncached_sku_cannot_put_the_old_row_back(
     assert cache.get("SKU-8")["price"] == "1"
 
 
-def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_client, redis_server) -> None:  # noqa: ANN001
+def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn: psycopg2.extensions.connection,
+                                                               redis_client: redis.Redis, redis_server: RedisServer) -> None:
     RETAIL.migrate(conn)
     good = CatalogCache(redis_client)
     before = RetailSink(good)
@@ -140,7 +147,7 @@ def test_redis_outage_leaves_entries_dirty_until_redis_is_back(conn, redis_clien
     assert good.get("SKU-6")["price"] == "3" and rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
 
 
-def test_every_reading_is_stored_once_even_when_replayed(conn) -> None:  # noqa: ANN001
+def test_every_reading_is_stored_once_even_when_replayed(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     batch = [reading(at=i) for i in range(10)]
     sink = FactorySink()
@@ -149,7 +156,8 @@ def test_every_reading_is_stored_once_even_when_replayed(conn) -> None:  # noqa:
     assert rows(conn, "SELECT count(*) FROM sensor_readings") == [(11,)]
 
 
-def test_a_reading_of_every_sensor_kind_is_stored_in_its_unit_and_is_the_sensors_latest(conn, redis_client) -> None:  # noqa: ANN001
+def test_a_reading_of_every_sensor_kind_is_stored_in_its_unit_and_is_the_sensors_latest(conn: psycopg2.extensions.connection,
+                                                                                        redis_client: redis.Redis) -> None:
     FACTORY.migrate(conn)
     values = {"temperature": 71.5, "pressure": -3.5, "vibration": 0.31, "current": 12.4, "voltage": 399.0, "flow": 0.0}
     apply(conn, FactorySink(redis_client), [reading(f"{k}-1", v, kind=k) for k, v in values.items()], "factory")
@@ -158,14 +166,14 @@ def test_a_reading_of_every_sensor_kind_is_stored_in_its_unit_and_is_the_sensors
     assert {k: float(redis_client.hget(f"sensor:{k}-1", "value")) for k in values} == values
 
 
-def test_readings_land_in_monthly_partitions(conn) -> None:  # noqa: ANN001
+def test_readings_land_in_monthly_partitions(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     apply(conn, FactorySink(), [reading(at=0), reading(at=40 * 86400)], "factory")
     parts = rows(conn, "SELECT tableoid::regclass::text FROM sensor_readings ORDER BY ts")
     assert parts == [("sensor_readings_y2026m11",), ("sensor_readings_y2026m12",)]
 
 
-def test_a_fault_status_is_always_an_anomaly_recorded_once(conn) -> None:  # noqa: ANN001
+def test_a_fault_status_is_always_an_anomaly_recorded_once(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     fault = status("mill-03", "FAULT")
     sink = FactorySink()
@@ -174,7 +182,8 @@ def test_a_fault_status_is_always_an_anomaly_recorded_once(conn) -> None:  # noq
     assert rows(conn, "SELECT sensor_id, reason, score FROM anomalies") == [("mill-03", "equipment reported FAULT", 1.0)]
 
 
-def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis_client) -> None:  # noqa: ANN001
+def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn: psycopg2.extensions.connection,
+                                                                     redis_client: redis.Redis) -> None:
     FACTORY.migrate(conn)
     noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
     normal = [reading("press-01", next(noise), at=i) for i in range(CONFIG.warmup + 20)]
@@ -190,7 +199,7 @@ def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn, redis
     assert redis_client.hget("sensor:press-01", "value") == b"95.0"
 
 
-def test_a_batch_that_does_not_commit_teaches_the_detectors_nothing(conn) -> None:  # noqa: ANN001
+def test_a_batch_that_does_not_commit_teaches_the_detectors_nothing(conn: psycopg2.extensions.connection) -> None:
     FACTORY.migrate(conn)
     sink = FactorySink()
     apply(conn, sink, [reading("press-04", 70.0 + i % 3 / 10, at=i * 60) for i in range(40)], "factory")
@@ -206,7 +215,8 @@ def test_a_batch_that_does_not_commit_teaches_the_detectors_nothing(conn) -> Non
     assert rows(conn, "SELECT count(*) FROM sensor_readings") == [(40,)]
 
 
-def test_an_older_reading_arriving_late_does_not_replace_the_latest_one_in_redis(conn, redis_client) -> None:  # noqa: ANN001
+def test_an_older_reading_arriving_late_does_not_replace_the_latest_one_in_redis(conn: psycopg2.extensions.connection,
+                                                                                 redis_client: redis.Redis) -> None:
     FACTORY.migrate(conn)
     sink = FactorySink(redis_client)
     apply(conn, sink, [reading("press-02", 71.0, at=10)], "factory")
@@ -216,7 +226,8 @@ def test_an_older_reading_arriving_late_does_not_replace_the_latest_one_in_redis
     assert rows(conn, "SELECT count(*) FROM sensor_readings") == [(2,)]  # PostgreSQL keeps both
 
 
-def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn, redis_client) -> None:  # noqa: ANN001
+def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn: psycopg2.extensions.connection,
+                                                                            redis_client: redis.Redis) -> None:
     RETAIL.migrate(conn)
     cache = CatalogCache(redis_client)
     apply(conn, RetailSink(cache), [product("SKU-7", price="1.00")], "retail")
@@ -232,7 +243,8 @@ def test_a_crash_between_commit_and_cache_write_is_repaired_by_housekeeping(conn
     assert rows(conn, "SELECT count(*) FROM cache_pending") == [(0,)]
 
 
-def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_nothing(conn, redis_client) -> None:  # noqa: ANN001
+def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_nothing(conn: psycopg2.extensions.connection,
+                                                                                      redis_client: redis.Redis) -> None:
     RETAIL.migrate(conn)
     apply(conn, RetailSink(), [product("SKU-b", price="1.00"), product("SKU-A", price="2.00"),
                                stock("SKU-A", "X", 3)], "retail")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +41,7 @@ factory_bodies = st.one_of(mutated(reading()), mutated(reading(kind="pressure"))
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def store(conn, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN001
+def store(conn: psycopg2.extensions.connection, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN001
     records = [WORKLOADS[workload].decode(json.dumps(b).encode()) for b in bodies]
     valid = [r for r in records if not isinstance(r, Poison)]
     run_batch(conn, sink, valid)  # raises if PostgreSQL refuses any of it
@@ -49,7 +50,7 @@ def store(conn, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN00
 
 @SETTINGS
 @given(st.lists(retail_bodies, min_size=1, max_size=20))
-def test_every_retail_record_decode_accepts_is_stored(conn, bodies: list[dict]) -> None:  # noqa: ANN001
+def test_every_retail_record_decode_accepts_is_stored(conn: psycopg2.extensions.connection, bodies: list[dict]) -> None:
     RETAIL.migrate(conn)
     skus = sorted({r.sku for r in store(conn, RetailSink(), bodies, "retail")})
     found = count(conn, "SELECT count(DISTINCT sku) FROM (SELECT sku FROM products UNION ALL "
@@ -59,7 +60,7 @@ def test_every_retail_record_decode_accepts_is_stored(conn, bodies: list[dict]) 
 
 @SETTINGS
 @given(st.lists(factory_bodies, min_size=1, max_size=20))
-def test_every_reading_decode_accepts_is_stored(conn, bodies: list[dict]) -> None:  # noqa: ANN001
+def test_every_reading_decode_accepts_is_stored(conn: psycopg2.extensions.connection, bodies: list[dict]) -> None:
     FACTORY.migrate(conn)
     ids = sorted({r.event_id for r in store(conn, FactorySink(), bodies, "factory")})
     assert count(conn, "SELECT count(DISTINCT event_id) FROM sensor_readings WHERE event_id = ANY(%s::uuid[])",

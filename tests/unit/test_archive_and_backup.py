@@ -47,7 +47,8 @@ def archive_expiry(stack: StackJson) -> int:
         "expiration"][0]["days"]
 
 
-def test_production_keeps_database_backups_as_long_as_the_archive_a_dev_a_week(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
+def test_production_keeps_database_backups_as_long_as_the_archive_a_dev_a_week(stack: StackJson,
+                                                                               prod_stacks: dict[str, StackJson]) -> None:
     prod = prod_stacks[f"{stack.workload}-prod"]
     assert only(prod, "aws_backup_plan").config["rule"][0]["lifecycle"]["delete_after"] == archive_expiry(prod)
     assert only(stack, "aws_backup_plan").config["rule"][0]["lifecycle"]["delete_after"] == 7
@@ -88,7 +89,7 @@ def only_caller(stack: StackJson) -> str:
 
 
 
-def test_the_production_archive_is_write_once_for_its_compliance_period(prod_stacks) -> None:  # noqa: ANN001
+def test_the_production_archive_is_write_once_for_its_compliance_period(prod_stacks: dict[str, StackJson]) -> None:
     for stack in prod_stacks.values():
         bucket = by_path(stack, "aws_s3_bucket", "archive/bucket").config
         assert bucket["object_lock_enabled"] is True and bucket["force_destroy"] is False
@@ -97,7 +98,7 @@ def test_the_production_archive_is_write_once_for_its_compliance_period(prod_sta
         assert archive_expiry(stack) == {"retail": 1_096, "factory": 2_557}[stack.workload]
 
 
-def test_production_archive_access_is_logged_to_a_bucket_of_its_own(prod_stacks) -> None:  # noqa: ANN001
+def test_production_archive_access_is_logged_to_a_bucket_of_its_own(prod_stacks: dict[str, StackJson]) -> None:
     for stack in prod_stacks.values():
         logging = only(stack, "aws_s3_bucket_logging").config
         archive, logs = by_path(stack, "aws_s3_bucket", "archive/bucket"), by_path(
@@ -112,7 +113,7 @@ def test_production_archive_access_is_logged_to_a_bucket_of_its_own(prod_stacks)
         assert sse.config["rule"][0]["apply_server_side_encryption_by_default"] == {"sse_algorithm": "AES256"}
 
 
-def test_production_backups_sit_in_a_vault_locked_for_their_retention(prod_stacks) -> None:  # noqa: ANN001
+def test_production_backups_sit_in_a_vault_locked_for_their_retention(prod_stacks: dict[str, StackJson]) -> None:
     for stack in prod_stacks.values():
         lock = only(stack, "aws_backup_vault_lock_configuration").config
         keep = archive_expiry(stack)
@@ -120,7 +121,7 @@ def test_production_backups_sit_in_a_vault_locked_for_their_retention(prod_stack
         assert lock["backup_vault_name"] == ref(only(stack, "aws_backup_vault"), "name")
 
 
-def test_a_destroyable_environment_has_no_lock_that_would_outlive_a_destroy(dev_stacks) -> None:  # noqa: ANN001
+def test_a_destroyable_environment_has_no_lock_that_would_outlive_a_destroy(dev_stacks: dict[str, StackJson]) -> None:
     for stack in dev_stacks.values():
         types = {r.type for r in stack.resources()}
         assert not types & {"aws_s3_bucket_object_lock_configuration", "aws_backup_vault_lock_configuration",

@@ -193,7 +193,8 @@ def test_traffic_items_without_a_usage_say_so_rather_than_guess(table: prices.Pr
     assert "depends on traffic" in dict(cost.unpriced)["aws_kinesis_firehose_delivery_stream.f"]
 
 
-def test_every_synthesized_resource_is_priced_or_free_and_the_date_is_on_every_figure(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+def test_every_synthesized_resource_is_priced_or_free_and_the_date_is_on_every_figure(dev_stacks: dict[str, StackJson],
+                                                                                      prod_stacks: dict[str, StackJson]) -> None:
     from stacks.config import build_config
     from tools.cost.usage import usage_of
 

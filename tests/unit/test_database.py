@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from policy.stack_json import StackJson
 from tests.helpers import only, ref
 
@@ -63,7 +65,7 @@ def test_prod_database_is_protected_multi_az_and_keeps_backups_longer(prod_stack
     assert db["backup_retention_period"] == 35
 
 
-def test_the_parameter_group_is_named_after_its_family_so_a_major_upgrade_can_create_the_next(tmp_path) -> None:  # noqa: ANN001
+def test_the_parameter_group_is_named_after_its_family_so_a_major_upgrade_can_create_the_next(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from cdktf import App

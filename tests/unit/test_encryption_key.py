@@ -43,7 +43,8 @@ def test_cloudwatch_logs_may_use_the_key_for_this_accounts_log_groups_only(stack
     assert "log-group:*" in logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
 
 
-def test_key_policy_is_valid_json_with_exactly_its_statements(stack: StackJson, prod_stacks, exec_stacks) -> None:  # noqa: ANN001
+def test_key_policy_is_valid_json_with_exactly_its_statements(stack: StackJson, prod_stacks: dict[str, StackJson],
+                                                              exec_stacks: dict[str, StackJson]) -> None:
     common = ["AccountAdministersTheKey", "AccountPrincipalsUseTheKeyThroughServices",
               "ServicesHoldGrantsForTheirResources", "CloudWatchLogsEncryptsThisAccountsLogGroups",
               "CloudWatchAlarmsPublishToTheEncryptedTopic"]
@@ -66,7 +67,8 @@ def test_the_account_administers_the_key_but_cannot_use_it_directly(stack: Stack
         admin["Action"])
 
 
-def test_every_use_of_the_key_goes_through_a_service_or_a_named_grant(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+def test_every_use_of_the_key_goes_through_a_service_or_a_named_grant(dev_stacks: dict[str, StackJson],
+                                                                      prod_stacks: dict[str, StackJson]) -> None:
     for stack in [*dev_stacks.values(), *prod_stacks.values()]:
         for s in json.loads(only(stack, "aws_kms_key").config["policy"])["Statement"]:
             if not set(s["Action"]) & CRYPTO or s["Sid"] == "AccountAdministersTheKey":
@@ -75,7 +77,9 @@ def test_every_use_of_the_key_goes_through_a_service_or_a_named_grant(dev_stacks
             assert scoped or s["Sid"] == "EcsExecSessionsUseTheKey", (stack.stack_id, s["Sid"])
 
 
-def test_only_ecs_exec_outside_production_uses_the_key_directly(dev_stacks, prod_stacks, exec_stacks) -> None:  # noqa: ANN001
+def test_only_ecs_exec_outside_production_uses_the_key_directly(dev_stacks: dict[str, StackJson],
+                                                                prod_stacks: dict[str, StackJson],
+                                                                exec_stacks: dict[str, StackJson]) -> None:
     def sids(stack: StackJson) -> set[str]:
         return {s["Sid"] for s in json.loads(only(stack, "aws_kms_key").config["policy"])["Statement"]}
 

@@ -108,7 +108,8 @@ def _watched(stack: StackJson) -> list[tuple[str, str]]:
     return found
 
 
-def test_every_alarm_and_widget_watches_a_metric_the_processor_or_aws_emits(dev_stacks, prod_stacks) -> None:  # noqa: ANN001
+def test_every_alarm_and_widget_watches_a_metric_the_processor_or_aws_emits(dev_stacks: dict[str, StackJson],
+                                                                            prod_stacks: dict[str, StackJson]) -> None:
     import json
 
     from processor.metrics import EMITTED, namespace_for

@@ -27,7 +27,8 @@ def interface_endpoints(stack: StackJson) -> dict[str, dict]:
             for r in stack.resources("aws_vpc_endpoint") if r.config["vpc_endpoint_type"] == "Interface"}
 
 
-def test_fargate_reaches_every_aws_api_it_needs_through_interface_endpoints(stack: StackJson, exec_stacks) -> None:  # noqa: ANN001
+def test_fargate_reaches_every_aws_api_it_needs_through_interface_endpoints(stack: StackJson,
+                                                                            exec_stacks: dict[str, StackJson]) -> None:
     # Exactly these: no sts (task credentials come from the ECS agent), no monitoring (EMF log lines),
     # no kms or ssmmessages unless ECS Exec is on. The factory's tasks also publish incidents to SNS.
     incidents = {"sns"} if stack.workload == "factory" else set()
@@ -36,7 +37,8 @@ def test_fargate_reaches_every_aws_api_it_needs_through_interface_endpoints(stac
     assert all(e["private_dns_enabled"] is True for e in interface_endpoints(stack).values())
 
 
-def test_interface_endpoints_sit_in_every_zone_in_production_and_in_one_in_dev(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
+def test_interface_endpoints_sit_in_every_zone_in_production_and_in_one_in_dev(stack: StackJson,
+                                                                               prod_stacks: dict[str, StackJson]) -> None:
     subnets = [ref(r, "id") for r in stack.resources("aws_subnet")]
     assert all(e["subnet_ids"] == subnets[:1] for e in interface_endpoints(stack).values())
     prod = prod_stacks[f"{stack.workload}-prod"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,7 +107,8 @@ def test_service_runs_privately_with_a_rolling_back_circuit_breaker(stack: Stack
     assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
 
 
-def test_autoscaling_tracks_iterator_age_and_cpu_capped_at_shard_count(stack: StackJson, prod_stacks) -> None:  # noqa: ANN001
+def test_autoscaling_tracks_iterator_age_and_cpu_capped_at_shard_count(stack: StackJson,
+                                                                       prod_stacks: dict[str, StackJson]) -> None:
     target = only(stack, "aws_appautoscaling_target").config
     assert target["max_capacity"] == 4  # a dev stream is on demand: it starts with four shards
     prod = prod_stacks[f"{stack.workload}-prod"]
@@ -200,7 +202,8 @@ def test_the_migration_starts_from_exactly_its_synthesized_environment(stack: St
     assert settings.app_db_user == "processor" and settings.db_secret_arn and not settings.db_iam_auth
 
 
-def test_a_release_tag_from_the_environment_goes_into_both_task_definitions(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_release_tag_from_the_environment_goes_into_both_task_definitions(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from cdktf import App
 
     from policy.stack_json import load_app
