@@ -26,7 +26,6 @@ from psycopg2 import sql
 from localdev import outputs as flat
 from localdev.local_endpoints import (
     LOCAL_ENDPOINTS,
-    postgres_tls,
     processor_environment,
     read_local_endpoints,
     task_environment,
@@ -44,6 +43,7 @@ from localdev.session import (
     stop_process,
     stop_servers,
 )
+from localdev.tls import postgres_tls
 from stacks.config import build_config
 from stacks.workloads import WORKLOAD_REGIONS
 from tools.terraform_cli import automation_env

@@ -30,16 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # Written next to flat-outputs.json by a local deployment only; the integration tests use
 # it to reach the emulator and the local servers. Without it they talk to AWS.
 LOCAL_ENDPOINTS = ROOT / "cfn-outputs" / "local-endpoints.json"
-def postgres_tls(ca_file: str) -> dict[str, str]:
-    """psycopg2 parameters for a local PostgreSQL: verified TLS, as the processor connects to RDS."""
-    return {"sslmode": "verify-full", "sslrootcert": ca_file}
-
-
-def redis_tls(ca_file: str) -> dict[str, object]:
-    """redis-py parameters for a local Redis: verified TLS, as the processor connects to ElastiCache."""
-    return {"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_certs": ca_file}
-
-
 def write_local_endpoints(aws_env: Mapping[str, str], servers: Mapping[str, object]) -> Path:
     """`servers`: workload → LocalServers (pg_port, redis_port, ca_file)."""
     document = {"aws": dict(aws_env), "workloads": {

@@ -26,13 +26,12 @@ from localdev import outputs as flat
 from localdev.deploy import say, state_file
 from localdev.kinesis_usage import shard_usage
 from localdev.local_endpoints import (
-    postgres_tls,
     processor_environment,
     read_local_endpoints,
-    redis_tls,
     task_environment,
 )
 from localdev.session import LOCAL, ROOT, Session
+from localdev.tls import postgres_tls, redis_tls
 from stacks.workloads import WORKLOAD_REGIONS
 
 PROGRESS_EVERY_S = 5.0

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from localdev.tls import TlsFiles
+from localdev.tls import TlsFiles, postgres_tls, redis_tls
 
 
 def free_port() -> int:
@@ -132,7 +132,7 @@ class PostgresServer:
         dsn: dict[str, object] = {"host": "127.0.0.1", "port": self.port, "user": "test", "password": self.password,
                                   "dbname": dbname}
         if self.tls is not None:
-            dsn.update(sslmode="verify-full", sslrootcert=str(self.tls.ca))
+            dsn.update(postgres_tls(str(self.tls.ca)))
         return dsn
 
     def close(self) -> None:
@@ -174,7 +174,7 @@ class RedisServer:
         import redis
 
         if self.tls is not None:
-            options = {"ssl": True, "ssl_ca_certs": str(self.tls.ca), "ssl_check_hostname": True, **options}
+            options = {**redis_tls(str(self.tls.ca)), **options}
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **options)
 
     def start(self) -> None:

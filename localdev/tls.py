@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from processor.connections import redis_tls_options
+
 DAYS = 30
 
 
@@ -22,11 +24,25 @@ class TlsFiles:
     key: Path  # its private key
 
 
-def _openssl(*args: str, cwd: Path) -> None:
+def postgres_tls(ca_file: str) -> dict[str, str]:
+    """psycopg2 parameters for a local PostgreSQL: verified TLS, as the processor connects to RDS."""
+    return {"sslmode": "verify-full", "sslrootcert": ca_file}
+
+
+def redis_tls(ca_file: str) -> dict[str, object]:
+    """redis-py parameters for a local Redis: verified TLS, exactly as the processor connects to ElastiCache."""
+    return redis_tls_options(ca_file)
+
+
+def _openssl_binary() -> str:
     binary = shutil.which("openssl")
     if binary is None:
         raise RuntimeError("openssl not found: install it (make servers)")
-    result = subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, check=False)
+    return binary
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run([_openssl_binary(), *args], cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
 
@@ -59,8 +75,5 @@ def make_tls(directory: Path) -> TlsFiles:
 
 
 def _valid_for_a_day(cert: Path) -> bool:
-    binary = shutil.which("openssl")
-    if binary is None:
-        return False
-    return subprocess.run([binary, "x509", "-in", str(cert), "-noout", "-checkend", "86400"],
+    return subprocess.run([_openssl_binary(), "x509", "-in", str(cert), "-noout", "-checkend", "86400"],
                           capture_output=True, check=False).returncode == 0

@@ -63,9 +63,14 @@ def redis_password(settings: Settings) -> str | None:
     return None
 
 
+def redis_tls_options(ca_file: str | None) -> dict[str, object]:
+    """redis-py options for TLS with the certificate and its name verified against `ca_file` (None: the
+    system's store). The processor's, and the local deployment's clients of its local Redis."""
+    return {"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_certs": ca_file}
+
+
 def connect_redis(settings: Settings) -> redis.Redis:
-    tls = {"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True,
-           "ssl_ca_certs": settings.redis_ssl_ca_certs} if settings.redis_tls else {}
+    tls = redis_tls_options(settings.redis_ssl_ca_certs) if settings.redis_tls else {}
     return redis.Redis(
         host=settings.redis_host, port=settings.redis_port, password=redis_password(settings),
         socket_timeout=2, socket_connect_timeout=2, health_check_interval=15, **tls,

@@ -25,13 +25,12 @@ import pytest
 import redis
 
 from localdev.local_endpoints import (
-    postgres_tls,
     processor_environment,
     read_local_endpoints,
-    redis_tls,
     task_environment,
 )
 from localdev.outputs import FLAT_OUTPUTS, key
+from localdev.tls import postgres_tls, redis_tls
 from stacks.workloads import WORKLOADS
 from tests.helpers import skip_unless_available
 

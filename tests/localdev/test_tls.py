@@ -10,9 +10,8 @@ import psycopg2
 import pytest
 import redis
 
-from localdev.local_endpoints import postgres_tls, redis_tls
 from localdev.servers import PostgresServer, RedisServer
-from localdev.tls import TlsFiles, make_ca, make_tls
+from localdev.tls import TlsFiles, make_ca, make_tls, postgres_tls, redis_tls
 from processor.config import ConfigError, Settings
 from processor.connections import connect_redis, ensure_reachable
 
