@@ -155,6 +155,12 @@ class Pricing:
     def hours(self) -> float:
         return self.table.hours_per_month
 
+    def usage_for(self, billed: str) -> Usage:
+        """The usage a traffic-driven item needs; without one (a plan's review) the item is not priced, saying why."""
+        if self.usage is None:
+            raise Unpriceable(f"billed {billed} (see `make cost`)")
+        return self.usage
+
     def referenced(self, resource: Resource, attribute: str, type_: str) -> Resource | None:
         for address in resource.refs.get(attribute, ()):
             found = self.resources.get(address)
@@ -264,12 +270,11 @@ def kinesis_stream(resource: Resource, pricing: Pricing) -> Iterator[Line]:
 
 @prices("aws_kinesis_firehose_delivery_stream")
 def firehose(resource: Resource, pricing: Pricing) -> Iterator[Line]:
-    if pricing.usage is None:
-        raise Unpriceable("billed per GB ingested: depends on traffic (see `make cost`)")
-    billed_gb = pricing.usage.records_per_month * math.ceil(pricing.usage.record_bytes / 5_000) * 5_000 / GB
+    usage = pricing.usage_for("per GB ingested: depends on traffic")
+    billed_gb = usage.records_per_month * math.ceil(usage.record_bytes / 5_000) * 5_000 / GB
     yield Line(resource.address, resource.type, "Firehose", billed_gb * pricing.price("firehose_gb"),
-               f"{billed_gb:,.0f} GB billed: {pricing.usage.records_per_month / 1e6:,.1f} M records, each rounded "
-               f"up to 5 KB ({pricing.usage.record_bytes} B each)", TRAFFIC)
+               f"{billed_gb:,.0f} GB billed: {usage.records_per_month / 1e6:,.1f} M records, each rounded "
+               f"up to 5 KB ({usage.record_bytes} B each)", TRAFFIC)
 
 
 # -- databases and caches -------------------------------------------------------------------------------------------
@@ -333,9 +338,7 @@ def vpc_endpoint(resource: Resource, pricing: Pricing) -> Iterator[Line]:
 
 @prices("aws_s3_bucket")
 def s3_bucket(resource: Resource, pricing: Pricing) -> Iterator[Line]:
-    usage = pricing.usage
-    if usage is None:
-        raise Unpriceable("billed per GB stored: depends on traffic (see `make cost`)")
+    usage = pricing.usage_for("per GB stored: depends on traffic")
     archived_by = next(pricing.referring(resource, "aws_kinesis_firehose_delivery_stream", "extended_s3_configuration"), None)
     if archived_by is None:  # the access-log bucket: a few MB a month
         yield Line(resource.address, resource.type, "S3", 1 * pricing.price("s3_standard_gb_month"),
@@ -374,9 +377,7 @@ def _lifecycle(bucket: Resource, pricing: Pricing) -> tuple[float, float, float]
 
 @prices("aws_cloudwatch_log_group")
 def log_group(resource: Resource, pricing: Pricing) -> Iterator[Line]:
-    usage = pricing.usage
-    if usage is None:
-        raise Unpriceable("billed per GB ingested and stored: depends on traffic (see `make cost`)")
+    usage = pricing.usage_for("per GB ingested and stored: depends on traffic")
     name = str(resource.get("name") or resource.address)
     gb = usage.processor_log_gb_month if "processor" in name and "migrat" not in name else (
         usage.flow_log_gb_month if "flow" in name else usage.other_log_gb_month)
@@ -389,9 +390,7 @@ def log_group(resource: Resource, pricing: Pricing) -> Iterator[Line]:
 
 @prices("aws_backup_plan")
 def backup_plan(resource: Resource, pricing: Pricing) -> Iterator[Line]:
-    usage = pricing.usage
-    if usage is None:
-        raise Unpriceable("billed per GB of recovery points: depends on the data (see `make cost`)")
+    usage = pricing.usage_for("per GB of recovery points: depends on the data")
     keep = max((_number(resource, "rule", i, "lifecycle", 0, "delete_after") for i, _ in enumerate(resource.get("rule") or [])),
                default=0)
     growth_per_day = usage.stream_gb_month / DAYS_PER_MONTH
@@ -402,15 +401,14 @@ def backup_plan(resource: Resource, pricing: Pricing) -> Iterator[Line]:
 
 @prices("aws_ecr_repository")
 def ecr_repository(resource: Resource, pricing: Pricing) -> Iterator[Line]:
-    if pricing.usage is None:
-        raise Unpriceable("billed per GB of images: depends on the releases kept (see `make cost`)")
+    usage = pricing.usage_for("per GB of images: depends on the releases kept")
     kept = 10
     for policy in pricing.referring(resource, "aws_ecr_lifecycle_policy", "repository"):
         match = re.search(r'"countNumber":\s*(\d+)', str(policy.get("policy") or ""))
         kept = int(match.group(1)) if match else kept
-    gb = kept * pricing.usage.image_gb
+    gb = kept * usage.image_gb
     yield Line(resource.address, resource.type, "ECR", gb * pricing.price("ecr_storage_gb_month"),
-               f"{kept} images kept × {pricing.usage.image_gb:g} GB", TRAFFIC)
+               f"{kept} images kept × {usage.image_gb:g} GB", TRAFFIC)
 
 
 # -- monitoring, keys, secrets --------------------------------------------------------------------------------------
