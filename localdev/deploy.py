@@ -24,14 +24,16 @@ from botocore.exceptions import ClientError
 from psycopg2 import sql
 
 from localdev import outputs as flat
+from localdev.access import report as access
 from localdev.local_endpoints import (
     LOCAL_ENDPOINTS,
+    deployed_task,
     processor_environment,
     read_local_endpoints,
-    task_environment,
     write_local_endpoints,
 )
 from localdev.session import (
+    ACCESS_LOG,
     LOCAL,
     ROOT,
     STATE_DIR,
@@ -235,16 +237,33 @@ def migrate(session: Session) -> None:
     outputs = flat.read()
     started = time.monotonic()
     for workload, region in WORKLOAD_REGIONS.items():
-        ecs, secrets = session.client("ecs", region), session.client("secretsmanager", region)
-        task_env = task_environment(ecs, secrets, str(outputs[flat.key(workload, "migrate_task_family")]))
+        name = f"{session.stack_id(workload)}-migrate"
+        task_env, roles = deployed_task(session, region, str(outputs[flat.key(workload, "migrate_task_family")]), name)
         env = processor_environment(task_env, read_local_endpoints()["workloads"][workload], region,  # type: ignore[index]
-                                    session.aws_env(), base=lambda: dict(os.environ))
+                                    {**session.aws_env(), **session.assume(roles.task, name, region)},
+                                    base=lambda: dict(os.environ))
+        checked_from = log_size()
         result = subprocess.run([sys.executable, "-m", "processor", "migrate"], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=120)
         (LOCAL / "logs" / f"{session.stack_id(workload)}-migrate.log").write_text(result.stdout + result.stderr)
+        fail_on_refusals(checked_from, f"{session.stack_id(workload)} migration")
         if result.returncode != 0:
             raise SystemExit(f"{session.stack_id(workload)} migration failed: {result.stderr.strip()[-500:]}")
     say(f"migrated both databases as their master users ({time.monotonic() - started:.1f} s)")
+
+
+def log_size() -> int:
+    """Where the access log ends now: a run's own decisions are those after it."""
+    return ACCESS_LOG.stat().st_size if ACCESS_LOG.exists() else 0
+
+
+def fail_on_refusals(offset: int, what: str) -> None:
+    """Stop the run if the emulator refused a deployed role anything since `offset`: on AWS the
+    same call would fail the same way."""
+    refused = access.refusals(access.read(ACCESS_LOG, offset))
+    if refused:
+        raise SystemExit(f"{what}: AWS would refuse what the deployed roles asked for "
+                         f"(.local/logs/access.jsonl):\n  " + "\n  ".join(refused))
 
 
 # -- down ---------------------------------------------------------------------------------------------------------

@@ -9,7 +9,12 @@ then exactly these changes:
 | `DB_HOST`, `DB_PORT` | the stack's local PostgreSQL | the emulated RDS endpoint is a name, not a server |
 | `REDIS_HOST`, `REDIS_PORT` | the stack's local Redis | the same for the ElastiCache endpoint |
 | `DB_SSLROOTCERT`, `REDIS_SSL_CA_CERTS` | the local CA | the local certificates chain to it, not to RDS's or Amazon's CAs |
-| `AWS_REGION`, `AWS_ENDPOINT_URL`, keys | the stack's region, the emulator, fake keys | ECS gives the task its region and role |
+| `AWS_REGION`, `AWS_ENDPOINT_URL` | the stack's region, the emulator | ECS gives the task its region |
+| AWS keys, session token | a session of the *deployed* task role | as ECS gives a task; checked (localdev/access/) |
+
+The container's `secrets` are resolved with a session of the deployed *execution* role, as
+the ECS agent resolves them: a secret that role may not read fails the local start as it
+would fail the task's.
 
 `DB_SSLMODE=verify-full` and `REDIS_TLS=true` stay as deployed: both local servers speak TLS only
 (localdev/tls.py), with certificates for 127.0.0.1, and the processor verifies them, names included.
@@ -24,7 +29,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from localdev.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 # Written next to flat-outputs.json by a local deployment only; the integration tests use
@@ -43,6 +53,22 @@ def write_local_endpoints(aws_env: Mapping[str, str], servers: Mapping[str, obje
 
 def read_local_endpoints() -> dict | None:
     return json.loads(LOCAL_ENDPOINTS.read_text()) if LOCAL_ENDPOINTS.exists() else None
+
+
+@dataclass(frozen=True)
+class TaskRoles:
+    task: str  # the role the container's own calls use
+    execution: str  # the role the ECS agent uses to start it (image, logs, secrets)
+
+
+def deployed_task(session: Session, region: str, task_definition: str, name: str) -> tuple[dict[str, str], TaskRoles]:
+    """The container environment ECS would set for `task_definition` (its `secrets` resolved
+    with the execution role, as the ECS agent resolves them) and the task's roles."""
+    ecs = session.client("ecs", region)
+    definition = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+    roles = TaskRoles(definition["taskRoleArn"], definition["executionRoleArn"])
+    agent = session.client("secretsmanager", region, session.assume(roles.execution, f"{name}-ecs-agent", region))
+    return task_environment(ecs, agent, task_definition), roles
 
 
 def task_environment(ecs, secretsmanager, task_definition: str) -> dict[str, str]:  # noqa: ANN001

@@ -23,14 +23,17 @@ import psycopg2
 import redis
 
 from localdev import outputs as flat
-from localdev.deploy import say, state_file
+from localdev.access import report as access
+from localdev.access.policy import Policy
+from localdev.deploy import fail_on_refusals, log_size, say, state_file
 from localdev.kinesis_usage import shard_usage
 from localdev.local_endpoints import (
+    TaskRoles,
+    deployed_task,
     processor_environment,
     read_local_endpoints,
-    task_environment,
 )
-from localdev.session import LOCAL, ROOT, Session
+from localdev.session import ACCESS_LOG, LOCAL, ROOT, Session
 from localdev.tls import postgres_tls, redis_tls
 from stacks.workloads import WORKLOAD_REGIONS
 
@@ -84,10 +87,12 @@ class WorkloadRun:
     workload: str
     stack_id: str
     region: str
-    env: dict[str, str]
+    env: dict[str, str]  # the task's environment, with the emulator's plain keys (what the producer uses)
+    roles: TaskRoles
     progress: Progress = field(default_factory=Progress)
     tasks: int = 1  # the service's desired count
     started_at: float = 0.0  # time.monotonic(): the processor tasks started ...
+    started_wall: float = 0.0  # ... and time.time() then
     ended_at: float = 0.0  # ... and the last one exited
     producer: subprocess.Popen | None = None
     processors: list[subprocess.Popen] = field(default_factory=list)
@@ -103,15 +108,15 @@ class WorkloadRun:
 def prepare(session: Session, workload: str) -> WorkloadRun:
     outputs = flat.read()
     region = WORKLOAD_REGIONS[workload]
-    ecs, secrets = session.client("ecs", region), session.client("secretsmanager", region)
+    ecs = session.client("ecs", region)
     service = ecs.describe_services(cluster=outputs[flat.key(workload, "cluster_name")],
                                     services=[outputs[flat.key(workload, "service_name")]])["services"][0]
-    task_env = task_environment(ecs, secrets, service["taskDefinition"])
+    task_env, roles = deployed_task(session, region, service["taskDefinition"], session.stack_id(workload))
     endpoints = read_local_endpoints()["workloads"][workload]  # type: ignore[index]
     env = processor_environment(task_env, endpoints, region, session.aws_env(), base=lambda: dict(os.environ))
     env["PYTHONPATH"] = str(ROOT)
     usage = shard_usage(session.endpoint, env["STREAM_NAME"], region)
-    return WorkloadRun(workload, session.stack_id(workload), region, env, tasks=max(1, service["desiredCount"]),
+    return WorkloadRun(workload, session.stack_id(workload), region, env, roles, tasks=max(1, service["desiredCount"]),
                        reads_before=sum(u["get_records"] for u in usage.values()), reads_from=time.monotonic())
 
 
@@ -137,12 +142,17 @@ def against_labels(cur, labels_file: Path) -> str:  # noqa: ANN001 - a psycopg2 
             "(mostly the readings right after a spike: the same event)")
 
 
-def start(run: WorkloadRun) -> None:
+def start(session: Session, run: WorkloadRun) -> None:
+    """The tasks, each with its own session of the deployed task role (every call it makes is
+    checked against the role's policies), and the producer with the emulator's plain keys (it
+    stands for the suppliers and plants, outside the stack)."""
     logs = LOCAL / "logs"
-    run.started_at = time.monotonic()
+    run.started_at, run.started_wall = time.monotonic(), time.time()
     for task in range(1, run.tasks + 1):
+        credentials = session.assume(run.roles.task, f"{run.stack_id}-task-{task}", run.region)
         processor = subprocess.Popen([sys.executable, "-m", "processor", "--exit-when-idle", str(IDLE_EXIT_S)],
-                                     cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     cwd=ROOT, env={**run.env, **credentials}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT,
                                      text=True, bufsize=1)
         run.processors.append(processor)
         log = logs / f"{run.stack_id}-processor-{task}.log"
@@ -169,9 +179,10 @@ def _follow(processor: subprocess.Popen, log: Path, progress: Progress) -> None:
 
 
 def run_all(session: Session) -> list[WorkloadRun]:
+    checked_from = log_size()
     runs = [prepare(session, w) for w in WORKLOAD_REGIONS]
     for run in runs:
-        start(run)
+        start(session, run)
     say("processors and producers running: " + ", ".join(
         f"{r.stack_id} {r.tasks} tasks, {TRAFFIC[r.workload].rate:.0f} records/s for "
         f"{TRAFFIC[r.workload].duration_s:.0f} s" for r in runs))
@@ -194,6 +205,8 @@ def run_all(session: Session) -> list[WorkloadRun]:
         if run.producer.returncode != 0:  # type: ignore[union-attr]
             raise SystemExit(f"{run.stack_id} producer failed: {err.strip()}")
         run.sent = json.loads(out.strip().splitlines()[-1])
+    fail_on_refusals(checked_from, "the pipeline run")
+    for run in runs:
         for task, processor in enumerate(run.processors, 1):
             if processor.returncode != 0:
                 raise SystemExit(f"{run.stack_id} processor task {task} exited {processor.returncode}; "
@@ -258,14 +271,58 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
                      f"GetRecords in {ran:.0f} s ({calls / len(usage) / ran:.1f}/s per shard, peak "
                      f"{max(u['peak_reads_per_second'] for u in usage.values())}/s; Kinesis allows 5), "
                      f"{sum(u['read_throttled'] for u in usage.values())} throttled")
+        lines.append(f"  archive     {archive_delivery(session, run)}")
         conn.close()
         cache.close()
+    lines += ["", "IAM: every call a deployed role made (the tasks with their task role, the ECS agent's secret reads "
+              "with the execution role, the migrate tasks) was checked against that role's policies and the KMS key "
+              "policy (localdev/access/, decisions in .local/logs/access.jsonl)", *access_summary(session, runs)]
     lines += ["", f"alerts: the local stacks subscribe SQS {session.alert_queue} (ALERT_SUBSCRIPTIONS); a dev "
               "environment may have no subscription, production refuses to synthesize without one",
               "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
               "outputs: cfn-outputs/flat-outputs.json; logs: .local/logs/",
               "tear down: make destroy-local"]
     return "\n".join(lines)
+
+
+def archive_delivery(session: Session, run: WorkloadRun, timeout_s: float = 120.0) -> str:
+    """The compliance archive's first objects, written by the stack's Firehose from the stream. Its
+    buffer flushes on an interval (60 s in dev), so the summary may wait for it."""
+    outputs = flat.read()
+    bucket = str(outputs[flat.key(run.workload, "archive_bucket_name")])
+    s3 = session.client("s3", run.region)
+    started = time.monotonic()
+    while not (objects := s3.list_objects_v2(Bucket=bucket, Prefix="records/").get("Contents", [])):
+        if time.monotonic() - started > timeout_s:
+            raise SystemExit(f"{run.stack_id}: nothing reached the archive bucket {bucket} within {timeout_s:.0f} s")
+        time.sleep(1.0)
+    head = s3.head_object(Bucket=bucket, Key=objects[0]["Key"])
+    encrypted = "SSE-KMS with the stack's key" if head.get("SSEKMSKeyId") == outputs[
+        flat.key(run.workload, "kms_key_arn")] else f"encryption {head.get('ServerSideEncryption')}"
+    return (f"{len(objects)} GZIP objects ({sum(o['Size'] for o in objects):,} bytes) in s3://{bucket}/records/, "
+            f"{encrypted}, delivered by the stack's Firehose from the stream")
+
+
+def access_summary(session: Session, runs: list[WorkloadRun]) -> list[str]:
+    """Per deployed role that made calls in this emulator's life: requests checked, denied, and
+    the grants no call used (least privilege)."""
+    entries = access.read(ACCESS_LOG)
+    region_of = {r.roles.task: r.region for r in runs} | {r.roles.execution: r.region for r in runs}
+    principals = sorted({e.principal for e in entries} | set(region_of))
+    policies = {arn.rsplit("/", 1)[-1]: role_policies(session.client("iam", "us-east-1"), arn) for arn in principals}
+    return access.summary_lines(entries, policies)
+
+
+def role_policies(iam, role_arn: str) -> list[Policy]:  # noqa: ANN001 - a boto3 IAM client
+    """A role's inline and attached managed policies, read back from the emulator."""
+    name = role_arn.rsplit("/", 1)[-1]
+    found = [Policy.parse(f"inline policy {p}", iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
+             for p in iam.list_role_policies(RoleName=name)["PolicyNames"]]
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]
+        found.append(Policy.parse(f"managed policy {attached['PolicyArn']}", document["Document"]))
+    return found
 
 
 def alert_delivery(session: Session, run: WorkloadRun, dead_letters: int, timeout_s: float = 10.0) -> str:
@@ -300,7 +357,8 @@ def incident_delivery(session: Session, run: WorkloadRun, conn, timeout_s: float
         cur.execute("SELECT count(*), count(*) FILTER (WHERE closed_at IS NULL), count(DISTINCT line_id), "
                     "count(*) FILTER (WHERE severity = 'critical') FROM incidents")
         stored, still_open, lines, critical = cur.fetchone()
-        cur.execute("SELECT count(*) FROM incident_outbox")
+        # this run's messages (a second `run` on one deployment replays the same seeded traffic: no new incidents)
+        cur.execute("SELECT count(*) FROM incident_outbox WHERE created_at >= to_timestamp(%s)", (run.started_wall,))
         queued = cur.fetchone()[0]
     sqs = session.client("sqs", run.region)
     queue = sqs.get_queue_url(QueueName=session.incident_queue)["QueueUrl"]

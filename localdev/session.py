@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from localdev.access import ACCESS_LOG_ENV
 from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, pg_bin, wait_for
 from localdev.tls import make_tls
 
@@ -27,6 +29,8 @@ LOCAL = ROOT / ".local"
 SESSION_FILE = LOCAL / "session.json"
 STATE_DIR = ".local/state"  # relative to ROOT, for TF_LOCAL_STATE_DIR
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localdev", "AWS_SECRET_ACCESS_KEY": "localdev"}
+# Every decision the emulator takes on a call made with a deployed role (localdev/access/).
+ACCESS_LOG = LOCAL / "logs" / "access.jsonl"
 
 
 @dataclass
@@ -83,13 +87,24 @@ class Session:
                 # moto answers an unknown operation at once (see moto_extensions); cap retries anyway
                 "AWS_MAX_ATTEMPTS": "2"}
 
-    def client(self, service: str, region: str):  # noqa: ANN201 - a boto3 client
-        """A boto3 client for the emulator in `region`."""
+    def client(self, service: str, region: str, credentials: Mapping[str, str] | None = None):  # noqa: ANN201 - boto3
+        """A boto3 client for the emulator in `region`: with the emulator's plain keys (not
+        checked), or with `credentials` (`assume()`'s, checked against the role's policies)."""
         import boto3
 
+        keys = credentials or FAKE_CREDENTIALS
         return boto3.client(service, region_name=region, endpoint_url=self.endpoint,
-                            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+                            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+                            aws_session_token=keys.get("AWS_SESSION_TOKEN"))
+
+    def assume(self, role_arn: str, session_name: str, region: str) -> dict[str, str]:
+        """Temporary credentials of a deployed role, as ECS gets them for a task (its agent
+        assumes the task role and the execution role through STS): the three variables."""
+        answer = self.client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64],
+                                                        DurationSeconds=3600)["Credentials"]
+        return {"AWS_ACCESS_KEY_ID": answer["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": answer["SessionToken"]}
 
     def save(self) -> None:
         LOCAL.mkdir(exist_ok=True)
@@ -130,8 +145,10 @@ def start_emulator() -> tuple[int, int]:
     (LOCAL / "logs").mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = open(LOCAL / "logs" / "emulator.log", "ab")
+    ACCESS_LOG.write_text("")  # one emulator, one access log
     process = subprocess.Popen([sys.executable, "-m", "localdev.emulator", "--port", str(port)], cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               env={**os.environ, ACCESS_LOG_ENV: str(ACCESS_LOG)})
     try:
         wait_for(lambda: emulator_up(port), 30, "the AWS emulator (moto)")
     except TimeoutError:

@@ -182,12 +182,14 @@ class Archive(Construct):
                     ["kinesis:DescribeStream", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"],
                     [stream.arn],
                 ),
-                iam.statement(
-                    "WriteTheArchive",
-                    ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket",
-                     "s3:ListBucketMultipartUploads", "s3:PutObject"],
-                    [self.bucket.arn, f"{self.bucket.arn}/*"],
-                ),
+                # Firehose's documented S3 access, each action on what it acts on: the bucket's
+                # own actions on the bucket, object actions on its objects (`make demo`'s
+                # least-privilege report showed PutObject granted on the bucket ARN, unusable there).
+                iam.statement("FindTheArchiveBucket",
+                              ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                              [self.bucket.arn]),
+                iam.statement("WriteTheArchive", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                              [f"{self.bucket.arn}/*"]),
                 iam.statement(
                     "UseTheKeyForStreamAndArchive", ["kms:Decrypt", "kms:GenerateDataKey"], [key.arn],
                     condition={"StringEquals": {"kms:ViaService": [key.via("kinesis"), key.via("s3")]}},

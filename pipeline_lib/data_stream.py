@@ -71,12 +71,13 @@ class DataStream(Construct):
         ]
 
     def read_statements(self) -> list[dict[str, Any]]:
-        """What a consumer of this stream (and only this stream) needs."""
+        """What the processor, a consumer of this stream (and only this stream), calls: the calls
+        `make demo` records with this role (localdev/access/). No DescribeStream: the processor
+        lists shards with ListShards and checks the stream with DescribeStreamSummary."""
         return [
             iam.statement(
                 "ReadTheStream",
                 [
-                    "kinesis:DescribeStream",
                     "kinesis:DescribeStreamSummary",
                     "kinesis:GetRecords",
                     "kinesis:GetShardIterator",

@@ -196,7 +196,7 @@ class Database(Construct):
     def read_secret_statements(self, key: EncryptionKey) -> list[dict[str, Any]]:
         return [
             iam.statement(
-                "ReadTheDatabaseSecret", ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "ReadTheDatabaseSecret", ["secretsmanager:GetSecretValue"],  # all the migrate task calls
                 [self.secret_arn],
             ),
             iam.statement("DecryptTheDatabaseSecret", ["kms:Decrypt"], [key.arn],

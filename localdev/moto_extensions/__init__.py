@@ -10,6 +10,7 @@ tests/localdev/test_moto_extensions.py, one per extension.
 from __future__ import annotations
 
 from localdev.moto_extensions import (  # noqa: F401 - importing a module registers its extensions
+    access,
     appautoscaling,
     backup,
     cloudwatch,

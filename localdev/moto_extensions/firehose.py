@@ -9,6 +9,10 @@ shard's read budget as the real Firehose does), buffers by the stream's bufferin
 (`!{timestamp:...}` expressions from the records' arrival time), GZIP when configured, with the
 configured SSE-KMS key. Every record is delivered once; records are concatenated as Firehose
 concatenates them (no delimiter added).
+
+Each read and write is made as the delivery stream's role (moto_extensions/access.py): a
+role that may not read the stream, decrypt it, write the bucket or use the key for it stops
+that step, as it stops Firehose, and the refusal is in the access log and the emulator log.
 """
 from __future__ import annotations
 
@@ -42,6 +46,24 @@ class Delivery:
     buffered_since: float | None = None
     objects_written: int = 0
     records_delivered: int = 0
+    described: bool = False  # Firehose describes its source once, then lists shards each pass
+    refusals: set[str] = field(default_factory=set)  # printed once each
+
+
+def _as_role(delivery: Delivery, role_arn: str | None, service: str, operation: str, **params: Any) -> bool:
+    """Whether the delivery stream's role may make this call (always logged; a refusal printed once)."""
+    if not role_arn:
+        return True
+    from localdev.access.calls import Call
+    from localdev.moto_extensions.access import authorize
+
+    refusal = authorize(Call(role_arn, service, operation, delivery.region, delivery.account, params.get),
+                        f"firehose-{delivery.name}"[:64])
+    seen = re.sub(r"(arn:aws:s3:::[^/ ]+)/\S+", r"\1/*", refusal or "")  # each flush names a new object
+    if refusal and seen not in delivery.refusals:
+        delivery.refusals.add(seen)
+        print(f"[localdev firehose] {delivery.name}: {refusal}", flush=True)
+    return refusal is None
 
 
 DELIVERIES: dict[tuple[str, str, str], Delivery] = {}
@@ -70,14 +92,25 @@ def _read_source(delivery: Delivery, stream: Any) -> None:
 
     kinesis = kinesis_backends[delivery.account][delivery.region]
     source_arn = (stream.source or {}).get("KinesisStreamARN")
+    role = (stream.source or {}).get("RoleARN")
     try:
         source = kinesis.describe_stream(stream_arn=source_arn, stream_name=None)
     except Exception:
         return
+    if not delivery.described:
+        if not _as_role(delivery, role, "kinesis", "DescribeStream", StreamARN=source_arn):
+            return
+        delivery.described = True
+    if not _as_role(delivery, role, "kinesis", "ListShards", StreamARN=source_arn):
+        return
     for shard_id in list(source.shards):
         if shard_id not in delivery.iterators:
+            if not _as_role(delivery, role, "kinesis", "GetShardIterator", StreamARN=source_arn, ShardId=shard_id):
+                continue
             delivery.iterators[shard_id] = kinesis.get_shard_iterator(
                 source_arn, None, shard_id, "TRIM_HORIZON", None, None)  # type: ignore[arg-type]
+        if not _as_role(delivery, role, "kinesis", "GetRecords", StreamARN=source_arn):
+            continue
         try:
             next_iterator, records, _ = kinesis.get_records(source_arn, delivery.iterators[shard_id], None)
         except Exception as error:
@@ -113,6 +146,9 @@ def _flush_if_due(delivery: Delivery, stream: Any, destination: dict[str, Any], 
            f"{at.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4()}{'.gz' if compressed else ''}")
     kms = ((destination.get("EncryptionConfiguration") or {}).get("KMSEncryptionConfig") or {}).get("AWSKMSKeyARN")
     bucket = destination["BucketARN"].split(":")[-1]
+    if not _as_role(delivery, destination.get("RoleARN"), "s3", "PutObject", Bucket=bucket, Key=key,
+                    ServerSideEncryption="aws:kms" if kms else None, SSEKMSKeyId=kms):
+        return  # Firehose retries the delivery: the records stay buffered
     backend = s3_backends[delivery.account]["aws"]
     backend.put_object(bucket, key, body, encryption="aws:kms" if kms else None, kms_key_id=kms)
     delivery.objects_written += 1

@@ -7,10 +7,13 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -200,7 +203,7 @@ def test_security_group_rule_descriptions_of_group_and_prefix_list_rules_read_ba
     assert [r.get("Description") for r in rules if not r["IsEgress"]] == ["PostgreSQL from processor"]
 
 
-def _db(client: Callable[..., Any], **extra) -> str:  # noqa: ANN003
+def _db(client: Callable[..., Any], **extra: Any) -> str:
     identifier = name()
     client("rds").create_db_instance(DBInstanceIdentifier=identifier, DBInstanceClass="db.t4g.medium",
                                      Engine="postgres", MasterUsername="admin_user", ManageMasterUserPassword=True,
@@ -284,7 +287,7 @@ def test_managed_secret_rotation_writes_a_new_password_into_the_current_version(
 def test_retried_requests_replay_the_first_answer_instead_of_creating_twice(client: Callable[..., Any]) -> None:
     elasticache, group = client("elasticache"), name()
 
-    def same_invocation(request, **_) -> None:  # noqa: ANN001, ANN003
+    def same_invocation(request: AWSPreparedRequest, **_: Any) -> None:
         request.headers["amz-sdk-invocation-id"] = f"fixed-{group}"
 
     elasticache.meta.events.register("before-send.elasticache.CreateReplicationGroup", same_invocation)
@@ -317,7 +320,7 @@ def _backlog(stream: str, count: int, size: int = 100) -> None:
         target.put_record(f"k{i}", None, data)
 
 
-def _iterator(kinesis, stream: str) -> str:  # noqa: ANN001
+def _iterator(kinesis: BaseClient, stream: str) -> str:
     return kinesis.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
 
@@ -394,7 +397,7 @@ def test_kinesis_shard_limits_refuse_put_record_beyond_1_mib_a_second(client: Ca
         kinesis.put_record(StreamName=stream, PartitionKey="k", Data=b"x" * (400 * 1024))
 
 
-def test_kinesis_shard_limits_keep_each_shards_usage(client: Callable[..., Any], emulator) -> None:  # noqa: ANN001
+def test_kinesis_shard_limits_keep_each_shards_usage(client: Callable[..., Any], emulator: MotoServer) -> None:
     kinesis, stream = _stream(client)
     kinesis.put_records(StreamName=stream, Records=[{"PartitionKey": "k", "Data": b"abc"}] * 3)
     iterator = _iterator(kinesis, stream)
@@ -438,8 +441,27 @@ def _concatenated_json(body: bytes) -> list[dict]:
     return found
 
 
+def firehose_role(client: Callable[..., Any], stream_arn: str, bucket: str, *, write: bool = True,
+                  key_arn: str = "") -> str:
+    """A delivery stream role that reads `stream_arn` and (if `write`) writes `bucket`'s objects,
+    encrypted through S3 with `key_arn` if given."""
+    iam, role = client("iam"), name()
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
+    statements = [{"Effect": "Allow", "Action": ["kinesis:DescribeStream", "kinesis:ListShards",
+                                                 "kinesis:GetShardIterator", "kinesis:GetRecords"],
+                   "Resource": stream_arn}]
+    if write:
+        statements.append({"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"})
+    if key_arn:
+        statements.append({"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": key_arn,
+                           "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}})
+    iam.put_role_policy(RoleName=role, PolicyName="deliver",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    return f"arn:aws:iam::123456789012:role/{role}"
+
+
 def test_firehose_delivers_from_its_kinesis_source_every_record_once_gzip_under_its_prefix_with_its_key(
-        client, emulator: MotoServer) -> None:  # noqa: ANN001
+        client: Callable[..., Any], emulator: MotoServer) -> None:
     import gzip
 
     kinesis, s3, firehose, kms = client("kinesis"), client("s3"), client("firehose"), client("kms")
@@ -448,14 +470,15 @@ def test_firehose_delivers_from_its_kinesis_source_every_record_once_gzip_under_
     stream_arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
     s3.create_bucket(Bucket=bucket)
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    role = firehose_role(client, stream_arn, bucket, key_arn=key_arn)
     sent = [{"n": n, "id": uuid.uuid4().hex} for n in range(60)]
     for record in sent[:30]:  # some before the delivery stream exists: Firehose starts at the trim horizon
         kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey=record["id"])
     firehose.create_delivery_stream(
         DeliveryStreamName=delivery, DeliveryStreamType="KinesisStreamAsSource",
-        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": "arn:aws:iam::123456789012:role/f"},
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": role},
         ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/f", "BucketARN": f"arn:aws:s3:::{bucket}",
+            "RoleARN": role, "BucketARN": f"arn:aws:s3:::{bucket}",
             "Prefix": "records/year=!{timestamp:yyyy}/month=!{timestamp:MM}/",
             "BufferingHints": {"IntervalInSeconds": 2, "SizeInMBs": 1}, "CompressionFormat": "GZIP",
             "EncryptionConfiguration": {"KMSEncryptionConfig": {"AWSKMSKeyARN": key_arn}}})
@@ -501,3 +524,95 @@ def test_policy_conditions_on_absent_keys_do_not_match_and_unconditional_denies_
     policy({"Sid": "DenyReads", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"{arn}/*"})
     with pytest.raises(ClientError, match="403|Forbidden|AccessDenied"):
         s3.get_object(Bucket=bucket, Key="a")
+
+
+def test_calls_with_a_role_are_authorized_against_its_policies_and_the_key_policy(
+        client: Callable[..., Any], emulator: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localdev.access import ACCESS_LOG_ENV
+    from localdev.access.report import read, refusals
+
+    log = tmp_path / "access.jsonl"
+    monkeypatch.setenv(ACCESS_LOG_ENV, str(log))
+    account, region = "123456789012", "eu-west-1"
+    kms, kinesis, iam = client("kms", region), client("kinesis", region), client("iam", region)
+    via = {"kms:ViaService": f"kinesis.{region}.amazonaws.com"}
+    key = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:Decrypt",
+         "Resource": "*", "Condition": {"StringEquals": {**via, "kms:CallerAccount": account}}}]}))["KeyMetadata"]["Arn"]
+    stream = name()
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.start_stream_encryption(StreamName=stream, EncryptionType="KMS", KeyId=key)
+    kinesis.put_record(StreamName=stream, Data=b"reading", PartitionKey="p")  # plain keys: not checked
+    stream_arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    role = name()
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
+    read_stream = {"Effect": "Allow", "Action": ["kinesis:GetShardIterator", "kinesis:GetRecords"],
+                   "Resource": stream_arn}
+
+    def as_role(*statements: dict) -> Any:
+        iam.put_role_policy(RoleName=role, PolicyName="run",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+        keys = client("sts", region).assume_role(RoleArn=f"arn:aws:iam::{account}:role/{role}",
+                                                 RoleSessionName="task-1")["Credentials"]
+        return boto3.client("kinesis", region_name=region, endpoint_url=emulator.url,
+                            aws_access_key_id=keys["AccessKeyId"], aws_secret_access_key=keys["SecretAccessKey"],
+                            aws_session_token=keys["SessionToken"],
+                            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
+    def read_once(reader: Any) -> list:
+        iterator = reader.get_shard_iterator(StreamName=stream, ShardId="shardId-000000000000",
+                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        return reader.get_records(ShardIterator=iterator)["Records"]
+
+    granted = as_role(read_stream, {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key,
+                                    "Condition": {"StringEquals": via}})
+    assert [r["Data"] for r in read_once(granted)] == [b"reading"]
+
+    no_decrypt = as_role(read_stream)
+    with pytest.raises(ClientError) as raised:
+        read_once(no_decrypt)
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert (f"is not authorized to perform: kms:Decrypt on resource: {key} (which kinesis:GetRecords needs) "
+            "because no identity-based policy allows the kms:Decrypt action") in str(raised.value)
+
+    no_iterator = as_role({**read_stream, "Action": ["kinesis:GetRecords"]})
+    with pytest.raises(ClientError, match=f"kinesis:GetShardIterator on resource: {stream_arn} because"):
+        read_once(no_iterator)
+
+    entries = read(log)
+    assert [(e.action, e.allowed) for e in entries] == [
+        ("kinesis:GetShardIterator", True), ("kinesis:GetRecords", True), ("kms:Decrypt", True),
+        ("kinesis:GetShardIterator", True), ("kinesis:GetRecords", True), ("kms:Decrypt", False),
+        ("kinesis:GetShardIterator", False)]
+    assert [line.split(" denied")[0] for line in refusals(entries)] == [
+        f"{role}: kms:Decrypt on {key} (for kinesis:GetRecords)", f"{role}: kinesis:GetShardIterator on {stream_arn}"]
+
+
+def test_firehose_delivers_from_its_kinesis_source_only_what_its_role_may_write(
+        client: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localdev.access import ACCESS_LOG_ENV
+    from localdev.access.report import read, refusals
+
+    monkeypatch.setenv(ACCESS_LOG_ENV, str(tmp_path / "access.jsonl"))
+    kinesis, s3, firehose = client("kinesis"), client("s3"), client("firehose")
+    stream, bucket, delivery = name(), name(), name()
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    stream_arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    s3.create_bucket(Bucket=bucket)
+    role = firehose_role(client, stream_arn, bucket, write=False)
+    kinesis.put_record(StreamName=stream, Data=b'{"n": 1}', PartitionKey="p")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=delivery, DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": role},
+        ExtendedS3DestinationConfiguration={"RoleARN": role, "BucketARN": f"arn:aws:s3:::{bucket}",
+                                            "BufferingHints": {"IntervalInSeconds": 1, "SizeInMBs": 1}})
+    deadline = time.monotonic() + 15
+    while not any(e.action == "s3:PutObject" for e in read(tmp_path / "access.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    mine = [e for e in read(tmp_path / "access.jsonl") if e.principal == role]  # one reader serves every stream
+    assert {(e.action, e.allowed) for e in mine} == {
+        ("kinesis:DescribeStream", True), ("kinesis:ListShards", True), ("kinesis:GetShardIterator", True),
+        ("kinesis:GetRecords", True), ("s3:PutObject", False)}
+    (refused,) = {line.split(" denied")[0].rsplit("/", 1)[0] for line in refusals(mine)}
+    assert refused == f"{role.rsplit('/', 1)[-1]}: s3:PutObject on arn:aws:s3:::{bucket}"

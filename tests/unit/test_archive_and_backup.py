@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from policy.stack_json import StackJson
+from policy.stack_json import Resource, StackJson
 from tests.helpers import by_path, only, ref
 
 
@@ -62,10 +62,14 @@ def test_firehose_role_reads_only_its_stream_and_writes_only_its_bucket(stack: S
     statements = {s["Sid"]: s for s in json.loads(policy.config["policy"])["Statement"]}
     assert statements["ReadTheStream"]["Resource"] == [ref(only(stack, "aws_kinesis_stream"), "arn")]
     bucket = ref(only(stack, "aws_s3_bucket"), "arn")
-    assert statements["WriteTheArchive"]["Resource"] == [bucket, f"{bucket}/*"]
+    assert statements["FindTheArchiveBucket"]["Action"] == [
+        "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
+    assert statements["FindTheArchiveBucket"]["Resource"] == [bucket]
+    assert statements["WriteTheArchive"]["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
+    assert statements["WriteTheArchive"]["Resource"] == [f"{bucket}/*"]
 
 
-def trust(resource) -> dict:  # noqa: ANN001
+def trust(resource: Resource) -> dict:
     (statement,) = json.loads(resource.config["assume_role_policy"])["Statement"]
     return statement
 

@@ -1,0 +1,124 @@
+"""Every service: calls made with a deployed role's credentials are authorized as AWS would."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
+
+from localdev.access import ACCESS_LOG_ENV
+from localdev.moto_extensions.registry import extension
+
+if TYPE_CHECKING:
+    from localdev.access.calls import Call
+
+CREDENTIAL = re.compile(r"Credential=([A-Za-z0-9]+)/")
+# moto's service names where they differ from the IAM action prefix
+IAM_PREFIX = {"monitoring": "cloudwatch", "events": "events", "elb": "elasticloadbalancing"}
+_log_lock = threading.Lock()
+
+
+@extension
+def calls_with_a_role_are_authorized_against_its_policies() -> None:
+    """The local processor runs with credentials from an STS AssumeRole of the *deployed* task
+    role, as ECS gives a task. Every request signed with such credentials is evaluated
+    (localdev/access/) against the role's policies, the resource's own policy and, where the
+    service uses a KMS key for the caller, the key policy, and refused with AWS's
+    AccessDenied where AWS would refuse it. Each decision goes to the access log
+    (`LOCALDEV_ACCESS_LOG`) for the demo's report. Requests with the emulator's plain keys
+    (Terraform, the producer standing in for the suppliers, the tests) are not checked."""
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse.call_action
+
+    def call_action(self):  # noqa: ANN001, ANN202 - moto's handler
+        refusal = _authorize(self)
+        return refusal if refusal is not None else original(self)
+
+    BaseResponse.call_action = call_action
+
+
+def _assumed_role(headers: Any) -> tuple[str, str, str] | None:
+    """(account, role ARN, session name) of the credentials a request is signed with, if assumed."""
+    from moto.sts.models import sts_backends
+
+    match = CREDENTIAL.search(headers.get("Authorization") or "")
+    if not match or not match.group(1).startswith("ASIA"):
+        return None
+    key = match.group(1)
+    for account, partitions in list(sts_backends.items()):
+        backend = partitions.get("aws") if hasattr(partitions, "get") else None
+        for role in getattr(backend, "assumed_roles", []):
+            if role.access_key_id == key:
+                if (headers.get("X-Amz-Security-Token") or "") != role.session_token:
+                    return account, "", ""
+                return account, role.role_arn, role.session_name
+    return None
+
+
+def _authorize(response: Any) -> tuple[int, dict, str] | None:
+    """moto's handler's answer for a refused request, or None to let moto serve it."""
+    from localdev.access.calls import Call
+
+    caller = _assumed_role(response.headers)
+    if caller is None:
+        return None
+    account, role_arn, session = caller
+    if not role_arn:
+        return _refuse(response, "InvalidClientTokenId", "The security token included in the request is invalid.")
+    service = IAM_PREFIX.get(response.service_name, response.service_name)
+    call = Call(role_arn, service, response._get_action(), response.region, account, response._get_param)
+    refusal = authorize(call, session)
+    return _refuse(response, "AccessDenied", refusal) if refusal else None
+
+
+def authorize(call: Call, session: str = "") -> str | None:
+    """None if AWS would allow `call` and each key use it implies; else AWS's AccessDenied message.
+    Every decision is logged. Also used for what the emulator itself does with a deployed role
+    (Firehose's reads and writes, moto_extensions/firehose.py)."""
+    from localdev.access.calls import identity_policies, questions
+    from localdev.access.policy import evaluate
+
+    try:
+        policies = identity_policies(call)
+    except Exception:  # the role is gone (destroyed while a session of it lives on)
+        policies = []
+    for question in questions(call):
+        request = question.request
+        if not request.resource:
+            allowed, reason = False, (f"localdev cannot name the resource of {call.action} "
+                                      "(teach localdev/access/calls.py RESOURCES)")
+        else:
+            decision = evaluate(request, policies, resource_policy=question.resource_policy,
+                                key_policy=question.key_policy)
+            allowed, reason = decision.allowed, decision.reason
+        _record({"at": round(time.time(), 3), "principal": call.principal, "session": session,
+                 "action": request.action, "resource": request.resource, "on_behalf_of": question.on_behalf_of,
+                 "allowed": allowed, "reason": reason})
+        if not allowed:
+            through = f" (which {question.on_behalf_of} needs)" if question.on_behalf_of else ""
+            who = f"arn:aws:sts::{call.account}:assumed-role/{call.principal.rsplit('/', 1)[-1]}/{session or 'service'}"
+            return (f"User: {who} is not authorized to perform: {request.action} on resource: "
+                    f"{request.resource or '?'}{through} because {reason}")
+    return None
+
+
+def _record(entry: dict) -> None:
+    path = os.environ.get(ACCESS_LOG_ENV)
+    if not path:
+        return
+    with _log_lock, open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _refuse(response: Any, code: str, message: str) -> tuple[int, dict, str]:
+    if response.headers.get("X-Amz-Target") or "json" in (response.headers.get("Content-Type") or ""):
+        body = json.dumps({"__type": f"{code}Exception" if code == "AccessDenied" else code, "message": message})
+        return 400, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}, body
+    code = "AuthorizationError" if response.service_name == "sns" and code == "AccessDenied" else code
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
+            "</Error><RequestId>localdev</RequestId></ErrorResponse>")
+    return 403, {"Content-Type": "text/xml"}, body
