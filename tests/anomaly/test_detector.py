@@ -17,12 +17,12 @@ from tests.anomaly.conftest import readings, series
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def scores(rows, state: DetectorState | None = None) -> list[float]:  # noqa: ANN001
+def scores(rows: list[tuple[datetime, float, str]], state: DetectorState | None = None) -> list[float]:
     state = state or DetectorState()
     return [observe(state, *row).score for row in rows]
 
 
-def incidents(rows) -> list[tuple[int, int | None]]:  # noqa: ANN001
+def incidents(rows: list[tuple[datetime, float, str]]) -> list[tuple[int, int | None]]:
     """(opened at row, closed at row or None) of every incident the sensor had."""
     state, out = DetectorState(), []
     for i, row in enumerate(rows):

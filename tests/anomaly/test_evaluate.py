@@ -13,13 +13,16 @@ from processor.anomaly import evaluate, nab, synthetic
 ROOT = Path(__file__).resolve().parents[2]
 
 
+Reported = tuple[evaluate.Report, synthetic.Corpus]  # the evaluation's report and the corpus it scored
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[evaluate.Report, synthetic.Corpus]:
     corpus = synthetic.write_corpus(tmp_path_factory.mktemp("corpus"), seed=31, count=12, days=5.0)
     return evaluate.evaluate(corpus), corpus
 
 
-def test_the_project_detector_scores_above_every_baseline_on_every_nab_profile(report) -> None:  # noqa: ANN001
+def test_the_project_detector_scores_above_every_baseline_on_every_nab_profile(report: Reported) -> None:
     result, _ = report
     assert {b.name for b in result.baselines()} >= {"static threshold", "windowed Gaussian, 1 h"}
     for profile in nab.PROFILES:
@@ -29,7 +32,7 @@ def test_the_project_detector_scores_above_every_baseline_on_every_nab_profile(r
     assert evaluate.targets(result, min_rate=0.0) == []
 
 
-def test_event_figures_count_what_the_labels_hold(report) -> None:  # noqa: ANN001
+def test_event_figures_count_what_the_labels_hold(report: Reported) -> None:
     result, corpus = report
     events = sum(len(v["events"]) for v in corpus.labels().values())
     assert sum(result.events_by_kind.values()) == events
@@ -39,7 +42,7 @@ def test_event_figures_count_what_the_labels_hold(report) -> None:  # noqa: ANN0
         assert sum(hit for hit, _ in stats.recall_by_kind.values()) == stats.detected
 
 
-def test_the_report_names_every_detector_profile_and_the_speed(report) -> None:  # noqa: ANN001
+def test_the_report_names_every_detector_profile_and_the_speed(report: Reported) -> None:
     result, corpus = report
     text = evaluate.render(result, corpus)
     for d in result.detections:
@@ -63,7 +66,7 @@ def test_make_style_run_generates_the_corpus_scores_it_and_writes_json(tmp_path:
         evaluate.DEPLOYED, evaluate.PROJECT) for p in scores)
 
 
-def test_a_missed_target_is_named(report) -> None:  # noqa: ANN001
+def test_a_missed_target_is_named(report: Reported) -> None:
     result, _ = report
     misses = evaluate.targets(result, min_rate=1e12)
     assert len(misses) == 1 and "readings/s is under" in misses[0]

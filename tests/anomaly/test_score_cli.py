@@ -37,7 +37,7 @@ def spiked(tmp_path: Path) -> tuple[Path, int]:
     return write(tmp_path / "in.csv", s.rows), s.events[0].index
 
 
-def test_every_row_gets_a_score_in_the_unit_interval_and_the_spike_is_labelled(spiked, tmp_path: Path) -> None:  # noqa: ANN001
+def test_every_row_gets_a_score_in_the_unit_interval_and_the_spike_is_labelled(spiked: tuple[Path, int], tmp_path: Path) -> None:
     source, spike_row = spiked
     result = run("score", source, tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
@@ -50,7 +50,7 @@ def test_every_row_gets_a_score_in_the_unit_interval_and_the_spike_is_labelled(s
     assert "anomalies" in result.stderr
 
 
-def test_scoring_in_two_parts_through_the_saved_state_equals_scoring_at_once(spiked, tmp_path: Path) -> None:  # noqa: ANN001
+def test_scoring_in_two_parts_through_the_saved_state_equals_scoring_at_once(spiked: tuple[Path, int], tmp_path: Path) -> None:
     source, _ = spiked
     lines = source.read_text().splitlines(keepends=True)
     half = len(lines) // 2

@@ -15,7 +15,7 @@ def flagged(skab_runs: list[skab.Run]) -> dict[str, list[int]]:
 
 
 def test_most_runs_are_flagged_within_a_minute_of_the_anomaly_they_hold(
-        skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
+        skab_runs: list[skab.Run], flagged: dict[str, list[int]]) -> None:
     caught = []
     for run in skab_runs:
         onset = run.anomaly.index(1)
@@ -25,13 +25,13 @@ def test_most_runs_are_flagged_within_a_minute_of_the_anomaly_they_hold(
 
 
 def test_once_flagged_the_line_stays_flagged_through_most_of_the_anomalous_regime(
-        skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
+        skab_runs: list[skab.Run], flagged: dict[str, list[int]]) -> None:
     covered = [sum(f for f, a in zip(flagged[r.name], r.anomaly, strict=True) if a) / sum(r.anomaly)
                for r in skab_runs if any(flagged[r.name][i] for i, a in enumerate(r.anomaly) if a)]
     assert sum(covered) / len(covered) > 0.85
 
 
-def test_the_valve_runs_are_quiet_before_their_anomaly(skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
+def test_the_valve_runs_are_quiet_before_their_anomaly(skab_runs: list[skab.Run], flagged: dict[str, list[int]]) -> None:
     valves = [r for r in skab_runs if r.name.startswith("valve")]
     before = [sum(flagged[r.name][:r.anomaly.index(1)]) for r in valves]
     normal_rows = sum(r.anomaly.index(1) for r in valves)
@@ -40,7 +40,7 @@ def test_the_valve_runs_are_quiet_before_their_anomaly(skab_runs: list[skab.Run]
 
 
 def test_the_scores_are_nab_and_f1_figures_above_the_null_detector_and_the_baselines(
-        skab_runs: list[skab.Run], flagged) -> None:  # noqa: ANN001
+        skab_runs: list[skab.Run], flagged: dict[str, list[int]]) -> None:
     ours = skab.score("project", skab_runs, [flagged[r.name] for r in skab_runs])
     null = skab.score("null", skab_runs, [[0] * len(r.anomaly) for r in skab_runs])
     assert null.nab == {"standard": 0.0, "reward_low_FP_rate": 0.0, "reward_low_FN_rate": 0.0}
@@ -48,7 +48,7 @@ def test_the_scores_are_nab_and_f1_figures_above_the_null_detector_and_the_basel
     assert ours.outlier.f1 > 0.7
 
 
-def test_an_incident_on_a_normal_run_ends_instead_of_latching_for_hours(skab_normal_run) -> None:  # noqa: ANN001
+def test_an_incident_on_a_normal_run_ends_instead_of_latching_for_hours(skab_normal_run: skab.Run) -> None:
     flags = skab.detect(skab_normal_run).flags
     runs, current = [], 0
     for f in flags + [0]:

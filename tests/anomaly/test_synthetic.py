@@ -12,6 +12,7 @@ from processor.anomaly.synthetic import (
     CALIBRATION_DAYS,
     KINDS,
     SENSOR_TYPES,
+    Series,
     generate_corpus,
     generate_series,
     write_corpus,
@@ -56,7 +57,7 @@ def test_anomalies_come_after_calibration_each_labelled_once() -> None:
         assert len({e.kind for e in s.events}) == len(s.events)
 
 
-def values_after(s, seconds: float = 0.0) -> list[float]:  # noqa: ANN001
+def values_after(s: Series) -> list[float]:
     return [v for _, v in s.rows[s.events[0].index:]]
 
 

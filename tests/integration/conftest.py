@@ -119,7 +119,8 @@ def _service_environment(
 
 @pytest.fixture(scope="session")
 def app_db(
-        out: Callable[[str], Any], aws: Callable[[str], Any], local: dict | None, workload: str, monkeypatch_session) -> Iterator:  # noqa: ANN001
+        out: Callable[[str], Any], aws: Callable[[str], Any], local: dict | None, workload: str,
+        monkeypatch_session: pytest.MonkeyPatch) -> Iterator:
     """PostgreSQL exactly as the service connects: the application role, an IAM token.
     (Against AWS the credentials running the tests need rds-db:connect as that role.)"""
     from processor.config import Settings

@@ -8,7 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg2
 import pytest
+import redis
+from botocore.client import BaseClient
 from psycopg2 import errors
 
 from processor.produce import batches, put_all
@@ -45,7 +48,8 @@ def test_database_secret_rotates_on_the_configured_schedule_of_at_most_30_days(a
     assert secret["RotationRules"]["AutomaticallyAfterDays"] == days <= 30
 
 
-def test_a_record_put_into_the_stream_reaches_postgres_and_redis(aws, out, workload, db, cache,  # noqa: ANN001
+def test_a_record_put_into_the_stream_reaches_postgres_and_redis(aws: Callable[[str], Any], out: Callable[[str], Any],
+        workload: str, db: psycopg2.extensions.connection, cache: redis.Redis,
                                                                  processor: None) -> None:
     marker = uuid.uuid4().hex[:10]
     if workload == "retail":
@@ -77,7 +81,8 @@ def test_a_record_put_into_the_stream_reaches_postgres_and_redis(aws, out, workl
         assert eventually(lambda: cache.hgetall(f"sensor:{sensor}"), what="latest reading in Redis")
 
 
-def test_a_poison_record_is_dead_lettered_and_the_records_after_it_still_land(aws, out, workload, db,  # noqa: ANN001
+def test_a_poison_record_is_dead_lettered_and_the_records_after_it_still_land(aws: Callable[[str], Any], out: Callable[[str],
+        Any], workload: str, db: psycopg2.extensions.connection,
                                                                              processor: None) -> None:
     marker = uuid.uuid4().hex
     poison = f"not json {marker}".encode()
@@ -125,7 +130,7 @@ def test_dashboard_exists(aws: Callable[[str], Any], out: Callable[[str], Any]) 
     assert body["widgets"]
 
 
-def _stream_records(kinesis, stream: str) -> list[tuple[datetime, bytes]]:  # noqa: ANN001
+def _stream_records(kinesis: BaseClient, stream: str) -> list[tuple[datetime, bytes]]:
     """Every record the stream holds, with its arrival time, read politely (a throttled call waits)."""
     held: list[tuple[datetime, bytes]] = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
@@ -145,7 +150,7 @@ def _stream_records(kinesis, stream: str) -> list[tuple[datetime, bytes]]:  # no
     return held
 
 
-def _archived(s3, bucket: str) -> bytes:  # noqa: ANN001
+def _archived(s3: BaseClient, bucket: str) -> bytes:
     import gzip
 
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="records/")
@@ -179,7 +184,7 @@ def test_every_record_the_stream_holds_is_archived_once(aws: Callable[[str], Any
     assert len(distinct) > 100
 
 
-def test_the_services_database_role_does_its_dml_but_cannot_drop_a_table(app_db) -> None:  # noqa: ANN001
+def test_the_services_database_role_does_its_dml_but_cannot_drop_a_table(app_db: psycopg2.extensions.connection) -> None:
     with app_db.cursor() as cur:
         cur.execute("SELECT count(*) FROM shard_leases")
         assert cur.fetchone()[0] >= 0

@@ -130,7 +130,7 @@ def test_a_state_document_is_refused_and_the_report_left_as_it_was(state_documen
     assert "a Terraform state" in capsys.readouterr().err and out.read_text() == "previous report"
 
 
-def test_a_plan_format_of_another_major_version_is_refused(files, tmp_path: Path,  # noqa: ANN001
+def test_a_plan_format_of_another_major_version_is_refused(files: dict[str, Path], tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     document = json.loads(files["harmless"].read_text())
     document["format_version"] = "2.0"
@@ -140,7 +140,7 @@ def test_a_plan_format_of_another_major_version_is_refused(files, tmp_path: Path
     assert "JSON plan format 2.0" in capsys.readouterr().err and not (tmp_path / "r.md").exists()
 
 
-def test_a_binary_plan_is_refused_with_the_command_that_makes_its_json(plans, tmp_path: Path,  # noqa: ANN001
+def test_a_binary_plan_is_refused_with_the_command_that_makes_its_json(plans: dict[str, model.StackPlan], tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     binary = plans["harmless"].source.with_suffix(".tfplan")
     assert binary.exists()
@@ -148,7 +148,7 @@ def test_a_binary_plan_is_refused_with_the_command_that_makes_its_json(plans, tm
     assert "terraform show -json retail-local.tfplan" in capsys.readouterr().err
 
 
-def test_a_cut_comment_points_to_the_whole_report_which_is_written_uncut(files, tmp_path: Path,  # noqa: ANN001
+def test_a_cut_comment_points_to_the_whole_report_which_is_written_uncut(files: dict[str, Path], tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from tools.plan_review import report
 
@@ -168,7 +168,7 @@ def test_a_cut_comment_points_to_the_whole_report_which_is_written_uncut(files, 
     (ROTATION_ACK.format(expires='"soon"'), "must be a TOML date"),
     ("acknowledge = [", "not valid TOML"),
 ])
-def test_a_malformed_acknowledgement_exits_2_naming_it(files, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+def test_a_malformed_acknowledgement_exits_2_naming_it(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                        content: str, message: str) -> None:
     path = acknowledgements(tmp_path, content)
     assert main([str(files["harmless"]), "--acknowledgements", str(path), "--out", str(tmp_path / "r.md")]) == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import psycopg2
 import pytest
+from botocore.client import BaseClient
 from botocore.config import Config
 
 from localdev.servers import MotoServer, PostgresServer, RedisServer
@@ -60,13 +61,13 @@ def conn(postgres: PostgresServer, database: str) -> Iterator:
 
 
 @pytest.fixture()
-def kinesis(moto: MotoServer):  # noqa: ANN201
+def kinesis(moto: MotoServer) -> BaseClient:
     # No SDK retries: a throttled read reaches the scheduler, which backs that shard off itself.
     return boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto.url,
                         config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
 
 
-def make_stream(kinesis, shards: int = 1) -> str:  # noqa: ANN001
+def make_stream(kinesis: BaseClient, shards: int = 1) -> str:
     name = f"s-{uuid.uuid4().hex[:8]}"
     kinesis.create_stream(StreamName=name, ShardCount=shards)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
@@ -96,7 +97,7 @@ def settings_for(workload: str, *, postgres: PostgresServer, database: str, redi
     )
 
 
-def put(kinesis, stream: str, bodies: list[bytes], key: Callable[[int], str]) -> None:  # noqa: ANN001
+def put(kinesis: BaseClient, stream: str, bodies: list[bytes], key: Callable[[int], str]) -> None:
     """PutRecords, as the producer sends them (batched, failed entries retried)."""
     for batch in batches((key(i), body) for i, body in enumerate(bodies)):
         put_all(kinesis, stream, batch)
@@ -117,7 +118,8 @@ def count_or_zero(conn: psycopg2.extensions.connection, sql: str) -> int:
         return 0
 
 
-def processor_env(workload: str, stream: str, *, moto, postgres, database: str, redis_server,  # noqa: ANN001
+def processor_env(workload: str, stream: str, *, moto: MotoServer, postgres: PostgresServer, database: str,
+        redis_server: RedisServer,
                   **extra: str) -> dict[str, str]:
     """The environment the ECS task definition would set, pointed at the test servers (migrated)."""
     migrated(postgres, database, workload)

@@ -123,7 +123,7 @@ def spread(owners: dict[str, str | None], workers: list[str]) -> int:
 @settings(max_examples=400, deadline=None)
 @given(st.integers(1, 12), st.integers(1, 6), st.data())
 def test_any_fleet_settles_within_two_rounds_into_an_even_spread_and_stays_there(
-        shards: int, n: int, data) -> None:  # noqa: ANN001
+        shards: int, n: int, data: st.DataObject) -> None:
     workers = [f"w{i}" for i in range(n)]
     start = {f"s{i:02d}": data.draw(st.sampled_from([None, *workers])) for i in range(shards)}
     history = simulate(start, workers, rounds=5)
@@ -136,7 +136,7 @@ def test_any_fleet_settles_within_two_rounds_into_an_even_spread_and_stays_there
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 10), st.lists(st.integers(1, 6), min_size=2, max_size=5), st.data())
 def test_a_fleet_that_grows_and_shrinks_settles_again_within_two_rounds_each_time(shards: int, sizes: list[int],
-                                                                                data) -> None:  # noqa: ANN001
+                                                                                data: st.DataObject) -> None:
     owners: dict[str, str | None] = {f"s{i:02d}": None for i in range(shards)}
     for size in sizes:
         workers = [f"w{i}" for i in sorted(data.draw(st.sets(st.integers(0, 9), min_size=size, max_size=size)))]

@@ -7,6 +7,10 @@ import subprocess
 import sys
 import time
 
+import psycopg2
+import redis
+from botocore.client import BaseClient
+
 from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from processor.samples import encode, product, reading, stock
 from processor.scheduler import Scheduler
@@ -14,7 +18,8 @@ from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, pr
 
 
 def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resumes(
-    kinesis, postgres, database, redis_server, redis_client, conn  # noqa: ANN001
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
 ) -> None:
     stream = make_stream(kinesis, shards=2)
     bodies = [encode(product(f"SKU-{i}", at=i)) for i in range(100)]
@@ -37,7 +42,8 @@ def test_records_flow_into_postgres_poison_is_dead_lettered_and_a_restart_resume
 
 
 def test_a_kill_9_mid_stream_loses_and_duplicates_nothing(
-    kinesis, moto, postgres, database, redis_server, conn  # noqa: ANN001
+    kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer, database: str, redis_server: RedisServer,
+    conn: psycopg2.extensions.connection
 ) -> None:
     stream = make_stream(kinesis, shards=2)
     total = 3000
@@ -63,7 +69,8 @@ def test_a_kill_9_mid_stream_loses_and_duplicates_nothing(
 
 
 def test_sigterm_finishes_the_batch_releases_leases_and_exits_zero(
-    kinesis, moto, postgres, database, redis_server, conn  # noqa: ANN001
+    kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer, database: str, redis_server: RedisServer,
+    conn: psycopg2.extensions.connection
 ) -> None:
     stream = make_stream(kinesis, shards=1)
     put(kinesis, stream, [encode(product(f"SKU-{i}", at=i)) for i in range(500)], key=lambda i: f"SKU-{i}")

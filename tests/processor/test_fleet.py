@@ -7,14 +7,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
+import redis
+from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from localdev.fleet import Fleet, LeaseWatch, SteadyProducer
 from localdev.kinesis_usage import shard_usage
-from localdev.servers import MotoServer, wait_for
+from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from processor.samples import encode, reading
 from processor.scheduler import Scheduler
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put, settings_for
@@ -25,7 +29,8 @@ OWNERLESS_S = LEASE_S + HEARTBEAT_S + 0.4  # + the watch's sampling and one comm
 
 
 @pytest.fixture()
-def fleet(kinesis, moto, postgres, database, redis_server, tmp_path):  # noqa: ANN001, ANN201
+def fleet(kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer, database: str, redis_server: RedisServer,
+        tmp_path: Path) -> Iterator[tuple[Fleet, LeaseWatch, SteadyProducer, str]]:
     stream = make_stream(kinesis, shards=4)
     env = processor_env("factory", stream, moto=moto, postgres=postgres, database=database, redis_server=redis_server,
                         CONSUMER_GROUP="fleet", LEASE_DURATION_S=str(LEASE_S), HEARTBEAT_S=str(HEARTBEAT_S),
@@ -40,7 +45,7 @@ def fleet(kinesis, moto, postgres, database, redis_server, tmp_path):  # noqa: A
 
 
 def test_shards_spread_over_1_2_and_4_workers_and_survive_a_kill_9_two_sigterms_and_a_rolling_replacement(
-    fleet, kinesis, moto, conn  # noqa: ANN001
+    fleet: Fleet, kinesis: BaseClient, moto: MotoServer, conn: psycopg2.extensions.connection
 ) -> None:
     workers, watch, producer, stream = fleet
     producer.start()
@@ -99,7 +104,7 @@ def test_shards_spread_over_1_2_and_4_workers_and_survive_a_kill_9_two_sigterms_
 
 
 def test_a_rolling_replacement_hands_every_shard_over_without_reading_a_record_twice(
-        fleet, moto: MotoServer, conn: psycopg2.extensions.connection) -> None:  # noqa: ANN001
+        fleet: Fleet, moto: MotoServer, conn: psycopg2.extensions.connection) -> None:
     workers, watch, producer, stream = fleet
     producer.start()
     old = workers.start(2)
@@ -124,7 +129,8 @@ def test_a_rolling_replacement_hands_every_shard_over_without_reading_a_record_t
 
 
 def test_exit_when_idle_right_after_another_worker_was_killed_waits_its_leases_out_and_drains_everything(
-    kinesis, moto, postgres, database, redis_server, conn  # noqa: ANN001
+    kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer, database: str, redis_server: RedisServer,
+    conn: psycopg2.extensions.connection
 ) -> None:
     stream = make_stream(kinesis, shards=3)
     total = 3000
@@ -149,7 +155,8 @@ def test_exit_when_idle_right_after_another_worker_was_killed_waits_its_leases_o
 
 
 def test_a_second_reader_polling_once_a_second_like_firehose_keeps_up_beside_the_processor_unthrottled(
-    kinesis, moto, postgres, database, redis_server, redis_client, conn  # noqa: ANN001
+    kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer, database: str, redis_server: RedisServer,
+    redis_client: redis.Redis, conn: psycopg2.extensions.connection
 ) -> None:
     import dataclasses
 

@@ -143,7 +143,7 @@ def test_a_batch_that_does_not_commit_leaves_no_incident_and_no_message(conn: ps
     sink = FactorySink()
     records = [FACTORY.decode(encode(fault(0)))]
 
-    def fail(cur) -> None:  # noqa: ANN001
+    def fail(cur: psycopg2.extensions.cursor) -> None:
         raise RuntimeError("the checkpoint could not be written")
 
     with pytest.raises(RuntimeError):

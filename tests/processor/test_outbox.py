@@ -11,9 +11,10 @@ from datetime import timedelta
 import boto3
 import psycopg2
 import pytest
+from botocore.client import BaseClient
 from botocore.config import Config
 
-from localdev.servers import MotoServer, wait_for
+from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from processor.outbox import OutboxPublisher, backlog
 from processor.samples import encode, status
 from processor.sinks import run_batch
@@ -37,7 +38,7 @@ def topic(moto: MotoServer) -> tuple[str, str, object]:
     return topic_arn, queue_url, sqs
 
 
-def delivered(sqs, queue_url: str) -> list[dict]:  # noqa: ANN001
+def delivered(sqs: BaseClient, queue_url: str) -> list[dict]:
     """Every notification in the queue: the incident message and its attributes."""
     out = []
     while True:
@@ -70,7 +71,7 @@ class Clock:
 
 
 def test_an_sns_outage_delays_the_messages_and_loses_none(
-        conn: psycopg2.extensions.connection, moto: MotoServer, topic) -> None:  # noqa: ANN001
+        conn: psycopg2.extensions.connection, moto: MotoServer, topic: tuple[str, str, object]) -> None:
     topic_arn, queue_url, sqs = topic
     FACTORY.migrate(conn)
     clock = Clock()
@@ -98,7 +99,7 @@ def test_an_sns_outage_delays_the_messages_and_loses_none(
 
 
 def test_a_crash_between_publishing_and_marking_sent_redelivers_with_the_same_ids(
-        conn: psycopg2.extensions.connection, moto: MotoServer, topic) -> None:  # noqa: ANN001
+        conn: psycopg2.extensions.connection, moto: MotoServer, topic: tuple[str, str, object]) -> None:
     topic_arn, queue_url, sqs = topic
     FACTORY.migrate(conn)
     apply(conn, FactorySink(incident_settings=WINDOW), line_traffic(0, 100, {10: "mill-1", 80: "mill-2"}))
@@ -126,7 +127,7 @@ def test_a_crash_between_publishing_and_marking_sent_redelivers_with_the_same_id
 
 
 def test_a_subscription_filter_policy_picks_one_lines_incidents(conn: psycopg2.extensions.connection, moto: MotoServer,
-                                                                topic) -> None:  # noqa: ANN001
+                                                                topic: tuple[str, str, object]) -> None:
     topic_arn, _, sqs = topic
     sns = boto3.client("sns", region_name="us-east-1", endpoint_url=moto.url)
     queue_url = sqs.create_queue(QueueName=f"line-2-{uuid.uuid4().hex[:6]}")["QueueUrl"]
@@ -139,7 +140,8 @@ def test_a_subscription_filter_policy_picks_one_lines_incidents(conn: psycopg2.e
     assert [(m["line_id"], m["event"]) for m in delivered(sqs, queue_url)] == [("line-2", "opened")]
 
 
-def test_a_kill_9_mid_stream_loses_no_incident_message(kinesis, moto, postgres, database, redis_server, conn,  # noqa: ANN001
+def test_a_kill_9_mid_stream_loses_no_incident_message(kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer,
+        database: str, redis_server: RedisServer, conn: psycopg2.extensions.connection,
                                                         topic: tuple[str, str, object]) -> None:
     topic_arn, queue_url, sqs = topic
     stream = make_stream(kinesis, shards=2)

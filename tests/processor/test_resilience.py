@@ -8,14 +8,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg2
 import pytest
 import redis
+from botocore.client import BaseClient
 
-from localdev.servers import PostgresServer, RedisServer, wait_for
+from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from processor.records import Poison
 from processor.samples import T0, encode, product, reading
 from processor.scheduler import Scheduler
@@ -51,7 +54,8 @@ class Running:
 
 
 def test_a_postgres_restart_mid_stream_loses_and_duplicates_nothing(
-    kinesis, postgres, database, redis_server, redis_client, conn  # noqa: ANN001
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
 ) -> None:
     stream = make_stream(kinesis, shards=2)
     total = 4000
@@ -107,17 +111,18 @@ def test_a_redis_outage_never_leaves_a_cached_product_stale(kinesis: Any, postgr
 class Recording(Scheduler):
     """Remembers which shard each committed batch came from, in commit order."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.committed: list[str] = []
 
-    def _account(self, shard_id: str, *args) -> None:  # noqa: ANN002
+    def _account(self, shard_id: str, *args: Any) -> None:
         self.committed.append(shard_id)
         super()._account(shard_id, *args)
 
 
 def test_after_a_reshard_parents_are_drained_before_their_children(
-    kinesis, postgres, database, redis_server, redis_client, conn  # noqa: ANN001
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
 ) -> None:
     stream = make_stream(kinesis, shards=1)
     put(kinesis, stream, [encode(reading(f"s-{i % 30}", 70.0, at=i)) for i in range(600)], key=lambda i: f"s-{i % 30}")
@@ -139,14 +144,15 @@ def test_after_a_reshard_parents_are_drained_before_their_children(
 
 
 @pytest.fixture()
-def secured_postgres():  # noqa: ANN201
+def secured_postgres() -> Iterator[PostgresServer]:
     server = PostgresServer(password_auth=True)  # the shared one trusts every login
     yield server
     server.close()
 
 
 def test_rotated_database_credentials_are_re_read_from_secrets_manager(
-    kinesis, moto, secured_postgres, redis_server, redis_client, monkeypatch  # noqa: ANN001
+    kinesis: BaseClient, moto: MotoServer, secured_postgres: PostgresServer, redis_server: RedisServer,
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
     admin = psycopg2.connect(**secured_postgres.dsn())
@@ -191,7 +197,8 @@ def test_rotated_database_credentials_are_re_read_from_secrets_manager(
 
 
 def test_a_faulty_producer_stream_ends_exactly_once_with_poison_dead_lettered(
-    kinesis, moto, postgres, database, redis_server, conn, tmp_path  # noqa: ANN001
+    kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer, database: str, redis_server: RedisServer,
+    conn: psycopg2.extensions.connection, tmp_path: Path
 ) -> None:
     stream = make_stream(kinesis, shards=2)
     labels = tmp_path / "labels.json"

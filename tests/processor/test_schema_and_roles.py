@@ -8,6 +8,8 @@ import sys
 
 import psycopg2
 import pytest
+import redis
+from botocore.client import BaseClient
 from psycopg2 import errors
 
 from localdev.servers import MotoServer, PostgresServer, RedisServer
@@ -35,7 +37,7 @@ def grants(conn: psycopg2.extensions.connection, user: str) -> set[tuple[str, st
         return set(cur.fetchall())
 
 
-def as_app(postgres, database: str):  # noqa: ANN001, ANN201
+def as_app(postgres: PostgresServer, database: str) -> psycopg2.extensions.connection:
     return psycopg2.connect(**{**postgres.dsn(database), "user": APP_USER})
 
 
@@ -72,7 +74,8 @@ def test_the_application_role_cannot_change_the_schema_or_erase_data(postgres: P
 
 
 def test_both_workloads_run_end_to_end_as_the_application_role_alone(
-    kinesis, postgres, database, redis_server, redis_client, conn  # noqa: ANN001
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
 ) -> None:
     for workload, bodies in (
         ("retail", [encode(product(f"SKU-{i}", at=i)) for i in range(30)] + [encode(stock("SKU-1", "S", 3)), b"x"]),
@@ -93,7 +96,8 @@ def test_both_workloads_run_end_to_end_as_the_application_role_alone(
 
 
 def test_a_processor_started_before_the_migration_waits_for_it_and_then_runs(
-    kinesis, moto, postgres, database, redis_server, conn  # noqa: ANN001
+    kinesis: BaseClient, moto: MotoServer, postgres: PostgresServer, database: str, redis_server: RedisServer,
+    conn: psycopg2.extensions.connection
 ) -> None:
     stream = make_stream(kinesis, shards=1)
     put(kinesis, stream, [encode(reading(f"s-{i}", 70.0, at=i)) for i in range(20)], key=lambda i: f"s-{i}")

@@ -15,13 +15,13 @@ from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
 from processor.records import UNITS
 from processor.samples import encode, product, reading, status, stock
-from processor.sinks import run_batch
+from processor.sinks import Sink, run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
 
 
-def apply(conn: psycopg2.extensions.connection, sink, bodies: list[dict], workload: str) -> None:  # noqa: ANN001
+def apply(conn: psycopg2.extensions.connection, sink: Sink, bodies: list[dict], workload: str) -> None:
     run_batch(conn, sink, [WORKLOADS[workload].decode(encode(b)) for b in bodies])
 
 
@@ -206,7 +206,7 @@ def test_a_batch_that_does_not_commit_teaches_the_detectors_nothing(conn: psycop
     before = sink.states["press-04"].to_json()
     failing = [FACTORY.decode(encode(reading("press-04", 90.0 + i, at=3000 + i * 60))) for i in range(5)]
 
-    def checkpoint_fails(cur) -> None:  # noqa: ANN001
+    def checkpoint_fails(cur: psycopg2.extensions.cursor) -> None:
         raise RuntimeError("lease lost")
 
     with pytest.raises(RuntimeError):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from processor.records import Poison
 from processor.samples import product, reading, stock
-from processor.sinks import run_batch
+from processor.sinks import Sink, run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
@@ -41,7 +41,7 @@ factory_bodies = st.one_of(mutated(reading()), mutated(reading(kind="pressure"))
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def store(conn: psycopg2.extensions.connection, sink, bodies: list[dict], workload: str) -> list:  # noqa: ANN001
+def store(conn: psycopg2.extensions.connection, sink: Sink, bodies: list[dict], workload: str) -> list:
     records = [WORKLOADS[workload].decode(json.dumps(b).encode()) for b in bodies]
     valid = [r for r in records if not isinstance(r, Poison)]
     run_batch(conn, sink, valid)  # raises if PostgreSQL refuses any of it

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from policy.stack_json import StackJson
+from policy.stack_json import Resource, StackJson
 from stacks.config import ConfigError, build_config
 from tests.conftest import PROD_ALERTS
 from tests.helpers import by_path, only, policy_statements, ref, statement
 
 
-def incidents_topic(stack: StackJson):  # noqa: ANN201
+def incidents_topic(stack: StackJson) -> Resource:
     return by_path(stack, "aws_sns_topic", "incidents/topic")
 
 

@@ -162,8 +162,9 @@ def test_ecs_exec_is_off_in_production(prod_stacks: dict[str, StackJson]) -> Non
     assert "EcsExecSessions" not in sids
 
 
-def test_ecs_exec_gets_writable_paths_for_its_agent_while_the_root_stays_read_only(dev_stacks, prod_stacks,  # noqa: ANN001
-                                                                                  exec_stacks) -> None:  # noqa: ANN001
+def test_ecs_exec_gets_writable_paths_for_its_agent_while_the_root_stays_read_only(dev_stacks: dict[str, StackJson],
+        prod_stacks: dict[str, StackJson],
+                                                                                  exec_stacks: dict[str, StackJson]) -> None:
     with_exec, prod = container(exec_stacks["retail-dev"]), container(prod_stacks["retail-prod"])
     assert with_exec["readonlyRootFilesystem"] is True and prod["readonlyRootFilesystem"] is True
     assert {m["containerPath"] for m in with_exec["mountPoints"]} == {
