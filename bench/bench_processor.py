@@ -29,7 +29,7 @@ from localdev.servers import PostgresServer, RedisServer
 from processor.cache import CatalogCache
 from processor.pipeline import Writer
 from processor.samples import encode, product, reading, stock
-from processor.sinks import run_batch
+from processor.sinks import Sink, run_batch
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
 from processor.workloads import WORKLOADS
@@ -48,7 +48,7 @@ def factory_payloads(n: int) -> list[bytes]:
     return [encode(reading(f"sensor-{i % 300}", 70.0 + (i % 10) / 10, at=i / 300)) for i in range(n)]
 
 
-def fresh_db(server: PostgresServer, name: str):  # noqa: ANN201
+def fresh_db(server: PostgresServer, name: str) -> psycopg2.extensions.connection:
     admin = psycopg2.connect(**server.dsn())
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -58,7 +58,8 @@ def fresh_db(server: PostgresServer, name: str):  # noqa: ANN201
     return psycopg2.connect(**server.dsn(name))
 
 
-def project(conn, sink, payloads: list[bytes], workload: str) -> tuple[float, float]:  # noqa: ANN001
+def project(conn: psycopg2.extensions.connection, sink: Sink, payloads: list[bytes],
+            workload: str) -> tuple[float, float]:
     """As the processor runs: batch N+1 is decoded while the writer thread applies batch N.
     Returns records/s (wall) and the processor's CPU time per record (both its threads, µs)."""
     writer = Writer()
@@ -81,7 +82,7 @@ NAIVE_SQL = {
 }
 
 
-def naive(conn, client: redis.Redis, payloads: list[bytes], workload: str) -> float:  # noqa: ANN001
+def naive(conn: psycopg2.extensions.connection, client: redis.Redis, payloads: list[bytes], workload: str) -> float:
     started = time.perf_counter()
     for payload in payloads:
         r = WORKLOADS[workload].decode(payload)

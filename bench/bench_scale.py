@@ -164,7 +164,7 @@ def main() -> int:
     return 1 if failures else 0
 
 
-def _count(conn, sql: str) -> int:  # noqa: ANN001
+def _count(conn: psycopg2.extensions.connection, sql: str) -> int:
     with conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetchone()[0]

@@ -20,10 +20,12 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import psycopg2
 
 from localdev.servers import PostgresServer, RedisServer, free_port, wait_for
 from processor.config import Settings
@@ -96,7 +98,7 @@ def _processor(settings: Settings, emulator: Emulator) -> Scheduler:
     return processor
 
 
-def _drain(workload: str, emulator: Emulator, settings_of) -> float:  # noqa: ANN001
+def _drain(workload: str, emulator: Emulator, settings_of: Callable[[str], Settings]) -> float:
     stream = emulator.stream()
     for batch in batches(WORKLOADS[workload].generate(DRAIN_RECORDS, faults=FAULTS, seed=1)):
         put_all(emulator.kinesis, stream, batch)
@@ -108,7 +110,8 @@ def _drain(workload: str, emulator: Emulator, settings_of) -> float:  # noqa: AN
     return stats.records / (stats.last_commit_at - started)
 
 
-def _steady(workload: str, emulator: Emulator, settings_of, producer_cpus: set[int]) -> tuple[Scheduler, float]:  # noqa: ANN001
+def _steady(workload: str, emulator: Emulator, settings_of: Callable[[str], Settings],
+            producer_cpus: set[int]) -> tuple[Scheduler, float]:
     stream = emulator.stream()
     processor = _processor(settings_of(stream), emulator)
     runner = threading.Thread(target=processor.run, kwargs={"exit_when_idle_s": 2.0})
@@ -128,7 +131,8 @@ def _steady(workload: str, emulator: Emulator, settings_of, producer_cpus: set[i
     return processor, summary["records_per_s"]
 
 
-def measure(workload: str, emulator: Emulator, pg: PostgresServer, rs: RedisServer, fresh_db,  # noqa: ANN001
+def measure(workload: str, emulator: Emulator, pg: PostgresServer, rs: RedisServer,
+            fresh_db: Callable[[PostgresServer, str], psycopg2.extensions.connection],
             producer_cpus: set[int]) -> Result:
     def settings_of(stream: str) -> Settings:
         database = f"e2e_{workload}_{uuid.uuid4().hex[:6]}"

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 from botocore.exceptions import ClientError
@@ -49,6 +50,9 @@ from localdev.tls import postgres_tls
 from stacks.config import build_config
 from stacks.workloads import WORKLOAD_REGIONS
 from tools.terraform_cli import automation_env
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 PROGRESS_EVERY_S = 15.0
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -216,7 +220,7 @@ def prepare_databases(session: Session) -> None:
         admin.close()
 
 
-def accept_iam_tokens(cur, data_dir: Path, database: str, app_user: str) -> None:  # noqa: ANN001
+def accept_iam_tokens(cur: psycopg2.extensions.cursor, data_dir: Path, database: str, app_user: str) -> None:
     """The service signs in as the application role with an IAM token, which only RDS can
     check. The local PostgreSQL lets that role in without checking its token (the token is
     still made, by the same code as on AWS); every other role keeps its password."""
@@ -314,7 +318,7 @@ def leftovers(session: Session) -> list[str]:
     """Resources of our stacks still in the emulator, found by name (every name carries the suffix)."""
     found: list[str] = []
     for workload, region in WORKLOAD_REGIONS.items():
-        def client(service: str, region: str = region):  # noqa: ANN202
+        def client(service: str, region: str = region) -> BaseClient:
             return session.client(service, region)
 
         mark = f"-{session.suffix}"

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from botocore.client import BaseClient
+
 if TYPE_CHECKING:
     from localdev.session import Session
 
@@ -71,7 +73,7 @@ def deployed_task(session: Session, region: str, task_definition: str, name: str
     return task_environment(ecs, agent, task_definition), roles
 
 
-def task_environment(ecs, secretsmanager, task_definition: str) -> dict[str, str]:  # noqa: ANN001
+def task_environment(ecs: BaseClient, secretsmanager: BaseClient, task_definition: str) -> dict[str, str]:
     """The container's environment as ECS would set it: `environment` plus resolved `secrets`."""
     definition = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
     container = definition["containerDefinitions"][0]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg2
 import redis
+from botocore.client import BaseClient
 
 from localdev import outputs as flat
 from localdev.access import report as access
@@ -123,7 +124,7 @@ def prepare(session: Session, workload: str) -> WorkloadRun:
 WARMUP_READINGS = 60  # processor/anomaly/detector.py DetectorConfig.warmup: a sensor's first readings are not scored
 
 
-def against_labels(cur, labels_file: Path) -> str:  # noqa: ANN001 - a psycopg2 cursor
+def against_labels(cur: psycopg2.extensions.cursor, labels_file: Path) -> str:
     """The flagged readings against the injected ones: how many injected were found, how many fell in
     a sensor's warm-up (not scored), and how many flagged readings were not injected."""
     injected = json.loads(labels_file.read_text())["anomalies"] if labels_file.exists() else []
@@ -313,7 +314,7 @@ def access_summary(session: Session, runs: list[WorkloadRun]) -> list[str]:
     return access.summary_lines(entries, policies)
 
 
-def role_policies(iam, role_arn: str) -> list[Policy]:  # noqa: ANN001 - a boto3 IAM client
+def role_policies(iam: BaseClient, role_arn: str) -> list[Policy]:
     """A role's inline and attached managed policies, read back from the emulator."""
     name = role_arn.rsplit("/", 1)[-1]
     found = [Policy.parse(f"inline policy {p}", iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
@@ -350,7 +351,7 @@ def alert_delivery(session: Session, run: WorkloadRun, dead_letters: int, timeou
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="demo: shown, reset")
 
 
-def incident_delivery(session: Session, run: WorkloadRun, conn, timeout_s: float = 15.0) -> str:  # noqa: ANN001
+def incident_delivery(session: Session, run: WorkloadRun, conn: psycopg2.extensions.connection, timeout_s: float = 15.0) -> str:
     """The line incidents PostgreSQL holds, and the messages that reached the incidents queue
     through the stack's topic (the processor publishes them from its outbox after each batch)."""
     with conn, conn.cursor() as cur:
@@ -381,7 +382,8 @@ def incident_delivery(session: Session, run: WorkloadRun, conn, timeout_s: float
             f"{session.incident_queue} through the incidents topic")
 
 
-def catalog_reads(run: WorkloadRun, conn, client: redis.Redis, count: int = 2000) -> tuple[int, float]:  # noqa: ANN001
+def catalog_reads(run: WorkloadRun, conn: psycopg2.extensions.connection, client: redis.Redis, count: int = 2000) -> tuple[int,
+        float]:
     """What the cache is for: product reads, most of them of hot products (the producer's Zipf mix)."""
     from processor.cache import CatalogCache
     from processor.catalog import get_product

@@ -14,8 +14,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localdev.tls import TlsFiles, postgres_tls, redis_tls
+
+if TYPE_CHECKING:
+    import redis
 
 
 def free_port() -> int:
@@ -169,7 +173,7 @@ class RedisServer:
         self.cpus = cpus
         self.start()
 
-    def client(self, **options: object):  # noqa: ANN201 - a redis.Redis
+    def client(self, **options: object) -> redis.Redis:
         """A client as the processor makes one: TLS verified against the local CA when the server has TLS."""
         import redis
 
@@ -193,7 +197,7 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _ping(client) -> bool:  # noqa: ANN001
+def _ping(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
     except Exception:

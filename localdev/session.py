@@ -19,10 +19,14 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localdev.access import ACCESS_LOG_ENV
 from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, pg_bin, wait_for
 from localdev.tls import make_tls
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -87,7 +91,7 @@ class Session:
                 # moto answers an unknown operation at once (see moto_extensions); cap retries anyway
                 "AWS_MAX_ATTEMPTS": "2"}
 
-    def client(self, service: str, region: str, credentials: Mapping[str, str] | None = None):  # noqa: ANN201 - boto3
+    def client(self, service: str, region: str, credentials: Mapping[str, str] | None = None) -> BaseClient:
         """A boto3 client for the emulator in `region`: with the emulator's plain keys (not
         checked), or with `credentials` (`assume()`'s, checked against the role's policies)."""
         import boto3

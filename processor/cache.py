@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+import psycopg2
 import redis
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def quantity_field(supplier_id: str, quantity: int, at: str, event_id: str) -> F
     return QUANTITY_PREFIX + supplier_id, f"{at}|{event_id}", str(quantity)
 
 
-def read_entries(cur, skus: Sequence[str]) -> dict[str, list[Field]]:  # noqa: ANN001 - a psycopg2 cursor
+def read_entries(cur: psycopg2.extensions.cursor, skus: Sequence[str]) -> dict[str, list[Field]]:
     """Every field of `skus` as PostgreSQL holds them (one statement: one snapshot)."""
     cur.execute("""
         SELECT sku, NULL, name, category, price, currency, updated_at, event_id::text, NULL
@@ -152,13 +153,13 @@ class CatalogCache:
             logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
             return None
 
-    def refresh(self, conn, skus: Sequence[str]) -> bool:  # noqa: ANN001
+    def refresh(self, conn: psycopg2.extensions.connection, skus: Sequence[str]) -> bool:
         """Write the committed state of `skus` to Redis (complete entries)."""
         with conn, conn.cursor() as cur:
             entries = read_entries(cur, sorted(set(skus)))
         return self.write(entries, complete=True) is not None
 
-    def drain_pending(self, conn, limit: int = 100) -> int:  # noqa: ANN001
+    def drain_pending(self, conn: psycopg2.extensions.connection, limit: int = 100) -> int:
         """Refresh SKUs that a Redis outage or a crash left pending; returns how many batches."""
         with conn, conn.cursor() as cur:
             cur.execute("SELECT id, skus FROM cache_pending ORDER BY id LIMIT %s", (limit,))
@@ -173,7 +174,7 @@ class CatalogCache:
     def get(self, sku: str) -> dict[str, Any] | None:
         return served(self.client.hgetall(KEY_PREFIX + sku))
 
-    def fill(self, conn, sku: str) -> dict[str, Any] | None:  # noqa: ANN001
+    def fill(self, conn: psycopg2.extensions.connection, sku: str) -> dict[str, Any] | None:
         """Cache-aside miss: read the SKU's rows, offer them to the cache, serve them."""
         with conn, conn.cursor() as cur:
             fields = read_entries(cur, [sku])[sku]
@@ -183,7 +184,7 @@ class CatalogCache:
         return served({f.encode(): v.encode() for f, _, v in fields} | {COMPLETE.encode(): b"1"})
 
 
-def forget_pending(conn, ids: Sequence[int]) -> None:  # noqa: ANN001
+def forget_pending(conn: psycopg2.extensions.connection, ids: Sequence[int]) -> None:
     """Redis holds these batches' fields (or newer): they are no longer pending."""
     if ids:
         with conn, conn.cursor() as cur:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg2
 import redis
 
 from processor.cache import CatalogCache
 
 
-def get_product(sku: str, *, conn=None, cache: CatalogCache | None = None) -> dict[str, Any] | None:  # noqa: ANN001
+def get_product(sku: str, *, conn: psycopg2.extensions.connection | None = None, cache: CatalogCache | None = None) -> dict[str,
+        Any] | None:
     """The product with `total_quantity` across suppliers, or None when unknown.
 
     Without `conn`/`cache`, connections are made from the environment (see processor.config).

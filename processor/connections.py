@@ -35,7 +35,7 @@ def db_credentials(settings: Settings) -> tuple[str, str]:
     return settings.db_user or "", settings.db_password or ""
 
 
-def connect_postgres(settings: Settings):  # noqa: ANN201 - psycopg2 connection
+def connect_postgres(settings: Settings) -> psycopg2.extensions.connection:
     user, password = db_credentials(settings)
     kwargs = {}
     if settings.db_sslmode in {"verify-ca", "verify-full"} and settings.db_sslrootcert:
@@ -77,7 +77,7 @@ def connect_redis(settings: Settings) -> redis.Redis:
     )
 
 
-def ensure_reachable(settings: Settings):  # noqa: ANN201
+def ensure_reachable(settings: Settings) -> psycopg2.extensions.connection:
     """Connect once at start; a failure here is a misconfiguration worth one clear line."""
     try:
         return connect_postgres(settings)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
+import psycopg2
+
 NAMESPACE = uuid.UUID("5d1f0e7a-3c2b-4b8e-9a41-6f0c2d9e8b17")  # incident and message ids (uuid5)
 SURPRISE, SHIFT, STUCK, REGIME, FAULT = "surprise", "shift", "stuck", "regime", "fault"
 CHECKS = (SURPRISE, SHIFT, STUCK, REGIME, FAULT)
@@ -195,7 +197,7 @@ def _row(row: Sequence) -> Incident:
 OPEN_ON = "SELECT 1 FROM incidents WHERE closed_at IS NULL AND line_id = ANY(%s) LIMIT 1"
 
 
-def apply(cur, firing: Sequence[Signal], quiet: Mapping[str, Sequence[datetime]],  # noqa: ANN001
+def apply(cur: psycopg2.extensions.cursor, firing: Sequence[Signal], quiet: Mapping[str, Sequence[datetime]],
           window: timedelta) -> Changes:
     """Group the batch's readings into incidents and write them, with their messages, in the
     batch's transaction (`cur`): `firing` signals, and the times of the quiet readings by
@@ -217,7 +219,7 @@ def apply(cur, firing: Sequence[Signal], quiet: Mapping[str, Sequence[datetime]]
     return changes
 
 
-def write(cur, changes: Changes) -> None:  # noqa: ANN001
+def write(cur: psycopg2.extensions.cursor, changes: Changes) -> None:
     if changes.incidents:
         cur.execute(UPSERT, (json.dumps([
             (i.incident_id, i.line_id, i.opened_at.isoformat(), i.last_fired_at.isoformat(),
@@ -228,7 +230,7 @@ def write(cur, changes: Changes) -> None:  # noqa: ANN001
             (m.message_id, m.incident_id, m.event, m.body, m.attributes) for m in changes.messages]),))
 
 
-def close_quiet(conn, quiet_s: float, window: timedelta) -> Changes:  # noqa: ANN001
+def close_quiet(conn: psycopg2.extensions.connection, quiet_s: float, window: timedelta) -> Changes:
     """Close the open incidents no batch has touched for `quiet_s` seconds of wall time, in
     a transaction of their own; each closes `window` after its last firing, as `group` would."""
     with conn, conn.cursor() as cur:

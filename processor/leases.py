@@ -16,6 +16,8 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+import psycopg2
+
 from processor import balance
 from processor.balance import LeaseRow, Moves
 
@@ -119,14 +121,14 @@ class LeaseTable:
     def _key(self, **extra: object) -> dict[str, object]:
         return {"group": self.group, "stream": self.stream, "me": self.owner, "secs": self.duration, **extra}
 
-    def sync(self, conn, shards: Sequence[Shard]) -> None:  # noqa: ANN001
+    def sync(self, conn: psycopg2.extensions.connection, shards: Sequence[Shard]) -> None:
         """Every shard of the stream has a lease row (new ones free)."""
         payload = json.dumps([{"id": s.shard_id, "parents": list(s.parent_shard_ids)} for s in shards])
         with conn, conn.cursor() as cur:
             cur.execute(SYNC, (self.group, self.stream, payload))
             cur.execute(FORGET_DEAD, (self.group, self.stream))
 
-    def heartbeat(self, conn, at_tip: Collection[str] = ()) -> Heartbeat:  # noqa: ANN001
+    def heartbeat(self, conn: psycopg2.extensions.connection, at_tip: Collection[str] = ()) -> Heartbeat:
         """Register or refresh this worker, renew its leases, and balance (processor/balance.py).
         `at_tip`: the shards this worker holds that it has read to the tip and committed."""
         with conn, conn.cursor() as cur:
@@ -153,13 +155,13 @@ class LeaseTable:
             idle = cur.fetchone()[0]
         return Heartbeat(held, dict(moves.hand_over), moves, rows, live, None if idle is None else float(idle))
 
-    def _snapshot(self, cur) -> tuple[tuple[LeaseRow, ...], frozenset[str]]:  # noqa: ANN001
+    def _snapshot(self, cur: psycopg2.extensions.cursor) -> tuple[tuple[LeaseRow, ...], frozenset[str]]:
         cur.execute(SNAPSHOT, (self.group, self.stream))
         rows = tuple(LeaseRow(*row) for row in cur.fetchall())
         cur.execute(LIVE_WORKERS, (self.group, self.stream, self.duration))
         return rows, frozenset(row[0] for row in cur.fetchall())
 
-    def leave(self, conn) -> dict[str, str | None]:  # noqa: ANN001
+    def leave(self, conn: psycopg2.extensions.connection) -> dict[str, str | None]:
         """Shutting down: hand every lease this worker holds to the least-loaded live worker
         (or free it), and deregister, so the others' share counts it out at once."""
         with conn, conn.cursor() as cur:
@@ -171,7 +173,7 @@ class LeaseTable:
                 cur.execute(HAND_OVER, self._key(shard=shard_id, to=taker))
             return handed
 
-    def checkpoint(self, cur, shard_id: str, sequence_number: str | None, finished: bool) -> None:  # noqa: ANN001
+    def checkpoint(self, cur: psycopg2.extensions.cursor, shard_id: str, sequence_number: str | None, finished: bool) -> None:
         cur.execute(CHECKPOINT, self._key(shard=shard_id, sequence=sequence_number, finished=finished))
         if cur.rowcount != 1:
             raise LeaseLost(shard_id)

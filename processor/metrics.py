@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TextIO
 
 # Per batch
 RECORDS_PROCESSED, DEAD_LETTERS, ANOMALIES = "RecordsProcessed", "DeadLetters", "Anomalies"
@@ -58,7 +58,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 class Metrics:
-    def __init__(self, namespace: str, workload: str, stream=sys.stdout) -> None:  # noqa: ANN001
+    def __init__(self, namespace: str, workload: str, stream: TextIO = sys.stdout) -> None:
         self.namespace, self.workload, self.stream = namespace, workload, stream
 
     def emit(self, values: dict[str, float], **dimensions: str) -> None:

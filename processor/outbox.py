@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg2
 from botocore.exceptions import BotoCoreError, ClientError
 
 from processor.metrics import INCIDENT_OUTBOX_BACKLOG, INCIDENT_OUTBOX_OLDEST_AGE_S
@@ -50,7 +51,7 @@ class Backlog:
         return {INCIDENT_OUTBOX_BACKLOG: self.unsent, INCIDENT_OUTBOX_OLDEST_AGE_S: round(self.oldest_age_s, 1)}
 
 
-def backlog(conn) -> Backlog:  # noqa: ANN001
+def backlog(conn: psycopg2.extensions.connection) -> Backlog:
     with conn, conn.cursor() as cur:
         cur.execute(BACKLOG)
         unsent, age = cur.fetchone()
@@ -80,7 +81,7 @@ class OutboxPublisher:
         self._not_before = 0.0
         self.sent = 0
 
-    def publish(self, conn) -> int:  # noqa: ANN001
+    def publish(self, conn: psycopg2.extensions.connection) -> int:
         """Send what is unsent, oldest first, until the outbox is empty or SNS fails; how many were sent."""
         if self.clock() < self._not_before:
             return 0
@@ -93,7 +94,7 @@ class OutboxPublisher:
         self.sent += total
         return total
 
-    def _publish_batch(self, conn) -> tuple[int, bool]:  # noqa: ANN001
+    def _publish_batch(self, conn: psycopg2.extensions.connection) -> tuple[int, bool]:
         sent: list[str] = []
         failed = False
         with conn, conn.cursor() as cur:

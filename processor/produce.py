@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
+from botocore.client import BaseClient
+
 from processor.traffic import Faults, Labels
 from processor.workloads import NAMES, workload
 
@@ -38,7 +40,7 @@ def batches(records: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, by
         yield batch
 
 
-def put_all(kinesis, stream: str, batch: list[tuple[str, bytes]], max_attempts: int = 10) -> int:  # noqa: ANN001
+def put_all(kinesis: BaseClient, stream: str, batch: list[tuple[str, bytes]], max_attempts: int = 10) -> int:
     """PutRecords with retries of the entries that failed; returns how many retries it took."""
     pending = batch
     for attempt in range(max_attempts):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+import psycopg2
 from psycopg2 import sql
 
 logger = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ class SchemaNotReady(Exception):
     """The database's schema is older than this processor needs: the migration has not run."""
 
 
-def _ensure_app_role(cur, app_user: str) -> None:  # noqa: ANN001
+def _ensure_app_role(cur: psycopg2.extensions.cursor, app_user: str) -> None:
     role = sql.Identifier(app_user)
     # Roles belong to the server, not the database: two migrations may race to create one.
     cur.execute(sql.SQL("DO $$ BEGIN CREATE ROLE {} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
@@ -243,13 +244,13 @@ def _ensure_app_role(cur, app_user: str) -> None:  # noqa: ANN001
     cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
 
 
-def _grant(cur, app_user: str, grants: Grants) -> None:  # noqa: ANN001
+def _grant(cur: psycopg2.extensions.cursor, app_user: str, grants: Grants) -> None:
     for (kind, name), privileges in grants.items():
         cur.execute(sql.SQL("GRANT {} ON {} {} TO {}").format(
             sql.SQL(privileges), sql.SQL(kind), sql.Identifier(name), sql.Identifier(app_user)))
 
 
-def migrate(conn, tables: Sequence[str], workload: str, grants: Grants | None = None,  # noqa: ANN001
+def migrate(conn: psycopg2.extensions.connection, tables: Sequence[str], workload: str, grants: Grants | None = None,
             app_user: str | None = None) -> None:
     """The common tables, then `tables` (the workload's, processor/workloads.py), in one
     transaction; with `app_user`, that role and exactly `grants` (plus the common ones)."""
@@ -266,7 +267,7 @@ def migrate(conn, tables: Sequence[str], workload: str, grants: Grants | None = 
     logger.info("schema ready", extra={"workload": workload, "version": SCHEMA_VERSION, "app_user": app_user})
 
 
-def check_version(conn, workload: str) -> None:  # noqa: ANN001
+def check_version(conn: psycopg2.extensions.connection, workload: str) -> None:
     """Raises SchemaNotReady unless the schema is at SCHEMA_VERSION or later."""
     try:
         with conn, conn.cursor() as cur:

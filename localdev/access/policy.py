@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,7 +193,7 @@ def _bool(expected: str, actual: str) -> bool:
     return expected.lower() == actual.lower()
 
 
-def _numeric(compare: str):  # noqa: ANN202 - a comparison
+def _numeric(compare: str) -> Callable[[str, str], bool]:
     def test(expected: str, actual: str) -> bool:
         try:
             a, e = float(actual), float(expected)

@@ -34,7 +34,7 @@ def calls_with_a_role_are_authorized_against_its_policies() -> None:
 
     original = BaseResponse.call_action
 
-    def call_action(self):  # noqa: ANN001, ANN202 - moto's handler
+    def call_action(self: BaseResponse) -> Any:
         refusal = _authorize(self)
         return refusal if refusal is not None else original(self)
 

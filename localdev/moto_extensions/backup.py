@@ -15,16 +15,16 @@ def backup_selections() -> None:
     from moto.backup.responses import BackupResponse
     from moto.core.utils import unix_time
 
-    def selections(self) -> dict:  # noqa: ANN001
+    def selections(self: BackupResponse) -> dict:
         return backend_state(self.backup_backend, "selections")
 
-    def path_ids(self) -> tuple[str, str | None]:  # noqa: ANN001
+    def path_ids(self: BackupResponse) -> tuple[str, str | None]:
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         plan_id = parts[parts.index("plans") + 1]
         selection_id = parts[-1] if parts[-1] != "selections" else None
         return plan_id, selection_id
 
-    def create_backup_selection(self) -> str:  # noqa: ANN001
+    def create_backup_selection(self: BackupResponse) -> str:
         plan_id, _ = path_ids(self)
         self.backup_backend.get_backup_plan(plan_id, None)  # not found → ResourceNotFoundException
         body = json.loads(self.body or "{}")
@@ -34,21 +34,21 @@ def backup_selections() -> None:
         selections(self)[selection_id] = record
         return json.dumps({k: record[k] for k in ("SelectionId", "BackupPlanId", "CreationDate")})
 
-    def found(self) -> dict:  # noqa: ANN001
+    def found(self: BackupResponse) -> dict:
         plan_id, selection_id = path_ids(self)
         record = selections(self).get(selection_id)
         if record is None or record["BackupPlanId"] != plan_id:
             raise ResourceNotFoundException(f"Selection {selection_id} of plan {plan_id} not found")
         return record
 
-    def get_backup_selection(self) -> str:  # noqa: ANN001
+    def get_backup_selection(self: BackupResponse) -> str:
         return json.dumps(found(self))
 
-    def delete_backup_selection(self) -> str:  # noqa: ANN001
+    def delete_backup_selection(self: BackupResponse) -> str:
         del selections(self)[found(self)["SelectionId"]]
         return "{}"
 
-    def list_backup_selections(self) -> str:  # noqa: ANN001
+    def list_backup_selections(self: BackupResponse) -> str:
         plan_id, _ = path_ids(self)
         listed = [{"SelectionId": r["SelectionId"], "SelectionName": r["BackupSelection"].get("SelectionName"),
                    "BackupPlanId": plan_id, "CreationDate": r["CreationDate"],
@@ -70,7 +70,7 @@ def backup_list_tags_path() -> None:
 
     from moto.backup.responses import BackupResponse
 
-    def list_tags(self) -> str:  # noqa: ANN001
+    def list_tags(self: BackupResponse) -> str:
         arn = unquote(self.path.split("?")[0].split("/tags/", 1)[1].rstrip("/"))
         return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=arn)})
 
@@ -86,7 +86,7 @@ def backup_vault_recovery_points() -> None:
     from moto.backup import urls
     from moto.backup.responses import BackupResponse
 
-    def list_recovery_points_by_backup_vault(self) -> str:  # noqa: ANN001
+    def list_recovery_points_by_backup_vault(self: BackupResponse) -> str:
         name = self.path.split("?")[0].split("/backup-vaults/", 1)[1].split("/")[0]
         self.backup_backend.describe_backup_vault(name)  # not found → ResourceNotFoundException
         return json.dumps({"RecoveryPoints": []})

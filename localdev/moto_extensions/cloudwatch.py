@@ -19,7 +19,7 @@ def cloudwatch_alarms_notify_their_topics() -> None:
 
     update = Alarm.update_state
 
-    def update_state(self, reason: str, reason_data: str, state_value: str) -> None:  # noqa: ANN001
+    def update_state(self: Alarm, reason: str, reason_data: str, state_value: str) -> None:
         old = self.state_value
         update(self, reason, reason_data, state_value)
         if old == state_value or not self.actions_enabled:

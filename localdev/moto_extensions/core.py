@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from xml.sax.saxutils import escape
 
 from localdev.moto_extensions.registry import extension
@@ -16,7 +17,7 @@ def unimplemented_operations_fail_fast() -> None:
 
     original = BaseResponse.call_action
 
-    def call_action(self):  # noqa: ANN001, ANN202
+    def call_action(self: BaseResponse) -> Any:
         try:
             return original(self)
         except NotImplementedError as error:
@@ -45,7 +46,7 @@ def retried_requests_replay_the_first_answer() -> None:
     original = BaseResponse.call_action
     answered: Ordered[str, object] = Ordered()
 
-    def call_action(self):  # noqa: ANN001, ANN202
+    def call_action(self: BaseResponse) -> Any:
         invocation = (self.headers.get("amz-sdk-invocation-id") or "").strip()
         if invocation and invocation in answered:
             return answered[invocation]

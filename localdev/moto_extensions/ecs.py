@@ -1,6 +1,8 @@
 """ECS: service settings read back."""
 from __future__ import annotations
 
+from typing import Any
+
 from localdev.moto_extensions.registry import extension
 
 
@@ -14,7 +16,7 @@ def ecs_service_settings() -> None:
     settings = {"enableECSManagedTags": "enable_ecs_managed_tags", "enableExecuteCommand": "enable_execute_command",
                 "availabilityZoneRebalancing": "availability_zone_rebalancing"}
 
-    def keep(self, answer, creating: bool):  # noqa: ANN001, ANN202
+    def keep(self: EC2ContainerServiceResponse, answer: Any, creating: bool) -> Any:
         service = answer.result["service"]
         for param, attribute in settings.items():
             value = self._get_param(param)

@@ -1,12 +1,13 @@
 """ElastiCache: parameter groups, replication-group members, subnet-group delete, settings read back."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from localdev.moto_extensions.registry import backend_state, extension
 
 
-def _elasticache_error(code: str, message: str):  # noqa: ANN202
+def _elasticache_error(code: str, message: str) -> Exception:
     """The HTTP status comes from the error's shape in botocore's model, as for moto's own errors."""
     from moto.elasticache.exceptions import ElastiCacheException
 
@@ -24,10 +25,10 @@ def elasticache_parameter_groups() -> None:
 
     ElastiCacheBackend.__init__ = _widen_arn_regex(ElastiCacheBackend.__init__)
 
-    def groups(self) -> dict:  # noqa: ANN001
+    def groups(self: ElastiCacheResponse) -> dict:
         return backend_state(self.elasticache_backend, "parameter_groups")
 
-    def find(self, name: str) -> dict:  # noqa: ANN001
+    def find(self: ElastiCacheResponse, name: str) -> dict:
         group = groups(self).get(name)
         if group is None:
             raise _elasticache_error("CacheParameterGroupNotFound", f"CacheParameterGroup {name} not found.")
@@ -36,7 +37,7 @@ def elasticache_parameter_groups() -> None:
     def public(group: dict) -> dict:
         return {k: v for k, v in group.items() if k != "Parameters"}
 
-    def create_cache_parameter_group(self) -> ActionResult:  # noqa: ANN001
+    def create_cache_parameter_group(self: ElastiCacheResponse) -> ActionResult:
         name = self._get_param("CacheParameterGroupName")
         if name in groups(self):
             raise _elasticache_error("CacheParameterGroupAlreadyExists", f"Parameter group {name} already exists.")
@@ -55,19 +56,19 @@ def elasticache_parameter_groups() -> None:
             backend.add_tags_to_resource(arn, tags)
         return ActionResult({"CacheParameterGroup": public(groups(self)[name])})
 
-    def describe_cache_parameter_groups(self) -> ActionResult:  # noqa: ANN001
+    def describe_cache_parameter_groups(self: ElastiCacheResponse) -> ActionResult:
         name = self._get_param("CacheParameterGroupName")
         found = [find(self, name)] if name else list(groups(self).values())
         return ActionResult({"CacheParameterGroups": [public(g) for g in found]})
 
-    def modify_cache_parameter_group(self) -> ActionResult:  # noqa: ANN001
+    def modify_cache_parameter_group(self: ElastiCacheResponse) -> ActionResult:
         name = self._get_param("CacheParameterGroupName")
         group = find(self, name)
         for item in self._get_param("ParameterNameValues", []):
             group["Parameters"][item["ParameterName"]] = item.get("ParameterValue")
         return ActionResult({"CacheParameterGroupName": name})
 
-    def reset_cache_parameter_group(self) -> ActionResult:  # noqa: ANN001
+    def reset_cache_parameter_group(self: ElastiCacheResponse) -> ActionResult:
         name = self._get_param("CacheParameterGroupName")
         group = find(self, name)
         if self._get_bool_param("ResetAllParameters"):
@@ -76,7 +77,7 @@ def elasticache_parameter_groups() -> None:
             group["Parameters"].pop(item["ParameterName"], None)
         return ActionResult({"CacheParameterGroupName": name})
 
-    def describe_cache_parameters(self) -> ActionResult:  # noqa: ANN001
+    def describe_cache_parameters(self: ElastiCacheResponse) -> ActionResult:
         group = find(self, self._get_param("CacheParameterGroupName"))
         source = self._get_param("Source")
         parameters = [
@@ -85,7 +86,7 @@ def elasticache_parameter_groups() -> None:
         ] if source in (None, "user") else []
         return ActionResult({"Parameters": parameters})
 
-    def delete_cache_parameter_group(self) -> EmptyResult:  # noqa: ANN001
+    def delete_cache_parameter_group(self: ElastiCacheResponse) -> EmptyResult:
         name = self._get_param("CacheParameterGroupName")
         find(self, name)
         del groups(self)[name]
@@ -96,7 +97,7 @@ def elasticache_parameter_groups() -> None:
         setattr(ElastiCacheResponse, fn.__name__, fn)
 
 
-def _widen_arn_regex(init):  # noqa: ANN001, ANN202
+def _widen_arn_regex(init: Callable[..., None]) -> Callable[..., None]:
     """Tags on parameter groups: moto's ARN check knows clusters, snapshots, subnet groups,
     replication groups and users only."""
     import re
@@ -120,7 +121,7 @@ def elasticache_replication_group_members() -> None:
 
     create, delete = ElastiCacheBackend.create_replication_group, ElastiCacheBackend.delete_replication_group
 
-    def create_replication_group(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def create_replication_group(self: ElastiCacheBackend, *args: Any, **kwargs: Any) -> Any:
         group = create(self, *args, **kwargs)
         zones = kwargs.get("preferred_cache_cluster_azs") or []
         for index, cluster_id in enumerate(group.member_clusters):
@@ -149,7 +150,7 @@ def elasticache_replication_group_members() -> None:
             self.cache_clusters[cluster_id] = cluster
         return group
 
-    def delete_replication_group(self, replication_group_id, retain_primary_cluster):  # noqa: ANN001, ANN202
+    def delete_replication_group(self: ElastiCacheBackend, replication_group_id: str, retain_primary_cluster: bool) -> Any:
         group = self.replication_groups.get(replication_group_id)
         members = list(group.member_clusters) if group is not None else []  # delete drops the primary from it
         group = delete(self, replication_group_id, retain_primary_cluster)
@@ -169,7 +170,7 @@ def elasticache_subnet_group_delete() -> None:
     from moto.elasticache.exceptions import CacheSubnetGroupNotFound
     from moto.elasticache.responses import ElastiCacheResponse
 
-    def delete_cache_subnet_group(self) -> EmptyResult:  # noqa: ANN001
+    def delete_cache_subnet_group(self: ElastiCacheResponse) -> EmptyResult:
         name = self._get_param("CacheSubnetGroupName")
         if self.elasticache_backend.cache_subnet_groups.pop(name, None) is None:
             raise CacheSubnetGroupNotFound(name)

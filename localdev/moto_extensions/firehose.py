@@ -197,7 +197,7 @@ def firehose_delivers_from_its_kinesis_source() -> None:
 
     create = FirehoseBackend.create_delivery_stream
 
-    def create_delivery_stream(self, region: str, delivery_stream_name: str, delivery_stream_type: str,  # noqa: ANN001
+    def create_delivery_stream(self: FirehoseBackend, region: str, delivery_stream_name: str, delivery_stream_type: str,
                                *args: Any, **kwargs: Any) -> str:
         arn = create(self, region, delivery_stream_name, delivery_stream_type, *args, **kwargs)
         if delivery_stream_type == "KinesisStreamAsSource":

@@ -26,7 +26,7 @@ def policy_conditions_on_absent_keys() -> None:
 
     permitted = IAMPolicyStatement.is_action_permitted
 
-    def is_action_permitted(self, action: str, resource: str = "*", principal: str | None = None,  # noqa: ANN001
+    def is_action_permitted(self: IAMPolicyStatement, action: str, resource: str = "*", principal: str | None = None,
                             incoming_condition_values: dict[str, str] | None = None) -> PermissionResult:
         conditions = self._statement.get("Condition") or {}
         if not _conditions_may_hold(conditions, incoming_condition_values or {}):

@@ -9,7 +9,9 @@ import json
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from localdev.moto_extensions.registry import extension
 
@@ -21,7 +23,7 @@ def kinesis_tags_at_creation() -> None:
 
     create = KinesisResponse.create_stream
 
-    def create_stream(self):  # noqa: ANN001, ANN202
+    def create_stream(self: KinesisResponse) -> Any:
         answer = create(self)
         tags = self._get_param("Tags")
         if tags:
@@ -44,8 +46,8 @@ def kinesis_faithful_resharding() -> None:
     models.Stream.split_shard = _split_keeping_parent_records(models.Stream.split_shard)
 
 
-def _route_to_open_shards(original):  # noqa: ANN001, ANN202
-    def get_shard_for_key(self, partition_key: str, explicit_hash_key: str):  # noqa: ANN001, ANN202
+def _route_to_open_shards(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any:  # a moto Stream
         shard = original(self, partition_key, explicit_hash_key)  # validates the key, first match wins
         if shard is None or shard.is_open:
             return shard
@@ -59,8 +61,8 @@ def _route_to_open_shards(original):  # noqa: ANN001, ANN202
     return get_shard_for_key
 
 
-def _split_keeping_parent_records(original):  # noqa: ANN001, ANN202
-    def split_shard(self, shard_to_split: str, new_starting_hash_key: str) -> None:  # noqa: ANN001
+def _split_keeping_parent_records(original: Callable[..., Any]) -> Callable[..., None]:
+    def split_shard(self: Any, shard_to_split: str, new_starting_hash_key: str) -> None:
         parent = self.shards[shard_to_split]
         kept = OrderedDict(parent.records)
         original(self, shard_to_split, new_starting_hash_key)
@@ -123,12 +125,12 @@ def _throttle_error(shard_id: str, stream: str, account: str) -> Exception:
                          f"Rate exceeded for shard {shard_id} in stream {stream} under account {account}.")
 
 
-def _size(record) -> int:  # noqa: ANN001 - a moto Record: base64 data
+def _size(record: Any) -> int:
     data = record.data
     return len(data) * 3 // 4 - data[-2:].count("=") + len(record.partition_key)
 
 
-def _usage(backend, stream: str, shard_id: str) -> ShardUsage:  # noqa: ANN001
+def _usage(backend: Any, stream: str, shard_id: str) -> ShardUsage:
     return USAGE.setdefault((backend.account_id, backend.region_name, stream, shard_id), ShardUsage())
 
 
@@ -156,7 +158,7 @@ def _admit_write(usage: ShardUsage, now: float, size: int) -> bool:
     return True
 
 
-def _indexed_keys(shard) -> list[int]:  # noqa: ANN001 - a moto Shard
+def _indexed_keys(shard: Any) -> list[int]:
     """The shard's sequence numbers in order, kept beside its records (which are appended in
     order, or replaced whole by a reshard): a read finds its position by bisection."""
     keys = shard.__dict__.get("_localdev_keys")
@@ -180,7 +182,7 @@ def kinesis_reads_from_the_position() -> None:
     from moto.core.utils import unix_time, utcnow
     from moto.kinesis import models
 
-    def get_records(self, last_sequence_id: str, limit: int | None):  # noqa: ANN001, ANN202
+    def get_records(self: models.Shard, last_sequence_id: str, limit: int | None) -> tuple[list, int, int]:
         keys = _indexed_keys(self)
         start = bisect.bisect_right(keys, int(last_sequence_id))
         results, size = [], 0
@@ -197,7 +199,7 @@ def kinesis_reads_from_the_position() -> None:
             behind = max(1, int((unix_time(utcnow()) - self.records[keys[following]].created_at) * 1000))
         return results, last, behind
 
-    def put_record(self, partition_key: str, data: str, explicit_hash_key: str) -> str:  # noqa: ANN001
+    def put_record(self: models.Shard, partition_key: str, data: str, explicit_hash_key: str) -> str:
         keys = _indexed_keys(self)
         sequence_number = (keys[-1] if keys else 0) + 1
         self.records[sequence_number] = models.Record(partition_key, data, sequence_number, explicit_hash_key)
@@ -223,7 +225,7 @@ def kinesis_shard_limits() -> None:
 
     read, put_one = KinesisBackend.get_records, KinesisBackend.put_record
 
-    def get_records(self, stream_arn, shard_iterator: str, limit: int | None):  # noqa: ANN001, ANN202
+    def get_records(self: KinesisBackend, stream_arn: str | None, shard_iterator: str, limit: int | None) -> Any:
         if limit is not None and not 1 <= int(limit) <= RECORDS_PER_CALL:
             raise InvalidArgumentError(f"Limit must be between 1 and {RECORDS_PER_CALL}, not {limit}")
         stream_name, shard_id, _ = decompose_shard_iterator(shard_iterator)
@@ -243,7 +245,8 @@ def kinesis_shard_limits() -> None:
             usage.read_tokens -= size
         return next_iterator, records, behind
 
-    def put_record(self, stream_arn, stream_name, partition_key, explicit_hash_key, data):  # noqa: ANN001, ANN202
+    def put_record(self: KinesisBackend, stream_arn: str | None, stream_name: str | None, partition_key: str,
+            explicit_hash_key: str | None, data: str) -> Any:
         stream = self.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
         with _LOCK:
             shard = stream.get_shard_for_key(partition_key, explicit_hash_key)
@@ -253,7 +256,7 @@ def kinesis_shard_limits() -> None:
                 raise _throttle_error(shard.shard_id, stream.stream_name, self.account_id)
             return put_one(self, stream_arn, stream_name, partition_key, explicit_hash_key, data)
 
-    def put_records(self, stream_arn, stream_name, records: list):  # noqa: ANN001, ANN202
+    def put_records(self: KinesisBackend, stream_arn: str | None, stream_name: str | None, records: list) -> Any:
         stream = self.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
         if len(records) > 500:
             raise TooManyRecords
@@ -283,7 +286,7 @@ def kinesis_shard_limits() -> None:
                                       incoming_records=len(records) - failed)
         return {"FailedRecordCount": failed, "Records": answers}
 
-    def localdev_shard_usage(self) -> str:  # noqa: ANN001
+    def localdev_shard_usage(self: KinesisResponse) -> str:
         stream = self._get_param("StreamName")
         backend = self.kinesis_backend
         with _LOCK:

@@ -14,16 +14,16 @@ def kms_rotation_period() -> None:
 
     enable, status = KmsResponse.enable_key_rotation, KmsResponse.get_key_rotation_status
 
-    def periods(self) -> dict:  # noqa: ANN001
+    def periods(self: KmsResponse) -> dict:
         return backend_state(self.kms_backend, "rotation_periods")
 
-    def enable_key_rotation(self) -> str:  # noqa: ANN001
+    def enable_key_rotation(self: KmsResponse) -> str:
         answer = enable(self)
         key_id = self.kms_backend.get_key_id(self._get_param("KeyId"))
         periods(self)[key_id] = int(self._get_param("RotationPeriodInDays") or 365)
         return answer
 
-    def get_key_rotation_status(self) -> str:  # noqa: ANN001
+    def get_key_rotation_status(self: KmsResponse) -> str:
         answer = json.loads(status(self))
         key_id = self.kms_backend.get_key_id(self._get_param("KeyId"))
         answer["KeyId"] = key_id

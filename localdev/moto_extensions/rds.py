@@ -17,7 +17,7 @@ def rds_instance_performance_insights() -> None:
             "performance_insights_retention_period": "performance_insights_retention_period"}
     create, modify = RDSBackend.create_db_instance, RDSBackend.modify_db_instance
 
-    def keep(database, db_kwargs: dict) -> None:  # noqa: ANN001
+    def keep(database: Any, db_kwargs: dict) -> None:
         for key, attribute in keys.items():
             if key in db_kwargs:
                 setattr(database, attribute, db_kwargs[key])
@@ -25,13 +25,13 @@ def rds_instance_performance_insights() -> None:
             database.performance_insights_retention_period = getattr(
                 database, "performance_insights_retention_period", None) or 7
 
-    def create_db_instance(self, db_kwargs):  # noqa: ANN001, ANN202
+    def create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         picked = {k: db_kwargs.pop(k) for k in keys if k in db_kwargs}
         database = create(self, db_kwargs)
         keep(database, picked)
         return database
 
-    def modify_db_instance(self, db_instance_identifier, db_kwargs):  # noqa: ANN001, ANN202
+    def modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
         picked = {k: db_kwargs.pop(k) for k in keys if k in db_kwargs}
         database = modify(self, db_instance_identifier, db_kwargs)
         keep(database, picked)
@@ -50,7 +50,7 @@ def rds_parameter_source() -> None:
     init = DBParameterGroup.__init__
     update = DBParameterGroup.update_parameters
 
-    def label(group) -> None:  # noqa: ANN001
+    def label(group: Any) -> None:
         for parameter in group.parameters.values():
             parameter.setdefault("Source", "user")
 
@@ -58,7 +58,7 @@ def rds_parameter_source() -> None:
         init(self, *args, **kwargs)
         label(self)
 
-    def update_parameters(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def update_parameters(self: DBParameterGroup, *args: Any, **kwargs: Any) -> Any:
         result = update(self, *args, **kwargs)
         label(self)
         return result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 EXTENSIONS: dict[str, Callable[[], None]] = {}
 _applied: set[str] = set()
@@ -21,6 +22,6 @@ def apply_all() -> None:
             _applied.add(name)
 
 
-def backend_state(backend, name: str) -> dict:  # noqa: ANN001
+def backend_state(backend: Any, name: str) -> dict:
     """Per-backend (account, region) storage for what moto itself does not keep."""
     return backend.__dict__.setdefault(f"_localdev_{name}", {})

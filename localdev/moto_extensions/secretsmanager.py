@@ -1,6 +1,8 @@
 """Secrets Manager: rotation of an RDS-managed secret, without a Lambda."""
 from __future__ import annotations
 
+from typing import Any
+
 from localdev.moto_extensions.registry import extension
 
 
@@ -13,7 +15,7 @@ def secrets_cancel_rotation_without_lambda() -> None:
 
     cancel = SecretsManagerResponse.cancel_rotate_secret
 
-    def cancel_rotate_secret(self) -> str:  # noqa: ANN001
+    def cancel_rotate_secret(self: SecretsManagerResponse) -> str:
         secret_id = self._get_param("SecretId")
         backend = self.backend
         if backend._is_valid_identifier(secret_id):
@@ -39,7 +41,7 @@ def managed_secret_rotation() -> None:
 
     rotate = SecretsManagerBackend.rotate_secret
 
-    def rotate_secret(self, secret_id, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def rotate_secret(self: SecretsManagerBackend, secret_id: str, *args: Any, **kwargs: Any) -> Any:
         secret = self.secrets[secret_id] if self._is_valid_identifier(secret_id) else None
         managed = secret is not None and getattr(secret, "owning_service", None) and not (
             kwargs.get("rotation_lambda_arn") or getattr(secret, "rotation_lambda_arn", None))

@@ -10,6 +10,7 @@ from operator import attrgetter
 from typing import Any
 
 import msgspec
+import psycopg2
 import redis
 
 from processor import incidents
@@ -125,7 +126,7 @@ class FactorySink:
         return cls(redis_client, publisher=publisher, incident_settings=IncidentSettings(
             timedelta(seconds=settings.incident_window_s), settings.incident_quiet_s))
 
-    def maintain(self, conn) -> Mapping[str, float]:  # noqa: ANN001
+    def maintain(self, conn: psycopg2.extensions.connection) -> Mapping[str, float]:
         """Close the incidents of lines gone silent, send what the outbox holds, and report
         its backlog (the alarm on IncidentOutboxOldestAgeS watches it)."""
         settings = self.incident_settings
@@ -134,7 +135,7 @@ class FactorySink:
             self.publisher.publish(conn)
         return backlog(conn).gauges()
 
-    def prepare(self, conn, records: Sequence[SensorReading]) -> None:  # noqa: ANN001
+    def prepare(self, conn: psycopg2.extensions.connection, records: Sequence[SensorReading]) -> None:
         """Create missing monthly partitions in their own transaction, before the batch,
         through the schema's ensure_reading_partition (the processor's role runs no DDL)."""
         for month in sorted({(r.ts.year, r.ts.month) for r in records}):
@@ -158,7 +159,7 @@ class FactorySink:
         for sensor, text in zip(missing, raw, strict=True):
             self.states[sensor] = DetectorState.from_json(text)
 
-    def apply(self, cur, records: Sequence) -> FactoryOutcome:  # noqa: ANN001
+    def apply(self, cur: psycopg2.extensions.cursor, records: Sequence) -> FactoryOutcome:
         readings = [r for r in records if isinstance(r, SensorReading)]
         if not readings:
             return FactoryOutcome()
@@ -212,7 +213,7 @@ class FactorySink:
             self.states[sensor].restore(snapshot)
         self._undo = {}
 
-    def after_commit(self, conn, outcome: FactoryOutcome) -> None:  # noqa: ANN001
+    def after_commit(self, conn: psycopg2.extensions.connection, outcome: FactoryOutcome) -> None:
         self._undo = {}
         self._write_redis(outcome)
         if outcome.messages and self.publisher is not None:

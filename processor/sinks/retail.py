@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
+import psycopg2
 
 from processor.cache import CatalogCache, forget_pending, product_field, quantity_field, utc_text
 from processor.records import InventoryUpdate, ProductUpsert
@@ -63,7 +65,7 @@ SELECT (SELECT id FROM pending),
 """
 
 
-def _latest(records: Sequence, key) -> list:  # noqa: ANN001
+def _latest(records: Sequence, key: Callable[[Any], object]) -> list:
     """One record per key: the greatest (updated_at, event_id); ON CONFLICT may touch a row once."""
     best: dict = {}
     for record in records:
@@ -93,7 +95,7 @@ class RetailSink:
         self._cached: list[int] = []  # pending rows Redis already has, deleted with the next batch
         self._deleting: list[int] = []
 
-    def apply(self, cur, records: Sequence) -> RetailOutcome:  # noqa: ANN001
+    def apply(self, cur: psycopg2.extensions.cursor, records: Sequence) -> RetailOutcome:
         products = _latest([r for r in records if isinstance(r, ProductUpsert)], lambda r: r.sku)
         stock = _latest([r for r in records if isinstance(r, InventoryUpdate)], lambda r: (r.sku, r.supplier_id))
         if not products and not stock:
@@ -124,7 +126,7 @@ class RetailSink:
             entries.setdefault(sku, []).append(quantity_field(supplier, r.quantity, at, r.event_id))
         return RetailOutcome(pending_id, entries)
 
-    def maintain(self, conn) -> None:  # noqa: ANN001
+    def maintain(self, conn: psycopg2.extensions.connection) -> None:
         """Forget pending rows Redis has; refresh those a Redis outage or a crash left."""
         if self.cache is None:
             return
@@ -132,14 +134,14 @@ class RetailSink:
         self._cached = []
         self.cache.drain_pending(conn)
 
-    def prepare(self, conn, records: Sequence) -> None:  # noqa: ANN001
+    def prepare(self, conn: psycopg2.extensions.connection, records: Sequence) -> None:
         """Nothing to do before the batch transaction."""
 
     def rollback(self) -> None:
         """The pending deletes did not commit: they go with the next batch."""
         self._deleting = []
 
-    def after_commit(self, conn, outcome: RetailOutcome) -> None:  # noqa: ANN001
+    def after_commit(self, conn: psycopg2.extensions.connection, outcome: RetailOutcome) -> None:
         committed = set(self._deleting)
         self._cached = [i for i in self._cached if i not in committed]
         self._deleting = []
