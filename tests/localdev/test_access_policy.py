@@ -1,6 +1,11 @@
 """The local IAM evaluator decides as AWS does: deny wins, keys need their key policy, conditions on absent keys."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from localdev.access.policy import Policy, Request, conditions_hold, evaluate
 from localdev.access.report import Entry, grants, refusals, unused_grants
 
@@ -133,3 +138,24 @@ def test_the_report_names_each_refusal_once_and_the_grants_no_call_used() -> Non
     assert [(g.action, g.resource) for g in unused] == [("kinesis:ListShards", STREAM)]
     assert [(g.action, reason.split(" (")[0]) for g, reason in unexercisable] == [
         ("rds-db:connect", "the local PostgreSQL cannot check an IAM token")]
+
+
+def test_a_refused_call_stops_the_run_naming_role_action_and_resource(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from localdev import deploy
+
+    log = tmp_path / "access.jsonl"
+    allowed = {"principal": ROLE, "action": "kinesis:GetRecords", "resource": STREAM, "allowed": True, "reason": "ok"}
+    log.write_text(json.dumps(allowed) + "\n")
+    monkeypatch.setattr(deploy, "ACCESS_LOG", log)
+    offset = deploy.log_size()
+    deploy.fail_on_refusals(0, "the pipeline run")  # only allowed calls: the run goes on
+    refused = {**allowed, "action": "kms:Decrypt", "resource": KEY, "allowed": False, "on_behalf_of": "kinesis:GetRecords",
+               "reason": "no identity-based policy allows the kms:Decrypt action"}
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(json.dumps(refused) + "\n")
+    with pytest.raises(SystemExit) as stopped:
+        deploy.fail_on_refusals(offset, "the pipeline run")
+    assert str(stopped.value).endswith(f"processor-task: kms:Decrypt on {KEY} (for kinesis:GetRecords) denied: "
+                                       "no identity-based policy allows the kms:Decrypt action")
+    deploy.fail_on_refusals(log.stat().st_size, "a later run")  # a run is judged on its own calls
