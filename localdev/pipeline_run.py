@@ -216,7 +216,9 @@ def run_all(session: Session) -> list[WorkloadRun]:
 
 
 def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, float]) -> str:
+    started = time.monotonic()
     lines = ["", "Local deployment summary", "========================"]
+    archive_at: dict[str, int] = {}  # where each stack's archive line goes, filled once the Kinesis figures are read
     for run in runs:
         servers = session.servers[run.workload]
         state = json.loads(state_file(session, run.workload).read_text())
@@ -272,15 +274,20 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
                      f"GetRecords in {ran:.0f} s ({calls / len(usage) / ran:.1f}/s per shard, peak "
                      f"{max(u['peak_reads_per_second'] for u in usage.values())}/s; Kinesis allows 5), "
                      f"{sum(u['read_throttled'] for u in usage.values())} throttled")
-        lines.append(f"  archive     {archive_delivery(session, run)}")
+        archive_at[run.workload] = len(lines)
         conn.close()
         cache.close()
+    for run in reversed(runs):  # the archive flushes on its interval: waited for last, not inside a measurement
+        lines.insert(archive_at[run.workload], f"  archive     {archive_delivery(session, run)}")
     lines += ["", "IAM: every call a deployed role made (the tasks with their task role, the ECS agent's secret reads "
-              "with the execution role, the migrate tasks) was checked against that role's policies and the KMS key "
-              "policy (localdev/access/, decisions in .local/logs/access.jsonl)", *access_summary(session, runs)]
+              "with the execution role, the migrate tasks, the archives' Firehose) was checked against that role's "
+              "policies and the KMS key policy (localdev/access/, decisions in .local/logs/access.jsonl)",
+              *access_summary(session, runs)]
     lines += ["", f"alerts: the local stacks subscribe SQS {session.alert_queue} (ALERT_SUBSCRIPTIONS); a dev "
               "environment may have no subscription, production refuses to synthesize without one",
-              "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
+              "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in {
+                  **timings, "summary": time.monotonic() - started,
+                  "total": timings.get("total", 0.0) + time.monotonic() - started}.items()),
               "outputs: cfn-outputs/flat-outputs.json; logs: .local/logs/",
               "tear down: make destroy-local"]
     return "\n".join(lines)
@@ -300,8 +307,10 @@ def archive_delivery(session: Session, run: WorkloadRun, timeout_s: float = 120.
     head = s3.head_object(Bucket=bucket, Key=objects[0]["Key"])
     encrypted = "SSE-KMS with the stack's key" if head.get("SSEKMSKeyId") == outputs[
         flat.key(run.workload, "kms_key_arn")] else f"encryption {head.get('ServerSideEncryption')}"
-    return (f"{len(objects)} GZIP objects ({sum(o['Size'] for o in objects):,} bytes) in s3://{bucket}/records/, "
-            f"{encrypted}, delivered by the stack's Firehose from the stream")
+    plural = "s" if len(objects) > 1 else ""
+    size = sum(o["Size"] for o in objects)
+    return (f"{len(objects)} GZIP object{plural} ({size:,} bytes) in s3://{bucket}/records/, {encrypted}, "
+            "delivered by the stack's Firehose from the stream")
 
 
 def access_summary(session: Session, runs: list[WorkloadRun]) -> list[str]:

@@ -504,6 +504,7 @@ def test_firehose_delivers_from_its_kinesis_source_every_record_once_gzip_under_
     assert all(u["get_records"] >= 1 for u in shard_usage(emulator.url, stream).values())
     time.sleep(3)
     assert len(delivered()) == len(sent)  # nothing delivered twice on later passes
+    firehose.delete_delivery_stream(DeliveryStreamName=delivery)
 
 
 def test_policy_conditions_on_absent_keys_do_not_match_and_unconditional_denies_still_apply(client: Callable[..., Any]) -> None:
@@ -616,3 +617,4 @@ def test_firehose_delivers_from_its_kinesis_source_only_what_its_role_may_write(
         ("kinesis:GetRecords", True), ("s3:PutObject", False)}
     (refused,) = {line.split(" denied")[0].rsplit("/", 1)[0] for line in refusals(mine)}
     assert refused == f"{role.rsplit('/', 1)[-1]}: s3:PutObject on arn:aws:s3:::{bucket}"
+    firehose.delete_delivery_stream(DeliveryStreamName=delivery)  # or the reader retries for the rest of the session
