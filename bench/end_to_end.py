@@ -28,7 +28,7 @@ import boto3
 import psycopg2
 
 from localdev.servers import PostgresServer, RedisServer, free_port, wait_for
-from processor.config import Settings
+from processor.config import ProcessorConfig
 from processor.produce import batches, put_all
 from processor.scheduler import Scheduler
 from processor.traffic import Faults
@@ -82,8 +82,8 @@ class Emulator:
         self.process.wait(timeout=10)
 
 
-def _settings(workload: str, stream: str, pg: PostgresServer, database: str, rs: RedisServer) -> Settings:
-    return Settings(
+def _settings(workload: str, stream: str, pg: PostgresServer, database: str, rs: RedisServer) -> ProcessorConfig:
+    return ProcessorConfig(
         workload=workload, stream_name=stream, region="us-east-1", db_host="127.0.0.1", db_port=pg.port,
         db_name=database, db_secret_arn=None, db_user="test", db_password=pg.password, db_sslmode="disable",
         db_sslrootcert=None, redis_host="127.0.0.1", redis_port=rs.port, redis_tls=False,
@@ -92,13 +92,13 @@ def _settings(workload: str, stream: str, pg: PostgresServer, database: str, rs:
     )
 
 
-def _processor(settings: Settings, emulator: Emulator) -> Scheduler:
+def _processor(settings: ProcessorConfig, emulator: Emulator) -> Scheduler:
     processor = Scheduler(settings, kinesis=emulator.kinesis)
     processor.metrics.stream = open(os.devnull, "w")
     return processor
 
 
-def _drain(workload: str, emulator: Emulator, settings_of: Callable[[str], Settings]) -> float:
+def _drain(workload: str, emulator: Emulator, settings_of: Callable[[str], ProcessorConfig]) -> float:
     stream = emulator.stream()
     for batch in batches(WORKLOADS[workload].generate(DRAIN_RECORDS, faults=FAULTS, seed=1)):
         put_all(emulator.kinesis, stream, batch)
@@ -110,7 +110,7 @@ def _drain(workload: str, emulator: Emulator, settings_of: Callable[[str], Setti
     return stats.records / (stats.last_commit_at - started)
 
 
-def _steady(workload: str, emulator: Emulator, settings_of: Callable[[str], Settings],
+def _steady(workload: str, emulator: Emulator, settings_of: Callable[[str], ProcessorConfig],
             producer_cpus: set[int]) -> tuple[Scheduler, float]:
     stream = emulator.stream()
     processor = _processor(settings_of(stream), emulator)
@@ -134,7 +134,7 @@ def _steady(workload: str, emulator: Emulator, settings_of: Callable[[str], Sett
 def measure(workload: str, emulator: Emulator, pg: PostgresServer, rs: RedisServer,
             fresh_db: Callable[[PostgresServer, str], psycopg2.extensions.connection],
             producer_cpus: set[int]) -> Result:
-    def settings_of(stream: str) -> Settings:
+    def settings_of(stream: str) -> ProcessorConfig:
         database = f"e2e_{workload}_{uuid.uuid4().hex[:6]}"
         conn = fresh_db(pg, database)
         WORKLOADS[workload].migrate(conn)  # the migrate step; the processor runs no DDL

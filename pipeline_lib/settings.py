@@ -1,4 +1,4 @@
-"""Settings objects the constructs take; `stacks/config.py` fills them per environment.
+"""The config objects the constructs take; `stacks/config.py` fills them per environment.
 
 Every default is documented where it is declared, and where safety is at stake the default
 is the production-safe value: deletion protection, final snapshots, write-once archives and

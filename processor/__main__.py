@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from processor.config import ConfigError, Settings
+from processor.config import ConfigError, ProcessorConfig
 
 logger = logging.getLogger("processor")
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging()
     try:
-        settings = Settings.from_env()
+        settings = ProcessorConfig.from_env()
         if args.command == "migrate":
             from processor.connections import ensure_reachable
             from processor.workloads import workload

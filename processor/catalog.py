@@ -16,10 +16,10 @@ def get_product(sku: str, *, conn: psycopg2.extensions.connection | None = None,
     Without `conn`/`cache`, connections are made from the environment (see processor.config).
     """
     if conn is None or cache is None:
-        from processor.config import Settings
+        from processor.config import ProcessorConfig
         from processor.connections import connect_postgres, connect_redis
 
-        settings = Settings.from_env()
+        settings = ProcessorConfig.from_env()
         conn = conn or connect_postgres(settings)
         cache = cache or CatalogCache(connect_redis(settings), settings.cache_ttl_s)
     try:

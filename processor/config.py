@@ -1,4 +1,4 @@
-"""Settings from the environment only: exactly what the ECS task definition sets."""
+"""The processor's config (`ProcessorConfig`) from the environment only: exactly what the ECS task definition sets."""
 from __future__ import annotations
 
 import os
@@ -41,7 +41,7 @@ def _port(value: str, name: str) -> int:
 
 
 @dataclass(frozen=True)
-class Settings:
+class ProcessorConfig:
     workload: str
     stream_name: str
     region: str
@@ -77,7 +77,7 @@ class Settings:
     redis_ssl_ca_certs: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorConfig:
         env = os.environ if env is None else env
 
         def required(name: str) -> str:

@@ -8,7 +8,7 @@ import os
 import psycopg2
 import redis
 
-from processor.config import ConfigError, Settings
+from processor.config import ConfigError, ProcessorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def _secret(arn: str, region: str) -> str:
     return client.get_secret_value(SecretId=arn)["SecretString"]
 
 
-def db_credentials(settings: Settings) -> tuple[str, str]:
+def db_credentials(settings: ProcessorConfig) -> tuple[str, str]:
     """Fresh on every (re)connect: an IAM token lives 15 minutes, and the RDS-managed
     secret rotates every 30 days."""
     if settings.db_iam_auth:
@@ -35,7 +35,7 @@ def db_credentials(settings: Settings) -> tuple[str, str]:
     return settings.db_user or "", settings.db_password or ""
 
 
-def connect_postgres(settings: Settings) -> psycopg2.extensions.connection:
+def connect_postgres(settings: ProcessorConfig) -> psycopg2.extensions.connection:
     user, password = db_credentials(settings)
     kwargs = {}
     if settings.db_sslmode in {"verify-ca", "verify-full"} and settings.db_sslrootcert:
@@ -55,7 +55,7 @@ def is_auth_failure(error: BaseException) -> bool:
         "PAM authentication failed" in text)  # an expired or refused IAM token
 
 
-def redis_password(settings: Settings) -> str | None:
+def redis_password(settings: ProcessorConfig) -> str | None:
     if settings.redis_password:
         return settings.redis_password
     if settings.redis_auth_secret_arn:
@@ -69,7 +69,7 @@ def redis_tls_options(ca_file: str | None) -> dict[str, object]:
     return {"ssl": True, "ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_certs": ca_file}
 
 
-def connect_redis(settings: Settings) -> redis.Redis:
+def connect_redis(settings: ProcessorConfig) -> redis.Redis:
     tls = redis_tls_options(settings.redis_ssl_ca_certs) if settings.redis_tls else {}
     return redis.Redis(
         host=settings.redis_host, port=settings.redis_port, password=redis_password(settings),
@@ -77,7 +77,7 @@ def connect_redis(settings: Settings) -> redis.Redis:
     )
 
 
-def ensure_reachable(settings: Settings) -> psycopg2.extensions.connection:
+def ensure_reachable(settings: ProcessorConfig) -> psycopg2.extensions.connection:
     """Connect once at start; a failure here is a misconfiguration worth one clear line."""
     try:
         return connect_postgres(settings)

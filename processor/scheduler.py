@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from processor import balance, schema
 from processor import metrics as m
-from processor.config import ConfigError, Settings
+from processor.config import ConfigError, ProcessorConfig
 from processor.connections import connect_postgres, connect_redis, first_line, is_auth_failure, local_hostname
 from processor.leases import Heartbeat, LeaseLost, LeaseTable, Shard
 from processor.metrics import LatencyHistogram, Metrics
@@ -89,7 +89,7 @@ class Owned:
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, *, kinesis: Any = None, redis_client: Any = None, conn: Any = None) -> None:
+    def __init__(self, settings: ProcessorConfig, *, kinesis: Any = None, redis_client: Any = None, conn: Any = None) -> None:
         self.settings = settings
         self.stop = threading.Event()
         # GetRecords goes out once: a throttled shard backs off alone (processor/pacing.py), where

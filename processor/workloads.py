@@ -29,7 +29,7 @@ class Workload:
     records: WireContract
     tables: Sequence[str]  # created after schema.COMMON, idempotently
     grants: schema.Grants  # the application role's DML on them
-    make_sink: Callable[[Any, Any], Sink]  # (Redis client or None, processor.config.Settings or None)
+    make_sink: Callable[[Any, Any], Sink]  # (Redis client or None, processor.config.ProcessorConfig or None)
     traffic: Callable[[random.Random, int], TrafficSource]  # (seeded rng, sensors)
 
     @property

@@ -111,7 +111,7 @@ class FactorySink:
 
     @classmethod
     def from_settings(cls, redis_client: redis.Redis | None, settings: Any) -> FactorySink:
-        """As the processor runs it (processor.config.Settings): incidents grouped over
+        """As the processor runs it (processor.config.ProcessorConfig): incidents grouped over
         INCIDENT_WINDOW_S, and published to INCIDENT_TOPIC_ARN when it is set."""
         if settings is None:
             return cls(redis_client)

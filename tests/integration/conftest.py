@@ -123,14 +123,14 @@ def app_db(
         monkeypatch_session: pytest.MonkeyPatch) -> Iterator:
     """PostgreSQL exactly as the service connects: the application role, an IAM token.
     (Against AWS the credentials running the tests need rds-db:connect as that role.)"""
-    from processor.config import Settings
+    from processor.config import ProcessorConfig
     from processor.connections import connect_postgres
 
     env = _service_environment(out, aws, local, workload)
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         if name in env:
             monkeypatch_session.setenv(name, env[name])
-    conn = connect_postgres(Settings.from_env(env))
+    conn = connect_postgres(ProcessorConfig.from_env(env))
     yield conn
     conn.close()
 

@@ -12,7 +12,7 @@ import redis
 
 from localdev.servers import PostgresServer, RedisServer
 from localdev.tls import TlsFiles, make_ca, make_tls, postgres_tls, redis_tls
-from processor.config import ConfigError, Settings
+from processor.config import ConfigError, ProcessorConfig
 from processor.connections import connect_redis, ensure_reachable
 
 
@@ -40,8 +40,8 @@ def cache(tls: TlsFiles) -> Iterator[RedisServer]:
     server.close()
 
 
-def settings(postgres: PostgresServer, cache: RedisServer, ca: Path) -> Settings:
-    return Settings.from_env({
+def settings(postgres: PostgresServer, cache: RedisServer, ca: Path) -> ProcessorConfig:
+    return ProcessorConfig.from_env({
         "WORKLOAD": "retail", "STREAM_NAME": "s", "AWS_REGION": "us-east-1", "DB_HOST": "127.0.0.1",
         "DB_PORT": str(postgres.port), "DB_NAME": "postgres", "DB_USER": "test", "DB_PASSWORD": "pw",
         "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": str(ca), "REDIS_HOST": "127.0.0.1",

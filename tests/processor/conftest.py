@@ -14,7 +14,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from localdev.servers import MotoServer, PostgresServer, RedisServer
-from processor.config import Settings
+from processor.config import ProcessorConfig
 from processor.produce import batches, put_all
 from processor.workloads import WORKLOADS
 
@@ -84,10 +84,10 @@ def migrated(postgres: PostgresServer, database: str, workload: str, app_user: s
 
 
 def settings_for(workload: str, *, postgres: PostgresServer, database: str, redis_server: RedisServer,
-                 stream: str, group: str = "g", migrate: bool = True) -> Settings:
+                 stream: str, group: str = "g", migrate: bool = True) -> ProcessorConfig:
     if migrate:
         migrated(postgres, database, workload)
-    return Settings(
+    return ProcessorConfig(
         workload=workload, stream_name=stream, region="us-east-1", db_host="127.0.0.1", db_port=postgres.port,
         db_name=database, db_secret_arn=None, db_user="test", db_password="x", db_sslmode="disable",
         db_sslrootcert=None, redis_host="127.0.0.1", redis_port=redis_server.port, redis_tls=False,

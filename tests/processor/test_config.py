@@ -1,23 +1,23 @@
-"""Settings from the environment (processor/config.py): defaults, limits, one clear line per mistake."""
+"""ProcessorConfig from the environment (processor/config.py): defaults, limits, one clear line per mistake."""
 from __future__ import annotations
 
 import pytest
 
-from processor.config import ConfigError, Settings
+from processor.config import ConfigError, ProcessorConfig
 
 BASE = {"WORKLOAD": "retail", "STREAM_NAME": "s", "AWS_REGION": "us-east-1", "DB_HOST": "db", "DB_NAME": "d",
         "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:x", "REDIS_HOST": "r"}
 
 
 def test_the_fleet_and_read_budget_defaults_follow_the_lease() -> None:
-    settings = Settings.from_env(BASE)
+    settings = ProcessorConfig.from_env(BASE)
     assert (settings.lease_duration_s, settings.heartbeat_s) == (20.0, 2.0)
     assert (settings.read_interval_at_tip_s, settings.max_reads_per_shard_per_s) == (1.0, 3.0)
-    assert Settings.from_env({**BASE, "LEASE_DURATION_S": "6"}).heartbeat_s == pytest.approx(0.6)
+    assert ProcessorConfig.from_env({**BASE, "LEASE_DURATION_S": "6"}).heartbeat_s == pytest.approx(0.6)
 
 
 def test_the_read_budget_can_be_set_within_what_kinesis_allows() -> None:
-    settings = Settings.from_env({**BASE, "MAX_READS_PER_SHARD_PER_S": "4", "READ_INTERVAL_AT_TIP_S": "0.5",
+    settings = ProcessorConfig.from_env({**BASE, "MAX_READS_PER_SHARD_PER_S": "4", "READ_INTERVAL_AT_TIP_S": "0.5",
                                   "HEARTBEAT_S": "1"})
     assert (settings.max_reads_per_shard_per_s, settings.read_interval_at_tip_s, settings.heartbeat_s) == (4, 0.5, 1)
 
@@ -32,5 +32,5 @@ def test_the_read_budget_can_be_set_within_what_kinesis_allows() -> None:
 ])
 def test_a_bad_value_is_one_line_naming_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        Settings.from_env({**BASE, name: value})
+        ProcessorConfig.from_env({**BASE, name: value})
     assert str(raised.value) == message

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline_lib.settings import ServiceConfig
 from policy.stack_json import StackJson
-from processor.config import Settings
+from processor.config import ProcessorConfig
 from tests.helpers import by_path, only, policy_statements, ref, statement
 
 
@@ -72,7 +72,7 @@ def test_the_processor_starts_from_exactly_the_synthesized_environment(stack: St
         assert env["INCIDENT_TOPIC_ARN"].startswith("${aws_sns_topic.incidents_topic_")
         assert env["INCIDENT_TOPIC_ARN"].endswith(".arn}")
         env["INCIDENT_TOPIC_ARN"] = "arn:aws:sns:eu-west-1:123456789012:factory-incidents-dev"
-    settings = Settings.from_env(env)
+    settings = ProcessorConfig.from_env(env)
     assert (settings.workload, settings.region) == (stack.workload, stack.provider["region"])
     assert (settings.db_sslmode, settings.redis_tls, settings.redis_password) == ("verify-full", True, "injected-by-ecs")
     assert settings.consumer_group == f"{stack.workload}-processor-dev"
@@ -199,7 +199,7 @@ def test_the_migration_is_its_own_task_with_the_master_secret_and_the_same_image
 
 def test_the_migration_starts_from_exactly_its_synthesized_environment(stack: StackJson) -> None:
     env = {e["name"]: e["value"] for e in migrate_container(stack)["environment"]}
-    settings = Settings.from_env(env)
+    settings = ProcessorConfig.from_env(env)
     assert settings.app_db_user == "processor" and settings.db_secret_arn and not settings.db_iam_auth
 
 
