@@ -138,7 +138,8 @@ def summary_lines(entries: Sequence[Entry], policies: Mapping[str, Sequence[Poli
     lines = []
     for role in sorted(policies):
         unused, unexercisable = unused_grants(entries, grants(role, policies[role]))
-        lines.append(f"  {role}: {calls[role]} requests checked against its policies, {refused[role]} denied")
+        lines.append(f"  {role}: {calls[role]} request{'' if calls[role] == 1 else 's'} checked against its policies, "
+                     f"{refused[role]} denied")
         for grant in unused:
             lines.append(f"    granted, never used: {grant.action} on {grant.resource} ({grant.statement})")
         for reason in sorted({r for _, r in unexercisable}):
