@@ -23,6 +23,7 @@ from localdev.access.policy import Policy, Request
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
 AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"
 
+
 @dataclass(frozen=True)
 class Call:
     """One emulator request: who, what, where, and its parameters (`param(name)`)."""
@@ -38,6 +39,7 @@ class Call:
     def action(self) -> str:
         return f"{self.service}:{self.operation}"
 
+
 @dataclass(frozen=True)
 class Question:
     request: Request
@@ -45,13 +47,16 @@ class Question:
     key_policy: Policy | None = None
     on_behalf_of: str = ""  # the call a key use is made for, e.g. "kinesis:GetRecords"
 
+
 def context_for(call: Call, **extra: str) -> dict[str, str]:
     """The global condition keys AWS sets on every request of a role, and the service's own."""
     return {"aws:PrincipalArn": call.principal, "aws:PrincipalAccount": call.account,
             "aws:RequestedRegion": call.region, **extra}
 
+
 def arn(call: Call, service: str, resource: str) -> str:
     return f"arn:aws:{service}:{call.region}:{call.account}:{resource}"
+
 
 # -- per service: what a call names ------------------------------------------------------------------------------
 
@@ -146,6 +151,7 @@ KEY_USES: dict[str, tuple[str, ...]] = {
     "s3:PutObject": ("kms:GenerateDataKey",),
 }
 
+
 def key_arn(call: Call, key: str) -> str:
     """A key id, alias or ARN as the key's ARN (the alias's target), or the alias ARN if unknown."""
     from moto.kms.models import kms_backends
@@ -156,6 +162,7 @@ def key_arn(call: Call, key: str) -> str:
     except Exception:
         return key if key.startswith("arn:") else arn(call, "kms", key if key.startswith("alias/") else f"key/{key}")
 
+
 def key_policy(call: Call, key: str) -> Policy | None:
     from moto.kms.models import kms_backends
 
@@ -165,6 +172,7 @@ def key_policy(call: Call, key: str) -> Policy | None:
     except Exception:
         return None
     return Policy.parse(f"key policy of {found.arn}", found.policy)
+
 
 def identity_policies(call: Call) -> list[Policy]:
     """The role's inline and attached managed policies, as the emulator holds them now."""
@@ -177,6 +185,7 @@ def identity_policies(call: Call) -> list[Policy]:
     for policy_arn, managed in sorted(role.managed_policies.items()):
         found.append(Policy.parse(f"managed policy {policy_arn}", managed.document))
     return found
+
 
 def questions(call: Call) -> list[Question]:
     """The authorization questions AWS asks for `call`, the call's own first."""
