@@ -279,8 +279,9 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
         archive_at[run.workload] = len(lines)
         conn.close()
         cache.close()
+    checked_from = log_size()
     for run in reversed(runs):  # the archive flushes on its interval: waited for last, not inside a measurement
-        lines.insert(archive_at[run.workload], f"  archive     {archive_delivery(session, run)}")
+        lines.insert(archive_at[run.workload], f"  archive     {archive_delivery(session, run, checked_from)}")
     lines += ["", "IAM: every call a deployed role made (the tasks with their task role, the ECS agent's secret reads "
               "with the execution role, the migrate tasks, the archives' Firehose) was checked against that role's "
               "policies and the KMS key policy (localdev/access/, decisions in .local/logs/access.jsonl)",
@@ -295,14 +296,16 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
     return "\n".join(lines)
 
 
-def archive_delivery(session: Session, run: WorkloadRun, timeout_s: float = 120.0) -> str:
+def archive_delivery(session: Session, run: WorkloadRun, checked_from: int, timeout_s: float = 120.0) -> str:
     """The compliance archive's first objects, written by the stack's Firehose from the stream. Its
-    buffer flushes on an interval (60 s in dev), so the summary may wait for it."""
+    buffer flushes on an interval (60 s in dev), so the summary may wait for it; a write the
+    Firehose role may not make stops the wait at once, named (access log from `checked_from`)."""
     outputs = flat.read()
     bucket = str(outputs[flat.key(run.workload, "archive_bucket_name")])
     s3 = session.client("s3", run.region)
     started = time.monotonic()
     while not (objects := s3.list_objects_v2(Bucket=bucket, Prefix="records/").get("Contents", [])):
+        fail_on_refusals(checked_from, f"{run.stack_id} archive delivery")
         if time.monotonic() - started > timeout_s:
             raise SystemExit(f"{run.stack_id}: nothing reached the archive bucket {bucket} within {timeout_s:.0f} s")
         time.sleep(1.0)
