@@ -7,10 +7,9 @@ import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape
 
 from localdev.access import ACCESS_LOG_ENV
-from localdev.moto_extensions.registry import extension
+from localdev.moto_extensions.registry import error_answer, extension, speaks_json
 
 if TYPE_CHECKING:
     from localdev.access.calls import Call
@@ -115,10 +114,9 @@ def _record(entry: dict) -> None:
 
 
 def _refuse(response: Any, code: str, message: str) -> tuple[int, dict, str]:
-    if response.headers.get("X-Amz-Target") or "json" in (response.headers.get("Content-Type") or ""):
-        body = json.dumps({"__type": f"{code}Exception" if code == "AccessDenied" else code, "message": message})
-        return 400, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}, body
-    code = "AuthorizationError" if response.service_name == "sns" and code == "AccessDenied" else code
-    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
-            "</Error><RequestId>localdev</RequestId></ErrorResponse>")
-    return 403, {"Content-Type": "text/xml"}, body
+    """AWS's answer to a refused call: AccessDeniedException (JSON), AccessDenied (query; SNS says AuthorizationError)."""
+    status = 400 if speaks_json(response) else 403
+    if code != "AccessDenied":
+        return error_answer(response, status, message, json_type=code, xml_code=code)
+    return error_answer(response, status, message, json_type="AccessDeniedException",
+                        xml_code="AuthorizationError" if response.service_name == "sns" else "AccessDenied")

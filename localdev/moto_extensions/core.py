@@ -1,11 +1,9 @@
 """Every service: how moto answers what it lacks, and retried requests."""
 from __future__ import annotations
 
-import json
 from typing import Any
-from xml.sax.saxutils import escape
 
-from localdev.moto_extensions.registry import extension
+from localdev.moto_extensions.registry import error_answer, extension
 
 
 @extension
@@ -22,12 +20,7 @@ def unimplemented_operations_fail_fast() -> None:
             return original(self)
         except NotImplementedError as error:
             message = f"{error} in moto ({self.service_name}); teach it in localdev/moto_extensions/"
-            if "json" in (self.headers.get("Content-Type") or "") or self.headers.get("X-Amz-Target"):
-                body = json.dumps({"__type": "NotImplemented", "message": message})
-                return 501, {"Content-Type": "application/json", "x-amzn-ErrorType": "NotImplemented"}, body
-            body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>NotImplemented</Code>"
-                    f"<Message>{escape(message)}</Message></Error></ErrorResponse>")
-            return 501, {"Content-Type": "text/xml"}, body
+            return error_answer(self, 501, message, json_type="NotImplemented", xml_code="NotImplemented")
 
     BaseResponse.call_action = call_action
 
