@@ -322,10 +322,9 @@ def access_summary(session: Session, runs: list[WorkloadRun]) -> list[str]:
     """Per deployed role that made calls in this emulator's life: requests checked, denied, and
     the grants no call used (least privilege)."""
     entries = access.read(ACCESS_LOG)
-    region_of = {r.roles.task: r.region for r in runs} | {r.roles.execution: r.region for r in runs}
-    principals = sorted({e.principal for e in entries} | set(region_of))
-    policies = {arn.rsplit("/", 1)[-1]: role_policies(session.client("iam", "us-east-1"), arn) for arn in principals}
-    return access.summary_lines(entries, policies)
+    principals = {e.principal for e in entries} | {arn for r in runs for arn in (r.roles.task, r.roles.execution)}
+    iam = session.client("iam", "us-east-1")  # IAM is global
+    return access.summary_lines(entries, {arn.rsplit("/", 1)[-1]: role_policies(iam, arn) for arn in principals})
 
 
 def role_policies(iam: BaseClient, role_arn: str) -> list[Policy]:

@@ -146,15 +146,15 @@ def _applies(statement: Mapping[str, Any], request: Request, resource_side: bool
     if resource_side and deny and not _principal_kind(statement, request):
         return False
     if "NotAction" in statement:
-        if any(action_matches(p, request.action) for p in _values(statement["NotAction"])):
+        if any(action_matches(p, request.action) for p in as_list(statement["NotAction"])):
             return False
-    elif not any(action_matches(p, request.action) for p in _values(statement.get("Action"))):
+    elif not any(action_matches(p, request.action) for p in as_list(statement.get("Action"))):
         return False
     if "NotResource" in statement:
-        if any(resource_matches(p, request.resource) for p in _values(statement["NotResource"])):
+        if any(resource_matches(p, request.resource) for p in as_list(statement["NotResource"])):
             return False
     elif "Resource" in statement or not resource_side:
-        if not any(resource_matches(p, request.resource) for p in _values(statement.get("Resource"))):
+        if not any(resource_matches(p, request.resource) for p in as_list(statement.get("Resource"))):
             return False
     try:
         return conditions_hold(statement.get("Condition") or {}, request.context)
@@ -163,7 +163,8 @@ def _applies(statement: Mapping[str, Any], request: Request, resource_side: bool
         return deny  # fail closed
 
 
-def _values(value: Any) -> list[str]:
+def as_list(value: Any) -> list[str]:
+    """A policy field that may be one string or a list, as a list of strings."""
     if value is None:
         return []
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
@@ -237,7 +238,7 @@ def conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, Context
         if_exists = name.endswith("IfExists")
         name = name.removesuffix("IfExists")
         for key, expected in (keys or {}).items():
-            expected_values = _values(expected)
+            expected_values = as_list(expected)
             actual = lowered.get(key.lower())
             if name == "Null":
                 if (actual is None) != (expected_values[0].lower() == "true"):

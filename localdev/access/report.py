@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from localdev.access.policy import Policy, action_matches, resource_matches
+from localdev.access.policy import Policy, action_matches, as_list, resource_matches
 
 # What a local run cannot exercise: (role name pattern, an action prefix ("ecr:") or the actions,
 # the kms:ViaService service the grant is for or "", why).
@@ -90,12 +90,10 @@ def grants(role: str, policies: Sequence[Policy]) -> list[Grant]:
         for statement in policy.statements():
             if statement.get("Effect") != "Allow":
                 continue
-            actions, resources = statement.get("Action", []), statement.get("Resource", [])
-            via = (statement.get("Condition") or {}).get("StringEquals", {}).get("kms:ViaService", [])
-            via = tuple(via if isinstance(via, list) else [via])
-            for action in actions if isinstance(actions, list) else [actions]:
-                for resource in resources if isinstance(resources, list) else [resources]:
-                    found.append(Grant(role, str(action), str(resource), str(statement.get("Sid") or ""), via))
+            via = tuple(as_list((statement.get("Condition") or {}).get("StringEquals", {}).get("kms:ViaService")))
+            for action in as_list(statement.get("Action")):
+                for resource in as_list(statement.get("Resource")):
+                    found.append(Grant(role, action, resource, str(statement.get("Sid") or ""), via))
     return found
 
 
