@@ -14,7 +14,9 @@ Two outputs per reading, for two questions:
     jump into a fault);
   - *shift*: the fast level against a slow baseline, in units of its typical gap (slow
     drifts, shifts that never jump);
-  - *stuck*: a run of identical readings, against how often this sensor repeats a value.
+  - *stuck*: a run of identical readings longer than any this sensor has had, counted
+    beyond that record at how often it repeats a value (a sensor that reports in whole
+    steps sits on one value for dozens of readings as part of its normal life).
 
   For surprise and shift, the raw evidence is averaged over a few readings and judged
   against its own long-run distribution, learnt from what came before: its mean and
@@ -73,6 +75,13 @@ class DetectorConfig:
     stuck_min_run: int = 5  # at least this many repeats, however unlikely
     repeat_alpha: float = 0.01
     repeat_floor: float = 0.01  # never believe a repeat is rarer than 1 in 100
+    # Runs of repeats are judged against the longest run this sensor has ended, not as a coin
+    # tossed per reading: a quantized sensor (whole litres, whole degrees) repeats ~half its
+    # readings and holds one value for 20-40 readings in a row, which as a coin reads as a
+    # one-in-a-billion event. The record forgets 5 % per run it ends, and one run may at most
+    # double it (plus stuck_min_run): a freeze does not teach the sensor that freezing is normal.
+    record_decay: float = 0.05
+    record_growth: float = 2.0
     incident_alpha: float = 0.1  # the regime's smoothing: ~10 readings
     baseline_alpha: float = 0.01  # its baseline, learnt outside incidents over ~100 readings
     incident_warmup: int = 100  # readings of normal before an incident may open
@@ -122,6 +131,7 @@ class DetectorState:
     prev: float = 0.0
     run: int = 0  # repeats of `prev` in a row
     repeat: float = 0.0  # how often this sensor repeats a value at all
+    longest: float = 0.0  # the longest run of repeats this sensor has ended, slowly forgotten
     smooth: float = 0.0  # the regime's smoothed value ...
     base: float = 0.0  # ... its baseline, learnt outside incidents ...
     base_var: float = 0.0  # ... and the baseline's spread
@@ -155,7 +165,8 @@ class DetectorState:
     def from_json(cls, text: str | bytes | None) -> DetectorState:
         """The stored state, or a fresh one when there is none, it has another version, or
         it does not hold a number where one belongs (JSON has no infinity: a state whose
-        variance overflowed on absurd readings was stored with a null)."""
+        variance overflowed on absurd readings was stored with a null). A state stored before
+        a field was added (``longest``) carries on with that field's default."""
         if not text:
             return cls()
         try:
@@ -250,6 +261,13 @@ def _tail_decades(s: DetectorState, channel: str, m: float, c: DetectorConfig) -
     return _decades(z)
 
 
+def _record(longest: float, run: int, c: DetectorConfig) -> float:
+    """The longest run of repeats, after one more run of `run` repeats ended."""
+    decayed = longest * (1.0 - c.record_decay)
+    cap = c.record_growth * longest + c.stuck_min_run
+    return max(decayed, min(float(run), cap))
+
+
 def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig) -> Verdict:
     n = s.count
     if t < s.t:
@@ -335,12 +353,15 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
         setattr(s, mean_name, mean + la * dm)
         setattr(s, var_name, var + la * (dm * dm - var))
 
-    # stuck: a run of identical readings, against this sensor's own repeat rate
+    # stuck: a run of identical readings beyond this sensor's longest, at its own repeat rate
     run = s.run + 1 if x == s.prev else 0
+    if not run and s.run:
+        s.longest = _record(s.longest, s.run, c)
     s.run, s.prev = run, x
     repeat = s.repeat
-    if run >= c.stuck_min_run and warm:
-        q3 = run * -math.log10(repeat if repeat > c.repeat_floor else c.repeat_floor)
+    beyond_record = run - s.longest
+    if run >= c.stuck_min_run and beyond_record > 0.0 and warm:
+        q3 = beyond_record * -math.log10(repeat if repeat > c.repeat_floor else c.repeat_floor)
         if q3 > q:
             q, reason = q3, STUCK
     if run < c.stuck_min_run:
@@ -395,5 +416,5 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     elif reason == SHIFT:
         text = f"shift: level {d / sfloor:+.1f} typical gaps from its slow baseline"
     else:
-        text = f"stuck: {run + 1} identical readings"
+        text = f"stuck: {run + 1} identical readings (its longest run before: {s.longest + 1:.0f})"
     return Verdict(score, True, text, bool(s.incident), opened, z)

@@ -1,6 +1,7 @@
 """The streaming detector: a sharp per-reading score, a latched incident, and state that survives a hand-over."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -96,6 +97,46 @@ def test_the_detector_learns_the_sampling_interval_instead_of_assuming_one_a_min
         assert scores(rescaled) == pytest.approx(scores(rows), abs=1e-6)
 
 
+def quantized_flow(rng: random.Random, n: int) -> list[float]:
+    """A flow meter that reports whole litres: a slowly wandering flow read through a 1 L step,
+    so the same value comes back for long stretches (SKAB's flow channel looks like this)."""
+    flow, out = 32.4, []
+    for _ in range(n):
+        flow += rng.gauss(0.0, 0.02) + 0.01 * (32.4 - flow)
+        out.append(float(round(flow + rng.gauss(0.0, 0.3))))
+    return out
+
+
+def test_a_sensor_that_reports_in_whole_steps_is_not_stuck_when_its_value_sits_on_one_step_for_a_while() -> None:
+    # GIVEN a quantized flow meter: runs of 20-40 identical readings are part of its normal life
+    rng = random.Random(11)
+    values = quantized_flow(rng, 6000)
+    rows = [(BASE + timedelta(seconds=i), v, f"e{i:06d}") for i, v in enumerate(values)]
+    state, stuck = DetectorState(), 0
+    for row in rows:
+        verdict = observe(state, *row)
+        stuck += verdict.anomalous and verdict.reason.startswith("stuck")
+    longest = max(len(list(g)) for _, g in itertools.groupby(values))
+    assert longest >= 20, "the series should hold the long runs this test is about"
+    # THEN a run is judged against the runs this sensor has had, not as a coin tossed per reading
+    # (as a coin, 20 repeats at its repeat rate of ~0.45 read as a one-in-a-billion event)
+    assert stuck <= 0.001 * len(rows)
+
+
+def test_a_stepped_sensor_that_really_sticks_is_flagged_once_its_run_is_well_beyond_any_it_has_had() -> None:
+    # GIVEN the same flow meter, then frozen on its last value for 300 readings
+    rng = random.Random(12)
+    values = quantized_flow(rng, 4000)
+    frozen = values[-1]
+    values += [frozen] * 300
+    state, verdicts = DetectorState(), []
+    for i, v in enumerate(values):
+        verdicts.append(observe(state, BASE + timedelta(seconds=i), v, f"e{i:06d}"))
+    # THEN the freeze is flagged as stuck before it has lasted 150 readings
+    flagged = [i - 4000 for i, v in enumerate(verdicts) if i >= 4000 and v.anomalous and v.reason.startswith("stuck")]
+    assert flagged and flagged[0] < 150
+
+
 def test_a_burst_of_heavy_tailed_noise_it_has_seen_before_is_judged_by_the_sensors_own_standards() -> None:
     # GIVEN a sensor whose normal noise is heavy-tailed (Student t, 2 degrees of freedom)
     rng = random.Random(9)
@@ -185,6 +226,19 @@ def test_a_state_stored_by_an_older_detector_version_is_replaced_by_a_fresh_one(
     assert DetectorState.from_json(old) == DetectorState()
     assert DetectorState.from_json(json.dumps({**json.loads(DetectorState().to_json()), "v": 2})) == DetectorState()
     assert DetectorState.from_json(None) == DetectorState()
+
+
+def test_a_state_stored_before_the_run_record_existed_carries_on_from_where_it_was() -> None:
+    # GIVEN a sensor's state as the detector before the run record stored it (no `longest`)
+    state = DetectorState()
+    for ts, value, eid in readings(series(8, "spike"))[:500]:
+        observe(state, ts, value, eid)
+    stored = {k: v for k, v in json.loads(state.to_json()).items() if k != "longest"}
+    # THEN a processor of this version carries on with it (no new warm-up), its record starting at none
+    restored = DetectorState.from_json(json.dumps(stored))
+    assert restored.count == state.count == 500
+    assert restored.longest == 0.0
+    assert restored.level == state.level
 
 
 def test_the_score_is_in_the_unit_interval_and_half_or_more_exactly_when_an_alarm_is_raised() -> None:
