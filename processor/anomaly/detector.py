@@ -12,16 +12,17 @@ Two outputs per reading, for two questions:
   - *surprise*: the reading against a fast level (an EWMA that follows within a few
     readings), in units of its recent typical residual (spikes, steps, noise bursts, the
     jump into a fault);
-  - *shift*: the fast level against a slow baseline, in units of its typical gap (slow
-    drifts, shifts that never jump);
+  - *shift*: the reading against its recent mean, in recent standard deviations (a
+    window of ~60 readings: level shifts, drifts that outpace it, a sensor stepping out of
+    its recent range), with the same heavy-tail discount;
   - *stuck*: a run of identical readings longer than any this sensor has had, counted
     beyond that record at how often it repeats a value (a sensor that reports in whole
     steps sits on one value for dozens of readings as part of its normal life).
 
-  For surprise and shift, the raw evidence is averaged over a few readings and judged
-  against its own long-run distribution, learnt from what came before: its mean and
-  spread over a few hundred readings, and how far it overshoots mean + 1.25 spreads when
-  it does (a heavier tail than a Gaussian's counts a distance out there for less). A
+  For surprise, the raw evidence is averaged over a few readings and judged against its
+  own long-run distribution, learnt from what came before: its mean and spread over a few
+  hundred readings. For both, how far the evidence overshoots 1.25 spreads when it does is
+  learnt, and a heavier tail than a Gaussian's counts a distance out there for less. A
   sensor that is always noisy, spiky or heavy-tailed is judged by its own standards.
 
 * **incident** (latched): whether the sensor sits in an abnormal regime. The smoothed
@@ -55,7 +56,7 @@ from typing import NamedTuple
 
 import msgspec
 
-VERSION = 3
+VERSION = 4  # 4: the shift channel judges the reading against a recent window; the run record
 LIKELIHOOD_DECADES = 6.0  # a score of 0.5 = a one-in-a-million reading
 SURPRISE, SHIFT, STUCK = "surprise", "shift", "stuck"
 
@@ -65,7 +66,7 @@ class DetectorConfig:
     warmup: int = 60  # readings before any score; the long-run distributions need that many
     level_alpha: float = 0.5  # the fast level: follows within a couple of readings
     scale_alpha: float = 0.05  # ~20-reading memory of the typical residual
-    slow_alpha: float = 0.01  # ~100-reading slow baseline for the shift channel
+    recent_alpha: float = 1.0 / 60.0  # the shift channel's window: the recent mean and variance, ~60 readings
     short_alpha: float = 0.3  # evidence averaged over ~3 readings: one odd reading is not an event
     long_alpha: float = 0.003  # ~330-reading memory of each channel's own normal evidence
     clip: float = 6.0  # residuals teach the levels at most this many typical residuals
@@ -100,6 +101,12 @@ class DetectorConfig:
     # the next was ordinary; at 2.5 the next stays sharp and a heavy-tailed sensor is still learnt).
     tail_clip: float = 2.5
     tail_shrink_floor: float = 0.4  # the heaviest tail still counts a distance beyond it at 40 %
+    # The shift channel judges single readings (not a short average) against a window whose
+    # variance a heavy tail's outliers inflate and deflate: its overshoot is learnt from
+    # exceedances of up to 10 mean overshoots, and may count a distance beyond the tail down to
+    # 20 % (Student-t noise with 2 degrees of freedom: 0.3 % of readings alarmed, as surprise's).
+    shift_tail_clip: float = 10.0
+    shift_shrink_floor: float = 0.2
     # The scales are set by their first 20 readings (their mean); until then a residual is judged
     # against a scale that is not known yet (the second reading's is 0), and that evidence, learnt
     # as this sensor's normal, inflated its spread for hundreds of readings: a 15-sigma spike on a
@@ -118,16 +125,13 @@ class DetectorState:
     dt: float = 0.0  # typical interval between readings
     level: float = 0.0  # fast level
     scale: float = 0.0  # typical |residual| around it
-    slow: float = 0.0  # slow baseline of the fast level
-    slow_scale: float = 0.0  # typical |level - slow|
+    recent: float = 0.0  # the recent mean of the readings ...
+    recent_var: float = 0.0  # ... and their recent variance
     surprise: float = 0.0  # short average of the surprise evidence ...
     surprise_mean: float = 0.0  # ... and its long-run mean and variance
     surprise_var: float = 0.0
-    shift: float = 0.0
-    shift_mean: float = 0.0
-    shift_var: float = 0.0
     surprise_excess: float = 0.0  # ... and how far beyond its tail's threshold it overshoots
-    shift_excess: float = 0.0
+    shift_excess: float = 0.0  # the shift channel's overshoot, in recent standard deviations (a tail's shape)
     prev: float = 0.0
     run: int = 0  # repeats of `prev` in a row
     repeat: float = 0.0  # how often this sensor repeats a value at all
@@ -165,8 +169,7 @@ class DetectorState:
     def from_json(cls, text: str | bytes | None) -> DetectorState:
         """The stored state, or a fresh one when there is none, it has another version, or
         it does not hold a number where one belongs (JSON has no infinity: a state whose
-        variance overflowed on absurd readings was stored with a null). A state stored before
-        a field was added (``longest``) carries on with that field's default."""
+        variance overflowed on absurd readings was stored with a null)."""
         if not text:
             return cls()
         try:
@@ -235,30 +238,40 @@ def _gaussian_excess(k: float) -> float:
 def _tail_decades(s: DetectorState, channel: str, m: float, c: DetectorConfig) -> float:
     """-log10 of how rarely this channel's evidence reaches `m`, by the channel's own tail.
 
-    The evidence is judged in spreads from its long-run mean, as a Gaussian tail, except
-    that beyond ``tail_k`` spreads it counts for less on a sensor whose tail is heavier
-    than a Gaussian's: the mean overshoot of that threshold is learnt (peaks over a
-    threshold), and the distance beyond it is scaled by the Gaussian's overshoot over the
-    learnt one (never below ``tail_shrink_floor``). So a heavy-tailed sensor's ordinary
-    outliers stay ordinary, and a Gaussian one keeps its sharp onset. Learns from this
+    The evidence is judged in spreads from its long-run mean, as a Gaussian tail, with a
+    heavy tail's discount beyond ``tail_k`` spreads (`_discounted`). Learns from this
     reading after judging it (clipped, so an event does not teach itself away).
     """
     var = getattr(s, channel + "_var")
     if var <= 0.0:
         return 0.0
     spread = math.sqrt(var)
-    z = (m - getattr(s, channel + "_mean")) / spread
+    z, excess = _discounted((m - getattr(s, channel + "_mean")) / spread, getattr(s, channel + "_excess") / spread,
+                            c.tail_clip, c.tail_shrink_floor, c)
+    if excess:
+        setattr(s, channel + "_excess", excess * spread)
+    return _decades(z)
+
+
+def _discounted(z: float, excess: float, clip: float, floor: float, c: DetectorConfig) -> tuple[float, float]:
+    """(z discounted for a heavy tail, the learnt overshoot after this one), or (z, 0) below the tail.
+
+    Beyond ``tail_k`` the distance counts for less on a sensor whose tail is heavier than a
+    Gaussian's: the mean overshoot of that threshold is learnt (peaks over a threshold) and
+    the distance beyond it is scaled by the Gaussian's overshoot over the learnt one (never
+    below `floor`). So a heavy-tailed sensor's ordinary outliers stay ordinary, and a
+    Gaussian one keeps its sharp onset. An overshoot teaches at most `clip` mean overshoots.
+    """
     beyond = z - c.tail_k
     if beyond <= 0.0:
-        return _decades(z)
-    gaussian = _gaussian_excess(c.tail_k) * spread
-    excess = getattr(s, channel + "_excess") or gaussian
+        return z, 0.0
+    gaussian = _gaussian_excess(c.tail_k)
+    excess = excess or gaussian
     if excess > gaussian:
         shrink = gaussian / excess
-        z = c.tail_k + beyond * (shrink if shrink > c.tail_shrink_floor else c.tail_shrink_floor)
-    over, cap = beyond * spread, c.tail_clip * excess
-    setattr(s, channel + "_excess", excess + c.excess_alpha * ((over if over < cap else cap) - excess))
-    return _decades(z)
+        z = c.tail_k + beyond * (shrink if shrink > floor else floor)
+    cap = clip * excess
+    return z, excess + c.excess_alpha * ((beyond if beyond < cap else cap) - excess)
 
 
 def _record(longest: float, run: int, c: DetectorConfig) -> float:
@@ -276,7 +289,7 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     s.t, s.event_id = t, event_id
     if n == 0:
         s.count = 1
-        s.level = s.slow = s.prev = s.smooth = s.base = x
+        s.level = s.prev = s.smooth = s.base = x
         return WARMING_UP
     n += 1
     s.count = n
@@ -313,45 +326,43 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     a = learning or c.scale_alpha
     s.scale += a * ((rc if rc > 0.0 else -rc) - s.scale)
 
-    # shift: the fast level against a slow baseline
-    d = level - s.slow
-    sfloor = s.slow_scale if s.slow_scale > floor else floor
-    raw2 = (d if d > 0.0 else -d) / sfloor
-    if raw2 > 30.0:
-        raw2 = 30.0
-    dbound = c.clip * sfloor
-    dc = dbound if d > dbound else (-dbound if d < -dbound else d)
-    if n <= 3:
-        dc = d
-    s.slow += c.slow_alpha * dc
-    s.slow_scale += a * ((dc if dc > 0.0 else -dc) - s.slow_scale)
-
-    # each channel's short average against its own long-run distribution
+    # surprise's short average against its long-run distribution
     q = 0.0
     reason = ""
     early = n <= c.evidence_from
     if early:  # the scales are still being learnt: what the evidence would say means nothing yet
-        raw = raw2 = 1.0
+        raw = 1.0
     m1 = s.surprise + c.short_alpha * (raw - s.surprise)
-    m2 = s.shift + c.short_alpha * (raw2 - s.shift)
-    s.surprise, s.shift = m1, m2
+    s.surprise = m1
     if warm:
-        q1 = _tail_decades(s, SURPRISE, m1, c)
-        q2 = _tail_decades(s, SHIFT, m2, c)
-        if q1 >= q2:
-            q, reason = q1, SURPRISE
-        else:
-            q, reason = q2, SHIFT
-    la = c.long_alpha if warm else (0.0 if early else 1.0 / (n - c.evidence_from))
-    for mean_name, var_name, m in (() if early else (("surprise_mean", "surprise_var", m1), ("shift_mean", "shift_var", m2))):
-        mean, var = getattr(s, mean_name), getattr(s, var_name)
+        q, reason = _tail_decades(s, SURPRISE, m1, c), SURPRISE
+    if not early:
+        la = c.long_alpha if warm else 1.0 / (n - c.evidence_from)
+        mean, var = s.surprise_mean, s.surprise_var
+        m = m1
         if warm:
             top = mean + c.long_clip * math.sqrt(var)
             if m > top:
                 m = top
         dm = m - mean
-        setattr(s, mean_name, mean + la * dm)
-        setattr(s, var_name, var + la * (dm * dm - var))
+        s.surprise_mean = mean + la * dm
+        s.surprise_var = var + la * (dm * dm - var)
+
+    # shift: the reading against its recent mean, in recent standard deviations
+    recent = s.recent if n > 2 else s.prev
+    recent_sd = math.sqrt(s.recent_var) if s.recent_var > 0.0 else 0.0
+    d = x - recent
+    if warm and recent_sd > floor:
+        z2, excess = _discounted((d if d > 0.0 else -d) / recent_sd, s.shift_excess, c.shift_tail_clip,
+                                 c.shift_shrink_floor, c)
+        if excess:
+            s.shift_excess = excess
+        q2 = _decades(z2)
+        if q2 > q:
+            q, reason = q2, SHIFT
+    ra = c.recent_alpha if n * c.recent_alpha > 1.0 else 1.0 / n
+    s.recent = recent + ra * d
+    s.recent_var = (1.0 - ra) * (s.recent_var + ra * d * d)
 
     # stuck: a run of identical readings beyond this sensor's longest, at its own repeat rate
     run = s.run + 1 if x == s.prev else 0
@@ -414,7 +425,7 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     if reason == SURPRISE:
         text = f"surprise: {r / expected:+.1f} typical residuals from its level"
     elif reason == SHIFT:
-        text = f"shift: level {d / sfloor:+.1f} typical gaps from its slow baseline"
+        text = f"shift: {d / recent_sd:+.1f} recent standard deviations from its recent mean"
     else:
         text = f"stuck: {run + 1} identical readings (its longest run before: {s.longest + 1:.0f})"
     return Verdict(score, True, text, bool(s.incident), opened, z)
