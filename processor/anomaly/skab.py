@@ -211,3 +211,30 @@ def baseline_flags(runs: Sequence[Run], z_of: Callable[[Sequence[float]], list[f
 def z_unit(values: Sequence[float]) -> list[float]:
     """|z| from the baselines' z / (z + 1) scores, back to z."""
     return [v / (1.0 - v) if v < 1.0 else math.inf for v in values]
+
+
+# -- one sensor at a time -------------------------------------------------------------------------------------------
+# Not one of SKAB's protocols: the shape of a single-series benchmark (NAB's), on real data. Each sensor of each
+# run is a series of its own, labelled at the run's changepoints, with NAB's windows (10 % of the series around
+# them), probation and one threshold on the anomaly score swept over all series. It asks what the per-reading
+# score is worth without the line's other sensors, as on a corpus of single series.
+
+
+def single_series_nab(runs: Sequence[Run], score_of: Callable[[Run, int], Sequence[float]]) -> dict[str, float]:
+    """Normalized NAB score per profile of `score_of(run, sensor)` over every sensor of every run."""
+    pts: list[nab.Point] = []
+    for run in runs:
+        spans = nab.windows(len(run.times), [i for i, cp in enumerate(run.changepoint) if cp])
+        for j, sensor in enumerate(SENSORS):
+            pts.extend(nab.points(f"{run.name}:{sensor}", score_of(run, j), spans))
+    n_windows = len({p.window for p in pts if p.window is not None})
+    return {p.name: nab.sweep(pts, p, n_windows).normalized for p in nab.PROFILES}
+
+
+def sensor_scores(run: Run, sensor: int, config: DetectorConfig = CONFIG) -> list[float]:
+    """The anomaly_score the processor gives one sensor's readings of a run, streaming."""
+    state, out = DetectorState(), []
+    for i, (ts, row) in enumerate(zip(run.times, run.values, strict=True)):
+        verdict = observe(state, ts, row[sensor], f"{i:09d}", config)
+        out.append(verdict.score if verdict is not None else 0.0)
+    return out

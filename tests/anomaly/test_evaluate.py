@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.anomaly import evaluate, nab, synthetic
+from processor.anomaly import evaluate, nab, skab, synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +70,19 @@ def test_a_missed_target_is_named(report: Reported) -> None:
     result, _ = report
     misses = evaluate.targets(result, min_rate=1e12)
     assert len(misses) == 1 and "readings/s is under" in misses[0]
+
+
+def test_on_real_data_a_single_series_score_not_above_the_windowed_gaussian_is_named(report: Reported) -> None:
+    result, _ = report
+    line = skab.OutlierScore(0.8, 0.1, 0.2)
+    ours = skab.SkabResult(evaluate.INCIDENTS, {p.name: 50.0 for p in nab.PROFILES}, line)
+    single = {evaluate.PROJECT: {"standard": 9.0}, "windowed Gaussian, 1 min": {"standard": 10.2},
+              "windowed Gaussian, 10 min": {"standard": 2.7}}
+    real = evaluate.RealReport([ours], 34, 37_401, result, {}, single)
+    misses = evaluate.targets_real(real)
+    assert any("one sensor at a time: NAB standard 9.0 is not above the windowed Gaussian's 10.2" in m for m in misses)
+    real.single[evaluate.PROJECT]["standard"] = 11.2
+    assert not any("one sensor at a time" in m for m in evaluate.targets_real(real))
 
 
 def test_a_corpus_whose_labels_do_not_match_its_rows_is_refused_with_the_label_named(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from processor.anomaly import skab
-from processor.anomaly.detector import CONFIG
+from processor.anomaly import nab, skab
+from processor.anomaly.detector import CONFIG, DetectorState, observe
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,28 @@ def test_the_scores_are_nab_and_f1_figures_above_the_null_detector_and_the_basel
     assert null.nab == {"standard": 0.0, "reward_low_FP_rate": 0.0, "reward_low_FN_rate": 0.0}
     assert all(v > skab.LEADERBOARD_CHANGEPOINT[0][1] for v in ours.nab.values())
     assert ours.outlier.f1 > 0.7
+
+
+def test_one_sensor_at_a_time_a_score_at_every_windows_left_edge_is_perfect_and_silence_is_null(
+        skab_runs: list[skab.Run]) -> None:
+    def left_edges(run: skab.Run, sensor: int) -> list[float]:
+        spans = nab.windows(len(run.times), [i for i, cp in enumerate(run.changepoint) if cp])
+        edges = {left for left, _ in spans}
+        return [1.0 if i in edges else 0.0 for i in range(len(run.times))]
+
+    perfect = skab.single_series_nab(skab_runs, left_edges)
+    silent = skab.single_series_nab(skab_runs, lambda run, sensor: [0.0] * len(run.times))
+    assert perfect == pytest.approx({p.name: 100.0 for p in nab.PROFILES})
+    assert silent == {p.name: 0.0 for p in nab.PROFILES}
+
+
+def test_one_sensor_at_a_time_the_score_is_the_processors_own(skab_runs: list[skab.Run]) -> None:
+    run = skab_runs[0]
+    state = DetectorState()
+    rows = enumerate(zip(run.times, run.values, strict=True))
+    expected = [observe(state, ts, row[3], f"{i:09d}").score for i, (ts, row) in rows]
+    assert skab.sensor_scores(run, 3) == expected
+    assert max(expected) > 0.0
 
 
 def test_an_incident_on_a_normal_run_ends_instead_of_latching_for_hours(skab_normal_run: skab.Run) -> None:
