@@ -67,7 +67,7 @@ class DetectorConfig:
     level_alpha: float = 0.5  # the fast level: follows within a couple of readings
     scale_alpha: float = 0.05  # ~20-reading memory of the typical residual
     recent_alpha: float = 1.0 / 60.0  # the shift channel's window: the recent mean and variance, ~60 readings
-    short_alpha: float = 0.3  # evidence averaged over ~3 readings: one odd reading is not an event
+    short_alpha: float = 0.5  # surprise averaged over ~2 readings: one odd reading is not yet an event
     long_alpha: float = 0.003  # ~330-reading memory of each channel's own normal evidence
     clip: float = 6.0  # residuals teach the levels at most this many typical residuals
     long_clip: float = 4.0  # evidence teaches its distribution at most this many spreads above its mean
