@@ -353,8 +353,10 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     recent_sd = math.sqrt(s.recent_var) if s.recent_var > 0.0 else 0.0
     d = x - recent
     if warm and recent_sd > floor:
-        z2, excess = _discounted((d if d > 0.0 else -d) / recent_sd, s.shift_excess, c.shift_tail_clip,
-                                 c.shift_shrink_floor, c)
+        z2 = (d if d > 0.0 else -d) / recent_sd
+        if z2 > 30.0:  # as surprise's evidence: beyond 30 deviations (or overflowing) is as certain as it gets
+            z2 = 30.0
+        z2, excess = _discounted(z2, s.shift_excess, c.shift_tail_clip, c.shift_shrink_floor, c)
         if excess:
             s.shift_excess = excess
         q2 = _decades(z2)

@@ -263,3 +263,15 @@ def test_absurd_readings_that_overflow_the_statistics_do_not_poison_the_handed_o
     restored = DetectorState.from_json(stored)
     assert restored == DetectorState()
     assert observe(restored, BASE + timedelta(seconds=100), 70.0, "e100") is not None
+
+
+def test_an_absurd_reading_on_a_calm_sensor_is_an_alarm_with_a_score_not_a_nan() -> None:
+    # GIVEN a calm sensor after its warm-up
+    rng, state = random.Random(1), DetectorState()
+    for i in range(200):
+        observe(state, BASE + timedelta(seconds=i), 70.0 + rng.gauss(0.0, 1.0), f"e{i:03d}")
+    # WHEN readings at the edge of float range arrive (a deviation of 1e300 standard deviations overflows)
+    for i, x in enumerate((1e300, 1e308, -1e308), start=200):
+        verdict = observe(state, BASE + timedelta(seconds=i), x, f"e{i:03d}")
+        # THEN each is an alarm whose score is a number in the unit interval
+        assert verdict.anomalous and 0.5 <= verdict.score < 1.0
