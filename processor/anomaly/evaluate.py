@@ -286,6 +286,14 @@ class RealReport:
     single: dict[str, dict[str, float]]  # by detector: NAB per profile, each sensor a series of its own
 
 
+# The baselines on SKAB (1 Hz): by the line (any sensor beyond a threshold) and one sensor at a time.
+SKAB_BASELINES: tuple[tuple[str, Callable[[Sequence[float]], list[float]]], ...] = (
+    ("static threshold", baselines.static_threshold),
+    ("windowed Gaussian, 1 min", lambda v: baselines.windowed_gaussian(v, 60)),
+    ("windowed Gaussian, 10 min", lambda v: baselines.windowed_gaussian(v, 600)),
+)
+
+
 def evaluate_real(skab_root: Path, corpus: Corpus) -> RealReport:
     """The project's detector beside the baselines on SKAB (its protocols) and on the synthetic corpus."""
     runs = skab.load(skab_root)
@@ -294,9 +302,7 @@ def evaluate_real(skab_root: Path, corpus: Corpus) -> RealReport:
                           "flagged while a sensor of the line has its incident open, as the sink groups them")]
     normal_flagged = {INCIDENTS: _share(skab.detect(normal).flags)}
     thresholds = [x / 4 for x in range(4, 41)]  # |z| 1.0 .. 10.0
-    for name, fn in (("static threshold", baselines.static_threshold),
-                     ("windowed Gaussian, 1 min", lambda v: baselines.windowed_gaussian(v, 60)),
-                     ("windowed Gaussian, 10 min", lambda v: baselines.windowed_gaussian(v, 600))):
+    for name, fn in SKAB_BASELINES:
         def z_of(values: Sequence[float], fn: Callable[[Sequence[float]], list[float]] = fn) -> list[float]:
             return skab.z_unit(fn(values))
         threshold, flags = skab.baseline_flags(runs, z_of, thresholds)
@@ -308,17 +314,10 @@ def evaluate_real(skab_root: Path, corpus: Corpus) -> RealReport:
                       single_series(runs))
 
 
-SINGLE_BASELINES: tuple[tuple[str, Callable[[Sequence[float]], list[float]]], ...] = (
-    ("static threshold", baselines.static_threshold),
-    ("windowed Gaussian, 1 min", lambda v: baselines.windowed_gaussian(v, 60)),
-    ("windowed Gaussian, 10 min", lambda v: baselines.windowed_gaussian(v, 600)),
-)
-
-
 def single_series(runs: Sequence[skab.Run]) -> dict[str, dict[str, float]]:
     """Each SKAB sensor as a series of its own, NAB-scored: the project's anomaly_score and the baselines'."""
     out = {PROJECT: skab.single_series_nab(runs, skab.sensor_scores)}
-    for name, fn in SINGLE_BASELINES:
+    for name, fn in SKAB_BASELINES:
         out[name] = skab.single_series_nab(runs, lambda run, j, fn=fn: fn([row[j] for row in run.values]))
     return out
 
