@@ -286,11 +286,12 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
               "with the execution role, the migrate tasks, the archives' Firehose) was checked against that role's "
               "policies and the KMS key policy (localdev/access/, decisions in .local/logs/access.jsonl)",
               *access_summary(session, runs)]
+    spent = time.monotonic() - started
     lines += ["", f"alerts: the local stacks subscribe SQS {session.alert_queue} (ALERT_SUBSCRIPTIONS); a dev "
               "environment may have no subscription, production refuses to synthesize without one",
               "timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in {
-                  **{k: v for k, v in timings.items() if k != "total"}, "summary": time.monotonic() - started,
-                  "total": timings.get("total", 0.0) + time.monotonic() - started}.items()),
+                  **{k: v for k, v in timings.items() if k != "total"}, "summary": spent,
+                  "total": timings.get("total", 0.0) + spent}.items()),
               "outputs: cfn-outputs/flat-outputs.json; logs: .local/logs/",
               "tear down: make destroy-local"]
     return "\n".join(lines)
@@ -364,7 +365,8 @@ def alert_delivery(session: Session, run: WorkloadRun, dead_letters: int, timeou
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="demo: shown, reset")
 
 
-def incident_delivery(session: Session, run: WorkloadRun, conn: psycopg2.extensions.connection, timeout_s: float = 15.0) -> str:
+def incident_delivery(session: Session, run: WorkloadRun, conn: psycopg2.extensions.connection,
+                      timeout_s: float = 15.0) -> str:
     """The line incidents PostgreSQL holds, and the messages that reached the incidents queue
     through the stack's topic (the processor publishes them from its outbox after each batch)."""
     with conn, conn.cursor() as cur:
@@ -395,8 +397,8 @@ def incident_delivery(session: Session, run: WorkloadRun, conn: psycopg2.extensi
             f"{session.incident_queue} through the incidents topic")
 
 
-def catalog_reads(run: WorkloadRun, conn: psycopg2.extensions.connection, client: redis.Redis, count: int = 2000) -> tuple[int,
-        float]:
+def catalog_reads(run: WorkloadRun, conn: psycopg2.extensions.connection, client: redis.Redis,
+                  count: int = 2000) -> tuple[int, float]:
     """What the cache is for: product reads, most of them of hot products (the producer's Zipf mix)."""
     from processor.cache import CatalogCache
     from processor.catalog import get_product
