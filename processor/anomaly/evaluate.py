@@ -284,6 +284,8 @@ class RealReport:
     synthetic: Report
     normal_flagged: dict[str, float]  # by detector: share of SKAB's anomaly-free run flagged
     single: dict[str, dict[str, float]]  # by detector: NAB per profile, each sensor a series of its own
+    whole_share: float = 0.0  # anomalous rows, over whole runs ...
+    test_share: float = 0.0  # ... and over each run after its first skab.TRAIN_ROWS
 
 
 # The baselines on SKAB (1 Hz): by the line (any sensor beyond a threshold) and one sensor at a time.
@@ -311,7 +313,7 @@ def evaluate_real(skab_root: Path, corpus: Corpus) -> RealReport:
     results.append(skab.score("null (nothing flagged)", runs, [[0] * len(r.anomaly) for r in runs]))
     normal_flagged[results[-1].name] = 0.0
     return RealReport(results, len(runs), sum(len(r.anomaly) for r in runs), evaluate(corpus), normal_flagged,
-                      single_series(runs))
+                      single_series(runs), skab.anomalous_share(runs), skab.anomalous_share(runs, skab.TRAIN_ROWS))
 
 
 def single_series(runs: Sequence[skab.Run]) -> dict[str, dict[str, float]]:
@@ -320,6 +322,10 @@ def single_series(runs: Sequence[skab.Run]) -> dict[str, dict[str, float]]:
     for name, fn in SKAB_BASELINES:
         out[name] = skab.single_series_nab(runs, lambda run, j, fn=fn: fn([row[j] for row in run.values]))
     return out
+
+
+def _rates(o: skab.OutlierScore, width: int) -> str:
+    return f"{o.f1:{width}.3f} {o.false_alarm_rate:6.3f} {o.missing_alarm_rate:6.3f}"
 
 
 def _share(flags: Sequence[int]) -> float:
@@ -333,7 +339,8 @@ def render_real(report: RealReport, corpus: Corpus) -> str:
              f"(60 s windows to the right of each), outliers per row; synthetic: {report.synthetic.series} series, "
              f"{report.synthetic.readings:,} readings (NAB, threshold swept for the baselines)", ""]
     lines.append(f"{'detector':36} {'SKAB NAB std':>12} {'low FP':>7} {'low FN':>7} {'F1':>6} {'FAR':>6} {'MAR':>6}"
-                 f" {'normal run':>10}  {'synthetic std':>13} {'low FP':>7} {'low FN':>7}")
+                 f" {'F1 test':>7} {'FAR':>6} {'MAR':>6} {'normal run':>10}  {'synthetic std':>13} {'low FP':>7}"
+                 f" {'low FN':>7}")
     synthetic_name = {INCIDENTS: PROJECT, "static threshold": "static threshold",
                       "windowed Gaussian, 1 min": "windowed Gaussian, 1 h", "windowed Gaussian, 10 min":
                       "windowed Gaussian, 6 h"}
@@ -341,14 +348,20 @@ def render_real(report: RealReport, corpus: Corpus) -> str:
         d = syn.get(synthetic_name.get(r.name, ""))
         synth = " ".join(f"{d.nab[p].normalized:{w}.1f}" for p, w in zip(profiles, (13, 7, 7), strict=True)) if d else ""
         lines.append(f"{r.name:36} {r.nab['standard']:12.1f} {r.nab['reward_low_FP_rate']:7.1f} "
-                     f"{r.nab['reward_low_FN_rate']:7.1f} {r.outlier.f1:6.3f} {r.outlier.false_alarm_rate:6.3f} "
-                     f"{r.outlier.missing_alarm_rate:6.3f} {report.normal_flagged.get(r.name, 0.0):10.1%}  {synth}")
+                     f"{r.nab['reward_low_FN_rate']:7.1f} {_rates(r.outlier, 6)} {_rates(r.test, 7)} "
+                     f"{report.normal_flagged.get(r.name, 0.0):10.1%}  {synth}")
     for name, f1, far, mar in skab.LEADERBOARD_OUTLIER:
-        lines.append(f"{'SKAB leaderboard: ' + name:36} {'':>12} {'':>7} {'':>7} {f1:6.2f} "
+        lines.append(f"{'SKAB leaderboard: ' + name:36} {'':>12} {'':>7} {'':>7} {'':>6} {'':>6} {'':>6} {f1:7.2f} "
                      f"{'' if far is None else f'{far:6.3f}':>6} {'' if mar is None else f'{mar:6.3f}':>6}")
     for name, std, low_fp, low_fn in skab.LEADERBOARD_CHANGEPOINT:
         lines.append(f"{'SKAB leaderboard: ' + name:36} {std:12.1f} {low_fp:7.1f} {low_fn:7.1f}")
     lines.append("")
+    lines.append(f"  F1 test: each run after its first {skab.TRAIN_ROWS} rows, which the leaderboard's detectors are "
+                 f"fitted on ({report.test_share:.0%} of those rows anomalous, {report.whole_share:.0%} of all rows)")
+    lines.append("  the leaderboard's FAR and MAR make its F1 on those rows, not on all: "
+                 + "; ".join(f"{name} {skab.implied_f1(report.test_share, far, mar):.3f} there, "
+                             f"{skab.implied_f1(report.whole_share, far, mar):.3f} on all rows"
+                             for name, _, far, mar in skab.LEADERBOARD_OUTLIER if far is not None and mar is not None))
     lines.append("  normal run: the share of SKAB's anomaly-free run (2.6 hours) flagged, at the same operating point")
     lines += [f"  {r.name}: {r.note}" for r in report.skab if r.note]
     lines += ["", f"SKAB one sensor at a time ({report.skab_runs * len(skab.SENSORS)} single series, NAB windows of 10 % "
@@ -367,8 +380,9 @@ def targets_real(report: RealReport) -> list[str]:
     misses = []
     if ours.nab["standard"] <= skab.LEADERBOARD_CHANGEPOINT[0][1]:
         misses.append(f"SKAB NAB standard {ours.nab['standard']:.1f} is not above {skab.LEADERBOARD_CHANGEPOINT[0][1]}")
-    if ours.outlier.f1 < skab.LEADERBOARD_OUTLIER[0][1]:
-        misses.append(f"SKAB outlier F1 {ours.outlier.f1:.3f} is under {skab.LEADERBOARD_OUTLIER[0][1]}")
+    if ours.test.f1 < skab.LEADERBOARD_OUTLIER[0][1]:
+        misses.append(f"SKAB outlier F1 {ours.test.f1:.3f} (each run after its first {skab.TRAIN_ROWS} rows, as the "
+                      f"leaderboard's) is under {skab.LEADERBOARD_OUTLIER[0][1]}")
     best_gaussian = max(v["standard"] for k, v in report.single.items() if k.startswith("windowed Gaussian"))
     if report.single[PROJECT]["standard"] <= best_gaussian:
         misses.append(f"SKAB one sensor at a time: NAB standard {report.single[PROJECT]['standard']:.1f} is not above "
@@ -380,6 +394,8 @@ def write_real_json(report: RealReport, path: Path) -> None:
     path.write_text(json.dumps({
         "skab": {r.name: {"nab": {p: round(v, 2) for p, v in r.nab.items()}, "f1": round(r.outlier.f1, 4),
                           "far": round(r.outlier.false_alarm_rate, 4), "mar": round(r.outlier.missing_alarm_rate, 4),
+                          "test_rows": {"f1": round(r.test.f1, 4), "far": round(r.test.false_alarm_rate, 4),
+                                        "mar": round(r.test.missing_alarm_rate, 4)},
                           "normal_run_flagged": round(report.normal_flagged.get(r.name, 0.0), 4)}
                  for r in report.skab},
         "skab_single_series": {k: {p: round(v, 2) for p, v in figures.items()} for k, figures in report.single.items()},

@@ -1,6 +1,7 @@
 """Real data: SKAB's water-pump runs, streamed through the detector as the factory sink streams them."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,35 @@ def test_a_run_that_is_not_in_skabs_format_is_refused_with_the_file_named(tmp_pa
         skab.load(tmp_path)
     with pytest.raises(skab.SkabError, match="is not a directory"):
         skab.load(tmp_path / "missing")
+
+
+def test_the_leaderboards_rates_make_its_f1_on_each_runs_rows_after_the_first_400_and_not_on_whole_runs(
+        skab_runs: list[skab.Run]) -> None:
+    test_share = skab.anomalous_share(skab_runs, skab.TRAIN_ROWS)
+    whole_share = skab.anomalous_share(skab_runs)
+    for name, f1, far, mar in skab.LEADERBOARD_OUTLIER:
+        if far is None or mar is None:
+            continue
+        assert round(skab.implied_f1(test_share, far, mar), 2) == f1, name
+        assert skab.implied_f1(whole_share, far, mar) < f1 - 0.04, name
+
+
+def test_on_the_leaderboards_rows_the_lines_f1_is_at_least_the_leaderboards_best(
+        skab_runs: list[skab.Run], flagged: dict[str, list[int]]) -> None:
+    ours = skab.score("project", skab_runs, [flagged[r.name] for r in skab_runs])
+    assert ours.test.f1 >= skab.LEADERBOARD_OUTLIER[0][1]
+    assert ours.test.missing_alarm_rate < skab.LEADERBOARD_OUTLIER[0][3]
+
+
+def test_the_outlier_rates_count_only_the_rows_from_the_start_asked_for() -> None:
+    t0 = datetime(2020, 3, 1, tzinfo=UTC)
+    rows = 6
+    run = skab.Run("valve1/x.csv", [t0 + timedelta(seconds=i) for i in range(rows)], [(0.0,) * 8] * rows,
+                   [0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 0, 1])
+    flags = [1, 1, 0, 1, 0, 0]  # two false alarms before row 2, one anomalous row caught, one missed
+    whole = skab.outlier_score([run], [flags])
+    assert (round(whole.f1, 3), whole.false_alarm_rate, whole.missing_alarm_rate) == (0.4, 0.5, 0.5)
+    later = skab.outlier_score([run], [flags], start=2)
+    assert (round(later.f1, 3), later.false_alarm_rate, later.missing_alarm_rate) == (0.667, 0.0, 0.5)
+    with pytest.raises(ValueError, match="5 flags for 6 rows"):
+        skab.outlier_score([run], [flags[:5]])
