@@ -6,8 +6,9 @@ a leak ...), labelled per row (`anomaly`) and at the regime's changepoints (`cha
 Its published protocols, implemented here:
 
 * **outlier detection**: the per-row `anomaly` labels; F1, false-alarm rate (normal rows
-  flagged) and missing-alarm rate (anomalous rows not flagged), over all runs, and over the
-  rows the leaderboard's figures are of: each run after its first 400 (`TRAIN_ROWS`);
+  flagged) and missing-alarm rate (anomalous rows not flagged), over all runs, and over each
+  run after its first 400 rows (`TRAIN_ROWS`), the rows whose anomalous share the
+  leaderboard's published rates and F1 imply;
 * **changepoint detection**: NAB scoring (processor/anomaly/nab.py's sigmoid and
   profiles) with a 60-second window starting at each true changepoint (to its right: a
   detector cannot see a change before it happens); a predicted changepoint is a row where
