@@ -284,8 +284,8 @@ class RealReport:
     synthetic: Report
     normal_flagged: dict[str, float]  # by detector: share of SKAB's anomaly-free run flagged
     single: dict[str, dict[str, float]]  # by detector: NAB per profile, each sensor a series of its own
-    whole_share: float = 0.0  # anomalous rows, over whole runs ...
-    test_share: float = 0.0  # ... and over each run after its first skab.TRAIN_ROWS
+    whole_share: float  # anomalous rows, over whole runs ...
+    test_share: float  # ... and over each run after its first skab.TRAIN_ROWS
 
 
 # The baselines on SKAB (1 Hz): by the line (any sensor beyond a threshold) and one sensor at a time.

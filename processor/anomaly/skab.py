@@ -186,18 +186,18 @@ def outlier_score(runs: Sequence[Run], flags: Sequence[Sequence[int]], start: in
                 fn += 1
             else:
                 tn += 1
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return OutlierScore(f1, fp / (fp + tn) if fp + tn else 0.0, fn / (fn + tp) if fn + tp else 0.0)
+    return OutlierScore(_f1(tp, fp, fn), fp / (fp + tn) if fp + tn else 0.0, fn / (fn + tp) if fn + tp else 0.0)
+
+
+def _f1(tp: float, fp: float, fn: float) -> float:
+    """F1 from counts (or shares) of true positives, false positives and false negatives."""
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 def implied_f1(anomalous_share: float, false_alarm_rate: float, missing_alarm_rate: float) -> float:
     """The F1 a detector with these rates has on rows of which `anomalous_share` are anomalous."""
-    tp = anomalous_share * (1.0 - missing_alarm_rate)
-    fp = (1.0 - anomalous_share) * false_alarm_rate
-    fn = anomalous_share * missing_alarm_rate
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return _f1(anomalous_share * (1.0 - missing_alarm_rate), (1.0 - anomalous_share) * false_alarm_rate,
+               anomalous_share * missing_alarm_rate)
 
 
 def anomalous_share(runs: Sequence[Run], start: int = 0) -> float:
@@ -210,7 +210,7 @@ class SkabResult:
     name: str
     nab: dict[str, float]  # by profile name
     outlier: OutlierScore  # over every row
-    test: OutlierScore  # over each run after its first TRAIN_ROWS: the rows of the leaderboard's figures
+    test: OutlierScore  # over each run after its first TRAIN_ROWS: the rows the leaderboard's rates imply
     note: str = ""
 
 
