@@ -2,6 +2,9 @@
 
 Keys are `<workload>_<output>` (`retail_stream_name`, `factory_db_secret_arn`, ...) plus
 `<workload>_stack_id`, so the integration tests read the same keys whatever the suffix.
+Every value is a string, as in CloudFormation's flat outputs, which the integration tests were
+written against: a list is joined with commas (`subnet-a,subnet-b`), a number is its decimal
+text, a boolean `true` or `false`.
 `python -m localdev.outputs CDKTF_OUTPUTS.json` flattens what `cdktf deploy --outputs-file`
 (or `cdktf output --outputs-file`) wrote, for a real AWS deployment too.
 """
@@ -21,9 +24,9 @@ def key(workload: str, output: str) -> str:
     return f"{workload}_{output}"
 
 
-def flatten(by_stack: dict[str, dict[str, object]]) -> dict[str, object]:
+def flatten(by_stack: dict[str, dict[str, object]]) -> dict[str, str]:
     """`{"retail-dev": {"stream_name": ...}, ...}` → `{"retail_stream_name": ..., "retail_stack_id": "retail-dev"}`."""
-    flat: dict[str, object] = {}
+    flat: dict[str, str] = {}
     for stack_id, outputs in sorted(by_stack.items()):
         workload = stack_id.split("-", 1)[0]
         if workload not in WORKLOADS or not isinstance(outputs, dict):
@@ -32,8 +35,19 @@ def flatten(by_stack: dict[str, dict[str, object]]) -> dict[str, object]:
             raise ValueError(f"two {workload} stacks in one outputs file: keep one suffix per file")
         flat[key(workload, "stack_id")] = stack_id
         for name, value in outputs.items():
-            flat[key(workload, name)] = value
+            flat[key(workload, name)] = as_string(value)
     return flat
+
+
+def as_string(value: object) -> str:
+    """One output as CloudFormation would flatten it: a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(as_string(item) for item in value)
+    if isinstance(value, dict):
+        raise ValueError(f"an output that is a map ({sorted(value)}) has no flat form: output its fields one by one")
+    return "" if value is None else str(value)
 
 
 def write(by_stack: dict[str, dict[str, object]], path: Path = FLAT_OUTPUTS) -> Path:

@@ -32,6 +32,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def test_the_flat_outputs_file_holds_strings_only_as_cloudformation_writes_it(outputs: dict) -> None:
+    assert {name: type(value).__name__ for name, value in outputs.items() if not isinstance(value, str)} == {}
+    subnets = [value for name, value in outputs.items() if name.endswith("_private_subnet_ids")]
+    assert subnets and all(len(value.split(",")) >= 2 for value in subnets)  # a list, joined with commas
+
+
 def test_stream_is_active_and_encrypted_with_the_stack_key(aws: Callable[[str], Any], out: Callable[[str], Any]) -> None:
     summary = aws("kinesis").describe_stream_summary(StreamName=out("stream_name"))["StreamDescriptionSummary"]
     assert summary["StreamStatus"] == "ACTIVE"

@@ -23,6 +23,20 @@ def test_outputs_of_both_stacks_flatten_to_workload_prefixed_keys() -> None:
                     "factory_stack_id": "factory-local", "factory_stream_name": "f"}
 
 
+def test_flat_outputs_are_strings_only_lists_joined_with_commas_and_numbers_as_text() -> None:
+    flat = flatten({"retail-dev": {"private_subnet_ids": ["subnet-a", "subnet-b"], "db_port": 5432,
+                                   "redis_port": 6379, "stream_name": "retail-updates-dev", "flag": True}})
+    assert flat == {"retail_stack_id": "retail-dev", "retail_private_subnet_ids": "subnet-a,subnet-b",
+                    "retail_db_port": "5432", "retail_redis_port": "6379",
+                    "retail_stream_name": "retail-updates-dev", "retail_flag": "true"}
+    assert all(isinstance(value, str) for value in flat.values())
+
+
+def test_an_output_that_is_a_map_is_refused_rather_than_flattened_into_a_non_string() -> None:
+    with pytest.raises(ValueError, match="has no flat form"):
+        flatten({"retail-dev": {"tags": {"a": "b"}}})
+
+
 def test_an_unknown_stack_or_two_suffixes_of_one_workload_are_refused() -> None:
     with pytest.raises(ValueError, match="not one of this project's stacks"):
         flatten({"billing-dev": {}})
