@@ -25,7 +25,7 @@ from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
-from pipeline_lib.settings import AlarmConfig, DatabaseConfig
+from pipeline_lib.settings import AlarmConfig, DatabaseConfig, pg_max_connections
 
 POSTGRES_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
@@ -177,11 +177,18 @@ class Database(Construct):
                             namespace="AWS/RDS", metric_name="FreeStorageSpace", dimensions=dims, statistic="Minimum",
                             comparison="LessThanThreshold", threshold=thresholds.db_free_storage_bytes,
                             evaluation_periods=1),
-            MetricAlarmSpec(purpose="db-connections", description="PostgreSQL connections near the limit",
+            MetricAlarmSpec(purpose="db-connections",
+                            description=f"PostgreSQL connections near the limit ({self.max_connections} for a "
+                                        f"{self.settings.instance_class})",
                             namespace="AWS/RDS", metric_name="DatabaseConnections", dimensions=dims,
                             statistic="Maximum", comparison="GreaterThanThreshold",
-                            threshold=thresholds.db_connections),
+                            threshold=self.max_connections * thresholds.db_connections_percent // 100),
         ]
+
+    @property
+    def max_connections(self) -> int:
+        """RDS's default max_connections for this instance class (the parameter group leaves it alone)."""
+        return pg_max_connections(self.settings.instance_class)
 
     @property
     def app_username(self) -> str:

@@ -25,6 +25,36 @@ MIN_STREAM_RETENTION_HOURS = 168  # a week of records can be replayed after an o
 MAX_ROTATION_DAYS = 30  # database credentials rotate at least this often
 MIN_AVAILABILITY_ZONES = 2  # every tier survives the loss of one zone
 
+# RDS for PostgreSQL's default max_connections: LEAST({DBInstanceClassMemory/9531392}, 5000)
+# (RDS "Maximum number of database connections"). DBInstanceClassMemory is the class's memory
+# less what the OS and RDS keep, so the class's whole memory gives an upper bound.
+PG_BYTES_PER_CONNECTION = 9_531_392
+PG_MAX_CONNECTIONS = 5_000
+# GiB of memory per size, by family kind: burstable (t3, t4g), general purpose (m5, m6g, m6i,
+# m7g), memory optimised (r5, r6g, r6i, r7g). A class not here stops synthesis, by name.
+_SIZES_GIB = {
+    "t": {"micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32},
+    "m": {"large": 8, "xlarge": 16, "2xlarge": 32, "4xlarge": 64, "8xlarge": 128, "12xlarge": 192, "16xlarge": 256},
+    "r": {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge": 128, "8xlarge": 256, "12xlarge": 384, "16xlarge": 512},
+}
+_FAMILIES = {"t3": "t", "t4g": "t", "m5": "m", "m6g": "m", "m6i": "m", "m7g": "m", "r5": "r", "r6g": "r", "r6i": "r",
+             "r7g": "r"}
+
+
+def db_instance_memory_bytes(instance_class: str) -> int:
+    """The memory of an RDS instance class (`db.t4g.micro` -> 1 GiB)."""
+    _, family, size = (instance_class.split(".") + ["", ""])[:3]
+    gib = _SIZES_GIB.get(_FAMILIES.get(family, ""), {}).get(size)
+    if gib is None:
+        raise ValueError(f"instance class {instance_class!r} has no memory figure in pipeline_lib/settings.py: "
+                         "add its family to _FAMILIES (its connection limit and alarm derive from it)")
+    return gib * 1024**3
+
+
+def pg_max_connections(instance_class: str) -> int:
+    """RDS PostgreSQL's default connection limit for the class (an upper bound: see above)."""
+    return min(db_instance_memory_bytes(instance_class) // PG_BYTES_PER_CONNECTION, PG_MAX_CONNECTIONS)
+
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -149,6 +179,7 @@ class DatabaseConfig:
     ca_cert_identifier: str = "rds-ca-rsa2048-g1"
 
     def __post_init__(self) -> None:
+        db_instance_memory_bytes(self.instance_class)  # a class whose connection limit is unknown stops here
         if self.rotation_days > MAX_ROTATION_DAYS:
             raise ValueError(f"database credentials must rotate at least every {MAX_ROTATION_DAYS} days")
         major = self.engine_version.split(".")[0]
@@ -194,7 +225,9 @@ class AlarmConfig:
     dead_letters_per_5min: int = 1
     db_cpu_percent: int = 80
     db_free_storage_bytes: int = 5 * 1024**3
-    db_connections: int = 150
+    # Connections above this share of the class's limit (pg_max_connections: 112 for a
+    # db.t4g.micro, 450 for a db.t4g.medium, 1,802 for a db.r7g.large), never a fixed count.
+    db_connections_percent: int = 80
     cache_cpu_percent: int = 75
     cache_memory_percent: int = 80
     cache_evictions_per_5min: int = 1_000

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from policy.stack_json import StackJson
 from tests.helpers import only, ref
 
@@ -96,3 +98,33 @@ def test_a_family_that_does_not_match_the_engine_is_refused() -> None:
 
     with pytest.raises(ValueError, match="parameter_group_family 'postgres16' does not match engine_version '17'"):
         DatabaseConfig(engine_version="17")
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_connections_alarm_fires_below_the_instance_class_connection_limit(
+        environment: str, dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson]) -> None:
+    from pipeline_lib.settings import pg_max_connections
+
+    for stack in (dev_stacks if environment == "dev" else prod_stacks).values():
+        db_class = only(stack, "aws_db_instance").config["instance_class"]
+        (alarm,) = [a.config for a in stack.resources("aws_cloudwatch_metric_alarm")
+                    if a.config.get("metric_name") == "DatabaseConnections"]
+        limit = pg_max_connections(db_class)
+        assert 0 < alarm["threshold"] < limit, (stack.stack_id, db_class, alarm["threshold"], limit)
+
+
+def test_connection_limits_follow_rds_formula_for_the_classes_in_use() -> None:
+    from pipeline_lib.settings import pg_max_connections
+
+    # LEAST(DBInstanceClassMemory / 9531392, 5000) on the class's memory
+    assert pg_max_connections("db.t4g.micro") == 112
+    assert pg_max_connections("db.t4g.medium") == 450
+    assert pg_max_connections("db.r7g.large") == 1802
+    assert pg_max_connections("db.r7g.16xlarge") == 5000
+
+
+def test_an_instance_class_without_a_known_memory_is_refused_by_name() -> None:
+    from pipeline_lib.settings import DatabaseConfig
+
+    with pytest.raises(ValueError, match="instance class 'db.x9.huge' has no memory figure"):
+        DatabaseConfig(instance_class="db.x9.huge")
