@@ -12,10 +12,6 @@ from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.naming import Naming
 from pipeline_lib.settings import AlarmConfig, StreamConfig
 
-# Shard-level metrics feed the per-shard lag view on the dashboard.
-SHARD_LEVEL_METRICS = ("IncomingRecords", "IteratorAgeMilliseconds", "ReadProvisionedThroughputExceeded",
-                       "WriteProvisionedThroughputExceeded")
-
 
 class DataStream(Construct):
     def __init__(
@@ -33,7 +29,11 @@ class DataStream(Construct):
             retention_period=settings.retention_period_hours,
             encryption_type="KMS",
             kms_key_id=key.arn,
-            shard_level_metrics=list(SHARD_LEVEL_METRICS),
+            # No shard-level (enhanced) metrics: each is billed per shard as a custom metric, and no
+            # alarm can name a shard of a stream that reshards (on demand, or by UpdateShardCount).
+            # The processor reports its own lag (MillisBehindLatest, what the fleet scales on) and
+            # the stream-level throttling alarms catch a hot shard's refusals. Policy rule
+            # `shard_level_metrics_are_read` keeps them off unless an alarm reads one.
             enforce_consumer_deletion=True,  # registered EFO consumers must not block destroy
         )
         self._key = key

@@ -325,3 +325,23 @@ def endpoints_are_fenced_to_this_account(stack: StackJson) -> Iterator[Finding]:
             if not keys & {"aws:PrincipalAccount", "aws:ResourceAccount"} and "*" in _as_list(statement.get("Resource")):
                 yield _finding("endpoints_are_fenced_to_this_account", stack, res.path,
                                f"statement {statement.get('Sid', '?')} passes any account's resources")
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics one alarm reads: its own, or each of its metric queries'."""
+    if alarm.get("metric_name"):
+        return [{"namespace": alarm.get("namespace"), "metric_name": alarm.get("metric_name"),
+                 "dimensions": alarm.get("dimensions") or {}}]
+    return [query["metric"] for query in alarm.get("metric_query") or [] if query.get("metric")]
+
+
+@rule
+def shard_level_metrics_are_read(stack: StackJson) -> Iterator[Finding]:
+    """Shard-level (enhanced) Kinesis metrics are billed per shard and metric: a stream enables
+    them only if an alarm reads a per-shard metric (a ShardId dimension) of this namespace."""
+    read = any(metric.get("namespace") == "AWS/Kinesis" and "ShardId" in (metric.get("dimensions") or {})
+               for alarm in stack.resources("aws_cloudwatch_metric_alarm") for metric in _alarm_metrics(alarm.config))
+    for res in stack.resources("aws_kinesis_stream"):
+        if res.config.get("shard_level_metrics") and not read:
+            yield _finding("shard_level_metrics_are_read", stack, res.path,
+                           f"enables shard-level metrics {sorted(res.config['shard_level_metrics'])} that no alarm reads")

@@ -55,3 +55,9 @@ def test_an_on_demand_stream_has_no_shard_count_and_caps_tasks_at_the_shards_it_
     # On demand starts at four shards: more tasks than that would hold nothing.
     assert config.stream.shard_count == 2 and config.max_tasks == 4 and config.service.desired_count == 2
     assert only(stack, "aws_appautoscaling_target").config["max_capacity"] == 4
+
+
+def test_no_stream_pays_for_shard_level_metrics_nothing_reads(
+        dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson]) -> None:
+    for stack in [*dev_stacks.values(), *prod_stacks.values()]:
+        assert not only(stack, "aws_kinesis_stream").config.get("shard_level_metrics"), stack.stack_id

@@ -31,9 +31,9 @@ def findings(rule: rules.Rule, stack: StackJson) -> list[rules.Finding]:
 
 
 def test_the_synthesized_app_has_no_findings_in_any_environment(
-    dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson]
+    dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson], exec_stacks: dict[str, StackJson]
 ) -> None:
-    assert check_app([*dev_stacks.values(), *prod_stacks.values()]) == []
+    assert check_app([*dev_stacks.values(), *prod_stacks.values(), *exec_stacks.values()]) == []
 
 
 def test_every_rule_is_registered() -> None:
@@ -42,6 +42,7 @@ def test_every_rule_is_registered() -> None:
         "no_wildcard_actions", "no_wildcard_resources", "no_secrets_are_created", "destroyable_outside_production",
         "production_is_protected", "vended_logs_share_one_resource_policy_statement",
         "production_alarms_reach_someone", "endpoints_are_fenced_to_this_account",
+        "shard_level_metrics_are_read",
     }
 
 
@@ -232,3 +233,17 @@ def test_an_access_log_bucket_encrypted_with_kms_is_found(prod_stacks: dict[str,
     found = findings(rules.data_at_rest_uses_the_cmk, mutated(prod_stacks["retail-prod"], kms))
     assert [f.message for f in found if "access-log" in f.resource] == [
         "an access-log bucket must use SSE-S3: S3 does not deliver logs to SSE-KMS buckets"]
+
+
+def test_shard_level_metrics_no_alarm_reads_are_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_kinesis_stream").update(shard_level_metrics=["IncomingBytes"]))
+    assert [f.message for f in findings(rules.shard_level_metrics_are_read, bad)] == [
+        "enables shard-level metrics ['IncomingBytes'] that no alarm reads"]
+
+
+def test_shard_level_metrics_a_per_shard_alarm_reads_are_allowed(retail: StackJson) -> None:
+    def hot_shard(document: dict[str, Any]) -> None:
+        first(document, "aws_kinesis_stream").update(shard_level_metrics=["IncomingBytes"])
+        first(document, "aws_cloudwatch_metric_alarm").update(
+            namespace="AWS/Kinesis", metric_name="IncomingBytes", dimensions={"StreamName": "s", "ShardId": "shardId-0"})
+    assert findings(rules.shard_level_metrics_are_read, mutated(retail, hot_shard)) == []
