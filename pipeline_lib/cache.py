@@ -1,6 +1,9 @@
 """ElastiCache Redis: two nodes in two AZs, encrypted at rest and in transit, AUTH required."""
 from __future__ import annotations
 
+import re
+
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.data_aws_secretsmanager_secret import DataAwsSecretsmanagerSecret
 from cdktf_cdktf_provider_aws.data_aws_secretsmanager_secret_version import DataAwsSecretsmanagerSecretVersion
 from cdktf_cdktf_provider_aws.elasticache_parameter_group import (
@@ -23,6 +26,7 @@ from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, CacheConfig
+from policy.conventions import replacement_digest
 
 REDIS_PORT = 6379
 
@@ -48,24 +52,36 @@ class Cache(Construct):
         self.auth_secret = DataAwsSecretsmanagerSecret(self, "auth-secret", name=auth_secret_name)
         auth_token = DataAwsSecretsmanagerSecretVersion(self, "auth-token", secret_id=self.auth_secret.id)
 
+        # In use by the replication group's nodes: replaced new-first (policy/conventions.py,
+        # REPLACED_WHILE_IN_USE), so a prefix, not a fixed name.
         self.security_group = SecurityGroup(
             self,
             "sg",
-            name=naming.name("cache"),
+            name_prefix=naming.prefix("cache"),
             description="Redis: TLS from the processor only",
             vpc_id=network.vpc.id,
             revoke_rules_on_delete=True,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         subnet_group = ElasticacheSubnetGroup(
             self, "subnets", name=naming.name("cache"), subnet_ids=network.subnet_ids,
             description=f"Private subnets of {naming.name('vpc')}",
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
+        # ElastiCache will not delete a group in use, and a new family (a Redis major upgrade) or
+        # description replaces it. Its type has no name_prefix: the name carries the family and a
+        # digest of both, so the replacement is created under a new name first, then the group
+        # switches to it, then the old one goes.
+        description = f"Redis settings for {naming.workload}"
+        family = settings.parameter_group_family
         parameters = ElasticacheParameterGroup(
             self,
             "parameters",
-            name=naming.name("cache"),
-            family=settings.parameter_group_family,
-            description=f"Redis settings for {naming.workload}",
+            # (a family such as "redis6.x" has a dot, which a group name may not)
+            name=naming.name(f"cache-{re.sub('[^a-z0-9]+', '-', family)}-{replacement_digest((family, description))}"),
+            family=family,
+            description=description,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             parameter=[
                 ElasticacheParameterGroupParameter(name="maxmemory-policy", value=settings.maxmemory_policy),
                 ElasticacheParameterGroupParameter(name="slowlog-log-slower-than", value="10000"),  # 10 ms

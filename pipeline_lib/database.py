@@ -51,24 +51,29 @@ class Database(Construct):
         self._account = account
         self.settings = settings
         identifier = naming.name("db")
+        # In use by the instance: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE),
+        # so a prefix, not a fixed name.
         self.security_group = SecurityGroup(
             self,
             "sg",
-            name=naming.name("db"),
+            name_prefix=naming.prefix("db"),
             description="PostgreSQL: TLS from the processor only",
             vpc_id=network.vpc.id,
             revoke_rules_on_delete=True,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         subnet_group = DbSubnetGroup(
             self, "subnets", name=naming.name("db"), subnet_ids=network.subnet_ids,
             description=f"Private subnets of {naming.name('vpc')}",
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         parameters = DbParameterGroup(
             self,
             "parameters",
-            # Named after the family: a major upgrade (create_before_destroy) creates the new
-            # family's group beside the old one, which RDS will not delete while it is in use.
-            name=naming.name(f"db-{settings.parameter_group_family}"),
+            # A prefix (with the family in it, for the reader): a major upgrade or a new
+            # description creates the next group beside the old one (create_before_destroy),
+            # which RDS will not delete while the instance uses it.
+            name_prefix=naming.prefix(f"db-{settings.parameter_group_family}"),
             family=settings.parameter_group_family,
             description=f"TLS-only PostgreSQL for {naming.workload}",
             parameter=[

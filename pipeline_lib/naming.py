@@ -41,6 +41,11 @@ class Naming:
     def name(self, purpose: str) -> str:
         return f"{self.workload}-{purpose}-{self.suffix}"
 
+    def prefix(self, purpose: str) -> str:
+        """A `name_prefix` (`<workload>-<purpose>-<suffix>-`): AWS appends a unique tail, so a
+        replacement can be created beside the resource it replaces."""
+        return f"{self.name(purpose)}-"
+
     def path(self, purpose: str) -> str:
         """Log group style: `/<workload>/<suffix>/<purpose>`."""
         return f"/{self.workload}/{self.suffix}/{purpose}"

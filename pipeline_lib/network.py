@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.data_aws_prefix_list import DataAwsPrefixList
 from cdktf_cdktf_provider_aws.default_security_group import DefaultSecurityGroup
 from cdktf_cdktf_provider_aws.flow_log import FlowLog
@@ -90,13 +91,15 @@ class Network(Construct):
             )
             self.private_subnets.append(subnet)
 
+        # On every endpoint's ENIs: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE).
         self.endpoint_security_group = SecurityGroup(
             self,
             "endpoints-sg",
-            name=naming.name("endpoints"),
+            name_prefix=naming.prefix("endpoints"),
             description="Interface endpoints: HTTPS from the processor only",
             vpc_id=self.vpc.id,
             revoke_rules_on_delete=True,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         self.s3_endpoint = VpcEndpoint(
             self,

@@ -136,13 +136,15 @@ class ProcessorService(Construct):
             ),
         )
 
+        # On every task's ENI: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE).
         self.security_group = SecurityGroup(
             self,
             "sg",
-            name=naming.name("processor"),
+            name_prefix=naming.prefix("processor"),
             description="Processor tasks: no ingress; egress only to the endpoints, S3, PostgreSQL and Redis",
             vpc_id=network.vpc.id,
             revoke_rules_on_delete=True,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
         )
         network.allow_endpoint_access(self.security_group, client_name="processor")
         database.allow_from(self.security_group, client_name="processor")

@@ -4,6 +4,7 @@ review starts without loading the provider bindings.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 
 # Log groups an AWS service delivers to (ElastiCache logs) live under this prefix: delivery
@@ -41,6 +42,28 @@ UNSCOPABLE_ACTIONS = frozenset(
         "kinesis:ListStreams",
     }
 )
+
+
+# Resources AWS refuses to delete while something uses them (a group attached to an instance,
+# a security group on an ENI), each with the arguments besides its name that force a
+# replacement (provider 5.x). A replacement must create the new one first
+# (`create_before_destroy`), so its name cannot be fixed: a `name_prefix`, or, where the type
+# has none, a name that changes with those arguments (`replacement_digest`). Subnet groups are
+# replaced only by a new name, so theirs may be fixed. Policy rule
+# `in_use_resources_are_replaced_create_first`.
+REPLACED_WHILE_IN_USE: dict[str, tuple[str, ...]] = {
+    "aws_security_group": ("description", "vpc_id"),
+    "aws_db_parameter_group": ("family", "description"),
+    "aws_elasticache_parameter_group": ("family", "description"),
+    "aws_db_subnet_group": (),
+    "aws_elasticache_subnet_group": (),
+}
+
+
+def replacement_digest(values: tuple[str, ...]) -> str:
+    """Eight hex digits that change whenever one of `values` does (a name part, for types
+    without `name_prefix` whose other arguments force a replacement)."""
+    return hashlib.sha256("\x1f".join(values).encode()).hexdigest()[:8]
 
 
 def carries_suffix(name: str, suffix: str) -> bool:

@@ -13,10 +13,12 @@ from typing import Any
 from policy.conventions import (
     NAME_ATTRIBUTE,
     PRODUCTION_SUFFIXES,
+    REPLACED_WHILE_IN_USE,
     REQUIRED_TAGS,
     UNSCOPABLE_ACTIONS,
     VENDED_LOGS_PREFIX,
     carries_suffix,
+    replacement_digest,
 )
 from policy.stack_json import StackJson, references
 
@@ -57,7 +59,8 @@ def _finding(function_name: str, stack: StackJson, resource: str, message: str) 
 
 
 def _physical_name(type_: str, config: dict[str, Any]) -> str | None:
-    value = config.get(NAME_ATTRIBUTE.get(type_, "name"))
+    """The name, or the `name_prefix` AWS completes (which then carries the suffix)."""
+    value = config.get(NAME_ATTRIBUTE.get(type_, "name"), config.get("name_prefix"))
     return value if isinstance(value, str) else None
 
 
@@ -345,3 +348,25 @@ def shard_level_metrics_are_read(stack: StackJson) -> Iterator[Finding]:
         if res.config.get("shard_level_metrics") and not read:
             yield _finding("shard_level_metrics_are_read", stack, res.path,
                            f"enables shard-level metrics {sorted(res.config['shard_level_metrics'])} that no alarm reads")
+
+
+@rule
+def in_use_resources_are_replaced_create_first(stack: StackJson) -> Iterator[Finding]:
+    """What AWS will not delete while it is in use (parameter groups, security groups, subnet
+    groups: policy/conventions.py REPLACED_WHILE_IN_USE) is replaced new-first, under a name
+    that is not the old one's: delete-first fails while attached (a security group's delete
+    waits 15 minutes on its ENIs), and create-first under a fixed name collides."""
+    for type_, forcing in REPLACED_WHILE_IN_USE.items():
+        for res in stack.resources(type_):
+            config = res.config
+            if (config.get("lifecycle") or {}).get("create_before_destroy") is not True:
+                yield _finding("in_use_resources_are_replaced_create_first", stack, res.path,
+                               "in use, so it must be replaced create-first (lifecycle.create_before_destroy)")
+            if not forcing or config.get("name_prefix"):
+                continue
+            name = config.get("name")
+            values = tuple(str(config.get(attribute, "")) for attribute in forcing)
+            if not isinstance(name, str) or replacement_digest(values) not in name:
+                yield _finding("in_use_resources_are_replaced_create_first", stack, res.path,
+                               f"fixed name {name!r}: a change to {' or '.join(forcing)} replaces it under the same "
+                               "name; use name_prefix (or a name with replacement_digest of those arguments)")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from policy.stack_json import StackJson
 from tests.helpers import only, ref
 
@@ -43,3 +45,34 @@ def test_parameter_group_sets_the_eviction_policy(stack: StackJson) -> None:
     params = {p["name"]: p["value"] for p in only(stack, "aws_elasticache_parameter_group").config["parameter"]}
     # Retail's hot-product cache evicts the coldest key; factory's detector state has no TTL and must stay.
     assert params["maxmemory-policy"] == {"retail": "allkeys-lru", "factory": "volatile-lru"}[stack.workload]
+
+
+def _cache_parameter_group(tmp_path: Path, family: str, engine_version: str) -> dict:
+    from dataclasses import replace
+
+    from cdktf import App
+
+    from policy.stack_json import load_app
+    from stacks.config import build_config
+    from stacks.workload_stack import WorkloadStack
+
+    config = build_config("retail", "dev")
+    config = replace(config, cache=replace(config.cache, parameter_group_family=family, engine_version=engine_version))
+    app = App(outdir=str(tmp_path / family))
+    WorkloadStack(app, config)
+    app.synth()
+    (stack,) = load_app(tmp_path / family)
+    return only(stack, "aws_elasticache_parameter_group").config
+
+
+def test_a_redis_major_upgrade_creates_the_next_parameter_group_under_a_new_name_first(tmp_path: Path) -> None:
+    now, upgrade = _cache_parameter_group(tmp_path, "redis6.x", "6.2"), _cache_parameter_group(tmp_path, "redis7", "7.1")
+    assert now["lifecycle"]["create_before_destroy"] is True and upgrade["lifecycle"]["create_before_destroy"] is True
+    assert now["name"].startswith("retail-cache-redis6-x-") and now["name"].endswith("-dev")
+    assert upgrade["name"].startswith("retail-cache-redis7-") and now["name"] != upgrade["name"]
+
+
+def test_the_cache_security_group_is_replaced_new_first_under_a_prefix(stack: StackJson) -> None:
+    (group,) = [r.config for r in stack.resources("aws_security_group") if r.path.endswith("cache/sg")]
+    assert "name" not in group and group["name_prefix"] == f"{stack.workload}-cache-dev-"
+    assert group["lifecycle"]["create_before_destroy"] is True

@@ -67,7 +67,7 @@ def test_prod_database_is_protected_multi_az_and_keeps_backups_longer(prod_stack
     assert db["backup_retention_period"] == 35
 
 
-def test_the_parameter_group_is_named_after_its_family_so_a_major_upgrade_can_create_the_next(tmp_path: Path) -> None:
+def test_the_parameter_group_has_a_prefix_with_its_family_so_a_major_upgrade_can_create_the_next(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from cdktf import App
@@ -87,8 +87,9 @@ def test_the_parameter_group_is_named_after_its_family_so_a_major_upgrade_can_cr
         (stack,) = load_app(tmp_path / version)
         group = only(stack, "aws_db_parameter_group").config
         assert group["family"] == f"postgres{version}" and group["lifecycle"]["create_before_destroy"] is True
-        names[version] = group["name"]
-    assert names == {"16": "retail-db-postgres16-dev", "17": "retail-db-postgres17-dev"}
+        assert "name" not in group  # AWS completes the prefix: never the old group's name
+        names[version] = group["name_prefix"]
+    assert names == {"16": "retail-db-postgres16-dev-", "17": "retail-db-postgres17-dev-"}
 
 
 def test_a_family_that_does_not_match_the_engine_is_refused() -> None:

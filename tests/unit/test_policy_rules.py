@@ -42,7 +42,7 @@ def test_every_rule_is_registered() -> None:
         "no_wildcard_actions", "no_wildcard_resources", "no_secrets_are_created", "destroyable_outside_production",
         "production_is_protected", "vended_logs_share_one_resource_policy_statement",
         "production_alarms_reach_someone", "endpoints_are_fenced_to_this_account",
-        "shard_level_metrics_are_read",
+        "shard_level_metrics_are_read", "in_use_resources_are_replaced_create_first",
     }
 
 
@@ -247,3 +247,26 @@ def test_shard_level_metrics_a_per_shard_alarm_reads_are_allowed(retail: StackJs
         first(document, "aws_cloudwatch_metric_alarm").update(
             namespace="AWS/Kinesis", metric_name="IncomingBytes", dimensions={"StreamName": "s", "ShardId": "shardId-0"})
     assert findings(rules.shard_level_metrics_are_read, mutated(retail, hot_shard)) == []
+
+
+@pytest.mark.parametrize("type_", ["aws_security_group", "aws_db_parameter_group", "aws_elasticache_parameter_group"])
+def test_an_in_use_resource_with_a_fixed_name_is_found(retail: StackJson, type_: str) -> None:
+    def fix(document: dict[str, Any]) -> None:
+        resource = first(document, type_)
+        resource.pop("name_prefix", None)
+        resource["name"] = "retail-fixed-dev"
+    found = findings(rules.in_use_resources_are_replaced_create_first, mutated(retail, fix))
+    assert len(found) == 1 and found[0].message.startswith("fixed name 'retail-fixed-dev': a change to ")
+
+
+@pytest.mark.parametrize("type_", ["aws_security_group", "aws_db_parameter_group", "aws_elasticache_parameter_group",
+                                   "aws_db_subnet_group", "aws_elasticache_subnet_group"])
+def test_an_in_use_resource_replaced_delete_first_is_found(retail: StackJson, type_: str) -> None:
+    found = findings(rules.in_use_resources_are_replaced_create_first,
+                     mutated(retail, lambda d: first(d, type_).pop("lifecycle")))
+    assert [f.message for f in found] == ["in use, so it must be replaced create-first (lifecycle.create_before_destroy)"]
+
+
+def test_a_cache_parameter_group_whose_name_misses_a_new_description_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_elasticache_parameter_group").update(description="edited"))
+    assert len(findings(rules.in_use_resources_are_replaced_create_first, bad)) == 1
