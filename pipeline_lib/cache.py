@@ -119,7 +119,9 @@ class Cache(Construct):
             maintenance_window="sun:05:00-sun:06:00",
             auto_minor_version_upgrade="true",
             apply_immediately=True,
-            final_snapshot_identifier=naming.name("cache-final") if settings.final_snapshot else None,
+            # One per creation of the group (a fixed one fails the next teardown of a re-created group).
+            final_snapshot_identifier=naming.per_creation("cache-final") if settings.final_snapshot else None,
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["final_snapshot_identifier"]),
             log_delivery_configuration=[
                 ElasticacheReplicationGroupLogDeliveryConfiguration(
                     destination=log.name, destination_type="cloudwatch-logs", log_format="json", log_type=log_type

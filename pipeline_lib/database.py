@@ -141,10 +141,13 @@ class Database(Construct):
             auto_minor_version_upgrade=True,
             deletion_protection=settings.deletion_protection,
             skip_final_snapshot=settings.skip_final_snapshot,
-            final_snapshot_identifier=None if settings.skip_final_snapshot else naming.name("db-final"),
+            # Snapshots outlive their instance: a fixed name would fail the next teardown of a
+            # re-created instance ("already exists"). One per creation, kept for its lifetime.
+            final_snapshot_identifier=None if settings.skip_final_snapshot else naming.per_creation("db-final"),
             delete_automated_backups=settings.skip_final_snapshot,
             apply_immediately=not settings.deletion_protection,
             depends_on=[group.log_group for group in self.log_groups],
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["final_snapshot_identifier"]),
         )
         self.rotation = SecretsmanagerSecretRotation(
             self,

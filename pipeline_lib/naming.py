@@ -46,6 +46,16 @@ class Naming:
         replacement can be created beside the resource it replaces."""
         return f"{self.name(purpose)}-"
 
+    def per_creation(self, purpose: str) -> str:
+        """A name unique to one creation of the resource that holds it (`<workload>-<purpose>-
+        <suffix>-<UTC time of the apply that created it>`): for what outlives its resource, such
+        as a final snapshot, which a re-created resource would otherwise collide with. The
+        holder must ignore later changes to it (`lifecycle.ignore_changes`), or every plan
+        would show a new time."""
+        from cdktf import Fn
+
+        return f"{self.name(purpose)}-{Fn.formatdate('YYYYMMDDhhmmss', Fn.timestamp())}"
+
     def path(self, purpose: str) -> str:
         """Log group style: `/<workload>/<suffix>/<purpose>`."""
         return f"/{self.workload}/{self.suffix}/{purpose}"

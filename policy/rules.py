@@ -370,3 +370,27 @@ def in_use_resources_are_replaced_create_first(stack: StackJson) -> Iterator[Fin
                 yield _finding("in_use_resources_are_replaced_create_first", stack, res.path,
                                f"fixed name {name!r}: a change to {' or '.join(forcing)} replaces it under the same "
                                "name; use name_prefix (or a name with replacement_digest of those arguments)")
+
+
+# What makes a name differ per creation: the apply's time (held with ignore_changes) or a
+# resource made with its holder (random_id, time_static).
+_PER_CREATION = ("timestamp()", "${random_", "${time_static.")
+
+
+@rule
+def final_snapshots_are_unique_per_instance(stack: StackJson) -> Iterator[Finding]:
+    """A final snapshot outlives its instance: under a fixed identifier, the teardown of a
+    re-created instance fails ("snapshot already exists") and leaves the stack half destroyed."""
+    for type_ in ("aws_db_instance", "aws_elasticache_replication_group", "aws_rds_cluster"):
+        for res in stack.resources(type_):
+            identifier = res.config.get("final_snapshot_identifier")
+            if not identifier:
+                continue
+            if not any(marker in str(identifier) for marker in _PER_CREATION):
+                yield _finding("final_snapshots_are_unique_per_instance", stack, res.path,
+                               f"final snapshot identifier {identifier!r} is the same for every instance it names")
+            elif "timestamp()" in str(identifier) and "final_snapshot_identifier" not in (
+                    (res.config.get("lifecycle") or {}).get("ignore_changes") or []):
+                yield _finding("final_snapshots_are_unique_per_instance", stack, res.path,
+                               "a final snapshot identifier from timestamp() needs lifecycle.ignore_changes, "
+                               "or every plan changes it")

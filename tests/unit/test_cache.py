@@ -76,3 +76,9 @@ def test_the_cache_security_group_is_replaced_new_first_under_a_prefix(stack: St
     (group,) = [r.config for r in stack.resources("aws_security_group") if r.path.endswith("cache/sg")]
     assert "name" not in group and group["name_prefix"] == f"{stack.workload}-cache-dev-"
     assert group["lifecycle"]["create_before_destroy"] is True
+
+
+def test_a_production_cache_leaves_a_final_snapshot_named_once_per_creation(prod_stacks: dict[str, StackJson]) -> None:
+    group = only(prod_stacks["factory-prod"], "aws_elasticache_replication_group").config
+    assert group["final_snapshot_identifier"] == 'factory-cache-final-prod-${formatdate("YYYYMMDDhhmmss", timestamp())}'
+    assert group["lifecycle"]["ignore_changes"] == ["final_snapshot_identifier"]

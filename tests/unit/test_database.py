@@ -63,7 +63,8 @@ def test_dev_database_is_destroyable(stack: StackJson) -> None:
 def test_prod_database_is_protected_multi_az_and_keeps_backups_longer(prod_stacks: dict[str, StackJson]) -> None:
     db = only(prod_stacks["retail-prod"], "aws_db_instance").config
     assert db["deletion_protection"] is True and db["multi_az"] is True and db["skip_final_snapshot"] is False
-    assert db["final_snapshot_identifier"] == "retail-db-final-prod"
+    assert db["final_snapshot_identifier"] == 'retail-db-final-prod-${formatdate("YYYYMMDDhhmmss", timestamp())}'
+    assert db["lifecycle"]["ignore_changes"] == ["final_snapshot_identifier"]  # one name per instance lifetime
     assert db["backup_retention_period"] == 35
 
 

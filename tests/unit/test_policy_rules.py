@@ -43,6 +43,7 @@ def test_every_rule_is_registered() -> None:
         "production_is_protected", "vended_logs_share_one_resource_policy_statement",
         "production_alarms_reach_someone", "endpoints_are_fenced_to_this_account",
         "shard_level_metrics_are_read", "in_use_resources_are_replaced_create_first",
+        "final_snapshots_are_unique_per_instance",
     }
 
 
@@ -270,3 +271,15 @@ def test_an_in_use_resource_replaced_delete_first_is_found(retail: StackJson, ty
 def test_a_cache_parameter_group_whose_name_misses_a_new_description_is_found(retail: StackJson) -> None:
     bad = mutated(retail, lambda d: first(d, "aws_elasticache_parameter_group").update(description="edited"))
     assert len(findings(rules.in_use_resources_are_replaced_create_first, bad)) == 1
+
+
+@pytest.mark.parametrize("type_", ["aws_db_instance", "aws_elasticache_replication_group"])
+def test_a_fixed_final_snapshot_identifier_is_found(prod_stacks: dict[str, StackJson], type_: str) -> None:
+    bad = mutated(prod_stacks["retail-prod"], lambda d: first(d, type_).update(final_snapshot_identifier="retail-final-prod"))
+    assert [f.message for f in findings(rules.final_snapshots_are_unique_per_instance, bad)] == [
+        "final snapshot identifier 'retail-final-prod' is the same for every instance it names"]
+
+
+def test_a_timestamped_final_snapshot_identifier_that_plans_would_change_is_found(prod_stacks: dict[str, StackJson]) -> None:
+    bad = mutated(prod_stacks["retail-prod"], lambda d: first(d, "aws_db_instance").pop("lifecycle"))
+    assert len(findings(rules.final_snapshots_are_unique_per_instance, bad)) == 1
