@@ -18,6 +18,7 @@ from cdktf import App
 
 from pipeline_lib.naming import InvalidSuffixError
 from stacks.config import ConfigError, build_config
+from stacks.state import state_for
 from stacks.workload_stack import WorkloadStack
 from stacks.workloads import WORKLOADS
 
@@ -43,14 +44,16 @@ def environment_suffix() -> str:
 
 
 def build_app(outdir: str | None = None, suffix: str | None = None, alert_subscriptions: str | None = None,
-              incident_subscriptions: str | None = None) -> App:
-    """Both stacks; the subscriptions default to ALERT_SUBSCRIPTIONS and INCIDENT_SUBSCRIPTIONS (stacks/config.py)."""
+              incident_subscriptions: str | None = None, state_bucket: str | None = None) -> App:
+    """Both stacks; the subscriptions default to ALERT_SUBSCRIPTIONS and INCIDENT_SUBSCRIPTIONS
+    (stacks/config.py), the state bucket to TF_STATE_BUCKET (stacks/state.py)."""
     suffix = suffix or environment_suffix()
-    # Every config is built (and validated) before the App exists: it creates the output directory.
+    # Every config and its state are built (and validated) before the App exists: it creates the output directory.
     configs = [build_config(workload, suffix, alert_subscriptions, incident_subscriptions) for workload in WORKLOADS]
+    states = [state_for(config, bucket=state_bucket) for config in configs]
     app = App(outdir=outdir) if outdir else App()
-    for config in configs:
-        WorkloadStack(app, config)
+    for config, state in zip(configs, states, strict=True):
+        WorkloadStack(app, config, state)
     return app
 
 

@@ -394,3 +394,19 @@ def final_snapshots_are_unique_per_instance(stack: StackJson) -> Iterator[Findin
                 yield _finding("final_snapshots_are_unique_per_instance", stack, res.path,
                                "a final snapshot identifier from timestamp() needs lifecycle.ignore_changes, "
                                "or every plan changes it")
+
+
+@rule
+def production_state_is_remote_and_encrypted(stack: StackJson) -> Iterator[Finding]:
+    """Production state holds the Redis AUTH token in clear: it lives in S3, encrypted and
+    locked, never in a local file a CI runner takes with it (stacks/state.py)."""
+    if stack.suffix not in PRODUCTION_SUFFIXES:
+        return
+    backends = (stack.document.get("terraform") or {}).get("backend") or {}
+    s3 = backends.get("s3")
+    if s3 is None:
+        yield _finding("production_state_is_remote_and_encrypted", stack, "terraform.backend",
+                       f"production state is kept by {', '.join(sorted(backends)) or 'no backend'}, not S3")
+    elif s3.get("encrypt") is not True or s3.get("use_lockfile") is not True:
+        yield _finding("production_state_is_remote_and_encrypted", stack, "terraform.backend",
+                       "production state in S3 must be encrypted (encrypt) and locked (use_lockfile)")

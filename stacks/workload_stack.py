@@ -1,8 +1,6 @@
 """One stack per workload: provider, backend, construct wiring and outputs, nothing else."""
 from __future__ import annotations
 
-import os
-
 from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
@@ -21,18 +19,13 @@ from pipeline_lib.naming import Naming
 from pipeline_lib.network import DEFAULT_INTERFACE_ENDPOINTS, EXEC_ENDPOINTS, Network
 from pipeline_lib.processor_service import ProcessorService
 from stacks.config import WorkloadConfig
-
-STATE_BUCKET_ENV = "TF_STATE_BUCKET"
-STATE_REGION_ENV = "TF_STATE_REGION"
-# Local state under another directory (relative to the project root): the local emulator
-# deployment keeps its state in .local/state so it never mixes with a real deployment's.
-LOCAL_STATE_DIR_ENV = "TF_LOCAL_STATE_DIR"
+from stacks.state import LocalState, RemoteState, state_for
 
 
 class WorkloadStack(TerraformStack):
-    def __init__(self, scope: Construct, config: WorkloadConfig) -> None:
+    def __init__(self, scope: Construct, config: WorkloadConfig, state: RemoteState | LocalState | None = None) -> None:
         super().__init__(scope, config.stack_id)
-        self._configure_state(config)
+        self._configure_state(state or state_for(config))
         AwsProvider(self, "aws", region=config.region,
                     default_tags=[AwsProviderDefaultTags(tags=config.tags)])
 
@@ -94,22 +87,10 @@ class WorkloadStack(TerraformStack):
         for name, value in outputs.items():
             TerraformOutput(self, name, value=value)
 
-    def _configure_state(self, config: WorkloadConfig) -> None:
-        """S3 state with native locking when a bucket is named; local state otherwise."""
-        bucket = os.environ.get(STATE_BUCKET_ENV, "").strip()
-        if not bucket:
-            # Terraform runs in cdktf.out/stacks/<id>/: keep state at the project root, outside cdktf.out.
-            directory = os.environ.get(LOCAL_STATE_DIR_ENV, "").strip().strip("/")
-            if directory.startswith("..") or "/../" in f"/{directory}/":
-                raise ValueError(f"{LOCAL_STATE_DIR_ENV} must stay inside the project, not {directory!r}")
-            prefix = f"../../../{directory}/" if directory else "../../../"
-            LocalBackend(self, path=f"{prefix}terraform.{config.stack_id}.tfstate")
+    def _configure_state(self, state: RemoteState | LocalState) -> None:
+        """S3 state with encryption and native locking when a bucket is named; local state otherwise."""
+        if isinstance(state, LocalState):
+            LocalBackend(self, path=state.path)
             return
-        backend = S3Backend(
-            self,
-            bucket=bucket,
-            key=f"{config.project}/{config.stack_id}/terraform.tfstate",
-            region=os.environ.get(STATE_REGION_ENV, config.region),
-            encrypt=True,
-        )
+        backend = S3Backend(self, bucket=state.bucket, key=state.key, region=state.region, encrypt=True)
         backend.add_override("use_lockfile", True)  # S3-native lock (Terraform >= 1.10)

@@ -21,13 +21,16 @@ from policy.stack_json import StackJson, load_app  # noqa: E402
 # Production must name who its alarms reach; the test synth names an on-call address, dev none.
 PROD_ALERTS = "email:platform-oncall@example.com,sqs:ops-alerts-prod"
 PROD_INCIDENTS = "email:line-1-team@example.com;line=line-1,sqs:plant-incidents-prod;severity=critical"
+# Production state must be remote (stacks/state.py): the test synth names a bucket, dev none.
+PROD_STATE_BUCKET = "acme-terraform-state-prod"
 
 
 def _synth(tmp_path_factory: pytest.TempPathFactory, suffix: str) -> Path:
     outdir = tmp_path_factory.mktemp(f"cdktf-{suffix}")
     prod = suffix == "prod"
     build_app(outdir=str(outdir), suffix=suffix, alert_subscriptions=PROD_ALERTS if prod else "",
-              incident_subscriptions=PROD_INCIDENTS if prod else "").synth()
+              incident_subscriptions=PROD_INCIDENTS if prod else "",
+              state_bucket=PROD_STATE_BUCKET if prod else "").synth()
     return outdir
 
 

@@ -43,7 +43,7 @@ def test_every_rule_is_registered() -> None:
         "production_is_protected", "vended_logs_share_one_resource_policy_statement",
         "production_alarms_reach_someone", "endpoints_are_fenced_to_this_account",
         "shard_level_metrics_are_read", "in_use_resources_are_replaced_create_first",
-        "final_snapshots_are_unique_per_instance",
+        "final_snapshots_are_unique_per_instance", "production_state_is_remote_and_encrypted",
     }
 
 
@@ -283,3 +283,11 @@ def test_a_fixed_final_snapshot_identifier_is_found(prod_stacks: dict[str, Stack
 def test_a_timestamped_final_snapshot_identifier_that_plans_would_change_is_found(prod_stacks: dict[str, StackJson]) -> None:
     bad = mutated(prod_stacks["retail-prod"], lambda d: first(d, "aws_db_instance").pop("lifecycle"))
     assert len(findings(rules.final_snapshots_are_unique_per_instance, bad)) == 1
+
+
+def test_production_state_in_a_local_file_or_unencrypted_is_found(prod_stacks: dict[str, StackJson]) -> None:
+    local = mutated(prod_stacks["retail-prod"], lambda d: d["terraform"].update(backend={"local": {"path": "x"}}))
+    assert [f.message for f in findings(rules.production_state_is_remote_and_encrypted, local)] == [
+        "production state is kept by local, not S3"]
+    plain = mutated(prod_stacks["retail-prod"], lambda d: d["terraform"]["backend"]["s3"].update(encrypt=False))
+    assert len(findings(rules.production_state_is_remote_and_encrypted, plain)) == 1

@@ -59,6 +59,25 @@ def test_a_state_bucket_switches_to_s3_with_locking(tmp_path: Path) -> None:
     assert backend["key"] == "streaming-pipelines/retail-qa/terraform.tfstate"
 
 
+def test_production_refuses_to_synthesize_without_a_state_bucket(tmp_path: Path) -> None:
+    result = _synth_subprocess(tmp_path, {"TF_STATE_BUCKET": "", "ENVIRONMENT_SUFFIX": "prod",
+                                          "ALERT_SUBSCRIPTIONS": "email:oncall@example.com",
+                                          "INCIDENT_SUBSCRIPTIONS": "email:line-1@example.com"})
+    assert result.returncode == 2
+    assert "retail-prod: production state must be remote and encrypted: set TF_STATE_BUCKET" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_production_state_goes_to_the_named_bucket_encrypted_and_locked(prod_stacks: dict[str, StackJson]) -> None:
+    from tests.conftest import PROD_STATE_BUCKET
+
+    for stack in prod_stacks.values():
+        backend = stack.document["terraform"]["backend"]
+        assert backend == {"s3": {"bucket": PROD_STATE_BUCKET, "encrypt": True, "use_lockfile": True,
+                                  "key": f"streaming-pipelines/{stack.stack_id}/terraform.tfstate",
+                                  "region": {"retail": "us-east-1", "factory": "eu-west-1"}[stack.workload]}}
+
+
 def test_a_local_state_directory_keeps_state_apart_from_the_default(tmp_path: Path) -> None:
     result = _synth_subprocess(tmp_path, {"TF_LOCAL_STATE_DIR": ".local/state", "ENVIRONMENT_SUFFIX": "local"})
     assert result.returncode == 0, result.stderr

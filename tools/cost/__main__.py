@@ -17,8 +17,10 @@ from pathlib import Path
 
 from tools.cost import estimate, prices
 
-# Subscriptions change nothing a bill shows; production refuses to synthesize without them.
+# Subscriptions and where the state lives change nothing a bill shows; production refuses to
+# synthesize without them.
 PLACEHOLDER_SUBSCRIPTION = "email:cost-estimate@example.invalid"
+PLACEHOLDER_STATE_BUCKET = "cost-estimate-state"
 
 
 def stack_costs(suffix: str, table: prices.PriceTable) -> list[estimate.StackCost]:
@@ -29,7 +31,7 @@ def stack_costs(suffix: str, table: prices.PriceTable) -> list[estimate.StackCos
     from tools.cost.usage import usage_of
 
     with tempfile.TemporaryDirectory(prefix="cost-") as outdir:
-        build_app(outdir, suffix, PLACEHOLDER_SUBSCRIPTION, PLACEHOLDER_SUBSCRIPTION).synth()
+        build_app(outdir, suffix, PLACEHOLDER_SUBSCRIPTION, PLACEHOLDER_SUBSCRIPTION, PLACEHOLDER_STATE_BUCKET).synth()
         costs = []
         for workload in WORKLOADS:
             config = build_config(workload, suffix, PLACEHOLDER_SUBSCRIPTION, PLACEHOLDER_SUBSCRIPTION)
