@@ -47,7 +47,7 @@ from constructs import Construct
 
 from pipeline_lib import iam
 from pipeline_lib.account import AccountContext
-from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
+from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
@@ -73,6 +73,7 @@ class Archive(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.settings = settings
+        self._stream = stream
         # Bucket names are global: the account id keeps two accounts from colliding.
         self.bucket = S3Bucket(
             self, "bucket", bucket=f"{naming.name('archive')}-{account.account_id}", force_destroy=settings.force_destroy,
@@ -267,8 +268,45 @@ class Archive(Construct):
         return self.bucket.bucket
 
     def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
-        return [MetricAlarmSpec(purpose="archive-delivery", description="Firehose failed to deliver records to the archive",
-                                namespace="AWS/Firehose", metric_name="DeliveryToS3.Success",
-                                dimensions={"DeliveryStreamName": self.firehose.name}, statistic="Minimum",
-                                comparison="LessThanThreshold", threshold=1, evaluation_periods=3,
-                                treat_missing_data="notBreaching")]
+        """Both sides of the delivery stream. A Firehose that cannot read its Kinesis source (a
+        key or role condition broken) retries GetRecords for ever and delivers nothing: its
+        DeliveryToS3 metrics then have no data at all, and the processor keeps the stream's
+        iterator age low. So the source side is watched on its own: records arriving on the
+        stream while Firehose reads none, and how far behind the stream its reads are; then
+        how old the oldest record inside Firehose is (data freshness). A record not archived
+        within the stream's retention is gone."""
+        firehose = {"DeliveryStreamName": self.firehose.name}
+        return [
+            MetricAlarmSpec(purpose="archive-delivery", description="Firehose failed to deliver records to the archive",
+                            namespace="AWS/Firehose", metric_name="DeliveryToS3.Success", dimensions=firehose,
+                            statistic="Minimum", comparison="LessThanThreshold", threshold=1, evaluation_periods=3,
+                            treat_missing_data="notBreaching"),
+            MathAlarmSpec(
+                purpose="archive-not-reading",
+                description="Records arrive on the stream but the archive's Firehose reads none (its role, key "
+                            "or source is broken): the compliance archive has stopped",
+                metrics={"incoming": MetricRef(namespace="AWS/Kinesis", metric_name="IncomingRecords",
+                                               dimensions={"StreamName": self._stream.name}, statistic="Sum",
+                                               period_seconds=FIVE_MINUTES),
+                         "read": MetricRef(namespace="AWS/Firehose", metric_name="DataReadFromKinesisStream.Records",
+                                           dimensions=firehose, statistic="Sum", period_seconds=FIVE_MINUTES)},
+                # A Firehose that reads nothing publishes no data point at all: FILL makes that a 0.
+                expression="IF(incoming > 0 AND FILL(read, 0) == 0, 1, 0)", label="stream written, archive not read",
+                comparison="GreaterThanOrEqualToThreshold", threshold=1, evaluation_periods=3,
+                treat_missing_data="notBreaching",  # nothing written to the stream: nothing to archive
+            ),
+            MetricAlarmSpec(purpose="archive-read-lag",
+                            description="The archive's Firehose reads the stream far behind its newest record",
+                            namespace="AWS/Firehose", metric_name="KinesisMillisBehindLatest", dimensions=firehose,
+                            statistic="Maximum", comparison="GreaterThanThreshold",
+                            threshold=thresholds.archive_read_lag_ms, evaluation_periods=3,
+                            treat_missing_data="notBreaching"),
+            MetricAlarmSpec(purpose="archive-freshness",
+                            description="The oldest record inside Firehose waits longer than its buffering interval "
+                                        "plus a margin: delivery to S3 is stuck",
+                            namespace="AWS/Firehose", metric_name="DeliveryToS3.DataFreshness", dimensions=firehose,
+                            statistic="Maximum", comparison="GreaterThanThreshold",
+                            threshold=self.settings.buffering_interval_seconds
+                            + thresholds.archive_freshness_margin_seconds,
+                            evaluation_periods=3, treat_missing_data="notBreaching"),
+        ]

@@ -121,7 +121,9 @@ class Monitoring(Construct):
             widget("Redis", [
                 ["AWS/ElastiCache", "EngineCPUUtilization", "CacheClusterId", primary, {"stat": "Average"}],
                 ["AWS/ElastiCache", "CacheHitRate", "CacheClusterId", primary, {"stat": "Average"}]], 12, 12),
-            widget("Archive delivery", [
+            widget("Archive: read from the stream, delivered", [
+                ["AWS/Kinesis", "IncomingRecords", "StreamName", stream.name],
+                ["AWS/Firehose", "DataReadFromKinesisStream.Records", "DeliveryStreamName", archive.firehose.name],
                 ["AWS/Firehose", "DeliveryToS3.Records", "DeliveryStreamName", archive.firehose.name],
                 ["AWS/Firehose", "DeliveryToS3.Success", "DeliveryStreamName", archive.firehose.name,
                  {"stat": "Average", "yAxis": "right"}]], 0, 18),

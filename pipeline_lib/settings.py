@@ -232,6 +232,9 @@ class AlarmConfig:
     cache_memory_percent: int = 80
     cache_evictions_per_5min: int = 1_000
     incident_outbox_age_seconds: int = 300  # an incident message unsent this long: SNS or the processor is stuck
+    archive_read_lag_ms: int = 900_000  # Firehose reading a quarter of an hour behind the stream
+    # A record inside Firehose older than its buffering interval plus this: delivery is stuck.
+    archive_freshness_margin_seconds: int = 900
 
 
 _IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")

@@ -410,3 +410,25 @@ def production_state_is_remote_and_encrypted(stack: StackJson) -> Iterator[Findi
     elif s3.get("encrypt") is not True or s3.get("use_lockfile") is not True:
         yield _finding("production_state_is_remote_and_encrypted", stack, "terraform.backend",
                        "production state in S3 must be encrypted (encrypt) and locked (use_lockfile)")
+
+
+@rule
+def kinesis_sourced_firehose_is_watched_at_its_source(stack: StackJson) -> Iterator[Finding]:
+    """A Firehose reading a Kinesis stream that cannot read retries for ever and delivers
+    nothing, so its delivery metrics go silent rather than bad: an alarm must compare what
+    it reads with what the stream receives, and one must watch its data freshness."""
+    watched: dict[str, set[str]] = {}
+    for alarm in stack.resources("aws_cloudwatch_metric_alarm"):
+        for metric in _alarm_metrics(alarm.config):
+            if metric.get("namespace") == "AWS/Firehose":
+                name = str((metric.get("dimensions") or {}).get("DeliveryStreamName"))
+                watched.setdefault(name, set()).add(str(metric.get("metric_name")))
+    for res in stack.resources("aws_kinesis_firehose_delivery_stream"):
+        if not res.config.get("kinesis_source_configuration"):
+            continue
+        seen = watched.get(f"${{aws_kinesis_firehose_delivery_stream.{res.name}.name}}", set()) | watched.get(
+            str(res.config.get("name")), set())
+        for metric in ("DataReadFromKinesisStream.Records", "DeliveryToS3.DataFreshness"):
+            if metric not in seen:
+                yield _finding("kinesis_sourced_firehose_is_watched_at_its_source", stack, res.path,
+                               f"no alarm reads its {metric}")

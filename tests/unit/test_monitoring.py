@@ -7,7 +7,7 @@ EXPECTED_ALARMS = {
     "stream-iterator-age", "stream-write-throttled", "stream-read-throttled", "processor-errors",
     "processor-dead-letters", "processor-tasks-below-desired", "db-cpu", "db-free-storage", "db-connections",
     "cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu", "cache-2-memory", "cache-2-evictions",
-    "archive-delivery",
+    "archive-delivery", "archive-not-reading", "archive-read-lag", "archive-freshness",
 }
 FACTORY_ONLY_ALARMS = {"incident-outbox-backlog"}
 
@@ -91,7 +91,8 @@ AWS_METRICS = {
     "AWS/RDS": {"CPUUtilization", "FreeStorageSpace", "DatabaseConnections"},
     "AWS/ElastiCache": {"EngineCPUUtilization", "DatabaseMemoryUsagePercentage", "Evictions", "CurrConnections",
                         "CacheHitRate"},
-    "AWS/Firehose": {"DeliveryToS3.Success", "DeliveryToS3.DataFreshness", "DeliveryToS3.Records"},
+    "AWS/Firehose": {"DeliveryToS3.Success", "DeliveryToS3.DataFreshness", "DeliveryToS3.Records",
+                     "DataReadFromKinesisStream.Records", "KinesisMillisBehindLatest"},
     "ECS/ContainerInsights": {"RunningTaskCount", "DesiredTaskCount"},
 }
 
@@ -147,3 +148,32 @@ def test_a_metric_outside_the_registry_is_refused_at_emit() -> None:
     assert '"DeadLetters": 1' in out.getvalue()
     with pytest.raises(ValueError, match=r"\['DeadLeters'\] are not in processor.metrics.EMITTED"):
         Metrics("Pipeline/retail-dev", "retail", out).emit({"DeadLeters": 1})
+
+
+def _alarm(stack: StackJson, purpose: str) -> dict:
+    (alarm,) = [r.config for r in stack.resources("aws_cloudwatch_metric_alarm")
+                if r.config["alarm_name"] == f"{stack.workload}-{purpose}-dev"]
+    return alarm
+
+
+def test_records_arriving_on_the_stream_while_firehose_reads_none_raise_an_alarm(stack: StackJson) -> None:
+    alarm = _alarm(stack, "archive-not-reading")
+    metrics = {q["id"]: q["metric"] for q in alarm["metric_query"] if "metric" in q}
+    (expression,) = [q for q in alarm["metric_query"] if "expression" in q]
+    stream = ref(only(stack, "aws_kinesis_stream"), "name")
+    firehose = ref(only(stack, "aws_kinesis_firehose_delivery_stream"), "name")
+    assert (metrics["incoming"]["namespace"], metrics["incoming"]["metric_name"], metrics["incoming"]["dimensions"],
+            metrics["incoming"]["stat"]) == ("AWS/Kinesis", "IncomingRecords", {"StreamName": stream}, "Sum")
+    assert (metrics["read"]["namespace"], metrics["read"]["metric_name"], metrics["read"]["dimensions"]) == (
+        "AWS/Firehose", "DataReadFromKinesisStream.Records", {"DeliveryStreamName": firehose})
+    # a Firehose that reads nothing publishes nothing: the missing reads count as none
+    assert expression["expression"] == "IF(incoming > 0 AND FILL(read, 0) == 0, 1, 0)"
+    assert alarm["comparison_operator"] == "GreaterThanOrEqualToThreshold" and alarm["threshold"] == 1
+
+
+def test_the_archive_is_watched_for_read_lag_and_data_freshness(stack: StackJson) -> None:
+    lag, freshness = _alarm(stack, "archive-read-lag"), _alarm(stack, "archive-freshness")
+    assert (lag["metric_name"], lag["statistic"]) == ("KinesisMillisBehindLatest", "Maximum")
+    assert (freshness["metric_name"], freshness["statistic"]) == ("DeliveryToS3.DataFreshness", "Maximum")
+    buffering = only(stack, "aws_kinesis_firehose_delivery_stream").config["extended_s3_configuration"]["buffering_interval"]
+    assert freshness["threshold"] > buffering  # a record waiting for its buffer to fill is not late
