@@ -11,12 +11,11 @@ from typing import Any
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.appautoscaling_policy import (
     AppautoscalingPolicy,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions,
-    AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification,
+    AppautoscalingPolicyStepScalingPolicyConfiguration,
+    AppautoscalingPolicyStepScalingPolicyConfigurationStepAdjustment,
 )
 from cdktf_cdktf_provider_aws.appautoscaling_target import AppautoscalingTarget
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
 from cdktf_cdktf_provider_aws.ecr_lifecycle_policy import EcrLifecyclePolicy
 from cdktf_cdktf_provider_aws.ecr_repository import (
     EcrRepository,
@@ -273,6 +272,18 @@ class ProcessorService(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]),  # autoscaling owns it
         )
 
+        self.max_tasks = max_tasks
+        self.scaling_target: AppautoscalingTarget | None = None
+        if max_tasks > settings.min_count:
+            self._scale_on_lag(naming, settings, max_tasks)
+        # min == max (production's two tasks on two shards): a policy could never act, so there
+        # is none; resharding is the lever, and the `processor-lag` alarm says so.
+
+    def _scale_on_lag(self, naming: Naming, settings: ServiceConfig, max_tasks: int) -> None:
+        """Step scaling on the processor's own lag (MillisBehindLatest, the most any task reports):
+        it falls as tasks are added, up to one task per shard, and only the processor's reads
+        are in it (the stream's iterator age also carries Firehose's, and does not fall with
+        more tasks). Steps never add more than the room up to the shard count."""
         resource_id = f"service/{self.cluster.name}/{self.service.name}"
         self.scaling_target = AppautoscalingTarget(
             self,
@@ -284,47 +295,56 @@ class ProcessorService(Construct):
             max_capacity=max_tasks,
             tags={"Name": naming.name("processor-scaling")},
         )
-        AppautoscalingPolicy(
-            self,
-            "scale-on-lag",
-            name=naming.name("processor-lag"),
-            policy_type="TargetTrackingScaling",
-            service_namespace="ecs",
-            scalable_dimension="ecs:service:DesiredCount",
-            resource_id=self.scaling_target.resource_id,
-            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
-                target_value=settings.iterator_age_target_ms,
-                customized_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification(
-                    namespace="AWS/Kinesis",
-                    metric_name="GetRecords.IteratorAgeMilliseconds",
-                    statistic="Maximum",
-                    dimensions=[
-                        AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationDimensions(
-                            name="StreamName", value=stream.name
+        target = settings.lag_target_ms
+        room = max_tasks - settings.min_count
+        # +1 task from the target, every shard its own task from three times it (a backlog).
+        bands = [(0, 2 * target, 1), (2 * target, None, room)] if room > 1 else [(0, None, 1)]
+        directions = {
+            "out": (bands, "GreaterThanOrEqualToThreshold", target, 60, 3, 60,
+                    f"Processor lag at or above {target} ms: add tasks (at most one per shard, {max_tasks})"),
+            "in": ([(None, 0, -1)], "LessThanThreshold", target // 10, 300, 3, 300,
+                   f"Processor lag under {target // 10} ms for 15 minutes: remove a task (down to {settings.min_count})"),
+        }
+        for direction, (steps, comparison, threshold, period, periods, cooldown, why) in directions.items():
+            policy = AppautoscalingPolicy(
+                self,
+                f"scale-{direction}-on-lag",
+                name=naming.name(f"processor-lag-{direction}"),
+                policy_type="StepScaling",
+                service_namespace="ecs",
+                scalable_dimension="ecs:service:DesiredCount",
+                resource_id=self.scaling_target.resource_id,
+                step_scaling_policy_configuration=AppautoscalingPolicyStepScalingPolicyConfiguration(
+                    adjustment_type="ChangeInCapacity",
+                    metric_aggregation_type="Maximum",
+                    cooldown=cooldown,
+                    step_adjustment=[
+                        AppautoscalingPolicyStepScalingPolicyConfigurationStepAdjustment(
+                            scaling_adjustment=change,
+                            metric_interval_lower_bound=None if lower is None else str(lower),
+                            metric_interval_upper_bound=None if upper is None else str(upper),
                         )
+                        for lower, upper, change in steps
                     ],
                 ),
-                scale_out_cooldown=60,
-                scale_in_cooldown=300,
-            ),
-        )
-        AppautoscalingPolicy(
-            self,
-            "scale-on-cpu",
-            name=naming.name("processor-cpu"),
-            policy_type="TargetTrackingScaling",
-            service_namespace="ecs",
-            scalable_dimension="ecs:service:DesiredCount",
-            resource_id=self.scaling_target.resource_id,
-            target_tracking_scaling_policy_configuration=AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration(
-                target_value=settings.cpu_target_percent,
-                predefined_metric_specification=AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification(
-                    predefined_metric_type="ECSServiceAverageCPUUtilization"
-                ),
-                scale_out_cooldown=60,
-                scale_in_cooldown=300,
-            ),
-        )
+            )
+            # The scaling policy's own alarm: it acts, it does not page (the alerts topic gets
+            # `processor-lag`, below).
+            CloudwatchMetricAlarm(
+                self,
+                f"lag-scale-{direction}",
+                alarm_name=naming.name(f"processor-lag-scale-{direction}"),
+                alarm_description=why,
+                namespace=self.metric_namespace,
+                metric_name=processor_metrics.MILLIS_BEHIND_LATEST,
+                statistic="Maximum",
+                period=period,
+                evaluation_periods=periods,
+                threshold=threshold,
+                comparison_operator=comparison,
+                treat_missing_data="notBreaching",  # no task reporting: the missing-task alarm speaks
+                alarm_actions=[policy.arn],
+            )
 
     def container(self, environment: dict[str, str], *, writable: dict[str, str], log_prefix: str,
                   secrets: dict[str, str] | None = None, command: list[str] | None = None) -> dict[str, Any]:
@@ -369,6 +389,14 @@ class ProcessorService(Construct):
                             namespace=self.metric_namespace, metric_name=processor_metrics.DEAD_LETTERS, statistic="Sum",
                             comparison="GreaterThanOrEqualToThreshold", threshold=thresholds.dead_letters_per_5min,
                             evaluation_periods=1, treat_missing_data="notBreaching"),
+            MetricAlarmSpec(
+                purpose="processor-lag",
+                description=(f"The processor stays behind the stream with up to {self.max_tasks} tasks for "
+                             f"{self.max_tasks} shards: more tasks cannot help; add shards "
+                             "(docs/operations.md, 'Resharding')"),
+                namespace=self.metric_namespace, metric_name=processor_metrics.MILLIS_BEHIND_LATEST,
+                statistic="Maximum", comparison="GreaterThanThreshold", threshold=thresholds.iterator_age_ms,
+                evaluation_periods=3, treat_missing_data="notBreaching"),
             MathAlarmSpec(
                 purpose="processor-tasks-below-desired",
                 description="Fewer processor tasks run than the service wants (crash loop or no image)",

@@ -115,8 +115,9 @@ class ServiceConfig:
     min_count: int = 2  # autoscaling never goes below two
     cpu_architecture: Literal["ARM64", "X86_64"] = "ARM64"  # Graviton: cheaper per record
     image_tag: str = "unreleased"  # set per release from PROCESSOR_IMAGE_TAG (stacks/config.py); never "latest"
-    iterator_age_target_ms: int = 30_000  # scale out when records wait > 30 s
-    cpu_target_percent: int = 60  # ... or when the tasks' CPU averages above this
+    # Scale out when the processor's own lag (MillisBehindLatest, the most any task reports)
+    # stays above this; scale in when it stays under a tenth of it. Up to one task per shard.
+    lag_target_ms: int = 30_000
     enable_execute_command: bool = False  # no shell into production tasks; a dev environment opts in
     force_delete_images: bool = False  # a destroy deletes the repository's images too: a destroyable dev opts in
     log_retention_days: int = 365  # the processor's logs (its metrics travel in them)

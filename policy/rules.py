@@ -308,7 +308,7 @@ def production_alarms_reach_someone(stack: StackJson) -> Iterator[Finding]:
     subscribed = {s.config.get("topic_arn") for s in stack.resources("aws_sns_topic_subscription")}
     for alarm in stack.resources("aws_cloudwatch_metric_alarm"):
         for action in alarm.config.get("alarm_actions") or []:
-            if action not in subscribed:
+            if "${aws_sns_topic." in str(action) and action not in subscribed:
                 yield _finding("production_alarms_reach_someone", stack, alarm.path,
                                f"notifies {action}, which has no subscription")
 
@@ -432,3 +432,40 @@ def kinesis_sourced_firehose_is_watched_at_its_source(stack: StackJson) -> Itera
             if metric not in seen:
                 yield _finding("kinesis_sourced_firehose_is_watched_at_its_source", stack, res.path,
                                f"no alarm reads its {metric}")
+
+
+# Metrics of a whole stream: they do not fall as tasks are added (every reader's lag, Firehose's
+# included), which target tracking needs of its metric.
+_STREAM_LEVEL = {("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds"), ("AWS/Kinesis", "IncomingRecords"),
+                 ("AWS/Kinesis", "IncomingBytes")}
+
+
+@rule
+def scaling_can_act_and_tracks_what_tasks_change(stack: StackJson) -> Iterator[Finding]:
+    """A scaling policy must be able to act (a target with room between min and max, no step
+    beyond that room, no more tasks than a provisioned stream has shards) and must not track a
+    metric that more tasks cannot lower."""
+    shards = [res.config.get("shard_count") for res in stack.resources("aws_kinesis_stream")]
+    for res in stack.resources("aws_appautoscaling_target"):
+        low, high = res.config.get("min_capacity"), res.config.get("max_capacity")
+        if isinstance(low, int) and isinstance(high, int) and low >= high:
+            yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
+                           f"min {low} = max {high}: its policies can never act (drop them; reshard to scale)")
+        if len(shards) == 1 and isinstance(shards[0], int) and isinstance(high, int) and high > shards[0]:
+            yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
+                           f"max {high} tasks for {shards[0]} shards: a task without a shard idles")
+    for res in stack.resources("aws_appautoscaling_policy"):
+        target = stack.by_reference(str(res.config.get("resource_id", "")))
+        room = None
+        if target is not None and all(isinstance(target.config.get(k), int) for k in ("min_capacity", "max_capacity")):
+            room = target.config["max_capacity"] - target.config["min_capacity"]
+        steps = (res.config.get("step_scaling_policy_configuration") or {}).get("step_adjustment") or []
+        for step in steps:
+            if room is not None and abs(int(step.get("scaling_adjustment", 0))) > room:
+                yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
+                               f"a step of {step.get('scaling_adjustment')} tasks exceeds the room of {room}")
+        metric = (res.config.get("target_tracking_scaling_policy_configuration") or {}).get(
+            "customized_metric_specification") or {}
+        if (metric.get("namespace"), metric.get("metric_name")) in _STREAM_LEVEL:
+            yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
+                           f"tracks the stream-level {metric.get('metric_name')}, which more tasks do not lower")

@@ -141,7 +141,7 @@ def _factory(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tupl
         network=NetworkConfig(cidr_block="10.50.0.0/16", availability_zones=("eu-west-1a", "eu-west-1b")),
         # A few hundred sensors at one reading per second each.
         stream=StreamConfig(peak_records_per_minute=30_000, average_record_bytes=200),
-        service=ServiceConfig(iterator_age_target_ms=10_000),  # anomalies must surface fast
+        service=ServiceConfig(lag_target_ms=10_000),  # anomalies must surface fast
         cache=CacheConfig(maxmemory_policy="volatile-lru"),  # detector state has no TTL: keep it
         database=DatabaseConfig(db_name="telemetry", allocated_storage_gb=100, max_allocated_storage_gb=1_000),
         archive=ArchiveConfig(expiration_days=2_557),  # 7-year compliance period

@@ -39,7 +39,10 @@ def describe(stack: StackJson) -> list[str]:
     stream, db = one(stack, "aws_kinesis_stream"), one(stack, "aws_db_instance")
     redis = one(stack, "aws_elasticache_replication_group")
     task = next(r.config for r in stack.resources("aws_ecs_task_definition") if "-processor-" in r.config["family"])
-    scaling = one(stack, "aws_appautoscaling_target")
+    target = next(stack.resources("aws_appautoscaling_target"), None)
+    service = one(stack, "aws_ecs_service")
+    scaling = (f"{target.config['min_capacity']}-{target.config['max_capacity']} tasks (scaling on the processor's lag)"
+               if target is not None else f"{service['desired_count']} tasks (one per shard; reshard to scale)")
     expiry = one(stack, "aws_s3_bucket_lifecycle_configuration")["rule"][0]["expiration"][0]["days"]
     alarms = sum(1 for _ in stack.resources("aws_cloudwatch_metric_alarm"))
     lines = [
@@ -48,7 +51,7 @@ def describe(stack: StackJson) -> list[str]:
             f"{stream['shard_count']} shards (~{stream['shard_count'] * 60_000:,} records/min)"
             if stream.get("shard_count") else "on-demand shards") + f", {stream['retention_period']} h retention, KMS",
         f"  processor  Fargate {task['runtime_platform']['cpu_architecture']} {task['cpu']} CPU / "
-        f"{task['memory']} MiB, {scaling['min_capacity']}-{scaling['max_capacity']} tasks (lag + CPU scaling)",
+        f"{task['memory']} MiB, {scaling}",
         f"  database   PostgreSQL {db['engine_version']} {db['instance_class']}, multi-AZ {db['multi_az']}, "
         f"deletion protection {db['deletion_protection']}, secret rotation every "
         f"{one(stack, 'aws_secretsmanager_secret_rotation')['rotation_rules']['automatically_after_days']} days",

@@ -5,11 +5,18 @@ from tests.helpers import only, ref
 
 EXPECTED_ALARMS = {
     "stream-iterator-age", "stream-write-throttled", "stream-read-throttled", "processor-errors",
-    "processor-dead-letters", "processor-tasks-below-desired", "db-cpu", "db-free-storage", "db-connections",
+    "processor-dead-letters", "processor-lag", "processor-tasks-below-desired", "db-cpu", "db-free-storage", "db-connections",
     "cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu", "cache-2-memory", "cache-2-evictions",
     "archive-delivery", "archive-not-reading", "archive-read-lag", "archive-freshness",
 }
 FACTORY_ONLY_ALARMS = {"incident-outbox-backlog"}
+# The scaling policies' own alarms: they act on the service, they page nobody.
+SCALING_ALARMS = {"processor-lag-scale-out", "processor-lag-scale-in"}
+
+
+def paging_alarms(stack: StackJson) -> list[Resource]:
+    return [a for a in stack.resources("aws_cloudwatch_metric_alarm")
+            if not any("aws_appautoscaling_policy" in action for action in a.config["alarm_actions"])]
 
 
 def alerts_topic(stack: StackJson) -> Resource:
@@ -24,14 +31,16 @@ def test_every_topic_is_encrypted_with_the_cmk(stack: StackJson) -> None:
 
 
 def test_every_tier_has_its_alarms(stack: StackJson) -> None:
-    names = {r.config["alarm_name"] for r in stack.resources("aws_cloudwatch_metric_alarm")}
+    names = {r.config["alarm_name"] for r in paging_alarms(stack)}
     expected = EXPECTED_ALARMS | (FACTORY_ONLY_ALARMS if stack.workload == "factory" else set())
     assert names == {f"{stack.workload}-{purpose}-dev" for purpose in expected}
+    scaling = {r.config["alarm_name"] for r in stack.resources("aws_cloudwatch_metric_alarm")} - names
+    assert scaling == {f"{stack.workload}-{purpose}-dev" for purpose in SCALING_ALARMS}
 
 
-def test_every_alarm_notifies_the_alerts_topic(stack: StackJson) -> None:
+def test_every_alarm_but_the_scaling_policies_own_notifies_the_alerts_topic(stack: StackJson) -> None:
     topic = ref(alerts_topic(stack), "arn")
-    for alarm in stack.resources("aws_cloudwatch_metric_alarm"):
+    for alarm in paging_alarms(stack):
         assert alarm.config["alarm_actions"] == [topic] and alarm.config["ok_actions"] == [topic], alarm.path
 
 
@@ -44,9 +53,9 @@ def test_running_tasks_below_desired_is_computed_from_container_insights(stack: 
 
 
 def test_processor_alarms_watch_the_stacks_custom_namespace(stack: StackJson) -> None:
-    alarms = [r.config for r in stack.resources("aws_cloudwatch_metric_alarm")
+    alarms = [r.config for r in paging_alarms(stack)
               if r.config["alarm_name"].startswith(f"{stack.workload}-processor-") and "namespace" in r.config]
-    assert {a["metric_name"] for a in alarms} == {"ProcessingErrors", "DeadLetters"}
+    assert {a["metric_name"] for a in alarms} == {"ProcessingErrors", "DeadLetters", "MillisBehindLatest"}
     outbox = [r.config for r in stack.resources("aws_cloudwatch_metric_alarm")
               if r.config["alarm_name"].startswith(f"{stack.workload}-incident-outbox")]
     assert [(a["namespace"], a["metric_name"], a["statistic"]) for a in outbox] == (

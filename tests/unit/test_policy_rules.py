@@ -44,7 +44,7 @@ def test_every_rule_is_registered() -> None:
         "production_alarms_reach_someone", "endpoints_are_fenced_to_this_account",
         "shard_level_metrics_are_read", "in_use_resources_are_replaced_create_first",
         "final_snapshots_are_unique_per_instance", "production_state_is_remote_and_encrypted",
-        "kinesis_sourced_firehose_is_watched_at_its_source",
+        "kinesis_sourced_firehose_is_watched_at_its_source", "scaling_can_act_and_tracks_what_tasks_change",
     }
 
 
@@ -303,3 +303,34 @@ def test_a_kinesis_sourced_firehose_without_source_side_alarms_is_found(retail: 
     assert sorted(f.message for f in findings(rules.kinesis_sourced_firehose_is_watched_at_its_source,
                                               mutated(retail, drop))) == [
         "no alarm reads its DataReadFromKinesisStream.Records", "no alarm reads its DeliveryToS3.DataFreshness"]
+
+
+def test_a_scaling_target_with_no_room_or_a_step_beyond_it_is_found(retail: StackJson) -> None:
+    inert = mutated(retail, lambda d: first(d, "aws_appautoscaling_target").update(min_capacity=4))
+    assert [f.message for f in findings(rules.scaling_can_act_and_tracks_what_tasks_change, inert)][0] == (
+        "min 4 = max 4: its policies can never act (drop them; reshard to scale)")
+    def big_step(document: dict[str, Any]) -> None:
+        for policy in document["resource"]["aws_appautoscaling_policy"].values():
+            for step in policy["step_scaling_policy_configuration"]["step_adjustment"]:
+                step["scaling_adjustment"] = 10 if step["scaling_adjustment"] > 0 else step["scaling_adjustment"]
+    assert {f.message for f in findings(rules.scaling_can_act_and_tracks_what_tasks_change, mutated(retail, big_step))} == {
+        "a step of 10 tasks exceeds the room of 3"}
+
+
+def test_target_tracking_on_the_streams_iterator_age_is_found(retail: StackJson) -> None:
+    def track(document: dict[str, Any]) -> None:
+        policy = first(document, "aws_appautoscaling_policy")
+        policy.pop("step_scaling_policy_configuration")
+        policy.update(policy_type="TargetTrackingScaling", target_tracking_scaling_policy_configuration={
+            "target_value": 30000, "customized_metric_specification": {
+                "namespace": "AWS/Kinesis", "metric_name": "GetRecords.IteratorAgeMilliseconds", "statistic": "Maximum"}})
+    assert [f.message for f in findings(rules.scaling_can_act_and_tracks_what_tasks_change, mutated(retail, track))] == [
+        "tracks the stream-level GetRecords.IteratorAgeMilliseconds, which more tasks do not lower"]
+
+
+def test_more_tasks_than_a_provisioned_stream_has_shards_is_found(prod_stacks: dict[str, StackJson],
+                                                                  retail: StackJson) -> None:
+    def provisioned(document: dict[str, Any]) -> None:
+        first(document, "aws_kinesis_stream").update(shard_count=2)
+    found = findings(rules.scaling_can_act_and_tracks_what_tasks_change, mutated(retail, provisioned))
+    assert [f.message for f in found] == ["max 4 tasks for 2 shards: a task without a shard idles"]

@@ -107,19 +107,63 @@ def test_service_runs_privately_with_a_rolling_back_circuit_breaker(stack: Stack
     assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
 
 
-def test_autoscaling_tracks_iterator_age_and_cpu_capped_at_shard_count(stack: StackJson,
-                                                                       prod_stacks: dict[str, StackJson]) -> None:
+def _scaling(stack: StackJson) -> tuple[dict, dict[str, dict], dict[str, dict]]:
     target = only(stack, "aws_appautoscaling_target").config
-    assert target["max_capacity"] == 4  # a dev stream is on demand: it starts with four shards
-    prod = prod_stacks[f"{stack.workload}-prod"]
-    prod_target = only(prod, "aws_appautoscaling_target").config
-    assert prod_target["max_capacity"] == only(prod, "aws_kinesis_stream").config["shard_count"]
-    policies = {r.config["name"]: r.config["target_tracking_scaling_policy_configuration"]
-                for r in stack.resources("aws_appautoscaling_policy")}
-    lag = policies[f"{stack.workload}-processor-lag-dev"]["customized_metric_specification"]
-    assert lag["metric_name"] == "GetRecords.IteratorAgeMilliseconds" and lag["namespace"] == "AWS/Kinesis"
-    cpu = policies[f"{stack.workload}-processor-cpu-dev"]["predefined_metric_specification"]
-    assert cpu["predefined_metric_type"] == "ECSServiceAverageCPUUtilization"
+    policies = {r.config["name"]: r for r in stack.resources("aws_appautoscaling_policy")}
+    alarms = {r.config["alarm_name"]: r.config for r in stack.resources("aws_cloudwatch_metric_alarm")}
+    return target, policies, alarms
+
+
+def test_autoscaling_steps_on_the_processors_own_lag_up_to_one_task_per_shard(stack: StackJson) -> None:
+    target, policies, alarms = _scaling(stack)
+    assert (target["min_capacity"], target["max_capacity"]) == (1, 4)  # on demand: four shards to start with
+    assert {p.config["policy_type"] for p in policies.values()} == {"StepScaling"}  # no target tracking left
+    out = policies[f"{stack.workload}-processor-lag-out-dev"]
+    steps = out.config["step_scaling_policy_configuration"]["step_adjustment"]
+    assert [s["scaling_adjustment"] for s in steps] == [1, 3]  # +1, then every shard its own task
+    assert max(s["scaling_adjustment"] for s in steps) <= target["max_capacity"] - target["min_capacity"]
+    alarm = alarms[f"{stack.workload}-processor-lag-scale-out-dev"]
+    assert (alarm["namespace"], alarm["metric_name"], alarm["statistic"]) == (
+        f"Pipeline/{stack.workload}-dev", "MillisBehindLatest", "Maximum")
+    assert alarm["alarm_actions"] == [ref(out, "arn")]
+    assert alarm["threshold"] == {"retail": 30_000, "factory": 10_000}[stack.workload]
+    scale_in = policies[f"{stack.workload}-processor-lag-in-dev"]
+    assert [s["scaling_adjustment"] for s in scale_in.config["step_scaling_policy_configuration"]["step_adjustment"]] == [-1]
+    assert alarms[f"{stack.workload}-processor-lag-scale-in-dev"]["alarm_actions"] == [ref(scale_in, "arn")]
+
+
+def test_production_with_a_task_per_shard_has_no_inert_scaling_but_an_alarm_naming_resharding(
+        prod_stacks: dict[str, StackJson]) -> None:
+    for prod in prod_stacks.values():
+        shards = only(prod, "aws_kinesis_stream").config["shard_count"]
+        assert only(prod, "aws_ecs_service").config["desired_count"] == shards == 2
+        assert list(prod.resources("aws_appautoscaling_target")) == []
+        assert list(prod.resources("aws_appautoscaling_policy")) == []
+        (alarm,) = [r.config for r in prod.resources("aws_cloudwatch_metric_alarm")
+                    if r.config["alarm_name"] == f"{prod.workload}-processor-lag-prod"]
+        assert alarm["metric_name"] == "MillisBehindLatest" and "add shards" in alarm["alarm_description"]
+
+
+def test_a_step_can_never_add_more_tasks_than_there_is_room_for_below_the_shard_count(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from cdktf import App
+
+    from policy.stack_json import load_app
+    from stacks.config import build_config
+    from stacks.workload_stack import WorkloadStack
+
+    config = build_config("retail", "dev")
+    config = replace(config, stream=replace(config.stream, stream_mode="PROVISIONED", min_shards=3),
+                     service=replace(config.service, min_count=2, desired_count=2))
+    app = App(outdir=str(tmp_path))
+    WorkloadStack(app, config)
+    app.synth()
+    (stack,) = load_app(tmp_path)
+    target, policies, _ = _scaling(stack)
+    assert (target["min_capacity"], target["max_capacity"]) == (2, 3)
+    steps = policies["retail-processor-lag-out-dev"].config["step_scaling_policy_configuration"]["step_adjustment"]
+    assert [s["scaling_adjustment"] for s in steps] == [1]  # room for one: one step of one
 
 
 def test_image_repository_scans_on_push_with_immutable_kms_encrypted_tags(stack: StackJson) -> None:
