@@ -26,6 +26,7 @@ from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, DatabaseConfig, pg_max_connections
+from policy.conventions import rds_log_group
 
 POSTGRES_PORT = 5432
 LOG_EXPORTS = ("postgresql", "upgrade")
@@ -89,7 +90,7 @@ class Database(Construct):
         # first gives them our key and a retention, and lets destroy remove them.
         self.log_groups = [
             EncryptedLogGroup(
-                self, f"log-{export}", name=f"/aws/rds/instance/{identifier}/{export}", key=key,
+                self, f"log-{export}", name=rds_log_group(identifier, export), key=key,
                 retention_in_days=log_retention_days,
             )
             for export in LOG_EXPORTS

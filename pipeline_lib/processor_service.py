@@ -56,6 +56,7 @@ from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, ServiceConfig
+from policy.conventions import container_insights_log_group
 from processor import metrics as processor_metrics  # the names the processor emits (EMITTED), no runtime deps
 
 CONTAINER_NAME = "processor"
@@ -118,10 +119,19 @@ class ProcessorService(Construct):
         self.exec_log_group = EncryptedLogGroup(
             self, "exec-logs", name=naming.path("ecs-exec"), key=key, retention_in_days=settings.log_retention_days
         )
+        # Container Insights writes its performance events to a log group it would otherwise
+        # create itself, unencrypted, kept for ever and left behind by destroy: created first
+        # here, with the stack's key and a retention (policy rule aws_created_log_groups_are_owned).
+        cluster_name = naming.name("cluster")
+        self.insights_log_group = EncryptedLogGroup(
+            self, "insights-logs", name=container_insights_log_group(cluster_name), key=key,
+            retention_in_days=settings.log_retention_days,
+        )
         self.cluster = EcsCluster(
             self,
             "cluster",
-            name=naming.name("cluster"),
+            name=cluster_name,
+            depends_on=[self.insights_log_group.log_group],
             setting=[EcsClusterSetting(name="containerInsights", value="enhanced")],
             configuration=EcsClusterConfiguration(
                 execute_command_configuration=EcsClusterConfigurationExecuteCommandConfiguration(

@@ -60,6 +60,27 @@ REPLACED_WHILE_IN_USE: dict[str, tuple[str, ...]] = {
 }
 
 
+# Log groups AWS services create for themselves when a feature is on. A stack creates each first,
+# with its key and a retention, so nothing is kept unencrypted for ever or outlives a destroy
+# (policy rule aws_created_log_groups_are_owned); except those shared by every resource of the
+# region, which no one stack may own: destroying one suffix's stack would delete the group every
+# other instance in the region writes to. Those are set up once per account and region
+# (docs/operations.md, "Log groups AWS creates").
+SHARED_AWS_LOG_GROUPS = {
+    "RDSOSMetrics": "RDS Enhanced Monitoring: one group for every instance of the account in the region",
+}
+
+
+def container_insights_log_group(cluster_name: str) -> str:
+    """Where Container Insights (enabled or enhanced) writes a cluster's performance events."""
+    return f"/aws/ecs/containerinsights/{cluster_name}/performance"
+
+
+def rds_log_group(identifier: str, export: str) -> str:
+    """Where RDS publishes an instance's exported log (enabled_cloudwatch_logs_exports)."""
+    return f"/aws/rds/instance/{identifier}/{export}"
+
+
 def replacement_digest(values: tuple[str, ...]) -> str:
     """Eight hex digits that change whenever one of `values` does (a name part, for types
     without `name_prefix` whose other arguments force a replacement)."""

@@ -15,9 +15,12 @@ from policy.conventions import (
     PRODUCTION_SUFFIXES,
     REPLACED_WHILE_IN_USE,
     REQUIRED_TAGS,
+    SHARED_AWS_LOG_GROUPS,
     UNSCOPABLE_ACTIONS,
     VENDED_LOGS_PREFIX,
     carries_suffix,
+    container_insights_log_group,
+    rds_log_group,
     replacement_digest,
 )
 from policy.stack_json import StackJson, references
@@ -469,3 +472,28 @@ def scaling_can_act_and_tracks_what_tasks_change(stack: StackJson) -> Iterator[F
         if (metric.get("namespace"), metric.get("metric_name")) in _STREAM_LEVEL:
             yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
                            f"tracks the stream-level {metric.get('metric_name')}, which more tasks do not lower")
+
+
+@rule
+def aws_created_log_groups_are_owned(stack: StackJson) -> Iterator[Finding]:
+    """A log group an AWS service would create for a feature the stack turns on (Container
+    Insights, RDS log exports) is created by the stack first: with its key and retention, and
+    gone with it. A group shared by the whole region (SHARED_AWS_LOG_GROUPS) is never a stack's."""
+    groups = {res.config.get("name") for res in stack.resources("aws_cloudwatch_log_group")}
+    expected: list[tuple[str, str]] = []
+    for res in stack.resources("aws_ecs_cluster"):
+        insights = {s.get("name"): s.get("value") for s in res.config.get("setting") or []}.get("containerInsights")
+        if insights in ("enabled", "enhanced"):
+            expected.append((res.path, container_insights_log_group(str(res.config.get("name")))))
+    for res in stack.resources("aws_db_instance"):
+        for export in res.config.get("enabled_cloudwatch_logs_exports") or []:
+            expected.append((res.path, rds_log_group(str(res.config.get("identifier")), export)))
+    for path, name in expected:
+        if name not in groups:
+            yield _finding("aws_created_log_groups_are_owned", stack, path,
+                           f"AWS would create {name} itself, unencrypted and kept for ever: create it in the stack")
+    for res in stack.resources("aws_cloudwatch_log_group"):
+        if res.config.get("name") in SHARED_AWS_LOG_GROUPS:
+            yield _finding("aws_created_log_groups_are_owned", stack, res.path,
+                           f"{res.config['name']} is shared by the region ({SHARED_AWS_LOG_GROUPS[res.config['name']]}): "
+                           "no one stack may own it")

@@ -45,6 +45,7 @@ def test_every_rule_is_registered() -> None:
         "shard_level_metrics_are_read", "in_use_resources_are_replaced_create_first",
         "final_snapshots_are_unique_per_instance", "production_state_is_remote_and_encrypted",
         "kinesis_sourced_firehose_is_watched_at_its_source", "scaling_can_act_and_tracks_what_tasks_change",
+        "aws_created_log_groups_are_owned",
     }
 
 
@@ -334,3 +335,24 @@ def test_more_tasks_than_a_provisioned_stream_has_shards_is_found(prod_stacks: d
         first(document, "aws_kinesis_stream").update(shard_count=2)
     found = findings(rules.scaling_can_act_and_tracks_what_tasks_change, mutated(retail, provisioned))
     assert [f.message for f in found] == ["max 4 tasks for 2 shards: a task without a shard idles"]
+
+
+def test_a_log_group_aws_would_create_itself_is_found_when_the_stack_does_not(retail: StackJson) -> None:
+    def drop(document: dict[str, Any]) -> None:
+        groups = document["resource"]["aws_cloudwatch_log_group"]
+        for name in [n for n, g in groups.items() if g["name"].startswith(("/aws/ecs/containerinsights/",
+                                                                           "/aws/rds/instance/"))]:
+            del groups[name]
+    messages = sorted(f.message for f in findings(rules.aws_created_log_groups_are_owned, mutated(retail, drop)))
+    assert messages == [
+        "AWS would create /aws/ecs/containerinsights/retail-cluster-dev/performance itself, unencrypted and kept "
+        "for ever: create it in the stack",
+        "AWS would create /aws/rds/instance/retail-db-dev/postgresql itself, unencrypted and kept for ever: create it "
+        "in the stack",
+        "AWS would create /aws/rds/instance/retail-db-dev/upgrade itself, unencrypted and kept for ever: create it in "
+        "the stack"]
+
+
+def test_a_stack_owning_a_log_group_the_whole_region_shares_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: first(d, "aws_cloudwatch_log_group").update(name="RDSOSMetrics"))
+    assert any("shared by the region" in f.message for f in findings(rules.aws_created_log_groups_are_owned, bad))

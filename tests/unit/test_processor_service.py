@@ -270,3 +270,11 @@ def test_a_release_tag_from_the_environment_goes_into_both_task_definitions(tmp_
 def test_latest_or_a_malformed_tag_is_refused(tag: str) -> None:
     with pytest.raises(ValueError, match="is not a release tag"):
         ServiceConfig(image_tag=tag)
+
+
+def test_container_insights_performance_logs_go_to_a_group_the_stack_owns_with_its_key(stack: StackJson) -> None:
+    cluster = only(stack, "aws_ecs_cluster")
+    group = by_path(stack, "aws_cloudwatch_log_group", "processor/insights-logs/group")
+    assert group.config["name"] == f"/aws/ecs/containerinsights/{stack.workload}-cluster-dev/performance"
+    assert group.config["kms_key_id"] == ref(only(stack, "aws_kms_key"), "arn") and group.config["retention_in_days"] == 30
+    assert cluster.config["depends_on"] == [group.address]  # created before the cluster, so before any task reports
