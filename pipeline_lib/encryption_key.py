@@ -25,6 +25,12 @@ ADMIN_ACTIONS = (
 )
 
 
+# A Session Manager session key (ECS Exec) is made and read with this encryption context: the
+# operator's client calls GenerateDataKey, the task's agent Decrypt, both naming the session
+# (aws/session-manager-plugin, its data channel's KMS handshake).
+SSM_SESSION_CONTEXT = {"Null": {"kms:EncryptionContext:aws:ssm:SessionId": "false"}}
+
+
 class EncryptionKey(Construct):
     """KMS CMK with yearly rotation, a key policy naming exactly the services that use it."""
 
@@ -112,12 +118,20 @@ class EncryptionKey(Construct):
     def arn(self) -> str:
         return self.key.arn
 
-    def allow_direct_use(self, sid: str, principal_arn: str, actions: list[str]) -> None:
-        """Let one principal call KMS with this key itself, not through a service (ECS Exec's
-        agent encrypts its session this way). The principal's own IAM policy must allow it too."""
-        self._statements.append({"Sid": sid, "Effect": "Allow", "Principal": {"AWS": principal_arn},
-                                 "Action": sorted(actions), "Resource": "*"})
+    def allow_direct_use(self, sid: str, principal_arns: str | list[str], actions: list[str],
+                         condition: dict[str, Any] | None = None) -> None:
+        """Let named principals call KMS with this key themselves, not through a service (ECS
+        Exec: the operator's client makes the session key, the task's agent decrypts it)."""
+        statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": principal_arns},
+                                     "Action": sorted(actions), "Resource": "*"}
+        if condition:
+            statement["Condition"] = condition
+        self._statements.append(statement)
         self.key.policy = iam.document(*self._statements)
+
+    def role_arn(self, name: str) -> str:
+        """The ARN of a role of this stack's account, by name."""
+        return f"arn:{self._account.partition}:iam::{self._account.account_id}:role/{name}"
 
     def via(self, service: str) -> str:
         """The `kms:ViaService` value for `service` in this key's region."""

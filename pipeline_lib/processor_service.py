@@ -39,8 +39,10 @@ from cdktf_cdktf_provider_aws.ecs_task_definition import (
     EcsTaskDefinitionRuntimePlatform,
     EcsTaskDefinitionVolume,
 )
+from cdktf_cdktf_provider_aws.iam_policy import IamPolicy
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
@@ -50,7 +52,7 @@ from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAl
 from pipeline_lib.cache import Cache
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
-from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.encryption_key import SSM_SESSION_CONTEXT, EncryptionKey
 from pipeline_lib.incident_topic import IncidentTopic
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.naming import Naming
@@ -203,9 +205,14 @@ class ProcessorService(Construct):
                 iam.statement("EcsExecFindLogGroup", ["logs:DescribeLogGroups"], ["*"]),
                 iam.statement("EcsExecSessionKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key.arn]),
             ]
-            # The SSM agent calls KMS itself, with the task role, to encrypt the session: the
-            # one direct use of the key, and only where ECS Exec is on (never in production).
-            key.allow_direct_use("EcsExecSessionsUseTheKey", self.task_role.arn, ["kms:Decrypt", "kms:GenerateDataKey"])
+            # ECS Exec encrypts each session with the cluster's key, and both ends call KMS
+            # themselves: the task's SSM agent (the task role) decrypts the session key, the
+            # operator's client makes it (kms:GenerateDataKey, ECS guide). The only direct uses of
+            # the key, each for Session Manager sessions only, and only where Exec is on (never in
+            # production).
+            key.allow_direct_use("EcsExecSessionsUseTheKey", self.task_role.arn, ["kms:Decrypt", "kms:GenerateDataKey"],
+                                 SSM_SESSION_CONTEXT)
+            self._exec_operators(naming, account, key, settings.exec_operator_roles)
         IamRolePolicy(self, "task-policy", name=naming.name("processor-run"), role=self.task_role.id,
                       policy=iam.document(*task_statements))
 
@@ -288,6 +295,30 @@ class ProcessorService(Construct):
             self._scale_on_lag(naming, settings, max_tasks)
         # min == max (production's two tasks on two shards): a policy could never act, so there
         # is none; resharding is the lever, and the `processor-lag` alarm says so.
+
+    def _exec_operators(self, naming: Naming, account: AccountContext, key: EncryptionKey,
+                        roles: tuple[str, ...]) -> None:
+        """What the ECS guide asks of whoever runs `aws ecs execute-command` on these tasks, given
+        to the roles the config names (ServiceConfig.exec_operator_roles) and nobody else: the
+        key policy names them for the session key, and a policy of this stack, attached to each,
+        grants the command on this cluster's processor container and the key use, and denies
+        `ssm:StartSession` on the tasks, which would go around ecs:ExecuteCommand's conditions."""
+        tasks = account.arn("ecs", f"task/{self.cluster.name}/*")
+        key.allow_direct_use("EcsExecOperatorsOpenSessions", [key.role_arn(role) for role in roles],
+                             ["kms:GenerateDataKey"], SSM_SESSION_CONTEXT)
+        self.exec_operator_policy = IamPolicy(
+            self, "exec-operators", name=naming.name("processor-exec-operators"),
+            description=f"ECS Exec into {naming.name('processor')} tasks (docs/operations.md)",
+            policy=iam.document(
+                iam.statement("ExecIntoTheProcessor", ["ecs:ExecuteCommand"], [self.cluster.arn, tasks],
+                              condition={"StringEquals": {"ecs:container-name": CONTAINER_NAME}}),
+                iam.statement("FindTheTasks", ["ecs:DescribeTasks"], [tasks]),
+                iam.statement("MakeTheSessionKey", ["kms:GenerateDataKey"], [key.arn], condition=SSM_SESSION_CONTEXT),
+                iam.statement("NoSessionAroundExecuteCommand", ["ssm:StartSession"], [tasks], effect="Deny"),
+            ),
+        )
+        for number, role in enumerate(roles):
+            IamRolePolicyAttachment(self, f"exec-operator-{number}", role=role, policy_arn=self.exec_operator_policy.arn)
 
     def _scale_on_lag(self, naming: Naming, settings: ServiceConfig, max_tasks: int) -> None:
         """Step scaling on the processor's own lag (MillisBehindLatest, the most any task reports):

@@ -119,6 +119,8 @@ class ServiceConfig:
     # stays above this; scale in when it stays under a tenth of it. Up to one task per shard.
     lag_target_ms: int = 30_000
     enable_execute_command: bool = False  # no shell into production tasks; a dev environment opts in
+    # The IAM roles (names, this account) that may open an ECS Exec session; required with Exec.
+    exec_operator_roles: tuple[str, ...] = ()
     force_delete_images: bool = False  # a destroy deletes the repository's images too: a destroyable dev opts in
     log_retention_days: int = 365  # the processor's logs (its metrics travel in them)
     # The fleet (processor/balance.py): a dead task's shards are taken over after its lease
@@ -141,6 +143,11 @@ class ServiceConfig:
                              f"{FIREHOSE_READS_PER_SECOND}")
         if self.read_interval_at_tip_seconds < 1 / self.max_reads_per_shard_per_second:
             raise ValueError("read_interval_at_tip_seconds must not be shorter than 1 / max_reads_per_shard_per_second")
+        if self.enable_execute_command and not self.exec_operator_roles:
+            raise ValueError("ECS Exec with no operator role: name the roles that may open a session")
+        for role in self.exec_operator_roles:
+            if not _ROLE_NAME.fullmatch(role):
+                raise ValueError(f"{role!r} is not an IAM role name (1-64 of letters, digits and +=,.@_-)")
         if not 5 <= self.lease_duration_seconds <= 600:
             raise ValueError("lease_duration_seconds must be between 5 and 600")
 
@@ -238,6 +245,7 @@ class AlarmConfig:
     archive_freshness_margin_seconds: int = 900
 
 
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 _ARN = {"sqs": re.compile(r"arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?"),

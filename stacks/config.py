@@ -42,6 +42,11 @@ INCIDENT_SUBSCRIPTIONS_ENV = "INCIDENT_SUBSCRIPTIONS"
 # "on" to enable; off by default (every task is one less way in, and Exec needs two more
 # interface endpoints). Production refuses it.
 EXEC_ENV = "ECS_EXEC"
+# Who may open a session when Exec is on: IAM role names of the account, separated by commas
+# (ECS_EXEC_OPERATORS); without it, the platform team's operator role below. Each must exist
+# before the deploy: the key policy names it (KMS refuses a principal that does not exist).
+EXEC_OPERATORS_ENV = "ECS_EXEC_OPERATORS"
+DEFAULT_EXEC_OPERATOR_ROLES = ("platform-operator",)
 # The processor image's tag for this deployment (the release workflow sets the commit SHA).
 # The repositories' tags are immutable, so a release is a new tag, never an edit here.
 IMAGE_TAG_ENV = "PROCESSOR_IMAGE_TAG"
@@ -220,10 +225,10 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
         except ValueError as error:
             raise ConfigError(f"{IMAGE_TAG_ENV}: {error}") from error
     config = _production(config) if config.is_production else _destroyable(config)
-    return _with_exec(config, os.environ.get(EXEC_ENV, ""))
+    return _with_exec(config, os.environ.get(EXEC_ENV, ""), os.environ.get(EXEC_OPERATORS_ENV, ""))
 
 
-def _with_exec(config: WorkloadConfig, setting: str) -> WorkloadConfig:
+def _with_exec(config: WorkloadConfig, setting: str, operators: str = "") -> WorkloadConfig:
     value = setting.strip().lower()
     if value in ("", "off", "false", "0"):
         return config
@@ -231,4 +236,8 @@ def _with_exec(config: WorkloadConfig, setting: str) -> WorkloadConfig:
         raise ConfigError(f"{EXEC_ENV}: {setting!r} is neither on nor off")
     if config.is_production:
         raise ConfigError(f"{config.stack_id}: {EXEC_ENV}=on: production tasks get no shell")
-    return replace(config, service=replace(config.service, enable_execute_command=True))
+    roles = tuple(r.strip() for r in operators.split(",") if r.strip()) or DEFAULT_EXEC_OPERATOR_ROLES
+    try:
+        return replace(config, service=replace(config.service, enable_execute_command=True, exec_operator_roles=roles))
+    except ValueError as error:
+        raise ConfigError(f"{EXEC_OPERATORS_ENV}: {error}") from error

@@ -116,8 +116,14 @@ def _sns(call: Call) -> Target:
 
 
 def _kms(call: Call) -> Target:
+    """A direct use of a key (ECS Exec's session key is one): KMS's own condition keys, the
+    caller's account and each pair of the request's encryption context."""
     key = call.param("KeyId")
-    return Target(key_arn(call, key) if key else "")
+    context = {"kms:CallerAccount": call.account}
+    encryption_context = call.param("EncryptionContext")
+    if isinstance(encryption_context, dict):
+        context |= {f"kms:EncryptionContext:{k}": str(v) for k, v in encryption_context.items()}
+    return Target(key_arn(call, key) if key else "", context=context)
 
 
 def _s3(call: Call) -> Target:

@@ -52,7 +52,8 @@ def test_key_policy_is_valid_json_with_exactly_its_statements(stack: StackJson, 
     prod = json.loads(only(prod_stacks[f"{stack.workload}-prod"], "aws_kms_key").config["policy"])
     with_exec = json.loads(only(exec_stacks[stack.stack_id], "aws_kms_key").config["policy"])
     assert [s["Sid"] for s in dev["Statement"]] == common == [s["Sid"] for s in prod["Statement"]]
-    assert [s["Sid"] for s in with_exec["Statement"]] == [*common, "EcsExecSessionsUseTheKey"]
+    assert [s["Sid"] for s in with_exec["Statement"]] == [*common, "EcsExecSessionsUseTheKey",
+                                                          "EcsExecOperatorsOpenSessions"]
 
 
 CRYPTO = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKey*", "kms:ReEncrypt*",
@@ -74,7 +75,8 @@ def test_every_use_of_the_key_goes_through_a_service_or_a_named_grant(dev_stacks
             if not set(s["Action"]) & CRYPTO or s["Sid"] == "AccountAdministersTheKey":
                 continue
             scoped = "Service" in s["Principal"] or "kms:ViaService" in json.dumps(s.get("Condition", {}))
-            assert scoped or s["Sid"] == "EcsExecSessionsUseTheKey", (stack.stack_id, s["Sid"])
+            assert scoped or s["Sid"] in ("EcsExecSessionsUseTheKey", "EcsExecOperatorsOpenSessions"), (
+                stack.stack_id, s["Sid"])
 
 
 def test_only_ecs_exec_outside_production_uses_the_key_directly(dev_stacks: dict[str, StackJson],
@@ -87,7 +89,13 @@ def test_only_ecs_exec_outside_production_uses_the_key_directly(dev_stacks: dict
     task_role = next(r for r in exec_stacks["retail-dev"].resources("aws_iam_role") if r.path.endswith("processor/task-role"))
     assert direct["Principal"] == {"AWS": ref(task_role, "arn")}
     assert direct["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert "EcsExecSessionsUseTheKey" not in sids(prod_stacks["retail-prod"]) | sids(dev_stacks["retail-dev"])
+    operators = statement(only(exec_stacks["retail-dev"], "aws_kms_key"), "EcsExecOperatorsOpenSessions")
+    assert operators["Action"] == ["kms:GenerateDataKey"]
+    assert operators["Principal"]["AWS"][0].endswith(":role/platform-operator")  # stacks/config.py's default
+    for s in (direct, operators):  # Session Manager's session keys only
+        assert s["Condition"] == {"Null": {"kms:EncryptionContext:aws:ssm:SessionId": "false"}}
+    assert not {"EcsExecSessionsUseTheKey", "EcsExecOperatorsOpenSessions"} & (
+        sids(prod_stacks["retail-prod"]) | sids(dev_stacks["retail-dev"]))
 
 
 def test_the_task_decrypts_stream_records_only_through_kinesis(stack: StackJson) -> None:
