@@ -23,7 +23,7 @@ TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null
 
 
 .PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate cost bench-synth bench-processor bench-scale eval-anomaly eval-anomaly-real \
-        outputs deploy destroy push-image migrate clean
+        outputs deploy rotate-redis-auth destroy push-image migrate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -123,8 +123,9 @@ outputs: setup ## write both deployed stacks' outputs to cfn-outputs/all-outputs
 	@mkdir -p cfn-outputs
 	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf output $(STACKS) --outputs-file $(OUTPUTS_FILE) >/dev/null
 
-deploy: setup ## release to AWS: push the image, deploy both stacks with its tag, migrate, wait until stable
+deploy: setup ## release to AWS: check the AUTH tokens, push the image, deploy both stacks with its tag, migrate, wait until stable, check subscriptions
 	@test -n "$(RELEASE_TAG)" || { echo "deploy needs a release tag: set PROCESSOR_IMAGE_TAG (or run from a git checkout)"; exit 1; }
+	$(RELEASE) check-auth-tokens --suffix $(SUFFIX)
 	-@$(MAKE) --no-print-directory outputs >/dev/null 2>&1 && \
 	  $(RELEASE) push-image --outputs $(OUTPUTS_FILE) --tag $(RELEASE_TAG) --skip-missing-repositories
 	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) PROCESSOR_IMAGE_TAG=$(RELEASE_TAG) npx cdktf deploy $(STACKS) --auto-approve --skip-provider-lock
@@ -132,6 +133,17 @@ deploy: setup ## release to AWS: push the image, deploy both stacks with its tag
 	$(RELEASE) push-image --outputs $(OUTPUTS_FILE) --tag $(RELEASE_TAG)
 	$(RELEASE) migrate --outputs $(OUTPUTS_FILE)
 	$(RELEASE) rollout --outputs $(OUTPUTS_FILE)
+	$(RELEASE) check-subscriptions --outputs $(OUTPUTS_FILE)
+
+# docs/operations.md, "Rotating the Redis AUTH token": after `aws secretsmanager put-secret-value`, from the
+# deployed commit (or with PROCESSOR_IMAGE_TAG set to the deployed tag).
+rotate-redis-auth: setup ## rotate the Redis AUTH token: ROTATE (old and new valid), roll the tasks onto the new one, then SET (only the new)
+	@test -n "$(RELEASE_TAG)" || { echo "rotate-redis-auth needs the deployed tag: set PROCESSOR_IMAGE_TAG"; exit 1; }
+	$(RELEASE) check-auth-tokens --suffix $(SUFFIX)
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) PROCESSOR_IMAGE_TAG=$(RELEASE_TAG) REDIS_AUTH_UPDATE=ROTATE npx cdktf deploy $(STACKS) --auto-approve --skip-provider-lock
+	@$(MAKE) --no-print-directory outputs
+	$(RELEASE) roll-tasks --outputs $(OUTPUTS_FILE)
+	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) PROCESSOR_IMAGE_TAG=$(RELEASE_TAG) REDIS_AUTH_UPDATE=SET npx cdktf deploy $(STACKS) --auto-approve --skip-provider-lock
 
 destroy: setup ## cdktf destroy both stacks
 	$(TF_ENV) ENVIRONMENT_SUFFIX=$(SUFFIX) npx cdktf destroy $(STACKS) --auto-approve --skip-provider-lock

@@ -47,6 +47,7 @@ from localdev.session import (
     stop_servers,
 )
 from localdev.tls import postgres_tls
+from policy.conventions import redis_auth_token_problem
 from stacks.config import build_config
 from stacks.workloads import WORKLOAD_REGIONS
 from tools.terraform_cli import automation_env
@@ -116,6 +117,9 @@ def create_operator_prerequisites(session: Session) -> None:
         name = config.redis_auth_secret_name
         client = session.client("secretsmanager", region)
         token = session.servers[workload].redis_password
+        problem = redis_auth_token_problem(token)  # the check `make deploy` makes (tools/release.py)
+        if problem:
+            raise SystemExit(f"{name}: the Redis AUTH token {problem}")
         try:
             client.create_secret(Name=name, SecretString=token,
                                  Description="Redis AUTH token (created by the operator before the first deploy)")

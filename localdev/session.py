@@ -169,7 +169,7 @@ def start_servers(workload: str) -> LocalServers:
     pg_root = None if as_postgres_user() else base / "pg"
     tls = make_tls(LOCAL / "tls")  # TLS only on both, as RDS (rds.force_ssl) and ElastiCache (transit encryption)
     postgres = PostgresServer(durable=True, password_auth=True, root=pg_root, password=admin_password, tls=tls)
-    redis_password = secrets.token_urlsafe(32)
+    redis_password = secrets.token_hex(32)  # ElastiCache's AUTH charset (no "_" as token_urlsafe makes)
     redis = RedisServer(password=redis_password, persistent=False, root=base / "redis", tls=tls)
     return LocalServers(pg_dir=str(postgres.dir), pg_port=postgres.port, pg_admin_password=admin_password,
                         redis_dir=str(redis.dir), redis_port=redis.port, redis_pid=redis.process.pid,

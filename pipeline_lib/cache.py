@@ -113,7 +113,7 @@ class Cache(Construct):
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
             auth_token=auth_token.secret_string,
-            auth_token_update_strategy="ROTATE",
+            auth_token_update_strategy=settings.auth_token_update_strategy,
             snapshot_retention_limit=settings.snapshot_retention_limit_days,
             snapshot_window="03:00-04:00",
             maintenance_window="sun:05:00-sun:06:00",

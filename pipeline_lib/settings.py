@@ -161,10 +161,16 @@ class CacheConfig:
     snapshot_retention_limit_days: int = 14  # daily snapshots kept two weeks
     final_snapshot: bool = True  # a deleted cache leaves a last snapshot; a destroyable dev opts out
     maxmemory_policy: str = "allkeys-lru"  # hot-product cache: evict the coldest
+    # How a new AUTH token is applied. SET: it replaces the old one at once (the steady state:
+    # no rotated-out token stays valid). ROTATE: both are valid, for the rotation's middle step
+    # only, while the tasks roll onto the new one (docs/operations.md, "Rotating the Redis AUTH token").
+    auth_token_update_strategy: Literal["SET", "ROTATE"] = "SET"
 
     def __post_init__(self) -> None:
         if self.num_cache_clusters < 2:
             raise ValueError("automatic failover needs at least two cache nodes")
+        if self.auth_token_update_strategy not in ("SET", "ROTATE"):
+            raise ValueError(f"auth_token_update_strategy must be SET or ROTATE, not {self.auth_token_update_strategy!r}")
 
 
 @dataclass(frozen=True)

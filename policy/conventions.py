@@ -87,6 +87,25 @@ def replacement_digest(values: tuple[str, ...]) -> str:
     return hashlib.sha256("\x1f".join(values).encode()).hexdigest()[:8]
 
 
+# What ElastiCache accepts as a Redis AUTH token (ElastiCache user guide, "AUTH"): 16 to 128
+# printable characters, and of the non-alphanumerics only these; no spaces, quotes, @, / or _.
+REDIS_AUTH_TOKEN_LENGTH = (16, 128)
+REDIS_AUTH_TOKEN_SPECIALS = "!&#$^<>-"
+
+
+def redis_auth_token_problem(token: str) -> str | None:
+    """Why ElastiCache would refuse `token` as an AUTH token, or None. Never names the token."""
+    low, high = REDIS_AUTH_TOKEN_LENGTH
+    if not low <= len(token) <= high:
+        return f"has {len(token)} characters, not {low} to {high}"
+    bad = sorted({c for c in token if not (c.isascii() and c.isalnum()) and c not in REDIS_AUTH_TOKEN_SPECIALS})
+    if bad:
+        shown = ", ".join("a space" if c == " " else repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in bad)
+        return (f"contains {shown}: besides letters and digits ElastiCache accepts only "
+                f"{' '.join(REDIS_AUTH_TOKEN_SPECIALS)}")
+    return None
+
+
 def carries_suffix(name: str, suffix: str) -> bool:
     """True when `suffix` is one whole segment of `name` (retail-db-dev, /retail/dev/x)."""
     return re.search(rf"(^|[-/_.]){re.escape(suffix)}($|[-/_.])", name) is not None

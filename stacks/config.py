@@ -28,7 +28,7 @@ from pipeline_lib.settings import (
     StreamConfig,
 )
 from policy.conventions import PRODUCTION_SUFFIXES
-from stacks.workloads import WORKLOAD_REGIONS, WORKLOADS
+from stacks.workloads import WORKLOAD_REGIONS, WORKLOADS, redis_auth_secret_name
 
 # Who the alarms reach, `protocol:endpoint` items (pipeline_lib.settings.AlertSubscription),
 # e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
@@ -47,6 +47,9 @@ EXEC_ENV = "ECS_EXEC"
 # before the deploy: the key policy names it (KMS refuses a principal that does not exist).
 EXEC_OPERATORS_ENV = "ECS_EXEC_OPERATORS"
 DEFAULT_EXEC_OPERATOR_ROLES = ("platform-operator",)
+# The Redis AUTH rotation's middle step (`make rotate-redis-auth`): "ROTATE" keeps the old token
+# valid beside the new one while the tasks roll; unset, SET, the steady state.
+AUTH_UPDATE_ENV = "REDIS_AUTH_UPDATE"
 # The processor image's tag for this deployment (the release workflow sets the commit SHA).
 # The repositories' tags are immutable, so a release is a new tag, never an edit here.
 IMAGE_TAG_ENV = "PROCESSOR_IMAGE_TAG"
@@ -104,7 +107,7 @@ class WorkloadConfig:
     @property
     def redis_auth_secret_name(self) -> str:
         """The pre-existing secret holding the Redis AUTH token (created by an operator)."""
-        return f"{self.workload}-{self.environment_suffix}/redis-auth"
+        return redis_auth_secret_name(self.workload, self.environment_suffix)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -224,6 +227,12 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
             config = replace(config, service=replace(config.service, image_tag=tag))
         except ValueError as error:
             raise ConfigError(f"{IMAGE_TAG_ENV}: {error}") from error
+    strategy = os.environ.get(AUTH_UPDATE_ENV, "").strip().upper()
+    if strategy:
+        try:
+            config = replace(config, cache=replace(config.cache, auth_token_update_strategy=strategy))
+        except ValueError as error:
+            raise ConfigError(f"{AUTH_UPDATE_ENV}: {error}") from error
     config = _production(config) if config.is_production else _destroyable(config)
     return _with_exec(config, os.environ.get(EXEC_ENV, ""), os.environ.get(EXEC_OPERATORS_ENV, ""))
 

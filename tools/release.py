@@ -1,8 +1,21 @@
-"""The processor's release path: push the image, run the migration.
+"""The processor's release path: check the Redis AUTH tokens, push the image, run the migration,
+wait for the rollout, check who the alarms reach; and roll the tasks (the AUTH rotation's middle step).
 
+    python -m tools.release check-auth-tokens --suffix <suffix> [--stack S ...]
     python -m tools.release push-image --outputs cfn-outputs/all-outputs.json --tag <sha> [--stack S ...]
     python -m tools.release migrate --outputs cfn-outputs/all-outputs.json [--stack S ...]
     python -m tools.release rollout --outputs cfn-outputs/all-outputs.json [--stack S ...]
+    python -m tools.release check-subscriptions --outputs cfn-outputs/all-outputs.json [--stack S ...]
+    python -m tools.release roll-tasks --outputs cfn-outputs/all-outputs.json [--stack S ...]
+
+`check-auth-tokens` reads each stack's AUTH token secret (before a deploy: the stacks only read
+it) and stops, naming the secret and what is wrong, if ElastiCache would refuse it (16-128
+characters; besides letters and digits only ! & # $ ^ < > -); it never prints the token.
+`check-subscriptions` lists the alerts and incidents topics' subscriptions still waiting for
+their owner's confirmation (email): a warning outside production, a failure in production,
+whose alarms must reach someone. `roll-tasks` starts each service's tasks anew (they read the
+secret at start) and waits until the service is stable: docs/operations.md, "Rotating the
+Redis AUTH token".
 
 `--outputs` is what `cdktf output --outputs-file` writes (or `terraform output -json` of one
 stack, with `--stack`). `push-image` builds processor/ for linux/arm64 with whichever of
@@ -27,6 +40,9 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from policy.conventions import PRODUCTION_SUFFIXES, redis_auth_token_problem
+from stacks.workloads import WORKLOAD_REGIONS, redis_auth_secret_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = "linux/arm64"  # the task definitions run on Graviton
@@ -172,23 +188,122 @@ def rollout(ecs: object, values: Mapping[str, object], timeout_s: float = 600) -
     return str(service)
 
 
+# -- check-auth-tokens ---------------------------------------------------------------------------------------------
+
+
+def check_auth_tokens(session: object, suffix: str, stacks: Sequence[str] = ()) -> list[str]:
+    """A line per stack whose AUTH token secret ElastiCache would accept; ReleaseError naming the
+    first secret it would refuse (a deploy with it fails half way, at the replication group)."""
+    from botocore.exceptions import ClientError
+
+    done = []
+    for workload, region in WORKLOAD_REGIONS.items():
+        if stacks and f"{workload}-{suffix}" not in stacks:
+            continue
+        name = redis_auth_secret_name(workload, suffix)
+        client = session.client("secretsmanager", region_name=region)  # type: ignore[attr-defined]
+        try:
+            token = client.get_secret_value(SecretId=name).get("SecretString") or ""
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise ReleaseError(f"{name} ({region}) does not exist: create it before the first deploy "
+                                   "(README, 'Deploying to AWS')") from error
+            raise
+        problem = redis_auth_token_problem(token)
+        if problem:
+            raise ReleaseError(f"{name} ({region}): the Redis AUTH token {problem}. Put a new value, e.g. "
+                               f"aws secretsmanager put-secret-value --region {region} --secret-id {name} "
+                               '--secret-string "$(openssl rand -hex 32)"')
+        done.append(f"{workload}-{suffix}: {name} holds a token ElastiCache accepts")
+    return done
+
+
+# -- check-subscriptions -------------------------------------------------------------------------------------------
+
+PENDING = "PendingConfirmation"  # what SNS shows as the ARN of a subscription its owner has not confirmed
+
+
+def pending_subscriptions(sns: object, topic_arn: str) -> list[str]:
+    """`protocol:endpoint` of each subscription of the topic still waiting for confirmation."""
+    pending, token = [], None
+    while True:
+        page = sns.list_subscriptions_by_topic(  # type: ignore[attr-defined]
+            TopicArn=topic_arn, **({"NextToken": token} if token else {}))
+        pending += [f"{s['Protocol']}:{s['Endpoint']}" for s in page.get("Subscriptions", [])
+                    if s.get("SubscriptionArn") == PENDING]
+        token = page.get("NextToken")
+        if not token:
+            return pending
+
+
+def check_subscriptions(session: object, outputs: Mapping[str, Mapping[str, object]]) -> tuple[list[str], list[str]]:
+    """(lines, warnings) about subscriptions nobody confirmed yet; ReleaseError if a production
+    stack has one: its alarms or incidents would reach only an inbox that never said yes."""
+    lines, warnings, failures = [], [], []
+    for stack, values in outputs.items():
+        sns = session.client("sns", region_name=str(values["stack_region"]))  # type: ignore[attr-defined]
+        for output in ("alerts_topic_arn", "incident_topic_arn"):
+            topic = values.get(output)
+            if not topic:
+                continue
+            pending = pending_subscriptions(sns, str(topic))
+            if not pending:
+                lines.append(f"{stack}: every subscription of {str(topic).rsplit(':', 1)[-1]} is confirmed")
+                continue
+            text = (f"{stack}: {', '.join(pending)} on {str(topic).rsplit(':', 1)[-1]} not confirmed yet: the owner "
+                    "must open the 'AWS Notification - Subscription Confirmation' email and confirm "
+                    "(README, 'Who the alarms reach')")
+            (failures if stack.split("-", 1)[-1] in PRODUCTION_SUFFIXES else warnings).append(text)
+    if failures:
+        raise ReleaseError("; ".join(failures))
+    return lines, warnings
+
+
+# -- roll-tasks ----------------------------------------------------------------------------------------------------
+
+
+def roll_tasks(ecs: object, values: Mapping[str, object], timeout_s: float = 600) -> str:
+    """New tasks for the service (each reads the secrets at start), then wait until it is stable."""
+    ecs.update_service(  # type: ignore[attr-defined]
+        cluster=values["cluster_name"], service=values["service_name"], forceNewDeployment=True)
+    return rollout(ecs, values, timeout_s)
+
+
 # -- command line --------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.release", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["push-image", "migrate", "rollout"])
-    parser.add_argument("--outputs", type=Path, required=True, help="cdktf outputs file or terraform output -json")
+    parser.add_argument("command", choices=["check-auth-tokens", "push-image", "migrate", "rollout",
+                                            "check-subscriptions", "roll-tasks"])
+    parser.add_argument("--outputs", type=Path, help="cdktf outputs file or terraform output -json (all but "
+                                                        "check-auth-tokens)")
+    parser.add_argument("--suffix", help="check-auth-tokens: the environment suffix")
     parser.add_argument("--stack", action="append", default=[], help="only this stack (repeatable)")
     parser.add_argument("--tag", help="push-image: the image tag (the commit SHA)")
     parser.add_argument("--skip-missing-repositories", action="store_true",
                         help="push-image: pass over stacks whose repository does not exist yet (before a first apply)")
     args = parser.parse_args(argv)
     try:
-        outputs = read_outputs(args.outputs, args.stack)
         import boto3
 
         session = boto3.session.Session()
+        if args.command == "check-auth-tokens":
+            if not args.suffix:
+                raise ReleaseError("check-auth-tokens needs --suffix")
+            for line in check_auth_tokens(session, args.suffix, args.stack):
+                print(line)
+            return 0
+        if args.outputs is None:
+            raise ReleaseError(f"{args.command} needs --outputs")
+        outputs = read_outputs(args.outputs, args.stack)
+        if args.command == "check-subscriptions":
+            lines, warnings = check_subscriptions(session, outputs)
+            for line in lines:
+                print(line)
+            for warning in warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            return 0
         if args.command == "push-image":
             if not args.tag or args.tag == "latest":
                 raise ReleaseError("push-image needs --tag: one per release, never 'latest' (immutable repositories)")
@@ -200,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             ecs = session.client("ecs", region_name=str(values["stack_region"]))
             if args.command == "migrate":
                 print(f"{stack}: migrated ({run_migration(ecs, values)})")
+            elif args.command == "roll-tasks":
+                print(f"{stack}: {roll_tasks(ecs, values)} runs new tasks")
             else:
                 print(f"{stack}: {rollout(ecs, values)} is stable")
         return 0

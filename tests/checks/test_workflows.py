@@ -114,6 +114,42 @@ def test_a_release_pushes_the_commits_arm64_image_applies_migrates_and_waits_in_
     order = [position("tools.release push-image --outputs outputs-before.json"),
              position("terraform apply -input=false -no-color reviewed.tfplan"),
              position("tools.release push-image --outputs outputs.json"),
-             position("tools.release migrate"), position("tools.release rollout")]
+             position("tools.release migrate"), position("tools.release rollout"),
+             position("tools.release check-subscriptions")]
     assert order == sorted(order)
     assert all('--tag "$PROCESSOR_IMAGE_TAG"' in runs[i] for i in (order[0], order[2]))
+
+
+def test_the_deploy_checks_the_redis_auth_token_before_it_plans() -> None:
+    steps = load("deploy.yml")["jobs"]["plan"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    check = next(i for i, run in enumerate(runs) if "tools.release check-auth-tokens" in run)
+    plan = next(i for i, run in enumerate(runs) if "tools.plan" in run)
+    assert check < plan
+
+
+def _make_recipe(target: str) -> list[str]:
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line)
+    return recipe
+
+
+def test_make_deploy_checks_tokens_first_and_subscriptions_last() -> None:
+    recipe = _make_recipe("deploy")
+    steps = [i for i, line in enumerate(recipe) if "check-auth-tokens" in line or "cdktf deploy" in line
+             or "check-subscriptions" in line or " rollout " in line]
+    assert ["check-auth-tokens" in recipe[steps[0]], "cdktf deploy" in recipe[steps[1]],
+            " rollout " in recipe[steps[2]], "check-subscriptions" in recipe[steps[3]]] == [True] * 4
+
+
+def test_the_auth_rotation_rotates_rolls_the_tasks_then_sets() -> None:
+    recipe = _make_recipe("rotate-redis-auth")
+    order = [next(i for i, line in enumerate(recipe) if text in line) for text in (
+        "check-auth-tokens", "REDIS_AUTH_UPDATE=ROTATE npx cdktf deploy", "roll-tasks",
+        "REDIS_AUTH_UPDATE=SET npx cdktf deploy")]
+    assert order == sorted(order)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from policy.stack_json import StackJson
 from tests.helpers import only, ref
 
@@ -82,3 +84,17 @@ def test_a_production_cache_leaves_a_final_snapshot_named_once_per_creation(prod
     group = only(prod_stacks["factory-prod"], "aws_elasticache_replication_group").config
     assert group["final_snapshot_identifier"] == 'factory-cache-final-prod-${formatdate("YYYYMMDDhhmmss", timestamp())}'
     assert group["lifecycle"]["ignore_changes"] == ["final_snapshot_identifier"]
+
+
+def test_a_new_auth_token_is_set_in_the_steady_state_and_rotated_only_on_request(
+        stack: StackJson, prod_stacks: dict[str, StackJson], monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks.config import ConfigError, build_config
+
+    assert only(stack, "aws_elasticache_replication_group").config["auth_token_update_strategy"] == "SET"
+    assert only(prod_stacks[f"{stack.workload}-prod"],
+                "aws_elasticache_replication_group").config["auth_token_update_strategy"] == "SET"
+    monkeypatch.setenv("REDIS_AUTH_UPDATE", "rotate")  # the rotation's middle step (make rotate-redis-auth)
+    assert build_config(stack.workload, "dev").cache.auth_token_update_strategy == "ROTATE"
+    monkeypatch.setenv("REDIS_AUTH_UPDATE", "DELETE")
+    with pytest.raises(ConfigError, match="REDIS_AUTH_UPDATE: auth_token_update_strategy must be SET or ROTATE"):
+        build_config(stack.workload, "dev")

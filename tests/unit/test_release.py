@@ -161,3 +161,112 @@ def test_a_rollout_waits_for_a_stable_service_and_restarts_one_that_failed_for_i
     with stub:
         release.rollout(ecs, values)
         stub.assert_no_pending_responses()
+
+
+def _secrets(tokens: dict[str, str]) -> object:
+    """A session whose Secrets Manager holds `tokens` by secret name, in moto (in-process)."""
+    for name, token in tokens.items():
+        region = "us-east-1" if name.startswith("retail-") else "eu-west-1"
+        boto3.client("secretsmanager", region_name=region).create_secret(Name=name, SecretString=token)
+    return boto3.session.Session()
+
+
+@pytest.fixture()
+def aws(monkeypatch: pytest.MonkeyPatch) -> object:
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield
+
+
+@pytest.mark.usefixtures("aws")
+def test_auth_tokens_elasticache_accepts_pass_the_check_before_a_deploy() -> None:
+    session = _secrets({"retail-dev/redis-auth": "a" * 32 + "!&#$^<>-", "factory-dev/redis-auth": "0123456789abcdef"})
+    assert release.check_auth_tokens(session, "dev") == [
+        "retail-dev: retail-dev/redis-auth holds a token ElastiCache accepts",
+        "factory-dev: factory-dev/redis-auth holds a token ElastiCache accepts"]
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize(("token", "problem"), [
+    ("p@ssword-with-at-sign", "contains '@': besides letters and digits ElastiCache accepts only ! & # $ ^ < > -"),
+    ("under_score_is_refused", "contains '_'"),
+    ('quote"and/slash%percent', "contains '\"', '%', '/'"),
+    ("short", "has 5 characters, not 16 to 128"),
+    ("x" * 129, "has 129 characters, not 16 to 128"),
+])
+def test_a_token_elasticache_would_refuse_stops_the_deploy_naming_the_secret_not_the_token(token: str, problem: str) -> None:
+    session = _secrets({"retail-dev/redis-auth": token, "factory-dev/redis-auth": "0123456789abcdef"})
+    with pytest.raises(release.ReleaseError) as refused:
+        release.check_auth_tokens(session, "dev")
+    message = str(refused.value)
+    assert message.startswith(f"retail-dev/redis-auth (us-east-1): the Redis AUTH token {problem}")
+    assert token not in message and "openssl rand -hex 32" in message
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_missing_auth_token_secret_is_named_before_a_deploy() -> None:
+    session = _secrets({"retail-dev/redis-auth": "0123456789abcdef"})
+    with pytest.raises(release.ReleaseError, match=r"factory-dev/redis-auth \(eu-west-1\) does not exist"):
+        release.check_auth_tokens(session, "dev")
+    assert release.check_auth_tokens(session, "dev", ["retail-dev"]) == [
+        "retail-dev: retail-dev/redis-auth holds a token ElastiCache accepts"]
+
+
+class _Session:
+    def __init__(self, clients: dict[str, object]) -> None:
+        self.clients = clients
+
+    def client(self, service: str, region_name: str) -> object:
+        return self.clients[service]
+
+
+def _sns(pages: list[list[dict]]) -> tuple[object, Stubber]:
+    sns = boto3.client("sns", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    stub = Stubber(sns)
+    for subscriptions in pages:
+        stub.add_response("list_subscriptions_by_topic", {"Subscriptions": subscriptions}, {"TopicArn": ANY})
+    stub.activate()
+    return sns, stub
+
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:retail-alerts-prod"
+CONFIRMED = {"SubscriptionArn": f"{TOPIC}:1b2c", "Protocol": "sqs", "Endpoint": "arn:aws:sqs:us-east-1:1:q",
+             "Owner": "1", "TopicArn": TOPIC}
+WAITING = {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "oncall@example.com",
+           "Owner": "1", "TopicArn": TOPIC}
+
+
+def test_a_production_alarm_subscription_nobody_confirmed_fails_the_release() -> None:
+    sns, _ = _sns([[CONFIRMED, WAITING]])
+    with pytest.raises(release.ReleaseError, match="retail-prod: email:oncall@example.com on retail-alerts-prod not "
+                                                   "confirmed yet"):
+        release.check_subscriptions(_Session({"sns": sns}),
+                                    {"retail-prod": {"stack_region": "us-east-1", "alerts_topic_arn": TOPIC}})
+
+
+def test_outside_production_a_pending_subscription_is_a_warning_and_confirmed_ones_pass() -> None:
+    sns, _ = _sns([[WAITING], [CONFIRMED]])
+    outputs = {"retail-dev": {"stack_region": "us-east-1", "alerts_topic_arn": TOPIC.replace("prod", "dev")},
+               "retail-prod": {"stack_region": "us-east-1", "alerts_topic_arn": TOPIC}}
+    lines, warnings = release.check_subscriptions(_Session({"sns": sns}), outputs)
+    assert lines == ["retail-prod: every subscription of retail-alerts-prod is confirmed"]
+    assert len(warnings) == 1 and warnings[0].startswith("retail-dev: email:oncall@example.com on retail-alerts-dev")
+
+
+def test_roll_tasks_starts_new_tasks_then_waits_until_the_service_is_stable() -> None:
+    ecs = boto3.client("ecs", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    stub = Stubber(ecs)
+    stub.add_response("update_service", {}, {"cluster": "retail-cluster-dev", "service": "retail-processor-dev",
+                                             "forceNewDeployment": True})
+    stub.add_response("describe_services", {"services": [{"serviceName": "retail-processor-dev", "deployments": [
+        {"status": "PRIMARY", "rolloutState": "IN_PROGRESS"}]}]},
+        {"cluster": "retail-cluster-dev", "services": ["retail-processor-dev"]})
+    stub.add_response("describe_services", {"services": [{"serviceName": "retail-processor-dev", "desiredCount": 2,
+                                                          "runningCount": 2, "deployments": [{"status": "PRIMARY"}]}]},
+                      {"cluster": "retail-cluster-dev", "services": ["retail-processor-dev"]})
+    with stub:
+        assert release.roll_tasks(ecs, {**OUTPUTS, "service_name": "retail-processor-dev"}) == "retail-processor-dev"
+    stub.assert_no_pending_responses()
