@@ -432,9 +432,9 @@ class ProcessorService(Construct):
                             evaluation_periods=1, treat_missing_data="notBreaching"),
             MetricAlarmSpec(
                 purpose="processor-lag",
-                description=(f"The processor stays behind the stream with up to {self.max_tasks} tasks for "
-                             f"{self.max_tasks} shards: more tasks cannot help; add shards "
-                             "(docs/operations.md, 'Resharding')"),
+                description=(f"The processor stays behind the stream with up to {self.max_tasks} tasks, one per "
+                             "shard: more tasks cannot help; add shards (docs/operations.md, 'Scaling and "
+                             "resharding')"),
                 namespace=self.metric_namespace, metric_name=processor_metrics.MILLIS_BEHIND_LATEST,
                 statistic="Maximum", comparison="GreaterThanThreshold", threshold=thresholds.iterator_age_ms,
                 evaluation_periods=3, treat_missing_data="notBreaching"),
