@@ -317,8 +317,8 @@ class ProcessorService(Construct):
                 iam.statement("NoSessionAroundExecuteCommand", ["ssm:StartSession"], [tasks], effect="Deny"),
             ),
         )
-        for number, role in enumerate(roles):
-            IamRolePolicyAttachment(self, f"exec-operator-{number}", role=role, policy_arn=self.exec_operator_policy.arn)
+        for role in roles:  # by name: removing one operator leaves the others' attachments alone
+            IamRolePolicyAttachment(self, f"exec-operator-{role}", role=role, policy_arn=self.exec_operator_policy.arn)
 
     def _scale_on_lag(self, naming: Naming, settings: ServiceConfig, max_tasks: int) -> None:
         """Step scaling on the processor's own lag (MillisBehindLatest, the most any task reports):
