@@ -172,24 +172,27 @@ def _secrets(tokens: dict[str, str]) -> object:
 
 
 @pytest.fixture()
-def aws(monkeypatch: pytest.MonkeyPatch) -> object:
+def suffix(monkeypatch: pytest.MonkeyPatch) -> object:
+    """moto in-process, and a suffix of this test's own: the suite's emulator shares moto's
+    backends, so each test's secrets get names no other test uses."""
+    import uuid
+
     from moto import mock_aws
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
-        yield
+        yield f"t{uuid.uuid4().hex[:8]}"
 
 
-@pytest.mark.usefixtures("aws")
-def test_auth_tokens_elasticache_accepts_pass_the_check_before_a_deploy() -> None:
-    session = _secrets({"retail-dev/redis-auth": "a" * 32 + "!&#$^<>-", "factory-dev/redis-auth": "0123456789abcdef"})
-    assert release.check_auth_tokens(session, "dev") == [
-        "retail-dev: retail-dev/redis-auth holds a token ElastiCache accepts",
-        "factory-dev: factory-dev/redis-auth holds a token ElastiCache accepts"]
+def test_auth_tokens_elasticache_accepts_pass_the_check_before_a_deploy(suffix: str) -> None:
+    session = _secrets({f"retail-{suffix}/redis-auth": "a" * 32 + "!&#$^<>-",
+                        f"factory-{suffix}/redis-auth": "0123456789abcdef"})
+    assert release.check_auth_tokens(session, suffix) == [
+        f"retail-{suffix}: retail-{suffix}/redis-auth holds a token ElastiCache accepts",
+        f"factory-{suffix}: factory-{suffix}/redis-auth holds a token ElastiCache accepts"]
 
 
-@pytest.mark.usefixtures("aws")
 @pytest.mark.parametrize(("token", "problem"), [
     ("p@ssword-with-at-sign", "contains '@': besides letters and digits ElastiCache accepts only ! & # $ ^ < > -"),
     ("under_score_is_refused", "contains '_'"),
@@ -197,22 +200,22 @@ def test_auth_tokens_elasticache_accepts_pass_the_check_before_a_deploy() -> Non
     ("short", "has 5 characters, not 16 to 128"),
     ("x" * 129, "has 129 characters, not 16 to 128"),
 ])
-def test_a_token_elasticache_would_refuse_stops_the_deploy_naming_the_secret_not_the_token(token: str, problem: str) -> None:
-    session = _secrets({"retail-dev/redis-auth": token, "factory-dev/redis-auth": "0123456789abcdef"})
+def test_a_token_elasticache_would_refuse_stops_the_deploy_naming_the_secret_not_the_token(
+        token: str, problem: str, suffix: str) -> None:
+    session = _secrets({f"retail-{suffix}/redis-auth": token, f"factory-{suffix}/redis-auth": "0123456789abcdef"})
     with pytest.raises(release.ReleaseError) as refused:
-        release.check_auth_tokens(session, "dev")
+        release.check_auth_tokens(session, suffix)
     message = str(refused.value)
-    assert message.startswith(f"retail-dev/redis-auth (us-east-1): the Redis AUTH token {problem}")
+    assert message.startswith(f"retail-{suffix}/redis-auth (us-east-1): the Redis AUTH token {problem}")
     assert token not in message and "openssl rand -hex 32" in message
 
 
-@pytest.mark.usefixtures("aws")
-def test_a_missing_auth_token_secret_is_named_before_a_deploy() -> None:
-    session = _secrets({"retail-dev/redis-auth": "0123456789abcdef"})
-    with pytest.raises(release.ReleaseError, match=r"factory-dev/redis-auth \(eu-west-1\) does not exist"):
-        release.check_auth_tokens(session, "dev")
-    assert release.check_auth_tokens(session, "dev", ["retail-dev"]) == [
-        "retail-dev: retail-dev/redis-auth holds a token ElastiCache accepts"]
+def test_a_missing_auth_token_secret_is_named_before_a_deploy(suffix: str) -> None:
+    session = _secrets({f"retail-{suffix}/redis-auth": "0123456789abcdef"})
+    with pytest.raises(release.ReleaseError, match=rf"factory-{suffix}/redis-auth \(eu-west-1\) does not exist"):
+        release.check_auth_tokens(session, suffix)
+    assert release.check_auth_tokens(session, suffix, [f"retail-{suffix}"]) == [
+        f"retail-{suffix}: retail-{suffix}/redis-auth holds a token ElastiCache accepts"]
 
 
 class _Session:
