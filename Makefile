@@ -22,7 +22,7 @@ RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
 
 
-.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate cost bench-synth bench-processor bench-scale eval-anomaly eval-anomaly-real \
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate cost bench-synth bench-processor bench-scale eval-anomaly eval-anomaly-real eval-anomaly-calibration \
         outputs deploy rotate-redis-auth destroy push-image migrate clean
 
 help: ## list the targets
@@ -107,6 +107,9 @@ eval-anomaly: setup ## score the factory anomaly detector and the baselines on a
 SKAB ?= ../shared/data/skab
 eval-anomaly-real: setup ## the detector on real data (SKAB, by its own protocols) beside the synthetic corpus and the baselines
 	$(RUN) python -m processor.anomaly evaluate-real --skab $(SKAB) .gen/anomaly-corpus --seed 7 --series 60 --days 8 --json .gen/anomaly-real-figures.json
+
+eval-anomaly-calibration: setup ## does the score mean what it says? claimed against observed tail probabilities on normal data
+	$(RUN) python -m processor.anomaly calibration --skab $(SKAB) --json .gen/anomaly-calibration.json
 
 bench-processor: setup servers ## processor records/s through PostgreSQL + Redis vs a naive baseline
 	$(RUN) python -m bench.bench_processor

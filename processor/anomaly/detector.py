@@ -2,28 +2,40 @@
 
 Two outputs per reading, for two questions:
 
-* **score** (0..1): how surprising this reading is, as a likelihood with a sharp onset.
-  Three channels each turn their evidence into a tail probability, and the score is the
-  strongest of them: ``q / (q + LIKELIHOOD_DECADES)`` with ``q = -log10(p)``, so 0.5 means a
-  one-in-a-million reading. It rises at the first surprising readings and falls back as
-  the detector learns the new behaviour: an incident is one burst of high scores, not a
-  plateau (NAB-style scoring charges every flagged reading outside the event's window).
+* **score** (0..1): how rare this reading is by the sensor's own history, as a tail
+  probability ``p``: ``score = q / (q + LIKELIHOOD_DECADES)`` with ``q = -log10(p)``, so 0.5
+  means one reading in a million. ``p`` is a claim about normal life that is measured, not
+  assumed: on normal data the share of readings with ``p <= 10**-k`` stays within 3x of
+  ``10**-k`` (`make eval-anomaly-calibration`, over real and generated series of many kinds).
 
-  - *surprise*: the reading against a fast level (an EWMA that follows within a few
-    readings), in units of its recent typical residual (spikes, steps, noise bursts, the
-    jump into a fault);
-  - *shift*: the reading against its recent mean, in recent standard deviations (a
-    window of ~60 readings: level shifts, drifts that outpace it, a sensor stepping out of
-    its recent range), with the same heavy-tail discount;
-  - *stuck*: a run of identical readings longer than any this sensor has had, counted
-    beyond that record at how often it repeats a value (a sensor that reports in whole
-    steps sits on one value for dozens of readings as part of its normal life).
+  Four checks each turn a piece of evidence into a tail probability by the distribution
+  that very evidence has had on this sensor (a streaming histogram, no Gaussian assumed):
 
-  For surprise, the raw evidence is averaged over a few readings and judged against its
-  own long-run distribution, learnt from what came before: its mean and spread over a few
-  hundred readings. For both, how far the evidence overshoots 1.25 spreads when it does is
-  learnt, and a heavier tail than a Gaussian's counts a distance out there for less. A
-  sensor that is always noisy, spiky or heavy-tailed is judged by its own standards.
+  - *jump*: the move from the last reading, in recent typical moves, never less than half
+    its long-run typical move (spikes, steps, the jump into a fault; on a square wave or a
+    flat stretch the recent moves say nothing, and the long run still does);
+  - *shift*: the recent level (a short average) against the level of the last few hundred
+    readings, in their typical deviation (level shifts, drifts, a regime that moved);
+  - *level*: the reading against the sensor's usual level, in its own units (values it
+    has never taken);
+  - *stuck*: a run of identical readings against the runs this sensor has had: by their
+    histogram (a square wave's plateaus have a length of their own), and beyond the longest
+    it has ended (the record fades over ``memory`` readings) each repeat as likely as the
+    sensor's share of repeats, reported as the run crosses each further decade of rarity,
+    not on every reading of it (a freeze is one event, not hundreds).
+
+  Each check's histogram has `BINS_PER_OCTAVE` bins per doubling of the evidence's size,
+  up and down kept apart, with a memory of ``memory`` readings. Inside what it has seen,
+  ``p`` is the share of the sensor's history at least as extreme, ties included: a value
+  the sensor takes often is never surprising, however far from its mean, and a clean
+  periodic or quantised signal whose moves repeat is judged by its own repeats. Beyond the
+  most extreme evidence it has seen twice, the tail is extrapolated along the slope of its
+  own top decile (decades of p per doubling), at most ``max_beyond_octaves`` doublings out,
+  and no further than its sample size allows (``p >= n**-novelty_power``: after a hundred
+  readings nothing is one in a million). The checks' ``p`` combine as the smallest, times
+  the number of checks (Bonferroni). After a high score, readings less surprising than it
+  count for less (``refractory`` decades a reading): the aftermath of an alarm is not a
+  new alarm.
 
 * **incident** (latched): whether the sensor sits in an abnormal regime. The smoothed
   value is compared with a baseline learnt only outside incidents; the incident opens
@@ -31,58 +43,65 @@ Two outputs per reading, for two questions:
   when the sensor returns (below ``incident_close_z`` for a while) or moves again by as
   much from where the incident settled (a second change: the regime has ended, even if
   the new normal is not the old one), or when it has lasted ``incident_max_age``
-  readings (it is the new normal: its level becomes the baseline). The factory sink groups sensor incidents into one
-  incident per line (processor/incidents.py).
+  readings (it is the new normal: its level becomes the baseline). The factory sink groups
+  sensor incidents into one incident per line (processor/incidents.py).
 
-No assumption about the sampling rate or a daily cycle: the typical interval between
-readings is learnt (an outage does not redefine it), and rates are per reading. A
+No assumption about the sampling rate or a daily cycle: the checks are per reading. A
 reading timestamped before the last one (a clock stepped back, a late reading) is
 applied as if it arrived then; an exact duplicate (same time, same event id) is
 ignored. What is fresh is the caller's to decide: the sink feeds only readings
 PostgreSQL had not stored, the offline scorer only rows after a restored state's last.
 
-The state is a few dozen numbers, constant in time, JSON for Redis. Restoring the JSON
-gives bit-identical floats, so a detector restored mid-series carries on exactly as one
-that never stopped.
+The state is constant in size (a few dozen numbers and the checks' histograms), JSON for
+Redis. Restoring the JSON gives bit-identical floats, so a detector restored mid-series
+carries on exactly as one that never stopped.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from operator import attrgetter
 from typing import NamedTuple
 
 import msgspec
 
-VERSION = 4  # 4: the shift channel judges the reading against a recent window; the run record
-LIKELIHOOD_DECADES = 6.0  # a score of 0.5 = a one-in-a-million reading
+VERSION = 5  # 5: checks judged by their own histograms (a calibrated tail probability), not a Gaussian tail
+LIKELIHOOD_DECADES = 4.0  # a score of 0.5 (the alarm) = a reading rarer than one in 10,000
 SURPRISE, SHIFT, STUCK = "surprise", "shift", "stuck"
+
+BINS_PER_OCTAVE = 3  # a bin per 26 % of the evidence's size
+OCTAVES = 20  # each histogram spans a million-fold range of its evidence
+BINS = BINS_PER_OCTAVE * OCTAVES
+# The histograms, in the state's order: each signed check keeps its ups and downs apart.
+JUMP_UP, JUMP_DOWN, SHIFT_UP, SHIFT_DOWN, LEVEL_UP, LEVEL_DOWN, RUN = range(7)
+HISTOGRAMS = 7
+CHECKS = 4  # jump, shift, level, stuck: the Bonferroni factor
+UNSET = -(2**31)  # a histogram that has not seen its evidence yet
+CAP = 2.0**40  # evidence beyond this (a ratio over a collapsed scale) counts as this
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    warmup: int = 60  # readings before any score; the long-run distributions need that many
-    level_alpha: float = 0.5  # the fast level: follows within a couple of readings
-    scale_alpha: float = 0.05  # ~20-reading memory of the typical residual
-    recent_alpha: float = 1.0 / 60.0  # the shift channel's window: the recent mean and variance, ~60 readings
-    short_alpha: float = 0.5  # surprise averaged over ~2 readings: one odd reading is not yet an event
-    long_alpha: float = 0.003  # ~330-reading memory of each channel's own normal evidence
-    clip: float = 6.0  # residuals teach the levels at most this many typical residuals
-    long_clip: float = 4.0  # evidence teaches its distribution at most this many spreads above its mean
-    min_scale_fraction: float = 1e-3  # floor on the typical residual relative to |level|: never divide by ~0
-    gap_inflation: float = 0.05  # expected residual grows by this share per missed reading after a gap
-    stuck_min_run: int = 5  # at least this many repeats, however unlikely
-    repeat_alpha: float = 0.01
-    repeat_floor: float = 0.01  # never believe a repeat is rarer than 1 in 100
-    # Runs of repeats are judged against the longest run this sensor has ended, not as a coin
-    # tossed per reading: a quantized sensor (whole litres, whole degrees) repeats ~half its
-    # readings and holds one value for 20-40 readings in a row, which as a coin reads as a
-    # one-in-a-billion event. The record forgets 5 % per run it ends, and one run may at most
-    # double it (plus stuck_min_run): a freeze does not teach the sensor that freezing is normal.
-    record_decay: float = 0.05
-    record_growth: float = 2.0
+    memory: int = 4000  # readings of history each check's distribution holds (exponential forgetting)
+    warmup: int = 10  # readings before the jump check, whose recent typical move needs that many
+    jump_alpha: float = 1.0 / 20.0  # the recent typical move: ~20 readings
+    typical_alpha: float = 1.0 / 1000.0  # the long-run typical move, a floor under the scales
+    scale_floor: float = 0.5  # no scale below this share of the long-run typical move (a flat stretch)
+    level_alpha: float = 1.0 / 200.0  # the usual level: ~200 readings ...
+    level_huber: float = 2.0  # ... moved by at most this many typical deviations a reading (bursts do not drag it)
+    short_alpha: float = 0.2  # the shift check's recent level: ~5 readings ...
+    slow_alpha: float = 1.0 / 300.0  # ... against ~300
+    shift_from: int = 30
+    tail_from: float = 0.1  # the extrapolated tail's slope is that of the top decile ...
+    top_samples: float = 2.0  # ... up to the most extreme evidence seen at least twice
+    slope_min: float = 0.3  # decades of p per doubling: Pareto-heavy at the least ...
+    slope_max: float = 3.0  # ... Gaussian-light at the most
+    slope_default: float = 1.0  # when the top decile is one bin
+    max_beyond_octaves: float = 10.0  # beyond a thousand-fold of its most extreme, evidence counts no more
+    novelty_power: float = 2.0  # p >= n ** -novelty_power: nothing rarer than the history can show
+    refractory: float = 0.03  # decades a reading by which an alarm's shadow fades
+    repeat_memory: int = 1000  # readings over which the share of repeats is learnt
     incident_alpha: float = 0.1  # the regime's smoothing: ~10 readings
     baseline_alpha: float = 0.01  # its baseline, learnt outside incidents over ~100 readings
     incident_warmup: int = 100  # readings of normal before an incident may open
@@ -94,27 +113,15 @@ class DetectorConfig:
     incident_move_z: float = 4.0  # a second change this large (from that level) ends the incident
     incident_move_n: int = 5
     incident_max_age: int = 600  # an incident this many readings old closes, and its level becomes the baseline
-    tail_k: float = 1.25  # each channel's tail starts this many spreads above its mean (~1 reading in 10)
-    excess_alpha: float = 0.05  # its mean overshoot: ~20 exceedances' memory
-    # An exceedance teaches the overshoot at most this many mean overshoots: a heavy tail is learnt
-    # over many exceedances, not from one spike (at 10, one 12-sigma spike taught a fresh sensor that
-    # the next was ordinary; at 2.5 the next stays sharp and a heavy-tailed sensor is still learnt).
-    tail_clip: float = 2.5
-    tail_shrink_floor: float = 0.4  # the heaviest tail still counts a distance beyond it at 40 %
-    # The shift channel judges single readings (not a short average) against a window whose
-    # variance a heavy tail's outliers inflate and deflate: its overshoot is learnt from
-    # exceedances of up to 10 mean overshoots, and may count a distance beyond the tail down to
-    # 20 % (Student-t noise with 2 degrees of freedom: 0.3 % of readings alarmed, as surprise's).
-    shift_tail_clip: float = 10.0
-    shift_shrink_floor: float = 0.2
-    # The scales are set by their first 20 readings (their mean); until then a residual is judged
-    # against a scale that is not known yet (the second reading's is 0), and that evidence, learnt
-    # as this sensor's normal, inflated its spread for hundreds of readings: a 15-sigma spike on a
-    # fresh sensor scored as ordinary. The evidence counts, and is learnt, from the 21st reading.
-    evidence_from: int = 20
+    long_clip: float = 4.0  # the baseline learns a deviation of at most this many spreads
+    min_scale_fraction: float = 1e-3  # floor on the regime's spread relative to the level: never divide by ~0
 
 
 CONFIG = DetectorConfig()
+
+
+def _histograms() -> list[float]:
+    return [0.0] * (HISTOGRAMS * BINS)
 
 
 @dataclass(slots=True)
@@ -122,20 +129,25 @@ class DetectorState:
     count: int = 0
     t: float = 0.0  # epoch seconds of the last applied reading
     event_id: str = ""
-    dt: float = 0.0  # typical interval between readings
-    level: float = 0.0  # fast level
-    scale: float = 0.0  # typical |residual| around it
-    recent: float = 0.0  # the recent mean of the readings ...
-    recent_var: float = 0.0  # ... and their recent variance
-    surprise: float = 0.0  # short average of the surprise evidence ...
-    surprise_mean: float = 0.0  # ... and its long-run mean and variance
-    surprise_var: float = 0.0
-    surprise_excess: float = 0.0  # ... and how far beyond its tail's threshold it overshoots
-    shift_excess: float = 0.0  # the shift channel's overshoot, in recent standard deviations (a tail's shape)
-    prev: float = 0.0
+    prev: float = 0.0  # the last reading
     run: int = 0  # repeats of `prev` in a row
-    repeat: float = 0.0  # how often this sensor repeats a value at all
-    longest: float = 0.0  # the longest run of repeats this sensor has ended, slowly forgotten
+    repeat: float = 0.0  # the share of readings that repeat the one before
+    longest: float = 0.0  # the longest run of repeats this sensor has ended, fading
+    stuck_q: float = 0.0  # the rarity the current run has been reported at
+    jump: float = 0.0  # the recent typical move
+    typical: float = 0.0  # the long-run typical move
+    level: float = 0.0  # the usual level ...
+    spread: float = 0.0  # ... and its typical deviation
+    short: float = 0.0  # the shift check's recent level ...
+    slow: float = 0.0  # ... against a slower one ...
+    slow_dev: float = 0.0  # ... and its typical deviation
+    weight: float = 1.0  # the weight of the next reading's evidence: grows by 1/(1 - 1/memory) a reading
+    total: float = 0.0  # the weight of every reading so far
+    peak: float = 0.0  # the last alarm's q, fading by `refractory` a reading
+    lo: list[int] = field(default_factory=lambda: [UNSET] * HISTOGRAMS)  # each histogram's lowest bin
+    top: list[int] = field(default_factory=lambda: [-1] * HISTOGRAMS)  # ... its top bin seen `top_samples` times
+    calm: list[int] = field(default_factory=lambda: [-1] * HISTOGRAMS)  # ... and its highest bin still common (`_calm`)
+    hist: list[float] = field(default_factory=_histograms)  # BINS weights per histogram, one after another
     smooth: float = 0.0  # the regime's smoothed value ...
     base: float = 0.0  # ... its baseline, learnt outside incidents ...
     base_var: float = 0.0  # ... and the baseline's spread
@@ -148,40 +160,42 @@ class DetectorState:
 
     def to_bytes(self) -> bytes:
         """The state as compact JSON (UTF-8), as Redis keeps it."""
-        # msgspec encodes the slotted dataclass directly, floats in their shortest exact form:
-        # ~1.5 us a state, against ~15 us for json.dumps of a dict built field by field. A
-        # factory batch writes one state per sensor it touched, so this is per-record cost.
         return _encode(self)
 
     def to_json(self) -> str:
         return _encode(self).decode()
 
     def snapshot(self) -> tuple:
-        """Everything `observe` may change, for `restore` (one C call)."""
-        return _fields(self)
+        """Everything `observe` may change, for `restore` (the histograms copied)."""
+        return tuple(getattr(self, name)[:] if name in _LISTS else getattr(self, name) for name in _FIELD_NAMES)
 
     def restore(self, snapshot: tuple) -> None:
         """Put back the state `snapshot` was taken of (a rolled-back batch)."""
         for name, value in zip(_FIELD_NAMES, snapshot, strict=True):
-            setattr(self, name, value)
+            setattr(self, name, value[:] if name in _LISTS else value)
 
     @classmethod
     def from_json(cls, text: str | bytes | None) -> DetectorState:
         """The stored state, or a fresh one when there is none, it has another version, or
-        it does not hold a number where one belongs (JSON has no infinity: a state whose
-        variance overflowed on absurd readings was stored with a null)."""
+        it does not hold what belongs where (JSON has no infinity: a state whose weights
+        overflowed on absurd readings was stored with a null)."""
         if not text:
             return cls()
         try:
             body = json.loads(text)
         except ValueError:
             return cls()
-        if not isinstance(body, dict) or body.get("v") != VERSION or body.keys() - _STATE_FIELDS:
+        if not isinstance(body, dict) or body.get("v") != VERSION or body.keys() != _STATE_FIELDS:
             return cls()
-        if not isinstance(body.get("event_id", ""), str):
+        if not isinstance(body["event_id"], str):
             return cls()
-        if not all(_is_number(x) for k, x in body.items() if k != "event_id"):
-            return cls()
+        for name, value in body.items():
+            if name in _LISTS:
+                if not (isinstance(value, list) and len(value) == _LISTS[name]
+                        and all(_is_number(x) for x in value)):
+                    return cls()
+            elif name != "event_id" and not _is_number(value):
+                return cls()
         return cls(**body)
 
 
@@ -191,7 +205,7 @@ def _is_number(x: object) -> bool:
 
 _FIELD_NAMES = tuple(f.name for f in fields(DetectorState))
 _STATE_FIELDS = frozenset(_FIELD_NAMES)
-_fields = attrgetter(*_FIELD_NAMES)
+_LISTS = {"lo": HISTOGRAMS, "top": HISTOGRAMS, "calm": HISTOGRAMS, "hist": HISTOGRAMS * BINS}
 _encode = msgspec.json.Encoder().encode
 
 
@@ -205,7 +219,12 @@ class Verdict(NamedTuple):  # built on every reading: a frozen dataclass costs ~
 
 
 WARMING_UP = Verdict(0.0, False, "warming up", False, False, 0.0)
-_LN10 = math.log(10.0)
+_log2, _log10, _floor = math.log2, math.log10, math.floor
+_BONFERRONI = math.log10(CHECKS)
+# Evidence this common (a share of the history at least this large reaches it) cannot move the score: one check's
+# q below log10(CHECKS) is cancelled by the Bonferroni factor. Bins below the `calm` bin skip the arithmetic; the
+# bin is found at a share of 0.3 and refreshed every 64 readings, long before a share can fall from 0.3 to 0.2.
+_CALM_SHARE = 0.3
 
 
 def observe(state: DetectorState, ts: datetime, value: float, event_id: str,
@@ -217,170 +236,289 @@ def observe(state: DetectorState, ts: datetime, value: float, event_id: str,
     return _step(state, t, float(value), event_id, config)
 
 
-_SQRT2 = math.sqrt(2.0)
+def score_of(p: float) -> float:
+    """The score of a tail probability: q / (q + LIKELIHOOD_DECADES), q = -log10(p)."""
+    q = -_log10(p) if p < 1.0 else 0.0
+    return q / (q + LIKELIHOOD_DECADES)
 
 
-def _decades(z: float) -> float:
-    """-log10 of the Gaussian upper tail beyond z (0 for z <= 0), without underflow."""
-    if z <= 0.0:
+def tail_probability(score: float) -> float:
+    """The tail probability a score stands for (the inverse of `score_of`)."""
+    return 10.0 ** (-LIKELIHOOD_DECADES * score / (1.0 - score))
+
+
+# -- the checks' histograms -----------------------------------------------------------------------------------------
+
+
+def _check(s: DetectorState, c: int, e: float, log_total: float, c_: DetectorConfig) -> float:
+    """-log10 of how rarely histogram `c`'s evidence has reached `e` (> 0); then `e` is learnt."""
+    k = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP))
+    lo = s.lo[c]
+    h, base, g = s.hist, c * BINS, s.weight
+    if lo == UNSET:  # the first evidence: the window opens with it in the middle
+        s.lo[c] = k - BINS // 2
+        h[base + BINS // 2] += g
         return 0.0
-    if z < 30.0:
-        return -math.log10(0.5 * math.erfc(z / _SQRT2))
-    return (0.5 * z * z + math.log(z * math.sqrt(2.0 * math.pi))) / _LN10  # phi(z) / z
-
-
-def _gaussian_excess(k: float) -> float:
-    """E[Z - k | Z > k] for a standard normal Z: how far a Gaussian overshoots a threshold."""
-    upper = 0.5 * math.erfc(k / _SQRT2)
-    return math.exp(-0.5 * k * k) / math.sqrt(2.0 * math.pi) / upper - k
-
-
-def _tail_decades(s: DetectorState, channel: str, m: float, c: DetectorConfig) -> float:
-    """-log10 of how rarely this channel's evidence reaches `m`, by the channel's own tail.
-
-    The evidence is judged in spreads from its long-run mean, as a Gaussian tail, with a
-    heavy tail's discount beyond ``tail_k`` spreads (`_discounted`). Learns from this
-    reading after judging it (clipped, so an event does not teach itself away).
-    """
-    var = getattr(s, channel + "_var")
-    if var <= 0.0:
+    j = k - lo
+    top = s.top[c]
+    if j <= s.calm[c]:
+        h[base + (j if j > 0 else 0)] += g
         return 0.0
-    spread = math.sqrt(var)
-    z, excess = _discounted((m - getattr(s, channel + "_mean")) / spread, getattr(s, channel + "_excess") / spread,
-                            c.tail_clip, c.tail_shrink_floor, c)
-    if excess:
-        setattr(s, channel + "_excess", excess * spread)
-    return _decades(z)
+    if j <= top:
+        seen = sum(h[base + (j if j > 0 else 0):base + BINS])
+        q = log_total - _log10(seen if seen > g else g)  # at least one reading's share: the history's resolution
+    elif top >= 0:
+        q = _beyond(s, c, j, top, c_)
+    else:
+        q = 0.0
+    if 0 <= j < BINS:
+        h[base + j] += g
+    else:
+        _learn_outside(s, c, j)
+    if j > top:
+        s.top[c] = _top(h, base, c_.top_samples * g)
+    return q
 
 
-def _discounted(z: float, excess: float, clip: float, floor: float, c: DetectorConfig) -> tuple[float, float]:
-    """(z discounted for a heavy tail, the learnt overshoot after this one), or (z, 0) below the tail.
+def _beyond(s: DetectorState, c: int, j: int, top: int, c_: DetectorConfig) -> float:
+    """-log10 p of evidence above the top: the top's share, then the top decile's slope, capped by n."""
+    h, base, total, g = s.hist, c * BINS, s.total, s.weight
+    at_top = sum(h[base + top:base + BINS])
+    u, acc = top, 0.0  # where the top decile starts, or the lowest bin with evidence if it holds less
+    for i in range(base + top, base - 1, -1):
+        if h[i]:
+            u = i - base
+            acc += h[i]
+            if acc >= c_.tail_from * total:
+                break
+    slope = c_.slope_default
+    if top > u:
+        slope = _log10(sum(h[base + u:base + BINS]) / at_top) / ((top - u) / BINS_PER_OCTAVE)
+    slope = min(c_.slope_max, max(c_.slope_min, slope))
+    beyond = min(j - top, c_.max_beyond_octaves * BINS_PER_OCTAVE) / BINS_PER_OCTAVE
+    q = -_log10(max(at_top, g) / total) + slope * beyond
+    cap = c_.novelty_power * _log10(total / g)
+    return q if q < cap else cap
 
-    Beyond ``tail_k`` the distance counts for less on a sensor whose tail is heavier than a
-    Gaussian's: the mean overshoot of that threshold is learnt (peaks over a threshold) and
-    the distance beyond it is scaled by the Gaussian's overshoot over the learnt one (never
-    below `floor`). So a heavy-tailed sensor's ordinary outliers stay ordinary, and a
-    Gaussian one keeps its sharp onset. An overshoot teaches at most `clip` mean overshoots.
-    """
-    beyond = z - c.tail_k
-    if beyond <= 0.0:
-        return z, 0.0
-    gaussian = _gaussian_excess(c.tail_k)
-    excess = excess or gaussian
-    if excess > gaussian:
-        shrink = gaussian / excess
-        z = c.tail_k + beyond * (shrink if shrink > floor else floor)
-    cap = clip * excess
-    return z, excess + c.excess_alpha * ((beyond if beyond < cap else cap) - excess)
+
+def _top(h: list[float], base: int, least: float) -> int:
+    """The highest bin with at least `least` weight at or above it (-1: none)."""
+    acc = 0.0
+    for i in range(base + BINS - 1, base - 1, -1):
+        acc += h[i]
+        if acc >= least:
+            return i - base
+    return -1
 
 
-def _record(longest: float, run: int, c: DetectorConfig) -> float:
-    """The longest run of repeats, after one more run of `run` repeats ended."""
-    decayed = longest * (1.0 - c.record_decay)
-    cap = c.record_growth * longest + c.stuck_min_run
-    return max(decayed, min(float(run), cap))
+def _learn_outside(s: DetectorState, c: int, j: int) -> None:
+    """Learn evidence outside the window: below it into the lowest bin; above it the window
+    moves up (its lowest bins merge), unless it is absurdly far beyond the bulk of the
+    evidence, which stays in the top bin rather than costing the bulk its resolution."""
+    h, base, g = s.hist, c * BINS, s.weight
+    if j < 0:
+        h[base] += g
+        return
+    if j - _median(h, base) > (2 * BINS) // 3:
+        h[base + BINS - 1] += g
+        return
+    _move(s, c, j - BINS + 1)
+    h[base + BINS - 1] += g
+
+
+def _median(h: list[float], base: int) -> int:
+    half = 0.5 * sum(h[base:base + BINS])
+    acc = 0.0
+    for i in range(base, base + BINS):
+        acc += h[i]
+        if acc >= half:
+            return i - base
+    return 0
+
+
+def _move(s: DetectorState, c: int, shift: int) -> None:
+    """Move histogram `c`'s window up (`shift` > 0: the lowest bins merge into the lowest
+    kept) or down (< 0: the highest bins merge into the top bin)."""
+    h, base = s.hist, c * BINS
+    w = h[base:base + BINS]
+    if shift > 0:
+        w = [sum(w[:shift + 1])] + w[shift + 1:] + [0.0] * shift
+    else:
+        d = -shift
+        w = [0.0] * d + w[:BINS - d - 1] + [sum(w[BINS - d - 1:])]
+    h[base:base + BINS] = w
+    s.lo[c] += shift
+    s.top[c] = min(BINS - 1, max(-1, s.top[c] - shift)) if s.top[c] >= 0 else -1
+    s.calm[c] = -1
+
+
+def _recentre(s: DetectorState) -> None:
+    """Keep the bulk of each histogram's evidence two fifths of the way up its window."""
+    h = s.hist
+    for c in range(HISTOGRAMS):
+        if s.lo[c] == UNSET:
+            continue
+        base = c * BINS
+        shift = _median(h, base) - (2 * BINS) // 5
+        if shift > BINS // 6 or (shift < -BINS // 6 and h[base] < 0.5 * sum(h[base:base + BINS])):
+            _move(s, c, shift)
+
+
+def _refresh_tops(s: DetectorState, c_: DetectorConfig) -> None:
+    """Old evidence fades: each top is where `top_samples` readings' weight now lies, each
+    calm bin the highest that a `_CALM_SHARE` of the history reaches."""
+    least, common = c_.top_samples * s.weight, _CALM_SHARE * s.total
+    for c in range(HISTOGRAMS):
+        if s.lo[c] != UNSET:
+            base = c * BINS
+            s.top[c] = _top(s.hist, base, least)
+            s.calm[c] = _top(s.hist, base, common) if s.count > 64 else -1
+
+
+def _rescale(s: DetectorState) -> None:
+    """The growing weights are brought back near 1 (nothing else changes: every p is a ratio)."""
+    g = s.weight
+    s.hist = [w / g for w in s.hist]
+    s.total /= g
+    s.weight = 1.0
+
+
+# -- one reading -----------------------------------------------------------------------------------------------------
 
 
 def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig) -> Verdict:
     n = s.count
     if t < s.t:
         t = s.t  # stepped back or late: it arrives now
-    gap = t - s.t
     s.t, s.event_id = t, event_id
     if n == 0:
         s.count = 1
-        s.level = s.prev = s.smooth = s.base = x
+        s.prev = s.level = s.short = s.slow = s.smooth = s.base = x
+        s.total = 1.0
         return WARMING_UP
     n += 1
     s.count = n
+    s.weight *= c.memory / (c.memory - 1.0)
+    log_total = _log10(s.total)
+    d = x - s.prev
+    floor = c.scale_floor * s.typical
+    q, reason, shown = 0.0, "", 0.0
 
-    dt = s.dt
-    if dt <= 0.0:
-        dt = gap
-    elif gap > 0.0:
-        dt += 0.05 * (min(gap, 4.0 * dt) - dt)  # an outage does not redefine the sampling rate
-    s.dt = dt
-    steps = gap / dt if dt > 0.0 else 1.0
-    if steps < 1.0:
-        steps = 1.0
-    warm = n > c.warmup
-    learning = 1.0 / (n - 1) if n <= 20 else 0.0  # the first readings set the scales by their mean
+    if d != 0.0:
+        if n > c.warmup:  # jump: the move in recent typical moves
+            scale = s.jump if s.jump > floor else floor
+            e = d / scale if scale > 0.0 else CAP
+            qj = _check(s, JUMP_UP if d > 0.0 else JUMP_DOWN, e if e > 0.0 else -e, log_total, c)
+            if qj > q:
+                q, reason, shown = qj, "jump", d / scale if scale > 0.0 else math.inf
 
-    # surprise: the reading against the fast level
+    short = s.short + c.short_alpha * (x - s.short)
+    s.short = short
+    if n > c.shift_from:  # shift: the recent level against the slower one
+        e = short - s.slow
+        if e != 0.0:
+            scale = s.slow_dev if s.slow_dev > floor else floor
+            ratio = e / scale if scale > 0.0 else CAP
+            qs = _check(s, SHIFT_UP if e > 0.0 else SHIFT_DOWN, ratio if ratio > 0.0 else -ratio, log_total, c)
+            if qs > q:
+                q, reason, shown = qs, "shift", e / scale if scale > 0.0 else math.inf
+
+    e = x - s.level  # level: the reading against the usual level
+    if e != 0.0:
+        ql = _check(s, LEVEL_UP if e > 0.0 else LEVEL_DOWN, e if e > 0.0 else -e, log_total, c)
+        if ql > q:
+            q, reason, shown = ql, "level", x - e
+
+    repeat = d == 0.0
+    run = s.run + 1 if repeat else 0
+    longest = s.longest * (1.0 - 1.0 / c.memory)
+    if not run:
+        if s.run > longest:
+            longest = float(s.run)
+        s.stuck_q = 0.0
+    else:  # stuck: the run against the runs it has had ...
+        qr = _check(s, RUN, float(run), log_total, c)
+        if run > longest and n > c.warmup:  # ... and beyond its longest, each repeat as likely as it repeats
+            share = s.repeat if s.repeat * (n + 1) > 1.0 else 1.0 / (n + 1)
+            qb = (run - longest) * -_log10(share)
+            cap = c.novelty_power * log_total
+            qb = qb if qb < cap else cap
+            if qb >= s.stuck_q + 1.0:  # a further decade of rarity: reported; in between, the run is the same event
+                s.stuck_q = qb
+                qr = qb if qb > qr else qr
+        if qr > q:
+            q, reason, shown = qr, "stuck", run + 1
+    s.longest = longest
+
+    s.total += s.weight
+    s.run, s.prev = run, x
+    move = d if d > 0.0 else -d
+    if n * c.typical_alpha > 1.0:  # every memory filled (typical_alpha's is the longest): constant rates
+        ar, aj, at, al, asl = 1.0 / c.repeat_memory, c.jump_alpha, c.typical_alpha, c.level_alpha, c.slow_alpha
+    else:  # the first readings count equally, until each memory is full
+        ar = 1.0 / n if n < c.repeat_memory else 1.0 / c.repeat_memory
+        aj = c.jump_alpha if n * c.jump_alpha > 1.0 else 1.0 / n
+        at = 1.0 / n
+        al = c.level_alpha if n * c.level_alpha > 1.0 else 1.0 / n
+        asl = c.slow_alpha if n * c.slow_alpha > 1.0 else 1.0 / n
+    s.repeat += ar * ((1.0 if repeat else 0.0) - s.repeat)
+    s.jump += aj * (move - s.jump)
+    s.typical += at * (move - s.typical)
     level = s.level
-    floor = abs(level) * c.min_scale_fraction
+    dl = x - level
+    bound = c.level_huber * s.spread
+    if n > c.warmup and (dl > bound or dl < -bound):  # a burst moves the usual level by a bounded step
+        dl = bound if dl > 0.0 else -bound
+    level += al * dl
+    s.level = level
+    s.spread += al * ((x - level if x > level else level - x) - s.spread)
+    slow = s.slow
+    s.slow_dev += asl * ((x - slow if x > slow else slow - x) - s.slow_dev)
+    s.slow = slow + asl * (x - slow)
+    if n & 511 == 0 or (n < 512 and n & (n - 1) == 0):  # early and then now and then: the windows follow the bulk
+        _recentre(s)
+        _refresh_tops(s, c)
+    elif n & 63 == 0:
+        _refresh_tops(s, c)
+    if s.weight > 1e100:
+        _rescale(s)
+
+    q -= _BONFERRONI
+    if q < 0.0:
+        q = 0.0
+    peak = s.peak - c.refractory
+    if q >= peak:
+        s.peak = q
+    else:
+        s.peak = peak
+        q = 2.0 * q - peak if 2.0 * q > peak else 0.0  # in an alarm's shadow: only what outdoes it counts
+    z, opened = _regime(s, x, n, c)
+    if n <= c.warmup:
+        return Verdict(0.0, False, "warming up", bool(s.incident), opened, z)
+    score = q / (q + LIKELIHOOD_DECADES)
+    if score < 0.5:
+        return Verdict(score, False, "normal", bool(s.incident), opened, z)
+    return Verdict(score, True, _reason(reason, shown, q, x), bool(s.incident), opened, z)
+
+
+def _reason(check: str, shown: float, q: float, x: float) -> str:
+    """What the strongest check saw (`shown`: its ratio, the level before, or the run's length)."""
+    rarity = f"1 in {10.0 ** q:.2g} by its own history"
+    if check == "jump":
+        return f"{SURPRISE}: a move of {shown:+.1f} recent typical moves, {rarity}"
+    if check == "shift":
+        return f"{SHIFT}: its recent level is {shown:+.1f} typical deviations from its level before, {rarity}"
+    if check == "level":
+        return f"{SHIFT}: {x - shown:+.6g} from its usual level {shown:.6g}, {rarity}"
+    return f"{STUCK}: {shown:.0f} identical readings in a row, {rarity}"
+
+
+def _regime(s: DetectorState, x: float, n: int, c: DetectorConfig) -> tuple[float, bool]:
+    """The incident: the smoothed value against a baseline learnt outside incidents.
+    (its distance in the baseline's spreads, whether this reading opened the incident)"""
+    floor = abs(s.short) * c.min_scale_fraction
     if floor < 1e-9:
         floor = 1e-9
-    scale = s.scale if s.scale > floor else floor
-    expected = scale * (1.0 + c.gap_inflation * (steps - 1.0))
-    r = x - level
-    raw = (r if r > 0.0 else -r) / expected
-    if raw > 30.0:
-        raw = 30.0
-    bound = c.clip * expected
-    rc = bound if r > bound else (-bound if r < -bound else r)
-    if n <= 3:
-        rc = r
-    level += c.level_alpha * rc
-    s.level = level
-    a = learning or c.scale_alpha
-    s.scale += a * ((rc if rc > 0.0 else -rc) - s.scale)
-
-    # surprise's short average against its long-run distribution
-    q = 0.0
-    reason = ""
-    early = n <= c.evidence_from
-    if early:  # the scales are still being learnt: what the evidence would say means nothing yet
-        raw = 1.0
-    m1 = s.surprise + c.short_alpha * (raw - s.surprise)
-    s.surprise = m1
-    if warm:
-        q, reason = _tail_decades(s, SURPRISE, m1, c), SURPRISE
-    if not early:
-        la = c.long_alpha if warm else 1.0 / (n - c.evidence_from)
-        mean, var = s.surprise_mean, s.surprise_var
-        m = m1
-        if warm:
-            top = mean + c.long_clip * math.sqrt(var)
-            if m > top:
-                m = top
-        dm = m - mean
-        s.surprise_mean = mean + la * dm
-        s.surprise_var = var + la * (dm * dm - var)
-
-    # shift: the reading against its recent mean, in recent standard deviations
-    recent = s.recent if n > 2 else s.prev
-    recent_sd = math.sqrt(s.recent_var) if s.recent_var > 0.0 else 0.0
-    d = x - recent
-    if warm and recent_sd > floor:
-        z2 = (d if d > 0.0 else -d) / recent_sd
-        if z2 > 30.0:  # as surprise's evidence: beyond 30 deviations (or overflowing) is as certain as it gets
-            z2 = 30.0
-        z2, excess = _discounted(z2, s.shift_excess, c.shift_tail_clip, c.shift_shrink_floor, c)
-        if excess:
-            s.shift_excess = excess
-        q2 = _decades(z2)
-        if q2 > q:
-            q, reason = q2, SHIFT
-    ra = c.recent_alpha if n * c.recent_alpha > 1.0 else 1.0 / n
-    s.recent = recent + ra * d
-    s.recent_var = (1.0 - ra) * (s.recent_var + ra * d * d)
-
-    # stuck: a run of identical readings beyond this sensor's longest, at its own repeat rate
-    run = s.run + 1 if x == s.prev else 0
-    if not run and s.run:
-        s.longest = _record(s.longest, s.run, c)
-    s.run, s.prev = run, x
-    repeat = s.repeat
-    beyond_record = run - s.longest
-    if run >= c.stuck_min_run and beyond_record > 0.0 and warm:
-        q3 = beyond_record * -math.log10(repeat if repeat > c.repeat_floor else c.repeat_floor)
-        if q3 > q:
-            q, reason = q3, STUCK
-    if run < c.stuck_min_run:
-        s.repeat = repeat + (c.repeat_alpha if warm else 1.0 / (n - 1)) * ((1.0 if run else 0.0) - repeat)
-
-    # the regime: smoothed value against a baseline learnt outside incidents
     smooth = s.smooth + c.incident_alpha * (x - s.smooth)
     s.smooth = smooth
     dev = smooth - s.base
@@ -417,17 +555,4 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
         elif s.streak >= c.incident_close_n or s.moved >= c.incident_move_n:
             s.incident = 0
             s.streak = s.moved = 0
-
-    if not warm:
-        return Verdict(0.0, False, "warming up", bool(s.incident), opened, z)
-    score = q / (q + LIKELIHOOD_DECADES)
-    anomalous = score >= 0.5
-    if not anomalous:
-        return Verdict(score, False, "normal", bool(s.incident), opened, z)
-    if reason == SURPRISE:
-        text = f"surprise: {r / expected:+.1f} typical residuals from its level"
-    elif reason == SHIFT:
-        text = f"shift: {d / recent_sd:+.1f} recent standard deviations from its recent mean"
-    else:
-        text = f"stuck: {run + 1} identical readings (its longest run before: {s.longest + 1:.0f})"
-    return Verdict(score, True, text, bool(s.incident), opened, z)
+    return z, opened

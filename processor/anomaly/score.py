@@ -1,6 +1,9 @@
 """Offline scoring of one sensor's series with the streaming detector itself.
 
-Input CSV ``timestamp,value``; output ``timestamp,value,anomaly_score,label`` for every row.
+Input CSV ``timestamp,value``; output ``timestamp,value,anomaly_score,label,incident`` for every
+row: the score (a function of the reading's tail probability, detector.score_of), the alarm the
+factory sink raises (``label``: score >= 0.5) and whether the sensor's latched incident is open
+after the reading (``incident``), so that a CSV shows where incidents open and close.
 Each row goes through `detector.observe` with the same configuration and the same
 `DetectorState` (and its JSON, with ``--state``) as the factory processor uses per sensor.
 A row timestamped before the one before it (a clock stepped back, a late reading) is
@@ -65,8 +68,8 @@ def read_series(lines: Iterable[str], out_of_order: list[int] | None = None,
 
 
 def score_series(rows: Iterable[tuple[int, str, str, datetime, float]], state: DetectorState,
-                 config: DetectorConfig = CONFIG) -> Iterator[tuple[str, str, float, int]]:
-    """(timestamp text, value text, anomaly score, label) per row, folding each into `state`.
+                 config: DetectorConfig = CONFIG) -> Iterator[tuple[str, str, float, int, int]]:
+    """(timestamp text, value text, anomaly score, label, incident open) per row, folding each into `state`.
 
     A row's event id is its line number. A restored state skips the leading rows it has
     already seen (up to its last reading's time), as the processor never feeds a reading
@@ -82,7 +85,7 @@ def score_series(rows: Iterable[tuple[int, str, str, datetime, float]], state: D
         verdict = observe(state, ts, value, event_id, config)
         if verdict is None:
             continue
-        yield ts_text, value_text, verdict.score, int(verdict.anomalous)
+        yield ts_text, value_text, verdict.score, int(verdict.anomalous), int(verdict.incident)
 
 
 def score_file(source: Path, target: Path, state_path: Path | None = None) -> tuple[int, int, int]:
@@ -94,9 +97,9 @@ def score_file(source: Path, target: Path, state_path: Path | None = None) -> tu
     try:
         with source.open(newline="", encoding="utf-8") as src, partial.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
-            writer.writerow(("timestamp", "value", "anomaly_score", "label"))
-            for ts_text, value_text, score, label in score_series(read_series(src, late), state):
-                writer.writerow((ts_text, value_text, f"{score:.6f}", label))
+            writer.writerow(("timestamp", "value", "anomaly_score", "label", "incident"))
+            for ts_text, value_text, score, label, incident in score_series(read_series(src, late), state):
+                writer.writerow((ts_text, value_text, f"{score:.6f}", label, incident))
                 rows += 1
                 anomalies += label
         os.replace(partial, target)

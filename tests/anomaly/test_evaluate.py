@@ -54,7 +54,7 @@ def test_the_report_names_every_detector_profile_and_the_speed(report: Reported)
 def test_make_style_run_generates_the_corpus_scores_it_and_writes_json(tmp_path: Path) -> None:
     figures = tmp_path / "figures.json"
     result = subprocess.run([sys.executable, "-m", "processor.anomaly", "evaluate", str(tmp_path / "c"), "--seed", "4",
-                             "--series", "4", "--days", "4", "--json", str(figures)],
+                             "--series", "4", "--days", "4", "--json", str(figures), "--min-rate", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "NAB score" in result.stdout
     assert (tmp_path / "c" / "labels.json").exists()
@@ -111,3 +111,24 @@ def test_on_real_data_the_f1_target_is_judged_on_the_rows_the_leaderboards_f1_is
     assert any("F1 0.770 (each run after its first 400 rows, as the leaderboard's) is under 0.78" in m for m in misses)
     text = evaluate.render_real(real, corpus)
     assert "Conv-AE 0.784 there, 0.730 on all rows" in text
+
+
+def test_every_cell_where_nabs_windowed_gaussian_is_not_beaten_is_named(report: Reported) -> None:
+    result, _ = report
+    line = skab.OutlierScore(0.8, 0.1, 0.2)
+    profiles = [p.name for p in nab.PROFILES]
+    ours = skab.SkabResult(evaluate.INCIDENTS, dict.fromkeys(profiles, 50.0), line, line)
+    floor_line = skab.SkabResult(evaluate.NAB_GAUSSIAN, dict.fromkeys(profiles, -300.0), line, line)
+    single = {evaluate.PROJECT: dict.fromkeys(profiles, 12.0), evaluate.NAB_GAUSSIAN: dict.fromkeys(profiles, 3.0),
+              "windowed Gaussian, 1 min": dict.fromkeys(profiles, 10.2)}
+    # GIVEN the classes' table with one cell where the detector is behind NAB's windowed Gaussian
+    figures = {group: {evaluate.PROJECT: dict.fromkeys(profiles, 60.0), evaluate.NAB_GAUSSIAN: dict.fromkeys(profiles, 40.0)}
+               for group in ("periodic", evaluate.ALL_CLASSES)}
+    figures["periodic"][evaluate.PROJECT]["reward_low_FN_rate"] = 39.0
+    classes_report = evaluate.ClassesReport(2, 8_000, {"spike": 2}, figures)
+    real = evaluate.RealReport([ours, floor_line], 34, 37_401, result, {}, single, 0.35, 0.54, classes_report)
+    misses = evaluate.targets_real(real, min_rate=0.0)
+    # THEN exactly that cell is named, with both figures
+    assert [m for m in misses if "windowed Gaussian" in m] == [
+        "class periodic, NAB reward_low_FN_rate: 39.0 is not above NAB's windowed Gaussian (40.0)"]
+    assert "all six together" in "\n".join(evaluate.render_classes(classes_report))

@@ -42,7 +42,7 @@ def test_every_row_gets_a_score_in_the_unit_interval_and_the_spike_is_labelled(s
     result = run("score", source, tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     rows = read(tmp_path / "out.csv")
-    assert list(rows[0]) == ["timestamp", "value", "anomaly_score", "label"]
+    assert list(rows[0]) == ["timestamp", "value", "anomaly_score", "label", "incident"]
     assert [(r["timestamp"], r["value"]) for r in rows] == [tuple(r) for r in csv.reader(source.open())][1:]
     assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 for r in rows)
     assert rows[spike_row]["label"] == "1"

@@ -1,6 +1,7 @@
 """The factory processor and the offline scorer flag the very same readings."""
 from __future__ import annotations
 
+import csv
 import random
 import subprocess
 import sys
@@ -27,7 +28,8 @@ def test_the_sink_raises_exactly_the_anomalies_the_offline_scorer_labels(conn: p
     scored = tmp_path / "scored.csv"
     subprocess.run([sys.executable, "-m", "processor.anomaly", "score", str(source), str(scored)], cwd=ROOT,
                    check=True, capture_output=True, timeout=120)
-    labelled = {line.split(",")[0] for line in scored.read_text().splitlines()[1:] if line.endswith(",1")}
+    with scored.open(newline="") as f:
+        labelled = {row["timestamp"] for row in csv.DictReader(f) if row["label"] == "1"}
     bodies = [{"event_id": str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4)), "sensor_id": "press-9",
                "line_id": "line-1", "kind": series.kind, "value": v, "unit": series.unit, "ts": ts}
               for i, (ts, v) in enumerate(series.rows)]

@@ -166,8 +166,9 @@ def test_readings_of_the_detector_fire_into_the_lines_incident(conn: psycopg2.ex
                                                                redis_client: redis.Redis) -> None:
     FACTORY.migrate(conn)
     sink = FactorySink(redis_client)
-    normal = [reading("temp-1", 70.0 + (i % 5) / 10, at=i) for i in range(100)]
-    spike = [reading("temp-1", 95.0, at=100), reading("temp-1", 70.1, at=101)]
+    # a sensor with a few hundred readings of history: a young one may not claim an alarm's rarity
+    normal = [reading("temp-1", 70.0 + (i % 5) / 10, at=i) for i in range(400)]
+    spike = [reading("temp-1", 95.0, at=400), reading("temp-1", 70.1, at=401)]
     apply(conn, sink, normal)
     apply(conn, sink, spike)
     # the checks the detector itself names for these readings (a spike: surprise, shift or both)

@@ -24,6 +24,8 @@ from tests.processor.conftest import ROOT, count, processor_env, put
 ACCOUNT, REGION = "123456789012", "eu-west-1"  # the factory stack's region: its key policy names its services there
 TOKEN = re.compile(r"\$\{([^}]+)\}")
 
+HISTORY = 400  # readings before the spike
+
 
 def bind(text: str, values: dict[str, str]) -> str:
     """A synthesized document with each Terraform reference replaced by this test's resource
@@ -78,8 +80,9 @@ def deployed(factory: StackJson, moto: MotoServer) -> Callable[..., dict[str, st
                 "AWS_SESSION_TOKEN": keys["SessionToken"], "KEY_ARN": key_arn, "STREAM_ARN": stream_arn,
                 "POLICY": json.dumps(policy), "TASK_ROLE": role}
 
-    put(aws["kinesis"], stream, [encode(reading("s-1", 70.0 + (i % 5) * 0.1, at=i)) for i in range(200)]
-        + [encode(reading("s-1", 400.0, at=200))], key=lambda i: "s-1")
+    # a few hundred readings of history (a young sensor cannot claim an alarm), then a spike: an incident
+    put(aws["kinesis"], stream, [encode(reading("s-1", 70.0 + (i % 5) * 0.1, at=i)) for i in range(HISTORY)]
+        + [encode(reading("s-1", 400.0, at=HISTORY))], key=lambda i: "s-1")
     return session
 
 
@@ -100,7 +103,7 @@ def test_the_synthesized_task_role_allows_every_call_the_processor_makes(
                         redis_server=redis_server, **extra)
     result, entries = run_processor(env, tmp_path / "access.jsonl", monkeypatch)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert count(conn, "SELECT count(*) FROM sensor_readings") == 201
+    assert count(conn, "SELECT count(*) FROM sensor_readings") == HISTORY + 1
     assert refusals(entries) == []
     assert {(e.action, e.resource) for e in entries} == {
         ("kinesis:DescribeStreamSummary", extra["STREAM_ARN"]), ("kinesis:ListShards", extra["STREAM_ARN"]),

@@ -10,7 +10,7 @@ import redis
 import redis as redis_lib
 
 from localdev.servers import RedisServer
-from processor.anomaly.detector import CONFIG, DetectorState
+from processor.anomaly.detector import DetectorState
 from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
 from processor.records import UNITS
@@ -186,7 +186,7 @@ def test_a_spike_after_warmup_is_an_anomaly_and_state_lives_in_redis(conn: psyco
                                                                      redis_client: redis.Redis) -> None:
     FACTORY.migrate(conn)
     noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
-    normal = [reading("press-01", next(noise), at=i) for i in range(CONFIG.warmup + 20)]
+    normal = [reading("press-01", next(noise), at=i) for i in range(400)]  # history enough to claim an alarm
     sink = FactorySink(redis_client)
     apply(conn, sink, normal, "factory")
     assert rows(conn, "SELECT count(*) FROM anomalies") == [(0,)]
