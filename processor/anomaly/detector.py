@@ -71,7 +71,7 @@ LIKELIHOOD_DECADES = 4.0  # a score of 0.5 (the alarm) = a reading rarer than on
 SURPRISE, SHIFT, STUCK = "surprise", "shift", "stuck"
 
 BINS_PER_OCTAVE = 3  # a bin per 26 % of the evidence's size
-OCTAVES = 20  # each histogram spans a million-fold range of its evidence
+OCTAVES = 15  # each histogram spans a 30,000-fold range of its evidence
 BINS = BINS_PER_OCTAVE * OCTAVES
 # The histograms, in the state's order: each signed check keeps its ups and downs apart.
 JUMP_UP, JUMP_DOWN, SHIFT_UP, SHIFT_DOWN, LEVEL_UP, LEVEL_DOWN, RUN = range(7)
@@ -366,13 +366,21 @@ def _recentre(s: DetectorState) -> None:
 
 def _refresh_tops(s: DetectorState, c_: DetectorConfig) -> None:
     """Old evidence fades: each top is where `top_samples` readings' weight now lies, each
-    calm bin the highest that a `_CALM_SHARE` of the history reaches."""
-    least, common = c_.top_samples * s.weight, _CALM_SHARE * s.total
+    calm bin the highest that a `_CALM_SHARE` of the history reaches (one pass down each)."""
+    least, common, h = c_.top_samples * s.weight, _CALM_SHARE * s.total, s.hist
+    young = s.count <= 64
     for c in range(HISTOGRAMS):
-        if s.lo[c] != UNSET:
-            base = c * BINS
-            s.top[c] = _top(s.hist, base, least)
-            s.calm[c] = _top(s.hist, base, common) if s.count > 64 else -1
+        if s.lo[c] == UNSET:
+            continue
+        base, top, calm, acc = c * BINS, -1, -1, 0.0
+        for i in range(base + BINS - 1, base - 1, -1):
+            acc += h[i]
+            if top < 0 and acc >= least:
+                top = i - base
+            if acc >= common:
+                calm = -1 if young else i - base
+                break
+        s.top[c], s.calm[c] = top, calm
 
 
 def _rescale(s: DetectorState) -> None:
