@@ -30,10 +30,14 @@ from typing import Any, Literal, NamedTuple
 
 import psycopg2
 
+from processor.anomaly.detector import score_of
+
 NAMESPACE = uuid.UUID("5d1f0e7a-3c2b-4b8e-9a41-6f0c2d9e8b17")  # incident and message ids (uuid5)
 SURPRISE, SHIFT, STUCK, REGIME, FAULT = "surprise", "shift", "stuck", "regime", "fault"
 CHECKS = (SURPRISE, SHIFT, STUCK, REGIME, FAULT)
-CRITICAL_SCORE = 0.75  # a reading this surprising makes the incident critical (q = 18 decades)
+# A reading this rare makes the incident critical: one in a million by the sensor's own history, which only a
+# sensor with thousands of readings behind it can claim (detector.alarm_history's reasoning, a hundredfold).
+CRITICAL_SCORE = score_of(1e-6)
 Severity = Literal["warning", "critical"]
 Event = Literal["opened", "closed"]
 

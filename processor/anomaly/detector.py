@@ -236,6 +236,12 @@ def observe(state: DetectorState, ts: datetime, value: float, event_id: str,
     return _step(state, t, float(value), event_id, config)
 
 
+def alarm_history(config: DetectorConfig = CONFIG) -> int:
+    """The fewest readings a sensor needs before any reading of it can be an alarm: its checks' p is
+    never below n**-novelty_power, and the alarm needs CHECKS * p <= 10**-LIKELIHOOD_DECADES."""
+    return math.ceil(10.0 ** ((LIKELIHOOD_DECADES + _BONFERRONI) / config.novelty_power))
+
+
 def score_of(p: float) -> float:
     """The score of a tail probability: q / (q + LIKELIHOOD_DECADES), q = -log10(p)."""
     q = -_log10(p) if p < 1.0 else 0.0
