@@ -214,10 +214,6 @@ def _text(resource: Resource, *path: Any) -> str:
     return value
 
 
-def _money(value: float) -> str:
-    return f"${value:,.2f}"
-
-
 # -- compute and streams --------------------------------------------------------------------------------------------
 
 
