@@ -1,6 +1,6 @@
 """The schema migration as its own ECS task: the processor image with `migrate`, run with
 the master credentials before (or beside) a deployment, by `make migrate` and the deploy
-workflow (`python -m tools.migrate`). It creates the tables and the application role the
+workflow (`python -m tools.release migrate`). It creates the tables and the application role the
 service signs in as, with exactly its workload's DML. The service itself cannot read the
 master secret, so only this task can change the schema."""
 from __future__ import annotations

@@ -76,7 +76,7 @@ class WorkloadStack(TerraformStack):
             "alerts_topic_arn": monitoring.topic.arn,
             "dashboard_name": monitoring.dashboard.dashboard_name,
             "metrics_namespace": service.metric_namespace,
-            # What `aws ecs run-task` needs to run the migration (tools/migrate.py).
+            # What `aws ecs run-task` needs to run the migration (`python -m tools.release migrate`).
             "migrate_task_family": migration.family,
             "private_subnet_ids": network.subnet_ids,
             "processor_security_group_id": service.security_group.id,
