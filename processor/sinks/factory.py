@@ -68,8 +68,8 @@ return n
 """
 
 
-def utc_text(ts: datetime) -> str:
-    """Fixed-width UTC text (ts is already UTC): lexical order is time order."""
+def utc_offset_text(ts: datetime) -> str:
+    """Fixed-width UTC text ending in +00:00 (ts is already UTC): lexical order is time order."""
     return ts.isoformat(timespec="microseconds")
 
 
@@ -229,7 +229,7 @@ class FactorySink:
             self._write_sensors(
                 keys=[LATEST_PREFIX + s for s in sensors] + [STATE_PREFIX + s for s in with_state],
                 args=[len(sensors), _encode([
-                    (utc_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
+                    (utc_offset_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
                      r.status or "") for r in (latest[s] for s in sensors)]),
                       *(self.states[s].to_bytes() for s in with_state)])
         except redis.RedisError as error:
