@@ -60,6 +60,7 @@ from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, ServiceConfig
 from policy.conventions import container_insights_log_group
 from processor import metrics as processor_metrics  # the names the processor emits (EMITTED), no runtime deps
+from processor.task_settings import INCIDENT_SETTINGS, SERVICE_SETTINGS, rendered
 
 CONTAINER_NAME = "processor"
 CONTAINER_USER = "10001:10001"  # the image's non-root user; see processor/Dockerfile
@@ -237,14 +238,10 @@ class ProcessorService(Construct):
             **self.environment,
             "DB_USER": database.app_username,
             "DB_IAM_AUTH": "true",  # a fresh 15-minute token for every connection
-            "LEASE_DURATION_S": str(settings.lease_duration_seconds),
-            "READ_INTERVAL_AT_TIP_S": f"{settings.read_interval_at_tip_seconds:g}",
-            "MAX_READS_PER_SHARD_PER_S": f"{settings.max_reads_per_shard_per_second:g}",
+            **rendered(settings, SERVICE_SETTINGS),
         }
         if incidents is not None:
-            environment |= {"INCIDENT_TOPIC_ARN": incidents.arn,
-                            "INCIDENT_WINDOW_S": str(incidents.settings.window_seconds),
-                            "INCIDENT_QUIET_S": str(incidents.settings.quiet_seconds)}
+            environment |= {"INCIDENT_TOPIC_ARN": incidents.arn, **rendered(incidents.settings, INCIDENT_SETTINGS)}
         # The root filesystem stays read-only; what must be written gets a task volume: /tmp,
         # and with ECS Exec the paths its SSM agent (bind-mounted by ECS) writes to.
         writable = {"tmp": "/tmp", **(EXEC_AGENT_PATHS if settings.enable_execute_command else {})}
