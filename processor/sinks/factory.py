@@ -19,6 +19,7 @@ from processor.incidents import FAULT, REGIME, Signal
 from processor.metrics import ANOMALIES, INCIDENTS_CLOSED, INCIDENTS_OPENED
 from processor.outbox import OutboxPublisher, backlog
 from processor.records import SensorReading
+from processor.task_settings import INCIDENT_QUIET_S, INCIDENT_WINDOW_S
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,8 @@ class FactoryOutcome:
 
 @dataclass(frozen=True)
 class IncidentSettings:
-    window: timedelta = timedelta(minutes=5)  # what fires on a line within this much event time is one incident
-    quiet_s: float = 900.0  # an open incident no batch has touched for this long (wall time) closes
+    window: timedelta = timedelta(seconds=INCIDENT_WINDOW_S.default)  # processor/task_settings.py
+    quiet_s: float = INCIDENT_QUIET_S.default
 
 
 class FactorySink:
