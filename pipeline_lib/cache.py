@@ -20,10 +20,9 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
-from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
-from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec, Widget
+from pipeline_lib.context import StackContext
 from pipeline_lib.log_group import EncryptedLogGroup
-from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, CacheConfig
 from policy.conventions import replacement_digest
@@ -39,14 +38,13 @@ class Cache(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
+        context: StackContext,
         network: Network,
-        key: EncryptionKey,
         settings: CacheConfig,
         auth_secret_name: str,
-        log_retention_days: int,
     ) -> None:
         super().__init__(scope, id_)
+        naming, key, log_retention_days = context.naming, context.key, context.log_retention_days
         self.settings = settings
         # A data source, never a resource: the stacks create no secrets.
         self.auth_secret = DataAwsSecretsmanagerSecret(self, "auth-secret", name=auth_secret_name)
@@ -161,6 +159,12 @@ class Cache(Construct):
                                 evaluation_periods=1, treat_missing_data="notBreaching"),
             ]
         return specs
+
+    def widgets(self) -> list[Widget]:
+        primary = ["CacheClusterId", self.node_ids[0]]
+        return [Widget("Redis", [
+            ["AWS/ElastiCache", "EngineCPUUtilization", *primary, {"stat": "Average"}],
+            ["AWS/ElastiCache", "CacheHitRate", *primary, {"stat": "Average"}]])]
 
     @property
     def port(self) -> int:

@@ -186,3 +186,14 @@ def test_the_archive_is_watched_for_read_lag_and_data_freshness(stack: StackJson
     assert (freshness["metric_name"], freshness["statistic"]) == ("DeliveryToS3.DataFreshness", "Maximum")
     buffering = only(stack, "aws_kinesis_firehose_delivery_stream").config["extended_s3_configuration"]["buffering_interval"]
     assert freshness["threshold"] > buffering  # a record waiting for its buffer to fill is not late
+
+
+def test_the_dashboard_lays_each_watched_constructs_graphs_out_two_a_row_in_order(stack: StackJson) -> None:
+    import json
+
+    body = json.loads(only(stack, "aws_cloudwatch_dashboard").config["dashboard_body"])
+    places = [(w["x"], w["y"], w["width"], w["height"]) for w in body["widgets"]]
+    assert places == [(i % 2 * 12, i // 2 * 6, 12, 6) for i in range(len(places))]
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    assert titles[0].startswith("Stream") and titles[-1].startswith("Archive")  # the stack's order: stream ... archive
+    assert {w["properties"]["region"] for w in body["widgets"]} == {stack.provider["region"]}
