@@ -33,7 +33,7 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
     lines = [MARKER, f"## {title}", ""]
     if blocking:
         lines.append(f"**{len(blocking)} high risk{'s' if len(blocking) != 1 else ''} not acknowledged**: "
-                     "this plan needs a reviewer's explicit acknowledgement (see README, \"Plan review\").")
+                     "this plan needs a reviewer's explicit acknowledgement (see docs/plan-review.md).")
     elif acknowledged:
         lines.append(f"High risks: {len(acknowledged)}, all acknowledged.")
     else:
