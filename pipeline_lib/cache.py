@@ -50,17 +50,8 @@ class Cache(Construct):
         self.auth_secret = DataAwsSecretsmanagerSecret(self, "auth-secret", name=auth_secret_name)
         auth_token = DataAwsSecretsmanagerSecretVersion(self, "auth-token", secret_id=self.auth_secret.id)
 
-        # In use by the replication group's nodes: replaced new-first (policy/conventions.py,
-        # REPLACED_WHILE_IN_USE), so a prefix, not a fixed name.
-        self.security_group = SecurityGroup(
-            self,
-            "sg",
-            name_prefix=naming.prefix("cache"),
-            description="Redis: TLS from the processor only",
-            vpc_id=network.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.security_group = network.security_group(self, "sg", purpose="cache",
+                                                     description="Redis: TLS from the processor only")
         subnet_group = ElasticacheSubnetGroup(
             self, "subnets", name=naming.name("cache"), subnet_ids=network.subnet_ids,
             description=f"Private subnets of {naming.name('vpc')}",

@@ -49,17 +49,8 @@ class Database(Construct):
         self._account = account
         self.settings = settings
         identifier = naming.name("db")
-        # In use by the instance: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE),
-        # so a prefix, not a fixed name.
-        self.security_group = SecurityGroup(
-            self,
-            "sg",
-            name_prefix=naming.prefix("db"),
-            description="PostgreSQL: TLS from the processor only",
-            vpc_id=network.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.security_group = network.security_group(self, "sg", purpose="db",
+                                                     description="PostgreSQL: TLS from the processor only")
         subnet_group = DbSubnetGroup(
             self, "subnets", name=naming.name("db"), subnet_ids=network.subnet_ids,
             description=f"Private subnets of {naming.name('vpc')}",

@@ -72,16 +72,8 @@ class Network(Construct):
             )
             self.private_subnets.append(subnet)
 
-        # On every endpoint's ENIs: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE).
-        self.endpoint_security_group = SecurityGroup(
-            self,
-            "endpoints-sg",
-            name_prefix=naming.prefix("endpoints"),
-            description="Interface endpoints: HTTPS from the processor only",
-            vpc_id=self.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.endpoint_security_group = self.security_group(self, "endpoints-sg", purpose="endpoints",
+                                                           description="Interface endpoints: HTTPS from the processor only")
         self.s3_endpoint = VpcEndpoint(
             self,
             "s3",
@@ -178,6 +170,20 @@ class Network(Construct):
             "Condition": {"StringEquals": {"aws:PrincipalAccount": account.account_id},
                           "StringEqualsIfExists": {"aws:ResourceAccount": account.account_id}},
         })
+
+    def security_group(self, scope: Construct, id_: str, *, purpose: str, description: str) -> SecurityGroup:
+        """A security group of this VPC for what sits on ENIs (tasks, endpoints, instances, cache
+        nodes): AWS will not delete one in use, so it is replaced new-first under a name prefix
+        (policy/conventions.py, REPLACED_WHILE_IN_USE); a new description replaces it."""
+        return SecurityGroup(
+            scope,
+            id_,
+            name_prefix=self._context.naming.prefix(purpose),
+            description=description,
+            vpc_id=self.vpc.id,
+            revoke_rules_on_delete=True,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
 
     @property
     def subnet_ids(self) -> list[str]:

@@ -43,7 +43,6 @@ from cdktf_cdktf_provider_aws.iam_policy import IamPolicy
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
-from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
 from pipeline_lib import iam
@@ -147,16 +146,9 @@ class ProcessorService(Construct):
             ),
         )
 
-        # On every task's ENI: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE).
-        self.security_group = SecurityGroup(
-            self,
-            "sg",
-            name_prefix=naming.prefix("processor"),
-            description="Processor tasks: no ingress; egress only to the endpoints, S3, PostgreSQL and Redis",
-            vpc_id=network.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.security_group = network.security_group(
+            self, "sg", purpose="processor",
+            description="Processor tasks: no ingress; egress only to the endpoints, S3, PostgreSQL and Redis")
         network.allow_endpoint_access(self.security_group, client_name="processor")
         database.allow_from(self.security_group, client_name="processor")
         cache.allow_from(self.security_group, client_name="processor")
