@@ -39,6 +39,7 @@ class Monitoring(Construct):
         super().__init__(scope, id_)
         naming, account = context.naming, context.account
         self._naming = naming
+        self.watched = tuple(watched)
         self.topic = SnsTopic(self, "alerts", name=naming.name("alerts"), kms_master_key_id=context.key.arn)
         self.subscriptions = [subscribe(self, self.topic.arn, account, s) for s in subscriptions]
         self.alarms = {spec.purpose: self._alarm(spec) for part in watched for spec in part.alarms(thresholds)}

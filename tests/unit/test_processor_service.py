@@ -17,7 +17,7 @@ from processor.task_settings import (
     SERVICE_SETTINGS,
     Setting,
 )
-from tests.helpers import by_path, only, policy_statements, ref, statement
+from tests.helpers import by_path, only, paging_alarms, policy_statements, ref, statement
 
 
 def container(stack: StackJson) -> dict[str, Any]:
@@ -309,3 +309,9 @@ def test_container_insights_performance_logs_go_to_a_group_the_stack_owns_with_i
     assert group.config["name"] == f"/aws/ecs/containerinsights/{stack.workload}-cluster-dev/performance"
     assert group.config["kms_key_id"] == ref(only(stack, "aws_kms_key"), "arn") and group.config["retention_in_days"] == 30
     assert cluster.config["depends_on"] == [group.address]  # created before the cluster, so before any task reports
+
+
+def test_the_processor_pages_on_errors_dead_letters_lag_missing_tasks_and_a_stuck_outbox(stack: StackJson) -> None:
+    outbox = {"incident-outbox-backlog"} if stack.workload == "factory" else set()
+    assert paging_alarms(stack, "processor-") | paging_alarms(stack, "incident-") == {
+        "processor-errors", "processor-dead-letters", "processor-lag", "processor-tasks-below-desired", *outbox}
