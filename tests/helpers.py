@@ -33,7 +33,7 @@ def statement(resource: Resource, sid: str) -> dict[str, Any]:
     return matches[0]
 
 
-def paging_alarms(stack: StackJson, prefix: str = "") -> set[str]:
+def paging_alarm_purposes(stack: StackJson, prefix: str = "") -> set[str]:
     """The purposes (`<workload>-<purpose>-<suffix>`) of the alarms that page through the alerts topic,
     those starting with `prefix`; not the scaling policies' own, which act on the service."""
     suffix = stack.stack_id.split("-", 1)[1]

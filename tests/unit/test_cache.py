@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from policy.stack_json import StackJson
-from tests.helpers import only, paging_alarms, ref
+from tests.helpers import only, paging_alarm_purposes, ref
 
 
 def test_redis_has_two_nodes_across_azs_with_automatic_failover(stack: StackJson) -> None:
@@ -101,5 +101,5 @@ def test_a_new_auth_token_is_set_in_the_steady_state_and_rotated_only_on_request
 
 
 def test_each_redis_node_pages_on_cpu_memory_and_evictions(stack: StackJson) -> None:
-    assert paging_alarms(stack, "cache-") == {"cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu",
+    assert paging_alarm_purposes(stack, "cache-") == {"cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu",
                                               "cache-2-memory", "cache-2-evictions"}

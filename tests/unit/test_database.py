@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from policy.stack_json import StackJson
-from tests.helpers import only, paging_alarms, ref
+from tests.helpers import only, paging_alarm_purposes, ref
 
 
 def test_postgres_16_storage_is_encrypted_with_the_cmk(stack: StackJson) -> None:
@@ -133,4 +133,4 @@ def test_an_instance_class_without_a_known_memory_is_refused_by_name() -> None:
 
 
 def test_the_database_pages_on_cpu_free_storage_and_connections(stack: StackJson) -> None:
-    assert paging_alarms(stack, "db-") == {"db-cpu", "db-free-storage", "db-connections"}
+    assert paging_alarm_purposes(stack, "db-") == {"db-cpu", "db-free-storage", "db-connections"}

@@ -17,7 +17,7 @@ from processor.task_settings import (
     SERVICE_SETTINGS,
     Setting,
 )
-from tests.helpers import by_path, only, paging_alarms, policy_statements, ref, statement
+from tests.helpers import by_path, only, paging_alarm_purposes, policy_statements, ref, statement
 
 
 def container(stack: StackJson) -> dict[str, Any]:
@@ -313,5 +313,5 @@ def test_container_insights_performance_logs_go_to_a_group_the_stack_owns_with_i
 
 def test_the_processor_pages_on_errors_dead_letters_lag_missing_tasks_and_a_stuck_outbox(stack: StackJson) -> None:
     outbox = {"incident-outbox-backlog"} if stack.workload == "factory" else set()
-    assert paging_alarms(stack, "processor-") | paging_alarms(stack, "incident-") == {
+    assert paging_alarm_purposes(stack, "processor-") | paging_alarm_purposes(stack, "incident-") == {
         "processor-errors", "processor-dead-letters", "processor-lag", "processor-tasks-below-desired", *outbox}
