@@ -35,5 +35,5 @@ def test_the_read_budget_can_be_set_within_what_kinesis_allows() -> None:
 ])
 def test_a_bad_value_is_one_line_naming_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        ProcessorConfig.from_env({**BASE, name: value})
+        ProcessorConfig.from_env({**BASE, "LEASE_DURATION_S": "20", name: value})  # the heartbeat's bound follows it
     assert str(raised.value) == message
