@@ -19,7 +19,7 @@ export TF_IN_AUTOMATION := 1
 
 PIPENV := $(PYTHON) -m pipenv
 RUN := $(PIPENV) run
-TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"
+TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m stacks.terraform_cli 2>/dev/null)"
 
 
 .PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate cost bench-synth bench-processor bench-scale eval-anomaly eval-anomaly-real eval-anomaly-calibration \
@@ -91,7 +91,7 @@ checkov: synth ## checkov over cdktf.out with policy/checkov_skips.toml
 	$(RUN) python -m tools.checkov_run
 
 validate: synth ## terraform validate both stacks offline against the provider mirror
-	@config="$$($(RUN) python -m tools.terraform_cli 2>/dev/null)"; for stack in $(STACKS); do \
+	@config="$$($(RUN) python -m stacks.terraform_cli 2>/dev/null)"; for stack in $(STACKS); do \
 	  (cd cdktf.out/stacks/$$stack && TF_CLI_CONFIG_FILE="$$config" terraform init -backend=false -input=false >/dev/null \
 	   && TF_CLI_CONFIG_FILE="$$config" terraform validate) || exit 1; done
 

@@ -1,7 +1,7 @@
 """`make bench-scale`: the processor as a fleet on a 4-shard stream under a steady producer.
 
-Workers are real processes (`python -m processor`) with the production defaults (20 s
-leases, 2 s heartbeat, 1 read a second per shard at the tip, at most 3 behind), against
+Workers are real processes (`python -m processor`) with the production defaults (the lease,
+heartbeat and read budget of processor/task_settings.py), against
 moto's Kinesis in its own process with the per-shard limits on (5 GetRecords/s, 2 MiB/s),
 a real PostgreSQL and Redis. Phases: 1 worker, a second joins, two more join (4), the
 busiest is killed with SIGKILL (3 left). For each phase it prints the shards each worker
@@ -11,7 +11,7 @@ Exits 1 if the fleet did not balance within two lease durations, a shard went ov
 read limits, or a record was lost or stored twice.
 
 Environment: BENCH_SCALE_RATE (records/s, default 400), BENCH_SCALE_PHASE_S (default 30),
-BENCH_SCALE_LEASE_S (default 20).
+BENCH_SCALE_LEASE_S (default: the production lease).
 """
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ from bench.end_to_end import Emulator
 from localdev.fleet import Fleet, LeaseWatch, SteadyProducer, Worker
 from localdev.kinesis_usage import shard_usage
 from localdev.servers import PostgresServer, RedisServer, wait_for
+from processor.task_settings import LEASE_DURATION_S
 from processor.workloads import FACTORY
 
 SHARDS = 4
 RATE = float(os.environ.get("BENCH_SCALE_RATE", "400"))
 PHASE_S = float(os.environ.get("BENCH_SCALE_PHASE_S", "30"))
-LEASE_S = float(os.environ.get("BENCH_SCALE_LEASE_S", "20"))
+LEASE_S = float(os.environ.get("BENCH_SCALE_LEASE_S", "") or LEASE_DURATION_S.default)
 GROUP = "scale"
 
 

@@ -49,8 +49,8 @@ from localdev.session import (
 from localdev.tls import postgres_tls
 from policy.conventions import redis_auth_token_problem
 from stacks.config import build_config
+from stacks.terraform_cli import automation_env
 from stacks.workloads import WORKLOAD_REGIONS
-from tools.terraform_cli import automation_env
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient

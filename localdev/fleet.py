@@ -208,12 +208,3 @@ class SteadyProducer(threading.Thread):
         self.join(30)
         return self.sent
 
-
-def committed_counts(log: Path) -> int:
-    """Records a worker committed (valid + dead letters), from its metrics lines."""
-    total = 0
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("{") and '"RecordsProcessed"' in line:
-            body = json.loads(line)
-            total += int(body.get("RecordsProcessed", 0)) + int(body.get("DeadLetters", 0))
-    return total

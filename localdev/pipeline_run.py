@@ -37,6 +37,7 @@ from localdev.local_endpoints import (
 from localdev.session import ACCESS_LOG, LOCAL, ROOT, Session
 from localdev.tls import postgres_tls, redis_tls
 from processor.anomaly.detector import alarm_history
+from processor.task_settings import INCIDENT_WINDOW_S
 from stacks.workloads import WORKLOAD_REGIONS
 
 PROGRESS_EVERY_S = 5.0
@@ -392,7 +393,7 @@ def incident_delivery(session: Session, run: WorkloadRun, conn: psycopg2.extensi
         raise SystemExit(f"{run.stack_id}: {queued - len(seen)} of {queued} incident messages did not reach "
                          f"{session.incident_queue} within {timeout_s:.0f} s")
     events = [seen[m] for m in seen]
-    window_s = float(run.env.get("INCIDENT_WINDOW_S", "300"))
+    window_s = INCIDENT_WINDOW_S.read(run.env)
     return (f"{stored} on {lines} lines ({critical} critical, {still_open} still open: a line's incident closes "
             f"{window_s:g} s of event time after its last firing) from {run.progress.anomalies} anomalies; "
             f"{events.count('opened')} opened and {events.count('closed')} closed messages reached SQS "

@@ -1,15 +1,17 @@
-"""What to watch, said by the construct that owns the metric: alarm specs built by keyword.
+"""What to watch, said by the construct that owns the metric: alarm specs built by keyword,
+and the dashboard widgets that show it.
 
-Each construct of the library that has something worth an alarm offers
+Each construct of the library that has something worth watching is `Watched`: it offers
 `alarms(thresholds) -> list[AlarmSpec]` (the stream its lag and throttling, the cache its
-nodes, the service its errors and missing tasks ...). `Monitoring` turns every spec into one
-CloudWatch alarm that notifies the stack's alerts topic, and keeps the dashboard.
+nodes, the service its errors and missing tasks ...) and `widgets() -> list[Widget]`.
+`Monitoring` turns every spec into one CloudWatch alarm that notifies the stack's alerts
+topic, and lays every widget out on the stack's one dashboard, in the order it is given them.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline_lib.settings import AlarmConfig
 
@@ -60,5 +62,15 @@ class MathAlarmSpec:
 AlarmSpec = MetricAlarmSpec | MathAlarmSpec
 
 
+@dataclass(frozen=True)
+class Widget:
+    """One dashboard graph: CloudWatch's `metrics` rows ([namespace, name, dimension, value, ..., {options}])."""
+
+    title: str
+    metrics: list[list[Any]]
+
+
 class Watched(Protocol):
     def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]: ...
+
+    def widgets(self) -> list[Widget]: ...

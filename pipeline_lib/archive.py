@@ -46,12 +46,10 @@ from cdktf_cdktf_provider_aws.s3_bucket_versioning import (
 from constructs import Construct
 
 from pipeline_lib import iam
-from pipeline_lib.account import AccountContext
-from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef
+from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef, Widget
+from pipeline_lib.context import StackContext
 from pipeline_lib.data_stream import DataStream
-from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
-from pipeline_lib.naming import Naming
 from pipeline_lib.settings import AlarmConfig, ArchiveConfig
 
 # Old object versions only exist after an overwrite or delete; a month is enough to undo one.
@@ -64,14 +62,12 @@ class Archive(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
-        account: AccountContext,
-        key: EncryptionKey,
+        context: StackContext,
         stream: DataStream,
         settings: ArchiveConfig,
-        log_retention_days: int,
     ) -> None:
         super().__init__(scope, id_)
+        naming, account, key = context.naming, context.account, context.key
         self.settings = settings
         self._stream = stream
         # Bucket names are global: the account id keeps two accounts from colliding.
@@ -100,7 +96,7 @@ class Archive(Construct):
                     mode="COMPLIANCE", days=settings.expiration_days)),
             )
         if settings.access_log_retention_days is not None:
-            self._access_log(naming, account, settings.access_log_retention_days)
+            self._access_log(context, settings.access_log_retention_days)
         S3BucketServerSideEncryptionConfigurationA(
             self, "encryption", bucket=self.bucket.id,
             rule=[
@@ -165,7 +161,7 @@ class Archive(Construct):
         )
 
         self.delivery_log = EncryptedLogGroup(
-            self, "delivery-log", name=naming.path("firehose"), key=key, retention_in_days=log_retention_days
+            self, "delivery-log", name=naming.path("firehose"), key=key, retention_in_days=context.log_retention_days
         )
         log_stream = CloudwatchLogStream(self, "delivery-log-stream", name=naming.name("s3-delivery"),
                                          log_group_name=self.delivery_log.name)
@@ -223,9 +219,10 @@ class Archive(Construct):
             depends_on=[policy],  # Firehose validates its role's access at creation
         )
 
-    def _access_log(self, naming: Naming, account: AccountContext, retention_days: int) -> None:
+    def _access_log(self, context: StackContext, retention_days: int) -> None:
         """Who read or changed what in the archive: S3 server access logs, in a bucket of their own.
         Their delivery does not support SSE-KMS on the target bucket, so it uses SSE-S3."""
+        naming, account = context.naming, context.account
         self.access_log_bucket = S3Bucket(self, "access-log-bucket",
                                           bucket=f"{naming.name('archive-access')}-{account.account_id}")
         S3BucketOwnershipControls(self, "access-log-ownership", bucket=self.access_log_bucket.id,
@@ -266,6 +263,14 @@ class Archive(Construct):
     @property
     def bucket_name(self) -> str:
         return self.bucket.bucket
+
+    def widgets(self) -> list[Widget]:
+        firehose = ["DeliveryStreamName", self.firehose.name]
+        return [Widget("Archive: read from the stream, delivered", [
+            ["AWS/Kinesis", "IncomingRecords", "StreamName", self._stream.name],
+            ["AWS/Firehose", "DataReadFromKinesisStream.Records", *firehose],
+            ["AWS/Firehose", "DeliveryToS3.Records", *firehose],
+            ["AWS/Firehose", "DeliveryToS3.Success", *firehose, {"stat": "Average", "yAxis": "right"}]])]
 
     def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
         """Both sides of the delivery stream. A Firehose that cannot read its Kinesis source (a

@@ -11,10 +11,8 @@ from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAtt
 from constructs import Construct
 
 from pipeline_lib import iam
-from pipeline_lib.account import AccountContext
+from pipeline_lib.context import StackContext
 from pipeline_lib.database import Database
-from pipeline_lib.encryption_key import EncryptionKey
-from pipeline_lib.naming import Naming
 from pipeline_lib.settings import ArchiveConfig
 
 BACKUP_MANAGED_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores")
@@ -27,13 +25,12 @@ class DatabaseBackup(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
-        account: AccountContext,
-        key: EncryptionKey,
+        context: StackContext,
         database: Database,
         settings: ArchiveConfig,
     ) -> None:
         super().__init__(scope, id_)
+        naming, account, key = context.naming, context.account, context.key
         delete_after_days = settings.backup_days
         self.vault = BackupVault(
             self, "vault", name=naming.name("backups"), kms_key_arn=key.arn, force_destroy=settings.force_destroy

@@ -20,10 +20,9 @@ from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityG
 from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
 from constructs import Construct
 
-from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
-from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec, Widget
+from pipeline_lib.context import StackContext
 from pipeline_lib.log_group import EncryptedLogGroup
-from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, CacheConfig
 from policy.conventions import replacement_digest
@@ -39,30 +38,20 @@ class Cache(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
+        context: StackContext,
         network: Network,
-        key: EncryptionKey,
         settings: CacheConfig,
         auth_secret_name: str,
-        log_retention_days: int,
     ) -> None:
         super().__init__(scope, id_)
+        naming, key, log_retention_days = context.naming, context.key, context.log_retention_days
         self.settings = settings
         # A data source, never a resource: the stacks create no secrets.
         self.auth_secret = DataAwsSecretsmanagerSecret(self, "auth-secret", name=auth_secret_name)
         auth_token = DataAwsSecretsmanagerSecretVersion(self, "auth-token", secret_id=self.auth_secret.id)
 
-        # In use by the replication group's nodes: replaced new-first (policy/conventions.py,
-        # REPLACED_WHILE_IN_USE), so a prefix, not a fixed name.
-        self.security_group = SecurityGroup(
-            self,
-            "sg",
-            name_prefix=naming.prefix("cache"),
-            description="Redis: TLS from the processor only",
-            vpc_id=network.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.security_group = network.security_group(self, "sg", purpose="cache",
+                                                     description="Redis: TLS from the processor only")
         subnet_group = ElasticacheSubnetGroup(
             self, "subnets", name=naming.name("cache"), subnet_ids=network.subnet_ids,
             description=f"Private subnets of {naming.name('vpc')}",
@@ -161,6 +150,12 @@ class Cache(Construct):
                                 evaluation_periods=1, treat_missing_data="notBreaching"),
             ]
         return specs
+
+    def widgets(self) -> list[Widget]:
+        primary = ["CacheClusterId", self.node_ids[0]]
+        return [Widget("Redis", [
+            ["AWS/ElastiCache", "EngineCPUUtilization", *primary, {"stat": "Average"}],
+            ["AWS/ElastiCache", "CacheHitRate", *primary, {"stat": "Average"}]])]
 
     @property
     def port(self) -> int:

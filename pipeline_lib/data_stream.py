@@ -7,17 +7,15 @@ from cdktf_cdktf_provider_aws.kinesis_stream import KinesisStream, KinesisStream
 from constructs import Construct
 
 from pipeline_lib import iam
-from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
-from pipeline_lib.encryption_key import EncryptionKey
-from pipeline_lib.naming import Naming
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec, Widget
+from pipeline_lib.context import StackContext
 from pipeline_lib.settings import AlarmConfig, StreamConfig
 
 
 class DataStream(Construct):
-    def __init__(
-        self, scope: Construct, id_: str, *, naming: Naming, key: EncryptionKey, settings: StreamConfig
-    ) -> None:
+    def __init__(self, scope: Construct, id_: str, *, context: StackContext, settings: StreamConfig) -> None:
         super().__init__(scope, id_)
+        naming, key = context.naming, context.key
         self.settings = settings
         provisioned = settings.stream_mode == "PROVISIONED"
         self.stream = KinesisStream(
@@ -69,6 +67,12 @@ class DataStream(Construct):
                             statistic="Sum", comparison="GreaterThanThreshold", threshold=0, evaluation_periods=3,
                             treat_missing_data="notBreaching"),
         ]
+
+    def widgets(self) -> list[Widget]:
+        return [Widget("Stream: records in / lag (ms)", [
+            ["AWS/Kinesis", "IncomingRecords", "StreamName", self.name],
+            ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", self.name,
+             {"stat": "Maximum", "yAxis": "right"}]])]
 
     def read_statements(self) -> list[dict[str, Any]]:
         """What the processor, a consumer of this stream (and only this stream), calls: the calls

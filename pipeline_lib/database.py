@@ -19,11 +19,10 @@ from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurity
 from constructs import Construct
 
 from pipeline_lib import iam
-from pipeline_lib.account import AccountContext
-from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec
+from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec, Widget
+from pipeline_lib.context import StackContext
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.log_group import EncryptedLogGroup
-from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, DatabaseConfig, pg_max_connections
 from policy.conventions import rds_log_group
@@ -41,28 +40,17 @@ class Database(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
-        account: AccountContext,
+        context: StackContext,
         network: Network,
-        key: EncryptionKey,
         settings: DatabaseConfig,
-        log_retention_days: int,
     ) -> None:
         super().__init__(scope, id_)
+        naming, account, key = context.naming, context.account, context.key
         self._account = account
         self.settings = settings
         identifier = naming.name("db")
-        # In use by the instance: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE),
-        # so a prefix, not a fixed name.
-        self.security_group = SecurityGroup(
-            self,
-            "sg",
-            name_prefix=naming.prefix("db"),
-            description="PostgreSQL: TLS from the processor only",
-            vpc_id=network.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.security_group = network.security_group(self, "sg", purpose="db",
+                                                     description="PostgreSQL: TLS from the processor only")
         subnet_group = DbSubnetGroup(
             self, "subnets", name=naming.name("db"), subnet_ids=network.subnet_ids,
             description=f"Private subnets of {naming.name('vpc')}",
@@ -91,7 +79,7 @@ class Database(Construct):
         self.log_groups = [
             EncryptedLogGroup(
                 self, f"log-{export}", name=rds_log_group(identifier, export), key=key,
-                retention_in_days=log_retention_days,
+                retention_in_days=context.log_retention_days,
             )
             for export in LOG_EXPORTS
         ]
@@ -193,6 +181,12 @@ class Database(Construct):
                             statistic="Maximum", comparison="GreaterThanThreshold",
                             threshold=self.max_connections * thresholds.db_connections_percent // 100),
         ]
+
+    def widgets(self) -> list[Widget]:
+        instance = ["DBInstanceIdentifier", self.instance.identifier]
+        return [Widget("PostgreSQL", [
+            ["AWS/RDS", "CPUUtilization", *instance, {"stat": "Average"}],
+            ["AWS/RDS", "DatabaseConnections", *instance, {"stat": "Maximum", "yAxis": "right"}]])]
 
     @property
     def max_connections(self) -> int:

@@ -10,9 +10,8 @@ from constructs import Construct
 from pipeline_lib import iam
 from pipeline_lib.account import AccountContext
 from pipeline_lib.naming import Naming
+from policy.resource_types import via_services
 
-# Services that encrypt on the caller's behalf (kms:ViaService) and may hold grants.
-VIA_SERVICES = ("kinesis", "firehose", "rds", "elasticache", "secretsmanager", "s3", "sns", "ecr", "backup")
 # What administering the key takes (Terraform reads, tags, rotates, re-aliases, re-writes the
 # policy, schedules deletion), and nothing that encrypts or decrypts: no Encrypt, Decrypt,
 # GenerateDataKey or ReEncrypt, and no CreateGrant (a grant is a way to use the key).
@@ -47,7 +46,8 @@ class EncryptionKey(Construct):
         if not 7 <= deletion_window_in_days <= 30:
             raise ValueError("KMS deletion window must be between 7 and 30 days")
         root = f"arn:{account.partition}:iam::{account.account_id}:root"
-        via = [account.service_host(service) for service in VIA_SERVICES]
+        # Services that encrypt on the caller's behalf (kms:ViaService) and may hold grants.
+        via = [account.service_host(service) for service in via_services()]
         crypto = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
         # Administration and use are apart. The account (its IAM policies decide who) may
         # administer the key; using it goes through a named service for this account, or a

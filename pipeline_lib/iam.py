@@ -46,3 +46,20 @@ def assume_role_policy(service: str, *, source_account: str | None = None, exter
     if external_id:
         trust["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
     return json.dumps({"Version": "2012-10-17", "Statement": [trust]}, separators=(",", ":"))
+
+
+def direct_services(statements: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The services (IAM action prefixes) the statements let a principal call itself, in order of
+    first grant. A key use granted only through another service (`kms:ViaService`) is that
+    service's call, not one to KMS."""
+    found: dict[str, None] = {}
+    for body in statements:
+        if body.get("Effect") != "Allow":
+            continue
+        via = any("kms:ViaService" in block for block in (body.get("Condition") or {}).values())
+        actions = body.get("Action")
+        for action in [actions] if isinstance(actions, str) else actions or []:
+            service = str(action).split(":", 1)[0]
+            if not (via and service == "kms"):
+                found.setdefault(service, None)
+    return list(found)

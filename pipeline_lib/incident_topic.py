@@ -13,17 +13,15 @@ from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from constructs import Construct
 
 from pipeline_lib import iam
-from pipeline_lib.account import AccountContext
-from pipeline_lib.encryption_key import EncryptionKey
-from pipeline_lib.naming import Naming
+from pipeline_lib.context import StackContext
 from pipeline_lib.settings import IncidentConfig
 from pipeline_lib.subscriptions import subscribe
 
 
 class IncidentTopic(Construct):
-    def __init__(self, scope: Construct, id_: str, *, naming: Naming, account: AccountContext, key: EncryptionKey,
-                 settings: IncidentConfig) -> None:
+    def __init__(self, scope: Construct, id_: str, *, context: StackContext, settings: IncidentConfig) -> None:
         super().__init__(scope, id_)
+        naming, account, key = context.naming, context.account, context.key
         self.settings = settings
         self._key = key
         name = naming.name("incidents")

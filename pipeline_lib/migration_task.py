@@ -1,6 +1,6 @@
 """The schema migration as its own ECS task: the processor image with `migrate`, run with
 the master credentials before (or beside) a deployment, by `make migrate` and the deploy
-workflow (`python -m tools.migrate`). It creates the tables and the application role the
+workflow (`python -m tools.release migrate`). It creates the tables and the application role the
 service signs in as, with exactly its workload's DML. The service itself cannot read the
 master secret, so only this task can change the schema."""
 from __future__ import annotations
@@ -17,10 +17,8 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
 from pipeline_lib import iam
-from pipeline_lib.account import AccountContext
+from pipeline_lib.context import StackContext
 from pipeline_lib.database import Database
-from pipeline_lib.encryption_key import EncryptionKey
-from pipeline_lib.naming import Naming
 from pipeline_lib.processor_service import ProcessorService
 from pipeline_lib.settings import ServiceConfig
 
@@ -34,20 +32,21 @@ class MigrationTask(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
-        account: AccountContext,
-        key: EncryptionKey,
+        context: StackContext,
         service: ProcessorService,
         database: Database,
         settings: ServiceConfig,
     ) -> None:
         super().__init__(scope, id_)
+        naming, account, key = context.naming, context.account, context.key
         self.task_role = IamRole(
             self, "task-role", name=naming.name("migrate-task"),
             assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
         )
+        statements = database.read_secret_statements(key)
         IamRolePolicy(self, "task-policy", name=naming.name("migrate-run"), role=self.task_role.id,
-                      policy=iam.document(*database.read_secret_statements(key)))
+                      policy=iam.document(*statements))
+        service.network.serve(statements)  # it runs in the service's subnets
         environment = {
             **service.environment,
             "DB_SECRET_ARN": database.secret_arn,  # the RDS-managed master secret, re-read on every connect

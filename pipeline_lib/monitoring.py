@@ -15,18 +15,13 @@ from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from constructs import Construct
 
-from pipeline_lib.account import AccountContext
-from pipeline_lib.alarms import AlarmSpec, MathAlarmSpec, MetricAlarmSpec, Watched
-from pipeline_lib.archive import Archive
-from pipeline_lib.cache import Cache
-from pipeline_lib.data_stream import DataStream
-from pipeline_lib.database import Database
-from pipeline_lib.encryption_key import EncryptionKey
-from pipeline_lib.naming import Naming
-from pipeline_lib.processor_service import ProcessorService
+from pipeline_lib.alarms import AlarmSpec, MathAlarmSpec, MetricAlarmSpec, Watched, Widget
+from pipeline_lib.context import StackContext
 from pipeline_lib.settings import AlarmConfig, AlertSubscription
 from pipeline_lib.subscriptions import subscribe
-from processor import metrics as m  # the names the processor emits
+
+# The dashboard's grid: two graphs a row, each half of CloudWatch's 24 columns wide.
+WIDGET_WIDTH, WIDGET_HEIGHT, DASHBOARD_COLUMNS = 12, 6, 24
 
 
 class Monitoring(Construct):
@@ -35,27 +30,23 @@ class Monitoring(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
-        account: AccountContext,
-        key: EncryptionKey,
-        stream: DataStream,
-        service: ProcessorService,
-        database: Database,
-        cache: Cache,
-        archive: Archive,
+        context: StackContext,
+        watched: Sequence[Watched],
         thresholds: AlarmConfig,
         subscriptions: Sequence[AlertSubscription] = (),
     ) -> None:
+        """`watched`: every construct with alarms and graphs, in the dashboard's order."""
         super().__init__(scope, id_)
+        naming, account = context.naming, context.account
         self._naming = naming
-        self._account = account
-        self.topic = SnsTopic(self, "alerts", name=naming.name("alerts"), kms_master_key_id=key.arn)
+        self.watched = tuple(watched)
+        self.topic = SnsTopic(self, "alerts", name=naming.name("alerts"), kms_master_key_id=context.key.arn)
         self.subscriptions = [subscribe(self, self.topic.arn, account, s) for s in subscriptions]
-        watched: list[Watched] = [stream, service, database, archive, cache]
         self.alarms = {spec.purpose: self._alarm(spec) for part in watched for spec in part.alarms(thresholds)}
+        widgets = [widget for part in watched for widget in part.widgets()]
         self.dashboard = CloudwatchDashboard(
             self, "dashboard", dashboard_name=naming.name("pipeline"),
-            dashboard_body=json.dumps(self._dashboard_body(account.region, stream, service, database, cache, archive)),
+            dashboard_body=json.dumps(self._dashboard_body(account.region, widgets)),
         )
 
     def _alarm(self, spec: AlarmSpec) -> CloudwatchMetricAlarm:
@@ -91,40 +82,12 @@ class Monitoring(Construct):
         return CloudwatchMetricAlarm(self, spec.purpose, metric_query=queries, **common)
 
     @staticmethod
-    def _dashboard_body(region: str, stream: DataStream, service: ProcessorService, database: Database,
-                        cache: Cache, archive: Archive) -> dict[str, Any]:
-        def widget(title: str, metrics: list[list[Any]], x: int, y: int) -> dict[str, Any]:
-            return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
-                    "properties": {"title": title, "region": region, "stat": "Sum", "period": 60,
-                                   "metrics": metrics}}
-
-        ns = service.metric_namespace
-        primary = cache.node_ids[0]
+    def _dashboard_body(region: str, widgets: Sequence[Widget]) -> dict[str, Any]:
+        per_row = DASHBOARD_COLUMNS // WIDGET_WIDTH
         return {"widgets": [
-            widget("Stream: records in / lag (ms)", [
-                ["AWS/Kinesis", "IncomingRecords", "StreamName", stream.name],
-                ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", stream.name,
-                 {"stat": "Maximum", "yAxis": "right"}]], 0, 0),
-            widget("Processor: records, errors, dead letters", [
-                [ns, m.RECORDS_PROCESSED], [ns, m.PROCESSING_ERRORS], [ns, m.DEAD_LETTERS], [ns, m.ANOMALIES]], 12, 0),
-            widget("Processor: batch latency and lag (ms)", [
-                [ns, m.BATCH_LATENCY_MS, {"stat": "p99"}], [ns, m.MILLIS_BEHIND_LATEST, {"stat": "Maximum"}]], 0, 6),
-            widget("Tasks", [
-                ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", service.cluster.name,
-                 "ServiceName", service.service.name, {"stat": "Average"}],
-                ["ECS/ContainerInsights", "DesiredTaskCount", "ClusterName", service.cluster.name,
-                 "ServiceName", service.service.name, {"stat": "Average"}]], 12, 6),
-            widget("PostgreSQL", [
-                ["AWS/RDS", "CPUUtilization", "DBInstanceIdentifier", database.instance.identifier, {"stat": "Average"}],
-                ["AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", database.instance.identifier,
-                 {"stat": "Maximum", "yAxis": "right"}]], 0, 12),
-            widget("Redis", [
-                ["AWS/ElastiCache", "EngineCPUUtilization", "CacheClusterId", primary, {"stat": "Average"}],
-                ["AWS/ElastiCache", "CacheHitRate", "CacheClusterId", primary, {"stat": "Average"}]], 12, 12),
-            widget("Archive: read from the stream, delivered", [
-                ["AWS/Kinesis", "IncomingRecords", "StreamName", stream.name],
-                ["AWS/Firehose", "DataReadFromKinesisStream.Records", "DeliveryStreamName", archive.firehose.name],
-                ["AWS/Firehose", "DeliveryToS3.Records", "DeliveryStreamName", archive.firehose.name],
-                ["AWS/Firehose", "DeliveryToS3.Success", "DeliveryStreamName", archive.firehose.name,
-                 {"stat": "Average", "yAxis": "right"}]], 0, 18),
+            {"type": "metric", "x": index % per_row * WIDGET_WIDTH, "y": index // per_row * WIDGET_HEIGHT,
+             "width": WIDGET_WIDTH, "height": WIDGET_HEIGHT,
+             "properties": {"title": widget.title, "region": region, "stat": "Sum", "period": 60,
+                            "metrics": widget.metrics}}
+            for index, widget in enumerate(widgets)
         ]}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.data_aws_prefix_list import DataAwsPrefixList
@@ -21,30 +23,11 @@ from constructs import Construct
 
 from pipeline_lib import iam
 from pipeline_lib.account import AccountContext
-from pipeline_lib.encryption_key import EncryptionKey
+from pipeline_lib.context import StackContext
 from pipeline_lib.log_group import EncryptedLogGroup
-from pipeline_lib.naming import Naming
 from pipeline_lib.settings import NetworkConfig
+from policy.resource_types import AWS_SERVICES, endpoint_action_prefix
 
-# What a Fargate task in a private subnet needs to start and run without a NAT: pull its
-# image (ecr.api, ecr.dkr and the S3 gateway for layers), ship its logs (metrics travel in
-# them, as EMF lines), read secrets and the stream. ECS Exec adds its agent's channel
-# (ssmmessages) and its session key (kms: the only KMS call a task makes itself; every other
-# service decrypts on its side). Not sts: task credentials come from the ECS agent; not
-# monitoring: nothing calls PutMetricData. Each interface endpoint, with the IAM action prefix
-# of the service behind it.
-ENDPOINT_ACTIONS = {
-    "kinesis-streams": "kinesis",
-    "ecr.api": "ecr",
-    "ecr.dkr": "ecr",
-    "logs": "logs",
-    "secretsmanager": "secretsmanager",
-    "kms": "kms",
-    "ssmmessages": "ssmmessages",
-    "sns": "sns",  # only where the processor publishes incidents (the factory)
-}
-EXEC_ENDPOINTS = ("kms", "ssmmessages")  # only where ECS Exec is on
-DEFAULT_INTERFACE_ENDPOINTS = tuple(s for s in ENDPOINT_ACTIONS if s not in ("sns", *EXEC_ENDPOINTS))
 HTTPS = 443
 
 
@@ -54,14 +37,12 @@ class Network(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
-        account: AccountContext,
-        key: EncryptionKey,
+        context: StackContext,
         settings: NetworkConfig,
-        flow_log_retention_days: int,
-        interface_endpoints: tuple[str, ...] = DEFAULT_INTERFACE_ENDPOINTS,
     ) -> None:
         super().__init__(scope, id_)
+        naming, account, key = context.naming, context.account, context.key
+        self._context, self._settings = context, settings
         self.vpc = Vpc(
             self,
             "vpc",
@@ -91,16 +72,8 @@ class Network(Construct):
             )
             self.private_subnets.append(subnet)
 
-        # On every endpoint's ENIs: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE).
-        self.endpoint_security_group = SecurityGroup(
-            self,
-            "endpoints-sg",
-            name_prefix=naming.prefix("endpoints"),
-            description="Interface endpoints: HTTPS from the processor only",
-            vpc_id=self.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.endpoint_security_group = self.security_group(self, "endpoints-sg", purpose="endpoints",
+                                                           description="Interface endpoints: HTTPS from the processor only")
         self.s3_endpoint = VpcEndpoint(
             self,
             "s3",
@@ -119,24 +92,11 @@ class Network(Construct):
             tags={"Name": naming.name("s3")},
         )
         self._s3_prefix_list = DataAwsPrefixList(self, "s3-prefix-list", prefix_list_id=self.s3_endpoint.prefix_list_id)
-        self.interface_endpoints = {
-            service: VpcEndpoint(
-                self,
-                f"endpoint-{service.replace('.', '-')}",
-                vpc_id=self.vpc.id,
-                service_name=f"com.amazonaws.{account.region}.{service}",
-                vpc_endpoint_type="Interface",
-                private_dns_enabled=True,
-                subnet_ids=self.subnet_ids[: settings.endpoint_zones],
-                security_group_ids=[self.endpoint_security_group.id],
-                policy=self._endpoint_policy(service, account),
-                tags={"Name": naming.name(service.replace(".", "-"))},
-            )
-            for service in interface_endpoints
-        }
+        # Made on request (`serve`): exactly the endpoints of the calls the tasks are granted.
+        self.interface_endpoints: dict[str, VpcEndpoint] = {}
 
         self.flow_log_group = EncryptedLogGroup(
-            self, "flow-logs", name=naming.path("vpc-flow-logs"), key=key, retention_in_days=flow_log_retention_days
+            self, "flow-logs", name=naming.path("vpc-flow-logs"), key=key, retention_in_days=context.log_retention_days
         )
         flow_role = IamRole(
             self,
@@ -170,17 +130,60 @@ class Network(Construct):
             tags={"Name": naming.name("flow-log")},
         )
 
+    def serve(self, statements: Iterable[Mapping[str, Any]]) -> None:
+        """Interface endpoints for every AWS service a task of the private subnets is granted to
+        call itself (`statements`, its roles' policies; policy/resource_types.py names each
+        service's endpoints). No NAT: an API without its endpoint is unreachable. So a task
+        needing sts or monitoring gets no endpoint for them: credentials come from the ECS
+        agent, metrics travel as EMF log lines."""
+        for service in iam.direct_services(statements):
+            if service not in AWS_SERVICES:
+                raise ValueError(f"a task is granted {service}:* calls, and policy/resource_types.py does not say "
+                                 "which endpoint reaches that service: add it to AWS_SERVICES")
+            for endpoint in AWS_SERVICES[service].endpoints:
+                if endpoint not in self.interface_endpoints:
+                    self.interface_endpoints[endpoint] = self._interface_endpoint(endpoint)
+
+    def _interface_endpoint(self, service: str) -> VpcEndpoint:
+        naming, account = self._context.naming, self._context.account
+        return VpcEndpoint(
+            self,
+            f"endpoint-{service.replace('.', '-')}",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{account.region}.{service}",
+            vpc_endpoint_type="Interface",
+            private_dns_enabled=True,
+            subnet_ids=self.subnet_ids[: self._settings.endpoint_zones],
+            security_group_ids=[self.endpoint_security_group.id],
+            policy=self._endpoint_policy(service, account),
+            tags={"Name": naming.name(service.replace(".", "-"))},
+        )
+
     @staticmethod
     def _endpoint_policy(service: str, account: AccountContext) -> str:
         """Without a policy an interface endpoint lets anything in the VPC reach any account's
         resources. This one passes only this account's principals, on this account's resources
         (actions with no resource, such as ecr:GetAuthorizationToken, carry no resource account)."""
         return iam.document({
-            "Sid": "ThisAccountOnly", "Effect": "Allow", "Principal": "*", "Action": f"{ENDPOINT_ACTIONS[service]}:*",
+            "Sid": "ThisAccountOnly", "Effect": "Allow", "Principal": "*", "Action": f"{endpoint_action_prefix(service)}:*",
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:PrincipalAccount": account.account_id},
                           "StringEqualsIfExists": {"aws:ResourceAccount": account.account_id}},
         })
+
+    def security_group(self, scope: Construct, id_: str, *, purpose: str, description: str) -> SecurityGroup:
+        """A security group of this VPC for what sits on ENIs (tasks, endpoints, instances, cache
+        nodes): AWS will not delete one in use, so it is replaced new-first under a name prefix
+        (policy/conventions.py, REPLACED_WHILE_IN_USE); a new description replaces it."""
+        return SecurityGroup(
+            scope,
+            id_,
+            name_prefix=self._context.naming.prefix(purpose),
+            description=description,
+            vpc_id=self.vpc.id,
+            revoke_rules_on_delete=True,
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+        )
 
     @property
     def subnet_ids(self) -> list[str]:

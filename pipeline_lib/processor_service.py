@@ -43,23 +43,22 @@ from cdktf_cdktf_provider_aws.iam_policy import IamPolicy
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
-from cdktf_cdktf_provider_aws.security_group import SecurityGroup
 from constructs import Construct
 
 from pipeline_lib import iam
-from pipeline_lib.account import AccountContext
-from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef
+from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef, Widget
 from pipeline_lib.cache import Cache
+from pipeline_lib.context import StackContext
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
-from pipeline_lib.encryption_key import SSM_SESSION_CONTEXT, EncryptionKey
+from pipeline_lib.encryption_key import SSM_SESSION_CONTEXT
 from pipeline_lib.incident_topic import IncidentTopic
 from pipeline_lib.log_group import EncryptedLogGroup
-from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.settings import AlarmConfig, ServiceConfig
 from policy.conventions import container_insights_log_group
 from processor import metrics as processor_metrics  # the names the processor emits (EMITTED), no runtime deps
+from processor.task_settings import INCIDENT_SETTINGS, SERVICE_SETTINGS, rendered
 
 CONTAINER_NAME = "processor"
 CONTAINER_USER = "10001:10001"  # the image's non-root user; see processor/Dockerfile
@@ -76,10 +75,8 @@ class ProcessorService(Construct):
         scope: Construct,
         id_: str,
         *,
-        naming: Naming,
-        account: AccountContext,
+        context: StackContext,
         network: Network,
-        key: EncryptionKey,
         stream: DataStream,
         database: Database,
         cache: Cache,
@@ -87,7 +84,9 @@ class ProcessorService(Construct):
         incidents: IncidentTopic | None = None,
     ) -> None:
         super().__init__(scope, id_)
+        naming, account, key = context.naming, context.account, context.key
         self.incidents = incidents
+        self.network = network
         max_tasks = stream.max_consumers  # a task without a shard lease would idle
         if not 1 <= settings.min_count <= settings.desired_count <= max_tasks:
             raise ValueError(
@@ -147,16 +146,9 @@ class ProcessorService(Construct):
             ),
         )
 
-        # On every task's ENI: replaced new-first (policy/conventions.py, REPLACED_WHILE_IN_USE).
-        self.security_group = SecurityGroup(
-            self,
-            "sg",
-            name_prefix=naming.prefix("processor"),
-            description="Processor tasks: no ingress; egress only to the endpoints, S3, PostgreSQL and Redis",
-            vpc_id=network.vpc.id,
-            revoke_rules_on_delete=True,
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
-        )
+        self.security_group = network.security_group(
+            self, "sg", purpose="processor",
+            description="Processor tasks: no ingress; egress only to the endpoints, S3, PostgreSQL and Redis")
         network.allow_endpoint_access(self.security_group, client_name="processor")
         database.allow_from(self.security_group, client_name="processor")
         cache.allow_from(self.security_group, client_name="processor")
@@ -165,22 +157,21 @@ class ProcessorService(Construct):
             self, "execution-role", name=naming.name("processor-exec"),
             assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
         )
-        IamRolePolicy(
-            self, "execution-policy", name=naming.name("processor-start"), role=self.execution_role.id,
-            policy=iam.document(
-                iam.statement("AuthenticateToEcr", ["ecr:GetAuthorizationToken"], ["*"]),
-                iam.statement(
-                    "PullTheProcessorImage",
-                    ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                    [self.repository.arn],
-                ),
-                iam.statement("WriteContainerLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                              [f"{self.log_group.arn}:*"]),
-                iam.statement("InjectTheRedisAuthToken", ["secretsmanager:GetSecretValue"], [cache.auth_secret.arn]),
-                iam.statement("DecryptTheImage", ["kms:Decrypt"], [key.arn],
-                              condition={"StringEquals": {"kms:ViaService": key.via("ecr")}}),
+        execution_statements = [
+            iam.statement("AuthenticateToEcr", ["ecr:GetAuthorizationToken"], ["*"]),
+            iam.statement(
+                "PullTheProcessorImage",
+                ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                [self.repository.arn],
             ),
-        )
+            iam.statement("WriteContainerLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
+                          [f"{self.log_group.arn}:*"]),
+            iam.statement("InjectTheRedisAuthToken", ["secretsmanager:GetSecretValue"], [cache.auth_secret.arn]),
+            iam.statement("DecryptTheImage", ["kms:Decrypt"], [key.arn],
+                          condition={"StringEquals": {"kms:ViaService": key.via("ecr")}}),
+        ]
+        IamRolePolicy(self, "execution-policy", name=naming.name("processor-start"), role=self.execution_role.id,
+                      policy=iam.document(*execution_statements))
 
         self.task_role = IamRole(
             self, "task-role", name=naming.name("processor-task"),
@@ -212,9 +203,11 @@ class ProcessorService(Construct):
             # production).
             key.allow_direct_use("EcsExecSessionsUseTheKey", self.task_role.arn, ["kms:Decrypt", "kms:GenerateDataKey"],
                                  SSM_SESSION_CONTEXT)
-            self._exec_operators(naming, account, key, settings.exec_operator_roles)
+            self._exec_operators(context, settings.exec_operator_roles)
         IamRolePolicy(self, "task-policy", name=naming.name("processor-run"), role=self.task_role.id,
                       policy=iam.document(*task_statements))
+        # No NAT: every call the tasks and the ECS agent are granted goes through its endpoint.
+        network.serve([*execution_statements, *task_statements])
 
         # What every task of the image needs, the service's and the migrate task's alike.
         self.environment = {
@@ -237,14 +230,10 @@ class ProcessorService(Construct):
             **self.environment,
             "DB_USER": database.app_username,
             "DB_IAM_AUTH": "true",  # a fresh 15-minute token for every connection
-            "LEASE_DURATION_S": str(settings.lease_duration_seconds),
-            "READ_INTERVAL_AT_TIP_S": f"{settings.read_interval_at_tip_seconds:g}",
-            "MAX_READS_PER_SHARD_PER_S": f"{settings.max_reads_per_shard_per_second:g}",
+            **rendered(settings, SERVICE_SETTINGS),
         }
         if incidents is not None:
-            environment |= {"INCIDENT_TOPIC_ARN": incidents.arn,
-                            "INCIDENT_WINDOW_S": str(incidents.settings.window_seconds),
-                            "INCIDENT_QUIET_S": str(incidents.settings.quiet_seconds)}
+            environment |= {"INCIDENT_TOPIC_ARN": incidents.arn, **rendered(incidents.settings, INCIDENT_SETTINGS)}
         # The root filesystem stays read-only; what must be written gets a task volume: /tmp,
         # and with ECS Exec the paths its SSM agent (bind-mounted by ECS) writes to.
         writable = {"tmp": "/tmp", **(EXEC_AGENT_PATHS if settings.enable_execute_command else {})}
@@ -292,18 +281,18 @@ class ProcessorService(Construct):
         self.max_tasks = max_tasks
         self.scaling_target: AppautoscalingTarget | None = None
         if max_tasks > settings.min_count:
-            self._scale_on_lag(naming, settings, max_tasks)
+            self._scale_on_lag(context, settings, max_tasks)
         # min == max (production's two tasks on two shards): a policy could never act, so there
         # is none; resharding is the lever, and the `processor-lag` alarm says so.
 
-    def _exec_operators(self, naming: Naming, account: AccountContext, key: EncryptionKey,
-                        roles: tuple[str, ...]) -> None:
+    def _exec_operators(self, context: StackContext, roles: tuple[str, ...]) -> None:
         """What the ECS guide asks of whoever runs `aws ecs execute-command` on these tasks, given
         to the roles the config names (ServiceConfig.exec_operator_roles) and nobody else: the
         key policy names them for the session key, and a policy of this stack, attached to each,
         grants the command on this cluster's processor container and the key use, and denies
         `ssm:StartSession` on the tasks, which would go around ecs:ExecuteCommand's conditions."""
-        tasks = account.arn("ecs", f"task/{self.cluster.name}/*")
+        naming, key = context.naming, context.key
+        tasks = context.account.arn("ecs", f"task/{self.cluster.name}/*")
         key.allow_direct_use("EcsExecOperatorsOpenSessions", [key.role_arn(role) for role in roles],
                              ["kms:GenerateDataKey"], SSM_SESSION_CONTEXT)
         self.exec_operator_policy = IamPolicy(
@@ -320,11 +309,12 @@ class ProcessorService(Construct):
         for role in roles:  # by name: removing one operator leaves the others' attachments alone
             IamRolePolicyAttachment(self, f"exec-operator-{role}", role=role, policy_arn=self.exec_operator_policy.arn)
 
-    def _scale_on_lag(self, naming: Naming, settings: ServiceConfig, max_tasks: int) -> None:
+    def _scale_on_lag(self, context: StackContext, settings: ServiceConfig, max_tasks: int) -> None:
         """Step scaling on the processor's own lag (MillisBehindLatest, the most any task reports):
         it falls as tasks are added, up to one task per shard, and only the processor's reads
         are in it (the stream's iterator age also carries Firehose's, and does not fall with
         more tasks). Steps never add more than the room up to the shard count."""
+        naming = context.naming
         resource_id = f"service/{self.cluster.name}/{self.service.name}"
         self.scaling_target = AppautoscalingTarget(
             self,
@@ -450,6 +440,19 @@ class ProcessorService(Construct):
                 treat_missing_data="breaching",  # no metrics at all means no tasks at all
             ),
             *self._incident_alarms(thresholds),
+        ]
+
+    def widgets(self) -> list[Widget]:
+        ns, m = self.metric_namespace, processor_metrics
+        tasks = ["ClusterName", self.cluster.name, "ServiceName", self.service.name]
+        return [
+            Widget("Processor: records, errors, dead letters", [
+                [ns, m.RECORDS_PROCESSED], [ns, m.PROCESSING_ERRORS], [ns, m.DEAD_LETTERS], [ns, m.ANOMALIES]]),
+            Widget("Processor: batch latency and lag (ms)", [
+                [ns, m.BATCH_LATENCY_MS, {"stat": "p99"}], [ns, m.MILLIS_BEHIND_LATEST, {"stat": "Maximum"}]]),
+            Widget("Tasks", [
+                ["ECS/ContainerInsights", "RunningTaskCount", *tasks, {"stat": "Average"}],
+                ["ECS/ContainerInsights", "DesiredTaskCount", *tasks, {"stat": "Average"}]]),
         ]
 
     def _incident_alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:

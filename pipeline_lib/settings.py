@@ -13,10 +13,19 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-# Kinesis limits per shard (AWS Kinesis Data Streams quotas).
+from processor.task_settings import (
+    INCIDENT_QUIET_S,
+    INCIDENT_WINDOW_S,
+    KINESIS_SHARD_READS_PER_SECOND,
+    LEASE_DURATION_S,
+    MAX_READS_PER_SHARD_PER_S,
+    READ_INTERVAL_AT_TIP_S,
+    read_interval_low,
+)
+
+# Kinesis limits per shard (AWS Kinesis Data Streams quotas; reads: processor/task_settings.py).
 KINESIS_SHARD_RECORDS_PER_SECOND = 1_000
 KINESIS_SHARD_BYTES_PER_SECOND = 1_048_576
-KINESIS_SHARD_READS_PER_SECOND = 5  # GetRecords calls, shared by every shared-throughput reader
 FIREHOSE_READS_PER_SECOND = 1  # the archive's delivery stream polls each shard about once a second
 ON_DEMAND_INITIAL_SHARDS = 4  # an on-demand stream starts with 4 MB/s of write capacity: four shards
 
@@ -123,33 +132,32 @@ class ServiceConfig:
     exec_operator_roles: tuple[str, ...] = ()
     force_delete_images: bool = False  # a destroy deletes the repository's images too: a destroyable dev opts in
     log_retention_days: int = 365  # the processor's logs (its metrics travel in them)
-    # The fleet (processor/balance.py): a dead task's shards are taken over after its lease
-    # expires; the heartbeat that renews and rebalances runs every lease / 10.
-    lease_duration_seconds: int = 20
-    # The read budget per shard (processor/pacing.py): Kinesis allows 5 GetRecords a second,
-    # shared with the archive's Firehose (about 1 a second): one a second at the tip, at most
-    # this many while behind, so the two together stay at or under 4 and one call stays spare.
-    read_interval_at_tip_seconds: float = 1.0
-    max_reads_per_shard_per_second: float = 3.0
+    # What the processor's tasks are told (processor/task_settings.py declares each: unit,
+    # default, bounds). The fleet: a dead task's shards are taken over after its lease expires.
+    lease_duration_s: float = LEASE_DURATION_S.default
+    # The read budget per shard (processor/pacing.py), shared with the archive's Firehose: the
+    # two together stay under Kinesis' limit, so one call a second stays spare (checked below).
+    read_interval_at_tip_s: float = READ_INTERVAL_AT_TIP_S.default
+    max_reads_per_shard_per_s: float = MAX_READS_PER_SHARD_PER_S.default
 
     def __post_init__(self) -> None:
         if not _IMAGE_TAG.fullmatch(self.image_tag) or self.image_tag == "latest":
             raise ValueError(f"image tag {self.image_tag!r} is not a release tag: the repository's tags are immutable, "
                              "so use one per release (letters, digits, . _ -, e.g. the commit SHA), never 'latest'")
+        LEASE_DURATION_S.check(self.lease_duration_s)
+        MAX_READS_PER_SHARD_PER_S.check(self.max_reads_per_shard_per_s)
         spare = KINESIS_SHARD_READS_PER_SECOND - FIREHOSE_READS_PER_SECOND
-        if not 0 < self.max_reads_per_shard_per_second <= spare:
-            raise ValueError(f"max_reads_per_shard_per_second must be above 0 and at most {spare}: Kinesis "
-                             f"allows {KINESIS_SHARD_READS_PER_SECOND} a shard, Firehose takes "
-                             f"{FIREHOSE_READS_PER_SECOND}")
-        if self.read_interval_at_tip_seconds < 1 / self.max_reads_per_shard_per_second:
-            raise ValueError("read_interval_at_tip_seconds must not be shorter than 1 / max_reads_per_shard_per_second")
+        if self.max_reads_per_shard_per_s > spare:
+            raise ValueError(f"max_reads_per_shard_per_s must be at most {spare}: Kinesis allows "
+                             f"{KINESIS_SHARD_READS_PER_SECOND} a shard, Firehose takes {FIREHOSE_READS_PER_SECOND}")
+        if self.read_interval_at_tip_s < read_interval_low(self.max_reads_per_shard_per_s):
+            raise ValueError("read_interval_at_tip_s must not be shorter than 1 / max_reads_per_shard_per_s")
+        READ_INTERVAL_AT_TIP_S.check(self.read_interval_at_tip_s)
         if self.enable_execute_command and not self.exec_operator_roles:
             raise ValueError("ECS Exec with no operator role: name the roles that may open a session")
         for role in self.exec_operator_roles:
             if not _ROLE_NAME.fullmatch(role):
                 raise ValueError(f"{role!r} is not an IAM role name (1-64 of letters, digits and +=,.@_-)")
-        if not 5 <= self.lease_duration_seconds <= 600:
-            raise ValueError("lease_duration_seconds must be between 5 and 600")
 
 
 @dataclass(frozen=True)
@@ -351,12 +359,11 @@ class IncidentSubscription:
 class IncidentConfig:
     """The factory's incidents (processor/incidents.py): how they are grouped, and who they reach."""
 
-    window_seconds: int = 300  # what fires on one line within 5 minutes of event time is one incident
-    quiet_seconds: int = 900  # an open incident nothing has touched for 15 minutes (its line silent) closes
+    # Grouping and closing (processor/task_settings.py declares each: unit, default, bounds).
+    incident_window_s: float = INCIDENT_WINDOW_S.default
+    incident_quiet_s: float = INCIDENT_QUIET_S.default
     subscriptions: tuple[IncidentSubscription, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 1 <= self.window_seconds <= 86_400:
-            raise ValueError("incident window must be between 1 second and a day")
-        if not 60 <= self.quiet_seconds <= 7 * 86_400:
-            raise ValueError("incident quiet period must be between a minute and a week")
+        INCIDENT_WINDOW_S.check(self.incident_window_s)
+        INCIDENT_QUIET_S.check(self.incident_quiet_s)

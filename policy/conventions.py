@@ -18,16 +18,6 @@ PRODUCTION_SUFFIXES = frozenset({"prod"})
 
 REQUIRED_TAGS = ("Project", "Workload", "Environment", "Owner", "CostCenter", "ManagedBy", "DataClassification")
 
-# Where a resource type keeps its physical name, when not in `name`.
-NAME_ATTRIBUTE = {
-    "aws_s3_bucket": "bucket",
-    "aws_db_instance": "identifier",
-    "aws_elasticache_replication_group": "replication_group_id",
-    "aws_ecs_task_definition": "family",
-    "aws_cloudwatch_metric_alarm": "alarm_name",
-    "aws_cloudwatch_dashboard": "dashboard_name",
-}
-
 # Actions AWS offers no resource-level scope for: `Resource: "*"` is the only valid
 # value. The policy check and the plan review allow "*" for these and nothing else.
 UNSCOPABLE_ACTIONS = frozenset(

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from policy.conventions import (
-    NAME_ATTRIBUTE,
     PRODUCTION_SUFFIXES,
     REPLACED_WHILE_IN_USE,
     REQUIRED_TAGS,
@@ -23,17 +22,9 @@ from policy.conventions import (
     rds_log_group,
     replacement_digest,
 )
+from policy.resource_types import key_references, name_attribute, resource_type
 from policy.stack_json import StackJson, references
 
-# Types whose physical name must be set by us (an AWS-generated one is not reviewable).
-MUST_BE_NAMED = frozenset({
-    "aws_kinesis_stream", "aws_ecs_cluster", "aws_ecs_service", "aws_ecs_task_definition", "aws_iam_role",
-    "aws_iam_role_policy", "aws_iam_policy", "aws_cloudwatch_log_group", "aws_s3_bucket", "aws_db_instance",
-    "aws_elasticache_replication_group", "aws_db_parameter_group", "aws_db_subnet_group",
-    "aws_elasticache_parameter_group", "aws_elasticache_subnet_group", "aws_kms_alias", "aws_cloudwatch_metric_alarm",
-    "aws_sns_topic", "aws_security_group", "aws_kinesis_firehose_delivery_stream", "aws_ecr_repository",
-    "aws_backup_vault", "aws_backup_plan", "aws_cloudwatch_dashboard", "aws_appautoscaling_policy",
-})
 FORBIDDEN_SECRET_TYPES = frozenset({"aws_secretsmanager_secret", "aws_secretsmanager_secret_version"})
 
 
@@ -63,7 +54,7 @@ def _finding(function_name: str, stack: StackJson, resource: str, message: str) 
 
 def _physical_name(type_: str, config: dict[str, Any]) -> str | None:
     """The name, or the `name_prefix` AWS completes (which then carries the suffix)."""
-    value = config.get(NAME_ATTRIBUTE.get(type_, "name"), config.get("name_prefix"))
+    value = config.get(name_attribute(type_), config.get("name_prefix"))
     return value if isinstance(value, str) else None
 
 
@@ -72,7 +63,7 @@ def names_carry_the_suffix(stack: StackJson) -> Iterator[Finding]:
     for res in stack.resources():
         name = _physical_name(res.type, res.config)
         if name is None:
-            if res.type in MUST_BE_NAMED:
+            if resource_type(res.type).named:  # an AWS-generated name is not reviewable
                 yield _finding("names_carry_the_suffix", stack, res.path, "has no explicit physical name")
             continue
         if not carries_suffix(name, stack.suffix):
@@ -94,34 +85,6 @@ def resources_are_tagged(stack: StackJson) -> Iterator[Finding]:
             yield _finding("resources_are_tagged", stack, res.path, "scaling target carries no explicit tags")
 
 
-def _encryption_key_refs(res_type: str, config: dict[str, Any]) -> list[Any] | None:
-    """The attribute(s) that must point at the stack's CMK, per encrypted type."""
-    if res_type == "aws_kinesis_stream":
-        return [config.get("kms_key_id")] if config.get("encryption_type") == "KMS" else [None]
-    if res_type == "aws_cloudwatch_log_group":
-        return [config.get("kms_key_id")]
-    if res_type == "aws_db_instance":
-        ok = config.get("storage_encrypted") is True
-        return [config.get("kms_key_id") if ok else None, config.get("performance_insights_kms_key_id"),
-                config.get("master_user_secret_kms_key_id")]
-    if res_type == "aws_elasticache_replication_group":
-        ok = str(config.get("at_rest_encryption_enabled")).lower() == "true"
-        return [config.get("kms_key_id") if ok else None]
-    if res_type == "aws_sns_topic":
-        return [config.get("kms_master_key_id")]
-    if res_type == "aws_ecr_repository":
-        enc = (config.get("encryption_configuration") or [{}])[0]
-        return [enc.get("kms_key") if enc.get("encryption_type") == "KMS" else None]
-    if res_type == "aws_backup_vault":
-        return [config.get("kms_key_arn")]
-    if res_type == "aws_kinesis_firehose_delivery_stream":
-        return [config.get("extended_s3_configuration", {}).get("kms_key_arn")]
-    if res_type == "aws_s3_bucket_server_side_encryption_configuration":
-        default = config.get("rule", [{}])[0].get("apply_server_side_encryption_by_default", {})
-        return [default.get("kms_master_key_id") if default.get("sse_algorithm") == "aws:kms" else None]
-    return None
-
-
 def _access_log_targets(stack: StackJson) -> set[str]:
     """Buckets that receive S3 server access logs: S3 cannot deliver them to an SSE-KMS bucket,
     so these are encrypted with SSE-S3 (AES256), the one exception to the stack's key."""
@@ -141,14 +104,15 @@ def data_at_rest_uses_the_cmk(stack: StackJson) -> Iterator[Finding]:
                 yield _finding("data_at_rest_uses_the_cmk", stack, res.path,
                                "an access-log bucket must use SSE-S3: S3 does not deliver logs to SSE-KMS buckets")
             continue
-        refs = _encryption_key_refs(res.type, res.config)
+        refs = key_references(res.type, res.config)
         if refs is not None and not all(references(ref, "aws_kms_key") for ref in refs):
             yield _finding("data_at_rest_uses_the_cmk", stack, res.path, "not encrypted with the stack's KMS key")
         if res.type == "aws_s3_bucket" and f"${{aws_s3_bucket.{res.name}.id}}" not in encrypted_buckets:
             yield _finding("data_at_rest_uses_the_cmk", stack, res.path, "bucket has no SSE-KMS configuration")
 
 
-def _denies_insecure_transport(policy: dict[str, Any]) -> bool:
+def _document_denies_plain_http(policy: dict[str, Any]) -> bool:
+    """A policy document with a Deny on `aws:SecureTransport` = false (the Bool form this house writes)."""
     for statement in policy.get("Statement", []):
         condition = statement.get("Condition", {}).get("Bool", {})
         if statement.get("Effect") == "Deny" and str(condition.get("aws:SecureTransport")).lower() == "false":
@@ -174,7 +138,7 @@ def tls_is_enforced(stack: StackJson) -> Iterator[Finding]:
     }
     for res in stack.resources("aws_s3_bucket"):
         policy = bucket_policies.get(f"${{aws_s3_bucket.{res.name}.id}}")
-        if policy is None or not _denies_insecure_transport(policy):
+        if policy is None or not _document_denies_plain_http(policy):
             yield _finding("tls_is_enforced", stack, res.path, "bucket policy does not deny plain HTTP")
 
 

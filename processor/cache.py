@@ -78,8 +78,8 @@ Field = tuple[str, str, str]  # (field, order, value)
 _encode = msgspec.json.Encoder().encode  # compact UTF-8 JSON, ~5x faster than json.dumps
 
 
-def utc_text(ts: datetime) -> str:
-    """Fixed-width UTC text with microseconds: lexical order is time order (years 1-9999)."""
+def utc_z_text(ts: datetime) -> str:
+    """Fixed-width UTC text with microseconds, ending in Z: lexical order is time order (years 1-9999)."""
     if ts.tzinfo is not UTC:
         ts = ts.astimezone(UTC)
     return ts.isoformat(timespec="microseconds")[:-6] + "Z"
@@ -92,7 +92,7 @@ def price_text(price: Decimal) -> str:
 
 
 def product_field(sku: str, name: str, category: str, price: Decimal, currency: str, at: str, event_id: str) -> Field:
-    """`at`: the row's updated_at as `utc_text`."""
+    """`at`: the row's updated_at as `utc_z_text`."""
     payload = _encode({"sku": sku, "name": name, "category": category, "price": price_text(price),
                        "currency": currency.rstrip(), "updated_at": at}).decode()
     return PRODUCT, f"{at}|{event_id}", payload
@@ -114,9 +114,9 @@ def read_entries(cur: psycopg2.extensions.cursor, skus: Sequence[str]) -> dict[s
     entries: dict[str, list[Field]] = {sku: [] for sku in skus}
     for sku, supplier, name, category, price, currency, updated_at, event_id, quantity in cur.fetchall():
         if supplier is None:
-            entries[sku].append(product_field(sku, name, category, price, currency, utc_text(updated_at), event_id))
+            entries[sku].append(product_field(sku, name, category, price, currency, utc_z_text(updated_at), event_id))
         else:
-            entries[sku].append(quantity_field(supplier, quantity, utc_text(updated_at), event_id))
+            entries[sku].append(quantity_field(supplier, quantity, utc_z_text(updated_at), event_id))
     return entries
 
 

@@ -5,6 +5,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from processor.task_settings import (
+    BATCH_LIMIT,
+    HEARTBEAT_S,
+    INCIDENT_QUIET_S,
+    INCIDENT_WINDOW_S,
+    LEASE_DURATION_S,
+    MAX_READS_PER_SHARD_PER_S,
+    READ_INTERVAL_AT_TIP_S,
+    SCHEMA_WAIT_S,
+    SettingError,
+    heartbeat_default,
+    heartbeat_high,
+    read_interval_low,
+)
 from processor.workloads import NAMES
 
 
@@ -19,19 +33,6 @@ def _flag(value: str, name: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, not {value!r}")
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float, unit: str) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of {unit}, not {text!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g} {unit}, not {text}")
-    return value
 
 
 def _port(value: str, name: str) -> int:
@@ -60,25 +61,32 @@ class ProcessorConfig:
     redis_password: str | None
     consumer_group: str
     metrics_namespace: str
-    batch_limit: int = 1000
-    lease_duration_s: float = 20.0  # a dead worker's shards wait this long before another takes them
-    heartbeat_s: float = 2.0  # renew leases, rebalance, report: at most lease_duration_s / 3
-    read_interval_at_tip_s: float = 1.0  # one GetRecords a second per shard at the tip (processor/pacing.py)
-    max_reads_per_shard_per_s: float = 3.0  # behind: back to back, but no faster (Kinesis allows 5, shared)
+    # The tuning the stack sets, and the processor's own: each declared in processor/task_settings.py.
+    batch_limit: int = int(BATCH_LIMIT.default)
+    lease_duration_s: float = LEASE_DURATION_S.default
+    heartbeat_s: float = HEARTBEAT_S.default
+    read_interval_at_tip_s: float = READ_INTERVAL_AT_TIP_S.default
+    max_reads_per_shard_per_s: float = MAX_READS_PER_SHARD_PER_S.default
     cache_ttl_s: int = 3600
     db_iam_auth: bool = False  # sign in as db_user with an IAM token (the service's application role)
     app_db_user: str | None = None  # `migrate` only: the application role it creates and grants
-    schema_wait_s: float = 600.0  # how long a new task waits for the migration before it gives up
+    schema_wait_s: float = SCHEMA_WAIT_S.default
     incident_topic_arn: str | None = None  # factory: where incidents are published (none: they wait in the outbox)
-    incident_window_s: float = 300.0  # what fires on one line within this much event time is one incident
-    incident_quiet_s: float = 900.0  # an open incident no batch has touched for this long (wall time) closes
+    incident_window_s: float = INCIDENT_WINDOW_S.default
+    incident_quiet_s: float = INCIDENT_QUIET_S.default
     # The CA Redis' certificate is verified against (name included); None: the system's store,
     # which holds ElastiCache's issuer (Amazon Trust Services). Locally: the local CA.
     redis_ssl_ca_certs: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProcessorConfig:
-        env = os.environ if env is None else env
+        try:
+            return cls._from_env(os.environ if env is None else env)
+        except SettingError as error:
+            raise ConfigError(str(error)) from None
+
+    @classmethod
+    def _from_env(cls, env: Mapping[str, str]) -> ProcessorConfig:
 
         def required(name: str) -> str:
             value = env.get(name, "").strip()
@@ -103,13 +111,11 @@ class ProcessorConfig:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
         if not region:
             raise ConfigError("AWS_REGION is not set")
-        batch_limit = env.get("BATCH_LIMIT", "1000")
-        if not batch_limit.isdigit() or not 1 <= int(batch_limit) <= 10_000:
-            raise ConfigError("BATCH_LIMIT must be an integer between 1 and 10000 (the GetRecords limit)")
-        lease_s = _number(env, "LEASE_DURATION_S", 20.0, 1, 600, "seconds")
-        heartbeat_s = _number(env, "HEARTBEAT_S", min(2.0, lease_s / 10), 0.05, lease_s / 3, "seconds")
-        max_reads = _number(env, "MAX_READS_PER_SHARD_PER_S", 3.0, 0.1, 5, "calls a second")
-        tip_s = _number(env, "READ_INTERVAL_AT_TIP_S", max(1.0, 1 / max_reads), 1 / max_reads, 60, "seconds")
+        lease_s = LEASE_DURATION_S.read(env)
+        heartbeat_s = HEARTBEAT_S.read(env, default=heartbeat_default(lease_s), high=heartbeat_high(lease_s))
+        max_reads = MAX_READS_PER_SHARD_PER_S.read(env)
+        tip_low = read_interval_low(max_reads)
+        tip_s = READ_INTERVAL_AT_TIP_S.read(env, default=max(READ_INTERVAL_AT_TIP_S.default, tip_low), low=tip_low)
         return cls(
             workload=workload,
             lease_duration_s=lease_s,
@@ -133,14 +139,14 @@ class ProcessorConfig:
             redis_password=redis_password,
             consumer_group=env.get("CONSUMER_GROUP") or f"{workload}-processor",
             metrics_namespace=env.get("METRICS_NAMESPACE") or f"Pipeline/{workload}",
-            batch_limit=int(batch_limit),
+            batch_limit=int(BATCH_LIMIT.read(env)),
             db_iam_auth=iam_auth,
             app_db_user=env.get("APP_DB_USER") or None,
-            schema_wait_s=_number(env, "SCHEMA_WAIT_S", 600.0, 0, 86_400, "seconds"),
+            schema_wait_s=SCHEMA_WAIT_S.read(env),
             redis_ssl_ca_certs=env.get("REDIS_SSL_CA_CERTS") or None,
             incident_topic_arn=_topic_arn(env.get("INCIDENT_TOPIC_ARN", "")),
-            incident_window_s=_number(env, "INCIDENT_WINDOW_S", 300.0, 1, 86_400, "seconds"),
-            incident_quiet_s=_number(env, "INCIDENT_QUIET_S", 900.0, 60, 7 * 86_400, "seconds"),
+            incident_window_s=INCIDENT_WINDOW_S.read(env),
+            incident_quiet_s=INCIDENT_QUIET_S.read(env),
         )
 
 

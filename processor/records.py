@@ -32,22 +32,34 @@ STATUSES = frozenset({"RUNNING", "IDLE", "FAULT"})
 
 @dataclass(frozen=True)
 class Quantity:
-    """What a numeric sensor kind measures: its one unit, and the least value it can take."""
+    """What a numeric sensor kind measures: its one unit, the range a reading can take, and what
+    a healthy sensor of the kind typically reads (the traffic generator's baseline, processor/traffic.py)."""
 
     unit: str
-    minimum: float | None = None  # None: any finite number (a gauge pressure may be negative)
-    why: str = ""  # why nothing below the minimum is a reading
+    typical: float  # a healthy sensor's level, in `unit`
+    noise: float  # a healthy sensor's spread around it, in `unit`
+    minimum: float | None = None  # None: no floor (a gauge pressure may be negative)
+    maximum: float | None = None  # None: no ceiling
+    why: str = ""  # why nothing outside [minimum, maximum] is a reading
+
+    def refusal(self, value: float) -> str | None:
+        """Why `value` is no reading of this kind (`below 0 (...)`), or None."""
+        if self.minimum is not None and value < self.minimum:
+            return f"below {self.minimum:g} ({self.why})"
+        if self.maximum is not None and value > self.maximum:
+            return f"above {self.maximum:g} ({self.why})"
+        return None
 
 
 # The factory's sensor kinds. One unit each: the processor stores and compares values as
 # sent, so a reading in another unit is poison, never converted.
 QUANTITIES = {
-    "temperature": Quantity("C", -273.15, "below absolute zero"),
-    "pressure": Quantity("kPa"),  # gauge pressure: below atmospheric is negative
-    "vibration": Quantity("g", 0.0, "an RMS value is never negative"),  # RMS acceleration
-    "current": Quantity("A", 0.0, "an RMS value is never negative"),
-    "voltage": Quantity("V", 0.0, "an RMS value is never negative"),
-    "flow": Quantity("L/min", 0.0, "a flow meter reports a rate, never negative"),
+    "temperature": Quantity("C", 70.0, 0.5, -273.15, why="below absolute zero"),
+    "pressure": Quantity("kPa", 300.0, 2.0),  # gauge pressure: below atmospheric is negative
+    "vibration": Quantity("g", 0.25, 0.01, 0.0, why="an RMS value is never negative"),  # RMS acceleration
+    "current": Quantity("A", 12.0, 0.2, 0.0, why="an RMS value is never negative"),
+    "voltage": Quantity("V", 400.0, 1.5, 0.0, why="an RMS value is never negative"),
+    "flow": Quantity("L/min", 120.0, 1.0, 0.0, why="a flow meter reports a rate, never negative"),
 }
 UNITS = {kind: q.unit for kind, q in QUANTITIES.items()}
 
@@ -209,8 +221,9 @@ def _decode_factory(obj: dict) -> Record:
     if unit != quantity.unit:
         shown = repr(unit[:20]) if isinstance(unit, str) else "missing" if unit is None else "not text"
         raise _Invalid(f"{kind} unit must be {quantity.unit} (got {shown})")
-    if quantity.minimum is not None and value < quantity.minimum:
-        raise _Invalid(f"{kind} value {float(value):g} {quantity.unit} is below {quantity.minimum:g} ({quantity.why})")
+    refusal = quantity.refusal(value)
+    if refusal is not None:
+        raise _Invalid(f"{kind} value {float(value):g} {quantity.unit} is {refusal}")
     return SensorReading(event_id, sensor_id, line_id, kind, float(value), None, quantity.unit, ts)
 
 
@@ -305,8 +318,7 @@ def _fast_factory(data: bytes) -> Record:
             raise _Invalid("status")
         return SensorReading(r.event_id.lower(), r.sensor_id, r.line_id, "status", None, r.value, None, ts)
     quantity = QUANTITIES[r.kind]
-    if type(r.value) is not float or r.unit != quantity.unit or (
-            quantity.minimum is not None and r.value < quantity.minimum):
+    if type(r.value) is not float or r.unit != quantity.unit or quantity.refusal(r.value) is not None:
         raise _Invalid("value or unit")
     return SensorReading(r.event_id.lower(), r.sensor_id, r.line_id, r.kind, r.value, None, r.unit, ts)
 

@@ -97,10 +97,7 @@ class RetailTraffic:
 
 class FactoryTraffic:
     injects_anomalies = True
-    # kind -> (typical level, noise), in the kind's unit (processor.records.QUANTITIES)
-    KINDS = {"temperature": (70.0, 0.5), "pressure": (300.0, 2.0), "vibration": (0.25, 0.01),
-             "current": (12.0, 0.2), "voltage": (400.0, 1.5), "flow": (120.0, 1.0)}
-    ROTATION = (*KINDS, "status")  # a line's sensors, in turn
+    ROTATION = (*QUANTITIES, "status")  # a line's sensors, in turn; each kind's baseline is its Quantity's
 
     def __init__(self, rng: random.Random, sensors: int = 100, sensors_per_line: int = 25) -> None:
         if sensors < 1:
@@ -110,7 +107,7 @@ class FactoryTraffic:
         for line in range(-(-sensors // sensors_per_line)):
             for n in range(min(sensors_per_line, sensors - line * sensors_per_line)):
                 kind = self.ROTATION[n % len(self.ROTATION)]
-                base = self.KINDS[kind][0] * rng.uniform(0.9, 1.1) if kind != "status" else 0.0
+                base = QUANTITIES[kind].typical * rng.uniform(0.9, 1.1) if kind != "status" else 0.0
                 self.sensors.append((f"{kind[:4]}-{line}-{n:02d}", f"line-{line}", kind, base))
 
     def record(self, now: datetime, spike: bool) -> tuple[str, dict, bool]:
@@ -121,13 +118,16 @@ class FactoryTraffic:
             faulty = spike or self.rng.random() < 0.0005
             body["value"] = "FAULT" if faulty else self.rng.choice(["RUNNING", "RUNNING", "RUNNING", "IDLE"])
             return sensor, body, faulty
-        quantity, noise = QUANTITIES[kind], self.KINDS[kind][1]
+        quantity = QUANTITIES[kind]
+        noise = quantity.noise
         value = self.rng.gauss(base, noise)
         if spike:  # away from a physical floor: a vibration or current spikes up
             sign = 1 if quantity.minimum is not None and quantity.minimum >= 0 else self.rng.choice([-1, 1])
             value += sign * noise * self.rng.uniform(12, 25)
         if quantity.minimum is not None and value < quantity.minimum:
             value = quantity.minimum
+        if quantity.maximum is not None and value > quantity.maximum:
+            value = quantity.maximum
         body.update(value=round(value, 4), unit=quantity.unit)
         return sensor, body, spike
 

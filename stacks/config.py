@@ -28,6 +28,7 @@ from pipeline_lib.settings import (
     StreamConfig,
 )
 from policy.conventions import PRODUCTION_SUFFIXES
+from processor.task_settings import heartbeat_default
 from stacks.workloads import WORKLOAD_REGIONS, WORKLOADS, redis_auth_secret_name
 
 # Who the alarms reach, `protocol:endpoint` items (pipeline_lib.settings.AlertSubscription),
@@ -90,6 +91,14 @@ class WorkloadConfig:
         if self.is_production and self.incidents is not None and not self.incidents.subscriptions:
             raise ConfigError(f"{self.stack_id}: production incidents must reach someone: set "
                               f"{INCIDENT_SUBSCRIPTIONS_ENV} (e.g. email:line-1@example.com;line=line-1)")
+        # A dead task's shards go unread until its lease expires and a heartbeat takes them over;
+        # if that is as long as the lag alarms' threshold, every task death pages someone.
+        unread_s = self.service.lease_duration_s + heartbeat_default(self.service.lease_duration_s)
+        if unread_s * 1000 >= self.alarms.iterator_age_ms:
+            raise ConfigError(f"{self.stack_id}: a lease of {self.service.lease_duration_s:g} s leaves a dead task's "
+                              f"shards unread for {unread_s:g} s, at or over the lag alarms' threshold "
+                              f"({self.alarms.iterator_age_ms / 1000:g} s): every task death would page; shorten "
+                              "ServiceConfig.lease_duration_s or raise AlarmConfig.iterator_age_ms")
 
     @property
     def stack_id(self) -> str:

@@ -9,6 +9,7 @@ from pipeline_lib.account import AccountContext
 from pipeline_lib.archive import Archive
 from pipeline_lib.backup import DatabaseBackup
 from pipeline_lib.cache import Cache
+from pipeline_lib.context import StackContext
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
 from pipeline_lib.encryption_key import EncryptionKey
@@ -16,7 +17,7 @@ from pipeline_lib.incident_topic import IncidentTopic
 from pipeline_lib.migration_task import MigrationTask
 from pipeline_lib.monitoring import Monitoring
 from pipeline_lib.naming import Naming
-from pipeline_lib.network import DEFAULT_INTERFACE_ENDPOINTS, EXEC_ENDPOINTS, Network
+from pipeline_lib.network import Network
 from pipeline_lib.processor_service import ProcessorService
 from stacks.config import WorkloadConfig
 from stacks.state import LocalState, RemoteState, state_for
@@ -33,28 +34,20 @@ class WorkloadStack(TerraformStack):
         account = AccountContext(self, "account", region=config.region)
         key = EncryptionKey(self, "key", naming=naming, account=account,
                             deletion_window_in_days=config.key_deletion_window_days)
-        endpoints = (DEFAULT_INTERFACE_ENDPOINTS + (EXEC_ENDPOINTS if config.service.enable_execute_command else ())
-                     + (("sns",) if config.incidents else ()))
-        network = Network(self, "network", naming=naming, account=account, key=key, settings=config.network,
-                          flow_log_retention_days=config.log_retention_days, interface_endpoints=endpoints)
-        stream = DataStream(self, "stream", naming=naming, key=key, settings=config.stream)
-        database = Database(self, "database", naming=naming, account=account, network=network, key=key,
-                            settings=config.database, log_retention_days=config.log_retention_days)
-        cache = Cache(self, "cache", naming=naming, network=network, key=key, settings=config.cache,
-                      auth_secret_name=config.redis_auth_secret_name, log_retention_days=config.log_retention_days)
-        incidents = (IncidentTopic(self, "incidents", naming=naming, account=account, key=key,
-                                   settings=config.incidents) if config.incidents else None)
-        service = ProcessorService(self, "processor", naming=naming, account=account, network=network, key=key,
-                                   stream=stream, database=database, cache=cache, settings=config.service,
-                                   incidents=incidents)
-        migration = MigrationTask(self, "migration", naming=naming, account=account, key=key, service=service,
-                                  database=database, settings=config.service)
-        archive = Archive(self, "archive", naming=naming, account=account, key=key, stream=stream,
-                          settings=config.archive, log_retention_days=config.log_retention_days)
-        DatabaseBackup(self, "backup", naming=naming, account=account, key=key, database=database,
-                       settings=config.archive)
-        monitoring = Monitoring(self, "monitoring", naming=naming, account=account, key=key, stream=stream,
-                                service=service, database=database, cache=cache, archive=archive,
+        context = StackContext(naming, account, key, log_retention_days=config.log_retention_days)
+        network = Network(self, "network", context=context, settings=config.network)
+        stream = DataStream(self, "stream", context=context, settings=config.stream)
+        database = Database(self, "database", context=context, network=network, settings=config.database)
+        cache = Cache(self, "cache", context=context, network=network, settings=config.cache,
+                      auth_secret_name=config.redis_auth_secret_name)
+        incidents = IncidentTopic(self, "incidents", context=context, settings=config.incidents) if config.incidents else None
+        service = ProcessorService(self, "processor", context=context, network=network, stream=stream,
+                                   database=database, cache=cache, settings=config.service, incidents=incidents)
+        migration = MigrationTask(self, "migration", context=context, service=service, database=database,
+                                  settings=config.service)
+        archive = Archive(self, "archive", context=context, stream=stream, settings=config.archive)
+        DatabaseBackup(self, "backup", context=context, database=database, settings=config.archive)
+        monitoring = Monitoring(self, "monitoring", context=context, watched=[stream, service, database, cache, archive],
                                 thresholds=config.alarms, subscriptions=config.alert_subscriptions)
 
         outputs = {
@@ -76,7 +69,7 @@ class WorkloadStack(TerraformStack):
             "alerts_topic_arn": monitoring.topic.arn,
             "dashboard_name": monitoring.dashboard.dashboard_name,
             "metrics_namespace": service.metric_namespace,
-            # What `aws ecs run-task` needs to run the migration (tools/migrate.py).
+            # What `aws ecs run-task` needs to run the migration (`python -m tools.release migrate`).
             "migrate_task_family": migration.family,
             "private_subnet_ids": network.subnet_ids,
             "processor_security_group_id": service.security_group.id,

@@ -9,10 +9,6 @@ WORKLOAD_REGIONS: dict[str, str] = {"retail": "us-east-1", "factory": "eu-west-1
 WORKLOADS: tuple[str, ...] = tuple(WORKLOAD_REGIONS)
 
 
-def stack_ids(suffix: str) -> tuple[str, ...]:
-    return tuple(f"{workload}-{suffix}" for workload in WORKLOADS)
-
-
 def redis_auth_secret_name(workload: str, suffix: str) -> str:
     """The secret an operator creates before a first deploy, holding the Redis AUTH token."""
     return f"{workload}-{suffix}/redis-auth"

@@ -33,6 +33,16 @@ def statement(resource: Resource, sid: str) -> dict[str, Any]:
     return matches[0]
 
 
+def paging_alarm_purposes(stack: StackJson, prefix: str = "") -> set[str]:
+    """The purposes (`<workload>-<purpose>-<suffix>`) of the alarms that page through the alerts topic,
+    those starting with `prefix`; not the scaling policies' own, which act on the service."""
+    suffix = stack.stack_id.split("-", 1)[1]
+    names = {a.config["alarm_name"] for a in stack.resources("aws_cloudwatch_metric_alarm")
+             if not any("aws_appautoscaling_policy" in action for action in a.config["alarm_actions"])}
+    purposes = {name.removeprefix(f"{stack.workload}-").removesuffix(f"-{suffix}") for name in names}
+    return {p for p in purposes if p.startswith(prefix)}
+
+
 def ref(resource: Resource, attribute: str) -> str:
     return f"${{{resource.type}.{resource.name}.{attribute}}}"
 

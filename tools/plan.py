@@ -32,8 +32,8 @@ from pathlib import Path
 
 from localdev.deploy import terraform_env  # tools are the top layer: `make plan` may plan the local deployment
 from localdev.session import running_session
+from stacks.terraform_cli import automation_env
 from stacks.workloads import WORKLOADS
-from tools.terraform_cli import automation_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "plans"

@@ -207,7 +207,7 @@ def check_auth_tokens(session: object, suffix: str, stacks: Sequence[str] = ()) 
         except ClientError as error:
             if error.response["Error"]["Code"] == "ResourceNotFoundException":
                 raise ReleaseError(f"{name} ({region}) does not exist: create it before the first deploy "
-                                   "(README, 'Deploying to AWS')") from error
+                                   "(docs/aws.md)") from error
             raise
         problem = redis_auth_token_problem(token)
         if problem:
@@ -252,7 +252,7 @@ def check_subscriptions(session: object, outputs: Mapping[str, Mapping[str, obje
                 continue
             text = (f"{stack}: {', '.join(pending)} on {str(topic).rsplit(':', 1)[-1]} not confirmed yet: the owner "
                     "must open the 'AWS Notification - Subscription Confirmation' email and confirm "
-                    "(README, 'Who the alarms reach')")
+                    "(docs/configuration.md, 'Who the alarms reach')")
             (failures if stack.split("-", 1)[-1] in PRODUCTION_SUFFIXES else warnings).append(text)
     if failures:
         raise ReleaseError("; ".join(failures))

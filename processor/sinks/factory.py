@@ -19,6 +19,7 @@ from processor.incidents import FAULT, REGIME, Signal
 from processor.metrics import ANOMALIES, INCIDENTS_CLOSED, INCIDENTS_OPENED
 from processor.outbox import OutboxPublisher, backlog
 from processor.records import SensorReading
+from processor.task_settings import INCIDENT_QUIET_S, INCIDENT_WINDOW_S
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ return n
 """
 
 
-def utc_text(ts: datetime) -> str:
-    """Fixed-width UTC text (ts is already UTC): lexical order is time order."""
+def utc_offset_text(ts: datetime) -> str:
+    """Fixed-width UTC text ending in +00:00 (ts is already UTC): lexical order is time order."""
     return ts.isoformat(timespec="microseconds")
 
 
@@ -93,8 +94,8 @@ class FactoryOutcome:
 
 @dataclass(frozen=True)
 class IncidentSettings:
-    window: timedelta = timedelta(minutes=5)  # what fires on a line within this much event time is one incident
-    quiet_s: float = 900.0  # an open incident no batch has touched for this long (wall time) closes
+    window: timedelta = timedelta(seconds=INCIDENT_WINDOW_S.default)  # processor/task_settings.py
+    quiet_s: float = INCIDENT_QUIET_S.default
 
 
 class FactorySink:
@@ -229,7 +230,7 @@ class FactorySink:
             self._write_sensors(
                 keys=[LATEST_PREFIX + s for s in sensors] + [STATE_PREFIX + s for s in with_state],
                 args=[len(sensors), _encode([
-                    (utc_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
+                    (utc_offset_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
                      r.status or "") for r in (latest[s] for s in sensors)]),
                       *(self.states[s].to_bytes() for s in with_state)])
         except redis.RedisError as error:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import psycopg2
 
-from processor.cache import CatalogCache, forget_pending, product_field, quantity_field, utc_text
+from processor.cache import CatalogCache, forget_pending, product_field, quantity_field, utc_z_text
 from processor.records import InventoryUpdate, ProductUpsert
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,8 @@ class RetailSink:
             return RetailOutcome()
         self._deleting = list(self._cached)
         # Each time as fixed-width UTC text, once: PostgreSQL parses it, Redis orders by it.
-        product_rows = {r.sku: (r, utc_text(r.updated_at)) for r in products}
-        stock_rows = {(r.sku, r.supplier_id): (r, utc_text(r.updated_at)) for r in stock}
+        product_rows = {r.sku: (r, utc_z_text(r.updated_at)) for r in products}
+        stock_rows = {(r.sku, r.supplier_id): (r, utc_z_text(r.updated_at)) for r in stock}
         cur.execute(APPLY_BATCH, {
             "products": _encode([(r.sku, r.name, r.category, str(r.price), r.currency, at, r.event_id)
                                  for r, at in product_rows.values()]).decode(),

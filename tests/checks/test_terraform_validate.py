@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.terraform_cli import resolve
+from stacks.terraform_cli import resolve
 
 pytestmark = pytest.mark.checks
 

@@ -1,4 +1,4 @@
-"""The GitHub workflows: actionlint finds nothing, and the promises the README makes hold."""
+"""The GitHub workflows: actionlint finds nothing, and the promises docs/plan-review.md makes hold."""
 from __future__ import annotations
 
 import shutil

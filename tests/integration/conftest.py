@@ -1,6 +1,6 @@
 """The deployed system, found through cfn-outputs/flat-outputs.json.
 
-Against AWS: deploy, write the outputs file (README, "Integration tests against AWS"),
+Against AWS: deploy, write the outputs file (docs/testing.md, "Integration tests"),
 run from somewhere that reaches the VPC's database and cache; the ECS service is the
 processor. Against the local deployment (`make demo`), cfn-outputs/local-endpoints.json
 points boto3 at the emulator and the data-plane checks at the local PostgreSQL and Redis,
@@ -36,7 +36,7 @@ from tests.helpers import skip_unless_available
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_OUTPUTS = ("no cfn-outputs/flat-outputs.json: deploy first (`make demo` for the local emulator, "
-              "or see README 'Integration tests against AWS')")
+              "or see docs/testing.md, 'Integration tests')")
 
 
 def _outputs() -> dict | None:

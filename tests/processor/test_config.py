@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from processor.config import ConfigError, ProcessorConfig
+from processor.task_settings import LEASE_DURATION_S, MAX_READS_PER_SHARD_PER_S, READ_INTERVAL_AT_TIP_S
 
 BASE = {"WORKLOAD": "retail", "STREAM_NAME": "s", "AWS_REGION": "us-east-1", "DB_HOST": "db", "DB_NAME": "d",
         "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:x", "REDIS_HOST": "r"}
@@ -11,8 +12,10 @@ BASE = {"WORKLOAD": "retail", "STREAM_NAME": "s", "AWS_REGION": "us-east-1", "DB
 
 def test_the_fleet_and_read_budget_defaults_follow_the_lease() -> None:
     settings = ProcessorConfig.from_env(BASE)
-    assert (settings.lease_duration_s, settings.heartbeat_s) == (20.0, 2.0)
-    assert (settings.read_interval_at_tip_s, settings.max_reads_per_shard_per_s) == (1.0, 3.0)
+    assert settings.lease_duration_s == LEASE_DURATION_S.default
+    assert settings.heartbeat_s == min(2.0, settings.lease_duration_s / 10)
+    assert (settings.read_interval_at_tip_s, settings.max_reads_per_shard_per_s) == (
+        READ_INTERVAL_AT_TIP_S.default, MAX_READS_PER_SHARD_PER_S.default)
     assert ProcessorConfig.from_env({**BASE, "LEASE_DURATION_S": "6"}).heartbeat_s == pytest.approx(0.6)
 
 
@@ -32,5 +35,5 @@ def test_the_read_budget_can_be_set_within_what_kinesis_allows() -> None:
 ])
 def test_a_bad_value_is_one_line_naming_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        ProcessorConfig.from_env({**BASE, name: value})
+        ProcessorConfig.from_env({**BASE, "LEASE_DURATION_S": "20", name: value})  # the heartbeat's bound follows it
     assert str(raised.value) == message

@@ -84,6 +84,13 @@ def test_factory_poison_records_say_why(body: dict, reason: str) -> None:
     assert isinstance(record, Poison) and record.reason == reason
 
 
+def test_a_quantity_refuses_readings_outside_its_floor_and_ceiling() -> None:
+    humidity = records.Quantity("%RH", 45.0, 1.0, 0.0, 100.0, why="a relative humidity is a share")
+    assert humidity.refusal(-0.5) == "below 0 (a relative humidity is a share)"
+    assert humidity.refusal(100.5) == "above 100 (a relative humidity is a share)"
+    assert humidity.refusal(0.0) is None and humidity.refusal(100.0) is None
+
+
 def test_non_json_and_non_objects_are_poison() -> None:
     assert RETAIL.decode(b"\xff\xfe") == Poison("not UTF-8 JSON")
     assert FACTORY.decode(b"[1, 2]") == Poison("not a JSON object")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from policy.stack_json import Resource, StackJson
-from tests.helpers import by_path, only, ref
+from tests.helpers import by_path, only, paging_alarm_purposes, ref
 
 
 def test_every_stream_record_is_delivered_to_the_archive_bucket(stack: StackJson) -> None:
@@ -133,3 +133,8 @@ def test_a_destroyable_environment_has_no_lock_that_would_outlive_a_destroy(dev_
         assert "object_lock_enabled" not in only(stack, "aws_s3_bucket").config
         assert only(stack, "aws_s3_bucket").config["force_destroy"] is True
         assert only(stack, "aws_backup_vault").config["force_destroy"] is True
+
+
+def test_the_archive_pages_on_delivery_reading_read_lag_and_freshness(stack: StackJson) -> None:
+    assert paging_alarm_purposes(stack, "archive-") == {"archive-delivery", "archive-not-reading", "archive-read-lag",
+                                                "archive-freshness"}

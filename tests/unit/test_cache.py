@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from policy.stack_json import StackJson
-from tests.helpers import only, ref
+from tests.helpers import only, paging_alarm_purposes, ref
 
 
 def test_redis_has_two_nodes_across_azs_with_automatic_failover(stack: StackJson) -> None:
@@ -98,3 +98,8 @@ def test_a_new_auth_token_is_set_in_the_steady_state_and_rotated_only_on_request
     monkeypatch.setenv("REDIS_AUTH_UPDATE", "DELETE")
     with pytest.raises(ConfigError, match="REDIS_AUTH_UPDATE: auth_token_update_strategy must be SET or ROTATE"):
         build_config(stack.workload, "dev")
+
+
+def test_each_redis_node_pages_on_cpu_memory_and_evictions(stack: StackJson) -> None:
+    assert paging_alarm_purposes(stack, "cache-") == {"cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu",
+                                              "cache-2-memory", "cache-2-evictions"}

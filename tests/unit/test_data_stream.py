@@ -7,7 +7,7 @@ from cdktf import App
 from policy.stack_json import StackJson, load_app
 from stacks.config import build_config
 from stacks.workload_stack import WorkloadStack
-from tests.helpers import only, ref
+from tests.helpers import only, paging_alarm_purposes, ref
 
 
 def test_kinesis_stream_is_encrypted_with_the_workload_key(stack: StackJson) -> None:
@@ -61,3 +61,7 @@ def test_no_stream_pays_for_shard_level_metrics_nothing_reads(
         dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson]) -> None:
     for stack in [*dev_stacks.values(), *prod_stacks.values()]:
         assert not only(stack, "aws_kinesis_stream").config.get("shard_level_metrics"), stack.stack_id
+
+
+def test_the_stream_pages_on_lag_and_on_throttling_either_side(stack: StackJson) -> None:
+    assert paging_alarm_purposes(stack, "stream-") == {"stream-iterator-age", "stream-write-throttled", "stream-read-throttled"}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from policy.stack_json import StackJson
-from tests.helpers import only, ref
+from tests.helpers import only, paging_alarm_purposes, ref
 
 
 def test_postgres_16_storage_is_encrypted_with_the_cmk(stack: StackJson) -> None:
@@ -130,3 +130,7 @@ def test_an_instance_class_without_a_known_memory_is_refused_by_name() -> None:
 
     with pytest.raises(ValueError, match="instance class 'db.x9.huge' has no memory figure"):
         DatabaseConfig(instance_class="db.x9.huge")
+
+
+def test_the_database_pages_on_cpu_free_storage_and_connections(stack: StackJson) -> None:
+    assert paging_alarm_purposes(stack, "db-") == {"db-cpu", "db-free-storage", "db-connections"}

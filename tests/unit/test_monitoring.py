@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from policy.stack_json import Resource, StackJson
+from pathlib import Path
+
+from main import build_app
+from policy.stack_json import Resource, StackJson, load_app
+from stacks.config import build_config
 from tests.helpers import only, ref
 
-EXPECTED_ALARMS = {
-    "stream-iterator-age", "stream-write-throttled", "stream-read-throttled", "processor-errors",
-    "processor-dead-letters", "processor-lag", "processor-tasks-below-desired", "db-cpu", "db-free-storage", "db-connections",
-    "cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu", "cache-2-memory", "cache-2-evictions",
-    "archive-delivery", "archive-not-reading", "archive-read-lag", "archive-freshness",
-}
-FACTORY_ONLY_ALARMS = {"incident-outbox-backlog"}
 # The scaling policies' own alarms: they act on the service, they page nobody.
 SCALING_ALARMS = {"processor-lag-scale-out", "processor-lag-scale-in"}
 
@@ -30,12 +27,25 @@ def test_every_topic_is_encrypted_with_the_cmk(stack: StackJson) -> None:
     assert all(t.config["kms_master_key_id"] == ref(only(stack, "aws_kms_key"), "arn") for t in topics)
 
 
-def test_every_tier_has_its_alarms(stack: StackJson) -> None:
-    names = {r.config["alarm_name"] for r in paging_alarms(stack)}
-    expected = EXPECTED_ALARMS | (FACTORY_ONLY_ALARMS if stack.workload == "factory" else set())
-    assert names == {f"{stack.workload}-{purpose}-dev" for purpose in expected}
-    scaling = {r.config["alarm_name"] for r in stack.resources("aws_cloudwatch_metric_alarm")} - names
-    assert scaling == {f"{stack.workload}-{purpose}-dev" for purpose in SCALING_ALARMS}
+def test_every_spec_a_watched_construct_gives_is_one_paging_alarm_and_nothing_else_pages(tmp_path: Path) -> None:
+    # Each construct's own tests say which alarms it gives (test_data_stream.py, test_cache.py, ...).
+    app = build_app(outdir=str(tmp_path), suffix="dev", alert_subscriptions="", incident_subscriptions="",
+                    state_bucket="")
+    app.synth()
+    stacks = {s.stack_id: s for s in load_app(tmp_path)}
+    for workload_stack in app.node.children:
+        monitoring = workload_stack.node.find_child("monitoring")
+        config = build_config(workload_stack.node.id.split("-")[0], "dev", "", "")
+        specs = [spec.purpose for part in monitoring.watched for spec in part.alarms(config.alarms)]
+        stack = stacks[workload_stack.node.id]
+        assert sorted(specs) == sorted(set(specs)) == sorted(monitoring_alarm_purposes(stack))
+        scaling = {r.config["alarm_name"] for r in stack.resources("aws_cloudwatch_metric_alarm")} - {
+            r.config["alarm_name"] for r in paging_alarms(stack)}
+        assert scaling == {f"{stack.workload}-{purpose}-dev" for purpose in SCALING_ALARMS}
+
+
+def monitoring_alarm_purposes(stack: StackJson) -> list[str]:
+    return [r.config["alarm_name"].removeprefix(f"{stack.workload}-").removesuffix("-dev") for r in paging_alarms(stack)]
 
 
 def test_every_alarm_but_the_scaling_policies_own_notifies_the_alerts_topic(stack: StackJson) -> None:
@@ -186,3 +196,14 @@ def test_the_archive_is_watched_for_read_lag_and_data_freshness(stack: StackJson
     assert (freshness["metric_name"], freshness["statistic"]) == ("DeliveryToS3.DataFreshness", "Maximum")
     buffering = only(stack, "aws_kinesis_firehose_delivery_stream").config["extended_s3_configuration"]["buffering_interval"]
     assert freshness["threshold"] > buffering  # a record waiting for its buffer to fill is not late
+
+
+def test_the_dashboard_lays_each_watched_constructs_graphs_out_two_a_row_in_order(stack: StackJson) -> None:
+    import json
+
+    body = json.loads(only(stack, "aws_cloudwatch_dashboard").config["dashboard_body"])
+    places = [(w["x"], w["y"], w["width"], w["height"]) for w in body["widgets"]]
+    assert places == [(i % 2 * 12, i // 2 * 6, 12, 6) for i in range(len(places))]
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    assert titles[0].startswith("Stream") and len(set(titles)) == len(titles)  # the stack's order, stream first
+    assert {w["properties"]["region"] for w in body["widgets"]} == {stack.provider["region"]}

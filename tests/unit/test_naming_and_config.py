@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pipeline_lib.naming import InvalidSuffixError, Naming, validate_suffix
@@ -124,3 +126,11 @@ def test_production_keeps_its_sizes_and_every_zone_while_dev_is_sized_down() -> 
     assert (dev.database.instance_class, dev.cache.node_type, dev.service.cpu, dev.service.memory_mib) == (
         "db.t4g.micro", "cache.t4g.micro", 256, 512)
     assert (dev.stream.stream_mode, dev.network.endpoint_zones, dev.stream.retention_period_hours) == ("ON_DEMAND", 1, 168)
+
+
+def test_a_lease_that_would_page_on_every_task_death_stops_the_config() -> None:
+    factory = build_config("factory", "dev")  # its lag alarms fire at 30 s
+    with pytest.raises(ConfigError, match=r"factory-dev: a lease of 28 s leaves a dead task's shards unread for 30 s, "
+                                          r"at or over the lag alarms' threshold \(30 s\)"):
+        replace(factory, service=replace(factory.service, lease_duration_s=28))
+    replace(factory, service=replace(factory.service, lease_duration_s=25))  # 27 s unread: no page

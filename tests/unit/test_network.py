@@ -109,3 +109,14 @@ def test_the_s3_gateway_passes_this_accounts_buckets_and_ecrs_image_layers_only(
     assert layers["Action"] == "s3:GetObject" and layers["Resource"] == (
         f"arn:${{data.aws_partition.{partition.name}.partition}}:s3:::prod-{stack.provider['region']}"
         "-starport-layer-bucket/*")
+
+
+def test_a_task_calls_kms_itself_only_where_a_grant_is_not_through_another_service() -> None:
+    from pipeline_lib import iam
+
+    read = iam.statement("ReadTheStream", ["kinesis:GetRecords"], ["stream"])
+    via = iam.statement("DecryptTheStream", ["kms:Decrypt"], ["key"],
+                        condition={"StringEquals": {"kms:ViaService": "kinesis.eu-west-1.amazonaws.com"}})
+    session = iam.statement("EcsExecSessionKey", ["kms:Decrypt"], ["key"])
+    assert iam.direct_services([read, via]) == ["kinesis"]
+    assert iam.direct_services([read, via, session]) == ["kinesis", "kms"]

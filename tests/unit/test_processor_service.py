@@ -6,10 +6,18 @@ from typing import Any
 
 import pytest
 
-from pipeline_lib.settings import ServiceConfig
+from pipeline_lib.settings import IncidentConfig, ServiceConfig
 from policy.stack_json import StackJson
+from processor.config import ConfigError as ProcessorConfigError
 from processor.config import ProcessorConfig
-from tests.helpers import by_path, only, policy_statements, ref, statement
+from processor.task_settings import (
+    INCIDENT_SETTINGS,
+    MAX_READS_PER_SHARD_PER_S,
+    READ_INTERVAL_AT_TIP_S,
+    SERVICE_SETTINGS,
+    Setting,
+)
+from tests.helpers import by_path, only, paging_alarm_purposes, policy_statements, ref, statement
 
 
 def container(stack: StackJson) -> dict[str, Any]:
@@ -78,15 +86,38 @@ def test_the_processor_starts_from_exactly_the_synthesized_environment(stack: St
     assert settings.consumer_group == f"{stack.workload}-processor-dev"
     assert settings.metrics_namespace == f"Pipeline/{stack.workload}-dev"
     # The fleet and the read budget (processor/balance.py, processor/pacing.py), from ServiceConfig.
-    assert (settings.lease_duration_s, settings.heartbeat_s) == (20.0, 2.0)
-    assert (settings.read_interval_at_tip_s, settings.max_reads_per_shard_per_s) == (1.0, 3.0)
+    service = ServiceConfig()
+    assert (settings.lease_duration_s, settings.heartbeat_s) == (service.lease_duration_s,
+                                                                 min(2.0, service.lease_duration_s / 10))
+    assert (settings.read_interval_at_tip_s, settings.max_reads_per_shard_per_s) == (
+        service.read_interval_at_tip_s, service.max_reads_per_shard_per_s)
+
+
+@pytest.mark.parametrize("setting", [*SERVICE_SETTINGS, *INCIDENT_SETTINGS], ids=lambda s: s.name)
+def test_the_stack_and_the_processor_refuse_the_same_values_of_each_setting(setting: Setting) -> None:
+    config = IncidentConfig if setting in INCIDENT_SETTINGS else ServiceConfig
+    base = {"WORKLOAD": "factory", "STREAM_NAME": "s", "AWS_REGION": "eu-west-1", "DB_HOST": "db", "DB_NAME": "d",
+            "DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:x", "REDIS_HOST": "r"}
+    for value in (setting.low, setting.high):
+        if setting is MAX_READS_PER_SHARD_PER_S and value == setting.high:
+            continue  # the stack leaves one read to the archive's Firehose (test above)
+        if setting is READ_INTERVAL_AT_TIP_S and value == setting.low:
+            continue  # the stack's read budget sets a longer least interval (test above)
+        paced = {"read_interval_at_tip_s": max(1.0, 1 / value)} if setting is MAX_READS_PER_SHARD_PER_S else {}
+        config(**{setting.name: value}, **paced)
+        assert getattr(ProcessorConfig.from_env({**base, setting.env: setting.render(value)}), setting.name) == value
+    for value in (setting.low - 0.01, setting.high + 1):
+        with pytest.raises(ValueError, match=setting.name):
+            config(**{setting.name: value})
+        with pytest.raises(ProcessorConfigError, match=setting.env):
+            ProcessorConfig.from_env({**base, setting.env: setting.render(value)})
 
 
 def test_the_read_budget_leaves_room_for_the_archive_firehose() -> None:
     with pytest.raises(ValueError, match="at most 4: Kinesis allows 5 a shard, Firehose takes 1"):
-        ServiceConfig(max_reads_per_shard_per_second=5)
-    with pytest.raises(ValueError, match="read_interval_at_tip_seconds must not be shorter"):
-        ServiceConfig(read_interval_at_tip_seconds=0.2)
+        ServiceConfig(max_reads_per_shard_per_s=5)
+    with pytest.raises(ValueError, match="read_interval_at_tip_s must not be shorter"):
+        ServiceConfig(read_interval_at_tip_s=0.2)
 
 
 def test_sigterm_gets_thirty_seconds_before_sigkill(stack: StackJson) -> None:
@@ -278,3 +309,9 @@ def test_container_insights_performance_logs_go_to_a_group_the_stack_owns_with_i
     assert group.config["name"] == f"/aws/ecs/containerinsights/{stack.workload}-cluster-dev/performance"
     assert group.config["kms_key_id"] == ref(only(stack, "aws_kms_key"), "arn") and group.config["retention_in_days"] == 30
     assert cluster.config["depends_on"] == [group.address]  # created before the cluster, so before any task reports
+
+
+def test_the_processor_pages_on_errors_dead_letters_lag_missing_tasks_and_a_stuck_outbox(stack: StackJson) -> None:
+    outbox = {"incident-outbox-backlog"} if stack.workload == "factory" else set()
+    assert paging_alarm_purposes(stack, "processor-") | paging_alarm_purposes(stack, "incident-") == {
+        "processor-errors", "processor-dead-letters", "processor-lag", "processor-tasks-below-desired", *outbox}

@@ -125,7 +125,7 @@ def test_the_suffix_can_come_from_cdktf_context(tmp_path: Path) -> None:
 
 
 def test_the_local_emulator_stacks_differ_from_dev_only_in_the_suffix_and_state_path(tmp_path: Path) -> None:
-    """No feature is left out for the emulator (README: "Exceptions: none")."""
+    """No feature is left out for the emulator (docs/local-deployment.md: "Exceptions: none")."""
     (tmp_path / "dev").mkdir()
     (tmp_path / "local").mkdir()
     dev = _synth_subprocess(tmp_path / "dev", {"ENVIRONMENT_SUFFIX": "dev"})

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from policy.resource_types import resource_type
 from tools.cost.prices import PriceError, PriceTable
 from tools.json_path import dig
 
@@ -110,35 +111,6 @@ def prices(*types: str) -> Callable[[Pricer], Pricer]:
     return register
 
 
-# Resources AWS does not bill for (or bills through another resource, named here).
-FREE: dict[str, str] = {
-    "aws_vpc": "free", "aws_subnet": "free", "aws_route_table": "free", "aws_route_table_association": "free",
-    "aws_security_group": "free", "aws_default_security_group": "free",
-    "aws_vpc_security_group_ingress_rule": "free", "aws_vpc_security_group_egress_rule": "free",
-    "aws_iam_role": "free", "aws_iam_role_policy": "free", "aws_iam_role_policy_attachment": "free",
-    "aws_iam_policy": "free",
-    "aws_kms_alias": "free",
-    "aws_ecs_cluster": "free", "aws_ecs_task_definition": "free: a definition; the service's tasks are priced with the service, "
-                               "the migrate task's per run (minutes a release)",
-    "aws_appautoscaling_target": "free", "aws_appautoscaling_policy": "free",
-    "aws_ecr_lifecycle_policy": "free", "aws_ecr_repository_policy": "free",
-    "aws_db_parameter_group": "free", "aws_db_subnet_group": "free",
-    "aws_elasticache_parameter_group": "free", "aws_elasticache_subnet_group": "free",
-    "aws_secretsmanager_secret_rotation": "free: RDS-managed rotation, no Lambda",
-    "aws_s3_bucket_lifecycle_configuration": "free: its transitions are priced with the bucket",
-    "aws_s3_bucket_ownership_controls": "free", "aws_s3_bucket_policy": "free",
-    "aws_s3_bucket_public_access_block": "free", "aws_s3_bucket_server_side_encryption_configuration": "free",
-    "aws_s3_bucket_versioning": "free", "aws_s3_bucket_logging": "free: the log bucket is priced",
-    "aws_s3_bucket_object_lock_configuration": "free",
-    "aws_sns_topic": "free: under SNS's monthly free tier of a million publishes",
-    "aws_sns_topic_policy": "free", "aws_sns_topic_subscription": "free: notifications under the free tier",
-    "aws_backup_vault": "free: the recovery points are priced with the backup plan",
-    "aws_backup_selection": "free", "aws_backup_vault_lock_configuration": "free",
-    "aws_cloudwatch_log_stream": "free: its events are priced with the log group",
-    "aws_flow_log": "free: its records are priced with its log group",
-}
-
-
 @dataclass(frozen=True)
 class Pricing:
     """What a pricer sees: the table, the stack's region, its usage (None: fixed costs only) and the
@@ -190,8 +162,8 @@ def estimate(stack: str, region: str, resources: list[Resource], table: PriceTab
                 lines.extend(found)
             else:
                 free.append((resource.address, "free at this configuration"))
-        elif resource.type in FREE:
-            free.append((resource.address, FREE[resource.type]))
+        elif why_free := resource_type(resource.type).free:  # policy/resource_types.py
+            free.append((resource.address, why_free))
         else:
             unpriced.append((resource.address, f"`{resource.type}` is not in the price table"))
     return StackCost(stack, region, tuple(lines), tuple(free), tuple(unpriced))
@@ -212,10 +184,6 @@ def _text(resource: Resource, *path: Any) -> str:
     if not isinstance(value, str) or value.startswith("${"):
         raise Unpriceable(f"`{'.'.join(map(str, path))}` is not set or known only after apply")
     return value
-
-
-def _money(value: float) -> str:
-    return f"${value:,.2f}"
 
 
 # -- compute and streams --------------------------------------------------------------------------------------------

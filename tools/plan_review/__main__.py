@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     blocking = [r for r in all_risks if r.blocking]
     for plan in reviewed:
         counts = plan.plan.counts()
-        print(f"{plan.plan.stack}: " + ", ".join(f"{counts[k]} {k}" for k in model.KINDS) +
+        print(f"{plan.plan.stack}: " + ", ".join(f"{counts[k]} {k}" for k in model.CHANGE_KINDS) +
               f"; {sum(r.severity == rules.HIGH for r in plan.risks)} high, "
               f"{sum(r.severity != rules.HIGH for r in plan.risks)} medium risks", file=sys.stderr)
     if blocking:

@@ -11,7 +11,7 @@ from typing import Any
 from policy.conventions import PRODUCTION_SUFFIXES
 from tools.json_path import dig
 
-KINDS = ("create", "update", "replace", "delete", "forget", "no-op")
+CHANGE_KINDS = ("create", "update", "replace", "delete", "forget", "no-op")
 FORMAT_MAJOR = "1"  # the JSON plan format's major version this reader understands
 
 
@@ -23,7 +23,7 @@ class PlanInputError(Exception):
 class Change:
     address: str
     type: str
-    kind: str  # one of KINDS, or "read" for data sources read during apply
+    kind: str  # one of CHANGE_KINDS, or "read" for data sources read during apply
     before: Any
     after: Any
     after_unknown: Any
@@ -74,7 +74,7 @@ class StackPlan:
         return self.default_tags.get("Workload") or self.stack.split("-", 1)[0]
 
     def counts(self) -> dict[str, int]:
-        counted = dict.fromkeys(KINDS, 0)
+        counted = dict.fromkeys(CHANGE_KINDS, 0)
         for change in self.changes:
             if change.managed and change.kind in counted:
                 counted[change.kind] += 1

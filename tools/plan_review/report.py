@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from tools.plan_review import cost
 from tools.plan_review.diff import attribute_changes
-from tools.plan_review.model import KINDS, StackPlan
+from tools.plan_review.model import CHANGE_KINDS, StackPlan
 from tools.plan_review.rules import HIGH, Risk
 
 MARKER = "<!-- plan-review -->"  # the workflow finds its sticky comment by this line
@@ -33,7 +33,7 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
     lines = [MARKER, f"## {title}", ""]
     if blocking:
         lines.append(f"**{len(blocking)} high risk{'s' if len(blocking) != 1 else ''} not acknowledged**: "
-                     "this plan needs a reviewer's explicit acknowledgement (see README, \"Plan review\").")
+                     "this plan needs a reviewer's explicit acknowledgement (see docs/plan-review.md).")
     elif acknowledged:
         lines.append(f"High risks: {len(acknowledged)}, all acknowledged.")
     else:
@@ -48,10 +48,10 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
             why = risk.reason + (f" — acknowledged: {risk.acknowledged_by}" if risk.acknowledged_by else "")
             lines.append(f"| {badge} | `{risk.rule}` | {risk.stack} | `{_cell(risk.address)}` | {_cell(why)} |")
         lines.append("")
-    lines += ["### Summary", "", "| stack | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 1) + "|"]
+    lines += ["### Summary", "", "| stack | " + " | ".join(CHANGE_KINDS) + " |", "|---" * (len(CHANGE_KINDS) + 1) + "|"]
     for item in reviewed:
         counts = item.plan.counts()
-        lines.append(f"| {item.plan.stack} | " + " | ".join(str(counts[k]) for k in KINDS) + " |")
+        lines.append(f"| {item.plan.stack} | " + " | ".join(str(counts[k]) for k in CHANGE_KINDS) + " |")
     lines.append("")
     for item in reviewed:
         lines += _changes(item.plan)

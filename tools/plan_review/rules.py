@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from policy.conventions import NAME_ATTRIBUTE, REQUIRED_TAGS, carries_suffix
+from policy.conventions import REQUIRED_TAGS, carries_suffix
+from policy.resource_types import name_attribute, resource_type
 from tools.plan_review import iam
 from tools.plan_review.diff import attribute_changes
 from tools.plan_review.model import Change, StackPlan
@@ -20,25 +21,6 @@ HIGH, MEDIUM = "high", "medium"
 RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
 MAX_ROTATION_DAYS = 30
 WORLD = ("0.0.0.0/0", "::/0")
-
-# What a replace or delete of a stateful resource loses.
-STATEFUL: dict[str, str] = {
-    "aws_db_instance": "the database and its data (kept only in snapshots)",
-    "aws_rds_cluster": "the database cluster and its data",
-    "aws_elasticache_replication_group": "the Redis group and everything cached in it",
-    "aws_elasticache_cluster": "the cache cluster and its data",
-    "aws_kinesis_stream": "the stream and every record it retains",
-    "aws_s3_bucket": "the bucket and every object in it",
-    "aws_kms_key": "the key: data encrypted with it is unreadable once the deletion window ends",
-    "aws_cloudwatch_log_group": "the log group and its log events",
-    "aws_secretsmanager_secret": "the secret and its versions",
-    "aws_ecr_repository": "the repository and its images",
-    "aws_backup_vault": "the vault and its recovery points",
-    "aws_dynamodb_table": "the table and its items",
-    "aws_efs_file_system": "the file system and its files",
-    "aws_sqs_queue": "the queue and its messages",
-}
-
 
 @dataclass(frozen=True)
 class Risk:
@@ -134,15 +116,15 @@ def _days(value: float) -> str:
 @rule("stateful-replace", "stateful-delete", "stateful-forget")
 def stateful_replace_delete_or_forget(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if change.kind == "forget":
-        what = STATEFUL.get(change.type)
+        what = resource_type(change.type).loses
         left = f"{what.split(':')[0].removeprefix('the ')} stays" if what else "the resource stays"
         yield _risk(MEDIUM, "stateful-forget", change, plan,
                     f"forgotten (a `removed` block): Terraform stops managing it; {left} in AWS, unprotected by "
                     "this stack's checks and still billed, until someone deletes or imports it")
         return
-    if change.type not in STATEFUL or change.kind not in ("replace", "delete"):
+    lost = resource_type(change.type).loses  # policy/resource_types.py
+    if not lost or change.kind not in ("replace", "delete"):
         return
-    lost = STATEFUL[change.type]
     if change.kind == "delete":
         yield _risk(HIGH, "stateful-delete", change, plan, f"deleted: loses {lost}")
         return
@@ -237,7 +219,7 @@ def tls_enforcement_off(change: Change, plan: StackPlan) -> Iterator[Risk]:
             yield high("`rds.force_ssl` is no longer 1: PostgreSQL accepts connections without TLS")
     if change.type in ("aws_s3_bucket_policy", "aws_s3_bucket") and not _with_parent_bucket(change, plan) \
             and not (change.type == "aws_s3_bucket" and change.kind == "delete"):
-        if _denies_insecure_transport(change.before) and not _denies_insecure_transport(change.after) \
+        if _bucket_policy_requires_tls(change.before) and not _bucket_policy_requires_tls(change.after) \
                 and not change.unknown("policy"):
             yield high("the bucket policy no longer denies requests without TLS (aws:SecureTransport)")
     if change.type == "aws_ecs_task_definition":
@@ -262,7 +244,8 @@ def _parameter(resource: Any, name: str) -> str | None:
     return None
 
 
-def _denies_insecure_transport(resource: Any) -> bool:
+def _bucket_policy_requires_tls(resource: Any) -> bool:
+    """A bucket or bucket-policy resource's `policy` holds any Deny that names `aws:SecureTransport`."""
     policy = (resource or {}).get("policy") if isinstance(resource, dict) else None
     try:
         document = json.loads(policy) if isinstance(policy, str) else None
@@ -522,9 +505,9 @@ def new_resources_are_tagged_and_suffixed(change: Change, plan: StackPlan) -> It
             missing = [key for key in REQUIRED_TAGS if key not in tags]
             if missing:
                 yield _risk(MEDIUM, "tags-and-suffix", change, plan, f"new resource lacks tags: {', '.join(missing)}")
-    name_attribute = NAME_ATTRIBUTE.get(change.type, "name")
-    name = change.after_value(name_attribute)
-    if isinstance(name, str) and not change.unknown(name_attribute) and not carries_suffix(name, plan.suffix):
+    attribute = name_attribute(change.type)
+    name = change.after_value(attribute)
+    if isinstance(name, str) and not change.unknown(attribute) and not carries_suffix(name, plan.suffix):
         yield _risk(MEDIUM, "tags-and-suffix", change, plan,
                     f"name `{name}` does not carry the environment suffix `{plan.suffix}`")
 

@@ -1,6 +1,6 @@
 """Point Terraform at a local provider mirror, offline, without machine paths in the repo.
 
-`python -m tools.terraform_cli` prints the path of a Terraform CLI config to export as
+`python -m stacks.terraform_cli` prints the path of a Terraform CLI config to export as
 TF_CLI_CONFIG_FILE. Resolution, first match wins:
 
 1. TF_PROVIDER_MIRROR: a filesystem mirror directory (holding
@@ -47,7 +47,7 @@ def candidate_mirrors() -> list[Path]:
 
 
 def render(mirror: Path | None) -> str:
-    lines = ["# Written by tools/terraform_cli.py; do not edit.", "disable_checkpoint = true", ""]
+    lines = ["# Written by stacks/terraform_cli.py; do not edit.", "disable_checkpoint = true", ""]
     if mirror is not None:
         lines += [
             "provider_installation {",
