@@ -74,7 +74,7 @@ def traffic_series(records: int = TRAFFIC_RECORDS, seed: int = 3) -> list[Readin
     return list(per.values())
 
 
-def class_series(name: str, seeds: int = SEEDS) -> list[Readings]:
+def normal_life(name: str, seeds: int = SEEDS) -> list[Readings]:
     return [[(datetime.fromisoformat(ts), v) for ts, v in s.rows]
             for s in classes.corpus(range(seeds), anomalies=False, classes=[name])]
 
@@ -86,7 +86,7 @@ def corpora(skab_root: Path | None, seeds: int = SEEDS) -> list[tuple[str, str, 
         out.append(("skab_normal", "SKAB: the anomaly-free run and each run before its anomaly (real)",
                     skab_series(skab_root)))
     out.append(("factory_traffic", "the factory traffic generator, no anomalies injected", traffic_series()))
-    out += [(c.name, c.describe, class_series(c.name, seeds)) for c in classes.CLASSES]
+    out += [(c.name, c.describe, normal_life(c.name, seeds)) for c in classes.CLASSES]
     return out
 
 

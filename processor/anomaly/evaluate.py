@@ -18,7 +18,7 @@ from pathlib import Path
 from processor.anomaly import baselines, classes, nab, skab
 from processor.anomaly.detector import CONFIG, DetectorState
 from processor.anomaly.score import InputError, parse_timestamp, read_series, score_series
-from processor.anomaly.synthetic import KINDS, Corpus
+from processor.anomaly.synthetic import EVENT_KINDS, Corpus
 
 PROJECT = "project detector (score)"  # anomaly_score, threshold swept like every baseline's
 DEPLOYED = "project detector (alarm flag)"  # the alarm the sink raises: score >= 0.5, not swept
@@ -52,8 +52,8 @@ def load(corpus: Corpus) -> list[LoadedSeries]:
         row_of = {r[1]: i for i, r in enumerate(rows)}
         events = []
         for event in labels[name]["events"]:
-            if event.get("kind") not in KINDS or event.get("timestamp") not in row_of:
-                raise InputError(f"{corpus.labels_path}: {name}: label {event} needs a kind among {', '.join(KINDS)} "
+            if event.get("kind") not in EVENT_KINDS or event.get("timestamp") not in row_of:
+                raise InputError(f"{corpus.labels_path}: {name}: label {event} needs a kind among {', '.join(EVENT_KINDS)} "
                                  f"and a timestamp that is a row of {name}.csv")
             events.append((event["kind"], row_of[event["timestamp"]]))
         out.append(LoadedSeries(name, rows, events))
@@ -140,7 +140,7 @@ class EventStats:
 def event_stats(detection: Detection, threshold: float, series: Sequence[LoadedSeries]) -> EventStats:
     alarms = false_alarms = detected = events = 0
     delays: list[float] = []
-    by_kind = {k: [0, 0] for k in KINDS}
+    by_kind = {k: [0, 0] for k in EVENT_KINDS}
     for s in series:
         scores = detection.scores[s.name]
         spans = s.windows
@@ -204,7 +204,7 @@ def evaluate(corpus: Corpus) -> Report:
         score_nab(d, series)
         threshold = d.threshold if d.threshold is not None else d.nab["standard"].threshold
         stats[d.name] = event_stats(d, threshold, series)
-    events: dict[str, int] = dict.fromkeys(KINDS, 0)
+    events: dict[str, int] = dict.fromkeys(EVENT_KINDS, 0)
     for s in series:
         for kind, _ in s.events:
             events[kind] += 1
@@ -240,7 +240,7 @@ def render(report: Report, corpus: Corpus) -> str:
     lines.append("")
     lines.append("Events (the alarm flag at 0.5; the score and the baselines at their standard-profile threshold)")
     lines.append(f"{'detector':36} {'precision':>9} {'recall':>7} {'alarms':>7} {'false':>6} {'mean delay':>11}  "
-                 + " ".join(f"{k[:11]:>11}" for k in KINDS))
+                 + " ".join(f"{k[:11]:>11}" for k in EVENT_KINDS))
     for d in report.detections:
         s = report.stats[d.name]
         delay = "-" if s.mean_delay_min is None else f"{s.mean_delay_min:+.1f} min"
@@ -317,7 +317,8 @@ SKAB_BASELINES: tuple[Baseline, ...] = (
 
 
 def evaluate_real(skab_root: Path, corpus: Corpus, class_seeds: int = 0) -> RealReport:
-    """The project's detector beside the baselines on SKAB (its protocols) and on the synthetic corpus."""
+    """The project's detector beside the baselines on SKAB (its protocols), the six classes of series
+    (`class_seeds` series each; none when 0) and the synthetic corpus."""
     runs = skab.load(skab_root)
     normal = skab.load_anomaly_free(skab_root)
     results = [skab.score(INCIDENTS, runs, [skab.detect(r).flags for r in runs],
@@ -365,7 +366,7 @@ class ClassesReport:
     nab: dict[str, dict[str, dict[str, float]]]  # corpus (a class, or ALL_CLASSES) -> detector -> profile -> score
 
 
-def class_series(seeds: int) -> list[LoadedSeries]:
+def classes_with_anomalies(seeds: int) -> list[LoadedSeries]:
     """Each class's series with one to three of its anomalies, as the offline scorer would read them."""
     out = []
     for s in classes.corpus(range(seeds), anomalies=True):
@@ -376,7 +377,7 @@ def class_series(seeds: int) -> list[LoadedSeries]:
 
 def evaluate_classes(seeds: int = CLASS_SEEDS) -> ClassesReport:
     """NAB per class and over all classes at once: the project's score, NAB's windowed Gaussian, a static threshold."""
-    series = class_series(seeds)
+    series = classes_with_anomalies(seeds)
     detections = [run_project(series)[1], run_baseline(NAB_GAUSSIAN, baselines.nab_windowed_gaussian, series),
                   run_baseline("static threshold", baselines.static_threshold, series)]
     groups = {c.name: [s for s in series if s.name.startswith(c.name + "-")] for c in classes.CLASSES}
@@ -402,7 +403,7 @@ def render_classes(report: ClassesReport) -> list[str]:
              f"{report.readings:,} readings, {sum(report.events.values())} anomalies "
              f"({', '.join(f'{k} {n}' for k, n in sorted(report.events.items()))}); NAB, threshold swept per class "
              "and once over all of them", ""]
-    lines.append(f"{'class':18} " + "  ".join(f"{name[:26]:>26}" for name in names))
+    lines.append(f"{'class':18} " + "  ".join(f"{name.split(' (')[0]:>26}" for name in names))
     lines.append(f"{'':18} " + "  ".join(f"{'std  low FP  low FN':>26}" for _ in names))
     for group, by_detector in report.nab.items():
         lines.append(f"{group:18} " + "  ".join(

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-KINDS = ("spike", "level_shift", "variance_burst", "drift_to_failure", "stuck", "flatline")
+EVENT_KINDS = ("spike", "level_shift", "variance_burst", "drift_to_failure", "stuck", "flatline")
 DAY_S = 86400.0
 PERIOD_S = 60.0
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -139,10 +139,11 @@ def generate_series(rng: random.Random, name: str, *, days: float = 8.0, anomali
     """One sensor's readings with labelled events: `kinds` in that order, or `anomalies`
     distinct kinds drawn at random (0: a clean series)."""
     if kinds is None:
-        kinds = rng.sample(KINDS, anomalies) if anomalies <= len(KINDS) else [rng.choice(KINDS) for _ in range(anomalies)]
-    unknown = set(kinds) - set(KINDS)
+        kinds = (rng.sample(EVENT_KINDS, anomalies) if anomalies <= len(EVENT_KINDS)
+                 else [rng.choice(EVENT_KINDS) for _ in range(anomalies)])
+    unknown = set(kinds) - set(EVENT_KINDS)
     if unknown:
-        raise ValueError(f"unknown anomaly kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+        raise ValueError(f"unknown anomaly kinds {sorted(unknown)}; known: {', '.join(EVENT_KINDS)}")
     if days < CALIBRATION_DAYS + 1:
         raise ValueError(f"a series needs at least {CALIBRATION_DAYS + 1:g} days: anomalies come after calibration")
     kinds = list(kinds)

@@ -31,7 +31,7 @@ def test_the_score_is_a_documented_function_of_the_tail_probability() -> None:
 def test_a_detector_that_claims_more_than_its_history_shows_is_named_with_its_class_and_decade() -> None:
     # GIVEN a detector that extrapolates every tail as steeply as a Gaussian's, whatever the sample
     bold = DetectorConfig(slope_min=3.0, slope_max=3.0, novelty_power=10.0)
-    series = calibration.class_series("heavy_tailed", 10)
+    series = calibration.normal_life("heavy_tailed", 10)
     # WHEN the bursty counters' normal life goes through it
     row = calibration.measure("heavy_tailed", "bursty counters", series, bold)
     # THEN its first bursts are called rarer than they are, and the miss names the class and the decade

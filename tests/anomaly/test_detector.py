@@ -12,7 +12,7 @@ import redis
 
 from processor.anomaly import nab
 from processor.anomaly.detector import CONFIG, DetectorState, observe, tail_probability
-from processor.anomaly.synthetic import CALIBRATION_DAYS, DAY_S, KINDS, PERIOD_S
+from processor.anomaly.synthetic import CALIBRATION_DAYS, DAY_S, EVENT_KINDS, PERIOD_S
 from tests.anomaly.conftest import readings, series
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -36,7 +36,7 @@ def incidents(rows: list[tuple[datetime, float, str]]) -> list[tuple[int, int | 
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5])
-@pytest.mark.parametrize("kind", [k for k in KINDS if k != "variance_burst"])
+@pytest.mark.parametrize("kind", [k for k in EVENT_KINDS if k != "variance_burst"])
 def test_each_kind_of_anomaly_peaks_inside_its_window_and_is_flagged_within_a_few_readings(kind: str, seed: int) -> None:
     s = series(seed, kind)
     got = scores(readings(s))

@@ -10,7 +10,7 @@ import pytest
 from processor.anomaly.score import parse_timestamp
 from processor.anomaly.synthetic import (
     CALIBRATION_DAYS,
-    KINDS,
+    EVENT_KINDS,
     SENSOR_TYPES,
     Series,
     generate_corpus,
@@ -94,4 +94,4 @@ def test_a_written_corpus_holds_a_csv_per_sensor_and_its_labels(tmp_path: Path) 
     for name in corpus.series:
         lines = corpus.csv_path(name).read_text().splitlines()
         assert lines[0] == "timestamp,value"
-        assert {e["kind"] for e in labels[name]["events"]} <= set(KINDS)
+        assert {e["kind"] for e in labels[name]["events"]} <= set(EVENT_KINDS)
