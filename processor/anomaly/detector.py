@@ -4,7 +4,8 @@ Two outputs per reading, for two questions:
 
 * **score** (0..1): how rare this reading is by the sensor's own history, as a tail
   probability ``p``: ``score = q / (q + LIKELIHOOD_DECADES)`` with ``q = -log10(p)``, so 0.5
-  means one reading in a million. ``p`` is a claim about normal life that is measured, not
+  (the alarm) means rarer than one reading in 10,000, and 0.6 one in a million (a line's
+  incident turns critical). ``p`` is a claim about normal life that is measured, not
   assumed: on normal data the share of readings with ``p <= 10**-k`` stays within 3x of
   ``10**-k`` (`make eval-anomaly-calibration`, over real and generated series of many kinds).
 
@@ -32,7 +33,8 @@ Two outputs per reading, for two questions:
   most extreme evidence it has seen twice, the tail is extrapolated along the slope of its
   own top decile (decades of p per doubling), at most ``max_beyond_octaves`` doublings out,
   and no further than its sample size allows (``p >= n**-novelty_power``: after a hundred
-  readings nothing is one in a million). The checks' ``p`` combine as the smallest, times
+  readings nothing is one in a million, and a sensor's first `alarm_history()` readings
+  raise no alarm). The checks' ``p`` combine as the smallest, times
   the number of checks (Bonferroni). After a high score, readings less surprising than it
   count for less (``refractory`` decades a reading): the aftermath of an alarm is not a
   new alarm.
