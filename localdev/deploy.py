@@ -69,7 +69,8 @@ def terraform_env(session: Session) -> dict[str, str]:
     the subscriptions and the local state directory, on top of `automation_env()`."""
     return automation_env(**session.aws_env(), ENVIRONMENT_SUFFIX=session.suffix,
                           ALERT_SUBSCRIPTIONS=session.alert_subscriptions,
-                          INCIDENT_SUBSCRIPTIONS=session.incident_subscriptions, TF_LOCAL_STATE_DIR=STATE_DIR)
+                          INCIDENT_SUBSCRIPTIONS=session.incident_subscriptions, SUPPLIERS=session.suppliers,
+                          TF_LOCAL_STATE_DIR=STATE_DIR)
 
 
 def state_file(session: Session, workload: str) -> Path:
@@ -114,6 +115,8 @@ def create_operator_prerequisites(session: Session) -> None:
         config = build_config(workload, session.suffix, session.alert_subscriptions, session.incident_subscriptions)
         if config.incidents is not None:
             session.client("sqs", region).create_queue(QueueName=session.incident_queue)
+        if config.supplier_api is not None:
+            set_api_gateway_logging_role(session, region)
         name = config.redis_auth_secret_name
         client = session.client("secretsmanager", region)
         token = session.servers[workload].redis_password
@@ -127,6 +130,27 @@ def create_operator_prerequisites(session: Session) -> None:
             if error.response["Error"]["Code"] != "ResourceExistsException":
                 raise
             client.put_secret_value(SecretId=name, SecretString=token)
+
+
+API_GATEWAY_LOGS_ROLE = "apigateway-cloudwatch-logs"
+
+
+def set_api_gateway_logging_role(session: Session, region: str) -> None:
+    """The account's API Gateway CloudWatch role, which a stage's access logs need: a per-region
+    setting an operator makes once (docs/aws.md), not a stack's, since every stack of the region shares it."""
+    iam = session.client("iam", region)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "apigateway.amazonaws.com"}}]}
+    try:
+        arn = iam.create_role(RoleName=API_GATEWAY_LOGS_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.attach_role_policy(RoleName=API_GATEWAY_LOGS_ROLE, PolicyArn="arn:aws:iam::aws:policy/service-role/"
+                                                                         "AmazonAPIGatewayPushToCloudWatchLogs")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+        arn = iam.get_role(RoleName=API_GATEWAY_LOGS_ROLE)["Role"]["Arn"]
+    session.client("apigateway", region).update_account(
+        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}])
 
 
 def deploy(session: Session) -> float:

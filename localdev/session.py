@@ -85,6 +85,12 @@ class Session:
         """INCIDENT_SUBSCRIPTIONS for the local stacks (stacks/config.py)."""
         return f"sqs:{self.incident_queue}"
 
+    @property
+    def suppliers(self) -> str:
+        """SUPPLIERS for the local retail stack (stacks/config.py): a supplier per tier, one of them
+        rotating its key (two generations), so the demo can call as each, and over the trial plan."""
+        return "acme:standard,globex:bulk:1|2,initech:trial"
+
     def aws_env(self) -> dict[str, str]:
         """What Terraform, boto3 and the processor need to talk to the emulator."""
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint,

@@ -92,3 +92,12 @@ class DataStream(Construct):
             iam.statement("DecryptTheStream", ["kms:Decrypt"], [self._key.arn],
                           condition={"StringEquals": {"kms:ViaService": self._key.via("kinesis")}}),
         ]
+
+    def write_statements(self) -> list[dict[str, Any]]:
+        """What a producer writing batches to this stream (and only this stream) calls: PutRecords,
+        and the data key Kinesis makes with the stream's key for each write."""
+        return [
+            iam.statement("PutRecordsOnTheStream", ["kinesis:PutRecords"], [self.arn]),
+            iam.statement("EncryptForTheStream", ["kms:GenerateDataKey"], [self._key.arn],
+                          condition={"StringEquals": {"kms:ViaService": self._key.via("kinesis")}}),
+        ]

@@ -63,7 +63,10 @@ class Monitoring(Construct):
         if isinstance(spec, MetricAlarmSpec):
             return CloudwatchMetricAlarm(
                 self, spec.purpose, namespace=spec.namespace, metric_name=spec.metric_name,
-                dimensions=dict(spec.dimensions) or None, statistic=spec.statistic, period=spec.period_seconds,
+                dimensions=dict(spec.dimensions) or None, period=spec.period_seconds,
+                # a percentile ("p99") is an extended statistic; Sum, Average, ... are plain ones
+                **({"extended_statistic": spec.statistic} if spec.statistic.startswith("p")
+                   else {"statistic": spec.statistic}),
                 **common,
             )
         assert isinstance(spec, MathAlarmSpec)

@@ -257,6 +257,10 @@ class AlarmConfig:
     archive_read_lag_ms: int = 900_000  # Firehose reading a quarter of an hour behind the stream
     # A record inside Firehose older than its buffering interval plus this: delivery is stuck.
     archive_freshness_margin_seconds: int = 900
+    api_4xx_percent: float = 10.0  # the supplier API refusing this share of requests: a supplier is broken
+    api_5xx_percent: float = 1.0  # the supplier API failing this share: the stream or the integration is
+    api_p99_latency_ms: int = 1_000  # a batch of 500 takes a few tens of milliseconds into Kinesis
+    api_throttled_per_5min: int = 50  # 429s: a supplier outgrowing its plan (or an attack the WAF should see)
 
 
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -367,3 +371,95 @@ class IncidentConfig:
     def __post_init__(self) -> None:
         INCIDENT_WINDOW_S.check(self.incident_window_s)
         INCIDENT_QUIET_S.check(self.incident_quiet_s)
+
+
+# -- the supplier API ---------------------------------------------------------------------------------------------
+_SUPPLIER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # the wire contract's key (processor/contract)
+_KEY_GENERATION = re.compile(r"[a-z0-9][a-z0-9-]{0,15}")  # part of an API key's name
+PUT_RECORDS_MAX = 500  # Kinesis takes at most this many records in one PutRecords call
+
+
+@dataclass(frozen=True)
+class UsageTier:
+    """A usage plan: what one supplier's keys may send (API Gateway throttles per key, best effort)."""
+
+    name: str
+    rate_limit_per_second: float  # steady requests a second, per key
+    burst_limit: int  # requests at once above the steady rate (the token bucket's size)
+    quota_per_day: int | None = None  # requests a day; None: no quota
+
+    def __post_init__(self) -> None:
+        if not _KEY_GENERATION.fullmatch(self.name):
+            raise ValueError(f"usage tier name {self.name!r} must be lowercase letters, digits or '-'")
+        if self.rate_limit_per_second <= 0 or self.burst_limit < 1:
+            raise ValueError(f"usage tier {self.name}: the rate and the burst must be positive")
+        if self.quota_per_day is not None and self.quota_per_day < 1:
+            raise ValueError(f"usage tier {self.name}: a quota must be at least 1 request a day")
+
+
+@dataclass(frozen=True)
+class Supplier:
+    """One supplier: its id (the wire contract's supplier_id, stamped from its key) and tier, and
+    the generations of its API key: one, or two while a key rotates (issue the new, retire the old)."""
+
+    supplier_id: str
+    tier: str
+    keys: tuple[str, ...] = ("1",)
+
+    def __post_init__(self) -> None:
+        if not _SUPPLIER_ID.fullmatch(self.supplier_id):
+            raise ValueError(f"supplier id {self.supplier_id!r} is not a key the wire contract accepts")
+        if not 1 <= len(self.keys) <= 2 or len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"supplier {self.supplier_id}: one API key, or two while one rotates, not {self.keys}")
+        for key in self.keys:
+            if not _KEY_GENERATION.fullmatch(key):
+                raise ValueError(f"supplier {self.supplier_id}: key generation {key!r} must be lowercase letters, "
+                                 "digits or '-'")
+
+    @classmethod
+    def parse_list(cls, text: str) -> tuple[Supplier, ...]:
+        """`supplier_id:tier[:generation|generation]` items separated by commas, e.g.
+        `acme:standard,globex:bulk:2026-11|2026-12` (SUPPLIERS)."""
+        suppliers = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            parts = [p.strip() for p in item.split(":")]
+            if len(parts) not in (2, 3) or not all(parts):
+                raise ValueError(f"supplier {item!r} is not supplier_id:tier[:key|key] (e.g. acme:standard)")
+            keys = tuple(k.strip() for k in parts[2].split("|")) if len(parts) == 3 else ("1",)
+            suppliers.append(cls(parts[0], parts[1], keys))
+        ids = [s.supplier_id for s in suppliers]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"a supplier is listed twice in {text!r}")
+        return tuple(suppliers)
+
+
+@dataclass(frozen=True)
+class SupplierApiConfig:
+    """The retail stack's supplier ingestion API: `POST /v1/updates` into the stream."""
+
+    tiers: tuple[UsageTier, ...]
+    suppliers: tuple[Supplier, ...] = ()  # none: the API refuses every caller (403)
+    stage_name: str = "live"
+    # The whole stage's ceiling, above every plan (API Gateway's account limit is 10,000/s).
+    stage_rate_limit_per_second: float = 200.0
+    stage_burst_limit: int = 400
+    max_records_per_request: int = PUT_RECORDS_MAX
+    waf: bool = True  # a web ACL with a rate-based rule: usage plans are best effort; a destroyable dev opts out
+    waf_requests_per_5min_per_ip: int = 3_000  # the rate-based rule's limit (WAF counts over 5 minutes)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_records_per_request <= PUT_RECORDS_MAX:
+            raise ValueError(f"a request carries 1 to {PUT_RECORDS_MAX} records (one PutRecords call), "
+                             f"not {self.max_records_per_request}")
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a usage tier is declared twice in {names}")
+        for supplier in self.suppliers:
+            if supplier.tier not in names:
+                raise ValueError(f"supplier {supplier.supplier_id}: no usage tier {supplier.tier!r} "
+                                 f"(tiers: {', '.join(names)})")
+        if not 100 <= self.waf_requests_per_5min_per_ip <= 2_000_000_000:
+            raise ValueError("a WAF rate-based rule's limit is 100 to 2,000,000,000 requests per 5 minutes")
+
+    def tier(self, name: str) -> UsageTier:
+        return next(t for t in self.tiers if t.name == name)

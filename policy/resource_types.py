@@ -30,7 +30,7 @@ class KeyRef:
 @dataclass(frozen=True)
 class ResourceType:
     named: bool = False  # its physical name is set by us, never AWS-generated (policy rule names_carry_the_suffix)
-    name_attribute: str = "name"  # where that name lives
+    name_attribute: str = "name"  # where that name lives; "": its name is scoped to a parent, not physical
     encrypted_by: tuple[KeyRef, ...] = ()  # each must name the stack's KMS key (policy rule data_at_rest_uses_the_cmk)
     loses: str = ""  # what a replace or delete destroys (the plan review's stateful-* risks); "": nothing kept
     free: str = ""  # why `make cost` prices it at nothing; "": tools/cost/estimate.py prices it (or says it cannot)
@@ -120,6 +120,27 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
     "aws_vpc_security_group_ingress_rule": ResourceType(free=_FREE),
     "aws_vpc_security_group_egress_rule": ResourceType(free=_FREE),
     "aws_flow_log": ResourceType(free="free: its records are priced with its log group"),
+    # -- front doors -------------------------------------------------------------------------------------------------
+    "aws_api_gateway_rest_api": ResourceType(named=True),  # priced per request (tools/cost/estimate.py)
+    "aws_api_gateway_stage": ResourceType(free="free: its requests are priced with its REST API"),
+    "aws_api_gateway_deployment": ResourceType(free=_FREE),
+    "aws_api_gateway_resource": ResourceType(free=_FREE),
+    "aws_api_gateway_method": ResourceType(free=_FREE),
+    "aws_api_gateway_method_response": ResourceType(free=_FREE),
+    "aws_api_gateway_method_settings": ResourceType(free=_FREE),
+    "aws_api_gateway_integration": ResourceType(free="free: its PutRecords calls are priced with the stream"),
+    "aws_api_gateway_integration_response": ResourceType(free=_FREE),
+    # Its name is scoped to its REST API (letters and digits only), not a physical name: no suffix to carry.
+    "aws_api_gateway_model": ResourceType(name_attribute="", free=_FREE),
+    "aws_api_gateway_request_validator": ResourceType(free=_FREE),
+    "aws_api_gateway_gateway_response": ResourceType(free=_FREE),
+    "aws_api_gateway_api_key": ResourceType(named=True, free=_FREE),
+    "aws_api_gateway_usage_plan": ResourceType(named=True, free=_FREE),
+    "aws_api_gateway_usage_plan_key": ResourceType(free=_FREE),
+    "aws_cloudwatch_log_metric_filter": ResourceType(named=True),  # its metric is priced
+    "aws_wafv2_web_acl": ResourceType(named=True),
+    "aws_wafv2_web_acl_association": ResourceType(free="free: the web ACL is priced"),
+    "aws_wafv2_web_acl_logging_configuration": ResourceType(free="free: its records are priced with its log group"),
 }
 _UNKNOWN = ResourceType()
 

@@ -6,9 +6,8 @@ never raises, so one bad record can never stop a shard.
 from __future__ import annotations
 
 import json
-import math
 import re
-import uuid
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,11 +16,18 @@ from typing import Annotated, Literal, Union
 
 import msgspec
 
-# All patterns are applied with fullmatch: `$` would let a trailing newline through.
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_PRICE = re.compile(r"[0-9]{1,10}(\.[0-9]{1,4})?")
-_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+from processor import contract
+
+# The wire contract's patterns (processor/contract/*.json), anchored at both ends there: a
+# pattern's match() is a whole-string match, and a trailing newline never gets through.
+_KEY = re.compile(contract.pattern("inventory_update", "sku"))
+_CURRENCY = re.compile(contract.pattern("product_upsert", "currency"))
+_PRICE = re.compile(contract.pattern("product_upsert", "price"))
+_CANONICAL_UUID = re.compile(contract.pattern("inventory_update", "event_id"))
+# RFC 3339 with an offset, a real calendar date and a year from 1000 to 9997 (so that any
+# offset keeps it a datetime in UTC, and the month after it a partition's upper bound).
+_TIMESTAMP = re.compile(contract.pattern("inventory_update", "updated_at"))
+MIN_WRITTEN_YEAR, MAX_WRITTEN_YEAR = 1000, 9997
 # PostgreSQL text cannot hold NUL, and lone surrogates are not valid UTF-8: JSON allows
 # both as escapes, so they must be caught here rather than fail a whole batch later.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -114,7 +120,7 @@ def _str(obj: dict, field: str, pattern: re.Pattern[str] | None = None, max_len:
     value = obj.get(field)
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise _Invalid(f"{field} must be a non-empty string of at most {max_len} characters")
-    if pattern is not None and not pattern.fullmatch(value):
+    if pattern is not None and not pattern.match(value):
         raise _Invalid(f"{field} {value[:40]!r} has an invalid format")
     if pattern is None and _UNSTORABLE.search(value):
         raise _Invalid(f"{field} contains NUL or an unpaired surrogate")
@@ -125,12 +131,9 @@ def _event_id(obj: dict) -> str:
     value = obj.get("event_id")
     if not isinstance(value, str):
         raise _Invalid("event_id must be a UUID string")
-    if _CANONICAL_UUID.fullmatch(value):  # the usual form: no need to build a UUID object
-        return value.lower()
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise _Invalid("event_id must be a UUID string") from None
+    if not _CANONICAL_UUID.match(value):  # the contract's one form: 8-4-4-4-12 hex digits
+        raise _Invalid("event_id must be a UUID string")
+    return value.lower()
 
 
 def _timestamp(obj: dict, field: str) -> datetime:
@@ -146,6 +149,10 @@ def _utc(value: object, field: str) -> datetime:
         raise _Invalid(f"{field} must be an RFC 3339 timestamp") from None
     if parsed.tzinfo is None:
         raise _Invalid(f"{field} must carry a UTC offset")
+    if not MIN_WRITTEN_YEAR <= parsed.year <= MAX_WRITTEN_YEAR:
+        raise _Invalid(f"{field} is out of range")
+    if not _TIMESTAMP.match(value):  # what fromisoformat takes beyond RFC 3339 (no seconds, +0200, ...)
+        raise _Invalid(f"{field} must be an RFC 3339 timestamp")
     if parsed.tzinfo is UTC:  # "Z" and "+00:00": already UTC
         utc = parsed
     else:
@@ -160,12 +167,14 @@ def _utc(value: object, field: str) -> datetime:
 
 def _product(obj: dict) -> ProductUpsert:
     price_text = obj.get("price")
-    if not isinstance(price_text, str) or not _PRICE.fullmatch(price_text):
+    if not isinstance(price_text, str) or not _PRICE.match(price_text):
         raise _Invalid("price must be a decimal string such as \"19.99\"")
     try:
         price = Decimal(price_text)
     except InvalidOperation:  # pragma: no cover - the pattern already excludes these
         raise _Invalid("price must be a decimal string") from None
+    if "supplier_id" in obj:  # optional: who sent the change (the supplier API stamps it); not stored
+        _str(obj, "supplier_id", _KEY)
     return ProductUpsert(
         event_id=_event_id(obj), sku=_str(obj, "sku", _KEY), name=_str(obj, "name", max_len=512),
         category=_str(obj, "category", max_len=128), price=price,
@@ -197,10 +206,8 @@ def _decode_retail(obj: dict) -> Record:
 
 
 def _finite(value: int | float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond float range
-        return False
+    """Within float range, compared exactly (an integer just past the largest float would round to it)."""
+    return -sys.float_info.max <= value <= sys.float_info.max  # False for NaN and the infinities
 
 
 def _decode_factory(obj: dict) -> Record:
@@ -252,7 +259,7 @@ def _parse(data: bytes | str) -> object:
 # `decode_thoroughly`, which decides and says why.
 # tests/processor/test_records.py checks both paths agree on fuzzed input.
 def _matching(pattern: re.Pattern[str]) -> msgspec.Meta:
-    return msgspec.Meta(pattern=f"^(?:{pattern.pattern})\\Z")  # \Z: `$` would let a trailing newline through
+    return msgspec.Meta(pattern=pattern.pattern)  # anchored at both ends by the contract
 
 
 _Key = Annotated[str, _matching(_KEY)]
@@ -268,6 +275,7 @@ class _Product(msgspec.Struct, tag_field="type", tag="product_upsert"):
     price: Annotated[str, _matching(_PRICE)]
     currency: Annotated[str, _matching(_CURRENCY)]
     updated_at: str
+    supplier_id: _Key | msgspec.UnsetType = msgspec.UNSET  # optional; an explicit null goes to the thorough checks
 
 
 class _Stock(msgspec.Struct, tag_field="type", tag="inventory_update"):

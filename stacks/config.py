@@ -26,6 +26,9 @@ from pipeline_lib.settings import (
     NetworkConfig,
     ServiceConfig,
     StreamConfig,
+    Supplier,
+    SupplierApiConfig,
+    UsageTier,
 )
 from policy.conventions import PRODUCTION_SUFFIXES
 from processor.task_settings import heartbeat_default
@@ -54,6 +57,10 @@ AUTH_UPDATE_ENV = "REDIS_AUTH_UPDATE"
 # The processor image's tag for this deployment (the release workflow sets the commit SHA).
 # The repositories' tags are immutable, so a release is a new tag, never an edit here.
 IMAGE_TAG_ENV = "PROCESSOR_IMAGE_TAG"
+# Who may call the retail supplier API, per deployment: `supplier_id:tier[:generation|generation]`
+# items separated by commas (pipeline_lib.settings.Supplier), e.g. "acme:standard,globex:bulk:3|4"
+# (two key generations while globex's key rotates). Unset: the API refuses every caller.
+SUPPLIERS_ENV = "SUPPLIERS"
 
 
 class ConfigError(ValueError):
@@ -76,6 +83,7 @@ class WorkloadConfig:
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     alert_subscriptions: tuple[AlertSubscription, ...] = ()  # none: the alarms notify nobody (dev only)
     incidents: IncidentConfig | None = None  # the factory's incidents topic; None: no incidents published
+    supplier_api: SupplierApiConfig | None = None  # retail's supplier ingestion API; None: none
     log_retention_days: int = 365  # every log group but the processor's (ServiceConfig)
     key_deletion_window_days: int = 30  # the longest KMS allows: a scheduled deletion can be cancelled for a month
     data_classification: str = "internal"
@@ -144,6 +152,13 @@ def _retail(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tuple
         cache=CacheConfig(),
         database=DatabaseConfig(db_name="catalog"),
         archive=ArchiveConfig(expiration_days=1_096),  # at least 3 years
+        # A request carries up to 500 records: at the 6,000/min peak, suppliers batching 100 a request
+        # make about one request a second in all. Each tier is per key.
+        supplier_api=SupplierApiConfig(tiers=(
+            UsageTier("trial", rate_limit_per_second=1, burst_limit=2, quota_per_day=5_000),
+            UsageTier("standard", rate_limit_per_second=5, burst_limit=10, quota_per_day=50_000),
+            UsageTier("bulk", rate_limit_per_second=20, burst_limit=40, quota_per_day=200_000),
+        )),
         cost_center="cc-retail",
         data_classification="confidential",
     )
@@ -230,6 +245,12 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
     except ValueError as error:
         raise ConfigError(f"{INCIDENT_SUBSCRIPTIONS_ENV}: {error}") from error
     config = _BUILDERS[workload](validate_suffix(suffix), alerts, incidents)
+    if config.supplier_api is not None:
+        try:
+            config = replace(config, supplier_api=replace(
+                config.supplier_api, suppliers=Supplier.parse_list(os.environ.get(SUPPLIERS_ENV, ""))))
+        except ValueError as error:
+            raise ConfigError(f"{SUPPLIERS_ENV}: {error}") from error
     tag = os.environ.get(IMAGE_TAG_ENV, "").strip()
     if tag:
         try:

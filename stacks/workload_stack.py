@@ -19,6 +19,7 @@ from pipeline_lib.monitoring import Monitoring
 from pipeline_lib.naming import Naming
 from pipeline_lib.network import Network
 from pipeline_lib.processor_service import ProcessorService
+from pipeline_lib.supplier_api import SupplierApi
 from stacks.config import WorkloadConfig
 from stacks.state import LocalState, RemoteState, state_for
 
@@ -47,7 +48,11 @@ class WorkloadStack(TerraformStack):
                                   settings=config.service)
         archive = Archive(self, "archive", context=context, stream=stream, settings=config.archive)
         DatabaseBackup(self, "backup", context=context, database=database, settings=config.archive)
-        monitoring = Monitoring(self, "monitoring", context=context, watched=[stream, service, database, cache, archive],
+        supplier_api = (SupplierApi(self, "supplier-api", context=context, stream=stream, settings=config.supplier_api,
+                                    metric_namespace=service.metric_namespace)
+                        if config.supplier_api else None)
+        watched = [stream, service, database, cache, archive, *filter(None, [supplier_api])]
+        monitoring = Monitoring(self, "monitoring", context=context, watched=watched,
                                 thresholds=config.alarms, subscriptions=config.alert_subscriptions)
 
         outputs = {
@@ -77,6 +82,9 @@ class WorkloadStack(TerraformStack):
         }
         if incidents is not None:
             outputs["incident_topic_arn"] = incidents.arn
+        if supplier_api is not None:
+            outputs["supplier_api_url"] = supplier_api.url
+            outputs["supplier_api_id"] = supplier_api.api.id
         for name, value in outputs.items():
             TerraformOutput(self, name, value=value)
 

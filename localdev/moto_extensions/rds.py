@@ -65,3 +65,29 @@ def rds_parameter_source() -> None:
 
     DBParameterGroup.__init__ = __init__
     DBParameterGroup.update_parameters = update_parameters
+
+
+# What RDS signs a new instance's server certificate with when CreateDBInstance names no CA: the
+# default for new DB instances in the commercial regions ("Certificate authorities" in the RDS
+# User Guide's SSL/TLS page). moto answers "rds-ca-default", which names no CA.
+AWS_DEFAULT_CA = "rds-ca-rsa2048-g1"
+
+
+@extension
+def rds_instance_default_ca() -> None:
+    """A new instance is signed by AWS's default CA, not moto's "rds-ca-default". The provider
+    (5.100.0) sends no CACertificateIdentifier with CreateDBInstance: it compares the answer's CA
+    with the configured one and, when they differ, modifies the instance and waits for it again.
+    On AWS they match (the stack asks for the default) and the create returns after one wait; on
+    moto they never did, which cost every local deploy a second ~80 s of the provider's fixed waits."""
+    from moto.rds.models import RDSBackend
+
+    create = RDSBackend.create_db_instance
+
+    def create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+        db_kwargs.setdefault("ca_certificate_identifier", AWS_DEFAULT_CA)
+        if db_kwargs["ca_certificate_identifier"] is None:
+            db_kwargs["ca_certificate_identifier"] = AWS_DEFAULT_CA
+        return create(self, db_kwargs)
+
+    RDSBackend.create_db_instance = create_db_instance

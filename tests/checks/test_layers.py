@@ -13,7 +13,7 @@ PACKAGES = ("pipeline_lib", "policy", "processor", "stacks", "localdev", "tools"
 ALLOWED = {
     "processor": set(),
     "policy": set(),
-    "pipeline_lib": {"policy", "processor.metrics", "processor.task_settings"},
+    "pipeline_lib": {"policy", "processor.metrics", "processor.task_settings", "processor.contract"},
     "stacks": {"pipeline_lib", "policy", "processor.task_settings"},
     "localdev": {"stacks", "pipeline_lib", "processor", "policy"},
     "tools": {"stacks", "pipeline_lib", "policy", "processor", "localdev", "main"},

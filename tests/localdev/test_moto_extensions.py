@@ -217,6 +217,14 @@ def test_rds_instance_performance_insights_settings_read_back(client: Callable[.
     assert described["PerformanceInsightsEnabled"] is True and described["PerformanceInsightsRetentionPeriod"] == 7
 
 
+def test_rds_instance_default_ca_signs_a_new_instance_unless_it_names_one(client: Callable[..., Any]) -> None:
+    rds = client("rds")
+    default = rds.describe_db_instances(DBInstanceIdentifier=_db(client))["DBInstances"][0]
+    named = rds.describe_db_instances(DBInstanceIdentifier=_db(client, CACertificateIdentifier="rds-ca-ecc384-g1"))
+    assert default["CACertificateIdentifier"] == "rds-ca-rsa2048-g1"
+    assert named["DBInstances"][0]["CACertificateIdentifier"] == "rds-ca-ecc384-g1"
+
+
 def test_rds_parameter_source_is_user_for_parameters_set_by_the_user(client: Callable[..., Any]) -> None:
     rds, group = client("rds"), name()
     rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres16", Description="d")

@@ -42,6 +42,11 @@ kms_key_month = 1.0
 secret_month = 0.4
 backup_rds_gb_month = 0.1
 ecr_storage_gb_month = 0.1
+apigateway_rest_requests_per_million = 3.5
+waf_web_acl_month = 5.0
+waf_rule_month = 1.0
+waf_requests_per_million = 0.6
+cloudwatch_custom_metric_month = 0.3
 
 [region.r1.rds_postgres_instance_hour]
 "db.small" = 0.05
@@ -173,6 +178,20 @@ def test_logs_backups_images_alarms_dashboards_keys_and_secrets(table: prices.Pr
         "aws_ecr_repository.e": 5 * 0.2 * 0.1,
         "aws_cloudwatch_metric_alarm.a": 0.1, "aws_cloudwatch_dashboard.d": 3.0,
         "aws_kms_key.k": 1.0, "aws_secretsmanager_secret.s": 0.4})
+
+
+def test_the_supplier_api_costs_its_requests_at_the_stated_batching_and_its_web_acl_and_metric(
+        table: prices.PriceTable) -> None:
+    cost = cost_of(table, res("aws_api_gateway_rest_api.a", {}),
+                   res("aws_wafv2_web_acl.w", {"rule": [{"name": "per-ip-rate"}]}),
+                   res("aws_cloudwatch_log_metric_filter.f", {}))
+    requests = 1_000 * 730 * 60 / 100  # 100 records a request (Usage.api_records_per_request)
+    assert cost.per_resource() == pytest.approx({
+        "aws_api_gateway_rest_api.a": requests / 1e6 * 3.5,
+        "aws_wafv2_web_acl.w": 5.0 + 1.0 + requests / 1e6 * 0.6,
+        "aws_cloudwatch_log_metric_filter.f": 0.3})
+    (line,) = [li for li in cost.lines if li.address == "aws_api_gateway_rest_api.a"]
+    assert f"one record a request: ${1_000 * 730 * 60 / 1e6 * 3.5:,.2f}" in line.basis  # what batching saves
 
 
 def test_a_type_the_table_does_not_know_is_reported_never_priced_at_zero(table: prices.PriceTable) -> None:

@@ -32,7 +32,8 @@ def test_default_tags_name_project_workload_environment_owner_and_cost(stack: St
 
 
 def test_outputs_are_exactly_what_the_processor_and_tests_need(stack: StackJson) -> None:
-    assert set(stack.outputs) == EXPECTED_OUTPUTS | ({"incident_topic_arn"} if stack.workload == "factory" else set())
+    own = {"factory": {"incident_topic_arn"}, "retail": {"supplier_api_url", "supplier_api_id"}}[stack.workload]
+    assert set(stack.outputs) == EXPECTED_OUTPUTS | own
 
 
 def test_state_is_local_without_a_state_bucket(stack: StackJson) -> None:

@@ -49,6 +49,7 @@ class Usage:
     image_gb: float  # one processor image in ECR
     archive_compression: float  # GZIP on the JSON records
     archive_months: int  # archive storage is shown after this many months of growth
+    api_records_per_request: float = 100.0  # how many records a supplier's request carries (batching)
 
     @property
     def records_per_month(self) -> float:
@@ -404,6 +405,39 @@ def kms_key(resource: Resource, pricing: Pricing) -> Iterator[Line]:
 @prices("aws_secretsmanager_secret")
 def secret(resource: Resource, pricing: Pricing) -> Iterator[Line]:
     yield Line(resource.address, resource.type, "Secrets Manager", pricing.price("secret_month"), "one secret")
+
+
+# -- front doors ---------------------------------------------------------------------------------------------------
+
+
+@prices("aws_api_gateway_rest_api")
+def rest_api(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    usage = pricing.usage_for("per request")
+    per_million = pricing.price("apigateway_rest_requests_per_million")
+    requests = usage.records_per_month / usage.api_records_per_request
+    unbatched = usage.records_per_month / 1_000_000 * per_million
+    yield Line(resource.address, resource.type, "API Gateway", requests / 1_000_000 * per_million,
+               f"{requests / 1_000_000:,.2f} M requests at {usage.api_records_per_request:g} records each "
+               f"(one record a request: ${unbatched:,.2f})", TRAFFIC)
+
+
+@prices("aws_wafv2_web_acl")
+def web_acl(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    rules = resource.get("rule")
+    count = len(rules) if isinstance(rules, list) else 1
+    yield Line(resource.address, resource.type, "WAF",
+               pricing.price("waf_web_acl_month") + count * pricing.price("waf_rule_month"),
+               f"one web ACL, {count} rule(s)")
+    usage = pricing.usage_for("per request")
+    requests = usage.records_per_month / usage.api_records_per_request
+    yield Line(resource.address, resource.type, "WAF", requests / 1_000_000 * pricing.price("waf_requests_per_million"),
+               f"{requests / 1_000_000:,.2f} M requests inspected", TRAFFIC)
+
+
+@prices("aws_cloudwatch_log_metric_filter")
+def log_metric_filter(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    yield Line(resource.address, resource.type, "CloudWatch", pricing.price("cloudwatch_custom_metric_month"),
+               "one custom metric")
 
 
 def references(value: Any) -> tuple[str, ...]:

@@ -1,0 +1,54 @@
+"""The wire contract, published once: a JSON Schema per record type, in the draft-4 subset that
+API Gateway models accept (docs/contract.md).
+
+`<record type>.json` beside this file is the one place a record's shape is written down. The
+processor's decode (processor/records.py) takes its patterns from here; the supplier API's
+request model is built from here (pipeline_lib/supplier_api.py); a property test holds the
+decode and these schemas to the same verdict on generated records
+(tests/processor/test_contract.py).
+
+Standard library only: pipeline_lib and the processor image both read it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+# Each workload's record types, by the name of their schema file.
+RETAIL_RECORD_TYPES = ("inventory_update", "product_upsert")
+FACTORY_RECORD_TYPES = ("sensor_reading",)
+RECORD_TYPES = RETAIL_RECORD_TYPES + FACTORY_RECORD_TYPES
+
+
+@cache
+def _load(record_type: str) -> dict[str, Any]:
+    if record_type not in RECORD_TYPES:
+        raise KeyError(f"no record type {record_type!r} in the contract; expected one of {', '.join(RECORD_TYPES)}")
+    return json.loads((HERE / f"{record_type}.json").read_text(encoding="utf-8"))
+
+
+def schema(record_type: str) -> dict[str, Any]:
+    """The record type's JSON Schema (a copy: the caller may change it)."""
+    return copy.deepcopy(_load(record_type))
+
+
+def path(record_type: str) -> Path:
+    """Where the record type's schema file is (for docs and tools that publish it)."""
+    _load(record_type)
+    return HERE / f"{record_type}.json"
+
+
+def pattern(record_type: str, field: str) -> str:
+    """The regular expression a string field must match: anchored at both ends, in the syntax
+    ECMA 262, Java and Python share (`(?![\\s\\S])` is the end of the string: `$` also matches
+    before a final newline in Python and Java)."""
+    return _load(record_type)["properties"][field]["pattern"]
+
+
+def max_length(record_type: str, field: str) -> int:
+    return _load(record_type)["properties"][field]["maxLength"]
