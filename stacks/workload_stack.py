@@ -14,6 +14,8 @@ from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.incident_topic import IncidentTopic
+from pipeline_lib.iot_ingest import IotIngest
+from pipeline_lib.iot_logging import IotAccountLogging
 from pipeline_lib.migration_task import MigrationTask
 from pipeline_lib.monitoring import Monitoring
 from pipeline_lib.naming import Naming
@@ -47,7 +49,11 @@ class WorkloadStack(TerraformStack):
                                   settings=config.service)
         archive = Archive(self, "archive", context=context, stream=stream, settings=config.archive)
         DatabaseBackup(self, "backup", context=context, database=database, settings=config.archive)
-        monitoring = Monitoring(self, "monitoring", context=context, watched=[stream, service, database, cache, archive],
+        devices = IotIngest(self, "iot", context=context, stream=stream, settings=config.iot) if config.iot else None
+        if config.iot and config.iot.account_logging:
+            IotAccountLogging(self, "iot-logging", context=context, settings=config.iot)
+        watched = [stream, service, database, cache, archive, *([devices] if devices else [])]
+        monitoring = Monitoring(self, "monitoring", context=context, watched=watched,
                                 thresholds=config.alarms, subscriptions=config.alert_subscriptions)
 
         outputs = {
@@ -77,6 +83,11 @@ class WorkloadStack(TerraformStack):
         }
         if incidents is not None:
             outputs["incident_topic_arn"] = incidents.arn
+        if devices is not None:  # what tools/sensors registers devices with, and the local broker reads
+            outputs["iot_thing_type_name"] = devices.thing_type.name
+            outputs["iot_policy_name"] = devices.device_policy.name
+            outputs["iot_topic_rule_name"] = devices.rule.name
+            outputs["iot_rule_error_log_group"] = devices.error_log.name
         for name, value in outputs.items():
             TerraformOutput(self, name, value=value)
 

@@ -113,6 +113,9 @@ AWS_METRICS = {
     "AWS/Firehose": {"DeliveryToS3.Success", "DeliveryToS3.DataFreshness", "DeliveryToS3.Records",
                      "DataReadFromKinesisStream.Records", "KinesisMillisBehindLatest"},
     "ECS/ContainerInsights": {"RunningTaskCount", "DesiredTaskCount"},
+    # AWS IoT Core's metrics and dimensions (developer guide): rule, rule action and message broker metrics.
+    "AWS/IoT": {"TopicMatch", "Success", "Failure", "RuleMessageThrottled", "Connect.AuthError", "PublishIn.AuthError"},
+    "AWS/Logs": {"IncomingLogEvents"},
 }
 
 
