@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localdev.access import ACCESS_LOG_ENV
+from localdev.moto_extensions.iot import IOT_CA_ENV
 from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, pg_bin, wait_for
-from localdev.tls import make_tls
+from localdev.tls import make_ca, make_tls
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -156,9 +157,12 @@ def start_emulator() -> tuple[int, int]:
     port = free_port()
     log = open(LOCAL / "logs" / "emulator.log", "ab")
     ACCESS_LOG.write_text("")  # one emulator, one access log
+    iot_ca = LOCAL / "tls" / "iot"  # signs device certificates made from a CSR, as AWS IoT's CA does
+    if not (iot_ca / "ca.pem").exists():
+        make_ca(iot_ca, "localdev IoT CA")
     process = subprocess.Popen([sys.executable, "-m", "localdev.emulator", "--port", str(port)], cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**os.environ, ACCESS_LOG_ENV: str(ACCESS_LOG)})
+                               env={**os.environ, ACCESS_LOG_ENV: str(ACCESS_LOG), IOT_CA_ENV: str(iot_ca)})
     try:
         wait_for(lambda: emulator_up(port), 30, "the AWS emulator (moto)")
     except TimeoutError:

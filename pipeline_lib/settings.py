@@ -261,6 +261,10 @@ class AlarmConfig:
     api_5xx_percent: float = 1.0  # the supplier API failing this share: the stream or the integration is
     api_p99_latency_ms: int = 1_000  # a batch of 500 takes a few tens of milliseconds into Kinesis
     api_throttled_per_5min: int = 50  # 429s: a supplier outgrowing its plan (or an attack the WAF should see)
+    # IoT Core (pipeline_lib/iot_ingest.py). Connections and publishes IoT refuses for want of a
+    # registered, active, attached certificate or a policy that allows them: a few are a device
+    # misconfigured after a change, many an attack or a revoked fleet still trying.
+    iot_auth_errors_per_5min: int = 10
 
 
 _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -463,3 +467,44 @@ class SupplierApiConfig:
 
     def tier(self, name: str) -> UsageTier:
         return next(t for t in self.tiers if t.name == name)
+
+
+# AWS IoT Core limits (AWS IoT Core endpoints and quotas, "Message broker and protocol limits").
+IOT_MAX_MESSAGE_BYTES = 128 * 1024  # an MQTT PUBLISH payload; a bigger one closes the connection
+IOT_MESSAGE_METERING_BYTES = 5 * 1024  # messaging is billed per 5 KB of payload
+IOT_LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
+
+
+@dataclass(frozen=True)
+class IotConfig:
+    """The factory's front door for devices (pipeline_lib/iot_ingest.py): one identity per sensor,
+    a topic rule into the stream, and how devices batch their readings."""
+
+    # Readings a device sends in one MQTT message (tools/sensors writes it into the device's
+    # config): IoT bills rules and actions per message, so 10 a message costs a tenth of one a
+    # message (docs/iot.md, "Batching and cost"); a message waits at most `batch_wait_s`.
+    readings_per_message: int = 10
+    batch_wait_s: float = 10.0
+    # Basic Ingest: devices publish to `$aws/rules/<rule>/...`, straight to the rule, with no
+    # messaging charge and no subscriber able to read another device's readings. False: the
+    # ordinary topic `factory/<line>/<sensor>/readings` (billed per message).
+    basic_ingest: bool = True
+    # The account's IoT log (AWSIotLogsV2, one per account and region, and SetV2LoggingOptions, a
+    # per-region singleton): True, this stack owns both, encrypted with its key. Only one stack of
+    # an account and region may: production does; a destroyable environment opts out (destroying
+    # it would turn off every other environment's device logs; docs/iot.md, "IoT logging").
+    account_logging: bool = True
+    log_level: str = "WARN"  # connection and authorization failures, rule errors; INFO adds every connect
+
+    def __post_init__(self) -> None:
+        most = IOT_MAX_MESSAGE_BYTES // MAX_READING_BYTES
+        if not 1 <= self.readings_per_message <= most:
+            raise ValueError(f"readings_per_message must be between 1 and {most}: a message of {MAX_READING_BYTES} "
+                             f"bytes a reading must fit IoT's {IOT_MAX_MESSAGE_BYTES // 1024} KB")
+        if not 0 < self.batch_wait_s <= 60:
+            raise ValueError("batch_wait_s must be above 0 and at most 60 s: a reading waits that long on the device")
+        if self.log_level not in IOT_LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(IOT_LOG_LEVELS)}, not {self.log_level!r}")
+
+
+MAX_READING_BYTES = 512  # the largest reading a device sends (a status with a long event id is ~180 bytes)

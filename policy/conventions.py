@@ -61,6 +61,12 @@ SHARED_AWS_LOG_GROUPS = {
 }
 
 
+# AWS IoT Core's log (its v2 logging): one fixed group per account and region, written once the
+# region's logging options name a role. The stack that owns those options creates it first
+# (pipeline_lib/iot_logging.py; policy rule iot_logs_are_owned_where_iot_logging_is_set).
+IOT_LOG_GROUP = "AWSIotLogsV2"
+
+
 def container_insights_log_group(cluster_name: str) -> str:
     """Where Container Insights (enabled or enhanced) writes a cluster's performance events."""
     return f"/aws/ecs/containerinsights/{cluster_name}/performance"
@@ -97,5 +103,7 @@ def redis_auth_token_problem(token: str) -> str | None:
 
 
 def carries_suffix(name: str, suffix: str) -> bool:
-    """True when `suffix` is one whole segment of `name` (retail-db-dev, /retail/dev/x)."""
-    return re.search(rf"(^|[-/_.]){re.escape(suffix)}($|[-/_.])", name) is not None
+    """True when `suffix` is one whole segment of `name` (retail-db-dev, /retail/dev/x), or, in a
+    name that allows no hyphen (an IoT topic rule's), its underscored spelling (factory_readings_pr_142)."""
+    return any(re.search(rf"(^|[-/_.]){re.escape(spelling)}($|[-/_.])", name) is not None
+               for spelling in {suffix, suffix.replace("-", "_")})

@@ -110,6 +110,14 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
     "aws_s3_bucket_versioning": ResourceType(free=_FREE),
     "aws_s3_bucket_logging": ResourceType(free="free: the log bucket is priced"),
     "aws_s3_bucket_object_lock_configuration": ResourceType(free=_FREE),
+    # -- devices (AWS IoT Core) -------------------------------------------------------------------------------------
+    # A thing type or policy is replaced only with nothing registered under it: AWS refuses to delete a
+    # thing type with things, or a policy attached to certificates (deregister first: docs/iot.md).
+    "aws_iot_thing_type": ResourceType(named=True, free="free: IoT bills connections, messages and rule actions "
+                                                        "(priced with the topic rule)"),
+    "aws_iot_policy": ResourceType(named=True, free="free: a policy; what devices do under it is priced with the rule"),
+    "aws_iot_topic_rule": ResourceType(named=True),
+    "aws_iot_logging_options": ResourceType(free="free: settings; the log events are priced with AWSIotLogsV2"),
     # -- network ---------------------------------------------------------------------------------------------------
     "aws_security_group": ResourceType(named=True, free=_FREE),
     "aws_vpc": ResourceType(free=_FREE),

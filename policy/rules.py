@@ -461,3 +461,7 @@ def aws_created_log_groups_are_owned(stack: StackJson) -> Iterator[Finding]:
             yield _finding("aws_created_log_groups_are_owned", stack, res.path,
                            f"{res.config['name']} is shared by the region ({SHARED_AWS_LOG_GROUPS[res.config['name']]}): "
                            "no one stack may own it")
+
+
+# The rules of devices through IoT Core live in their own module and register here.
+from policy import iot_rules  # noqa: E402,F401

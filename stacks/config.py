@@ -23,6 +23,7 @@ from pipeline_lib.settings import (
     DatabaseConfig,
     IncidentConfig,
     IncidentSubscription,
+    IotConfig,
     NetworkConfig,
     ServiceConfig,
     StreamConfig,
@@ -84,6 +85,7 @@ class WorkloadConfig:
     alert_subscriptions: tuple[AlertSubscription, ...] = ()  # none: the alarms notify nobody (dev only)
     incidents: IncidentConfig | None = None  # the factory's incidents topic; None: no incidents published
     supplier_api: SupplierApiConfig | None = None  # retail's supplier ingestion API; None: none
+    iot: IotConfig | None = None  # devices through AWS IoT Core (the factory's sensors); None: none
     log_retention_days: int = 365  # every log group but the processor's (ServiceConfig)
     key_deletion_window_days: int = 30  # the longest KMS allows: a scheduled deletion can be cancelled for a month
     data_classification: str = "internal"
@@ -179,6 +181,7 @@ def _factory(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tupl
         archive=ArchiveConfig(expiration_days=2_557),  # 7-year compliance period
         alarms=AlarmConfig(iterator_age_ms=30_000),
         incidents=IncidentConfig(subscriptions=incidents),
+        iot=IotConfig(),  # each sensor its own certificate, 10 readings a message through Basic Ingest
         cost_center="cc-factory",
         data_classification="restricted",
     )
@@ -219,6 +222,9 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
                         buffering_interval_seconds=60),  # what was just sent is in the archive within a minute
         log_retention_days=30,
         key_deletion_window_days=7,  # the shortest KMS allows
+        # The account's IoT log and logging options are one per region: a destroyable environment
+        # never owns them (its destroy would turn off every environment's device logs).
+        iot=replace(config.iot, account_logging=False) if config.iot else None,
     )
 
 

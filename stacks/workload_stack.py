@@ -14,6 +14,8 @@ from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
 from pipeline_lib.encryption_key import EncryptionKey
 from pipeline_lib.incident_topic import IncidentTopic
+from pipeline_lib.iot_ingest import IotIngest
+from pipeline_lib.iot_logging import IotAccountLogging
 from pipeline_lib.migration_task import MigrationTask
 from pipeline_lib.monitoring import Monitoring
 from pipeline_lib.naming import Naming
@@ -51,7 +53,10 @@ class WorkloadStack(TerraformStack):
         supplier_api = (SupplierApi(self, "supplier-api", context=context, stream=stream, settings=config.supplier_api,
                                     metric_namespace=service.metric_namespace)
                         if config.supplier_api else None)
-        watched = [stream, service, database, cache, archive, *filter(None, [supplier_api])]
+        devices = IotIngest(self, "iot", context=context, stream=stream, settings=config.iot) if config.iot else None
+        if config.iot and config.iot.account_logging:
+            IotAccountLogging(self, "iot-logging", context=context, settings=config.iot)
+        watched = [stream, service, database, cache, archive, *filter(None, [supplier_api, devices])]
         monitoring = Monitoring(self, "monitoring", context=context, watched=watched,
                                 thresholds=config.alarms, subscriptions=config.alert_subscriptions)
 
@@ -85,6 +90,11 @@ class WorkloadStack(TerraformStack):
         if supplier_api is not None:
             outputs["supplier_api_url"] = supplier_api.url
             outputs["supplier_api_id"] = supplier_api.api.id
+        if devices is not None:  # what tools/sensors registers devices with, and the local broker reads
+            outputs["iot_thing_type_name"] = devices.thing_type.name
+            outputs["iot_policy_name"] = devices.device_policy.name
+            outputs["iot_topic_rule_name"] = devices.rule.name
+            outputs["iot_rule_error_log_group"] = devices.error_log.name
         for name, value in outputs.items():
             TerraformOutput(self, name, value=value)
 

@@ -20,6 +20,7 @@ from localdev.moto_extensions import (  # noqa: F401 - importing a module regist
     elasticache,
     firehose,
     iam,
+    iot,
     kinesis,
     kms,
     rds,

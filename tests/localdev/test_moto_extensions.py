@@ -626,3 +626,72 @@ def test_firehose_delivers_from_its_kinesis_source_only_what_its_role_may_write(
     (refused,) = {line.split(" denied")[0].rsplit("/", 1)[0] for line in refusals(mine)}
     assert refused == f"{role.rsplit('/', 1)[-1]}: s3:PutObject on arn:aws:s3:::{bucket}"
     firehose.delete_delivery_stream(DeliveryStreamName=delivery)  # or the reader retries for the rest of the session
+
+
+def test_iot_tags_of_thing_types_policies_and_rules_are_kept_listed_changed_and_gone_with_them(
+        client: Callable[..., Any]) -> None:
+    iot = client("iot")
+    kind = iot.create_thing_type(thingTypeName=name(), tags=[{"Key": "Workload", "Value": "factory"}])
+    policy = iot.create_policy(policyName=name(), policyDocument='{"Version": "2012-10-17", "Statement": []}',
+                               tags=[{"Key": "Workload", "Value": "factory"}])
+    rule = name()
+    iot.create_topic_rule(ruleName=rule, topicRulePayload={"sql": "SELECT * FROM 'a/b'", "actions": []},
+                          tags="Workload=factory&Owner=platform")
+    rule_arn = iot.get_topic_rule(ruleName=rule)["ruleArn"]
+    for arn in (kind["thingTypeArn"], policy["policyArn"]):
+        assert iot.list_tags_for_resource(resourceArn=arn)["tags"] == [{"Key": "Workload", "Value": "factory"}]
+    assert iot.list_tags_for_resource(resourceArn=rule_arn)["tags"] == [
+        {"Key": "Owner", "Value": "platform"}, {"Key": "Workload", "Value": "factory"}]
+    iot.tag_resource(resourceArn=rule_arn, tags=[{"Key": "Environment", "Value": "local"}])
+    iot.untag_resource(resourceArn=rule_arn, tagKeys=["Owner"])
+    assert [t["Key"] for t in iot.list_tags_for_resource(resourceArn=rule_arn)["tags"]] == ["Environment", "Workload"]
+    iot.delete_topic_rule(ruleName=rule)
+    with pytest.raises(ClientError) as gone:
+        iot.list_tags_for_resource(resourceArn=rule_arn)
+    assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_iot_certificates_from_a_csr_are_signed_by_the_local_ca_for_the_csrs_own_key(
+        client: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from localdev.moto_extensions.iot import IOT_CA_ENV
+    from localdev.tls import make_ca
+    from tools.sensors import make_key_and_csr
+
+    ca_pem, _ = make_ca(tmp_path / "iot-ca", "test IoT CA")
+    monkeypatch.setenv(IOT_CA_ENV, str(tmp_path / "iot-ca"))
+    iot = client("iot")
+    key_pem, csr_pem = make_key_and_csr("factory-t:line-1:temp-1")
+    made = iot.create_certificate_from_csr(certificateSigningRequest=csr_pem.decode(), setAsActive=True)
+    certificate = x509.load_pem_x509_certificate(made["certificatePem"].encode())
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    assert certificate.public_key().public_numbers() == key.public_key().public_numbers()  # the CSR's own key
+    ca = x509.load_pem_x509_certificate(ca_pem.read_bytes())
+    assert certificate.issuer == ca.subject
+    ca.public_key().verify(certificate.signature, certificate.tbs_certificate_bytes,  # type: ignore[call-arg]
+                           ec.ECDSA(certificate.signature_hash_algorithm))  # type: ignore[arg-type]
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    assert made["certificateId"] == hashlib.sha256(der).hexdigest()  # AWS's id: SHA-256 of the DER
+    assert iot.describe_certificate(certificateId=made["certificateId"])["certificateDescription"]["status"] == "ACTIVE"
+    _, other_csr = make_key_and_csr("x")
+    forged = _tampered(other_csr)
+    with pytest.raises(ClientError) as refused:
+        iot.create_certificate_from_csr(certificateSigningRequest=forged.decode(), setAsActive=True)
+    assert refused.value.response["Error"]["Code"] == "InvalidRequestException"
+
+
+def _tampered(csr_pem: bytes) -> bytes:
+    """The CSR with its subject changed after signing: its signature no longer verifies."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    der = bytearray(x509.load_pem_x509_csr(csr_pem).public_bytes(serialization.Encoding.DER))
+    at = der.find(b"x")  # the common name "x"
+    der[at] = ord("y")
+    body = base64.encodebytes(bytes(der))
+    return b"-----BEGIN CERTIFICATE REQUEST-----\n" + body + b"-----END CERTIFICATE REQUEST-----\n"

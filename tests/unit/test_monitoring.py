@@ -114,6 +114,9 @@ AWS_METRICS = {
                      "DataReadFromKinesisStream.Records", "KinesisMillisBehindLatest"},
     "ECS/ContainerInsights": {"RunningTaskCount", "DesiredTaskCount"},
     "AWS/ApiGateway": {"4XXError", "5XXError", "Latency", "Count"},
+    # AWS IoT Core's metrics and dimensions (developer guide): rule, rule action and message broker metrics.
+    "AWS/IoT": {"TopicMatch", "Success", "Failure", "RuleMessageThrottled", "Connect.AuthError", "PublishIn.AuthError"},
+    "AWS/Logs": {"IncomingLogEvents"},
 }
 
 

@@ -45,7 +45,8 @@ def test_every_rule_is_registered() -> None:
         "shard_level_metrics_are_read", "in_use_resources_are_replaced_create_first",
         "final_snapshots_are_unique_per_instance", "production_state_is_remote_and_encrypted",
         "kinesis_sourced_firehose_is_watched_at_its_source", "scaling_can_act_and_tracks_what_tasks_change",
-        "aws_created_log_groups_are_owned",
+        "aws_created_log_groups_are_owned", "device_policies_scope_each_device_to_itself",
+        "topic_rules_key_by_device_and_keep_failures", "iot_logs_are_owned_where_iot_logging_is_set",
     }
 
 

@@ -50,6 +50,12 @@ class Usage:
     archive_compression: float  # GZIP on the JSON records
     archive_months: int  # archive storage is shown after this many months of growth
     api_records_per_request: float = 100.0  # how many records a supplier's request carries (batching)
+    # Devices through IoT Core (a stack with a topic rule): how many stay connected, the readings
+    # they send, how many go in one message and a message's size.
+    devices: int = 0
+    device_readings_per_minute: float = 0.0
+    readings_per_message: int = 1
+    device_message_bytes: int = 0
 
     @property
     def records_per_month(self) -> float:
@@ -244,6 +250,49 @@ def firehose(resource: Resource, pricing: Pricing) -> Iterator[Line]:
     yield Line(resource.address, resource.type, "Firehose", billed_gb * pricing.price("firehose_gb"),
                f"{billed_gb:,.0f} GB billed: {usage.records_per_month / 1e6:,.1f} M records, each rounded "
                f"up to 5 KB ({usage.record_bytes} B each)", TRAFFIC)
+
+
+@prices("aws_iot_topic_rule")
+def iot_topic_rule(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    """What the devices cost through this rule: their connection minutes, each message (unless they
+    publish through Basic Ingest, straight to the rule: the device policies say where they may
+    publish), the rule triggered and each action executed per message, all in 5 KB units."""
+    usage = pricing.usage_for("per message and connection-minute: depends on the devices")
+    if not usage.devices:
+        raise Unpriceable("the usage states no devices (tools/cost/usage.py)")
+    messages = usage.device_readings_per_minute * MINUTES_PER_MONTH / usage.readings_per_message
+    units = messages * math.ceil(max(usage.device_message_bytes, 1) / IOT_METERING_BYTES)
+    actions = len(resource.get("kinesis") or []) + len(resource.get("firehose") or []) + len(resource.get("sqs") or [])
+    minutes = usage.devices * MINUTES_PER_MONTH
+    shape = (f"{usage.devices} devices, {messages / 1e6:,.1f} M messages of {usage.readings_per_message} reading(s) "
+             f"({usage.device_message_bytes:,} B)")
+    yield Line(resource.address, resource.type, "IoT Core", minutes / 1e6 * pricing.price("iot_connection_minutes_per_million"),
+               f"{usage.devices} devices connected all month: {minutes / 1e6:,.1f} M connection-minutes", TRAFFIC)
+    if not _basic_ingest_only(pricing):
+        yield Line(resource.address, resource.type, "IoT Core", units / 1e6 * pricing.price("iot_messages_per_million"),
+                   f"messaging: {shape}, billed per 5 KB", TRAFFIC)
+    yield Line(resource.address, resource.type, "IoT Core",
+               units / 1e6 * (pricing.price("iot_rules_triggered_per_million")
+                              + actions * pricing.price("iot_actions_executed_per_million")),
+               f"rule triggered and {actions} action(s) per message: {shape}"
+               + (" (Basic Ingest: no messaging charge)" if _basic_ingest_only(pricing) else ""), TRAFFIC)
+
+
+IOT_METERING_BYTES = 5 * 1024
+
+
+def _basic_ingest_only(pricing: Pricing) -> bool:
+    """Every device policy of the stack lets devices publish only to Basic Ingest topics ($aws/rules/...)."""
+    import json
+
+    topics = []
+    for policy in (r for r in pricing.resources.values() if r.type == "aws_iot_policy"):
+        for statement in json.loads(str(policy.get("policy") or "{}")).get("Statement", []):
+            actions = statement.get("Action")
+            if "iot:Publish" in ([actions] if isinstance(actions, str) else actions or []):
+                resources = statement.get("Resource")
+                topics += [resources] if isinstance(resources, str) else resources or []
+    return bool(topics) and all(":topic/$aws/rules/" in topic for topic in topics)
 
 
 # -- databases and caches -------------------------------------------------------------------------------------------

@@ -20,12 +20,31 @@ ARCHIVE_MONTHS = 12  # archive storage is shown after a year of growth
 DATABASE_GB = {"retail": 5.0, "factory": 20.0}  # the catalog; a month of readings (older ones are archived)
 # A dev environment carries test traffic, not production's: a tenth of the stated peak.
 DEV_TRAFFIC_SHARE = 0.1
+# Devices: each sensor reads once a second (the stated peak is its sensors' readings), and a reading
+# in a device message is ~130 bytes of JSON (event id, kind, value, unit, time; processor/device_messages.py).
+SENSOR_READINGS_PER_SECOND = 1.0
+DEVICE_READING_BYTES = 130
+ENVELOPE_BYTES = 100  # the rule's record around a message: line, sensor, receipt time, keys
 
 
 def usage_of(config: WorkloadConfig) -> Usage:
+    share = 1 if config.is_production else DEV_TRAFFIC_SHARE
+    readings_per_minute = config.stream.peak_records_per_minute * share
+    devices: dict[str, float] = {}
+    records_per_minute, record_bytes = readings_per_minute, config.stream.average_record_bytes
+    if config.iot is not None:
+        # The devices' messages are the stream's records: the rule puts each one, its payload
+        # base64-encoded inside the line, sensor and receipt time (pipeline_lib/iot_ingest.py).
+        batch = config.iot.readings_per_message
+        message_bytes = 16 + batch * DEVICE_READING_BYTES
+        devices = {"devices": round(readings_per_minute / 60 / SENSOR_READINGS_PER_SECOND),
+                   "device_readings_per_minute": readings_per_minute, "readings_per_message": batch,
+                   "device_message_bytes": message_bytes}
+        records_per_minute, record_bytes = readings_per_minute / batch, ENVELOPE_BYTES + -(-message_bytes // 3) * 4
     return Usage(
-        records_per_minute=config.stream.peak_records_per_minute * (1 if config.is_production else DEV_TRAFFIC_SHARE),
-        record_bytes=config.stream.average_record_bytes,
+        **devices,  # type: ignore[arg-type]
+        records_per_minute=records_per_minute,
+        record_bytes=record_bytes,
         processor_log_gb_month=PROCESSOR_LOG_GB_PER_TASK_MONTH * config.service.desired_count,
         flow_log_gb_month=FLOW_LOG_GB_MONTH,
         other_log_gb_month=OTHER_LOG_GB_MONTH,

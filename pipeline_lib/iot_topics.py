@@ -1,0 +1,34 @@
+"""What a factory sensor is called in IoT Core and where it publishes: one place for the stack's
+device policy and rule (pipeline_lib/iot_ingest.py), the provisioning tool (tools/sensors) and the
+local broker. Standard library only: the tool starts without the provider bindings."""
+from __future__ import annotations
+
+import re
+
+LINE_ATTRIBUTE, SENSOR_ATTRIBUTE = "line_id", "sensor_id"  # thing attributes: the policy and topic read them
+TOPIC_FILTER = "factory/+/+/readings"  # factory/<line>/<sensor>/readings: topic(2) the line, topic(3) the sensor
+# A line or sensor id a thing name, a thing attribute and one topic level can all hold (and the
+# factory wire contract accepts): no MQTT wildcard, no level separator, no ':' (the thing name's own).
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def rule_name(workload: str, suffix: str) -> str:
+    """The topic rule's name: letters, digits and underscores only (Naming.underscored)."""
+    return f"{workload}_readings_{suffix}".replace("-", "_")
+
+
+def device_topic(rule: str, line: str, sensor: str, *, basic_ingest: bool) -> str:
+    """Where the sensor `sensor` of `line` publishes. Basic Ingest (`$aws/rules/<rule>/...`) goes
+    straight to the rule: no messaging charge, no subscriber can read it."""
+    topic = TOPIC_FILTER.replace("+", line, 1).replace("+", sensor, 1)
+    return f"$aws/rules/{rule}/{topic}" if basic_ingest else topic
+
+
+def thing_name(workload: str, suffix: str, line: str, sensor: str) -> str:
+    """A sensor's thing name and MQTT client id: its environment, line and sensor, unique in the
+    account and region (two suffixes' sensors never collide)."""
+    for label, value in (("line", line), ("sensor", sensor)):
+        if not DEVICE_ID.fullmatch(value):
+            raise ValueError(f"{label} id {value!r} must be 1-64 letters, digits, '_' or '-', starting with a letter "
+                             "or digit")
+    return f"{workload}-{suffix}:{line}:{sensor}"
