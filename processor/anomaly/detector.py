@@ -221,6 +221,7 @@ class Verdict(NamedTuple):  # built on every reading: a frozen dataclass costs ~
 
 
 WARMING_UP = Verdict(0.0, False, "warming up", False, False, 0.0)
+_verdict = tuple.__new__  # Verdict(...) without the Python-level __new__ (a frame a reading)
 _log2, _log10, _floor = math.log2, math.log10, math.floor
 _BONFERRONI = math.log10(CHECKS)
 # Evidence this common (a share of the history at least this large reaches it) cannot move the score: one check's
@@ -508,30 +509,9 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     else:
         s.peak = peak
         q = 2.0 * q - peak if 2.0 * q > peak else 0.0  # in an alarm's shadow: only what outdoes it counts
-    z, opened = _regime(s, x, n, c)
-    if n <= c.warmup:
-        return Verdict(0.0, False, "warming up", bool(s.incident), opened, z)
-    score = q / (q + LIKELIHOOD_DECADES)
-    if score < 0.5:
-        return Verdict(score, False, "normal", bool(s.incident), opened, z)
-    return Verdict(score, True, _reason(reason, shown, q, x), bool(s.incident), opened, z)
 
-
-def _reason(check: str, shown: float, q: float, x: float) -> str:
-    """What the strongest check saw (`shown`: its ratio, the level before, or the run's length)."""
-    rarity = f"1 in {10.0 ** q:.2g} by its own history"
-    if check == "jump":
-        return f"{SURPRISE}: a move of {shown:+.1f} recent typical moves, {rarity}"
-    if check == "shift":
-        return f"{SHIFT}: its recent level is {shown:+.1f} typical deviations from its level before, {rarity}"
-    if check == "level":
-        return f"{SHIFT}: {x - shown:+.6g} from its usual level {shown:.6g}, {rarity}"
-    return f"{STUCK}: {shown:.0f} identical readings in a row, {rarity}"
-
-
-def _regime(s: DetectorState, x: float, n: int, c: DetectorConfig) -> tuple[float, bool]:
-    """The incident: the smoothed value against a baseline learnt outside incidents.
-    (its distance in the baseline's spreads, whether this reading opened the incident)"""
+    # The incident: the smoothed value against a baseline learnt outside incidents; z is its distance in the
+    # baseline's spreads. (Inline rather than a function: a call a reading is 4 % of the detector's time.)
     floor = abs(s.short) * c.min_scale_fraction
     if floor < 1e-9:
         floor = 1e-9
@@ -571,4 +551,21 @@ def _regime(s: DetectorState, x: float, n: int, c: DetectorConfig) -> tuple[floa
         elif s.streak >= c.incident_close_n or s.moved >= c.incident_move_n:
             s.incident = 0
             s.streak = s.moved = 0
-    return z, opened
+    if n <= c.warmup:
+        return Verdict(0.0, False, "warming up", bool(s.incident), opened, z)
+    score = q / (q + LIKELIHOOD_DECADES)
+    if score < 0.5:
+        return _verdict(Verdict, (score, False, "normal", s.incident == 1, opened, z))
+    return Verdict(score, True, _reason(reason, shown, q, x), bool(s.incident), opened, z)
+
+
+def _reason(check: str, shown: float, q: float, x: float) -> str:
+    """What the strongest check saw (`shown`: its ratio, the level before, or the run's length)."""
+    rarity = f"1 in {10.0 ** q:.2g} by its own history"
+    if check == "jump":
+        return f"{SURPRISE}: a move of {shown:+.1f} recent typical moves, {rarity}"
+    if check == "shift":
+        return f"{SHIFT}: its recent level is {shown:+.1f} typical deviations from its level before, {rarity}"
+    if check == "level":
+        return f"{SHIFT}: {x - shown:+.6g} from its usual level {shown:.6g}, {rarity}"
+    return f"{STUCK}: {shown:.0f} identical readings in a row, {rarity}"
