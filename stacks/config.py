@@ -234,10 +234,10 @@ if tuple(_BUILDERS) != WORKLOADS:
 
 
 def build_config(workload: str, suffix: str, alert_subscriptions: str | None = None,
-                 incident_subscriptions: str | None = None) -> WorkloadConfig:
-    """The config of one stack. `alert_subscriptions` (`protocol:endpoint,...`) and
-    `incident_subscriptions` default to the ALERT_SUBSCRIPTIONS and INCIDENT_SUBSCRIPTIONS
-    environment variables."""
+                 incident_subscriptions: str | None = None, suppliers: str | None = None) -> WorkloadConfig:
+    """The config of one stack. `alert_subscriptions` (`protocol:endpoint,...`),
+    `incident_subscriptions` and `suppliers` default to the ALERT_SUBSCRIPTIONS,
+    INCIDENT_SUBSCRIPTIONS and SUPPLIERS environment variables."""
     if workload not in _BUILDERS:
         raise ValueError(f"unknown workload {workload!r}; expected one of {sorted(_BUILDERS)}")
     text = os.environ.get(ALERT_SUBSCRIPTIONS_ENV, "") if alert_subscriptions is None else alert_subscriptions
@@ -254,7 +254,8 @@ def build_config(workload: str, suffix: str, alert_subscriptions: str | None = N
     if config.supplier_api is not None:
         try:
             config = replace(config, supplier_api=replace(
-                config.supplier_api, suppliers=Supplier.parse_list(os.environ.get(SUPPLIERS_ENV, ""))))
+                config.supplier_api,
+                suppliers=Supplier.parse_list(os.environ.get(SUPPLIERS_ENV, "") if suppliers is None else suppliers)))
         except ValueError as error:
             raise ConfigError(f"{SUPPLIERS_ENV}: {error}") from error
     tag = os.environ.get(IMAGE_TAG_ENV, "").strip()

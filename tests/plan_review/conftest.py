@@ -58,7 +58,7 @@ def synthesize(session: Session, scenario: Scenario, outdir: Path) -> Path:
 
     from stacks.workload_stack import WorkloadStack
 
-    config = build_config("retail", session.suffix, session.alert_subscriptions)
+    config = build_config("retail", session.suffix, session.alert_subscriptions, suppliers=session.suppliers)
     if scenario.change_config is not None:
         config = scenario.change_config(config)
     outdir.mkdir(parents=True, exist_ok=True)
