@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ import pytest
 
 from localdev.deploy import state_file, terraform_env
 from localdev.session import Session, running_session
-from stacks.config import WorkloadConfig, build_config
+from stacks.config import SUPPLIERS_ENV, WorkloadConfig, build_config
 from tests.helpers import skip_unless_available
 from tools.plan import plan_stack
 from tools.plan_review import model
@@ -58,7 +59,16 @@ def synthesize(session: Session, scenario: Scenario, outdir: Path) -> Path:
 
     from stacks.workload_stack import WorkloadStack
 
-    config = build_config("retail", session.suffix, session.alert_subscriptions)
+    # the suppliers the local deployment was made with (SUPPLIERS), so their keys are not planned away
+    previous = os.environ.get(SUPPLIERS_ENV)
+    os.environ[SUPPLIERS_ENV] = session.suppliers
+    try:
+        config = build_config("retail", session.suffix, session.alert_subscriptions)
+    finally:
+        if previous is None:
+            os.environ.pop(SUPPLIERS_ENV)
+        else:
+            os.environ[SUPPLIERS_ENV] = previous
     if scenario.change_config is not None:
         config = scenario.change_config(config)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def test_one_report_holds_every_stack_and_fails_only_on_high_risk(files: dict[st
     text = out.read_text()
     assert text.startswith("<!-- plan-review -->")
     assert "| stack | create | update | replace | delete | forget | no-op |" in text
-    assert "| retail-harmless | 0 | 80 | 0 | 0 | 0 | 25 |" in text  # counts per stack
+    assert "| retail-harmless | 0 | 97 | 0 | 0 | 0 | 57 |" in text  # counts per stack
     assert "No high risk." in text
     assert "| medium | `tags-and-suffix` | retail-untagged | `aws_sns_topic.audit` |" in text  # the rule id to name
     assert main([str(files["harmless"]), str(files["rotation-90"]), "--acknowledgements", str(none),
@@ -93,8 +93,8 @@ def test_the_pull_request_label_acknowledges_every_high_risk_and_says_by_whom(fi
     assert main([str(files["retention"]), "--acknowledgements", str(none), "--out", str(out),
                  "--acknowledged-by", "label plan-risk-acknowledged added by @owner"]) == 0
     text = out.read_text()
-    assert "High risks: 8, all acknowledged." in text  # a dev keeps backups a week whatever the archive keeps
-    assert text.count("acknowledged: label plan-risk-acknowledged added by @owner") == 8  # one per high risk
+    assert "High risks: 10, all acknowledged." in text  # a dev keeps backups a week whatever the archive keeps
+    assert text.count("acknowledged: label plan-risk-acknowledged added by @owner") == 10  # one per high risk
 
 
 def test_redacted_plans_keep_no_sensitive_value(files: dict[str, Path], tmp_path: Path) -> None:
