@@ -42,6 +42,7 @@ from localdev.session import (
     alive,
     emulator_up,
     start_emulator,
+    start_gateway,
     start_servers,
     stop_process,
     stop_servers,
@@ -104,7 +105,26 @@ def up(suffix: str) -> tuple[Session, float]:
     prepare_databases(session)
     write_local_endpoints(session.aws_env(), session.servers)
     migrate(session)
+    serve_supplier_api(session)
     return session, seconds
+
+
+def serve_supplier_api(session: Session) -> None:
+    """Serve the deployed supplier API's stage through the local API Gateway (localdev/gateway/), and
+    put its local URL in the outputs as `<workload>_supplier_api_url`: moto's server does not serve
+    execute-api, so the URL the emulator answers with reaches nothing here."""
+    outputs = flat.read()
+    for workload, region in WORKLOAD_REGIONS.items():
+        api_id = outputs.get(flat.key(workload, "supplier_api_id"))
+        config = build_config(workload, session.suffix).supplier_api
+        if not api_id or config is None:
+            continue
+        started = time.monotonic()
+        session.gateway_port, session.gateway_pid = start_gateway(session, region, str(api_id), config.stage_name)
+        session.save()
+        url = f"https://127.0.0.1:{session.gateway_port}/{config.stage_name}"
+        flat.update({flat.key(workload, "supplier_api_url"): url})
+        say(f"{session.stack_id(workload)} supplier API served at {url} ({time.monotonic() - started:.1f} s)")
 
 
 def create_operator_prerequisites(session: Session) -> None:
@@ -375,6 +395,8 @@ def leftovers(session: Session) -> list[str]:
 
 
 def forget(session: Session) -> None:
+    if session.gateway_pid:
+        stop_process(session.gateway_pid)
     for servers in session.servers.values():
         stop_servers(servers)
     stop_process(session.emulator_pid)
@@ -393,6 +415,9 @@ def status() -> int:
         return 1
     state = "running" if emulator_up(session.emulator_port) else "not running"
     say(f"emulator {session.endpoint}: {state} (pid {session.emulator_pid}, alive={alive(session.emulator_pid)})")
+    if session.gateway_pid:
+        say(f"API Gateway https://127.0.0.1:{session.gateway_port}: pid {session.gateway_pid}, "
+            f"alive={alive(session.gateway_pid)}")
     for workload, servers in session.servers.items():
         say(f"{session.stack_id(workload)}: PostgreSQL 127.0.0.1:{servers.pg_port}, "
             f"Redis 127.0.0.1:{servers.redis_port}")

@@ -56,6 +56,14 @@ def write(by_stack: dict[str, dict[str, object]], path: Path = FLAT_OUTPUTS) -> 
     return path
 
 
+def update(values: dict[str, str], path: Path = FLAT_OUTPUTS) -> Path:
+    """Set some outputs in the written file (a local deployment's own URLs)."""
+    outputs = read(path)
+    outputs.update(values)
+    path.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def read(path: Path = FLAT_OUTPUTS) -> dict[str, object]:
     return json.loads(path.read_text())
 

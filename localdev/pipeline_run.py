@@ -16,8 +16,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import redis
@@ -34,10 +36,12 @@ from localdev.local_endpoints import (
     processor_environment,
     read_local_endpoints,
 )
-from localdev.session import ACCESS_LOG, LOCAL, ROOT, Session
+from localdev.session import ACCESS_LOG, GATEWAY_ACCESS_LOG, LOCAL, ROOT, Session
 from localdev.tls import postgres_tls, redis_tls
+from pipeline_lib.settings import Supplier
 from processor.anomaly.detector import alarm_history
 from processor.task_settings import INCIDENT_WINDOW_S
+from stacks.config import build_config
 from stacks.workloads import WORKLOAD_REGIONS
 
 PROGRESS_EVERY_S = 5.0
@@ -99,6 +103,8 @@ class WorkloadRun:
     started_wall: float = 0.0  # ... and time.time() then
     ended_at: float = 0.0  # ... and the last one exited
     producer: subprocess.Popen | None = None
+    through_api: bool = False  # the records went through the supplier API (localdev/suppliers.py)
+    api_log_from: int = 0  # where the gateway's access log stood when the run started
     processors: list[subprocess.Popen] = field(default_factory=list)
     sent: dict = field(default_factory=dict)
     reads_before: int = 0  # the stream's GetRecords (every reader: the tasks, the archive's Firehose) before the run
@@ -152,6 +158,7 @@ def start(session: Session, run: WorkloadRun) -> None:
     stands for the suppliers and plants, outside the stack)."""
     logs = LOCAL / "logs"
     run.started_at, run.started_wall = time.monotonic(), time.time()
+    run.api_log_from = GATEWAY_ACCESS_LOG.stat().st_size if GATEWAY_ACCESS_LOG.exists() else 0
     for task in range(1, run.tasks + 1):
         credentials = session.assume(run.roles.task, f"{run.stack_id}-task-{task}", run.region)
         processor = subprocess.Popen([sys.executable, "-m", "processor", "--exit-when-idle", str(IDLE_EXIT_S)],
@@ -162,11 +169,46 @@ def start(session: Session, run: WorkloadRun) -> None:
         log = logs / f"{run.stack_id}-processor-{task}.log"
         threading.Thread(target=_follow, args=(processor, log, run.progress), daemon=True).start()
     traffic = TRAFFIC[run.workload]
+    api = supplier_api(session, run.workload)
+    if api is not None:  # the suppliers send through their API, each with its own key
+        run.through_api = True
+        run.producer = subprocess.Popen(
+            [sys.executable, "-m", "localdev.suppliers", "--url", api["url"], "--ca", api["ca"],
+             "--suppliers", json.dumps(api["suppliers"]), "--rate", str(traffic.rate),
+             "--duration", str(traffic.duration_s), *traffic.flags],
+            cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return
     run.producer = subprocess.Popen(
         [sys.executable, "-m", "processor.produce", run.workload, "--stream", run.env["STREAM_NAME"],
          "--rate", str(traffic.rate), "--duration", str(traffic.duration_s), *traffic.flags,
          "--labels", str(logs / f"{run.stack_id}-labels.json")],
         cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def supplier_api(session: Session, workload: str) -> dict[str, Any] | None:
+    """The workload's supplier API as its suppliers know it: the URL, the CA its certificate chains to
+    here, and each supplier's keys (read back with the operator's keys, as they are handed out) with how
+    often it sends. Each sends at half its plan's rate, except the supplier of the lowest-rate tier,
+    which sends at four times its rate and so meets 429s; None without an API."""
+    outputs = flat.read()
+    url = outputs.get(flat.key(workload, "supplier_api_url"))
+    config = build_config(workload, session.suffix).supplier_api
+    if not url or config is None or not session.gateway_pid:
+        return None
+    suppliers = Supplier.parse_list(session.suppliers)
+    keys = {k["name"]: k["value"] for k in session.client("apigateway", WORKLOAD_REGIONS[workload]).get_api_keys(
+        includeValues=True, limit=500)["items"]}
+    slowest = min(suppliers, key=lambda s: config.tier(s.tier).rate_limit_per_second)
+    found = []
+    for supplier in suppliers:
+        rate = config.tier(supplier.tier).rate_limit_per_second
+        over = supplier is slowest
+        found.append({"supplier_id": supplier.supplier_id, "share": 0.1 if over else 1.0,
+                      "interval_s": round(1 / (4 * rate) if over else 2 / rate, 3),
+                      "keys": [keys[f"{workload}-supplier-{supplier.supplier_id}-{g}-{session.suffix}"]
+                               for g in supplier.keys]})
+    return {"url": str(url), "ca": session.servers[workload].ca_file, "suppliers": found,
+            "over_plan": slowest.supplier_id}
 
 
 def _follow(processor: subprocess.Popen, log: Path, progress: Progress) -> None:
@@ -252,11 +294,16 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
         hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
         p = run.progress
         seconds = (p.last_at - p.first_at) if p.first_at and p.last_at and p.last_at > p.first_at else None
+        sent = (f"  sent        {run.sent['sent']} records through the supplier API at {run.sent['records_per_s']}/s "
+                f"({run.sent['duplicates']} duplicates; {run.sent['poison']} poison refused at the edge)"
+                if run.through_api else
+                f"  sent        {run.sent['sent']} records at {run.sent['records_per_s']}/s "
+                f"({run.sent['duplicates']} duplicates, {run.sent['poison']} poison"
+                + (f", {run.sent['anomalies']} injected anomalies)" if run.workload == "factory" else ")"))
         lines += [
             f"{run.stack_id} ({run.region}): {len(managed)} resources of {len(types)} types deployed",
-            f"  sent        {run.sent['sent']} records at {run.sent['records_per_s']}/s "
-            f"({run.sent['duplicates']} duplicates, {run.sent['poison']} poison"
-            + (f", {run.sent['anomalies']} injected anomalies)" if run.workload == "factory" else ")"),
+            *(api_lines(run) if run.through_api else []),
+            sent,
             f"  processed   {p.processed} records in {p.batches} batches; dead-lettered {p.dead_letters} "
             f"(table: {stored_dead})" + (f"; anomalies found {p.anomalies}" if run.workload == "factory" else ""),
             *([f"  detector    {found}"] if run.workload == "factory" else []),
@@ -298,6 +345,32 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
               "outputs: cfn-outputs/flat-outputs.json; logs: .local/logs/",
               "tear down: make destroy-local"]
     return "\n".join(lines)
+
+
+def api_lines(run: WorkloadRun) -> list[str]:
+    """The supplier API's figures for the run: from the gateway's access log (every request it
+    answered, with its latency) and the suppliers' own count of accepted records."""
+    with open(GATEWAY_ACCESS_LOG, encoding="utf-8") as log:
+        log.seek(run.api_log_from)
+        entries = [json.loads(line) for line in log if line.strip()]
+    statuses = Counter(e["status"] for e in entries)
+    latencies = sorted(e["latency_ms"] for e in entries)
+
+    def percentile(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0.0
+
+    by_supplier = ", ".join(
+        f"{supplier} {figures['accepted']}" + (f" ({figures['statuses'].get('429', 0)} requests 429, resent later)"
+                                               if figures["statuses"].get("429") else "")
+        for supplier, figures in run.sent["suppliers"].items())
+    refused = "; ".join(f"{r['what']}: {r['status']} \"{r['message'][:90]}\"" for r in run.sent["refused"])
+    return [
+        f"  api         {len(entries)} requests to the supplier API (local API Gateway): "
+        + ", ".join(f"{count} × {status}" for status, count in sorted(statuses.items()))
+        + f"; latency p50 {percentile(0.5):.0f} ms, p99 {percentile(0.99):.0f} ms",
+        f"  suppliers   records accepted by supplier: {by_supplier}",
+        f"  refused     {refused}",
+    ]
 
 
 def archive_delivery(session: Session, run: WorkloadRun, checked_from: int, timeout_s: float = 120.0) -> str:

@@ -36,6 +36,8 @@ STATE_DIR = ".local/state"  # relative to ROOT, for TF_LOCAL_STATE_DIR
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localdev", "AWS_SECRET_ACCESS_KEY": "localdev"}
 # Every decision the emulator takes on a call made with a deployed role (localdev/access/).
 ACCESS_LOG = LOCAL / "logs" / "access.jsonl"
+# One JSON line per request the local API Gateway answered (what a stage's access log holds).
+GATEWAY_ACCESS_LOG = LOCAL / "logs" / "supplier-api-access.jsonl"
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Session:
     emulator_port: int
     emulator_pid: int
     servers: dict[str, LocalServers] = field(default_factory=dict)  # by workload
+    gateway_pid: int = 0  # the local API Gateway serving the supplier API's stage (localdev/gateway/)
+    gateway_port: int = 0
 
     @property
     def endpoint(self) -> str:
@@ -169,6 +173,38 @@ def start_emulator() -> tuple[int, int]:
         process.kill()
         raise
     return port, process.pid
+
+
+def start_gateway(session: Session, region: str, api_id: str, stage: str) -> tuple[int, int]:
+    """The deployed REST API's stage served on https://127.0.0.1:port/<stage> (localdev/gateway/), with
+    the local CA's server certificate; (port, pid). It reads the API when it starts: start it after a deploy."""
+    if session.gateway_pid:
+        stop_process(session.gateway_pid)
+    tls = make_tls(LOCAL / "tls")
+    port = free_port()
+    log = open(LOCAL / "logs" / "gateway.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localdev.gateway", "--endpoint", session.endpoint, "--region", region,
+         "--api-id", api_id, "--stage", stage, "--port", str(port), "--cert", str(tls.cert), "--key", str(tls.key),
+         "--access-log", str(GATEWAY_ACCESS_LOG)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **session.aws_env(), ACCESS_LOG_ENV: str(ACCESS_LOG)})
+    try:
+        wait_for(lambda: process.poll() is not None or _listening(port), 30, "the local API Gateway")
+    except TimeoutError:
+        process.kill()
+        raise
+    if process.poll() is not None:
+        raise SystemExit("the local API Gateway exited: see .local/logs/gateway.log")
+    return port, process.pid
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start_servers(workload: str) -> LocalServers:

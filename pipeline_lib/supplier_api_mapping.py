@@ -68,7 +68,8 @@ def request_template(stream_name: str, suppliers_by_key_id: Mapping[str, str]) -
         '  "Records": [',
     ]
     for field, record_type in BATCH_FIELDS.items():
-        stamp = '{"type":"' + record_type + '","supplier_id":"' + SUPPLIER_PLACEHOLDER + '",'
+        # ends with the opening quote of the record's first field name, which the replace consumed
+        stamp = '{"type":"' + record_type + '","supplier_id":"' + SUPPLIER_PLACEHOLDER + '","'
         lines += [
             f"#set($stampFor = '{stamp}')",
             f"#set($stamp = $stampFor.replace('{SUPPLIER_PLACEHOLDER}', $supplier))",

@@ -174,11 +174,30 @@ class CatalogCache:
     def get(self, sku: str) -> dict[str, Any] | None:
         return served(self.client.hgetall(KEY_PREFIX + sku))
 
-    def fill(self, conn: psycopg2.extensions.connection, sku: str) -> dict[str, Any] | None:
-        """Cache-aside miss: read the SKU's rows, offer them to the cache, serve them."""
+    def lookup(self, sku: str) -> tuple[bool, dict[str, Any] | None]:
+        """(known, product): a complete entry with a product is (True, product); a complete entry
+        without one, written by `fill(remember_missing=...)`, is (True, None): no such product as of
+        the last commit; anything else is (False, None), a miss."""
+        fields = self.client.hgetall(KEY_PREFIX + sku)
+        if COMPLETE.encode() not in fields:
+            return False, None
+        return True, served(fields)
+
+    def fill(self, conn: psycopg2.extensions.connection, sku: str,
+             remember_missing_s: int | None = None) -> dict[str, Any] | None:
+        """Cache-aside miss: read the SKU's rows, offer them to the cache, serve them.
+
+        With `remember_missing_s`, an unknown SKU leaves a complete entry without a product for that
+        long, so that SKUs that keep missing do not each cost a query. It is never stale after a
+        commit: the processor writes a new product's fields into the entry it finds (`write`)."""
         with conn, conn.cursor() as cur:
             fields = read_entries(cur, [sku])[sku]
         if not any(field == PRODUCT for field, _, _ in fields):
+            if remember_missing_s and self.write({sku: fields}, complete=True) is not None:
+                try:
+                    self.client.expire(KEY_PREFIX + sku, remember_missing_s, lt=True)
+                except redis.RedisError:
+                    pass  # the entry keeps the cache's TTL: still right, only longer
             return None
         self.write({sku: fields}, complete=True)  # a failure only means serving from PostgreSQL, slower
         return served({f.encode(): v.encode() for f, _, v in fields} | {COMPLETE.encode(): b"1"})

@@ -227,6 +227,13 @@ FACTORY_GRANTS = {
 }
 
 
+# The catalog read API's role (processor/catalog_api.py): it reads the catalog and nothing else.
+CATALOG_READER_GRANTS = {
+    ("TABLE", "products"): "SELECT",
+    ("TABLE", "inventory"): "SELECT",
+}
+
+
 class SchemaNotReady(Exception):
     """The database's schema is older than this processor needs: the migration has not run."""
 
@@ -265,6 +272,15 @@ def migrate(conn: psycopg2.extensions.connection, tables: Sequence[str], workloa
             cur.execute("INSERT INTO schema_migrations (workload, version) VALUES (%s, %s) ON CONFLICT (workload) "
                         "DO UPDATE SET version = excluded.version, migrated_at = now()", (workload, SCHEMA_VERSION))
     logger.info("schema ready", extra={"workload": workload, "version": SCHEMA_VERSION, "app_user": app_user})
+
+
+def ensure_catalog_reader(conn: psycopg2.extensions.connection, reader_user: str) -> None:
+    """The catalog read API's role, made by the migration (master credentials) after the schema:
+    SELECT on the catalog's tables, no other privilege."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+        _ensure_app_role(cur, reader_user)
+        _grant(cur, reader_user, CATALOG_READER_GRANTS)
 
 
 def check_version(conn: psycopg2.extensions.connection, workload: str) -> None:

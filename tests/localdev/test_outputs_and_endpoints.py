@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from localdev.local_endpoints import processor_environment
-from localdev.outputs import flatten, main
+from localdev.outputs import flatten, main, read, update, write
 
 TASK = {"WORKLOAD": "retail", "STREAM_NAME": "retail-updates-local", "DB_HOST": "retail-db.x.rds.amazonaws.com",
         "DB_PORT": "5432", "DB_NAME": "catalog", "DB_SECRET_ARN": "arn:secret:db", "DB_SSLMODE": "verify-full",
@@ -58,3 +58,11 @@ def test_the_local_run_changes_only_endpoints_the_ca_it_trusts_and_aws_access() 
     assert env["DB_HOST"] == "127.0.0.1" and env["DB_PORT"] == "40001" and env["REDIS_PORT"] == "40002"
     assert env["DB_SECRET_ARN"] == "arn:secret:db"  # credentials still come from the deployed secret
     assert env["AWS_REGION"] == "us-east-1" and env["AWS_ENDPOINT_URL"] == AWS["AWS_ENDPOINT_URL"]
+
+
+def test_a_local_url_replaces_the_emulators_in_the_written_outputs_and_the_rest_is_kept(tmp_path: Path) -> None:
+    path = write({"retail-local": {"supplier_api_url": "https://x.execute-api.us-east-1.amazonaws.com/live",
+                                   "stream_name": "retail-updates-local"}}, tmp_path / "flat.json")
+    update({"retail_supplier_api_url": "https://127.0.0.1:8443/live"}, path)
+    assert read(path) == {"retail_stack_id": "retail-local", "retail_stream_name": "retail-updates-local",
+                          "retail_supplier_api_url": "https://127.0.0.1:8443/live"}

@@ -1,6 +1,7 @@
 """The retail stack's supplier API, over the synthesized JSON (suppliers named as SUPPLIERS names them)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -117,6 +118,23 @@ def test_the_mapping_template_stamps_the_supplier_of_the_calling_key_and_partiti
     assert "$suppliers.get($context.identity.apiKeyId)" in template
     assert template.count('"PartitionKey": "$record.sku"') == 2
     assert "${" not in template.replace("${aws_", "")  # nothing else Terraform would interpolate
+
+
+def test_the_synthesized_template_renders_each_record_stamped_as_valid_json_with_velocity(retail: StackJson) -> None:
+    from localdev.gateway.velocity import render
+
+    template = only(retail, "aws_api_gateway_integration").config["request_templates"]["application/json"]
+    keys = {r.config["name"]: ref(r, "id") for r in retail.resources("aws_api_gateway_api_key")}
+    for number, reference in enumerate(keys.values()):  # what Terraform puts in: each key's id
+        template = template.replace(reference, f"key{number}")
+    batch = body(inventory_updates=[sent(stock()), sent(stock())], product_upserts=[sent(product())])
+    caller = f"key{list(keys).index('retail-supplier-globex-4-dev')}"
+    put = json.loads(render(template, body=json.dumps(batch), context={"identity": {"apiKeyId": caller}}))
+    records = [json.loads(base64.b64decode(r["Data"])) for r in put["Records"]]
+    expected = [{"type": "inventory_update", "supplier_id": "globex", **r} for r in batch["inventory_updates"]] + [
+        {"type": "product_upsert", "supplier_id": "globex", **r} for r in batch["product_upserts"]]
+    assert records == expected
+    assert [r["PartitionKey"] for r in put["Records"]] == [r["sku"] for r in expected]
 
 
 def test_each_suppliers_keys_belong_to_its_tiers_usage_plan_two_while_a_key_rotates(retail: StackJson) -> None:

@@ -1,0 +1,325 @@
+"""The local API Gateway (localdev/gateway/) serving a REST API made in the emulator with the supplier
+API's model, templates and gateway responses (pipeline_lib/supplier_api_mapping.py), over HTTPS:
+each behaviour asserted on the gateway's real answers and on what the emulated Kinesis holds."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+import uvicorn
+
+from localdev import moto_extensions
+from localdev.access import ACCESS_LOG_ENV
+from localdev.gateway.__main__ import build
+from localdev.gateway.app import create_app
+from localdev.servers import MotoServer, free_port
+from localdev.tls import make_tls
+from pipeline_lib.supplier_api_mapping import (
+    ACCEPTED_TEMPLATE,
+    GATEWAY_RESPONSES,
+    KINESIS_FAILED_TEMPLATE,
+    KINESIS_REFUSED_TEMPLATE,
+    MODEL_NAME,
+    gateway_response_template,
+    request_model,
+    request_template,
+)
+
+REGION = "us-east-1"
+JSON = "application/json"
+STAGE = "live"
+KEYS = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
+
+
+@dataclass
+class Api:
+    url: str  # https://127.0.0.1:port/live
+    ca: Path
+    keys: dict[str, str]  # name -> key value
+    stream: str
+    role: str
+    role_policy: str
+    access_log: Path
+    aws: Callable[[str], Any]
+
+    def post(self, body: object, key: str | None = "acme", *, raw: bytes | None = None,
+             path: str = "/v1/updates") -> requests.Response:
+        headers = {"content-type": JSON}
+        if key is not None:
+            headers["x-api-key"] = self.keys.get(key, key)
+        data = raw if raw is not None else json.dumps(body).encode()
+        return requests.post(self.url + path, data=data, headers=headers, verify=str(self.ca), timeout=30)
+
+    def records(self) -> list[tuple[str, dict]]:
+        """(partition key, record) of every record in the stream, oldest first."""
+        kinesis = self.aws("kinesis")
+        found = []
+        for shard in kinesis.list_shards(StreamName=self.stream)["Shards"]:
+            iterator = kinesis.get_shard_iterator(StreamName=self.stream, ShardId=shard["ShardId"],
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            found += [(r["PartitionKey"], json.loads(r["Data"])) for r in answer["Records"]]
+        return found
+
+
+def inventory(sku: str = "SKU-1", quantity: object = 5, **extra: object) -> dict:
+    return {"event_id": str(uuid.uuid4()), "sku": sku, "quantity": quantity,
+            "updated_at": "2026-12-03T09:00:00.000Z", **extra}
+
+
+def product(sku: str = "SKU-2") -> dict:
+    return {"event_id": str(uuid.uuid4()), "sku": sku, "name": "Kettle", "category": "kitchen", "price": "19.99",
+            "currency": "USD", "updated_at": "2026-12-03T09:00:00.000Z"}
+
+
+def _make_api(aws: Callable[[str], Any], stream: str, role_arn: str) -> tuple[str, dict[str, str]]:
+    """The supplier API as the construct declares it, made through the API Gateway API."""
+    apigw = aws("apigateway")
+    api = apigw.create_rest_api(name=f"suppliers-{stream}", endpointConfiguration={"types": ["REGIONAL"]},
+                                apiKeySource="HEADER")["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/")
+    v1 = apigw.create_resource(restApiId=api, parentId=root, pathPart="v1")["id"]
+    updates = apigw.create_resource(restApiId=api, parentId=v1, pathPart="updates")["id"]
+    apigw.create_model(restApiId=api, name=MODEL_NAME, contentType=JSON, schema=json.dumps(request_model(500)))
+    validator = apigw.create_request_validator(restApiId=api, name="body", validateRequestBody=True,
+                                               validateRequestParameters=True)["id"]
+    apigw.put_method(restApiId=api, resourceId=updates, httpMethod="POST", authorizationType="NONE",
+                     apiKeyRequired=True, requestValidatorId=validator, requestModels={JSON: MODEL_NAME})
+    keys = {}
+    ids = {}
+    for name in ("acme", "globex", "trial", "quota", "disabled", "planless"):
+        made = apigw.create_api_key(name=f"{name}-{stream}", enabled=name != "disabled")
+        keys[name], ids[made["id"]] = made["value"], name
+    apigw.put_integration(
+        restApiId=api, resourceId=updates, httpMethod="POST", type="AWS", integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:{REGION}:kinesis:action/PutRecords", credentials=role_arn,
+        passthroughBehavior="NEVER",
+        requestParameters={"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
+        requestTemplates={JSON: request_template(stream, ids)})
+    for status, pattern, template in (("200", None, ACCEPTED_TEMPLATE), ("503", r"4\d{2}", KINESIS_REFUSED_TEMPLATE),
+                                      ("502", r"5\d{2}", KINESIS_FAILED_TEMPLATE)):
+        apigw.put_method_response(restApiId=api, resourceId=updates, httpMethod="POST", statusCode=status)
+        apigw.put_integration_response(restApiId=api, resourceId=updates, httpMethod="POST", statusCode=status,
+                                       responseTemplates={JSON: template},
+                                       **({"selectionPattern": pattern} if pattern else {}))
+    for response_type, (status, message) in GATEWAY_RESPONSES.items():
+        apigw.put_gateway_response(restApiId=api, responseType=response_type, statusCode=str(status),
+                                   responseTemplates={JSON: gateway_response_template(message)})
+    apigw.create_deployment(restApiId=api, stageName=STAGE)
+    plans = {"roomy": ({"rateLimit": 1000.0, "burstLimit": 2000}, None),
+             "trial": ({"rateLimit": 1.0, "burstLimit": 2}, None),
+             "quota": ({"rateLimit": 1000.0, "burstLimit": 2000}, {"limit": 3, "period": "DAY"})}
+    plan_ids = {}
+    for plan, (throttle, quota) in plans.items():
+        plan_ids[plan] = apigw.create_usage_plan(name=f"{plan}-{stream}", apiStages=[{"apiId": api, "stage": STAGE}],
+                                                 throttle=throttle, **({"quota": quota} if quota else {}))["id"]
+    key_ids = {name: key_id for key_id, name in ids.items()}
+    for name, plan in (("acme", "roomy"), ("globex", "roomy"), ("disabled", "roomy"), ("trial", "trial"),
+                       ("quota", "quota")):
+        apigw.create_usage_plan_key(usagePlanId=plan_ids[plan], keyId=key_ids[name], keyType="API_KEY")
+    return api, keys
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    directory = tmp_path_factory.mktemp("gateway")
+    access_log = directory / "access.jsonl"
+    access_log.write_text("")
+    previous = os.environ.get(ACCESS_LOG_ENV)
+    os.environ[ACCESS_LOG_ENV] = str(access_log)
+    moto_extensions.apply_all()
+    emulator = MotoServer()
+
+    def aws(service: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=emulator.url, **KEYS)
+
+    stream = f"updates-{uuid.uuid4().hex[:8]}"
+    aws("kinesis").create_stream(StreamName=stream, ShardCount=1)
+    stream_arn = aws("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "apigateway.amazonaws.com"}}]}
+    role = aws("iam").create_role(RoleName=f"api-{stream}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": stream_arn}]})
+    aws("iam").put_role_policy(RoleName=role["RoleName"], PolicyName="put-records", PolicyDocument=policy)
+    api_id, keys = _make_api(aws, stream, role["Arn"])
+    tls = make_tls(directory / "tls")
+    gateway = build(emulator.url, REGION, api_id, STAGE, str(directory / "gateway.jsonl"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port, log_level="warning",
+                                          ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield Api(f"https://127.0.0.1:{port}/{STAGE}", tls.ca, keys, stream, role["RoleName"], policy,
+              access_log, aws)
+    server.should_exit = True
+    thread.join(10)
+    emulator.close()
+    if previous is None:
+        os.environ.pop(ACCESS_LOG_ENV, None)
+    else:
+        os.environ[ACCESS_LOG_ENV] = previous
+
+
+def test_a_batch_lands_in_the_stream_stamped_with_the_calling_keys_supplier_and_keyed_by_sku(api: Api) -> None:
+    before = len(api.records())
+    sent = {"inventory_updates": [inventory("SKU-A1"), inventory("SKU-A2", 0)], "product_upserts": [product("SKU-A3")]}
+    answer = api.post(sent, key="globex")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 3 and answer.json()["failed"] == []
+    assert answer.json()["request_id"] == answer.headers["x-amzn-requestid"]
+    landed = api.records()[before:]
+    assert [key for key, _ in landed] == ["SKU-A1", "SKU-A2", "SKU-A3"]
+    assert [record for _, record in landed] == [
+        {"type": "inventory_update", "supplier_id": "globex", **sent["inventory_updates"][0]},
+        {"type": "inventory_update", "supplier_id": "globex", **sent["inventory_updates"][1]},
+        {"type": "product_upsert", "supplier_id": "globex", **sent["product_upserts"][0]}]
+
+
+def test_a_request_without_an_api_key_is_refused_with_403(api: Api) -> None:
+    answer = api.post({"inventory_updates": [inventory()]}, key=None)
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "INVALID_API_KEY"
+    assert "x-api-key" in answer.json()["message"]
+
+
+@pytest.mark.parametrize("key", ["not-a-key-of-this-api", "disabled", "planless"])
+def test_an_unknown_disabled_or_planless_key_is_refused_with_403_and_nothing_is_written(api: Api, key: str) -> None:
+    before = len(api.records())
+    answer = api.post({"inventory_updates": [inventory()]}, key=key)
+    assert (answer.status_code, answer.json()["error"]) == (403, "INVALID_API_KEY")
+    assert len(api.records()) == before
+
+
+def test_a_route_the_api_does_not_have_is_refused_with_403(api: Api) -> None:
+    answer = api.post({"inventory_updates": [inventory()]}, path="/v1/nothing-here")
+    assert (answer.status_code, answer.json()["error"]) == (403, "MISSING_AUTHENTICATION_TOKEN")
+
+
+def test_a_key_past_its_plans_burst_is_answered_429_until_the_bucket_refills(api: Api) -> None:
+    answers = [api.post({"inventory_updates": [inventory()]}, key="trial") for _ in range(8)]
+    assert [a.status_code for a in answers[:2]] == [200, 200]  # the burst of 2
+    throttled = [a.json() for a in answers if a.status_code == 429]
+    assert throttled  # 8 requests at once against 1 a second
+    assert {t["error"] for t in throttled} == {"THROTTLED"}
+    assert "request rate" in throttled[0]["message"]
+
+
+def test_a_key_past_its_daily_quota_is_answered_429_quota_exceeded(api: Api) -> None:
+    statuses = [api.post({"inventory_updates": [inventory()]}, key="quota").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    answer = api.post({"inventory_updates": [inventory()]}, key="quota")
+    assert (answer.status_code, answer.json()["error"]) == (429, "QUOTA_EXCEEDED")
+    assert "quota" in answer.json()["message"]
+
+
+def test_a_record_with_a_wrong_type_is_refused_with_400_naming_the_field_and_nothing_is_written(api: Api) -> None:
+    before = len(api.records())
+    answer = api.post({"inventory_updates": [inventory(), inventory(quantity="five")]})
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY")
+    assert "/inventory_updates/1/quantity" in answer.json()["message"]
+    assert "'integer'" in answer.json()["message"]
+    assert len(api.records()) == before
+
+
+def test_a_body_claiming_a_supplier_is_refused_with_400_naming_supplier_id(api: Api) -> None:
+    before = len(api.records())
+    answer = api.post({"inventory_updates": [inventory(supplier_id="globex")]}, key="acme")
+    assert answer.status_code == 400
+    assert "'supplier_id' was unexpected" in answer.json()["message"]
+    assert "/inventory_updates/0" in answer.json()["message"]
+    assert len(api.records()) == before
+
+
+def test_an_unknown_field_and_a_missing_one_are_named(api: Api) -> None:
+    record = inventory(colour="red")
+    del record["updated_at"]
+    message = api.post({"inventory_updates": [record]}).json()["message"]
+    assert "'colour' was unexpected" in message and "'updated_at' is a required property" in message
+
+
+def test_a_body_that_is_not_json_is_refused_with_400(api: Api) -> None:
+    answer = api.post(None, raw=b'{"inventory_updates": [')
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY")
+    assert "not JSON" in answer.json()["message"]
+
+
+def test_a_body_of_another_media_type_is_refused_with_415(api: Api) -> None:
+    answer = requests.post(api.url + "/v1/updates", data=b"sku=1", verify=str(api.ca), timeout=30,
+                           headers={"x-api-key": api.keys["acme"], "content-type": "application/x-www-form-urlencoded"})
+    assert (answer.status_code, answer.json()["error"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_an_array_over_the_models_500_is_refused_by_the_validator_naming_it(api: Api) -> None:
+    answer = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(501)]})
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith("[/inventory_updates: ")
+
+
+def test_a_batch_over_500_records_in_all_is_refused_by_kinesis_and_answered_400_with_nothing_written(api: Api) -> None:
+    before = len(api.records())
+    answer = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(300)],
+                       "product_upserts": [product(f"P{i}") for i in range(201)]})
+    assert answer.status_code == 400, answer.text
+    assert "at most 500 records" in answer.json()["message"]
+    assert len(api.records()) == before
+
+
+def test_records_kinesis_throttles_are_listed_by_index_and_only_the_others_land(api: Api) -> None:
+    kinesis = api.aws("kinesis")
+    for _ in range(5):  # fill the shard's second of writes (1,000 records) right before the request
+        for _ in range(2):
+            kinesis.put_records(StreamName=api.stream, Records=[{"PartitionKey": "fill", "Data": b"{}"}] * 490)
+        before = len(api.records())
+        sent = [inventory(f"T{i}") for i in range(100)]
+        answer = api.post({"inventory_updates": sent})
+        if answer.json().get("failed_record_count"):
+            break
+    body = answer.json()
+    assert answer.status_code == 200
+    assert body["failed_record_count"] == len(body["failed"]) > 0
+    assert body["accepted"] == 100 - body["failed_record_count"]
+    assert {f["error_code"] for f in body["failed"]} == {"ProvisionedThroughputExceededException"}
+    failed = {f["index"] for f in body["failed"]}
+    landed = [record["sku"] for key, record in api.records()[before:] if key != "fill"]
+    assert landed == [r["sku"] for i, r in enumerate(sent) if i not in failed]
+
+
+def test_the_integration_calls_kinesis_as_its_role_and_a_refusal_is_answered_503(api: Api) -> None:
+    iam = api.aws("iam")
+    iam.delete_role_policy(RoleName=api.role, PolicyName="put-records")
+    try:
+        before = len(api.records())
+        answer = api.post({"inventory_updates": [inventory()]})
+    finally:
+        iam.put_role_policy(RoleName=api.role, PolicyName="put-records", PolicyDocument=api.role_policy)
+    assert answer.status_code == 503
+    assert "retry later" in answer.json()["message"]
+    assert len(api.records()) == before
+    decisions = [json.loads(line) for line in api.access_log.read_text().splitlines()]
+    refused = [d for d in decisions if d["principal"].endswith("/" + api.role) and not d["allowed"]]
+    assert [d["action"] for d in refused][-1:] == ["kinesis:PutRecords"]
+    allowed = [d for d in decisions if d["principal"].endswith("/" + api.role) and d["allowed"]]
+    assert {d["action"] for d in allowed} == {"kinesis:PutRecords"}
+
+
+def test_the_gateway_writes_an_access_log_line_per_request(api: Api) -> None:
+    answer = api.post({"inventory_updates": [inventory()]}, key="globex")
+    log = Path(str(api.access_log).replace("access.jsonl", "gateway.jsonl"))
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    (mine,) = [line for line in lines if line["request_id"] == answer.headers["x-amzn-requestid"]]
+    assert mine["status"] == 200 and mine["api_key_id"] and mine["path"] == "/live/v1/updates"
+

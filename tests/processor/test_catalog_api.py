@@ -1,0 +1,143 @@
+"""The catalog read API (processor/catalog_api.py) on uvicorn, against a real PostgreSQL and a real Redis."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+import redis
+import requests
+import uvicorn
+
+from localdev.servers import PostgresServer, free_port
+from processor.cache import KEY_PREFIX, CatalogCache
+from processor.catalog_api import MISSING_TTL_S, Catalog, ConnectionPool, create_app
+from processor.samples import encode, product, stock
+from processor.schema import ensure_catalog_reader
+from processor.sinks import run_batch
+from processor.sinks.retail import RetailSink
+from processor.workloads import RETAIL
+
+TOKEN = "storefront-test-token"
+READER = "catalog_reader"  # the API reads as the SELECT-only role the migration makes
+
+
+@dataclass
+class Served:
+    url: str
+    catalog: Catalog
+
+    def get(self, path: str, token: str | None = TOKEN, **params: object) -> requests.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return requests.get(self.url + path, params=params, headers=headers, timeout=10)
+
+
+def commit(conn: psycopg2.extensions.connection, bodies: list[dict], cache: CatalogCache | None) -> None:
+    """A processor batch: committed to PostgreSQL, then (with a cache) written into Redis."""
+    run_batch(conn, RetailSink(cache), [RETAIL.decode(encode(b)) for b in bodies])
+
+
+@pytest.fixture()
+def api(postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection,
+        redis_client: redis.Redis) -> Iterator[Served]:
+    RETAIL.migrate(conn)
+    ensure_catalog_reader(conn, READER)
+    pool = ConnectionPool(lambda: psycopg2.connect(**{**postgres.dsn(database), "user": READER}), size=2)
+    catalog = Catalog(pool, CatalogCache(redis_client))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(catalog, [TOKEN]), host="127.0.0.1", port=port,
+                                          log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield Served(f"http://127.0.0.1:{port}", catalog)
+    server.should_exit = True
+    thread.join(10)
+    pool.close()
+
+
+def test_a_product_is_served_with_its_total_quantity_and_then_from_redis(
+        api: Served, conn: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
+    commit(conn, [product("SKU-1", price="9.50"), stock("SKU-1", "A", 2), stock("SKU-1", "B", 3)], None)
+    first = api.get("/v1/products/SKU-1")
+    assert first.status_code == 200
+    assert (first.json()["sku"], first.json()["price"], first.json()["total_quantity"]) == ("SKU-1", "9.5", 5)
+    commit(conn, [stock("SKU-1", "A", 40, at=1)], None)  # PostgreSQL changes behind the cache's back...
+    assert api.get("/v1/products/SKU-1").json()["total_quantity"] == 5  # ...the entry answers: no query
+    assert redis_client.hget(KEY_PREFIX + "SKU-1", "c") == b"1"
+
+
+def test_a_commit_by_the_processor_is_served_at_once(api: Served, conn: psycopg2.extensions.connection,
+                                                      redis_client: redis.Redis) -> None:
+    cache = CatalogCache(redis_client)
+    commit(conn, [product("SKU-2"), stock("SKU-2", "A", 1)], cache)
+    assert api.get("/v1/products/SKU-2").json()["total_quantity"] == 1
+    commit(conn, [stock("SKU-2", "A", 7, at=1)], cache)
+    assert api.get("/v1/products/SKU-2").json()["total_quantity"] == 7
+
+
+def test_an_unknown_sku_is_404_and_is_remembered_in_redis_rather_than_queried_again(
+        api: Served, conn: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
+    assert api.get("/v1/products/SKU-404").status_code == 404
+    assert 0 < redis_client.ttl(KEY_PREFIX + "SKU-404") <= MISSING_TTL_S
+    commit(conn, [product("SKU-404")], None)  # in PostgreSQL, but nothing told the cache
+    answer = api.get("/v1/products/SKU-404")
+    assert (answer.status_code, answer.json()["message"]) == (404, "no product SKU-404")
+
+
+def test_a_product_the_processor_commits_ends_a_remembered_404_at_once(
+        api: Served, conn: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
+    assert api.get("/v1/products/SKU-NEW").status_code == 404
+    commit(conn, [product("SKU-NEW", price="3.00"), stock("SKU-NEW", "A", 4)], CatalogCache(redis_client))
+    answer = api.get("/v1/products/SKU-NEW")
+    assert answer.status_code == 200
+    assert (answer.json()["price"], answer.json()["total_quantity"]) == ("3", 4)
+
+
+def test_the_batch_form_answers_found_products_and_lists_the_missing(
+        api: Served, conn: psycopg2.extensions.connection) -> None:
+    commit(conn, [product("SKU-A"), product("SKU-B")], None)
+    answer = requests.get(api.url + "/v1/products", params=[("sku", "SKU-A"), ("sku", "SKU-X"), ("sku", "SKU-B")],
+                          headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert answer.status_code == 200
+    assert sorted(answer.json()["products"]) == ["SKU-A", "SKU-B"] and answer.json()["missing"] == ["SKU-X"]
+
+
+@pytest.mark.parametrize("token", [None, "someone-elses-token"])
+def test_a_caller_without_a_valid_token_is_refused_with_401(api: Served, token: str | None) -> None:
+    answer = api.get("/v1/products/SKU-1", token=token)
+    assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_path_that_is_not_a_sku_and_an_oversized_batch_are_refused_with_400(api: Served) -> None:
+    assert api.get("/v1/products/-bad").status_code == 400
+    oversized = requests.get(api.url + "/v1/products", params=[("sku", f"S{i}") for i in range(101)],
+                             headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert oversized.status_code == 400
+
+
+def test_the_health_check_answers_200_while_postgres_and_redis_answer(api: Served) -> None:
+    answer = requests.get(api.url + "/healthz", timeout=10)
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+
+
+def test_the_api_reads_as_a_role_that_can_select_the_catalog_and_change_nothing(
+        api: Served, postgres: PostgresServer, database: str) -> None:
+    reader = psycopg2.connect(**{**postgres.dsn(database), "user": READER})
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM products")
+            reader.rollback()
+            for statement in ("INSERT INTO inventory (sku, supplier_id, quantity, updated_at, event_id) "
+                              "VALUES ('S', 'A', 1, now(), gen_random_uuid())",
+                              "DELETE FROM products", "SELECT count(*) FROM cache_pending"):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(statement)
+                reader.rollback()
+    finally:
+        reader.close()
