@@ -36,7 +36,6 @@ from amqtt.session import Session
 
 from localdev.iot.authority import Authority, Connection, Refused
 from localdev.iot.rules import RulesEngine
-from pipeline_lib.settings import IOT_MAX_MESSAGE_BYTES
 
 PUBLISHES_PER_SECOND = 100  # AWS IoT Core: publish requests per second per connection
 logger = logging.getLogger("localdev.iot.broker")
@@ -47,6 +46,8 @@ class State:
 
     authority: Authority
     rules: RulesEngine
+    max_message_bytes: int  # IoT Core's, pipeline_lib.settings.IOT_MAX_MESSAGE_BYTES (given, so that the
+    # broker starts without importing the stacks' libraries and their JavaScript runtime)
     counts: Counter[str] = Counter()
     refusals: Counter[str] = Counter()
 
@@ -90,8 +91,8 @@ class IotProtocolHandler(BrokerProtocolHandler):
             reason = "not connected"
         elif qos == 2:
             reason = "QoS 2 (IoT Core supports QoS 0 and 1)"
-        elif len(data) > IOT_MAX_MESSAGE_BYTES:
-            reason = f"payload of {len(data)} bytes (IoT Core allows {IOT_MAX_MESSAGE_BYTES})"
+        elif len(data) > State.max_message_bytes:
+            reason = f"payload of {len(data)} bytes (IoT Core allows {State.max_message_bytes})"
         else:
             try:
                 await asyncio.to_thread(State.authority.publish, connection, topic)
@@ -148,6 +149,13 @@ def config(port: int, cafile: str, certfile: str, keyfile: str) -> dict[str, Any
     }
 
 
+def write_figures(path: Path) -> None:
+    """The figures, replaced whole: a reader never sees a file half written."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(State.figures()))
+    os.replace(partial, path)
+
+
 async def serve(args: argparse.Namespace) -> None:
     def client(service: str, credentials: dict[str, str] | None = None) -> Any:
         keys = credentials or {"aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "localdev"),
@@ -156,6 +164,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     account = client("sts").get_caller_identity()["Account"]
     State.authority = Authority(client("iot"), args.region, account)
+    State.max_message_bytes = args.max_message_bytes
     State.rules = RulesEngine(client)
     State.rules.load()
     broker = IotBroker(config(args.port, args.client_ca, args.cert, args.key))
@@ -166,14 +175,14 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     stats = Path(args.stats)
     while not stop.is_set():
-        stats.write_text(json.dumps(State.figures()))
+        write_figures(stats)
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:
             pass
     await broker.shutdown()
     State.rules.close()
-    stats.write_text(json.dumps(State.figures()))
+    write_figures(stats)
 
 
 def main() -> None:
@@ -185,6 +194,7 @@ def main() -> None:
     parser.add_argument("--cert", required=True, help="the broker's server certificate")
     parser.add_argument("--key", required=True)
     parser.add_argument("--stats", required=True, help="where the figures go (JSON)")
+    parser.add_argument("--max-message-bytes", type=int, required=True, help="IoT Core's limit on a PUBLISH payload")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(serve(args))

@@ -176,7 +176,7 @@ class RulesEngine:
         self.loaded_at = 0.0
         self.figures = Figures()
         self.lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rules-{i}") for i in range(LANES)]
-        self._credentials: dict[str, tuple[float, dict[str, str]]] = {}
+        self._clients: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -216,7 +216,7 @@ class RulesEngine:
             kinesis = action["kinesis"]
             key = rule.substitute(kinesis.get("partitionKey") or "${newuuid()}", message)
             try:
-                self.client("kinesis", self._assumed(kinesis["roleArn"], rule.name)).put_record(
+                self._as_role("kinesis", kinesis["roleArn"], rule.name).put_record(
                     StreamName=kinesis["streamName"], Data=data, PartitionKey=key)
                 self.figures.add(put=1)
             except Exception as error:  # every failure goes to the error action, as in IoT
@@ -228,7 +228,7 @@ class RulesEngine:
 
     def _error(self, rule: Rule, message: Message, failures: list[dict[str, str]]) -> None:
         target = rule.error_action["cloudwatchLogs"]  # type: ignore[index]
-        logs = self.client("logs", self._assumed(target["roleArn"], rule.name))
+        logs = self._as_role("logs", target["roleArn"], rule.name)
         body = {"ruleName": rule.name, "topic": message.topic, "cloudwatchTraceId": str(uuid.uuid4()),
                 "clientId": message.client_id,
                 "base64OriginalPayload": base64.b64encode(message.payload).decode(), "failures": failures}
@@ -241,18 +241,20 @@ class RulesEngine:
                             logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps(body)}])
         self.figures.add(errors_logged=1)
 
-    def _assumed(self, role_arn: str, rule: str) -> dict[str, str]:
-        """The role's credentials, as IoT assumes it for the rule (reused for most of their hour)."""
+    def _as_role(self, service: str, role_arn: str, rule: str) -> Any:
+        """A client of `service` with the role's credentials, as IoT assumes it for the rule: one
+        session kept for most of its hour (a boto3 client per call would cost more than the call)."""
         with self._lock:
-            cached = self._credentials.get(role_arn)
+            cached = self._clients.get((service, role_arn))
             if cached and time.monotonic() - cached[0] < 3000:
                 return cached[1]
             answer = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=f"iot-rule-{rule}"[:64],
                                                     DurationSeconds=3600)["Credentials"]
-            credentials = {"aws_access_key_id": answer["AccessKeyId"], "aws_secret_access_key": answer["SecretAccessKey"],
-                           "aws_session_token": answer["SessionToken"]}
-            self._credentials[role_arn] = (time.monotonic(), credentials)
-            return credentials
+            client = self.client(service, {"aws_access_key_id": answer["AccessKeyId"],
+                                           "aws_secret_access_key": answer["SecretAccessKey"],
+                                           "aws_session_token": answer["SessionToken"]})
+            self._clients[(service, role_arn)] = (time.monotonic(), client)
+            return client
 
     def close(self) -> None:
         for lane in self.lanes:
