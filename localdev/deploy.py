@@ -321,6 +321,30 @@ def fail_on_refusals(offset: int, what: str) -> None:
 # -- down ---------------------------------------------------------------------------------------------------------
 
 
+DEMO_DEVICES = "devices"  # under .local/: what `python -m tools.sensors register` wrote for the demo's sensors
+
+
+def sensors_tool(session: Session, *args: str) -> None:
+    """`python -m tools.sensors ARGS --suffix <local>` against the emulator, as a plant engineer runs it."""
+    done = subprocess.run([sys.executable, "-m", "tools.sensors", *args, "--suffix", session.suffix], cwd=ROOT,
+                          env={**os.environ, **session.aws_env()}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"tools.sensors {' '.join(args[:2])} failed: {done.stderr.strip()[-2000:]}")
+
+
+def revoke_demo_sensors(session: Session) -> None:
+    """Revoke the sensors the demo registered (their things deleted, certificates REVOKED and detached
+    from the device policy), as a plant must before the stack's policy and thing type can go."""
+    devices = LOCAL / DEMO_DEVICES
+    by_line: dict[str, list[str]] = {}
+    for config in sorted(devices.glob("*/device.json")):
+        device = json.loads(config.read_text())
+        by_line.setdefault(device["line_id"], []).append(device["sensor_id"])
+    for line, sensors in by_line.items():
+        sensors_tool(session, "revoke", line, *sensors)
+    shutil.rmtree(devices, ignore_errors=True)
+
+
 def down() -> None:
     session = Session.load()
     if session is None:
@@ -332,6 +356,7 @@ def down() -> None:
         LOCAL_ENDPOINTS.unlink(missing_ok=True)
         return
     if emulator_up(session.emulator_port):
+        revoke_demo_sensors(session)
         stacks = [session.stack_id(w) for w in WORKLOAD_REGIONS]
         say(f"cdktf destroy {' '.join(stacks)} (log: .local/logs/destroy.log)")
         started = time.monotonic()

@@ -2,10 +2,12 @@
 
 Per stack, at the same time: as many processor tasks as the deployed service's desired
 count (`python -m processor --exit-when-idle`, sharing the shards), each with the deployed
-task's environment (localdev/local_endpoints.py), and the producer
-(`python -m processor.produce`) sending seeded traffic with faults into the deployed
-stream. A progress line every few seconds; then a summary read from the processors'
-metrics, PostgreSQL and Redis.
+task's environment (localdev/local_endpoints.py), and the producer sending seeded traffic
+with faults: retail's suppliers with `python -m processor.produce` into the deployed stream; the
+factory's sensors, registered with `python -m tools.sensors`, as MQTT clients
+(`python -m localdev.iot.devices`) through the local IoT broker and the deployed topic rule
+(localdev/iot/). A progress line every few seconds; then a summary read from the processors'
+metrics, the broker's figures, PostgreSQL and Redis.
 """
 from __future__ import annotations
 
@@ -28,7 +30,16 @@ from botocore.client import BaseClient
 from localdev import outputs as flat
 from localdev.access import report as access
 from localdev.access.policy import Policy
-from localdev.deploy import fail_on_refusals, log_size, say, state_file
+from localdev.deploy import (
+    DEMO_DEVICES,
+    fail_on_refusals,
+    log_size,
+    revoke_demo_sensors,
+    say,
+    sensors_tool,
+    state_file,
+)
+from localdev.iot.local_broker import LocalBroker
 from localdev.kinesis_usage import shard_usage
 from localdev.local_endpoints import (
     TaskRoles,
@@ -37,10 +48,11 @@ from localdev.local_endpoints import (
     read_local_endpoints,
 )
 from localdev.session import ACCESS_LOG, GATEWAY_ACCESS_LOG, LOCAL, ROOT, Session
-from localdev.tls import postgres_tls, redis_tls
+from localdev.tls import make_tls, postgres_tls, redis_tls
 from pipeline_lib.settings import Supplier
 from processor.anomaly.detector import alarm_history
 from processor.task_settings import INCIDENT_WINDOW_S
+from processor.traffic import FactoryTraffic
 from stacks.config import build_config
 from stacks.workloads import WORKLOAD_REGIONS
 
@@ -109,6 +121,8 @@ class WorkloadRun:
     sent: dict = field(default_factory=dict)
     reads_before: int = 0  # the stream's GetRecords (every reader: the tasks, the archive's Firehose) before the run
     reads_from: float = 0.0  # time.monotonic() of that count
+    broker: LocalBroker | None = None  # the factory's devices publish through it
+    broker_figures: dict = field(default_factory=dict)  # its last figures, once closed
 
     @property
     def running(self) -> bool:
@@ -152,11 +166,57 @@ def against_labels(cur: psycopg2.extensions.cursor, labels_file: Path) -> str:
             f"{other} flagged readings were not injected")
 
 
+DEVICES = LOCAL / DEMO_DEVICES
+
+
+def demo_sensors(sensors: int) -> dict[str, list[str]]:
+    """The sensors the factory traffic names (processor/traffic.py), by line."""
+    lines: dict[str, list[str]] = {}
+    for sensor, line, _kind, _base in FactoryTraffic(random.Random(0), sensors).sensors:
+        lines.setdefault(line, []).append(sensor)
+    return lines
+
+
+def start_devices_broker(session: Session, run: WorkloadRun) -> None:
+    """The demo's sensors registered as a plant engineer would (`python -m tools.sensors register`,
+    a key made here and only its CSR sent to IoT), and the local IoT broker reading the deployed
+    policy and topic rule."""
+    tls = make_tls(LOCAL / "tls")
+    run.broker = LocalBroker(emulator=session.endpoint, region=run.region, client_ca=LOCAL / "tls" / "iot" / "ca.pem",
+                             cert=tls.cert, key=tls.key, root=LOCAL / "iot", env={**run.env, **session.aws_env()},
+                             wait=False)  # it starts while the sensors are registered
+    flags = TRAFFIC[run.workload].flags
+    revoke_demo_sensors(session)  # a run before this one on the same deployment registered them
+    for line, sensors in demo_sensors(int(flags[flags.index("--sensors") + 1])).items():
+        sensors_tool(session, "register", line, *sensors, "--out", str(DEVICES))
+    run.broker.wait_ready()
+
+
+def close_broker(run: WorkloadRun, timeout_s: float = 30.0) -> None:
+    """The broker stopped once its rules engine has applied every message it accepted."""
+    if run.broker is None:
+        return
+
+    def applied() -> bool:
+        figures = run.broker.stats()  # type: ignore[union-attr]
+        rules = figures.get("rules", {})
+        return rules.get("matched", 0) >= run.sent.get("acknowledged", 0) and rules.get("matched", 0) == sum(
+            rules.get(k, 0) for k in ("put", "failed", "sql_failed"))
+
+    deadline = time.monotonic() + timeout_s
+    while not applied() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.broker_figures = run.broker.close()
+
+
 def start(session: Session, run: WorkloadRun) -> None:
     """The tasks, each with its own session of the deployed task role (every call it makes is
     checked against the role's policies), and the producer with the emulator's plain keys (it
-    stands for the suppliers and plants, outside the stack)."""
+    stands for the suppliers and plants, outside the stack; the factory's sensors hold only
+    their own certificates)."""
     logs = LOCAL / "logs"
+    if run.workload == "factory":
+        start_devices_broker(session, run)
     run.started_at, run.started_wall = time.monotonic(), time.time()
     run.api_log_from = GATEWAY_ACCESS_LOG.stat().st_size if GATEWAY_ACCESS_LOG.exists() else 0
     for task in range(1, run.tasks + 1):
@@ -178,9 +238,11 @@ def start(session: Session, run: WorkloadRun) -> None:
              "--duration", str(traffic.duration_s), *traffic.flags],
             cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return
+    producer = ([sys.executable, "-m", "localdev.iot.devices", str(DEVICES), "--port", str(run.broker.port),
+                 "--ca", str(LOCAL / "tls" / "ca.pem")] if run.broker else
+                [sys.executable, "-m", "processor.produce", run.workload, "--stream", run.env["STREAM_NAME"]])
     run.producer = subprocess.Popen(
-        [sys.executable, "-m", "processor.produce", run.workload, "--stream", run.env["STREAM_NAME"],
-         "--rate", str(traffic.rate), "--duration", str(traffic.duration_s), *traffic.flags,
+        [*producer, "--rate", str(traffic.rate), "--duration", str(traffic.duration_s), *traffic.flags,
          "--labels", str(logs / f"{run.stack_id}-labels.json")],
         cwd=ROOT, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -248,9 +310,11 @@ def run_all(session: Session) -> list[WorkloadRun]:
     for run in runs:
         run.ended_at = run.ended_at or time.monotonic()
         out, err = run.producer.communicate()  # type: ignore[union-attr]
+        run.sent = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        close_broker(run)
         if run.producer.returncode != 0:  # type: ignore[union-attr]
-            raise SystemExit(f"{run.stack_id} producer failed: {err.strip()}")
-        run.sent = json.loads(out.strip().splitlines()[-1])
+            raise SystemExit(f"{run.stack_id} producer failed ({run.producer.returncode}): {err.strip()} "  # type: ignore[union-attr]
+                             f"{run.sent or ''}; see .local/iot/broker.log")
     fail_on_refusals(checked_from, "the pipeline run")
     for run in runs:
         for task, processor in enumerate(run.processors, 1):
@@ -307,6 +371,7 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
             f"  processed   {p.processed} records in {p.batches} batches; dead-lettered {p.dead_letters} "
             f"(table: {stored_dead})" + (f"; anomalies found {p.anomalies}" if run.workload == "factory" else ""),
             *([f"  detector    {found}"] if run.workload == "factory" else []),
+            *([f"  mqtt        {broker_line(run)}"] if run.broker_figures else []),
             f"  stored      {stored}",
             f"  throughput  {p.processed / seconds:,.0f} records/s while records flowed" if seconds else
             "  throughput  n/a",
@@ -371,6 +436,19 @@ def api_lines(run: WorkloadRun) -> list[str]:
         f"  suppliers   records accepted by supplier: {by_supplier}",
         f"  refused     {refused}",
     ]
+
+
+def broker_line(run: WorkloadRun) -> str:
+    """The local IoT broker's figures: what it admitted and refused, what the deployed rule put."""
+    counts, rules, refusals = (run.broker_figures.get(k, {}) for k in ("counts", "rules", "refusals"))
+    why = "; ".join(f"{reason} ×{n}" for reason, n in sorted(refusals.items()))
+    return (f"{run.sent.get('devices', 0)} devices sent {run.sent.get('messages', 0)} messages (QoS 1, up to "
+            f"{run.sent.get('readings_per_message')} readings each) through the local IoT broker: connections "
+            f"{counts.get('connect admitted', 0)} admitted, {counts.get('connect refused', 0)} refused; publishes "
+            f"{counts.get('publish accepted', 0)} accepted, {counts.get('publish refused', 0)} refused, "
+            f"{counts.get('publish throttled', 0)} throttled{f' ({why})' if why else ''}; the deployed rule put "
+            f"{rules.get('put', 0)} records into the stream as its role, {rules.get('failed', 0)} failed "
+            f"({rules.get('errors_logged', 0)} to its error log)")
 
 
 def archive_delivery(session: Session, run: WorkloadRun, checked_from: int, timeout_s: float = 120.0) -> str:

@@ -5,6 +5,8 @@ never raises, so one bad record can never stop a shard.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import sys
@@ -24,6 +26,7 @@ _KEY = re.compile(contract.pattern("inventory_update", "sku"))
 _CURRENCY = re.compile(contract.pattern("product_upsert", "currency"))
 _PRICE = re.compile(contract.pattern("product_upsert", "price"))
 _CANONICAL_UUID = re.compile(contract.pattern("inventory_update", "event_id"))
+_BASE64 = re.compile(contract.pattern("device_record", "payload"))
 # RFC 3339 with an offset, a real calendar date and a year from 1000 to 9997 (so that any
 # offset keeps it a datetime in UTC, and the month after it a partition's upper bound).
 _TIMESTAMP = re.compile(contract.pattern("inventory_update", "updated_at"))
@@ -109,7 +112,18 @@ class Poison:
     reason: str
 
 
-Record = ProductUpsert | InventoryUpdate | SensorReading | Poison
+@dataclass(slots=True)
+class DeviceMessage:
+    """A device's message through the IoT rule (contract: device_record): the readings that pass,
+    and, if any was refused, the dead letter the whole record also becomes (None if none was)."""
+
+    line_id: str
+    sensor_id: str
+    readings: list[SensorReading]
+    refusal: Poison | None = None
+
+
+Record = ProductUpsert | InventoryUpdate | SensorReading | DeviceMessage | Poison
 
 
 class _Invalid(Exception):
@@ -211,6 +225,64 @@ def _finite(value: int | float) -> bool:
 
 
 def _decode_factory(obj: dict) -> Record:
+    if "payload" in obj and "kind" not in obj:  # the IoT rule's record: a device's message
+        return _decode_device_record(obj)
+    return _decode_reading(obj)
+
+
+# The fields the IoT rule's SQL writes (pipeline_lib/iot_ingest.py RULE_SQL), and no others.
+DEVICE_RECORD_FIELDS = frozenset(contract.schema("device_record")["required"])
+MAX_REFUSALS_NAMED = 5  # a dead letter names this many refused readings, then counts the rest
+
+
+def _decode_device_record(obj: dict) -> DeviceMessage:
+    """The rule's envelope checked as the contract says, then each reading of the message as a
+    reading sent on its own, its line and sensor the topic's: a reading that names another is
+    refused. The readings that pass are kept; the refused ones are named by position."""
+    if set(obj) != DEVICE_RECORD_FIELDS:
+        raise _Invalid(f"device record must have exactly {', '.join(sorted(DEVICE_RECORD_FIELDS))}")
+    line, sensor = _str(obj, "line_id", _KEY), _str(obj, "sensor_id", _KEY)
+    received = obj["received_at_ms"]
+    if not isinstance(received, int) or isinstance(received, bool) or received < 0:
+        raise _Invalid("received_at_ms must be a non-negative integer")
+    where = f"device message from {line}/{sensor}"
+    payload = obj["payload"]
+    if not isinstance(payload, str) or not _BASE64.match(payload):
+        raise _Invalid(f"{where}: payload is not base64")
+    try:
+        body = _parse(base64.b64decode(payload, validate=True))
+    except (ValueError, RecursionError, binascii.Error):
+        raise _Invalid(f"{where}: not UTF-8 JSON") from None
+    readings = body.get("readings") if isinstance(body, dict) else None
+    if not isinstance(readings, list):
+        raise _Invalid(f"{where}: not a JSON object with a readings list")
+    if not readings:
+        raise _Invalid(f"{where}: no readings")
+    message, refused = DeviceMessage(line, sensor, []), []
+    for index, reading in enumerate(readings):
+        try:
+            message.readings.append(_device_reading(reading, line, sensor))
+        except _Invalid as invalid:
+            refused.append(f"[{index}] {invalid}")
+    if refused:
+        more = len(refused) - MAX_REFUSALS_NAMED
+        shown = "; ".join(refused[:MAX_REFUSALS_NAMED]) + (f"; and {more} more" if more > 0 else "")
+        message.refusal = Poison(f"{where}: {len(refused)} of {len(readings)} readings refused: {shown}")
+    return message
+
+
+def _device_reading(reading: object, line: str, sensor: str) -> SensorReading:
+    if not isinstance(reading, dict):
+        raise _Invalid("not a JSON object")
+    for field, own in (("line_id", line), ("sensor_id", sensor)):
+        claimed = reading.get(field, own)
+        if claimed != own:
+            shown = repr(claimed[:40]) if isinstance(claimed, str) else "not text"
+            raise _Invalid(f"names {field} {shown}, but its topic is {own}'s")
+    return _decode_reading({**reading, "line_id": line, "sensor_id": sensor})
+
+
+def _decode_reading(obj: dict) -> SensorReading:
     kind = obj.get("kind")
     event_id, sensor_id = _event_id(obj), _str(obj, "sensor_id", _KEY)
     line_id, ts = _str(obj, "line_id", _KEY), _timestamp(obj, "ts")

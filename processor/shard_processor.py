@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from processor.records import Poison, Record
+from processor.records import DeviceMessage, Poison, Record
 
 
 class State(enum.Enum):
@@ -67,8 +67,17 @@ class ShardProcessor:
         started = time.perf_counter()
         decode = self.decode
         decoded = [decode(r["Data"]) for r in records]
-        valid = [d for d in decoded if not isinstance(d, Poison)]
-        poison = [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, Poison)]
+        valid: list[Record] = []
+        poison: list[tuple[Mapping[str, Any], Poison]] = []
+        for record, d in zip(records, decoded, strict=True):
+            if isinstance(d, Poison):
+                poison.append((record, d))
+            elif isinstance(d, DeviceMessage):  # its readings; the record also dead-lettered if one was refused
+                valid.extend(d.readings)
+                if d.refusal is not None:
+                    poison.append((record, d.refusal))
+            else:
+                valid.append(d)
         last = records[-1]["SequenceNumber"] if records else None
         # The next read continues after this page, committed or not: if it does not commit,
         # the scheduler drops this processor (a lost lease, a database error) and the

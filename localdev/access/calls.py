@@ -143,8 +143,17 @@ def _s3(call: Call) -> Target:
                   policy.decode() if isinstance(policy, bytes) else policy, kms_key, context)
 
 
+def _logs(call: Call) -> Target:
+    """A log group's calls (IoT's error action writes as its role): the group, or the stream written to."""
+    group, stream = call.param("logGroupName"), call.param("logStreamName")
+    if not group:
+        return Target("")
+    resource = arn(call, "logs", f"log-group:{group}")
+    return Target(f"{resource}:log-stream:{stream}" if call.operation == "PutLogEvents" and stream else resource)
+
+
 RESOURCES: dict[str, Callable[[Call], Target]] = {
-    "kinesis": _kinesis, "secretsmanager": _secretsmanager, "sns": _sns, "kms": _kms, "s3": _s3,
+    "kinesis": _kinesis, "secretsmanager": _secretsmanager, "sns": _sns, "kms": _kms, "s3": _s3, "logs": _logs,
 }
 # The key use a service makes for the caller, per call (AWS's documented permissions for
 # reading an encrypted stream, reading a CMK-encrypted secret, publishing to an encrypted topic).

@@ -19,16 +19,20 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
-# Each workload's record types, by the name of their schema file.
+# Each workload's record types, by the name of their schema file. The factory's stream carries a
+# reading put by a producer with AWS credentials, or a device's message as the IoT rule wraps it.
 RETAIL_RECORD_TYPES = ("inventory_update", "product_upsert")
-FACTORY_RECORD_TYPES = ("sensor_reading",)
+FACTORY_RECORD_TYPES = ("sensor_reading", "device_record")
 RECORD_TYPES = RETAIL_RECORD_TYPES + FACTORY_RECORD_TYPES
+# What is not a stream record but travels inside one: a sensor's MQTT message (a device_record's payload).
+MESSAGE_TYPES = ("device_message",)
+SCHEMAS = RECORD_TYPES + MESSAGE_TYPES
 
 
 @cache
 def _load(record_type: str) -> dict[str, Any]:
-    if record_type not in RECORD_TYPES:
-        raise KeyError(f"no record type {record_type!r} in the contract; expected one of {', '.join(RECORD_TYPES)}")
+    if record_type not in SCHEMAS:
+        raise KeyError(f"no record type {record_type!r} in the contract; expected one of {', '.join(SCHEMAS)}")
     return json.loads((HERE / f"{record_type}.json").read_text(encoding="utf-8"))
 
 

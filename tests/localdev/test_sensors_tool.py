@@ -105,3 +105,22 @@ def test_list_shows_each_sensor_with_its_line_and_certificate_status(iot: Any, t
     row = next(s for s in sensors(iot, ENV) if s["sensor"] == "pres-4-00")
     assert (row["line"], row["thing"]) == ("line-4", "factory-t1:line-4:pres-4-00")
     assert row["certificates"].endswith("ACTIVE")
+
+
+def test_the_command_registers_several_sensors_of_one_line_at_once_and_revokes_them(
+        iot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.sensors.__main__ import main
+
+    # the command reads the stack's settings for the suffix; one no other test deploys (moto's
+    # backends are shared by every emulator of this process)
+    env = Environment.of("cli")
+    iot.create_thing_type(thingTypeName=env.thing_type)
+    iot.create_policy(policyName=env.policy, policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    for name, value in (("AWS_ENDPOINT_URL", iot.meta.endpoint_url), ("AWS_ACCESS_KEY_ID", "t"),
+                        ("AWS_SECRET_ACCESS_KEY", "t")):
+        monkeypatch.setenv(name, value)
+    assert main(["register", "line-2", "temp-2-00", "pres-2-01", "--suffix", "cli", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["factory-cli_line-2_pres-2-01", "factory-cli_line-2_temp-2-00"]
+    assert {(r["line"], r["sensor"]) for r in sensors(iot, env)} == {("line-2", "temp-2-00"), ("line-2", "pres-2-01")}
+    assert main(["revoke", "line-2", "temp-2-00", "pres-2-01", "--suffix", "cli"]) == 0
+    assert sensors(iot, env) == []

@@ -6,6 +6,7 @@ through a record the processor throws away for a reason the schema could have ca
 """
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -15,13 +16,14 @@ from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
 from processor import contract
-from processor.records import Poison
+from processor.device_messages import envelope
+from processor.records import DeviceMessage, Poison
 from processor.samples import product, reading, status, stock
 from processor.traffic import POISON, FactoryTraffic, Faults, RetailTraffic, generate
 from processor.workloads import WORKLOADS
 
 WORKLOAD_TYPES = {"retail": contract.RETAIL_RECORD_TYPES, "factory": contract.FACTORY_RECORD_TYPES}
-VALIDATORS = {name: Draft4Validator(contract.schema(name)) for name in contract.RECORD_TYPES}
+VALIDATORS = {name: Draft4Validator(contract.schema(name)) for name in contract.SCHEMAS}
 # The draft-4 keywords API Gateway models take that these schemas use; nothing else may creep in
 # (`format` is ignored by API Gateway, `$ref` must be a model URL there, `const` and `if` are not draft 4).
 API_GATEWAY_KEYWORDS = {"$schema", "title", "description", "type", "properties", "required", "additionalProperties",
@@ -51,7 +53,7 @@ def keywords(node: object, found: set[str] | None = None) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("record_type", contract.RECORD_TYPES)
+@pytest.mark.parametrize("record_type", contract.SCHEMAS)
 def test_each_record_type_has_a_draft_4_schema_in_the_subset_api_gateway_models_take(record_type: str) -> None:
     document = contract.schema(record_type)
     Draft4Validator.check_schema(document)
@@ -60,7 +62,7 @@ def test_each_record_type_has_a_draft_4_schema_in_the_subset_api_gateway_models_
     assert keywords(document) - API_GATEWAY_KEYWORDS - set(document["properties"]) == set()
 
 
-@pytest.mark.parametrize("record_type", contract.RECORD_TYPES)
+@pytest.mark.parametrize("record_type", contract.SCHEMAS)
 def test_every_pattern_is_anchored_at_both_ends_so_a_trailing_newline_never_passes(record_type: str) -> None:
     for field, spec in contract.schema(record_type)["properties"].items():
         if "pattern" in spec:
@@ -188,3 +190,64 @@ def test_the_traffic_generators_valid_records_meet_the_contract_and_its_poison_d
             assert not decode_accepts(workload, payload)
             continue
         assert schema_accepts(workload, json.loads(payload)), payload
+
+
+# -- a device's message: the rule's record (device_record) around what the device sent (device_message)
+def message_accepted_by_schemas(record: object) -> bool:
+    """The rule's record valid, and the message it carries: the verdict of both schemas."""
+    if not VALIDATORS["device_record"].is_valid(record):
+        return False
+    assert isinstance(record, dict)
+    try:
+        message = json.loads(base64.b64decode(record["payload"]))
+    except ValueError:  # not UTF-8 JSON: no schema's document at all
+        return False
+    return VALIDATORS["device_message"].is_valid(message)
+
+
+def message_stored_whole(data: bytes) -> bool:
+    decoded = WORKLOADS["factory"].decode(data)
+    return isinstance(decoded, DeviceMessage) and decoded.refusal is None
+
+
+def test_a_devices_reading_is_a_sensor_reading_whose_line_and_sensor_the_topic_may_name_instead() -> None:
+    item = contract.schema("device_message")["properties"]["readings"]["items"]
+    reading_schema = contract.schema("sensor_reading")
+    for field in ("$schema", "title", "description"):
+        reading_schema.pop(field)
+    reading_schema["required"] = [f for f in reading_schema["required"] if f not in ("line_id", "sensor_id")]
+    for field in ("line_id", "sensor_id"):  # only their descriptions differ
+        item["properties"][field].pop("description")
+        reading_schema["properties"][field].pop("description")
+    assert item == reading_schema
+
+
+@settings(max_examples=1000, deadline=None)
+@given(readings=st.lists(st.tuples(st.integers(min_value=0, max_value=20),
+                                   st.dictionaries(st.sampled_from(FIELDS), tricky_values | timestamps(), max_size=2),
+                                   st.lists(st.sampled_from(FIELDS), max_size=1)), max_size=3),
+       outer=st.dictionaries(st.sampled_from(["line_id", "sensor_id", "received_at_ms", "extra"]), tricky_values,
+                             max_size=1))
+def test_the_processors_decode_and_the_schemas_agree_on_generated_device_messages(
+        readings: list, outer: dict) -> None:
+    # readings of the topic's own line and sensor (or naming none), changed as the records above are
+    own = {"line_id": "line-1", "sensor_id": "temp-1-00"}
+    bodies = []
+    for which, changes, dropped in readings:
+        valid = {**VALID["factory"][which % len(VALID["factory"])], **own}
+        # naming another line or sensor than the topic's is refused, which no schema can say: left out
+        bodies.append({k: v for k, v in {**valid, **changes}.items() if k not in dropped and
+                       not (k in own and (outer.keys() & own.keys() or k in changes and changes[k] != own[k]))})
+    payload = json.dumps({"readings": bodies}).encode()
+    record = {**json.loads(envelope("line-1", "temp-1-00", payload, 1_764_756_000_000)), **outer}
+    data = json.dumps(record).encode()
+    assert message_accepted_by_schemas(json.loads(data)) == message_stored_whole(data), \
+        WORKLOADS["factory"].decode(data)
+
+
+@pytest.mark.parametrize("payload", ["", "e30", "e30=", "e3=0", "e 30=", "!!!!", "eyJyZWFkaW5ncyI6W119", "\u00e930="])
+def test_a_payload_that_is_not_canonical_base64_is_refused_by_both(payload: str) -> None:
+    record = {**json.loads(envelope("line-1", "temp-1-00", b"{}", 0)), "payload": payload}
+    data = json.dumps(record).encode()
+    assert message_accepted_by_schemas(json.loads(data)) is False
+    assert message_stored_whole(data) is False

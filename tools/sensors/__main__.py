@@ -1,6 +1,7 @@
 """`python -m tools.sensors register|revoke|list`: the factory's sensors in AWS IoT Core.
 
     python -m tools.sensors register line-1 temp-1-00 --suffix dev --out devices/
+    python -m tools.sensors register line-1 temp-1-00 pres-1-01 vibr-1-02   # several sensors of one line
     python -m tools.sensors register line-1 temp-1-01 --csr temp-1-01.csr   # the device made its own key
     python -m tools.sensors revoke line-1 temp-1-00 --suffix dev
     python -m tools.sensors list --suffix dev
@@ -24,11 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     for command in ("register", "revoke"):
         sub = commands.add_parser(command)
         sub.add_argument("line")
-        sub.add_argument("sensor")
+        sub.add_argument("sensors", nargs="+", metavar="sensor")
         sub.add_argument("--suffix", default="dev")
         if command == "register":
             sub.add_argument("--out", type=Path, default=Path("devices"), help="where the device's files go")
-            sub.add_argument("--csr", type=Path, help="a CSR the device made (its key never leaves it)")
+            sub.add_argument("--csr", type=Path, help="a CSR the device made (its key never leaves it; one sensor)")
     listing = commands.add_parser("list")
     listing.add_argument("--suffix", default="dev")
     args = parser.parse_args(argv)
@@ -37,13 +38,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from stacks.workloads import WORKLOAD_REGIONS
 
+    if getattr(args, "csr", None) and len(args.sensors) > 1:
+        parser.error("--csr is one device's: register one sensor with it")
     env = Environment.of(args.suffix)
     iot = boto3.client("iot", region_name=WORKLOAD_REGIONS["factory"])
     try:
         if args.command == "register":
-            register(iot, env, args.line, args.sensor, args.out, args.csr.read_bytes() if args.csr else None)
+            for sensor in args.sensors:
+                register(iot, env, args.line, sensor, args.out, args.csr.read_bytes() if args.csr else None)
         elif args.command == "revoke":
-            revoke(iot, env, args.line, args.sensor)
+            for sensor in args.sensors:
+                revoke(iot, env, args.line, sensor)
         else:
             rows = sensors(iot, env)
             for row in rows:

@@ -1,0 +1,261 @@
+"""IoT's rules engine, locally: the deployed topic rules, applied as their roles.
+
+Each rule is read from the emulator's registry as deployed (GetTopicRule): its SQL, its Kinesis
+actions with their partition-key templates, its error action. A message whose topic matches the
+rule's FROM filter (or that names the rule through Basic Ingest, `$aws/rules/<rule>/...`) is
+turned into the SQL's output and put into the stream with credentials of the action's role, from
+STS as IoT assumes it, through the emulator's Kinesis, where every call of a deployed role is
+authorized (localdev/moto_extensions/access.py): a role or key that may not put the record stops
+it as on AWS. A failed action goes to the error action, in AWS's error message format, written as
+the error action's role. One sensor's messages are applied in order (one lane per partition key).
+
+The SQL understood is the subset the stacks use; anything else stops the rule's load, named.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+SELECT = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+'(?P<filter>[^']*)'\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+ITEM = re.compile(r"^(?P<expr>.+?)(?:\s+AS\s+(?P<alias>[A-Za-z_][A-Za-z0-9_]*))?$", re.IGNORECASE)
+TEMPLATE = re.compile(r"\$\{([^}]+)\}")
+LANES = 4
+BASIC_INGEST = "$aws/rules/"
+
+
+class UnsupportedSql(ValueError):
+    """A rule the local rules engine cannot apply faithfully: teach localdev/iot/rules.py."""
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str  # without the Basic Ingest prefix
+    payload: bytes
+    client_id: str
+    principal: str  # the certificate id
+    received_at_ms: int
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    levels, wanted = topic.split("/"), topic_filter.split("/")
+    for index, level in enumerate(wanted):
+        if level == "#":
+            return True
+        if index >= len(levels) or (level != "+" and level != levels[index]):
+            return False
+    return len(levels) == len(wanted)
+
+
+def _expression(text: str) -> Callable[[Message, Any], Any]:
+    """One SQL expression as a function of (message, its payload parsed as JSON or None)."""
+    text = text.strip()
+    if text == "*":
+        return lambda m, body: body
+    if m := re.fullmatch(r"topic\(\s*(\d*)\s*\)", text, re.IGNORECASE):
+        n = int(m.group(1)) if m.group(1) else 0
+        return lambda msg, body: msg.topic if n == 0 else (msg.topic.split("/") + [None] * n)[n - 1]
+    if re.fullmatch(r"encode\(\s*\*\s*,\s*'base64'\s*\)", text, re.IGNORECASE):
+        return lambda msg, body: base64.b64encode(msg.payload).decode()
+    simple = {"timestamp()": lambda msg, body: msg.received_at_ms, "clientid()": lambda msg, body: msg.client_id,
+              "principal()": lambda msg, body: msg.principal, "newuuid()": lambda msg, body: str(uuid.uuid4())}
+    if text.lower() in simple:
+        return simple[text.lower()]
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        return lambda msg, body: body.get(text) if isinstance(body, dict) else None
+    raise UnsupportedSql(f"the local rules engine does not know the SQL expression {text!r}")
+
+
+@dataclass
+class Rule:
+    name: str
+    topic_filter: str
+    select: list[tuple[str | None, Callable[[Message, Any], Any]]]  # (alias or None for *, expression)
+    actions: list[dict[str, Any]]
+    error_action: dict[str, Any] | None
+
+    @classmethod
+    def parse(cls, name: str, rule: dict[str, Any]) -> Rule:
+        match = SELECT.match(rule["sql"])
+        if not match:
+            raise UnsupportedSql(f"rule {name}: SQL {rule['sql']!r} is not SELECT ... FROM '<topic filter>'")
+        if match.group("rest").strip():
+            raise UnsupportedSql(f"rule {name}: the local rules engine does not apply {match.group('rest')!r}")
+        select = []
+        for item in _split(match.group("select")):
+            parts = ITEM.match(item.strip())
+            assert parts is not None
+            alias = parts.group("alias")
+            if alias is None and parts.group("expr").strip() != "*":
+                raise UnsupportedSql(f"rule {name}: give {item.strip()!r} a name (AS ...)")
+            select.append((alias, _expression(parts.group("expr"))))
+        for action in rule.get("actions") or []:
+            if set(action) - {"kinesis"}:
+                raise UnsupportedSql(f"rule {name}: the local rules engine applies Kinesis actions only, not "
+                                     f"{sorted(set(action) - {'kinesis'})}")
+        error = rule.get("errorAction") or None
+        if error and set(error) - {"cloudwatchLogs"}:
+            raise UnsupportedSql(f"rule {name}: the local error action is CloudWatch Logs only, not {sorted(error)}")
+        return cls(name, match.group("filter"), select, rule.get("actions") or [], error)
+
+    def output(self, message: Message) -> bytes:
+        """What the SQL makes of the message; a binary payload with fields added fails, as in IoT."""
+        if len(self.select) == 1 and self.select[0][0] is None:
+            return message.payload  # SELECT *: the payload as it came, any bytes
+        body = _json(message.payload)
+        out: dict[str, Any] = {}
+        for alias, expression in self.select:
+            if alias is None:
+                if not isinstance(body, dict):
+                    raise ValueError("SELECT * with added fields needs a JSON object payload")
+                out.update(body)
+            else:
+                out[alias] = expression(message, body)
+        return json.dumps(out, separators=(",", ":")).encode()
+
+    def substitute(self, template: str, message: Message) -> str:
+        body = _json(message.payload)
+        return TEMPLATE.sub(lambda m: str(_expression(m.group(1))(message, body)), template)
+
+
+def _split(select: str) -> list[str]:
+    """The SELECT list split on top-level commas."""
+    items, depth, current = [], 0, ""
+    for char in select:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [*items, current]
+
+
+def _json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class Figures:
+    matched: int = 0
+    put: int = 0
+    failed: int = 0
+    errors_logged: int = 0
+    sql_failed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("matched", "put", "failed", "errors_logged", "sql_failed")}
+
+
+class RulesEngine:
+    """Applies the account's deployed topic rules (boto3 clients made by `client(service, credentials)`)."""
+
+    def __init__(self, client: Callable[..., Any], refresh_s: float = 5.0) -> None:
+        self.client = client
+        self.iot = client("iot")
+        self.refresh_s = refresh_s
+        self.rules: dict[str, Rule] = {}
+        self.loaded_at = 0.0
+        self.figures = Figures()
+        self.lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rules-{i}") for i in range(LANES)]
+        self._clients: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        found = {}
+        for listed in self.iot.list_topic_rules().get("rules", []):
+            rule = self.iot.get_topic_rule(ruleName=listed["ruleName"])["rule"]
+            if not rule.get("ruleDisabled"):
+                found[listed["ruleName"]] = Rule.parse(listed["ruleName"], rule)
+        self.rules, self.loaded_at = found, time.monotonic()
+
+    def submit(self, topic: str, payload: bytes, client_id: str, principal: str) -> list[Future[None]]:
+        """Apply every rule the message reaches; returns when each is applied (futures)."""
+        if time.monotonic() - self.loaded_at > self.refresh_s:
+            self.load()
+        named = None
+        if topic.startswith(BASIC_INGEST):
+            named, _, topic = topic[len(BASIC_INGEST):].partition("/")
+        message = Message(topic, payload, client_id, principal, int(time.time() * 1000))
+        rules = [self.rules[named]] if named in self.rules else [] if named else [
+            r for r in self.rules.values() if topic_matches(r.topic_filter, topic)]
+        futures = []
+        for rule in rules:
+            if named is None or topic_matches(rule.topic_filter, topic):
+                self.figures.add(matched=1)
+                lane = self.lanes[zlib.crc32(topic.encode()) % LANES]
+                futures.append(lane.submit(self._apply, rule, message))
+        return futures
+
+    def _apply(self, rule: Rule, message: Message) -> None:
+        try:
+            data = rule.output(message)
+        except ValueError:
+            self.figures.add(sql_failed=1)  # IoT: a ParseError metric and a log line; no action, no error action
+            return
+        failures = []
+        for action in rule.actions:
+            kinesis = action["kinesis"]
+            key = rule.substitute(kinesis.get("partitionKey") or "${newuuid()}", message)
+            try:
+                self._as_role("kinesis", kinesis["roleArn"], rule.name).put_record(
+                    StreamName=kinesis["streamName"], Data=data, PartitionKey=key)
+                self.figures.add(put=1)
+            except Exception as error:  # every failure goes to the error action, as in IoT
+                self.figures.add(failed=1)
+                failures.append({"failedAction": "KinesisAction", "failedResource": kinesis["streamName"],
+                                 "errorMessage": f"Failed to put record: {error}"})
+        if failures and rule.error_action:
+            self._error(rule, message, failures)
+
+    def _error(self, rule: Rule, message: Message, failures: list[dict[str, str]]) -> None:
+        target = rule.error_action["cloudwatchLogs"]  # type: ignore[index]
+        logs = self._as_role("logs", target["roleArn"], rule.name)
+        body = {"ruleName": rule.name, "topic": message.topic, "cloudwatchTraceId": str(uuid.uuid4()),
+                "clientId": message.client_id,
+                "base64OriginalPayload": base64.b64encode(message.payload).decode(), "failures": failures}
+        stream = rule.name
+        try:
+            logs.create_log_stream(logGroupName=target["logGroupName"], logStreamName=stream)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        logs.put_log_events(logGroupName=target["logGroupName"], logStreamName=stream,
+                            logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps(body)}])
+        self.figures.add(errors_logged=1)
+
+    def _as_role(self, service: str, role_arn: str, rule: str) -> Any:
+        """A client of `service` with the role's credentials, as IoT assumes it for the rule: one
+        session kept for most of its hour (a boto3 client per call would cost more than the call)."""
+        with self._lock:
+            cached = self._clients.get((service, role_arn))
+            if cached and time.monotonic() - cached[0] < 3000:
+                return cached[1]
+            answer = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=f"iot-rule-{rule}"[:64],
+                                                    DurationSeconds=3600)["Credentials"]
+            client = self.client(service, {"aws_access_key_id": answer["AccessKeyId"],
+                                           "aws_secret_access_key": answer["SecretAccessKey"],
+                                           "aws_session_token": answer["SessionToken"]})
+            self._clients[(service, role_arn)] = (time.monotonic(), client)
+            return client
+
+    def close(self) -> None:
+        for lane in self.lanes:
+            lane.shutdown(wait=True)

@@ -1,0 +1,101 @@
+"""A device's message through the IoT rule is one record of several readings: each reading is held to
+the reading contract, the identity is the topic's, and a refused reading dead-letters its record
+with its position while the others are stored, once (processor/records.py, DeviceMessage)."""
+from __future__ import annotations
+
+import json
+
+import psycopg2
+import pytest
+import redis
+from botocore.client import BaseClient
+
+from localdev.servers import PostgresServer, RedisServer
+from processor.device_messages import device_payload, envelope
+from processor.records import FACTORY_RECORDS, DeviceMessage, Poison
+from processor.samples import reading, status
+from processor.scheduler import Scheduler
+from tests.processor.conftest import count, make_stream, put, settings_for
+
+
+def record(readings: list[dict], line: str = "line-1", sensor: str = "temp-1-00") -> bytes:
+    return envelope(line, sensor, device_payload(readings), 1_764_756_000_000)
+
+
+def test_a_message_of_ten_readings_is_ten_readings_of_the_sensor_its_topic_names() -> None:
+    readings = [reading("anything", 70.0 + i, at=i) for i in range(9)] + [status("anything")]
+    decoded = FACTORY_RECORDS.decode(record(readings))
+    assert isinstance(decoded, DeviceMessage) and decoded.refusal is None
+    assert [r.event_id for r in decoded.readings] == [r["event_id"] for r in readings]
+    assert {(r.line_id, r.sensor_id) for r in decoded.readings} == {("line-1", "temp-1-00")}
+    assert decoded.readings[-1].status == "RUNNING"
+
+
+def test_a_reading_that_claims_another_sensor_or_breaks_the_contract_is_refused_by_position_the_rest_kept() -> None:
+    good = [{**reading(at=i), "line_id": "line-1", "sensor_id": "temp-1-00"} for i in range(3)]  # may say who: itself
+    payload = json.dumps({"readings": [good[0], {**reading(line="line-1"), "sensor_id": "temp-9-99"}, good[1],
+                                       {**json.loads(device_payload([reading()]))["readings"][0], "unit": "F"},
+                                       good[2]]}).encode()
+    decoded = FACTORY_RECORDS.decode(envelope("line-1", "temp-1-00", payload, 0))
+    assert isinstance(decoded, DeviceMessage)
+    assert [r.event_id for r in decoded.readings] == [g["event_id"] for g in good]
+    assert decoded.refusal == Poison("device message from line-1/temp-1-00: 2 of 5 readings refused: [1] "
+                                     "names sensor_id 'temp-9-99', but its topic is temp-1-00's; [3] temperature unit "
+                                     "must be C (got 'F')")
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b"not json at all", "not UTF-8 JSON"),
+    (b"[1, 2, 3]", "not a JSON object with a readings list"),
+    (b'{"readings": []}', "no readings"),
+    (b"\xff\xfe\x00", "not UTF-8 JSON"),
+])
+def test_a_malformed_message_is_one_dead_letter_that_says_why(payload: bytes, reason: str) -> None:
+    assert FACTORY_RECORDS.decode(envelope("line-1", "temp-1-00", payload, 0)) == Poison(
+        f"device message from line-1/temp-1-00: {reason}")
+
+
+def test_an_envelope_the_rule_did_not_make_is_refused() -> None:
+    bad_base64 = json.dumps({"line_id": "l", "sensor_id": "s", "payload": "***", "received_at_ms": 1}).encode()
+    assert FACTORY_RECORDS.decode(bad_base64) == Poison("device message from l/s: payload is not base64")
+    extra = json.dumps({"line_id": "l", "sensor_id": "s", "payload": "", "received_at_ms": 1, "x": 1}).encode()
+    assert FACTORY_RECORDS.decode(extra) == Poison(
+        "device record must have exactly line_id, payload, received_at_ms, sensor_id")
+    negative = json.dumps({"line_id": "l", "sensor_id": "s", "payload": "", "received_at_ms": -1}).encode()
+    assert FACTORY_RECORDS.decode(negative) == Poison("received_at_ms must be a non-negative integer")
+
+
+def test_device_messages_on_the_stream_are_stored_once_and_their_refusals_dead_lettered(
+        kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer,
+        redis_client: redis.Redis, conn: psycopg2.extensions.connection) -> None:
+    # GIVEN 50 device messages of 10 readings from 5 sensors, one sent twice, one with a bad reading, one not JSON
+    stream = make_stream(kinesis, shards=2)
+    sensors = [f"temp-1-{n:02d}" for n in range(5)]
+    messages = [(sensors[i % 5], [reading(at=i * 10 + j) for j in range(10)]) for i in range(50)]
+    bodies = [record(readings, sensor=sensor) for sensor, readings in messages]
+    bodies.append(bodies[7])  # a QoS 1 redelivery
+    good_of_bad = reading(at=900)
+    bodies_good_id = good_of_bad["event_id"]
+    bodies.append(record([good_of_bad, {**reading(at=901), "event_id": "x"}], sensor=sensors[0]))
+    bodies.append(envelope("line-1", sensors[1], b"\x00garbage", 0))
+    keys = [sensor for sensor, _ in messages] + [messages[7][0], sensors[0], sensors[1]]
+    put(kinesis, stream, bodies, key=lambda i: keys[i])
+    settings = settings_for("factory", postgres=postgres, database=database, redis_server=redis_server, stream=stream)
+
+    # WHEN the processor reads the stream
+    stats = Scheduler(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=1.0)
+
+    # THEN every reading is stored once, and each bad message is one dead letter naming what was wrong
+    assert stats.records == 53 and stats.dead_letters == 2
+    assert count(conn, "SELECT count(*) FROM sensor_readings") == 501
+    assert count(conn, "SELECT count(DISTINCT sensor_id) FROM sensor_readings") == 5
+    with conn.cursor() as cur:
+        cur.execute("SELECT reason FROM dead_letters ORDER BY reason")
+        assert [r for (r,) in cur.fetchall()] == [
+            "device message from line-1/temp-1-00: 1 of 2 readings refused: [1] event_id must be a UUID string",
+            "device message from line-1/temp-1-01: not UTF-8 JSON"]
+    with conn.cursor() as cur:
+        cur.execute("SELECT event_id::text FROM sensor_readings")
+        stored = {r for (r,) in cur.fetchall()}
+    sent = {r["event_id"] for _, readings in messages for r in readings}
+    assert stored == sent | {bodies_good_id}
