@@ -57,3 +57,24 @@ def skip_unless_available(items: list[pytest.Item], directory: Path, available: 
     for item in items:
         if Path(str(item.fspath)).parent == directory and (fixture is None or fixture in item.fixturenames):
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every record a stream holds, oldest first per shard, read as a polite consumer reads: the
+    emulated stream meters reads as Kinesis does (5 a second a shard), so a throttled read waits
+    and tries again rather than failing a test that shares the shard with a running processor."""
+    import time
+
+    records: list[dict[str, Any]] = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for _ in range(20):
+            try:
+                records += kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]
+                break
+            except kinesis.exceptions.ProvisionedThroughputExceededException:
+                time.sleep(0.5)
+        else:
+            raise AssertionError(f"stream {stream}, {shard['ShardId']}: every read throttled for 10 s")
+    return records

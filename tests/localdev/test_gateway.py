@@ -34,6 +34,7 @@ from pipeline_lib.supplier_api_mapping import (
     request_model,
     request_template,
 )
+from tests.helpers import read_stream
 
 REGION = "us-east-1"
 JSON = "application/json"
@@ -62,14 +63,7 @@ class Api:
 
     def records(self) -> list[tuple[str, dict]]:
         """(partition key, record) of every record in the stream, oldest first."""
-        kinesis = self.aws("kinesis")
-        found = []
-        for shard in kinesis.list_shards(StreamName=self.stream)["Shards"]:
-            iterator = kinesis.get_shard_iterator(StreamName=self.stream, ShardId=shard["ShardId"],
-                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            found += [(r["PartitionKey"], json.loads(r["Data"])) for r in answer["Records"]]
-        return found
+        return [(r["PartitionKey"], json.loads(r["Data"])) for r in read_stream(self.aws("kinesis"), self.stream)]
 
 
 def inventory(sku: str = "SKU-1", quantity: object = 5, **extra: object) -> dict:

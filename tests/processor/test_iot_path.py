@@ -25,6 +25,7 @@ from policy.stack_json import StackJson
 from processor.device_messages import device_payload
 from processor.samples import reading
 from processor.scheduler import Scheduler
+from tests.helpers import read_stream
 from tests.processor.conftest import count, settings_for
 from tests.processor.test_least_privilege import ACCOUNT, REGION, bind, synthesized
 from tools.sensors import Environment, register, revoke
@@ -149,12 +150,7 @@ def test_a_reading_reaches_postgres_exactly_once_through_broker_rule_stream_and_
     with conn.cursor() as cur:
         cur.execute("SELECT reason FROM dead_letters")
         assert cur.fetchall() == [("device message from line-1/pres-1-01: not UTF-8 JSON",)]
-    shards = deployed.aws["kinesis"].list_shards(StreamName=deployed.stream)["Shards"]
-    keys = set()
-    for shard in shards:
-        iterator = deployed.aws["kinesis"].get_shard_iterator(StreamName=deployed.stream, ShardId=shard["ShardId"],
-                                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        keys |= {r["PartitionKey"] for r in deployed.aws["kinesis"].get_records(ShardIterator=iterator)["Records"]}
+    keys = {r["PartitionKey"] for r in read_stream(deployed.aws["kinesis"], deployed.stream)}
     assert keys == {"temp-1-00", "pres-1-01"}  # keyed by the sensor its topic names: its order kept on one shard
 
 
