@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,22 +60,34 @@ def skip_unless_available(items: list[pytest.Item], directory: Path, available: 
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    """Every record a stream holds, oldest first per shard, read as a polite consumer reads: the
-    emulated stream meters reads as Kinesis does (5 a second a shard), so a throttled read waits
-    and tries again rather than failing a test that shares the shard with a running processor."""
+def read_stream(kinesis: Any, stream: str, since: datetime | None = None,
+                throttled_for_s: float = 10.0) -> list[dict[str, Any]]:
+    """Every record a stream holds (or every record since `since`), oldest first per shard, paged until
+    the shard is caught up, read as a polite consumer reads: Kinesis meters reads at 5 a second a shard
+    (the emulated stream too), so a throttled read waits and tries again rather than failing a test that
+    shares the shard with running processors. A shard that stays throttled for `throttled_for_s` fails."""
     import time
 
     records: list[dict[str, Any]] = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        for _ in range(20):
+        start = ({"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": since} if since is not None
+                 else {"ShardIteratorType": "TRIM_HORIZON"})
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"], **start)["ShardIterator"]
+        throttled_since: float | None = None
+        while iterator:
             try:
-                records += kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]
-                break
+                page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
             except kinesis.exceptions.ProvisionedThroughputExceededException:
+                throttled_since = throttled_since or time.monotonic()
+                if time.monotonic() - throttled_since > throttled_for_s:
+                    raise AssertionError(f"stream {stream}, {shard['ShardId']}: every read throttled for "
+                                         f"{throttled_for_s:g} s") from None
                 time.sleep(0.5)
-        else:
-            raise AssertionError(f"stream {stream}, {shard['ShardId']}: every read throttled for 10 s")
+                continue
+            throttled_since = None
+            records += page["Records"]
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+            time.sleep(0.2)  # a shard's 5 reads a second are shared with the processors
     return records

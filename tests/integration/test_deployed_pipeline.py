@@ -16,6 +16,7 @@ from psycopg2 import errors
 
 from processor.produce import batches, put_all
 from stacks.config import build_config
+from tests.helpers import read_stream
 
 
 def eventually(check: Callable[[], object], timeout_s: float = 60, what: str = "condition") -> object:
@@ -140,23 +141,8 @@ def test_dashboard_exists(aws: Callable[[str], Any], out: Callable[[str], Any]) 
 
 
 def _stream_records(kinesis: BaseClient, stream: str) -> list[tuple[datetime, bytes]]:
-    """Every record the stream holds, with its arrival time, read politely (a throttled call waits)."""
-    held: list[tuple[datetime, bytes]] = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            try:
-                page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            except kinesis.exceptions.ProvisionedThroughputExceededException:
-                time.sleep(0.5)
-                continue
-            held += [(r["ApproximateArrivalTimestamp"], r["Data"]) for r in page["Records"]]
-            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = page.get("NextShardIterator")
-            time.sleep(0.25)
-    return held
+    """Every record the stream holds, with its arrival time."""
+    return [(r["ApproximateArrivalTimestamp"], r["Data"]) for r in read_stream(kinesis, stream)]
 
 
 def _archived(s3: BaseClient, bucket: str) -> bytes:

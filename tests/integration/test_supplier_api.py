@@ -2,7 +2,6 @@
 supplier calls it (locally: the local API Gateway serving the deployed stage, localdev/gateway/)."""
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -14,9 +13,9 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from botocore.exceptions import ClientError
 
 from localdev.outputs import key
+from tests.helpers import read_stream
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +58,11 @@ def update() -> dict:
 
 
 def read_from(aws: Callable[[str], Any], stream: str, since: datetime, event_id: str) -> tuple[str, dict] | None:
-    kinesis = aws("kinesis")
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        try:
-            iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                                  ShardIteratorType="AT_TIMESTAMP", Timestamp=since)["ShardIterator"]
-            records = kinesis.get_records(ShardIterator=iterator, Limit=1000)["Records"]
-        except ClientError as error:  # the shard's read budget is shared with the processors: next round
-            if error.response["Error"]["Code"] == "ProvisionedThroughputExceededException":
-                return None
-            raise
-        for record in records:
-            data = record["Data"]
-            document = json.loads(data if isinstance(data, bytes | str) else base64.b64decode(data))
-            if document.get("event_id") == event_id:
-                return record["PartitionKey"], document
+    """The partition key and document of the record with this event id, if the stream holds it."""
+    for record in read_stream(aws("kinesis"), stream, since=since):
+        document = json.loads(record["Data"])
+        if document.get("event_id") == event_id:
+            return record["PartitionKey"], document
     return None
 
 

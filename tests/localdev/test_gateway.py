@@ -274,10 +274,12 @@ def test_a_batch_over_500_records_in_all_is_refused_by_kinesis_and_answered_400_
 
 def test_records_kinesis_throttles_are_listed_by_index_and_only_the_others_land(api: Api) -> None:
     kinesis = api.aws("kinesis")
-    for _ in range(5):  # fill the shard's second of writes (1,000 records) right before the request
-        for _ in range(2):
-            kinesis.put_records(StreamName=api.stream, Records=[{"PartitionKey": "fill", "Data": b"{}"}] * 490)
-        before = len(api.records())
+    # fill nearly all of the shard's second of write bytes (1 MiB) in one call right before the request,
+    # so the window holds however slowly a loaded machine answers: 500 records of 2,076 + 4 bytes
+    fill = [{"PartitionKey": "fill", "Data": b"{" + b" " * 2074 + b"}"}] * 500
+    for _ in range(5):
+        before = len(api.records())  # read first: a read takes the time the window needs
+        kinesis.put_records(StreamName=api.stream, Records=fill)
         sent = [inventory(f"T{i}") for i in range(100)]
         answer = api.post({"inventory_updates": sent})
         if answer.json().get("failed_record_count"):
