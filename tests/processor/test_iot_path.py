@@ -216,3 +216,41 @@ def test_a_device_over_100_publishes_a_second_has_the_excess_unacknowledged_and_
     for device in (fast, calm):
         device.close()
 
+
+def test_every_kind_of_bad_payload_is_dead_lettered_with_its_reason_or_refused_to_the_device_none_lost_silently(
+        deployed: IotPath, postgres: PostgresServer, database: str, redis_server: RedisServer,
+        redis_client: redis.Redis, conn: psycopg2.extensions.connection) -> None:
+    # GIVEN a device publishing, besides one good message, every kind of bad payload IoT Core would pass to the rule:
+    # the rule's SQL (topic levels, encode(*, 'base64'), timestamp()) reads no field of the payload, so IoT applies
+    # it to any bytes, empty included, and the Kinesis action puts each
+    device = sensor(deployed, "bad-1-00")
+    assert device.connect()
+    good = [reading() for _ in range(3)]
+    half = [reading(), {**reading(), "unit": "F"}]
+    bad = {b"": "empty", b"temperature=70.4": "not JSON", b"\xff\xfe": "not UTF-8",
+           b"[1, 2]": "JSON not an object", b'{"reading": {}}': "no readings", b'{"readings": []}': "no readings",
+           device_payload(half): "one bad reading of two"}
+    put_before = deployed.broker.stats().get("rules", {}).get("put", 0)
+    for payload in (device_payload(good), *bad):
+        assert device.publish(payload)
+    rules_figure(deployed, "put", put_before + 1 + len(bad))
+    # and one over IoT Core's 128 KB, which IoT refuses at the door: the connection closes, the device knows
+    assert not device.publish(b"{" + b" " * (128 * 1024) + b"}", timeout_s=5)
+    assert device.disconnected.wait(5)
+
+    # WHEN the processor reads the stream
+    settings = replace(settings_for("factory", postgres=postgres, database=database, redis_server=redis_server,
+                                    stream=deployed.stream), region=REGION)
+    Scheduler(settings, kinesis=deployed.aws["kinesis"], redis_client=redis_client).run(exit_when_idle_s=1.0)
+
+    # THEN each payload that reached the stream is there once, the good readings are stored, and every bad payload
+    # is one dead letter naming its fault; the oversized one never reached the stream
+    assert sorted(stream_of(deployed, "bad-1-00")) == sorted([device_payload(good), *bad])
+    stored = {r for (r,) in rows(conn, "SELECT event_id::text FROM sensor_readings WHERE sensor_id = 'bad-1-00'")}
+    assert stored == {r["event_id"] for r in good} | {half[0]["event_id"]}
+    reasons = sorted(r for (r,) in rows(conn, "SELECT reason FROM dead_letters") if "line-1/bad-1-00" in r)
+    assert reasons == sorted(f"device message from line-1/bad-1-00: {reason}" for reason in (
+        "empty message", "not UTF-8 JSON", "not UTF-8 JSON", "not a JSON object with a readings list",
+        "not a JSON object with a readings list", "no readings",
+        "1 of 2 readings refused: [1] temperature unit must be C (got 'F')"))
+    refusal(deployed, "publish: payload of 131074 bytes")
