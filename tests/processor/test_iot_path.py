@@ -8,6 +8,7 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
@@ -254,3 +255,58 @@ def test_every_kind_of_bad_payload_is_dead_lettered_with_its_reason_or_refused_t
         "not a JSON object with a readings list", "no readings",
         "1 of 2 readings refused: [1] temperature unit must be C (got 'F')"))
     refusal(deployed, "publish: payload of 131074 bytes")
+
+
+def alarm(factory: StackJson, metric: str) -> dict:
+    (found,) = [a.config for a in factory.resources("aws_cloudwatch_metric_alarm") if a.config.get("metric_name") == metric]
+    return found
+
+
+def watched_sum(deployed: IotPath, watched: dict) -> float:
+    """What the alarm's metric adds up to over the alarm's period, in the emulator's CloudWatch."""
+    now = datetime.now(UTC)
+    points = deployed.aws["cloudwatch"].get_metric_statistics(
+        Namespace=watched["namespace"], MetricName=watched["metric_name"],
+        Dimensions=[{"Name": k, "Value": v} for k, v in watched["dimensions"].items()],
+        StartTime=now - timedelta(seconds=watched["period"]), EndTime=now + timedelta(seconds=60),
+        Period=watched["period"], Statistics=[watched["statistic"]])["Datapoints"]
+    return sum(p[watched["statistic"]] for p in points)
+
+
+def test_refused_connections_raise_the_metric_the_connection_alarm_watches_past_its_threshold(
+        deployed: IotPath, factory: StackJson) -> None:
+    # GIVEN the stack's alarm on refused connections, and a sensor whose certificate was revoked
+    watched = alarm(factory, "Connect.AuthError")
+    assert watched["comparison_operator"] == "GreaterThanThreshold"
+    before = watched_sum(deployed, watched)
+    config = register(deployed.aws["iot"], ENV, LINE, "lost-1-00", deployed.devices, say=lambda _: None)
+    revoke(deployed.aws["iot"], ENV, LINE, "lost-1-00", say=lambda _: None)
+    folder = deployed.devices / config.thing_name.replace(":", "_")
+
+    # WHEN it tries to connect one time more than the alarm tolerates in its period
+    for _ in range(int(watched["threshold"]) + 1):
+        device = Device(folder, deployed.endpoint)
+        assert not device.connect()
+        device.client.loop_stop()
+
+    # THEN the broker reported each refusal as IoT Core's metric, enough for the alarm to fire
+    wait_for(lambda: watched_sum(deployed, watched) - before > watched["threshold"], 20, "Connect.AuthError")
+
+
+def test_a_failed_kinesis_action_raises_the_metric_the_rule_failure_alarm_watches(
+        deployed: IotPath, factory: StackJson) -> None:
+    watched = alarm(factory, "Failure")
+    before = watched_sum(deployed, watched)
+    device = sensor(deployed, "volt-1-07")
+    assert device.connect()
+    iam = deployed.aws["iam"]
+    policy = iam.get_role_policy(RoleName=deployed.rule_role, PolicyName="iot")["PolicyDocument"]
+    iam.delete_role_policy(RoleName=deployed.rule_role, PolicyName="iot")
+    try:
+        assert device.publish(device_payload([reading()]))
+        wait_for(lambda: watched_sum(deployed, watched) > before, 20, "the rule's Failure metric")
+    finally:
+        iam.put_role_policy(RoleName=deployed.rule_role, PolicyName="iot",
+                            PolicyDocument=policy if isinstance(policy, str) else json.dumps(policy))
+        device.close()
+    assert watched["dimensions"] == {"RuleName": deployed.rule_name, "ActionType": "Kinesis"}
