@@ -250,8 +250,14 @@ def _decode_device_record(obj: dict) -> DeviceMessage:
     if not isinstance(payload, str) or not _BASE64.match(payload):
         raise _Invalid(f"{where}: payload is not base64")
     try:
-        body = _parse(base64.b64decode(payload, validate=True))
-    except (ValueError, RecursionError, binascii.Error):
+        raw = base64.b64decode(payload, validate=True)
+    except (ValueError, binascii.Error):
+        raise _Invalid(f"{where}: payload is not base64") from None
+    if not raw:
+        raise _Invalid(f"{where}: empty message")  # MQTT allows a PUBLISH without a payload; IoT passes it on
+    try:
+        body = _parse(raw)
+    except (ValueError, RecursionError):
         raise _Invalid(f"{where}: not UTF-8 JSON") from None
     readings = body.get("readings") if isinstance(body, dict) else None
     if not isinstance(readings, list):

@@ -11,7 +11,10 @@ engine (rules.py): Basic Ingest topics (`$aws/rules/<rule>/...`) straight to the
 every rule whose filter matches, and to subscribers.
 
 Figures (connections admitted and refused, publishes by outcome, the rules engine's puts and
-errors) go to `--stats` every second and at exit, for the demo's summary and the benchmark.
+errors) go to `--stats` every second and at exit, for the demo's summary and the benchmark. The
+same events go, as IoT Core's own CloudWatch metrics (namespace AWS/IoT: Connect.* and PublishIn.*
+by Protocol, the rules' TopicMatch, ParseError, Success and Failure), into the emulator's CloudWatch
+every second, where the stack's IoT alarms watch them.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ from localdev.iot.authority import Authority, Connection, Refused
 from localdev.iot.rules import RulesEngine
 
 PUBLISHES_PER_SECOND = 100  # AWS IoT Core: publish requests per second per connection
+IOT_METRICS = "AWS/IoT"
+MQTT = (("Protocol", "MQTT"),)
 logger = logging.getLogger("localdev.iot.broker")
 
 
@@ -50,11 +55,14 @@ class State:
     # broker starts without importing the stacks' libraries and their JavaScript runtime)
     counts: Counter[str] = Counter()
     refusals: Counter[str] = Counter()
+    metrics: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()  # IoT's, by (name, dimensions)
+    sent: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()  # what CloudWatch has of them
 
     @classmethod
-    def refuse(cls, what: str, reason: str) -> None:
+    def refuse(cls, what: str, reason: str, metric: str) -> None:
         cls.counts[f"{what} refused"] += 1
         cls.refusals[f"{what}: {reason.split(' not allowed:')[0]}"] += 1
+        cls.metrics[(metric, MQTT)] += 1
 
     @classmethod
     def figures(cls) -> dict[str, Any]:
@@ -71,11 +79,12 @@ class IotAuthPlugin(BaseAuthPlugin):
         try:
             connection = await asyncio.to_thread(State.authority.connect, der, session.client_id or "")
         except Refused as refused:
-            State.refuse("connect", str(refused))
+            State.refuse("connect", str(refused), "Connect.AuthError")
             return False
         session.iot_connection = connection  # type: ignore[attr-defined]
         session.iot_publishes = []  # type: ignore[attr-defined]
         State.counts["connect admitted"] += 1
+        State.metrics[("Connect.Success", MQTT)] += 1
         return True
 
 
@@ -86,9 +95,9 @@ class IotProtocolHandler(BrokerProtocolHandler):
         session = self.session
         connection: Connection | None = getattr(session, "iot_connection", None)
         topic, data, qos = publish_packet.topic_name, publish_packet.data or b"", publish_packet.qos
-        reason = None
+        reason, metric = None, "PublishIn.ClientError"
         if connection is None:
-            reason = "not connected"
+            reason, metric = "not connected", "PublishIn.AuthError"
         elif qos == 2:
             reason = "QoS 2 (IoT Core supports QoS 0 and 1)"
         elif len(data) > State.max_message_bytes:
@@ -97,9 +106,9 @@ class IotProtocolHandler(BrokerProtocolHandler):
             try:
                 await asyncio.to_thread(State.authority.publish, connection, topic)
             except Refused as refused:
-                reason = str(refused)
+                reason, metric = str(refused), "PublishIn.AuthError"
         if reason is not None:
-            State.refuse("publish", reason)
+            State.refuse("publish", reason, metric)
             if self.writer is not None:
                 await self.writer.close()  # IoT closes an MQTT 3.1.1 connection that publishes what it may not
             return
@@ -107,10 +116,12 @@ class IotProtocolHandler(BrokerProtocolHandler):
         recent = [t for t in session.iot_publishes if now - t < 1.0]  # type: ignore[union-attr]
         if len(recent) >= PUBLISHES_PER_SECOND:
             State.counts["publish throttled"] += 1
+            State.metrics[("PublishIn.Throttle", MQTT)] += 1
             session.iot_publishes = recent  # type: ignore[union-attr]
             return  # dropped, not acknowledged: a QoS 1 client sends it again
         session.iot_publishes = [*recent, now]  # type: ignore[union-attr]
         State.counts["publish accepted"] += 1
+        State.metrics[("PublishIn.Success", MQTT)] += 1
         await super().handle_publish(publish_packet)
 
 
@@ -156,6 +167,26 @@ def write_figures(path: Path) -> None:
     os.replace(partial, path)
 
 
+def send_metrics(cloudwatch: Any, broker: Counter[tuple[str, tuple[tuple[str, str], ...]]]) -> None:
+    """What happened since the last call (`broker`: a copy of the broker's counts, taken on its
+    event loop), as IoT Core's metrics in CloudWatch; a failed send is logged and sent with the next."""
+    with State.rules.figures.lock:
+        rules = Counter(State.rules.figures.metrics)
+    current = broker + rules
+    due = {key: count - State.sent[key] for key, count in current.items() if count > State.sent[key]}
+    if not due:
+        return
+    data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
+             "Value": float(count), "Unit": "Count"} for (name, dimensions), count in due.items()]
+    try:
+        for start in range(0, len(data), 1000):
+            cloudwatch.put_metric_data(Namespace=IOT_METRICS, MetricData=data[start:start + 1000])
+    except Exception:  # the emulator may be going away: the figures file still has every count
+        logger.warning("could not send IoT metrics to CloudWatch", exc_info=True)
+        return
+    State.sent.update(due)
+
+
 async def serve(args: argparse.Namespace) -> None:
     def client(service: str, credentials: dict[str, str] | None = None) -> Any:
         keys = credentials or {"aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "localdev"),
@@ -174,8 +205,10 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stats = Path(args.stats)
+    cloudwatch = client("cloudwatch")
     while not stop.is_set():
         write_figures(stats)
+        await asyncio.to_thread(send_metrics, cloudwatch, State.metrics.copy())
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:
@@ -183,6 +216,7 @@ async def serve(args: argparse.Namespace) -> None:
     await broker.shutdown()
     State.rules.close()
     write_figures(stats)
+    send_metrics(cloudwatch, State.metrics.copy())
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -155,11 +156,17 @@ class Figures:
     errors_logged: int = 0
     sql_failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # IoT Core's rule metrics (namespace AWS/IoT) by (metric, its dimensions): TopicMatch and
+    # ParseError by rule, Success and Failure by rule and action type
+    metrics: Counter[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=Counter)
 
-    def add(self, **counts: int) -> None:
+    def add(self, rule: str, metric: str | None = None, action: str | None = None, **counts: int) -> None:
         with self.lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+            if metric:
+                dimensions = (("RuleName", rule), *((("ActionType", action),) if action else ()))
+                self.metrics[(metric, dimensions)] += 1
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("matched", "put", "failed", "errors_logged", "sql_failed")}
@@ -200,7 +207,7 @@ class RulesEngine:
         futures = []
         for rule in rules:
             if named is None or topic_matches(rule.topic_filter, topic):
-                self.figures.add(matched=1)
+                self.figures.add(rule.name, "TopicMatch", matched=1)
                 lane = self.lanes[zlib.crc32(topic.encode()) % LANES]
                 futures.append(lane.submit(self._apply, rule, message))
         return futures
@@ -209,7 +216,8 @@ class RulesEngine:
         try:
             data = rule.output(message)
         except ValueError:
-            self.figures.add(sql_failed=1)  # IoT: a ParseError metric and a log line; no action, no error action
+            # IoT: a ParseError metric and a log line; no action, no error action
+            self.figures.add(rule.name, "ParseError", sql_failed=1)
             return
         failures = []
         for action in rule.actions:
@@ -218,9 +226,9 @@ class RulesEngine:
             try:
                 self._as_role("kinesis", kinesis["roleArn"], rule.name).put_record(
                     StreamName=kinesis["streamName"], Data=data, PartitionKey=key)
-                self.figures.add(put=1)
+                self.figures.add(rule.name, "Success", "Kinesis", put=1)
             except Exception as error:  # every failure goes to the error action, as in IoT
-                self.figures.add(failed=1)
+                self.figures.add(rule.name, "Failure", "Kinesis", failed=1)
                 failures.append({"failedAction": "KinesisAction", "failedResource": kinesis["streamName"],
                                  "errorMessage": f"Failed to put record: {error}"})
         if failures and rule.error_action:
@@ -239,7 +247,7 @@ class RulesEngine:
             pass
         logs.put_log_events(logGroupName=target["logGroupName"], logStreamName=stream,
                             logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps(body)}])
-        self.figures.add(errors_logged=1)
+        self.figures.add(rule.name, errors_logged=1)
 
     def _as_role(self, service: str, role_arn: str, rule: str) -> Any:
         """A client of `service` with the role's credentials, as IoT assumes it for the rule: one

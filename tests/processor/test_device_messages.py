@@ -49,6 +49,7 @@ def test_a_reading_that_claims_another_sensor_or_breaks_the_contract_is_refused_
     (b"[1, 2, 3]", "not a JSON object with a readings list"),
     (b'{"readings": []}', "no readings"),
     (b"\xff\xfe\x00", "not UTF-8 JSON"),
+    (b"", "empty message"),
 ])
 def test_a_malformed_message_is_one_dead_letter_that_says_why(payload: bytes, reason: str) -> None:
     assert FACTORY_RECORDS.decode(envelope("line-1", "temp-1-00", payload, 0)) == Poison(

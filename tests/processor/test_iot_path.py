@@ -7,108 +7,58 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-import boto3
 import psycopg2
 import pytest
 import redis
 
-from localdev.iot.device import Device, Endpoint
-from localdev.iot.local_broker import LocalBroker
+from localdev.iot.device import Device
+from localdev.iot.stand_up import IotPath, stand_up
 from localdev.moto_extensions.iot import IOT_CA_ENV
 from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
-from localdev.tls import make_ca, make_tls
+from localdev.synthesized import bind
+from localdev.tls import make_ca
 from policy.stack_json import StackJson
 from processor.device_messages import device_payload
 from processor.samples import reading
 from processor.scheduler import Scheduler
 from tests.helpers import read_stream
 from tests.processor.conftest import count, settings_for
-from tests.processor.test_least_privilege import ACCOUNT, REGION, bind, synthesized
+from tests.processor.test_least_privilege import ACCOUNT, REGION
 from tools.sensors import Environment, register, revoke
 
 ENV = Environment(suffix="dev", readings_per_message=10, batch_wait_s=10.0, basic_ingest=True)
 LINE = "line-1"
 
 
-@dataclass
-class Deployed:
-    stream: str
-    rule_role: str
-    rule_policy: str
-    error_group: str
-    broker: LocalBroker
-    endpoint: Endpoint
-    devices: Path
-    aws: dict[str, Any]
-
-
 @pytest.fixture(scope="module")
-def deployed(factory: StackJson, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+def deployed(factory: StackJson, moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IotPath]:
     """The factory's key, stream, device policy, thing type, topic rule, its roles and error log group as the
     stack synthesizes them (references bound to this emulator), and the local broker reading them."""
     root = tmp_path_factory.mktemp("iot")
     make_ca(root / "iot-ca", "test IoT CA")
     patch = pytest.MonkeyPatch()
     patch.setenv(IOT_CA_ENV, str(root / "iot-ca"))  # the in-process emulator signs CSRs with it
-    aws = {s: boto3.client(s, region_name=REGION, endpoint_url=moto.url)
-           for s in ("kms", "kinesis", "iam", "iot", "logs")}
-    base = {"aws_partition.partition": "aws", "aws_caller_identity.account_id": ACCOUNT}
-    key_arn = aws["kms"].create_key(Policy=bind(synthesized(factory, "aws_kms_key", "/key/key", "policy"), base))[
-        "KeyMetadata"]["Arn"]
-    stream = "factory-updates-dev"
-    aws["kinesis"].create_stream(StreamName=stream, ShardCount=2)
-    aws["kinesis"].get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
-    aws["kinesis"].start_stream_encryption(StreamName=stream, EncryptionType="KMS", KeyId=key_arn)
-    stream_arn = aws["kinesis"].describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
-    error_group = "/factory/dev/iot-rule-errors"
-    aws["logs"].create_log_group(logGroupName=error_group)
-    group_arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{error_group}"
-    values = {**base, "aws_kms_key.arn": key_arn, "aws_kinesis_stream.arn": stream_arn,
-              "aws_cloudwatch_log_group.arn": group_arn}
-    roles = {}
-    for role, policy in (("rule-role", "rule-policy"), ("error-role", "error-policy")):
-        name = synthesized(factory, "aws_iam_role", f"iot/{role}", "name")
-        roles[role] = aws["iam"].create_role(RoleName=name, AssumeRolePolicyDocument=bind(
-            synthesized(factory, "aws_iam_role", f"iot/{role}", "assume_role_policy"), base))["Role"]["Arn"]
-        aws["iam"].put_role_policy(RoleName=name, PolicyName="iot", PolicyDocument=bind(
-            synthesized(factory, "aws_iam_role_policy", f"iot/{policy}", "policy"), values))
-    rule = next(factory.resources("aws_iot_topic_rule")).config
-    iot_text = lambda text: bind(text.replace("$${", "\x00"), base).replace("\x00", "${")  # noqa: E731
-    aws["iot"].create_thing_type(thingTypeName=ENV.thing_type)
-    aws["iot"].create_policy(policyName=ENV.policy,
-                             policyDocument=iot_text(next(factory.resources("aws_iot_policy")).config["policy"]))
-    (kinesis,) = rule["kinesis"]
-    aws["iot"].create_topic_rule(ruleName=rule["name"], topicRulePayload={
-        "sql": rule["sql"], "awsIotSqlVersion": rule["sql_version"], "ruleDisabled": False,
-        "actions": [{"kinesis": {"roleArn": roles["rule-role"], "streamName": stream,
-                                 "partitionKey": iot_text(kinesis["partition_key"])}}],
-        "errorAction": {"cloudwatchLogs": {"logGroupName": error_group, "roleArn": roles["error-role"]}}})
-    tls = make_tls(root / "tls")
-    broker = LocalBroker(emulator=moto.url, region=REGION, client_ca=root / "iot-ca" / "ca.pem", cert=tls.cert,
-                         key=tls.key, root=root / "broker")
-    yield Deployed(stream, roles["rule-role"].rsplit("/", 1)[-1],
-                   synthesized(factory, "aws_iam_role_policy", "iot/rule-policy", "policy"), error_group, broker,
-                   Endpoint("127.0.0.1", broker.port, str(tls.ca)), root / "devices", aws)
-    broker.close()
+    path = stand_up(factory, moto.url, root, account=ACCOUNT, region=REGION, iot_ca=root / "iot-ca")
+    yield path
+    path.close()
     patch.undo()
 
 
-def sensor(deployed: Deployed, name: str) -> Device:
+def sensor(deployed: IotPath, name: str) -> Device:
     config = register(deployed.aws["iot"], ENV, LINE, name, deployed.devices, say=lambda _: None)
     return Device(deployed.devices / config.thing_name.replace(":", "_"), deployed.endpoint)
 
 
-def figure(deployed: Deployed, section: str, name: str, at_least: int = 1) -> int:
+def figure(deployed: IotPath, section: str, name: str, at_least: int = 1) -> int:
     """One of the broker's figures (written each second), once it reaches `at_least`."""
     wait_for(lambda: deployed.broker.stats().get(section, {}).get(name, 0) >= at_least, 20, f"broker {section} {name}")
     return deployed.broker.stats()[section][name]
 
 
-def refusal(deployed: Deployed, starting: str) -> str:
+def refusal(deployed: IotPath, starting: str) -> str:
     """The broker's refusal that starts so, once it is in its figures."""
     def found() -> list[str]:
         return [r for r in deployed.broker.stats().get("refusals", {}) if r.startswith(starting)]
@@ -116,12 +66,12 @@ def refusal(deployed: Deployed, starting: str) -> str:
     return found()[0]
 
 
-def rules_figure(deployed: Deployed, name: str, at_least: int) -> int:
+def rules_figure(deployed: IotPath, name: str, at_least: int) -> int:
     return figure(deployed, "rules", name, at_least)
 
 
 def test_a_reading_reaches_postgres_exactly_once_through_broker_rule_stream_and_processor(
-        deployed: Deployed, postgres: PostgresServer, database: str, redis_server: RedisServer,
+        deployed: IotPath, postgres: PostgresServer, database: str, redis_server: RedisServer,
         redis_client: redis.Redis, conn: psycopg2.extensions.connection) -> None:
     # GIVEN two registered sensors, each publishing device messages of 10 readings; one message sent twice
     # (a QoS 1 redelivery) and one that is not JSON at all
@@ -155,7 +105,7 @@ def test_a_reading_reaches_postgres_exactly_once_through_broker_rule_stream_and_
 
 
 def test_a_device_publishing_to_another_sensors_topic_is_disconnected_and_nothing_reaches_the_stream(
-        deployed: Deployed) -> None:
+        deployed: IotPath) -> None:
     device, other = sensor(deployed, "vibr-1-02"), sensor(deployed, "vibr-1-03")
     assert device.connect()
     refused_before = deployed.broker.stats().get("counts", {}).get("publish refused", 0)
@@ -166,7 +116,7 @@ def test_a_device_publishing_to_another_sensors_topic_is_disconnected_and_nothin
 
 
 def test_a_revoked_certificate_cannot_connect_and_neither_can_a_client_id_that_is_not_its_thing(
-        deployed: Deployed) -> None:
+        deployed: IotPath) -> None:
     device = sensor(deployed, "curr-1-04")
     revoke(deployed.aws["iot"], ENV, LINE, "curr-1-04", say=lambda _: None)
     assert not device.connect()
@@ -178,7 +128,7 @@ def test_a_revoked_certificate_cannot_connect_and_neither_can_a_client_id_that_i
     refusal(deployed, "connect: iot:Connect on client/factory-dev:line-1:temp-1-00")
 
 
-def test_qos_2_and_a_message_over_128_kb_close_the_connection_as_iot_core_does(deployed: Deployed) -> None:
+def test_qos_2_and_a_message_over_128_kb_close_the_connection_as_iot_core_does(deployed: IotPath) -> None:
     for payload, qos, reason in ((device_payload([reading()]), 2, "publish: QoS 2 (IoT Core supports QoS 0 and 1)"),
                                  (b"x" * (128 * 1024 + 1), 1, "publish: payload of 131073 bytes")):
         device = sensor(deployed, f"flow-1-{qos}{len(payload) % 7}")
@@ -189,7 +139,7 @@ def test_qos_2_and_a_message_over_128_kb_close_the_connection_as_iot_core_does(d
 
 
 def test_a_message_the_rules_role_may_not_put_lands_in_the_error_log_with_its_original_payload(
-        deployed: Deployed) -> None:
+        deployed: IotPath) -> None:
     device = sensor(deployed, "volt-1-06")
     assert device.connect()
     iam = deployed.aws["iam"]
@@ -212,3 +162,151 @@ def test_a_message_the_rules_role_may_not_put_lands_in_the_error_log_with_its_or
     (failure,) = body["failures"]
     assert failure["failedAction"] == "KinesisAction" and "not authorized to perform: kinesis:PutRecord" in failure[
         "errorMessage"]
+
+
+def rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def stream_of(deployed: IotPath, sensor_id: str) -> list[bytes]:
+    """The device messages on the stream from one sensor (keyed by it), as the device published them."""
+    return [base64.b64decode(json.loads(r["Data"])["payload"])
+            for r in read_stream(deployed.aws["kinesis"], deployed.stream) if r["PartitionKey"] == sensor_id]
+
+
+def test_a_device_over_100_publishes_a_second_has_the_excess_unacknowledged_and_kept_out_of_the_stream_but_stays_connected(
+        deployed: IotPath) -> None:
+    # GIVEN one device bursting 600 QoS 1 messages without waiting for acknowledgements (six times IoT Core's 100 a
+    # second a connection, sent in far less than six seconds), and one sending 60 (within the limit however fast)
+    fast, calm = sensor(deployed, "rate-1-00"), sensor(deployed, "rate-1-01")
+    fast.client.max_inflight_messages_set(0)  # no client-side window: every message goes out at once
+    assert fast.connect() and calm.connect()
+    before = deployed.broker.stats().get("counts", {})
+    handled = before.get("publish accepted", 0) + before.get("publish throttled", 0)
+    sent = {}
+    for device, count_ in ((fast, 600), (calm, 60)):
+        for _ in range(count_):
+            one = reading()
+            sent[one["event_id"]] = (device, device.client.publish(device.topic, device_payload([one]), qos=1))
+
+    # WHEN the broker has handled every publish and the rules engine has put what it accepted
+    def handled_now() -> int:
+        counts = deployed.broker.stats().get("counts", {})
+        return counts.get("publish accepted", 0) + counts.get("publish throttled", 0)
+    wait_for(lambda: handled_now() >= handled + 660, 30, "the broker handling the 660 publishes")
+    counts = deployed.broker.stats()["counts"]
+    accepted = counts.get("publish accepted", 0) - before.get("publish accepted", 0)
+    throttled = counts.get("publish throttled", 0) - before.get("publish throttled", 0)
+    wait_for(lambda: len(stream_of(deployed, "rate-1-00")) + len(stream_of(deployed, "rate-1-01")) >= accepted, 30,
+             "the accepted messages on the stream")
+
+    # THEN the calm device lost nothing; the fast one had the excess throttled: never acknowledged, never on the
+    # stream, and exactly the acknowledged messages are; its connection stays open (IoT Core throttles, it does not
+    # disconnect), and once the second has passed it publishes again
+    on_stream = {json.loads(m)["readings"][0]["event_id"]: key
+                 for key in ("rate-1-00", "rate-1-01") for m in stream_of(deployed, key)}
+    acknowledged = {event for event, (_, info) in sent.items() if info.is_published()}
+    assert throttled > 0 and accepted + throttled == 660
+    assert {e for e, (d, _) in sent.items() if d is calm} <= acknowledged
+    assert set(on_stream) == acknowledged and len(acknowledged) == accepted
+    assert sum(1 for key in on_stream.values() if key == "rate-1-00") == 600 - throttled
+    assert not fast.disconnected.is_set()
+    wait_for(lambda: fast.publish(device_payload([reading()]), timeout_s=2), 10, "a publish after the throttled second")
+    for device in (fast, calm):
+        device.close()
+
+
+def test_every_kind_of_bad_payload_is_dead_lettered_with_its_reason_or_refused_to_the_device_none_lost_silently(
+        deployed: IotPath, postgres: PostgresServer, database: str, redis_server: RedisServer,
+        redis_client: redis.Redis, conn: psycopg2.extensions.connection) -> None:
+    # GIVEN a device publishing, besides one good message, every kind of bad payload IoT Core would pass to the rule:
+    # the rule's SQL (topic levels, encode(*, 'base64'), timestamp()) reads no field of the payload, so IoT applies
+    # it to any bytes, empty included, and the Kinesis action puts each
+    device = sensor(deployed, "bad-1-00")
+    assert device.connect()
+    good = [reading() for _ in range(3)]
+    half = [reading(), {**reading(), "unit": "F"}]
+    bad = {b"": "empty", b"temperature=70.4": "not JSON", b"\xff\xfe": "not UTF-8",
+           b"[1, 2]": "JSON not an object", b'{"reading": {}}': "no readings", b'{"readings": []}': "no readings",
+           device_payload(half): "one bad reading of two"}
+    put_before = deployed.broker.stats().get("rules", {}).get("put", 0)
+    for payload in (device_payload(good), *bad):
+        assert device.publish(payload)
+    rules_figure(deployed, "put", put_before + 1 + len(bad))
+    # and one over IoT Core's 128 KB, which IoT refuses at the door: the connection closes, the device knows
+    assert not device.publish(b"{" + b" " * (128 * 1024) + b"}", timeout_s=5)
+    assert device.disconnected.wait(5)
+
+    # WHEN the processor reads the stream
+    settings = replace(settings_for("factory", postgres=postgres, database=database, redis_server=redis_server,
+                                    stream=deployed.stream), region=REGION)
+    Scheduler(settings, kinesis=deployed.aws["kinesis"], redis_client=redis_client).run(exit_when_idle_s=1.0)
+
+    # THEN each payload that reached the stream is there once, the good readings are stored, and every bad payload
+    # is one dead letter naming its fault; the oversized one never reached the stream
+    assert sorted(stream_of(deployed, "bad-1-00")) == sorted([device_payload(good), *bad])
+    stored = {r for (r,) in rows(conn, "SELECT event_id::text FROM sensor_readings WHERE sensor_id = 'bad-1-00'")}
+    assert stored == {r["event_id"] for r in good} | {half[0]["event_id"]}
+    reasons = sorted(r for (r,) in rows(conn, "SELECT reason FROM dead_letters") if "line-1/bad-1-00" in r)
+    assert reasons == sorted(f"device message from line-1/bad-1-00: {reason}" for reason in (
+        "empty message", "not UTF-8 JSON", "not UTF-8 JSON", "not a JSON object with a readings list",
+        "not a JSON object with a readings list", "no readings",
+        "1 of 2 readings refused: [1] temperature unit must be C (got 'F')"))
+    refusal(deployed, "publish: payload of 131074 bytes")
+
+
+def alarm(factory: StackJson, metric: str) -> dict:
+    (found,) = [a.config for a in factory.resources("aws_cloudwatch_metric_alarm") if a.config.get("metric_name") == metric]
+    return found
+
+
+def watched_sum(deployed: IotPath, watched: dict) -> float:
+    """What the alarm's metric adds up to over the alarm's period, in the emulator's CloudWatch."""
+    now = datetime.now(UTC)
+    points = deployed.aws["cloudwatch"].get_metric_statistics(
+        Namespace=watched["namespace"], MetricName=watched["metric_name"],
+        Dimensions=[{"Name": k, "Value": v} for k, v in watched["dimensions"].items()],
+        StartTime=now - timedelta(seconds=watched["period"]), EndTime=now + timedelta(seconds=60),
+        Period=watched["period"], Statistics=[watched["statistic"]])["Datapoints"]
+    return sum(p[watched["statistic"]] for p in points)
+
+
+def test_refused_connections_raise_the_metric_the_connection_alarm_watches_past_its_threshold(
+        deployed: IotPath, factory: StackJson) -> None:
+    # GIVEN the stack's alarm on refused connections, and a sensor whose certificate was revoked
+    watched = alarm(factory, "Connect.AuthError")
+    assert watched["comparison_operator"] == "GreaterThanThreshold"
+    before = watched_sum(deployed, watched)
+    config = register(deployed.aws["iot"], ENV, LINE, "lost-1-00", deployed.devices, say=lambda _: None)
+    revoke(deployed.aws["iot"], ENV, LINE, "lost-1-00", say=lambda _: None)
+    folder = deployed.devices / config.thing_name.replace(":", "_")
+
+    # WHEN it tries to connect one time more than the alarm tolerates in its period
+    for _ in range(int(watched["threshold"]) + 1):
+        device = Device(folder, deployed.endpoint)
+        assert not device.connect()
+        device.client.loop_stop()
+
+    # THEN the broker reported each refusal as IoT Core's metric, enough for the alarm to fire
+    wait_for(lambda: watched_sum(deployed, watched) - before > watched["threshold"], 20, "Connect.AuthError")
+
+
+def test_a_failed_kinesis_action_raises_the_metric_the_rule_failure_alarm_watches(
+        deployed: IotPath, factory: StackJson) -> None:
+    watched = alarm(factory, "Failure")
+    before = watched_sum(deployed, watched)
+    device = sensor(deployed, "volt-1-07")
+    assert device.connect()
+    iam = deployed.aws["iam"]
+    policy = iam.get_role_policy(RoleName=deployed.rule_role, PolicyName="iot")["PolicyDocument"]
+    iam.delete_role_policy(RoleName=deployed.rule_role, PolicyName="iot")
+    try:
+        assert device.publish(device_payload([reading()]))
+        wait_for(lambda: watched_sum(deployed, watched) > before, 20, "the rule's Failure metric")
+    finally:
+        iam.put_role_policy(RoleName=deployed.rule_role, PolicyName="iot",
+                            PolicyDocument=policy if isinstance(policy, str) else json.dumps(policy))
+        device.close()
+    assert watched["dimensions"] == {"RuleName": deployed.rule_name, "ActionType": "Kinesis"}

@@ -3,7 +3,6 @@ without any one action it needs the run fails with that action named (localdev/a
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,32 +16,14 @@ from localdev.access import ACCESS_LOG_ENV
 from localdev.access.policy import Policy
 from localdev.access.report import grants, read, refusals, unused_grants
 from localdev.servers import MotoServer, PostgresServer, RedisServer
+from localdev.synthesized import bind, synthesized
 from policy.stack_json import StackJson
 from processor.samples import encode, reading
 from tests.processor.conftest import ROOT, count, processor_env, put
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"  # the factory stack's region: its key policy names its services there
-TOKEN = re.compile(r"\$\{([^}]+)\}")
 
 HISTORY = 400  # readings before the spike
-
-
-def bind(text: str, values: dict[str, str]) -> str:
-    """A synthesized document with each Terraform reference replaced by this test's resource
-    (`type.attribute` -> value); a reference this test does not bind fails it by name."""
-    def value(match: re.Match) -> str:
-        parts = match.group(1).split(".")
-        parts = parts[1:] if parts[0] == "data" else parts
-        reference = f"{parts[0]}.{parts[-1]}"
-        if reference not in values:
-            raise AssertionError(f"the test does not bind {match.group(0)}")
-        return values[reference]
-    return TOKEN.sub(value, text)
-
-
-def synthesized(stack: StackJson, type_: str, path_suffix: str, attribute: str) -> str:
-    (found,) = [r for r in stack.resources(type_) if r.path.endswith(path_suffix)]
-    return found.config[attribute]
 
 
 @pytest.fixture()
