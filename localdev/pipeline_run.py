@@ -570,7 +570,7 @@ class CatalogReads:
 
 
 def catalog_reads(session: Session, run: WorkloadRun, conn: psycopg2.extensions.connection, client: redis.Redis,
-                  count: int = 1000, batch: int = 50) -> CatalogReads:
+                  count: int = 500, batch: int = 50) -> CatalogReads:
     """What the storefront does: product reads through the served catalog read API (its URL from the outputs,
     its token from the secret an operator made), most of them of hot products (the producer's Zipf mix),
     each answer checked against PostgreSQL. A mismatch stops the demo."""
