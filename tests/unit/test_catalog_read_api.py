@@ -196,3 +196,18 @@ def test_the_factory_has_no_read_api(factory: StackJson) -> None:
 def test_the_config_refuses_what_would_not_deploy_or_serve(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         replace(CatalogReadApiConfig(certificate_domain="catalog.example.com"), **change)
+
+
+def test_every_name_carries_the_suffix_and_the_tasks_get_the_stacks_tags(retail: StackJson) -> None:
+    names = [by_path(retail, "aws_lb", "catalog-api/alb").config["name"],
+             only(retail, "aws_lb_target_group").config["name"],
+             by_path(retail, "aws_ecs_service", "catalog-api/service").config["name"],
+             by_path(retail, "aws_iam_role", "catalog-api/task-role").config["name"],
+             by_path(retail, "aws_iam_role", "catalog-api/execution-role").config["name"],
+             by_path(retail, "aws_appautoscaling_policy", "catalog-api/scale-on-requests").config["name"]]
+    assert names == ["retail-catalog-api-dev", "retail-catalog-api-dev", "retail-catalog-api-dev",
+                     "retail-catalog-api-task-dev", "retail-catalog-api-exec-dev", "retail-catalog-api-requests-dev"]
+    tags = retail.provider["default_tags"][0]["tags"]
+    assert (tags["Workload"], tags["Environment"], tags["DataClassification"]) == ("retail", "dev", "confidential")
+    service = by_path(retail, "aws_ecs_service", "catalog-api/service").config
+    assert service["propagate_tags"] == "SERVICE" and service["enable_ecs_managed_tags"] is True
