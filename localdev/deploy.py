@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -41,13 +42,14 @@ from localdev.session import (
     Session,
     alive,
     emulator_up,
+    start_catalog_api,
     start_emulator,
     start_gateway,
     start_servers,
     stop_process,
     stop_servers,
 )
-from localdev.tls import postgres_tls
+from localdev.tls import make_named_certificate, make_tls, postgres_tls
 from policy.conventions import redis_auth_token_problem
 from stacks.config import build_config
 from stacks.terraform_cli import automation_env
@@ -106,7 +108,32 @@ def up(suffix: str) -> tuple[Session, float]:
     write_local_endpoints(session.aws_env(), session.servers)
     migrate(session)
     serve_supplier_api(session)
+    serve_catalog_api(session)
     return session, seconds
+
+
+def serve_catalog_api(session: Session) -> None:
+    """Run the deployed catalog read API task as a local process (its task definition's environment, its
+    secrets resolved with its execution role, the local PostgreSQL and Redis, localdev/local_endpoints.py),
+    and put its local URL in the outputs as `<workload>_catalog_api_url`: the emulated ALB carries no traffic."""
+    outputs = flat.read()
+    for workload, region in WORKLOAD_REGIONS.items():
+        family = outputs.get(flat.key(workload, "catalog_api_task_family"))
+        if not family:
+            continue
+        started = time.monotonic()
+        name = f"{session.stack_id(workload)}-catalog-api"
+        checked_from = log_size()
+        task_env, roles = deployed_task(session, region, str(family), name)
+        env = processor_environment(task_env, read_local_endpoints()["workloads"][workload], region,  # type: ignore[index]
+                                    {**session.aws_env(), **session.assume(roles.task, name, region)},
+                                    base=lambda: dict(os.environ))
+        fail_on_refusals(checked_from, f"{name} start")
+        session.catalog_api_port, session.catalog_api_pid = start_catalog_api(session, env)
+        session.save()
+        url = f"https://127.0.0.1:{session.catalog_api_port}"
+        flat.update({flat.key(workload, "catalog_api_url"): url})
+        say(f"{session.stack_id(workload)} catalog read API served at {url} ({time.monotonic() - started:.1f} s)")
 
 
 def serve_supplier_api(session: Session) -> None:
@@ -143,13 +170,39 @@ def create_operator_prerequisites(session: Session) -> None:
         problem = redis_auth_token_problem(token)  # the check `make deploy` makes (tools/release.py)
         if problem:
             raise SystemExit(f"{name}: the Redis AUTH token {problem}")
-        try:
-            client.create_secret(Name=name, SecretString=token,
-                                 Description="Redis AUTH token (created by the operator before the first deploy)")
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceExistsException":
-                raise
-            client.put_secret_value(SecretId=name, SecretString=token)
+        put_secret(client, name, token, "Redis AUTH token (created by the operator before the first deploy)")
+        if config.catalog_api is not None:
+            catalog_api_prerequisites(session, region, config.catalog_api.certificate_domain,
+                                      config.catalog_api_secret_names)
+
+
+def put_secret(client: BaseClient, name: str, value: str, description: str) -> None:
+    try:
+        client.create_secret(Name=name, SecretString=value, Description=description)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceExistsException":
+            raise
+        client.put_secret_value(SecretId=name, SecretString=value)
+
+
+def catalog_api_prerequisites(session: Session, region: str, domain: str, names: dict[str, str]) -> None:
+    """What an operator creates before the catalog read API's first deploy (docs/catalog-api.md): the
+    reader's password, the storefront's bearer token, the tasks' serving certificate (here the local CA's
+    server certificate, for 127.0.0.1, where the local task listens) and the ALB's certificate in ACM
+    for the API's name (signed by the local CA)."""
+    tls = make_tls(LOCAL / "tls")
+    client = session.client("secretsmanager", region)
+    put_secret(client, names["reader"], secrets.token_urlsafe(24), "Catalog read API: the reader role's password")
+    put_secret(client, names["tokens"], f"storefront-{secrets.token_hex(16)}",
+               "Catalog read API: the callers' bearer tokens, comma-separated")
+    put_secret(client, names["tls"], tls.key.read_text() + tls.cert.read_text(),
+               "Catalog read API: the tasks' serving key and certificate (PEM)")
+    acm = session.client("acm", region)
+    listed = acm.list_certificates(CertificateStatuses=["ISSUED"])["CertificateSummaryList"]
+    if not any(c["DomainName"] == domain for c in listed):
+        cert, key = make_named_certificate(tls, domain)
+        acm.import_certificate(Certificate=cert.read_bytes(), PrivateKey=key.read_bytes(),
+                               CertificateChain=tls.ca.read_bytes())
 
 
 API_GATEWAY_LOGS_ROLE = "apigateway-cloudwatch-logs"
@@ -422,6 +475,8 @@ def leftovers(session: Session) -> list[str]:
 def forget(session: Session) -> None:
     if session.gateway_pid:
         stop_process(session.gateway_pid)
+    if session.catalog_api_pid:
+        stop_process(session.catalog_api_pid)
     for servers in session.servers.values():
         stop_servers(servers)
     stop_process(session.emulator_pid)
@@ -443,6 +498,9 @@ def status() -> int:
     if session.gateway_pid:
         say(f"API Gateway https://127.0.0.1:{session.gateway_port}: pid {session.gateway_pid}, "
             f"alive={alive(session.gateway_pid)}")
+    if session.catalog_api_pid:
+        say(f"catalog read API https://127.0.0.1:{session.catalog_api_port}: pid {session.catalog_api_pid}, "
+            f"alive={alive(session.catalog_api_pid)}")
     for workload, servers in session.servers.items():
         say(f"{session.stack_id(workload)}: PostgreSQL 127.0.0.1:{servers.pg_port}, "
             f"Redis 127.0.0.1:{servers.redis_port}")

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -353,7 +354,7 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
                 found = against_labels(cur, LOCAL / "logs" / f"{run.stack_id}-labels.json")
             else:  # a new workload says here what it stores (and gets its TRAFFIC above)
                 raise SystemExit(f"the demo summary does not know workload {run.workload}: teach localdev/pipeline_run.py")
-        reads = catalog_reads(run, conn, cache) if run.workload == "retail" else None
+        reads = catalog_reads(session, run, conn, cache) if run.workload == "retail" else None
         info = cache.info("stats")
         hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
         p = run.progress
@@ -379,8 +380,7 @@ def summarise(session: Session, runs: list[WorkloadRun], timings: dict[str, floa
             if hits + misses else "  cache       no Redis reads",
         ]
         if reads:
-            lines.append(f"  reads       {reads[0]} product reads (hot products first): "
-                         f"{reads[1]:.0%} served from Redis")
+            lines.append(f"  read API    {reads.line()}")
         lines.append(f"  alerts      {alert_delivery(session, run, stored_dead)}")
         if run.workload == "factory":
             lines.append(f"  incidents   {incident_delivery(session, run, conn)}")
@@ -551,19 +551,100 @@ def incident_delivery(session: Session, run: WorkloadRun, conn: psycopg2.extensi
             f"{session.incident_queue} through the incidents topic")
 
 
-def catalog_reads(run: WorkloadRun, conn: psycopg2.extensions.connection, client: redis.Redis,
-                  count: int = 2000) -> tuple[int, float]:
-    """What the cache is for: product reads, most of them of hot products (the producer's Zipf mix)."""
-    from processor.cache import CatalogCache
-    from processor.catalog import get_product
+@dataclass(frozen=True)
+class CatalogReads:
+    reads: int  # single-product GETs
+    found: int
+    missing: int
+    batch: int  # SKUs asked in the one batch request
+    mismatches: list[str]  # each answer that is not what PostgreSQL holds
+    redis_share: float  # of the reads' Redis lookups, those that found the entry (keyspace hits)
+    p50_ms: float
+    p99_ms: float
+
+    def line(self) -> str:
+        return (f"{self.reads} product reads through the read API over TLS (hot products first), a batch of "
+                f"{self.batch} and an unknown SKU (404): {self.found} found, {self.missing} not found, "
+                f"{len(self.mismatches)} mismatches with PostgreSQL; {self.redis_share:.0%} served from Redis; "
+                f"p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms")
+
+
+def catalog_reads(session: Session, run: WorkloadRun, conn: psycopg2.extensions.connection, client: redis.Redis,
+                  count: int = 500, batch: int = 50) -> CatalogReads:
+    """What the storefront does: product reads through the served catalog read API (its URL from the outputs,
+    its token from the secret an operator made), most of them of hot products (the producer's Zipf mix),
+    each answer checked against PostgreSQL. A mismatch stops the demo."""
+    import requests
+
     from processor.traffic import RetailTraffic
 
+    url = str(flat.read()[flat.key(run.workload, "catalog_api_url")])
+    names = build_config(run.workload, session.suffix).catalog_api_secret_names
+    token = session.client("secretsmanager", run.region).get_secret_value(
+        SecretId=names["tokens"])["SecretString"].split(",")[0].strip()
+    ca = session.servers[run.workload].ca_file
     traffic = RetailTraffic(random.Random(3))
     skus = traffic.rng.choices(traffic.skus, traffic.weights, k=count)
-    cache = CatalogCache(client, 3600)
-    for sku in skus:
-        get_product(sku, conn=conn, cache=cache)
-    return count, cache.hits / count
+    before = client.info("stats")
+    answers: dict[str, dict[str, Any] | None] = {}
+    latencies: list[float] = []
+    with requests.Session() as api:
+        api.headers["authorization"] = f"Bearer {token}"
+        for sku in skus:
+            started = time.perf_counter()
+            response = api.get(f"{url}/v1/products/{sku}", verify=ca, timeout=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if response.status_code not in (200, 404):
+                raise SystemExit(f"the catalog read API answered {response.status_code} for {sku}: {response.text[:200]}")
+            answers[sku] = response.json() if response.status_code == 200 else None
+        asked = list(dict.fromkeys(skus))[:batch]
+        many = api.get(f"{url}/v1/products", params={"sku": asked}, verify=ca, timeout=10)
+        unknown = api.get(f"{url}/v1/products/NO-SUCH-SKU-demo", verify=ca, timeout=10)
+    after = client.info("stats")
+    truth = catalog_in_postgres(conn, set(answers) | set(asked))
+    mismatches = [f"{sku}: API {answer} != PostgreSQL {truth.get(sku)}" for sku, answer in answers.items()
+                  if comparable(answer) != truth.get(sku)]
+    if many.status_code != 200:
+        mismatches.append(f"the batch answered {many.status_code}")
+    else:
+        body = many.json()
+        mismatches += [f"batch {sku}: {comparable(body['products'].get(sku))} != {truth.get(sku)}" for sku in asked
+                       if comparable(body["products"].get(sku)) != truth.get(sku)]
+        if sorted(body["missing"]) != sorted(sku for sku in asked if truth.get(sku) is None):
+            mismatches.append(f"the batch's missing {body['missing']} are not PostgreSQL's")
+    if unknown.status_code != 404:
+        mismatches.append(f"an unknown SKU answered {unknown.status_code}, not 404")
+    if mismatches:
+        raise SystemExit("the catalog read API disagrees with PostgreSQL:\n  " + "\n  ".join(mismatches[:10]))
+    hits = after.get("keyspace_hits", 0) - before.get("keyspace_hits", 0)
+    misses = after.get("keyspace_misses", 0) - before.get("keyspace_misses", 0)
+    ordered = sorted(latencies)
+    return CatalogReads(
+        reads=count, found=sum(1 for sku in skus if answers[sku] is not None),
+        missing=sum(1 for sku in skus if answers[sku] is None), batch=len(asked), mismatches=mismatches,
+        redis_share=hits / (hits + misses) if hits + misses else 0.0,
+        p50_ms=ordered[len(ordered) // 2], p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
+
+
+def comparable(product: dict[str, Any] | None) -> tuple[str, str, str, Decimal, str, int] | None:
+    """A product as the API serves it, in the terms PostgreSQL's row is compared in."""
+    if product is None:
+        return None
+    return (product["sku"], product["name"], product["category"], Decimal(str(product["price"])), product["currency"],
+            int(product["total_quantity"]))
+
+
+def catalog_in_postgres(conn: psycopg2.extensions.connection,
+                        skus: set[str]) -> dict[str, tuple[str, str, str, Decimal, str, int]]:
+    """Each known SKU's product and total quantity across suppliers, straight from the tables."""
+    with conn, conn.cursor() as cur:
+        cur.execute("""
+            SELECT p.sku, p.name, p.category, p.price, p.currency,
+                   (SELECT COALESCE(sum(i.quantity), 0) FROM inventory i WHERE i.sku = p.sku)
+              FROM products p WHERE p.sku = ANY(%s)
+        """, (sorted(skus),))
+        return {row[0]: (row[0], row[1], row[2], Decimal(row[3]), row[4].strip(), int(row[5]))
+                for row in cur.fetchall()}
 
 
 def write_summary(text: str) -> Path:

@@ -62,6 +62,8 @@ class Session:
     servers: dict[str, LocalServers] = field(default_factory=dict)  # by workload
     gateway_pid: int = 0  # the local API Gateway serving the supplier API's stage (localdev/gateway/)
     gateway_port: int = 0
+    catalog_api_pid: int = 0  # the retail catalog read API (python -m processor catalog-api) as its task runs it
+    catalog_api_port: int = 0
 
     @property
     def endpoint(self) -> str:
@@ -196,6 +198,26 @@ def start_gateway(session: Session, region: str, api_id: str, stage: str) -> tup
         raise
     if process.poll() is not None:
         raise SystemExit("the local API Gateway exited: see .local/logs/gateway.log")
+    return port, process.pid
+
+
+def start_catalog_api(session: Session, env: dict[str, str]) -> tuple[int, int]:
+    """`python -m processor catalog-api` with `env` (its deployed task's, localdev/local_endpoints.py) on a
+    free loopback port, serving TLS with the certificate of its deployed secret; (port, pid)."""
+    if session.catalog_api_pid:
+        stop_process(session.catalog_api_pid)
+    port = free_port()
+    log = open(LOCAL / "logs" / "catalog-api.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "processor", "catalog-api"], cwd=ROOT, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True,
+                               env={**env, "CATALOG_API_HOST": "127.0.0.1", "CATALOG_API_PORT": str(port)})
+    try:
+        wait_for(lambda: process.poll() is not None or _listening(port), 30, "the catalog read API")
+    except TimeoutError:
+        process.kill()
+        raise
+    if process.poll() is not None:
+        raise SystemExit("the catalog read API exited: see .local/logs/catalog-api.log")
     return port, process.pid
 
 

@@ -77,3 +77,21 @@ def make_tls(directory: Path) -> TlsFiles:
 def _valid_for_a_day(cert: Path) -> bool:
     return subprocess.run([_openssl_binary(), "x509", "-in", str(cert), "-noout", "-checkend", "86400"],
                           capture_output=True, check=False).returncode == 0
+
+
+def make_named_certificate(tls: TlsFiles, name: str) -> tuple[Path, Path]:
+    """(certificate, key) for the DNS `name`, signed by `tls`'s CA (its key beside it): what an operator
+    would import into ACM for the catalog read API's load balancer. Reused while valid."""
+    directory = tls.ca.parent
+    stem = "named-" + "".join(c if c.isalnum() or c in "-." else "_" for c in name)
+    cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
+    if cert.exists() and key.exists() and _valid_for_a_day(cert):
+        return cert, key
+    (directory / f"{stem}.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                                           f"extendedKeyUsage=serverAuth\nsubjectAltName=DNS:{name}\n")
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key.name,
+             "-out", f"{stem}.csr", "-subj", f"/CN={name}", cwd=directory)
+    _openssl("x509", "-req", "-in", f"{stem}.csr", "-CA", tls.ca.name, "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", cert.name, "-days", str(DAYS), "-extfile", f"{stem}.ext", cwd=directory)
+    key.chmod(0o600)
+    return cert, key

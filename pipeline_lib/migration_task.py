@@ -2,7 +2,8 @@
 the master credentials before (or beside) a deployment, by `make migrate` and the deploy
 workflow (`python -m tools.release migrate`). It creates the tables and the application role the
 service signs in as, with exactly its workload's DML. The service itself cannot read the
-master secret, so only this task can change the schema."""
+master secret, so only this task can change the schema. In the retail stack it also makes the catalog
+read API's reader role (SELECT on the catalog), with the password it reads from the reader's secret."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
 from pipeline_lib import iam
+from pipeline_lib.catalog_read_api import CatalogReadApi
 from pipeline_lib.context import StackContext
 from pipeline_lib.database import Database
 from pipeline_lib.processor_service import ProcessorService
@@ -36,7 +38,10 @@ class MigrationTask(Construct):
         service: ProcessorService,
         database: Database,
         settings: ServiceConfig,
+        catalog_api: CatalogReadApi | None = None,
     ) -> None:
+        """With `catalog_api` (retail), the migration also makes the read API's SELECT-only reader role,
+        with the password from the reader's secret."""
         super().__init__(scope, id_)
         naming, account, key = context.naming, context.account, context.key
         self.task_role = IamRole(
@@ -44,6 +49,8 @@ class MigrationTask(Construct):
             assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
         )
         statements = database.read_secret_statements(key)
+        if catalog_api is not None:
+            statements += catalog_api.migration_statements()
         IamRolePolicy(self, "task-policy", name=naming.name("migrate-run"), role=self.task_role.id,
                       policy=iam.document(*statements))
         service.network.serve(statements)  # it runs in the service's subnets
@@ -51,6 +58,7 @@ class MigrationTask(Construct):
             **service.environment,
             "DB_SECRET_ARN": database.secret_arn,  # the RDS-managed master secret, re-read on every connect
             "APP_DB_USER": database.app_username,
+            **(catalog_api.migration_environment() if catalog_api is not None else {}),
         }
         container = service.container(environment, writable={"tmp": "/tmp"}, log_prefix="migrate",
                                       command=["migrate"])

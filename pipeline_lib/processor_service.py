@@ -225,6 +225,7 @@ class ProcessorService(Construct):
             "METRICS_NAMESPACE": self.metric_namespace,
         }
         self._image = f"{self.repository.repository_url}:{settings.image_tag}"
+        self.cpu_architecture = settings.cpu_architecture
         self._region = account.region
         environment = {
             **self.environment,
@@ -378,11 +379,14 @@ class ProcessorService(Construct):
             )
 
     def container(self, environment: dict[str, str], *, writable: dict[str, str], log_prefix: str,
-                  secrets: dict[str, str] | None = None, command: list[str] | None = None) -> dict[str, Any]:
+                  secrets: dict[str, str] | None = None, command: list[str] | None = None,
+                  name: str = CONTAINER_NAME, log_group: EncryptedLogGroup | None = None,
+                  ports: tuple[int, ...] = ()) -> dict[str, Any]:
         """A container definition of the processor image: non-root, read-only root filesystem
-        (`writable`: volume -> path), logs to the encrypted processor log group."""
+        (`writable`: volume -> path), logs to the encrypted processor log group (or `log_group`),
+        listening on `ports` (TCP) if it serves."""
         definition: dict[str, Any] = {
-            "name": CONTAINER_NAME,
+            "name": name,
             "image": self._image,
             "essential": True,
             "user": CONTAINER_USER,
@@ -396,7 +400,7 @@ class ProcessorService(Construct):
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {
-                    "awslogs-group": self.log_group.name,
+                    "awslogs-group": (log_group or self.log_group).name,
                     "awslogs-region": self._region,
                     "awslogs-stream-prefix": log_prefix,
                     "mode": "non-blocking",
@@ -406,6 +410,8 @@ class ProcessorService(Construct):
         }
         if command:
             definition["command"] = command
+        if ports:
+            definition["portMappings"] = [{"containerPort": port, "protocol": "tcp"} for port in ports]
         return definition
 
     def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:

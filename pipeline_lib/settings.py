@@ -261,6 +261,10 @@ class AlarmConfig:
     api_5xx_percent: float = 1.0  # the supplier API failing this share: the stream or the integration is
     api_p99_latency_ms: int = 1_000  # a batch of 500 takes a few tens of milliseconds into Kinesis
     api_throttled_per_5min: int = 50  # 429s: a supplier outgrowing its plan (or an attack the WAF should see)
+    # The catalog read API (pipeline_lib/catalog_read_api.py): a read from Redis takes a millisecond or two,
+    # a miss a PostgreSQL query; a p99 above this is a cold cache, a slow database or starved tasks.
+    catalog_api_p99_latency_ms: int = 250
+    catalog_api_5xx_per_5min: int = 5  # answers of 5xx (the tasks' or the ALB's): a storefront sees errors
     # IoT Core (pipeline_lib/iot_ingest.py). Connections and publishes IoT refuses for want of a
     # registered, active, attached certificate or a policy that allows them: a few are a device
     # misconfigured after a change, many an attack or a revoked fleet still trying.
@@ -508,3 +512,54 @@ class IotConfig:
 
 
 MAX_READING_BYTES = 512  # the largest reading a device sends (a status with a long event id is ~180 bytes)
+
+
+# -- the catalog read API -----------------------------------------------------------------------------------------
+# Fargate's valid (cpu, memory MiB) pairings up to 1 vCPU, the sizes a read API task takes.
+FARGATE_SIZES = {256: (512, 1024, 2048), 512: (1024, 2048, 3072, 4096), 1024: tuple(range(2048, 8193, 1024))}
+_DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_PG_ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TLS_POLICIES = ("ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+                 "ELBSecurityPolicy-TLS13-1-3-2021-06")
+
+
+@dataclass(frozen=True)
+class CatalogReadApiConfig:
+    """The retail catalog's read API for the storefront (pipeline_lib/catalog_read_api.py): an ECS
+    service of the processor image behind an internal ALB, TLS at both hops."""
+
+    # The ALB's certificate: an existing ACM certificate for this name (issued or imported by an
+    # operator before the first deploy; the stack reads it, docs/catalog-api.md). Callers reach
+    # the API by this name, which an operator points at the ALB (a private hosted zone's alias).
+    certificate_domain: str
+    reader_user: str = "catalog_reader"  # the SELECT-only PostgreSQL role the migration makes
+    cpu: int = 512  # Fargate units per task
+    memory_mib: int = 1024
+    min_count: int = 2  # two tasks in two zones: one survives the other's zone
+    max_count: int = 6
+    # Target tracking on ALBRequestCountPerTarget: requests a minute per task the scaling keeps to
+    # (a 0.5 vCPU task serves several hundred reads a second from Redis; this leaves room for misses).
+    requests_per_task_per_minute: int = 6_000
+    container_port: int = 8443
+    tls_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 with forward secrecy only
+    db_pool_size: int = 4  # PostgreSQL connections per task (x max_count within the class's limit)
+    deletion_protection: bool = True  # the ALB; a destroyable dev opts out
+    log_retention_days: int = 365
+
+    def __post_init__(self) -> None:
+        if not _DOMAIN.fullmatch(self.certificate_domain):
+            raise ValueError(f"certificate_domain {self.certificate_domain!r} is not a DNS name")
+        if not _PG_ROLE.fullmatch(self.reader_user):
+            raise ValueError(f"reader_user {self.reader_user!r} is not a plain PostgreSQL role name")
+        if self.memory_mib not in FARGATE_SIZES.get(self.cpu, ()):
+            raise ValueError(f"{self.cpu} CPU units with {self.memory_mib} MiB is not a Fargate task size")
+        if not 1 <= self.min_count <= self.max_count <= 50:
+            raise ValueError(f"task counts must satisfy 1 <= min ({self.min_count}) <= max ({self.max_count}) <= 50")
+        if self.requests_per_task_per_minute < 1:
+            raise ValueError("requests_per_task_per_minute must be positive")
+        if not 1024 <= self.container_port <= 65535:
+            raise ValueError("container_port must be an unprivileged port: the container runs as a non-root user")
+        if self.tls_policy not in _TLS_POLICIES:
+            raise ValueError(f"tls_policy must be one of {', '.join(_TLS_POLICIES)} (TLS 1.2 or later)")
+        if not 1 <= self.db_pool_size <= 64:
+            raise ValueError("db_pool_size must be 1 to 64 connections")

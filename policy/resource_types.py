@@ -149,6 +149,12 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
     "aws_wafv2_web_acl": ResourceType(named=True),
     "aws_wafv2_web_acl_association": ResourceType(free="free: the web ACL is priced"),
     "aws_wafv2_web_acl_logging_configuration": ResourceType(free="free: its records are priced with its log group"),
+    # The catalog read API's internal ALB (priced per hour and LCU, tools/cost/estimate.py); its target group
+    # and listener are free. A replaced target group under the same name waits for the old one to go:
+    # the API is unreachable for the replacement's minutes.
+    "aws_lb": ResourceType(named=True),
+    "aws_lb_target_group": ResourceType(named=True, free="free: its traffic is priced with the load balancer"),
+    "aws_lb_listener": ResourceType(free="free: its traffic is priced with the load balancer"),
 }
 _UNKNOWN = ResourceType()
 

@@ -6,6 +6,7 @@ same JSON Terraform reads, so it also catches what a hand edit or an escape hatc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from policy.conventions import (
     replacement_digest,
 )
 from policy.resource_types import key_references, name_attribute, resource_type
-from policy.stack_json import StackJson, references
+from policy.stack_json import Resource, StackJson, references
 
 FORBIDDEN_SECRET_TYPES = frozenset({"aws_secretsmanager_secret", "aws_secretsmanager_secret_version"})
 
@@ -418,7 +419,8 @@ def scaling_can_act_and_tracks_what_tasks_change(stack: StackJson) -> Iterator[F
         if isinstance(low, int) and isinstance(high, int) and low >= high:
             yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
                            f"min {low} = max {high}: its policies can never act (drop them; reshard to scale)")
-        if len(shards) == 1 and isinstance(shards[0], int) and isinstance(high, int) and high > shards[0]:
+        if (len(shards) == 1 and isinstance(shards[0], int) and isinstance(high, int) and high > shards[0]
+                and not _serves_requests(stack, res)):
             yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
                            f"max {high} tasks for {shards[0]} shards: a task without a shard idles")
     for res in stack.resources("aws_appautoscaling_policy"):
@@ -436,6 +438,16 @@ def scaling_can_act_and_tracks_what_tasks_change(stack: StackJson) -> Iterator[F
         if (metric.get("namespace"), metric.get("metric_name")) in _STREAM_LEVEL:
             yield _finding("scaling_can_act_and_tracks_what_tasks_change", stack, res.path,
                            f"tracks the stream-level {metric.get('metric_name')}, which more tasks do not lower")
+
+
+def _serves_requests(stack: StackJson, target: Resource) -> bool:
+    """The scaling target's ECS service sits behind a load balancer: it serves requests and reads no
+    shard (the catalog read API), so the stream's shard count does not bound its tasks."""
+    for token in re.findall(r"\$\{aws_ecs_service\.[^}]+\}", str(target.config.get("resource_id", ""))):
+        service = stack.by_reference(token)
+        if service is not None and service.config.get("load_balancer"):
+            return True
+    return False
 
 
 @rule

@@ -70,6 +70,9 @@ class ProcessorConfig:
     cache_ttl_s: int = 3600
     db_iam_auth: bool = False  # sign in as db_user with an IAM token (the service's application role)
     app_db_user: str | None = None  # `migrate` only: the application role it creates and grants
+    # `migrate` only (retail): the catalog read API's SELECT-only role, and the secret with its password.
+    catalog_reader_user: str | None = None
+    catalog_reader_secret_arn: str | None = None
     schema_wait_s: float = SCHEMA_WAIT_S.default
     incident_topic_arn: str | None = None  # factory: where incidents are published (none: they wait in the outbox)
     incident_window_s: float = INCIDENT_WINDOW_S.default
@@ -116,7 +119,14 @@ class ProcessorConfig:
         max_reads = MAX_READS_PER_SHARD_PER_S.read(env)
         tip_low = read_interval_low(max_reads)
         tip_s = READ_INTERVAL_AT_TIP_S.read(env, default=max(READ_INTERVAL_AT_TIP_S.default, tip_low), low=tip_low)
+        reader_user = env.get("CATALOG_READER_USER", "").strip() or None
+        reader_secret = env.get("CATALOG_READER_SECRET_ARN", "").strip() or None
+        if bool(reader_user) != bool(reader_secret):
+            raise ConfigError("CATALOG_READER_USER and CATALOG_READER_SECRET_ARN go together: the catalog reader "
+                              "role and the secret holding its password")
         return cls(
+            catalog_reader_user=reader_user,
+            catalog_reader_secret_arn=reader_secret,
             workload=workload,
             lease_duration_s=lease_s,
             heartbeat_s=heartbeat_s,

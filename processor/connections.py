@@ -35,6 +35,16 @@ def db_credentials(settings: ProcessorConfig) -> tuple[str, str]:
     return settings.db_user or "", settings.db_password or ""
 
 
+def catalog_reader_password(settings: ProcessorConfig) -> str:
+    """The catalog reader's password, from the secret an operator created (the whole secret string)."""
+    if not settings.catalog_reader_secret_arn:
+        raise ConfigError("CATALOG_READER_SECRET_ARN is not set")
+    password = _secret(settings.catalog_reader_secret_arn, settings.region).strip()
+    if not password:
+        raise ConfigError(f"the catalog reader's secret {settings.catalog_reader_secret_arn} is empty")
+    return password
+
+
 def connect_postgres(settings: ProcessorConfig) -> psycopg2.extensions.connection:
     user, password = db_credentials(settings)
     kwargs = {}

@@ -238,13 +238,21 @@ class SchemaNotReady(Exception):
     """The database's schema is older than this processor needs: the migration has not run."""
 
 
-def _ensure_app_role(cur: psycopg2.extensions.cursor, app_user: str) -> None:
+def _ensure_app_role(cur: psycopg2.extensions.cursor, app_user: str, password: str | None = None) -> None:
+    """The role, able to connect and use the schema. Without `password` it signs in with IAM tokens
+    on RDS; with one, by that password (and never by a token: RDS refuses a password to a member of
+    rds_iam)."""
     role = sql.Identifier(app_user)
     # Roles belong to the server, not the database: two migrations may race to create one.
     cur.execute(sql.SQL("DO $$ BEGIN CREATE ROLE {} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
                 .format(role))
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")
-    if cur.fetchone():  # on RDS: the role signs in with IAM tokens, never a password
+    on_rds = cur.fetchone() is not None
+    if password is not None:
+        cur.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD %s").format(role), (password,))
+        if on_rds:
+            cur.execute(sql.SQL("REVOKE rds_iam FROM {}").format(role))
+    elif on_rds:  # on RDS: the role signs in with IAM tokens, never a password
         cur.execute(sql.SQL("GRANT rds_iam TO {}").format(role))
     cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
         sql.Identifier(cur.connection.info.dbname), role))
@@ -274,12 +282,13 @@ def migrate(conn: psycopg2.extensions.connection, tables: Sequence[str], workloa
     logger.info("schema ready", extra={"workload": workload, "version": SCHEMA_VERSION, "app_user": app_user})
 
 
-def ensure_catalog_reader(conn: psycopg2.extensions.connection, reader_user: str) -> None:
+def ensure_catalog_reader(conn: psycopg2.extensions.connection, reader_user: str, password: str | None = None) -> None:
     """The catalog read API's role, made by the migration (master credentials) after the schema:
-    SELECT on the catalog's tables, no other privilege."""
+    SELECT on the catalog's tables, no other privilege. With `password` (the reader's secret) it
+    signs in with it, and a new password (a rotated secret) replaces the old at the next migration."""
     with conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
-        _ensure_app_role(cur, reader_user)
+        _ensure_app_role(cur, reader_user, password)
         _grant(cur, reader_user, CATALOG_READER_GRANTS)
 
 

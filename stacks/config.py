@@ -20,6 +20,7 @@ from pipeline_lib.settings import (
     AlertSubscription,
     ArchiveConfig,
     CacheConfig,
+    CatalogReadApiConfig,
     DatabaseConfig,
     IncidentConfig,
     IncidentSubscription,
@@ -33,7 +34,7 @@ from pipeline_lib.settings import (
 )
 from policy.conventions import PRODUCTION_SUFFIXES
 from processor.task_settings import heartbeat_default
-from stacks.workloads import WORKLOAD_REGIONS, WORKLOADS, redis_auth_secret_name
+from stacks.workloads import WORKLOAD_REGIONS, WORKLOADS, catalog_api_secret_names, redis_auth_secret_name
 
 # Who the alarms reach, `protocol:endpoint` items (pipeline_lib.settings.AlertSubscription),
 # e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
@@ -85,6 +86,7 @@ class WorkloadConfig:
     alert_subscriptions: tuple[AlertSubscription, ...] = ()  # none: the alarms notify nobody (dev only)
     incidents: IncidentConfig | None = None  # the factory's incidents topic; None: no incidents published
     supplier_api: SupplierApiConfig | None = None  # retail's supplier ingestion API; None: none
+    catalog_api: CatalogReadApiConfig | None = None  # retail's catalog read API for the storefront; None: none
     iot: IotConfig | None = None  # devices through AWS IoT Core (the factory's sensors); None: none
     log_retention_days: int = 365  # every log group but the processor's (ServiceConfig)
     key_deletion_window_days: int = 30  # the longest KMS allows: a scheduled deletion can be cancelled for a month
@@ -129,6 +131,11 @@ class WorkloadConfig:
         return redis_auth_secret_name(self.workload, self.environment_suffix)
 
     @property
+    def catalog_api_secret_names(self) -> dict[str, str]:
+        """The pre-existing secrets the catalog read API reads (created by an operator): reader, tokens, tls."""
+        return catalog_api_secret_names(self.workload, self.environment_suffix)
+
+    @property
     def tags(self) -> dict[str, str]:
         return {
             "Project": self.project,
@@ -161,6 +168,9 @@ def _retail(suffix: str, alerts: tuple[AlertSubscription, ...], incidents: tuple
             UsageTier("standard", rate_limit_per_second=5, burst_limit=10, quota_per_day=50_000),
             UsageTier("bulk", rate_limit_per_second=20, burst_limit=40, quota_per_day=200_000),
         )),
+        # The storefront reads through an internal ALB, by a name with an ACM certificate an operator
+        # issued (or imported) before the first deploy (docs/catalog-api.md).
+        catalog_api=CatalogReadApiConfig(certificate_domain=f"catalog-{suffix}.retail.internal"),
         cost_center="cc-retail",
         data_classification="confidential",
     )
@@ -215,6 +225,10 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
                          max_allocated_storage_gb=100, multi_az=False, deletion_protection=False,
                          skip_final_snapshot=True, backup_retention_days=7),
         cache=replace(config.cache, node_type="cache.t4g.micro", snapshot_retention_limit_days=3, final_snapshot=False),
+        # One smallest read API task (two at most), and an ALB a destroy may delete.
+        catalog_api=(replace(config.catalog_api, cpu=256, memory_mib=512, min_count=1, max_count=2,
+                             deletion_protection=False, log_retention_days=30)
+                     if config.catalog_api else None),
         # No write-once archive (a locked bucket can never be emptied), no vault lock, and
         # database backups for a week, not for the compliance period.
         archive=replace(config.archive, object_lock=False, force_destroy=True, access_log_retention_days=None,

@@ -9,6 +9,7 @@ from pipeline_lib.account import AccountContext
 from pipeline_lib.archive import Archive
 from pipeline_lib.backup import DatabaseBackup
 from pipeline_lib.cache import Cache
+from pipeline_lib.catalog_read_api import CatalogReadApi
 from pipeline_lib.context import StackContext
 from pipeline_lib.data_stream import DataStream
 from pipeline_lib.database import Database
@@ -46,8 +47,13 @@ class WorkloadStack(TerraformStack):
         incidents = IncidentTopic(self, "incidents", context=context, settings=config.incidents) if config.incidents else None
         service = ProcessorService(self, "processor", context=context, network=network, stream=stream,
                                    database=database, cache=cache, settings=config.service, incidents=incidents)
+        catalog_api = (CatalogReadApi(self, "catalog-api", context=context, network=network, service=service,
+                                      database=database, cache=cache, settings=config.catalog_api,
+                                      **{f"{purpose}_secret_name": name
+                                         for purpose, name in config.catalog_api_secret_names.items()})
+                       if config.catalog_api else None)
         migration = MigrationTask(self, "migration", context=context, service=service, database=database,
-                                  settings=config.service)
+                                  settings=config.service, catalog_api=catalog_api)
         archive = Archive(self, "archive", context=context, stream=stream, settings=config.archive)
         DatabaseBackup(self, "backup", context=context, database=database, settings=config.archive)
         supplier_api = (SupplierApi(self, "supplier-api", context=context, stream=stream, settings=config.supplier_api,
@@ -56,7 +62,7 @@ class WorkloadStack(TerraformStack):
         devices = IotIngest(self, "iot", context=context, stream=stream, settings=config.iot) if config.iot else None
         if config.iot and config.iot.account_logging:
             IotAccountLogging(self, "iot-logging", context=context, settings=config.iot)
-        watched = [stream, service, database, cache, archive, *filter(None, [supplier_api, devices])]
+        watched = [stream, service, database, cache, archive, *filter(None, [supplier_api, catalog_api, devices])]
         monitoring = Monitoring(self, "monitoring", context=context, watched=watched,
                                 thresholds=config.alarms, subscriptions=config.alert_subscriptions)
 
@@ -90,6 +96,12 @@ class WorkloadStack(TerraformStack):
         if supplier_api is not None:
             outputs["supplier_api_url"] = supplier_api.url
             outputs["supplier_api_id"] = supplier_api.api.id
+        if catalog_api is not None:
+            outputs["catalog_api_url"] = catalog_api.url
+            outputs["catalog_api_alb_dns_name"] = catalog_api.load_balancer.dns_name
+            outputs["catalog_api_callers_security_group_id"] = catalog_api.callers_security_group.id
+            outputs["catalog_api_service_name"] = catalog_api.service.name
+            outputs["catalog_api_task_family"] = catalog_api.task_definition.family
         if devices is not None:  # what tools/sensors registers devices with, and the local broker reads
             outputs["iot_thing_type_name"] = devices.thing_type.name
             outputs["iot_policy_name"] = devices.device_policy.name

@@ -12,3 +12,10 @@ WORKLOADS: tuple[str, ...] = tuple(WORKLOAD_REGIONS)
 def redis_auth_secret_name(workload: str, suffix: str) -> str:
     """The secret an operator creates before a first deploy, holding the Redis AUTH token."""
     return f"{workload}-{suffix}/redis-auth"
+
+
+def catalog_api_secret_names(workload: str, suffix: str) -> dict[str, str]:
+    """The secrets an operator creates before a first deploy of a stack with the catalog read API
+    (docs/catalog-api.md): the reader role's password, the callers' bearer tokens (comma-separated), and
+    the tasks' serving certificate and key (PEM)."""
+    return {purpose: f"{workload}-{suffix}/catalog-api-{purpose}" for purpose in ("reader", "tokens", "tls")}

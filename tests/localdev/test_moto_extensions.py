@@ -241,10 +241,10 @@ def test_ecs_service_settings_read_back(client: Callable[..., Any]) -> None:
         {"name": "c", "image": "i", "memory": 128}])["taskDefinition"]["taskDefinitionArn"]
     service = ecs.create_service(cluster=cluster, serviceName=name(), taskDefinition=task, desiredCount=0,
                                  enableECSManagedTags=True, enableExecuteCommand=False,
-                                 availabilityZoneRebalancing="DISABLED")["service"]
+                                 availabilityZoneRebalancing="DISABLED", healthCheckGracePeriodSeconds=30)["service"]
     described = ecs.describe_services(cluster=cluster, services=[service["serviceName"]])["services"][0]
     assert described["enableECSManagedTags"] is True and described["enableExecuteCommand"] is False
-    assert described["availabilityZoneRebalancing"] == "DISABLED"
+    assert described["availabilityZoneRebalancing"] == "DISABLED" and described["healthCheckGracePeriodSeconds"] == 30
 
 
 def test_kinesis_tags_at_creation_are_kept(client: Callable[..., Any]) -> None:

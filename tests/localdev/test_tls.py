@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from localdev.servers import PostgresServer, RedisServer
-from localdev.tls import TlsFiles, make_ca, make_tls, postgres_tls, redis_tls
+from localdev.tls import TlsFiles, make_ca, make_named_certificate, make_tls, postgres_tls, redis_tls
 from processor.config import ConfigError, ProcessorConfig
 from processor.connections import connect_redis, ensure_reachable
 
@@ -84,3 +84,19 @@ def test_a_certificate_from_another_ca_fails_with_a_clear_line(postgres: Postgre
         ensure_reachable(wrong)
     with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         connect_redis(wrong).ping()
+
+
+def test_a_named_certificate_verifies_for_its_name_only_against_the_local_ca(tls: TlsFiles) -> None:
+    """What the local deployment imports into ACM for the catalog read API's name (localdev/deploy.py)."""
+    import subprocess
+
+    cert, key = make_named_certificate(tls, "catalog-local.retail.internal")
+
+    def verify(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["openssl", "verify", "-CAfile", str(tls.ca), "-verify_hostname", name, str(cert)],
+                              capture_output=True, text=True, check=False)
+
+    assert verify("catalog-local.retail.internal").returncode == 0
+    assert verify("localhost").returncode != 0  # the name it was made for, and no other
+    assert key.stat().st_mode & 0o077 == 0
+    assert make_named_certificate(tls, "catalog-local.retail.internal") == (cert, key)  # reused while valid

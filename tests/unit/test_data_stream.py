@@ -7,7 +7,7 @@ from cdktf import App
 from policy.stack_json import StackJson, load_app
 from stacks.config import build_config
 from stacks.workload_stack import WorkloadStack
-from tests.helpers import only, paging_alarm_purposes, ref
+from tests.helpers import by_path, only, paging_alarm_purposes, ref
 
 
 def test_kinesis_stream_is_encrypted_with_the_workload_key(stack: StackJson) -> None:
@@ -54,7 +54,7 @@ def test_an_on_demand_stream_has_no_shard_count_and_caps_tasks_at_the_shards_it_
     assert stream["stream_mode_details"] == {"stream_mode": "ON_DEMAND"} and "shard_count" not in stream
     # On demand starts at four shards: more tasks than that would hold nothing.
     assert config.stream.shard_count == 2 and config.max_tasks == 4 and config.service.desired_count == 2
-    assert only(stack, "aws_appautoscaling_target").config["max_capacity"] == 4
+    assert by_path(stack, "aws_appautoscaling_target", "processor/scaling-target").config["max_capacity"] == 4
 
 
 def test_no_stream_pays_for_shard_level_metrics_nothing_reads(

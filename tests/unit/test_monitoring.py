@@ -117,6 +117,10 @@ AWS_METRICS = {
     # AWS IoT Core's metrics and dimensions (developer guide): rule, rule action and message broker metrics.
     "AWS/IoT": {"TopicMatch", "Success", "Failure", "RuleMessageThrottled", "Connect.AuthError", "PublishIn.AuthError"},
     "AWS/Logs": {"IncomingLogEvents"},
+    # Application Load Balancer metrics (ELB user guide, "CloudWatch metrics for your Application Load Balancer").
+    "AWS/ApplicationELB": {"RequestCount", "TargetResponseTime", "HTTPCode_Target_4XX_Count",
+                           "HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count", "HealthyHostCount",
+                           "UnHealthyHostCount"},
 }
 
 

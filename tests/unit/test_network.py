@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from policy.stack_json import StackJson
+from policy.stack_json import Resource, StackJson
 from tests.helpers import by_path, only, ref
 
 INTERFACE_SERVICES = {"kinesis-streams", "ecr.api", "ecr.dkr", "logs", "secretsmanager"}
@@ -72,16 +72,27 @@ def test_no_security_group_rule_opens_to_a_cidr(stack: StackJson) -> None:
         assert "cidr_ipv4" not in rule.config and "cidr_ipv6" not in rule.config, rule.path
 
 
-def test_ingress_exists_only_from_the_processor(stack: StackJson) -> None:
-    processor_sg = ref(by_path(stack, "aws_security_group", "processor/sg"), "id")
-    ingress = {(r.path.split("/")[1], r.config["to_port"]) for r in stack.resources("aws_vpc_security_group_ingress_rule")}
+def _rules(stack: StackJson, kind: str, client: str) -> list[Resource]:
+    """The rules of `kind` that let `client` (a construct's tasks: processor, catalog-api) in or out."""
+    group = ref(by_path(stack, "aws_security_group", f"{client}/sg"), "id")
+    key = "referenced_security_group_id" if kind == "ingress" else "security_group_id"
+    return [r for r in stack.resources(f"aws_vpc_security_group_{kind}_rule") if r.config.get(key) == group]
+
+
+def test_ingress_exists_only_from_the_processor_and_the_read_apis_tasks_and_alb(stack: StackJson) -> None:
+    ingress = {(r.path.split("/")[1], r.config["to_port"]) for r in _rules(stack, "ingress", "processor")}
     assert ingress == {("network", 443), ("database", 5432), ("cache", 6379)}
-    assert all(r.config["referenced_security_group_id"] == processor_sg
-               for r in stack.resources("aws_vpc_security_group_ingress_rule"))
+    others = [r for r in stack.resources("aws_vpc_security_group_ingress_rule") if r not in _rules(stack, "ingress", "processor")]
+    if stack.workload == "retail":  # the catalog read API's tasks, to the same three; its ALB from its callers' group
+        assert {(r.path.split("/")[1], r.config["to_port"]) for r in _rules(stack, "ingress", "catalog-api")} == ingress
+        rest = {r.path for r in others if r not in _rules(stack, "ingress", "catalog-api")}
+        assert rest == {f"{stack.stack_id}/catalog-api/alb-from-callers", f"{stack.stack_id}/catalog-api/tasks-from-alb"}
+    else:
+        assert others == []
 
 
 def test_processor_egress_goes_only_to_endpoints_s3_database_and_cache(stack: StackJson) -> None:
-    ports = sorted(r.config["to_port"] for r in stack.resources("aws_vpc_security_group_egress_rule"))
+    ports = sorted(r.config["to_port"] for r in _rules(stack, "egress", "processor"))
     assert ports == [443, 443, 5432, 6379]
 
 

@@ -23,7 +23,9 @@ def mutated(stack: StackJson, mutate: Mutation) -> StackJson:
 
 
 def first(document: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(iter(document["resource"][type_].values()))
+    """The processor's resource of `type_` where a stack has more than one (the catalog read API's)."""
+    found = list(document["resource"][type_].values())
+    return next((r for r in found if r["//"]["metadata"]["path"].split("/")[1] == "processor"), found[0])
 
 
 def findings(rule: rules.Rule, stack: StackJson) -> list[rules.Finding]:
@@ -313,7 +315,7 @@ def test_a_scaling_target_with_no_room_or_a_step_beyond_it_is_found(retail: Stac
         "min 4 = max 4: its policies can never act (drop them; reshard to scale)")
     def big_step(document: dict[str, Any]) -> None:
         for policy in document["resource"]["aws_appautoscaling_policy"].values():
-            for step in policy["step_scaling_policy_configuration"]["step_adjustment"]:
+            for step in (policy.get("step_scaling_policy_configuration") or {}).get("step_adjustment", []):
                 step["scaling_adjustment"] = 10 if step["scaling_adjustment"] > 0 else step["scaling_adjustment"]
     assert {f.message for f in findings(rules.scaling_can_act_and_tracks_what_tasks_change, mutated(retail, big_step))} == {
         "a step of 10 tasks exceeds the room of 3"}

@@ -34,7 +34,9 @@ def test_default_tags_name_project_workload_environment_owner_and_cost(stack: St
 def test_outputs_are_exactly_what_the_processor_and_tests_need(stack: StackJson) -> None:
     own = {"factory": {"incident_topic_arn", "iot_thing_type_name", "iot_policy_name", "iot_topic_rule_name",
                        "iot_rule_error_log_group"},
-           "retail": {"supplier_api_url", "supplier_api_id"}}[stack.workload]
+           "retail": {"supplier_api_url", "supplier_api_id", "catalog_api_url", "catalog_api_alb_dns_name",
+                      "catalog_api_callers_security_group_id", "catalog_api_service_name",
+                      "catalog_api_task_family"}}[stack.workload]
     assert set(stack.outputs) == EXPECTED_OUTPUTS | own
 
 

@@ -56,6 +56,12 @@ class Usage:
     device_readings_per_minute: float = 0.0
     readings_per_message: int = 1
     device_message_bytes: int = 0
+    # The storefront's reads of the catalog read API (a stack with its ALB): requests a second, the bytes
+    # each carries through the ALB (request headers and the JSON answer), and how many requests a caller
+    # sends down one kept-alive connection.
+    catalog_reads_per_second: float = 0.0
+    catalog_bytes_per_read: int = 0
+    catalog_reads_per_connection: float = 100.0
 
     @property
     def records_per_month(self) -> float:
@@ -517,3 +523,28 @@ def from_synthesized(document: dict[str, Any]) -> list[Resource]:
             refs = {attribute: references(value) for attribute, value in values.items()}
             resources.append(Resource(f"{type_}.{name}", type_, values, {k: v for k, v in refs.items() if v}))
     return resources
+
+
+@prices("aws_lb")
+def load_balancer(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    """An ALB: by the hour, plus LCU-hours: the largest of its dimensions (new connections at 25 a second,
+    active connections at 3,000 a minute, processed bytes at 1 GB an hour, rule evaluations at 1,000 a
+    second) is what is billed. The read API's one listener rule is free (10 per LCU are)."""
+    if resource.get("load_balancer_type") not in (None, "application"):
+        raise Unpriceable(f"a {resource.get('load_balancer_type')} load balancer is not priced here")
+    yield Line(resource.address, resource.type, "Elastic Load Balancing", pricing.price("alb_hour") * pricing.hours,
+               f"one ALB × {pricing.hours:g} h")
+    if pricing.usage is None:  # a plan's review: the hours are known, the LCUs are traffic's
+        return
+    usage = pricing.usage
+    reads = usage.catalog_reads_per_second
+    dimensions = {
+        "new connections": reads / usage.catalog_reads_per_connection / 25,
+        "active connections": reads / usage.catalog_reads_per_connection * 60 / 3_000,
+        "processed bytes": reads * usage.catalog_bytes_per_read * 3600 / GB,
+    }
+    dimension, lcus = max(dimensions.items(), key=lambda item: item[1])
+    yield Line(resource.address, resource.type, "Elastic Load Balancing",
+               lcus * pricing.price("alb_lcu_hour") * pricing.hours,
+               f"{reads:g} reads/s of {usage.catalog_bytes_per_read:,} bytes: {lcus:.3f} LCU ({dimension}) "
+               f"× {pricing.hours:g} h", TRAFFIC)

@@ -25,6 +25,10 @@ DEV_TRAFFIC_SHARE = 0.1
 SENSOR_READINGS_PER_SECOND = 1.0
 DEVICE_READING_BYTES = 130
 ENVELOPE_BYTES = 100  # the rule's record around a message: line, sensor, receipt time, keys
+# The storefront's catalog reads (a stack with the read API): production at a stated 100 reads a second held
+# all month, dev a tenth; a read is ~1.5 KB through the ALB (request headers with the token, a product's JSON).
+CATALOG_READS_PER_SECOND = 100.0
+CATALOG_BYTES_PER_READ = 1_500
 
 
 def usage_of(config: WorkloadConfig) -> Usage:
@@ -41,8 +45,11 @@ def usage_of(config: WorkloadConfig) -> Usage:
                    "device_readings_per_minute": readings_per_minute, "readings_per_message": batch,
                    "device_message_bytes": message_bytes}
         records_per_minute, record_bytes = readings_per_minute / batch, ENVELOPE_BYTES + -(-message_bytes // 3) * 4
+    catalog = ({"catalog_reads_per_second": CATALOG_READS_PER_SECOND * share,
+                "catalog_bytes_per_read": CATALOG_BYTES_PER_READ} if config.catalog_api is not None else {})
     return Usage(
         **devices,  # type: ignore[arg-type]
+        **catalog,  # type: ignore[arg-type]
         records_per_minute=records_per_minute,
         record_bytes=record_bytes,
         processor_log_gb_month=PROCESSOR_LOG_GB_PER_TASK_MONTH * config.service.desired_count,
