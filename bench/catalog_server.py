@@ -46,9 +46,10 @@ class BypassedCache(CatalogCache):
 def build(config: dict[str, Any]) -> tuple[Catalog, ConnectionPool]:
     dsn = {**config["postgres"], **postgres_tls(config["ca"])}
     pool = ConnectionPool(lambda: psycopg2.connect(**dsn), size=config.get("pool", 4))
-    parser = {"parser_class": _RESP2Parser} if config["pure_python"] else {}  # else hiredis, when installed
     client = redis.Redis(host="127.0.0.1", port=config["redis_port"], password=config["redis_password"],
-                         socket_timeout=2, socket_connect_timeout=2, **redis_tls(config["ca"]), **parser)
+                         socket_timeout=2, socket_connect_timeout=2, **redis_tls(config["ca"]))
+    if config["pure_python"]:  # else hiredis, when installed; set before the pool makes a connection
+        client.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
     cache = (BypassedCache if config["variant"] == "postgres" else CatalogCache)(client)
     return Catalog(pool, cache), pool
 
