@@ -29,6 +29,18 @@ def percentile(values: list[float], p: float) -> float:
 
 
 @dataclass(frozen=True)
+class Slice:
+    """One open-loop run's raw figures (seconds)."""
+
+    rate: float
+    latencies: list[float]
+    lags: list[float]  # how late this client started each request
+    failed: int
+    wall_s: float
+    cpu_s: float
+
+
+@dataclass(frozen=True)
 class OpenLoop:
     offered_per_s: float
     answered_per_s: float  # answers over the time from the first due request to the last answer
@@ -39,8 +51,18 @@ class OpenLoop:
     failed: int
     client_cpu_share: float  # this process's CPU time over the wall time: near 1.0, the client is the limit
 
+    @classmethod
+    def of(cls, slices: list[Slice]) -> OpenLoop:
+        """The slices' requests together (slices of one rate, interleaved with another load's)."""
+        latencies = [x for s in slices for x in s.latencies]
+        wall = sum(s.wall_s for s in slices)
+        return cls(slices[0].rate, len(latencies) / wall, percentile(latencies, 50) * 1e3,
+                   percentile(latencies, 99) * 1e3, max(latencies) * 1e3,
+                   percentile([x for s in slices for x in s.lags], 99) * 1e3, sum(s.failed for s in slices),
+                   sum(s.cpu_s for s in slices) / wall)
 
-async def open_loop(request: Request, rate: float, seconds: float) -> OpenLoop:
+
+async def open_loop(request: Request, rate: float, seconds: float) -> Slice:
     count = max(1, int(rate * seconds))
     latencies: list[float] = []
     lags: list[float] = []
@@ -66,9 +88,7 @@ async def open_loop(request: Request, rate: float, seconds: float) -> OpenLoop:
             await asyncio.sleep(wait)
         tasks.append(asyncio.create_task(one(due)))
     await asyncio.gather(*tasks)
-    wall = clock() - start
-    return OpenLoop(rate, count / wall, percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3,
-                    max(latencies) * 1e3, percentile(lags, 99) * 1e3, failed, (time.process_time() - cpu) / wall)
+    return Slice(rate, latencies, lags, failed, clock() - start, time.process_time() - cpu)
 
 
 @dataclass(frozen=True)
