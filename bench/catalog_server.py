@@ -1,0 +1,88 @@
+"""The catalog read API as `make bench-catalog` serves it: `python -m bench.catalog_server CONFIG_JSON`.
+
+The app is processor/catalog_api.py's, on uvicorn with one worker and TLS, reading PostgreSQL and
+Redis over verified TLS as the SELECT-only reader role. CONFIG_JSON names the servers, the token, the
+certificate and the variant:
+
+    cache     the app as deployed: Redis first, PostgreSQL on a miss
+    postgres  the same app with the cache bypassed: every read is a PostgreSQL query
+
+and `pure_python`: serve on asyncio's own loop with h11 and parse Redis replies in Python, as without the
+C packages (uvloop, httptools, hiredis) the Pipfile installs, to show what they are worth.
+
+Beside the app, `GET /bench/stats` answers this process's CPU seconds and the catalog's counters
+(cache hits and misses, PostgreSQL reads), so the benchmark can count what a read cost the server.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg2
+import redis
+import uvicorn
+from redis._parsers import _RESP2Parser
+
+from localdev.tls import postgres_tls, redis_tls
+from processor.cache import CatalogCache
+from processor.catalog_api import Catalog, ConnectionPool, create_app
+
+STATS_PATH = "/bench/stats"
+
+
+class BypassedCache(CatalogCache):
+    """Every lookup misses and nothing is written: the catalog reads PostgreSQL on each request."""
+
+    def lookup(self, sku: str) -> tuple[bool, dict[str, Any] | None]:
+        return False, None
+
+    def write(self, entries: Mapping[str, Any], complete: bool = False) -> int | None:
+        return 0
+
+
+def build(config: dict[str, Any]) -> tuple[Catalog, ConnectionPool]:
+    dsn = {**config["postgres"], **postgres_tls(config["ca"])}
+    pool = ConnectionPool(lambda: psycopg2.connect(**dsn), size=config.get("pool", 4))
+    client = redis.Redis(host="127.0.0.1", port=config["redis_port"], password=config["redis_password"],
+                         socket_timeout=2, socket_connect_timeout=2, **redis_tls(config["ca"]))
+    if config["pure_python"]:  # else hiredis, when installed; set before the pool makes a connection
+        client.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
+    cache = (BypassedCache if config["variant"] == "postgres" else CatalogCache)(client)
+    return Catalog(pool, cache), pool
+
+
+def with_stats(app: Any, catalog: Catalog) -> Any:
+    """The app, and the benchmark's counters at STATS_PATH (nothing else is changed)."""
+
+    async def served(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == STATS_PATH:
+            body = json.dumps({"cpu_s": time.process_time(), "hits": catalog.cache.hits,
+                               "misses": catalog.cache.misses, "database_reads": catalog.database_reads}).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return served
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    catalog, pool = build(config)
+    # "auto", as the service runs it: uvloop and httptools when installed; pure_python: asyncio's loop and h11
+    pure = config["pure_python"]
+    try:
+        uvicorn.run(with_stats(create_app(catalog, [config["token"]]), catalog), host="127.0.0.1",
+                    port=config["port"], ssl_certfile=config["cert"], ssl_keyfile=config["key"], workers=1,
+                    loop="asyncio" if pure else "auto", http="h11" if pure else "auto", log_level="warning",
+                    access_log=False, lifespan="off")
+    finally:
+        pool.close()
+
+
+if __name__ == "__main__":
+    main()
