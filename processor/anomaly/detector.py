@@ -504,7 +504,7 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
                 s.stuck_q = qb
                 qr = qb if qb > qr else qr
         if qr > q:
-            q, reason, shown = qr, "stuck", run + 1
+            q, reason, shown = qr, "stuck", float(run + 1)  # a float like every `shown` (a compiler could type it)
     s.longest = longest
 
     s.total += g
