@@ -222,7 +222,7 @@ class Verdict(NamedTuple):  # built on every reading: a frozen dataclass costs ~
 
 WARMING_UP = Verdict(0.0, False, "warming up", False, False, 0.0)
 _verdict = tuple.__new__  # Verdict(...) without the Python-level __new__ (a frame a reading)
-_log2, _log10, _floor = math.log2, math.log10, math.floor
+_log2, _log10, _floor, _sqrt = math.log2, math.log10, math.floor, math.sqrt
 _BONFERRONI = math.log10(CHECKS)
 # Evidence this common (a share of the history at least this large reaches it) cannot move the score: one check's
 # q below log10(CHECKS) is cancelled by the Bonferroni factor. Bins below the `calm` bin skip the arithmetic; the
@@ -233,10 +233,7 @@ _CALM_SHARE = 0.3
 def observe(state: DetectorState, ts: datetime, value: float, event_id: str,
             config: DetectorConfig = CONFIG) -> Verdict | None:
     """Fold one reading into `state`; None for an exact duplicate of the last one."""
-    t = ts.timestamp()
-    if state.count and t == state.t and event_id == state.event_id:
-        return None
-    return _step(state, t, float(value), event_id, config)
+    return observe_at(state, ts.timestamp(), float(value), event_id, config)
 
 
 def alarm_history(config: DetectorConfig = CONFIG) -> int:
@@ -259,33 +256,23 @@ def tail_probability(score: float) -> float:
 # -- the checks' histograms -----------------------------------------------------------------------------------------
 
 
-def _check(s: DetectorState, c: int, e: float, log_total: float, c_: DetectorConfig) -> float:
-    """-log10 of how rarely histogram `c`'s evidence has reached `e` (> 0); then `e` is learnt."""
-    k = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP))
+def _rare(s: DetectorState, c: int, j: int, log_total: float, c_: DetectorConfig) -> float:
+    """-log10 of how rarely histogram `c`'s evidence has reached bin `j` when `j` is above its top (or
+    the histogram is new); then the evidence is learnt. (`observe_at` takes the common bins itself: evidence
+    at or below the calm bin learnt at q = 0, and up to the top the share of the history at or above it.)"""
     lo = s.lo[c]
     h, base, g = s.hist, c * BINS, s.weight
     if lo == UNSET:  # the first evidence: the window opens with it in the middle
-        s.lo[c] = k - BINS // 2
+        s.lo[c] = j + UNSET - BINS // 2
         h[base + BINS // 2] += g
         return 0.0
-    j = k - lo
     top = s.top[c]
-    if j <= s.calm[c]:
-        h[base + (j if j > 0 else 0)] += g
-        return 0.0
-    if j <= top:
-        seen = sum(h[base + (j if j > 0 else 0):base + BINS])
-        q = log_total - _log10(seen if seen > g else g)  # at least one reading's share: the history's resolution
-    elif top >= 0:
-        q = _beyond(s, c, j, top, c_)
-    else:
-        q = 0.0
+    q = _beyond(s, c, j, top, c_) if top >= 0 else 0.0
     if 0 <= j < BINS:
         h[base + j] += g
     else:
         _learn_outside(s, c, j)
-    if j > top:
-        s.top[c] = _top(h, base, c_.top_samples * g)
+    s.top[c] = _top(h, base, c_.top_samples * g)
     return q
 
 
@@ -403,8 +390,11 @@ def _rescale(s: DetectorState) -> None:
 # -- one reading -----------------------------------------------------------------------------------------------------
 
 
-def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig) -> Verdict:
+def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig = CONFIG) -> Verdict | None:
+    """`observe` with the reading's time as epoch seconds and its value a float (the offline scorer's loop)."""
     n = s.count
+    if n and t == s.t and event_id == s.event_id:
+        return None
     if t < s.t:
         t = s.t  # stepped back or late: it arrives now
     s.t, s.event_id = t, event_id
@@ -415,7 +405,11 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
         return WARMING_UP
     n += 1
     s.count = n
-    s.weight *= c.memory / (c.memory - 1.0)
+    # Each check's histogram is read and taught here, not in a function (a call per check would be a tenth of
+    # the detector's time): its bin `j`; at or below the calm bin the evidence is learnt at q = 0 (too common to
+    # move the score); up to the top, q is the share of the history at or above the bin; above it `_rare`.
+    g = s.weight = s.weight * (c.memory / (c.memory - 1.0))
+    h, lo, calm, top = s.hist, s.lo, s.calm, s.top
     log_total = _log10(s.total)
     d = x - s.prev
     floor = c.scale_floor * s.typical
@@ -425,9 +419,21 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
         if n > c.warmup:  # jump: the move in recent typical moves
             scale = s.jump if s.jump > floor else floor
             e = d / scale if scale > 0.0 else CAP
-            qj = _check(s, JUMP_UP if d > 0.0 else JUMP_DOWN, e if e > 0.0 else -e, log_total, c)
-            if qj > q:
-                q, reason, shown = qj, "jump", d / scale if scale > 0.0 else math.inf
+            i = JUMP_UP if d > 0.0 else JUMP_DOWN
+            e = e if e > 0.0 else -e
+            j = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP)) - lo[i]
+            if j <= calm[i]:
+                h[i * BINS + (j if j > 0 else 0)] += g
+            else:
+                if j <= top[i]:
+                    i *= BINS
+                    seen = sum(h[i + j:i + BINS])
+                    qj = log_total - _log10(seen if seen > g else g)  # at least one reading's share
+                    h[i + j] += g
+                else:
+                    qj = _rare(s, i, j, log_total, c)
+                if qj > q:
+                    q, reason, shown = qj, "jump", d / scale if scale > 0.0 else math.inf
 
     short = s.short + c.short_alpha * (x - s.short)
     s.short = short
@@ -436,15 +442,39 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
         if e != 0.0:
             scale = s.slow_dev if s.slow_dev > floor else floor
             ratio = e / scale if scale > 0.0 else CAP
-            qs = _check(s, SHIFT_UP if e > 0.0 else SHIFT_DOWN, ratio if ratio > 0.0 else -ratio, log_total, c)
-            if qs > q:
-                q, reason, shown = qs, "shift", e / scale if scale > 0.0 else math.inf
+            i = SHIFT_UP if e > 0.0 else SHIFT_DOWN
+            ratio = ratio if ratio > 0.0 else -ratio
+            j = _floor(BINS_PER_OCTAVE * _log2(ratio if ratio < CAP else CAP)) - lo[i]
+            if j <= calm[i]:
+                h[i * BINS + (j if j > 0 else 0)] += g
+            else:
+                if j <= top[i]:
+                    i *= BINS
+                    seen = sum(h[i + j:i + BINS])
+                    qs = log_total - _log10(seen if seen > g else g)
+                    h[i + j] += g
+                else:
+                    qs = _rare(s, i, j, log_total, c)
+                if qs > q:
+                    q, reason, shown = qs, "shift", e / scale if scale > 0.0 else math.inf
 
     e = x - s.level  # level: the reading against the usual level
     if e != 0.0:
-        ql = _check(s, LEVEL_UP if e > 0.0 else LEVEL_DOWN, e if e > 0.0 else -e, log_total, c)
-        if ql > q:
-            q, reason, shown = ql, "level", x - e
+        i = LEVEL_UP if e > 0.0 else LEVEL_DOWN
+        a = e if e > 0.0 else -e
+        j = _floor(BINS_PER_OCTAVE * _log2(a if a < CAP else CAP)) - lo[i]
+        if j <= calm[i]:
+            h[i * BINS + (j if j > 0 else 0)] += g
+        else:
+            if j <= top[i]:
+                i *= BINS
+                seen = sum(h[i + j:i + BINS])
+                ql = log_total - _log10(seen if seen > g else g)
+                h[i + j] += g
+            else:
+                ql = _rare(s, i, j, log_total, c)
+            if ql > q:
+                q, reason, shown = ql, "level", x - e
 
     repeat = d == 0.0
     run = s.run + 1 if repeat else 0
@@ -454,7 +484,17 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
             longest = float(s.run)
         s.stuck_q = 0.0
     else:  # stuck: the run against the runs it has had ...
-        qr = _check(s, RUN, float(run), log_total, c)
+        a = float(run)
+        j = _floor(BINS_PER_OCTAVE * _log2(a if a < CAP else CAP)) - lo[RUN]
+        qr = 0.0
+        if j <= calm[RUN]:
+            h[RUN * BINS + (j if j > 0 else 0)] += g
+        elif j <= top[RUN]:
+            seen = sum(h[RUN * BINS + j:RUN * BINS + BINS])
+            qr = log_total - _log10(seen if seen > g else g)
+            h[RUN * BINS + j] += g
+        else:
+            qr = _rare(s, RUN, j, log_total, c)
         if run > longest and n > c.warmup:  # ... and beyond its longest, each repeat as likely as it repeats
             share = s.repeat if s.repeat * (n + 1) > 1.0 else 1.0 / (n + 1)
             qb = (run - longest) * -_log10(share)
@@ -464,10 +504,10 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
                 s.stuck_q = qb
                 qr = qb if qb > qr else qr
         if qr > q:
-            q, reason, shown = qr, "stuck", run + 1
+            q, reason, shown = qr, "stuck", float(run + 1)  # a float like every `shown` (a compiler could type it)
     s.longest = longest
 
-    s.total += s.weight
+    s.total += g
     s.run, s.prev = run, x
     move = d if d > 0.0 else -d
     if n * c.typical_alpha > 1.0:  # every memory filled (typical_alpha's is the longest): constant rates
@@ -497,7 +537,7 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
         _refresh_tops(s, c)
     elif n & 63 == 0:
         _refresh_tops(s, c)
-    if s.weight > 1e100:
+    if g > 1e100:
         _rescale(s)
 
     q -= _BONFERRONI
@@ -518,7 +558,7 @@ def _step(s: DetectorState, t: float, x: float, event_id: str, c: DetectorConfig
     smooth = s.smooth + c.incident_alpha * (x - s.smooth)
     s.smooth = smooth
     dev = smooth - s.base
-    base_sd = math.sqrt(s.base_var) if s.base_var > 0.0 else 0.0
+    base_sd = _sqrt(s.base_var) if s.base_var > 0.0 else 0.0
     sd = base_sd if base_sd > floor else floor
     z = dev / sd if n > c.incident_warmup else 0.0
     az = z if z > 0.0 else -z

@@ -4,8 +4,9 @@ Input CSV ``timestamp,value``; output ``timestamp,value,anomaly_score,label,inci
 row: the score (a function of the reading's tail probability, detector.score_of), the alarm the
 factory sink raises (``label``: score >= 0.5) and whether the sensor's latched incident is open
 after the reading (``incident``), so that a CSV shows where incidents open and close.
-Each row goes through `detector.observe` with the same configuration and the same
-`DetectorState` (and its JSON, with ``--state``) as the factory processor uses per sensor.
+Each row goes through the detector (`observe_at`: `observe` with the time in epoch seconds)
+with the same configuration and the same `DetectorState` (and its JSON, with ``--state``)
+as the factory processor uses per sensor.
 A row timestamped before the one before it (a clock stepped back, a late reading) is
 scored as the processor scores such a reading: as if it arrived right after the last one;
 how many there were is said on stderr.
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from processor.anomaly.detector import CONFIG, DetectorConfig, DetectorState, observe
+from processor.anomaly.detector import CONFIG, DetectorConfig, DetectorState, observe_at
 
 
 class InputError(ValueError):
@@ -78,14 +79,16 @@ def score_series(rows: Iterable[tuple[int, str, str, datetime, float]], state: D
     resuming = state.count > 0
     for line, ts_text, value_text, ts, value in rows:
         event_id = f"{line:012d}"
+        t = ts.timestamp()
         if resuming:
-            if (ts.timestamp(), event_id) <= (state.t, state.event_id):
+            if (t, event_id) <= (state.t, state.event_id):
                 continue
             resuming = False
-        verdict = observe(state, ts, value, event_id, config)
+        verdict = observe_at(state, t, float(value), event_id, config)
         if verdict is None:
             continue
-        yield ts_text, value_text, verdict.score, int(verdict.anomalous), int(verdict.incident)
+        score, anomalous, _, incident, _, _ = verdict
+        yield ts_text, value_text, score, 1 if anomalous else 0, 1 if incident else 0
 
 
 def score_file(source: Path, target: Path, state_path: Path | None = None) -> tuple[int, int, int]:

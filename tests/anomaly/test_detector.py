@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from processor.anomaly import nab
-from processor.anomaly.detector import CONFIG, DetectorState, observe, tail_probability
+from processor.anomaly.detector import CONFIG, DetectorState, observe, observe_at, tail_probability
 from processor.anomaly.synthetic import CALIBRATION_DAYS, DAY_S, EVENT_KINDS, PERIOD_S
 from tests.anomaly.conftest import readings, series
 
@@ -235,6 +235,19 @@ def test_an_exact_duplicate_is_ignored_and_a_late_reading_counts_without_moving_
     assert late is not None and 0.0 <= late.score < 0.5
     assert state.t == rows[499][0].timestamp()  # applied as if it arrived now
     assert observe(state, *rows[500]) is not None
+
+
+def test_the_scorers_entry_with_epoch_seconds_gives_exactly_what_observe_gives_duplicates_and_late_readings_included(
+) -> None:
+    rows = readings(series(8, "spike", "stuck", days=3.0))
+    rows = rows[:900] + [rows[899], (rows[20][0], rows[899][1], "late-reading")] + rows[900:]
+    by_datetime, by_epoch = DetectorState(), DetectorState()
+    expected = [observe(by_datetime, *row) for row in rows]
+    got = [observe_at(by_epoch, ts.timestamp(), value, event_id) for ts, value, event_id in rows]
+    assert got == expected
+    assert got[900] is None and got[901] is not None  # the duplicate ignored, the late reading counted
+    assert sum(v is not None and v.anomalous for v in got) > 0
+    assert by_epoch.to_json() == by_datetime.to_json()
 
 
 def test_a_clock_stepped_back_an_hour_raises_nothing() -> None:

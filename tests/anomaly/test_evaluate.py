@@ -132,3 +132,15 @@ def test_every_cell_where_nabs_windowed_gaussian_is_not_beaten_is_named(report: 
     assert [m for m in misses if "windowed Gaussian" in m] == [
         "class periodic, NAB reward_low_FN_rate: 39.0 is not above NAB's windowed Gaussian (40.0)"]
     assert "all six together" in "\n".join(evaluate.render_classes(classes_report))
+
+
+def test_the_paired_speed_benchmark_finds_the_tree_bit_identical_to_its_own_commit_and_prints_a_ratio_per_round(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from processor.anomaly import paired
+
+    code = paired.main([str(tmp_path / "corpus"), "--against", "HEAD", "--rounds", "2", "--series", "2", "--days", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "against HEAD: bit-identical" in out
+    assert [line.startswith(f"round {r}:") for r, line in enumerate(out.splitlines()[1:3], 1)] == [True, True]
+    assert out.splitlines()[-1].startswith("median of 2 rounds:") and out.rstrip().endswith("x")
