@@ -163,7 +163,9 @@ class ServiceConfig:
 @dataclass(frozen=True)
 class CacheConfig:
     node_type: str = "cache.t4g.small"  # the smallest Graviton node with enough memory for the hot set
-    num_cache_clusters: int = 2  # primary + replica in another AZ: automatic failover needs two
+    # Primary + replica in another AZ: automatic failover and Multi-AZ (both on when there are two or
+    # more). A destroyable dev runs one node: the same TLS, AUTH and key, no standby to fail over to.
+    num_cache_clusters: int = 2
     engine_version: str = "7.1"
     parameter_group_family: str = "redis7"  # must match engine_version's major
     snapshot_retention_limit_days: int = 14  # daily snapshots kept two weeks
@@ -174,9 +176,15 @@ class CacheConfig:
     # only, while the tasks roll onto the new one (docs/operations.md, "Rotating the Redis AUTH token").
     auth_token_update_strategy: Literal["SET", "ROTATE"] = "SET"
 
+    @property
+    def failover(self) -> bool:
+        """Automatic failover and Multi-AZ: ElastiCache needs a replica to promote."""
+        return self.num_cache_clusters > 1
+
     def __post_init__(self) -> None:
-        if self.num_cache_clusters < 2:
-            raise ValueError("automatic failover needs at least two cache nodes")
+        if not 1 <= self.num_cache_clusters <= 6:
+            raise ValueError(f"a replication group has 1 to 6 nodes (a primary and up to 5 replicas), "
+                             f"not {self.num_cache_clusters}")
         if self.auth_token_update_strategy not in ("SET", "ROTATE"):
             raise ValueError(f"auth_token_update_strategy must be SET or ROTATE, not {self.auth_token_update_strategy!r}")
 

@@ -214,9 +214,10 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
     return replace(
         config,
         # The smallest sizes that run the dev traffic: a quarter vCPU per task, a micro database
-        # and cache nodes (two still: failover stays testable), on-demand stream capacity (billed
-        # per stream-hour, not per shard-hour with the week of retention on each), and the
-        # interface endpoints in one zone.
+        # and one micro cache node (no standby: failover is production's, and staying within
+        # $150 a month with the read API's load balancer needs the replica's $11.68), on-demand
+        # stream capacity (billed per stream-hour, not per shard-hour with the week of retention
+        # on each), and the interface endpoints in one zone.
         network=replace(config.network, endpoint_zones=1),
         stream=replace(config.stream, stream_mode="ON_DEMAND"),
         service=replace(config.service, cpu=256, memory_mib=512, min_count=1, log_retention_days=30,
@@ -224,7 +225,8 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
         database=replace(config.database, instance_class="db.t4g.micro", allocated_storage_gb=20,
                          max_allocated_storage_gb=100, multi_az=False, deletion_protection=False,
                          skip_final_snapshot=True, backup_retention_days=7),
-        cache=replace(config.cache, node_type="cache.t4g.micro", snapshot_retention_limit_days=3, final_snapshot=False),
+        cache=replace(config.cache, node_type="cache.t4g.micro", num_cache_clusters=1, snapshot_retention_limit_days=3,
+                      final_snapshot=False),
         # One smallest read API task (two at most), and an ALB a destroy may delete.
         catalog_api=(replace(config.catalog_api, cpu=256, memory_mib=512, min_count=1, max_count=2,
                              deletion_protection=False, log_retention_days=30)

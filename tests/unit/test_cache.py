@@ -8,10 +8,27 @@ from policy.stack_json import StackJson
 from tests.helpers import only, paging_alarm_purposes, ref
 
 
-def test_redis_has_two_nodes_across_azs_with_automatic_failover(stack: StackJson) -> None:
+def test_production_redis_has_two_nodes_across_azs_with_automatic_failover(prod_stacks: dict[str, StackJson]) -> None:
+    for stack in prod_stacks.values():
+        group = only(stack, "aws_elasticache_replication_group").config
+        assert group["num_cache_clusters"] == 2
+        assert group["automatic_failover_enabled"] is True and group["multi_az_enabled"] is True
+
+
+def test_a_dev_redis_is_one_node_without_failover_and_keeps_every_protection(stack: StackJson) -> None:
     group = only(stack, "aws_elasticache_replication_group").config
-    assert group["num_cache_clusters"] == 2
-    assert group["automatic_failover_enabled"] is True and group["multi_az_enabled"] is True
+    assert group["num_cache_clusters"] == 1
+    assert group["automatic_failover_enabled"] is False and group["multi_az_enabled"] is False
+    assert group["transit_encryption_mode"] == "required" and group["at_rest_encryption_enabled"] == "true"
+    assert group["auth_token"].startswith("${data.aws_secretsmanager_secret_version.")
+
+
+def test_a_cache_of_no_nodes_or_more_than_six_is_refused_naming_the_range() -> None:
+    from pipeline_lib.settings import CacheConfig
+
+    for nodes in (0, 7):
+        with pytest.raises(ValueError, match="1 to 6 nodes"):
+            CacheConfig(num_cache_clusters=nodes)
 
 
 def test_redis_is_encrypted_at_rest_with_the_cmk_and_requires_tls(stack: StackJson) -> None:
@@ -100,6 +117,7 @@ def test_a_new_auth_token_is_set_in_the_steady_state_and_rotated_only_on_request
         build_config(stack.workload, "dev")
 
 
-def test_each_redis_node_pages_on_cpu_memory_and_evictions(stack: StackJson) -> None:
-    assert paging_alarm_purposes(stack, "cache-") == {"cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu",
-                                              "cache-2-memory", "cache-2-evictions"}
+def test_each_redis_node_pages_on_cpu_memory_and_evictions(stack: StackJson, prod_stacks: dict[str, StackJson]) -> None:
+    assert paging_alarm_purposes(stack, "cache-") == {"cache-1-cpu", "cache-1-memory", "cache-1-evictions"}
+    assert paging_alarm_purposes(prod_stacks[f"{stack.workload}-prod"], "cache-") == {
+        "cache-1-cpu", "cache-1-memory", "cache-1-evictions", "cache-2-cpu", "cache-2-memory", "cache-2-evictions"}

@@ -47,6 +47,7 @@ waf_web_acl_month = 5.0
 waf_rule_month = 1.0
 waf_requests_per_million = 0.6
 cloudwatch_custom_metric_month = 0.3
+alb_hour = 0.02
 
 [region.r1.rds_postgres_instance_hour]
 "db.small" = 0.05
@@ -192,6 +193,15 @@ def test_the_supplier_api_costs_its_requests_at_the_stated_batching_and_its_web_
         "aws_cloudwatch_log_metric_filter.f": 0.3})
     (line,) = [li for li in cost.lines if li.address == "aws_api_gateway_rest_api.a"]
     assert f"one record a request: ${1_000 * 730 * 60 / 1e6 * 3.5:,.2f}" in line.basis  # what batching saves
+
+
+def test_a_plan_review_without_usage_still_prices_what_is_billed_by_the_hour_or_month(table: prices.PriceTable) -> None:
+    """Only traffic needs the usage figures: the web ACL's month and the ALB's hours are billed without it."""
+    cost = cost_of(table, res("aws_wafv2_web_acl.w", {"rule": [{"name": "per-ip-rate"}]}),
+                   res("aws_lb.l", {"load_balancer_type": "application"}), usage=None)
+    assert cost.per_resource() == pytest.approx({"aws_wafv2_web_acl.w": 5.0 + 1.0,
+                                                 "aws_lb.l": 0.02 * table.hours_per_month})
+    assert cost.unpriced == ()
 
 
 def test_a_type_the_table_does_not_know_is_reported_never_priced_at_zero(table: prices.PriceTable) -> None:

@@ -95,11 +95,12 @@ def test_a_dev_stack_without_subscribers_synthesizes_with_none(stack: StackJson)
     assert list(stack.resources("aws_sns_topic_subscription")) == []
 
 
-def test_every_redis_node_has_its_own_alarms_named_by_the_cache(stack: StackJson) -> None:
-    group = ref(only(stack, "aws_elasticache_replication_group"), "replication_group_id")
-    dims = sorted(r.config["dimensions"]["CacheClusterId"] for r in stack.resources("aws_cloudwatch_metric_alarm")
-                  if r.config.get("namespace") == "AWS/ElastiCache")
-    assert dims == sorted([f"{group}-001"] * 3 + [f"{group}-002"] * 3)
+def test_every_redis_node_has_its_own_alarms_named_by_the_cache(stack: StackJson, prod_stacks: dict[str, StackJson]) -> None:
+    for each, nodes in ((stack, 1), (prod_stacks[f"{stack.workload}-prod"], 2)):
+        group = ref(only(each, "aws_elasticache_replication_group"), "replication_group_id")
+        dims = sorted(r.config["dimensions"]["CacheClusterId"] for r in each.resources("aws_cloudwatch_metric_alarm")
+                      if r.config.get("namespace") == "AWS/ElastiCache")
+        assert dims == sorted(f"{group}-{node:03d}" for node in range(1, nodes + 1) for _ in range(3))
 
 
 # What AWS publishes that the alarms and the dashboard watch (CloudWatch metrics of each service, per AWS's

@@ -483,7 +483,9 @@ def web_acl(resource: Resource, pricing: Pricing) -> Iterator[Line]:
     yield Line(resource.address, resource.type, "WAF",
                pricing.price("waf_web_acl_month") + count * pricing.price("waf_rule_month"),
                f"one web ACL, {count} rule(s)")
-    usage = pricing.usage_for("per request")
+    if pricing.usage is None:  # a plan's review: the ACL and its rules are known, the requests are traffic's
+        return
+    usage = pricing.usage
     requests = usage.records_per_month / usage.api_records_per_request
     yield Line(resource.address, resource.type, "WAF", requests / 1_000_000 * pricing.price("waf_requests_per_million"),
                f"{requests / 1_000_000:,.2f} M requests inspected", TRAFFIC)
