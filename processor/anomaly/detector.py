@@ -81,6 +81,9 @@ HISTOGRAMS = 7
 CHECKS = 4  # jump, shift, level, stuck: the Bonferroni factor
 UNSET = -(2**31)  # a histogram that has not seen its evidence yet
 CAP = 2.0**40  # evidence beyond this (a ratio over a collapsed scale) counts as this
+# A move so small against its scale that the ratio underflows to 0 (1e-300 over 1e300) counts as the least
+# evidence a float holds: still a move, in the lowest bin (log2 of 0 would raise).
+LEAST = math.ulp(0.0)
 
 
 @dataclass(frozen=True)
@@ -420,13 +423,14 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
             scale = s.jump if s.jump > floor else floor
             e = d / scale if scale > 0.0 else CAP
             i = JUMP_UP if d > 0.0 else JUMP_DOWN
-            e = e if e > 0.0 else -e
+            e = e if e > 0.0 else (-e if e else LEAST)
             j = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP)) - lo[i]
             if j <= calm[i]:
                 h[i * BINS + (j if j > 0 else 0)] += g
             else:
                 if j <= top[i]:
                     i *= BINS
+                    j = j if j > 0 else 0  # below the window: its lowest bin
                     seen = sum(h[i + j:i + BINS])
                     qj = log_total - _log10(seen if seen > g else g)  # at least one reading's share
                     h[i + j] += g
@@ -443,13 +447,14 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
             scale = s.slow_dev if s.slow_dev > floor else floor
             ratio = e / scale if scale > 0.0 else CAP
             i = SHIFT_UP if e > 0.0 else SHIFT_DOWN
-            ratio = ratio if ratio > 0.0 else -ratio
+            ratio = ratio if ratio > 0.0 else (-ratio if ratio else LEAST)
             j = _floor(BINS_PER_OCTAVE * _log2(ratio if ratio < CAP else CAP)) - lo[i]
             if j <= calm[i]:
                 h[i * BINS + (j if j > 0 else 0)] += g
             else:
                 if j <= top[i]:
                     i *= BINS
+                    j = j if j > 0 else 0  # below the window: its lowest bin
                     seen = sum(h[i + j:i + BINS])
                     qs = log_total - _log10(seen if seen > g else g)
                     h[i + j] += g
@@ -468,6 +473,7 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
         else:
             if j <= top[i]:
                 i *= BINS
+                j = j if j > 0 else 0
                 seen = sum(h[i + j:i + BINS])
                 ql = log_total - _log10(seen if seen > g else g)
                 h[i + j] += g
@@ -490,6 +496,7 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
         if j <= calm[RUN]:
             h[RUN * BINS + (j if j > 0 else 0)] += g
         elif j <= top[RUN]:
+            j = j if j > 0 else 0
             seen = sum(h[RUN * BINS + j:RUN * BINS + BINS])
             qr = log_total - _log10(seen if seen > g else g)
             h[RUN * BINS + j] += g
