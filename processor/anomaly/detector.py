@@ -423,14 +423,16 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
             scale = s.jump if s.jump > floor else floor
             e = d / scale if scale > 0.0 else CAP
             i = JUMP_UP if d > 0.0 else JUMP_DOWN
-            e = e if e > 0.0 else (-e if e else LEAST)
-            j = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP)) - lo[i]
+            e = e if e > 0.0 else -e
+            try:
+                j = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP)) - lo[i]
+            except ValueError:  # the move underflowed to 0 against its scale (a try costs nothing until it raises)
+                j = _floor(BINS_PER_OCTAVE * _log2(LEAST)) - lo[i]
             if j <= calm[i]:
                 h[i * BINS + (j if j > 0 else 0)] += g
             else:
                 if j <= top[i]:
                     i *= BINS
-                    j = j if j > 0 else 0  # below the window: its lowest bin
                     seen = sum(h[i + j:i + BINS])
                     qj = log_total - _log10(seen if seen > g else g)  # at least one reading's share
                     h[i + j] += g
@@ -447,14 +449,16 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
             scale = s.slow_dev if s.slow_dev > floor else floor
             ratio = e / scale if scale > 0.0 else CAP
             i = SHIFT_UP if e > 0.0 else SHIFT_DOWN
-            ratio = ratio if ratio > 0.0 else (-ratio if ratio else LEAST)
-            j = _floor(BINS_PER_OCTAVE * _log2(ratio if ratio < CAP else CAP)) - lo[i]
+            ratio = ratio if ratio > 0.0 else -ratio
+            try:
+                j = _floor(BINS_PER_OCTAVE * _log2(ratio if ratio < CAP else CAP)) - lo[i]
+            except ValueError:  # underflowed to 0, as above
+                j = _floor(BINS_PER_OCTAVE * _log2(LEAST)) - lo[i]
             if j <= calm[i]:
                 h[i * BINS + (j if j > 0 else 0)] += g
             else:
                 if j <= top[i]:
                     i *= BINS
-                    j = j if j > 0 else 0  # below the window: its lowest bin
                     seen = sum(h[i + j:i + BINS])
                     qs = log_total - _log10(seen if seen > g else g)
                     h[i + j] += g
@@ -473,7 +477,6 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
         else:
             if j <= top[i]:
                 i *= BINS
-                j = j if j > 0 else 0
                 seen = sum(h[i + j:i + BINS])
                 ql = log_total - _log10(seen if seen > g else g)
                 h[i + j] += g
@@ -496,7 +499,6 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
         if j <= calm[RUN]:
             h[RUN * BINS + (j if j > 0 else 0)] += g
         elif j <= top[RUN]:
-            j = j if j > 0 else 0
             seen = sum(h[RUN * BINS + j:RUN * BINS + BINS])
             qr = log_total - _log10(seen if seen > g else g)
             h[RUN * BINS + j] += g
