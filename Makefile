@@ -41,7 +41,12 @@ node_modules/.synced: package-lock.json
 	$(RUN) python -m tools.warm_provider
 	@touch $@
 
-setup: .venv/.synced node_modules/.synced .gen/.provider-warm ## install Python, Node and provider bindings
+# mypyc's build of the anomaly detector (processor/anomaly/build.py): never fails setup; without a C compiler it warns
+# and the pure detector runs (the stamp is then not written, so the next setup tries again)
+processor/anomaly/_compiled/.built: processor/anomaly/detector.py processor/anomaly/build.py .venv/.synced
+	$(RUN) python -m processor.anomaly.build --stamp $@
+
+setup: .venv/.synced node_modules/.synced .gen/.provider-warm processor/anomaly/_compiled/.built ## install Python, Node and provider bindings
 	@command -v terraform >/dev/null || { echo "terraform (>= 1.10) is required on PATH"; exit 1; }
 
 synth: setup ## synthesize both stacks into cdktf.out/ (only this suffix's: a demo's `local` stacks are cleared first)

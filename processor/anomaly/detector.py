@@ -81,6 +81,9 @@ HISTOGRAMS = 7
 CHECKS = 4  # jump, shift, level, stuck: the Bonferroni factor
 UNSET = -(2**31)  # a histogram that has not seen its evidence yet
 CAP = 2.0**40  # evidence beyond this (a ratio over a collapsed scale) counts as this
+# A move so small against its scale that the ratio underflows to 0 (1e-300 over 1e300) counts as the least
+# evidence a float holds: still a move, in the lowest bin (log2 of 0 would raise).
+LEAST = math.ulp(0.0)
 
 
 @dataclass(frozen=True)
@@ -421,7 +424,10 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
             e = d / scale if scale > 0.0 else CAP
             i = JUMP_UP if d > 0.0 else JUMP_DOWN
             e = e if e > 0.0 else -e
-            j = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP)) - lo[i]
+            try:
+                j = _floor(BINS_PER_OCTAVE * _log2(e if e < CAP else CAP)) - lo[i]
+            except ValueError:  # the move underflowed to 0 against its scale (a try costs nothing until it raises)
+                j = _floor(BINS_PER_OCTAVE * _log2(LEAST)) - lo[i]
             if j <= calm[i]:
                 h[i * BINS + (j if j > 0 else 0)] += g
             else:
@@ -444,7 +450,10 @@ def observe_at(s: DetectorState, t: float, x: float, event_id: str, c: DetectorC
             ratio = e / scale if scale > 0.0 else CAP
             i = SHIFT_UP if e > 0.0 else SHIFT_DOWN
             ratio = ratio if ratio > 0.0 else -ratio
-            j = _floor(BINS_PER_OCTAVE * _log2(ratio if ratio < CAP else CAP)) - lo[i]
+            try:
+                j = _floor(BINS_PER_OCTAVE * _log2(ratio if ratio < CAP else CAP)) - lo[i]
+            except ValueError:  # underflowed to 0, as above
+                j = _floor(BINS_PER_OCTAVE * _log2(LEAST)) - lo[i]
             if j <= calm[i]:
                 h[i * BINS + (j if j > 0 else 0)] += g
             else:

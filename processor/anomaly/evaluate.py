@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from processor.anomaly import baselines, classes, nab, skab
+from processor.anomaly import baselines, classes, nab, native, skab
 from processor.anomaly.detector import CONFIG, DetectorState
 from processor.anomaly.score import InputError, parse_timestamp, read_series, score_series
 from processor.anomaly.synthetic import EVENT_KINDS, Corpus
@@ -251,7 +251,7 @@ def render(report: Report, corpus: Corpus) -> str:
     runs = ", ".join(f"{r:,.0f}" for r in report.speed_runs)
     lines.append(f"Speed: the project detector, {report.readings:,} readings per pass on one core (timestamp parsing "
                  f"included): {report.readings_per_s():,.0f} readings/s, best of {len(report.speed_runs)} passes "
-                 f"({runs})")
+                 f"({runs}); detector: {native.implementation().describe()}")
     lines.append(f"State: {report.state_bytes:,} bytes of JSON per sensor, whatever the series length")
     return "\n".join(lines)
 
@@ -269,6 +269,7 @@ def write_report_json(report: Report, path: Path) -> None:
     path.write_text(json.dumps({
         "readings": report.readings,
         "readings_per_s": round(report.readings_per_s()),
+        "detector": native.implementation().name,
         "state_bytes": report.state_bytes,
         "nab": {d.name: {p: round(r.normalized, 2) for p, r in d.nab.items()} for d in report.detections},
         "events": {name: {"precision": round(s.precision, 3), "recall": round(s.recall, 3),

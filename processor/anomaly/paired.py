@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from processor.anomaly import detector, score
+from processor.anomaly import detector, native, score
 from processor.anomaly.evaluate import LoadedSeries, load
 from processor.anomaly.synthetic import Corpus, is_current, write_corpus
 
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         same = outputs(series, old_det, old_sc) == outputs(series, detector, score)
         print(f"{readings:,} readings in {len(series)} series; scores, labels, incidents and states against "
               f"{args.against}: {'bit-identical' if same else 'DIFFERENT'}")
+        print(f"this tree's detector: {native.implementation().describe()}; {args.against}'s: its detector.py, "
+              f"pure Python")
         olds, news, ratios = [], [], []
         for r in range(args.rounds):
             first, second = ((old_det, old_sc), (detector, score)) if r % 2 == 0 else ((detector, score), (old_det, old_sc))

@@ -5,17 +5,33 @@ import itertools
 import json
 import math
 import random
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
-from processor.anomaly import nab
+from processor.anomaly import nab, native
 from processor.anomaly.detector import CONFIG, DetectorState, observe, observe_at, tail_probability
 from processor.anomaly.synthetic import CALIBRATION_DAYS, DAY_S, EVENT_KINDS, PERIOD_S
 from tests.anomaly.conftest import readings, series
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
+IMPLEMENTATIONS = native.implementations()
+NOT_BUILT = ("no current mypyc build of detector.py (python -m processor.anomaly.build; make setup builds it "
+             "when a C compiler is present): " + native.compiled_module()[1])
+
+
+@pytest.fixture(autouse=True, params=["pure", "compiled"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs against detector.py as Python runs it and against mypyc's build of it."""
+    module = IMPLEMENTATIONS[request.param]
+    if module is None:
+        pytest.skip(NOT_BUILT)
+    here = sys.modules[__name__]
+    for name in ("CONFIG", "DetectorState", "observe", "observe_at", "tail_probability"):
+        monkeypatch.setattr(here, name, getattr(module, name))
+    return request.param
 
 
 def scores(rows: list[tuple[datetime, float, str]], state: DetectorState | None = None) -> list[float]:
@@ -312,3 +328,36 @@ def test_an_absurd_reading_on_a_calm_sensor_is_an_alarm_with_a_score_not_a_nan()
         verdict = observe(state, BASE + timedelta(seconds=i), x, f"e{i:03d}")
         # THEN each is an alarm whose score is a number in the unit interval
         assert verdict.anomalous and 0.5 <= verdict.score < 1.0
+
+
+def test_a_move_too_small_to_measure_against_the_sensors_scale_is_scored_not_a_crash() -> None:
+    # GIVEN a sensor whose typical move is 1e300 (a counter in absurd units), then a reading of 0
+    rng, state = random.Random(2), DetectorState()
+    rows = [(BASE + timedelta(seconds=i), rng.gauss(0.0, 1.0) * 1e299, f"e{i:03d}") for i in range(300)]
+    rows += [(BASE + timedelta(seconds=300), 0.0, "e300")]
+    # WHEN it moves by 1e-300: the move over its scale underflows to 0, whose log would raise
+    rows += [(BASE + timedelta(seconds=301 + i), (i + 1) * 1e-300, f"e{301 + i:03d}") for i in range(40)]
+    verdicts = [observe(state, *row) for row in rows]
+    # THEN every reading is scored, the tiny moves as the least surprising moves there are
+    assert all(v is not None and 0.0 <= v.score < 1.0 for v in verdicts)
+    assert not any(v.anomalous and v.reason.startswith("jump") for v in verdicts[302:])
+
+
+def test_a_state_handed_between_the_compiled_and_the_pure_detector_carries_on_bit_for_bit(implementation: str) -> None:
+    if implementation != "compiled":
+        pytest.skip("one pairing is enough: this test holds both implementations itself")
+    pure, compiled = IMPLEMENTATIONS["pure"], IMPLEMENTATIONS["compiled"]
+    rows = readings(series(5, "variance_burst", "stuck", "drift_to_failure"))
+    whole = pure.DetectorState()
+    expected = [pure.observe(whole, *row) for row in rows]
+    # GIVEN tasks running either detector, handing the sensor over through its JSON at each cut
+    got, start, state = [], 0, compiled.DetectorState()
+    for k, cut in enumerate([1, 29, 3000, 3500, 5000, len(rows)]):
+        module = compiled if k % 2 == 0 else pure
+        state = module.DetectorState.from_json(state.to_json())
+        got.extend(module.observe(state, *row) for row in rows[start:cut])
+        start = cut
+    # THEN every verdict, floats by their bits, and the final state are those of one pure detector
+    assert [tuple(x.hex() if isinstance(x, float) else x for x in v) for v in got] == \
+        [tuple(x.hex() if isinstance(x, float) else x for x in v) for v in expected]
+    assert state.to_json() == whole.to_json()
