@@ -176,6 +176,7 @@ def test_every_risk_carries_a_rule_id_an_acknowledgement_can_name(plans: dict[st
 
 
 def test_a_resize_is_no_risk_and_its_monthly_cost_change_is_shown_per_resource(plans: dict[str, model.StackPlan]) -> None:
+    from stacks.config import build_config
     from tools.cost import prices
     from tools.plan_review import cost
 
@@ -189,9 +190,10 @@ def test_a_resize_is_no_risk_and_its_monthly_cost_change_is_shown_per_resource(p
     db_old, db_new = rows["aws_db_instance"]
     assert db_new - db_old == pytest.approx((table.price("us-east-1", "rds_postgres_instance_hour", "db.t4g.small")
                                              - table.price("us-east-1", "rds_postgres_instance_hour", "db.t4g.micro")) * hour)
+    nodes = build_config("retail", "local").cache.num_cache_clusters  # the plans are of the local stacks
     assert rows["aws_elasticache_replication_group"] == pytest.approx(
-        (2 * table.price("us-east-1", "elasticache_node_hour", "cache.t4g.micro") * hour,
-         2 * table.price("us-east-1", "elasticache_node_hour", "cache.t4g.small") * hour))
+        (nodes * table.price("us-east-1", "elasticache_node_hour", "cache.t4g.micro") * hour,
+         nodes * table.price("us-east-1", "elasticache_node_hour", "cache.t4g.small") * hour))
     text = "\n".join(cost.render(change))
     assert f"prices of {table.as_of.isoformat()}" in text and "`aws_db_instance." in text
 
