@@ -336,7 +336,7 @@ def print_reads(results: dict[str, VariantResult]) -> None:
               f"{r.db_cpu_us:>9,.0f} us {1e6 / (r.api_cpu_us + r.db_cpu_us):>17,.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} "
               f"{s.client_cpu_share:>10.0%}" + (f"  ({s.failed} failed)" if s.failed else ""))
     print(f"{'API, refused before a store':<24} {'':>9} {cache.stack_cpu_us:>10,.0f} us {1e6 / cache.stack_cpu_us:>13,.0f}"
-          "   (401 without the token: uvicorn, TLS, Starlette, the worker thread)")
+          "   (401 without the token: uvicorn, TLS and Starlette alone)")
     print(f"\ncache hit ratio: {cache.cold_hit_ratio:.1%} over the first {WARM_UP_S:.0f} s from a cold cache; then every "
           f"product filled (as once each was read within the TTL): {cache.loop_hit_ratio:.1%} over the closed loop's "
           f"{cache.saturated.answers:,} reads, {cache.warm_hit_ratio:.1%} over the open-loop runs "

@@ -5,7 +5,8 @@ Redis over verified TLS as the SELECT-only reader role. CONFIG_JSON names the se
 certificate and the variant:
 
     cache     the app as deployed: Redis first, PostgreSQL on a miss
-    postgres  the same app with the cache bypassed: every read is a PostgreSQL query
+    postgres  the same app with the cache bypassed: every read is a PostgreSQL query, in a worker thread
+              as a miss is
 
 and `pure_python`: serve on asyncio's own loop with h11 and parse Redis replies in Python, as without the
 C packages (uvloop, httptools, hiredis) the Pipfile installs, to show what they are worth.
@@ -18,13 +19,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg2
 import redis
+import redis.asyncio
 import uvicorn
-from redis._parsers import _RESP2Parser
+from redis._parsers import _AsyncRESP2Parser, _RESP2Parser
 
 from localdev.tls import postgres_tls, redis_tls
 from processor.cache import CatalogCache
@@ -34,24 +36,31 @@ STATS_PATH = "/bench/stats"
 
 
 class BypassedCache(CatalogCache):
-    """Every lookup misses and nothing is written: the catalog reads PostgreSQL on each request."""
-
-    def lookup(self, sku: str) -> tuple[bool, dict[str, Any] | None]:
-        return False, None
+    """Nothing is written into Redis."""
 
     def write(self, entries: Mapping[str, Any], complete: bool = False) -> int | None:
         return 0
 
 
+class BypassedCatalog(Catalog):
+    """Every lookup misses and nothing is cached: the catalog reads PostgreSQL on each request."""
+
+    async def lookup(self, skus: Sequence[str]) -> list[tuple[bool, dict[str, Any] | None]]:
+        return [(False, None)] * len(skus)
+
+
 def build(config: dict[str, Any]) -> tuple[Catalog, ConnectionPool]:
     dsn = {**config["postgres"], **postgres_tls(config["ca"])}
     pool = ConnectionPool(lambda: psycopg2.connect(**dsn), size=config.get("pool", 4))
-    client = redis.Redis(host="127.0.0.1", port=config["redis_port"], password=config["redis_password"],
-                         socket_timeout=2, socket_connect_timeout=2, **redis_tls(config["ca"]))
-    if config["pure_python"]:  # else hiredis, when installed; set before the pool makes a connection
+    where = {"host": "127.0.0.1", "port": config["redis_port"], "password": config["redis_password"],
+             "socket_timeout": 2, "socket_connect_timeout": 2, **redis_tls(config["ca"])}
+    client, entries = redis.Redis(**where), redis.asyncio.Redis(**where)
+    if config["pure_python"]:  # else hiredis, when installed; set before the pools make a connection
         client.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
-    cache = (BypassedCache if config["variant"] == "postgres" else CatalogCache)(client)
-    return Catalog(pool, cache), pool
+        entries.connection_pool.connection_kwargs["parser_class"] = _AsyncRESP2Parser
+    bypassed = config["variant"] == "postgres"
+    cache = (BypassedCache if bypassed else CatalogCache)(client)
+    return (BypassedCatalog if bypassed else Catalog)(pool, cache, entries), pool
 
 
 def with_stats(app: Any, catalog: Catalog) -> Any:

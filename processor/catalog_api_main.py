@@ -111,6 +111,7 @@ def build_catalog(settings: CatalogApiConfig) -> Catalog:
     """The catalog over a pool of verified-TLS PostgreSQL connections and one verified-TLS Redis client."""
     import psycopg2
     import redis
+    import redis.asyncio
 
     from processor.cache import CatalogCache
     from processor.catalog_api import Catalog, ConnectionPool
@@ -127,9 +128,11 @@ def build_catalog(settings: CatalogApiConfig) -> Catalog:
         return conn
 
     tls = redis_tls_options(settings.redis_ssl_ca_certs) if settings.redis_tls else {}
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, password=settings.redis_password,
-                         socket_timeout=2, socket_connect_timeout=2, health_check_interval=15, **tls)
-    return Catalog(ConnectionPool(connect, size=settings.pool_size), CatalogCache(client))
+    where = {"host": settings.redis_host, "port": settings.redis_port, "password": settings.redis_password,
+             "socket_timeout": 2, "socket_connect_timeout": 2, "health_check_interval": 15, **tls}
+    # Hits on the event loop (asyncio client); fills in worker threads (the processor's synchronous client).
+    return Catalog(ConnectionPool(connect, size=settings.pool_size), CatalogCache(redis.Redis(**where)),
+                   redis.asyncio.Redis(**where))
 
 
 def serve(settings: CatalogApiConfig) -> None:

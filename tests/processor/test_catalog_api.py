@@ -4,15 +4,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg2
 import pytest
 import redis
+import redis.asyncio
 import requests
 import uvicorn
 
-from localdev.servers import PostgresServer, free_port
+from localdev.servers import PostgresServer, RedisServer, free_port
 from processor.cache import KEY_PREFIX, CatalogCache
 from processor.catalog_api import MISSING_TTL_S, Catalog, ConnectionPool, create_app
 from processor.samples import encode, product, stock
@@ -40,13 +42,9 @@ def commit(conn: psycopg2.extensions.connection, bodies: list[dict], cache: Cata
     run_batch(conn, RetailSink(cache), [RETAIL.decode(encode(b)) for b in bodies])
 
 
-@pytest.fixture()
-def api(postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection,
-        redis_client: redis.Redis) -> Iterator[Served]:
-    RETAIL.migrate(conn)
-    ensure_catalog_reader(conn, READER)
-    pool = ConnectionPool(lambda: psycopg2.connect(**{**postgres.dsn(database), "user": READER}), size=2)
-    catalog = Catalog(pool, CatalogCache(redis_client))
+@contextmanager
+def serving(catalog: Catalog) -> Iterator[Served]:
+    """The app on uvicorn in a thread, until the block ends."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(catalog, [TOKEN]), host="127.0.0.1", port=port,
                                           log_level="warning"))
@@ -55,10 +53,26 @@ def api(postgres: PostgresServer, database: str, conn: psycopg2.extensions.conne
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{port}", catalog)
-    server.should_exit = True
-    thread.join(10)
-    pool.close()
+    try:
+        yield Served(f"http://127.0.0.1:{port}", catalog)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        catalog.pool.close()
+
+
+def reader_pool(postgres: PostgresServer, database: str) -> ConnectionPool:
+    return ConnectionPool(lambda: psycopg2.connect(**{**postgres.dsn(database), "user": READER}), size=2)
+
+
+@pytest.fixture()
+def api(postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection,
+        redis_client: redis.Redis, redis_server: RedisServer) -> Iterator[Served]:
+    RETAIL.migrate(conn)
+    ensure_catalog_reader(conn, READER)
+    entries = redis.asyncio.Redis(port=redis_server.port, password=redis_server.password)
+    with serving(Catalog(reader_pool(postgres, database), CatalogCache(redis_client), entries)) as served:
+        yield served
 
 
 def test_a_product_is_served_with_its_total_quantity_and_then_from_redis(
@@ -106,6 +120,39 @@ def test_the_batch_form_answers_found_products_and_lists_the_missing(
                           headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert answer.status_code == 200
     assert sorted(answer.json()["products"]) == ["SKU-A", "SKU-B"] and answer.json()["missing"] == ["SKU-X"]
+
+
+def test_a_batch_asks_redis_once_and_postgresql_only_for_the_skus_redis_did_not_hold(
+        api: Served, conn: psycopg2.extensions.connection) -> None:
+    commit(conn, [product("SKU-A"), stock("SKU-A", "S", 2), product("SKU-B"), stock("SKU-B", "S", 5)], None)
+    assert api.get("/v1/products/SKU-A").status_code == 200  # SKU-A's entry is filled
+    before = api.catalog.database_reads
+    params = [("sku", "SKU-A"), ("sku", "SKU-B"), ("sku", "SKU-A"), ("sku", "SKU-Y")]
+    answer = requests.get(api.url + "/v1/products", params=params, headers={"authorization": f"Bearer {TOKEN}"},
+                          timeout=10)
+    assert {sku: p["total_quantity"] for sku, p in answer.json()["products"].items()} == {"SKU-A": 2, "SKU-B": 5}
+    assert answer.json()["missing"] == ["SKU-Y"]
+    assert api.catalog.database_reads - before == 2  # SKU-B and SKU-Y; SKU-A once, from Redis
+    again = requests.get(api.url + "/v1/products", params=params, headers={"authorization": f"Bearer {TOKEN}"},
+                         timeout=10)
+    assert again.json() == answer.json() and api.catalog.database_reads - before == 2  # all from Redis now
+
+
+def test_with_redis_down_products_are_read_from_postgresql_and_the_health_check_fails(
+        postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection) -> None:
+    RETAIL.migrate(conn)
+    ensure_catalog_reader(conn, READER)
+    commit(conn, [product("SKU-D", price="4.25"), stock("SKU-D", "A", 3)], None)
+    nowhere = free_port()  # nothing listens: every Redis call fails to connect
+    cache = CatalogCache(redis.Redis(port=nowhere, socket_connect_timeout=1))
+    entries = redis.asyncio.Redis(port=nowhere, socket_connect_timeout=1)
+    with serving(Catalog(reader_pool(postgres, database), cache, entries)) as api:
+        answer = api.get("/v1/products/SKU-D")
+        assert (answer.status_code, answer.json()["total_quantity"], answer.json()["price"]) == (200, 3, "4.25")
+        assert api.get("/v1/products/SKU-NONE").status_code == 404
+        assert api.catalog.database_reads == 2
+        health = requests.get(api.url + "/healthz", timeout=10)
+        assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
 
 
 @pytest.mark.parametrize("token", [None, "someone-elses-token"])
