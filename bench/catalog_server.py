@@ -23,14 +23,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg2
-import redis
-import redis.asyncio
 import uvicorn
 from redis._parsers import _AsyncRESP2Parser, _RESP2Parser
 
 from localdev.tls import postgres_tls, redis_tls
 from processor.cache import CatalogCache
-from processor.catalog_api import Catalog, ConnectionPool, create_app
+from processor.catalog_api import Catalog, ConnectionPool, create_app, redis_clients
 
 STATS_PATH = "/bench/stats"
 
@@ -54,7 +52,7 @@ def build(config: dict[str, Any]) -> tuple[Catalog, ConnectionPool]:
     pool = ConnectionPool(lambda: psycopg2.connect(**dsn), size=config.get("pool", 4))
     where = {"host": "127.0.0.1", "port": config["redis_port"], "password": config["redis_password"],
              "socket_timeout": 2, "socket_connect_timeout": 2, **redis_tls(config["ca"])}
-    client, entries = redis.Redis(**where), redis.asyncio.Redis(**where)
+    client, entries = redis_clients(**where)
     if config["pure_python"]:  # else hiredis, when installed; set before the pools make a connection
         client.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
         entries.connection_pool.connection_kwargs["parser_class"] = _AsyncRESP2Parser

@@ -32,6 +32,9 @@ import msgspec
 import psycopg2
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import ExponentialBackoff
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -46,6 +49,19 @@ SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # the wire contract's key
 MAX_BATCH = 100
 MISSING_TTL_S = 60  # how long an unknown SKU is answered 404 from Redis alone (a commit ends it sooner)
 _COMPLETE = COMPLETE.encode()
+
+
+# One quick retry (a dropped connection is remade at once), then the read goes to PostgreSQL: redis-py's
+# default retries thrice with backoff of seconds, which would hold every read for that long while Redis is away.
+REDIS_RETRY_BACKOFF = ExponentialBackoff(cap=0.05, base=0.01)
+REDIS_RETRIES = 1
+
+
+def redis_clients(**where: Any) -> tuple[redis.Redis, redis.asyncio.Redis]:
+    """A synchronous client (fills, in worker threads) and an asyncio one (hits, on the event loop) to the
+    Redis at `where` (redis-py's connection options, TLS included), each giving up after one quick retry."""
+    return (redis.Redis(retry=redis.retry.Retry(REDIS_RETRY_BACKOFF, REDIS_RETRIES), **where),
+            redis.asyncio.Redis(retry=redis.asyncio.retry.Retry(REDIS_RETRY_BACKOFF, REDIS_RETRIES), **where))
 
 
 class ConnectionPool:

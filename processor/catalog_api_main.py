@@ -110,11 +110,9 @@ class CatalogApiConfig:
 def build_catalog(settings: CatalogApiConfig) -> Catalog:
     """The catalog over a pool of verified-TLS PostgreSQL connections and one verified-TLS Redis client."""
     import psycopg2
-    import redis
-    import redis.asyncio
 
     from processor.cache import CatalogCache
-    from processor.catalog_api import Catalog, ConnectionPool
+    from processor.catalog_api import Catalog, ConnectionPool, redis_clients
     from processor.connections import redis_tls_options
 
     def connect() -> psycopg2.extensions.connection:
@@ -130,9 +128,8 @@ def build_catalog(settings: CatalogApiConfig) -> Catalog:
     tls = redis_tls_options(settings.redis_ssl_ca_certs) if settings.redis_tls else {}
     where = {"host": settings.redis_host, "port": settings.redis_port, "password": settings.redis_password,
              "socket_timeout": 2, "socket_connect_timeout": 2, "health_check_interval": 15, **tls}
-    # Hits on the event loop (asyncio client); fills in worker threads (the processor's synchronous client).
-    return Catalog(ConnectionPool(connect, size=settings.pool_size), CatalogCache(redis.Redis(**where)),
-                   redis.asyncio.Redis(**where))
+    fills, hits = redis_clients(**where)
+    return Catalog(ConnectionPool(connect, size=settings.pool_size), CatalogCache(fills), hits)
 
 
 def serve(settings: CatalogApiConfig) -> None:

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 import psycopg2
 import pytest
 import redis
-import redis.asyncio
 import requests
 import uvicorn
 
 from localdev.servers import PostgresServer, RedisServer, free_port
 from processor.cache import KEY_PREFIX, CatalogCache
-from processor.catalog_api import MISSING_TTL_S, Catalog, ConnectionPool, create_app
+from processor.catalog_api import MISSING_TTL_S, Catalog, ConnectionPool, create_app, redis_clients
 from processor.samples import encode, product, stock
 from processor.schema import ensure_catalog_reader
 from processor.sinks import run_batch
@@ -70,8 +69,8 @@ def api(postgres: PostgresServer, database: str, conn: psycopg2.extensions.conne
         redis_client: redis.Redis, redis_server: RedisServer) -> Iterator[Served]:
     RETAIL.migrate(conn)
     ensure_catalog_reader(conn, READER)
-    entries = redis.asyncio.Redis(port=redis_server.port, password=redis_server.password)
-    with serving(Catalog(reader_pool(postgres, database), CatalogCache(redis_client), entries)) as served:
+    fills, hits = redis_clients(port=redis_server.port, password=redis_server.password)
+    with serving(Catalog(reader_pool(postgres, database), CatalogCache(fills), hits)) as served:
         yield served
 
 
@@ -144,9 +143,8 @@ def test_with_redis_down_products_are_read_from_postgresql_and_the_health_check_
     ensure_catalog_reader(conn, READER)
     commit(conn, [product("SKU-D", price="4.25"), stock("SKU-D", "A", 3)], None)
     nowhere = free_port()  # nothing listens: every Redis call fails to connect
-    cache = CatalogCache(redis.Redis(port=nowhere, socket_connect_timeout=1))
-    entries = redis.asyncio.Redis(port=nowhere, socket_connect_timeout=1)
-    with serving(Catalog(reader_pool(postgres, database), cache, entries)) as api:
+    fills, hits = redis_clients(port=nowhere, socket_connect_timeout=1)
+    with serving(Catalog(reader_pool(postgres, database), CatalogCache(fills), hits)) as api:
         answer = api.get("/v1/products/SKU-D")
         assert (answer.status_code, answer.json()["total_quantity"], answer.json()["price"]) == (200, 3, "4.25")
         assert api.get("/v1/products/SKU-NONE").status_code == 404
