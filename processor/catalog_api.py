@@ -4,7 +4,9 @@ writes every committed change into the entries it finds).
 
     GET /v1/products/{sku}           200 the product with its total quantity; 404 unknown; 400 not a SKU
     GET /v1/products?sku=A&sku=B     200 {"products": {sku: product}, "missing": [sku, ...]} (at most 100)
-    GET /healthz                     200 when PostgreSQL and Redis answer, else 503
+    GET /healthz                     200 while PostgreSQL answers ("degraded" without Redis), else 503
+
+A read that needs PostgreSQL while it is away is answered 503 with Retry-After; a hit is still served.
 
 A hit is served on the event loop: one HGETALL through redis-py's asyncio client (hiredis parsing the
 reply), no thread. A miss goes to a worker thread, which reads PostgreSQL through a small pool of
@@ -147,23 +149,32 @@ class Catalog:
         found = {sku: product for sku, (_, product) in answers.items() if product is not None}
         return found, [sku for sku in unique if sku not in found]
 
-    def database_healthy(self) -> bool:
+    def database_answers(self) -> bool:
         try:
             with self.pool.connection() as conn, conn.cursor() as cur:
                 cur.execute("SELECT 1")
                 conn.rollback()
             return True
         except psycopg2.Error as error:
-            logger.warning("health check failed: %s", error.__class__.__name__)
+            logger.warning("health check: PostgreSQL did not answer (%s)", error.__class__.__name__)
             return False
 
-    async def healthy(self) -> bool:
+    async def cache_answers(self) -> bool:
         try:
             await self.entries.ping()
+            return True
         except redis.RedisError as error:
-            logger.warning("health check failed: %s", error.__class__.__name__)
+            logger.warning("health check: Redis did not answer (%s)", error.__class__.__name__)
             return False
-        return await run_in_threadpool(self.database_healthy)
+
+    async def health(self) -> dict[str, str]:
+        """Each store's state, and the task's: "ok"; "degraded" when only Redis is away (every read is
+        still answered, from PostgreSQL); "unavailable" when PostgreSQL is (a miss cannot be answered)."""
+        cache = await self.cache_answers()
+        database = await run_in_threadpool(self.database_answers)
+        status = "unavailable" if not database else "ok" if cache else "degraded"
+        return {"status": status, "postgres": "ok" if database else "unavailable",
+                "redis": "ok" if cache else "unavailable"}
 
     async def close(self) -> None:
         await self.entries.aclose()
@@ -197,7 +208,10 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
         sku = request.path_params["sku"]
         if not SKU.fullmatch(sku):
             return Json({"message": f"not a SKU: {sku[:80]!r}"}, status_code=400)
-        product = await catalog.product(sku)
+        try:
+            product = await catalog.product(sku)
+        except psycopg2.Error as error:
+            return unavailable(error)
         if product is None:
             return Json({"message": f"no product {sku}"}, status_code=404)
         return Json(product)
@@ -210,12 +224,20 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
         if not skus or bad or len(skus) > MAX_BATCH:
             return Json({"message": f"give 1 to {MAX_BATCH} sku parameters, each a SKU"
                                     + (f" (not: {bad[0][:80]!r})" if bad else "")}, status_code=400)
-        found, missing = await catalog.products(skus)
+        try:
+            found, missing = await catalog.products(skus)
+        except psycopg2.Error as error:
+            return unavailable(error)
         return Json({"products": found, "missing": missing})
 
+    def unavailable(error: psycopg2.Error) -> Response:
+        logger.warning("a read that Redis could not answer failed in PostgreSQL: %s", error.__class__.__name__)
+        return Json({"message": "the catalog's database is unavailable: retry shortly"}, status_code=503,
+                    headers={"retry-after": "1"})
+
     async def health(request: Request) -> Response:
-        ok = await catalog.healthy()
-        return Json({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)
+        state = await catalog.health()
+        return Json(state, status_code=503 if state["status"] == "unavailable" else 200)
 
     return Starlette(routes=[Route("/v1/products/{sku}", one), Route("/v1/products", many),
                              Route("/healthz", health)])

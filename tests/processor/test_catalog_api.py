@@ -137,7 +137,7 @@ def test_a_batch_asks_redis_once_and_postgresql_only_for_the_skus_redis_did_not_
     assert again.json() == answer.json() and api.catalog.database_reads - before == 2  # all from Redis now
 
 
-def test_with_redis_down_products_are_read_from_postgresql_and_the_health_check_fails(
+def test_with_redis_down_products_are_read_from_postgresql_and_the_task_stays_healthy_but_degraded(
         postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection) -> None:
     RETAIL.migrate(conn)
     ensure_catalog_reader(conn, READER)
@@ -150,7 +150,30 @@ def test_with_redis_down_products_are_read_from_postgresql_and_the_health_check_
         assert api.get("/v1/products/SKU-NONE").status_code == 404
         assert api.catalog.database_reads == 2
         health = requests.get(api.url + "/healthz", timeout=10)
-        assert (health.status_code, health.json()) == (503, {"status": "unavailable"})
+        assert (health.status_code, health.json()) == (200, {"status": "degraded", "postgres": "ok",
+                                                              "redis": "unavailable"})
+
+
+def test_with_postgresql_down_a_cached_product_is_served_and_a_miss_is_503_with_retry_after(
+        postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection, redis_client: redis.Redis,
+        redis_server: RedisServer) -> None:
+    RETAIL.migrate(conn)
+    commit(conn, [product("SKU-C", price="2.00"), stock("SKU-C", "A", 6)], None)
+    CatalogCache(redis_client).refresh(conn, ["SKU-C"])  # SKU-C's entry is complete in Redis
+    nowhere = free_port()  # nothing listens: every PostgreSQL connection is refused
+    pool = ConnectionPool(lambda: psycopg2.connect(**{**postgres.dsn(database), "port": nowhere}), size=2)
+    fills, hits = redis_clients(port=redis_server.port, password=redis_server.password)
+    with serving(Catalog(pool, CatalogCache(fills), hits)) as api:
+        assert api.get("/v1/products/SKU-C").json()["total_quantity"] == 6
+        miss = api.get("/v1/products/SKU-OTHER")
+        assert (miss.status_code, miss.headers["retry-after"]) == (503, "1")
+        assert miss.json() == {"message": "the catalog's database is unavailable: retry shortly"}
+        batch = requests.get(api.url + "/v1/products", params=[("sku", "SKU-C"), ("sku", "SKU-OTHER")],
+                             headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert batch.status_code == 503
+        health = requests.get(api.url + "/healthz", timeout=10)
+        assert (health.status_code, health.json()) == (503, {"status": "unavailable", "postgres": "unavailable",
+                                                              "redis": "ok"})
 
 
 @pytest.mark.parametrize("token", [None, "someone-elses-token"])
@@ -168,7 +191,7 @@ def test_a_path_that_is_not_a_sku_and_an_oversized_batch_are_refused_with_400(ap
 
 def test_the_health_check_answers_200_while_postgres_and_redis_answer(api: Served) -> None:
     answer = requests.get(api.url + "/healthz", timeout=10)
-    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok", "postgres": "ok", "redis": "ok"})
 
 
 def test_the_api_reads_as_a_role_that_can_select_the_catalog_and_change_nothing(
