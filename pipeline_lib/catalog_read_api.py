@@ -52,6 +52,7 @@ from pipeline_lib.context import StackContext
 from pipeline_lib.database import Database
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.network import HTTPS, Network
+from pipeline_lib.private_name import PrivateName
 from pipeline_lib.processor_service import ProcessorService
 from pipeline_lib.settings import AlarmConfig, CatalogReadApiConfig
 
@@ -177,6 +178,9 @@ class CatalogReadApi(Construct):
             ssl_policy=settings.tls_policy, certificate_arn=self.certificate.arn,
             default_action=[LbListenerDefaultAction(type="forward", target_group_arn=self.target_group.arn)],
         )
+        # The certificate's name, resolving to the ALB inside the VPC: what callers connect to and verify.
+        self.dns = PrivateName(self, "dns", context=context, network=network, name=settings.certificate_domain,
+                               target=self.load_balancer, purpose="catalog-api")
         self.service = EcsService(
             self, "service", name=self.name, cluster=service.cluster.arn, task_definition=self.task_definition.arn,
             desired_count=settings.min_count, launch_type="FARGATE", platform_version="LATEST",
@@ -222,7 +226,7 @@ class CatalogReadApi(Construct):
 
     @property
     def url(self) -> str:
-        """Where callers reach the API: the certificate's name (an operator's alias record points it at the ALB)."""
+        """Where callers reach the API: the certificate's name, an alias of the ALB in the VPC's private DNS."""
         return f"https://{self.settings.certificate_domain}"
 
     @property

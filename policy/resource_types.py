@@ -155,6 +155,9 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
     "aws_lb": ResourceType(named=True),
     "aws_lb_target_group": ResourceType(named=True, free="free: its traffic is priced with the load balancer"),
     "aws_lb_listener": ResourceType(free="free: its traffic is priced with the load balancer"),
+    # The read API's name in the VPC (pipeline_lib/private_name.py): the zone is priced by the month.
+    "aws_route53_zone": ResourceType(named=True),
+    "aws_route53_record": ResourceType(free="free: alias queries to a load balancer are not charged"),
 }
 _UNKNOWN = ResourceType()
 

@@ -24,6 +24,7 @@ from localdev.moto_extensions import (  # noqa: F401 - importing a module regist
     kinesis,
     kms,
     rds,
+    route53,
     secretsmanager,
 )
 from localdev.moto_extensions.registry import EXTENSIONS, apply_all

@@ -247,6 +247,19 @@ def test_ecs_service_settings_read_back(client: Callable[..., Any]) -> None:
     assert described["availabilityZoneRebalancing"] == "DISABLED" and described["healthCheckGracePeriodSeconds"] == 30
 
 
+def test_a_hosted_zone_created_with_a_vpc_is_private_and_lists_its_vpc(client: Callable[..., Any]) -> None:
+    vpc = client("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    route53 = client("route53")
+    # As the provider asks: a VPC and no HostedZoneConfig.PrivateZone.
+    zone = route53.create_hosted_zone(Name=f"{name()}.internal", CallerReference=name(),
+                                      VPC={"VPCRegion": REGION, "VPCId": vpc})["HostedZone"]
+    described = route53.get_hosted_zone(Id=zone["Id"])
+    assert described["HostedZone"]["Config"]["PrivateZone"] is True
+    assert [v["VPCId"] for v in described["VPCs"]] == [vpc]
+    public = route53.create_hosted_zone(Name=f"{name()}.example", CallerReference=name())["HostedZone"]
+    assert route53.get_hosted_zone(Id=public["Id"])["HostedZone"]["Config"]["PrivateZone"] is False
+
+
 def test_kinesis_tags_at_creation_are_kept(client: Callable[..., Any]) -> None:
     kinesis, stream = client("kinesis"), name()
     kinesis.create_stream(StreamName=stream, ShardCount=1, Tags={"Workload": "retail"})

@@ -181,6 +181,18 @@ def test_the_outputs_give_the_url_by_the_certificates_name_and_the_albs_dns_name
     assert outputs["catalog_api_alb_dns_name"]["value"] == ref(only(retail, "aws_lb"), "dns_name")
 
 
+def test_the_certificates_name_resolves_to_the_alb_inside_the_vpc_only(retail: StackJson) -> None:
+    zone = only(retail, "aws_route53_zone")
+    assert zone.config["name"] == "catalog-dev.retail.internal"  # the certificate's name, the url's host
+    assert zone.config["vpc"] == [{"vpc_id": ref(only(retail, "aws_vpc"), "id")}]  # private: this VPC only
+    assert zone.config["force_destroy"] is True  # goes with the stack, alias and all
+    record = only(retail, "aws_route53_record").config
+    assert (record["zone_id"], record["name"], record["type"]) == (ref(zone, "zone_id"), zone.config["name"], "A")
+    balancer = only(retail, "aws_lb")
+    assert record["alias"] == {"name": ref(balancer, "dns_name"), "zone_id": ref(balancer, "zone_id"),
+                               "evaluate_target_health": True}
+
+
 def test_the_factory_has_no_read_api(factory: StackJson) -> None:
     assert not list(factory.resources("aws_lb")) and build_config("factory", "dev").catalog_api is None
 

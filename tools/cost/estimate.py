@@ -527,6 +527,13 @@ def from_synthesized(document: dict[str, Any]) -> list[Resource]:
     return resources
 
 
+@prices("aws_route53_zone")
+def hosted_zone(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    """A hosted zone by the month; its queries here are alias queries to a load balancer, which are free."""
+    yield Line(resource.address, resource.type, "Route 53", pricing.price("route53_hosted_zone_month"),
+               "one hosted zone")
+
+
 @prices("aws_lb")
 def load_balancer(resource: Resource, pricing: Pricing) -> Iterator[Line]:
     """An ALB: by the hour, plus LCU-hours: the largest of its dimensions (new connections at 25 a second,
