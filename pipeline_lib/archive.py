@@ -49,11 +49,11 @@ from pipeline_lib import iam
 from pipeline_lib.alarms import FIVE_MINUTES, AlarmSpec, MathAlarmSpec, MetricAlarmSpec, MetricRef, Widget
 from pipeline_lib.context import StackContext
 from pipeline_lib.data_stream import DataStream
+from pipeline_lib.log_delivery_bucket import NONCURRENT_VERSION_DAYS, LogDeliveryBucket, s3_server_access_logging
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.settings import AlarmConfig, ArchiveConfig
 
-# Old object versions only exist after an overwrite or delete; a month is enough to undo one.
-NONCURRENT_VERSION_DAYS = 30
+ACCESS_LOG_PREFIX = "archive/"  # where S3 writes the archive's server access logs in their bucket
 
 
 class Archive(Construct):
@@ -220,45 +220,16 @@ class Archive(Construct):
         )
 
     def _access_log(self, context: StackContext, retention_days: int) -> None:
-        """Who read or changed what in the archive: S3 server access logs, in a bucket of their own.
-        Their delivery does not support SSE-KMS on the target bucket, so it uses SSE-S3."""
-        naming, account = context.naming, context.account
-        self.access_log_bucket = S3Bucket(self, "access-log-bucket",
-                                          bucket=f"{naming.name('archive-access')}-{account.account_id}")
-        S3BucketOwnershipControls(self, "access-log-ownership", bucket=self.access_log_bucket.id,
-                                  rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"))
-        S3BucketPublicAccessBlock(self, "access-log-public-access", bucket=self.access_log_bucket.id,
-                                  block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
-                                  restrict_public_buckets=True)
-        S3BucketVersioningA(self, "access-log-versioning", bucket=self.access_log_bucket.id,
-                            versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"))
-        S3BucketServerSideEncryptionConfigurationA(
-            self, "access-log-encryption", bucket=self.access_log_bucket.id,
-            rule=[S3BucketServerSideEncryptionConfigurationRuleA(
-                apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                    sse_algorithm="AES256"))],
-        )
-        logs = self.access_log_bucket.arn
-        S3BucketPolicy(self, "access-log-policy", bucket=self.access_log_bucket.id, policy=iam.document(
-            {"Sid": "S3DeliversTheArchivesAccessLogs", "Effect": "Allow",
-             "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
-             "Resource": f"{logs}/archive/*",
-             "Condition": {"ArnLike": {"aws:SourceArn": self.bucket.arn},
-                           "StringEquals": {"aws:SourceAccount": account.account_id}}},
-            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-             "Resource": [logs, f"{logs}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-        ))
-        S3BucketLifecycleConfiguration(self, "access-log-lifecycle", bucket=self.access_log_bucket.id, rule=[
-            S3BucketLifecycleConfigurationRule(
-                id="expire", status="Enabled", filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
-                expiration=[S3BucketLifecycleConfigurationRuleExpiration(days=retention_days)],
-                noncurrent_version_expiration=[S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
-                    noncurrent_days=NONCURRENT_VERSION_DAYS)],
-                abort_incomplete_multipart_upload=[
-                    S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=7)],
-            )])
+        """Who read or changed what in the archive: S3 server access logs, in a bucket of their own
+        (SSE-S3, since their delivery cannot write to an SSE-KMS bucket: pipeline_lib/log_delivery_bucket.py)."""
+        self.access_log = LogDeliveryBucket(
+            self, "access-log", context=context, purpose="archive-access",
+            delivery=s3_server_access_logging(self.bucket, context.account.account_id, ACCESS_LOG_PREFIX,
+                                              sid="S3DeliversTheArchivesAccessLogs"),
+            retention_days=retention_days, force_destroy=self.settings.force_destroy)
+        self.access_log_bucket = self.access_log.bucket
         S3BucketLoggingA(self, "access-logging", bucket=self.bucket.id, target_bucket=self.access_log_bucket.id,
-                         target_prefix="archive/")
+                         target_prefix=ACCESS_LOG_PREFIX)
 
     @property
     def bucket_name(self) -> str:

@@ -9,8 +9,10 @@ answers 200 only while PostgreSQL and Redis answer. The tasks read PostgreSQL as
 SELECT-only reader role with the password from its secret, and Redis with the AUTH token; ECS
 injects the secrets (the execution role may read exactly those four); the task role has no
 permission at all, since the application calls no AWS API. Target tracking on requests per task
-sets the count between the config's bounds. Why an internal ALB rather than an HTTP API with a
-VPC link, and what each costs: docs/catalog-api.md.
+sets the count between the config's bounds. The ALB's access logs go to a bucket of their own, which
+only the region's ELB log delivery may write to, under the API's prefix: SSE-S3, a documented exception
+to the stack's key, since ALB log delivery writes to no SSE-KMS bucket (pipeline_lib/log_delivery_bucket.py).
+Why an internal ALB rather than an HTTP API with a VPC link, and what each costs: docs/catalog-api.md.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from cdktf_cdktf_provider_aws.ecs_task_definition import (
 )
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
-from cdktf_cdktf_provider_aws.lb import Lb
+from cdktf_cdktf_provider_aws.lb import Lb, LbAccessLogs
 from cdktf_cdktf_provider_aws.lb_listener import LbListener, LbListenerDefaultAction
 from cdktf_cdktf_provider_aws.lb_target_group import LbTargetGroup, LbTargetGroupHealthCheck
 from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
@@ -50,6 +52,7 @@ from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec, Widget
 from pipeline_lib.cache import Cache
 from pipeline_lib.context import StackContext
 from pipeline_lib.database import Database
+from pipeline_lib.log_delivery_bucket import LogDeliveryBucket, elb_access_logging
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.network import HTTPS, Network
 from pipeline_lib.private_name import PrivateName
@@ -63,6 +66,7 @@ HEALTH_PATH = "/healthz"
 SHARED_ENVIRONMENT = ("AWS_REGION", "DB_HOST", "DB_PORT", "DB_NAME", "DB_SSLMODE", "REDIS_HOST", "REDIS_PORT",
                       "REDIS_TLS")
 ALB = "AWS/ApplicationELB"
+ACCESS_LOG_PREFIX = "catalog-api"  # the ALB writes <prefix>/AWSLogs/<account id>/elasticloadbalancing/... in its bucket
 
 
 class CatalogReadApi(Construct):
@@ -160,11 +164,20 @@ class CatalogReadApi(Construct):
             volume=[EcsTaskDefinitionVolume(name="tmp")], container_definitions=json.dumps([container]),
         )
 
+        # One line per request (caller, path, status, timings, TLS protocol and cipher) in a bucket of their own:
+        # SSE-S3, since ALB log delivery writes to no SSE-KMS bucket (pipeline_lib/log_delivery_bucket.py).
+        self.access_log = LogDeliveryBucket(
+            self, "access-log", context=context, purpose="catalog-alb-logs",
+            delivery=elb_access_logging(account.region, account.account_id, ACCESS_LOG_PREFIX),
+            retention_days=settings.access_log_retention_days, force_destroy=settings.access_log_force_destroy)
         self.load_balancer = Lb(
             self, "alb", name=self.name, internal=True, load_balancer_type="application",
             security_groups=[self.alb_security_group.id], subnets=network.subnet_ids,
             drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
             enable_deletion_protection=settings.deletion_protection, idle_timeout=60,
+            access_logs=LbAccessLogs(bucket=self.access_log.bucket.id, prefix=ACCESS_LOG_PREFIX, enabled=True),
+            # ELB checks that it may write (a test object) when logging is turned on: the policy comes first.
+            depends_on=[self.access_log.policy],
         )
         self.target_group = LbTargetGroup(
             self, "targets", name=self.name, port=port, protocol="HTTPS", target_type="ip",

@@ -553,6 +553,10 @@ class CatalogReadApiConfig:
     db_pool_size: int = 4  # PostgreSQL connections per task (x max_count within the class's limit)
     deletion_protection: bool = True  # the ALB; a destroyable dev opts out
     log_retention_days: int = 365
+    # The ALB's access logs (one line per request: caller, path, status, timings, TLS), in a bucket of their
+    # own (SSE-S3: pipeline_lib/log_delivery_bucket.py), kept as long as the tasks' logs, then expired.
+    access_log_retention_days: int = 365
+    access_log_force_destroy: bool = False  # a destroy empties the access-log bucket; a destroyable dev opts in
 
     def __post_init__(self) -> None:
         if not _DOMAIN.fullmatch(self.certificate_domain):
@@ -571,3 +575,5 @@ class CatalogReadApiConfig:
             raise ValueError(f"tls_policy must be one of {', '.join(_TLS_POLICIES)} (TLS 1.2 or later)")
         if not 1 <= self.db_pool_size <= 64:
             raise ValueError("db_pool_size must be 1 to 64 connections")
+        if self.access_log_retention_days < 1:
+            raise ValueError("access_log_retention_days must be at least 1: the ALB's access logs are always kept")

@@ -87,9 +87,16 @@ def resources_are_tagged(stack: StackJson) -> Iterator[Finding]:
 
 
 def _access_log_targets(stack: StackJson) -> set[str]:
-    """Buckets that receive S3 server access logs: S3 cannot deliver them to an SSE-KMS bucket,
-    so these are encrypted with SSE-S3 (AES256), the one exception to the stack's key."""
-    return {res.config.get("target_bucket") for res in stack.resources("aws_s3_bucket_logging")}
+    """Buckets an AWS log delivery writes into: S3 server access logs and load balancers' access logs.
+    Neither delivery writes to an SSE-KMS bucket, so these are encrypted with SSE-S3 (AES256), the one
+    exception to the stack's key (pipeline_lib/log_delivery_bucket.py)."""
+    targets = {res.config.get("target_bucket") for res in stack.resources("aws_s3_bucket_logging")}
+    for res in stack.resources("aws_lb"):
+        blocks = res.config.get("access_logs") or []
+        for block in [blocks] if isinstance(blocks, dict) else blocks:
+            if block.get("enabled") is not False and block.get("bucket"):
+                targets.add(block["bucket"])
+    return targets
 
 
 @rule
@@ -103,7 +110,7 @@ def data_at_rest_uses_the_cmk(stack: StackJson) -> Iterator[Finding]:
             default = res.config.get("rule", [{}])[0].get("apply_server_side_encryption_by_default", {})
             if default.get("sse_algorithm") != "AES256":
                 yield _finding("data_at_rest_uses_the_cmk", stack, res.path,
-                               "an access-log bucket must use SSE-S3: S3 does not deliver logs to SSE-KMS buckets")
+                               "an access-log bucket must use SSE-S3: S3 and ELB deliver no logs to SSE-KMS buckets")
             continue
         refs = key_references(res.type, res.config)
         if refs is not None and not all(references(ref, "aws_kms_key") for ref in refs):

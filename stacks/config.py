@@ -227,9 +227,10 @@ def _destroyable(config: WorkloadConfig) -> WorkloadConfig:
                          skip_final_snapshot=True, backup_retention_days=7),
         cache=replace(config.cache, node_type="cache.t4g.micro", num_cache_clusters=1, snapshot_retention_limit_days=3,
                       final_snapshot=False),
-        # One smallest read API task (two at most), and an ALB a destroy may delete.
+        # One smallest read API task (two at most), and an ALB and access-log bucket a destroy may delete.
         catalog_api=(replace(config.catalog_api, cpu=256, memory_mib=512, min_count=1, max_count=2,
-                             deletion_protection=False, log_retention_days=30)
+                             deletion_protection=False, log_retention_days=30,
+                             access_log_retention_days=30, access_log_force_destroy=True)
                      if config.catalog_api else None),
         # No write-once archive (a locked bucket can never be emptied), no vault lock, and
         # database backups for a week, not for the compliance period.

@@ -9,36 +9,38 @@ from tests.helpers import by_path, only, paging_alarm_purposes, ref
 def test_every_stream_record_is_delivered_to_the_archive_bucket(stack: StackJson) -> None:
     firehose = only(stack, "aws_kinesis_firehose_delivery_stream").config
     assert firehose["kinesis_source_configuration"]["kinesis_stream_arn"] == ref(only(stack, "aws_kinesis_stream"), "arn")
-    assert firehose["extended_s3_configuration"]["bucket_arn"] == ref(only(stack, "aws_s3_bucket"), "arn")
+    archive = by_path(stack, "aws_s3_bucket", "archive/bucket")
+    assert firehose["extended_s3_configuration"]["bucket_arn"] == ref(archive, "arn")
     assert "aws_kms_key" in firehose["extended_s3_configuration"]["kms_key_arn"]
 
 
 def test_bucket_is_sse_kms_with_the_cmk_and_versioned(stack: StackJson) -> None:
-    sse = only(stack, "aws_s3_bucket_server_side_encryption_configuration").config["rule"][0]
+    sse = by_path(stack, "aws_s3_bucket_server_side_encryption_configuration", "archive/encryption").config["rule"][0]
     assert sse["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
     assert sse["apply_server_side_encryption_by_default"]["kms_master_key_id"] == ref(only(stack, "aws_kms_key"), "arn")
-    assert only(stack, "aws_s3_bucket_versioning").config["versioning_configuration"] == {"status": "Enabled"}
+    versioning = by_path(stack, "aws_s3_bucket_versioning", "archive/versioning").config
+    assert versioning["versioning_configuration"] == {"status": "Enabled"}
 
 
 def test_bucket_blocks_public_access(stack: StackJson) -> None:
-    block = only(stack, "aws_s3_bucket_public_access_block").config
+    block = by_path(stack, "aws_s3_bucket_public_access_block", "archive/public-access").config
     assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
                                           "restrict_public_buckets"))
 
 
 def test_bucket_policy_denies_plain_http_and_old_tls(stack: StackJson) -> None:
-    statements = json.loads(only(stack, "aws_s3_bucket_policy").config["policy"])["Statement"]
+    statements = json.loads(by_path(stack, "aws_s3_bucket_policy", "archive/tls-only").config["policy"])["Statement"]
     assert {s["Sid"] for s in statements if s["Effect"] == "Deny"} == {"DenyInsecureTransport", "DenyOutdatedTls"}
 
 
 def test_retail_archive_tiers_down_and_expires_no_earlier_than_three_years(retail: StackJson) -> None:
-    rule = only(retail, "aws_s3_bucket_lifecycle_configuration").config["rule"][0]
+    rule = by_path(retail, "aws_s3_bucket_lifecycle_configuration", "archive/lifecycle").config["rule"][0]
     assert [t["storage_class"] for t in rule["transition"]] == ["STANDARD_IA", "GLACIER"]
     assert rule["expiration"][0]["days"] >= 1_096
 
 
 def test_factory_archive_keeps_its_compliance_period(factory: StackJson) -> None:
-    rule = only(factory, "aws_s3_bucket_lifecycle_configuration").config["rule"][0]
+    rule = by_path(factory, "aws_s3_bucket_lifecycle_configuration", "archive/lifecycle").config["rule"][0]
     assert rule["expiration"][0]["days"] == 2_557
 
 
@@ -61,7 +63,7 @@ def test_firehose_role_reads_only_its_stream_and_writes_only_its_bucket(stack: S
     policy = [r for r in stack.resources("aws_iam_role_policy") if r.path.endswith("archive/firehose-policy")][0]
     statements = {s["Sid"]: s for s in json.loads(policy.config["policy"])["Statement"]}
     assert statements["ReadTheStream"]["Resource"] == [ref(only(stack, "aws_kinesis_stream"), "arn")]
-    bucket = ref(only(stack, "aws_s3_bucket"), "arn")
+    bucket = ref(by_path(stack, "aws_s3_bucket", "archive/bucket"), "arn")
     assert statements["FindTheArchiveBucket"]["Action"] == [
         "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
     assert statements["FindTheArchiveBucket"]["Resource"] == [bucket]
@@ -130,8 +132,8 @@ def test_a_destroyable_environment_has_no_lock_that_would_outlive_a_destroy(dev_
         types = {r.type for r in stack.resources()}
         assert not types & {"aws_s3_bucket_object_lock_configuration", "aws_backup_vault_lock_configuration",
                             "aws_s3_bucket_logging"}
-        assert "object_lock_enabled" not in only(stack, "aws_s3_bucket").config
-        assert only(stack, "aws_s3_bucket").config["force_destroy"] is True
+        archive = by_path(stack, "aws_s3_bucket", "archive/bucket").config
+        assert "object_lock_enabled" not in archive and archive["force_destroy"] is True
         assert only(stack, "aws_backup_vault").config["force_destroy"] is True
 
 

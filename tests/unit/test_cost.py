@@ -248,3 +248,20 @@ def test_a_dev_environment_of_one_stack_costs_at_most_150_a_month_before_traffic
         region = build_config(stack.workload, "dev").region
         cost = estimate.estimate(stack.stack_id, region, estimate.from_synthesized(stack.document), table, None)
         assert cost.total(estimate.FIXED) <= 150, (stack.stack_id, cost.by_service(estimate.FIXED))
+
+
+def test_an_alb_access_log_bucket_is_priced_by_its_reads_log_lines_and_expiry(table: prices.PriceTable) -> None:
+    bucket = res("aws_s3_bucket.logs", {})
+    lifecycle = res("aws_s3_bucket_lifecycle_configuration.l", {"bucket": "${aws_s3_bucket.logs.id}", "rule": [{
+        "status": "Enabled", "expiration": {"days": 61}}]}, bucket=("aws_s3_bucket.logs",))
+    alb = res("aws_lb.a", {"load_balancer_type": "application", "subnets": ["s1", "s2", "s3"],
+                           "access_logs": {"bucket": "${aws_s3_bucket.logs.id}"}}, access_logs=("aws_s3_bucket.logs",))
+    usage = estimate.Usage(**{**USAGE.__dict__, "catalog_reads_per_second": 10.0, "catalog_bytes_per_read": 1_000,
+                              "catalog_access_log_bytes_per_read": 100.0})
+    cost = cost_of(table, bucket, lifecycle, alb, usage=usage)
+    monthly_gb = 10 * 730 * 3600 * 100 / 1e9
+    held_gb = monthly_gb * 61 / (730 / 24)  # expired at 61 days: two months' logs held after a year
+    puts = 730 * 60 / 5 * 3  # one object per node (subnet) every five minutes
+    assert cost.per_resource()["aws_s3_bucket.logs"] == pytest.approx(held_gb * 0.02 + puts / 1000 * 0.005)
+    assert dict(cost_of(table, bucket, alb, usage=usage).unpriced)["aws_s3_bucket.logs"].startswith(
+        "no enabled lifecycle rule with an expiry")

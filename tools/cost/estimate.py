@@ -62,6 +62,7 @@ class Usage:
     catalog_reads_per_second: float = 0.0
     catalog_bytes_per_read: int = 0
     catalog_reads_per_connection: float = 100.0
+    catalog_access_log_bytes_per_read: float = 0.0  # what each read adds to the ALB's access logs in S3 (gzipped)
 
     @property
     def records_per_month(self) -> float:
@@ -364,7 +365,11 @@ def vpc_endpoint(resource: Resource, pricing: Pricing) -> Iterator[Line]:
 def s3_bucket(resource: Resource, pricing: Pricing) -> Iterator[Line]:
     usage = pricing.usage_for("per GB stored: depends on traffic")
     archived_by = next(pricing.referring(resource, "aws_kinesis_firehose_delivery_stream", "extended_s3_configuration"), None)
-    if archived_by is None:  # the access-log bucket: a few MB a month
+    logged_by = next(pricing.referring(resource, "aws_lb", "access_logs"), None)
+    if logged_by is not None:
+        yield _alb_access_logs(resource, logged_by, pricing, usage)
+        return
+    if archived_by is None:  # the archive's S3 server access-log bucket: a few MB a month
         yield Line(resource.address, resource.type, "S3", 1 * pricing.price("s3_standard_gb_month"),
                    "about 1 GB of access logs (assumed)", TRAFFIC)
         return
@@ -383,6 +388,33 @@ def s3_bucket(resource: Resource, pricing: Pricing) -> Iterator[Line]:
     yield Line(resource.address, resource.type, "S3", cost,
                f"month {usage.archive_months}: {monthly_gb:,.1f} GB a month (GZIP {usage.archive_compression:g}:1), "
                f"Standard {standard_days:g} d → Standard-IA → Glacier at {ia_days:g} d, expired at {expiry:g} d", TRAFFIC)
+
+
+def _alb_access_logs(bucket: Resource, balancer: Resource, pricing: Pricing, usage: Usage) -> Line:
+    """A load balancer's access-log bucket: a line per request, gzipped, held until the lifecycle expires it
+    (shown after `archive_months` of growth, as the archive is), and the objects ELB puts: one per node
+    (one per subnet) every five minutes. ELB itself charges nothing for delivering them."""
+    monthly_gb = usage.catalog_reads_per_second * MINUTES_PER_MONTH * 60 * usage.catalog_access_log_bytes_per_read / GB
+    expiry = _expiry_days(bucket, pricing)
+    held_gb = monthly_gb * min(usage.archive_months * DAYS_PER_MONTH, expiry) / DAYS_PER_MONTH
+    subnets = balancer.get("subnets")
+    nodes = len(subnets) if isinstance(subnets, list) else 2  # a token list: at least two zones
+    objects = MINUTES_PER_MONTH / 5 * nodes
+    cost = held_gb * pricing.price("s3_standard_gb_month") + objects / 1000 * pricing.price("s3_put_per_thousand")
+    return Line(bucket.address, bucket.type, "S3", cost,
+                f"ALB access logs of {usage.catalog_reads_per_second:g} reads/s: {monthly_gb:,.1f} GB a month, "
+                f"expired at {expiry:g} d: {held_gb:,.1f} GB held in month {usage.archive_months}; "
+                f"{objects:,.0f} objects a month", TRAFFIC)
+
+
+def _expiry_days(bucket: Resource, pricing: Pricing) -> float:
+    for config in pricing.referring(bucket, "aws_s3_bucket_lifecycle_configuration", "bucket"):
+        for rule in config.get("rule") or []:
+            if isinstance(rule, dict) and rule.get("status") == "Enabled":
+                expiry = Resource(config.address, config.type, rule).get("expiration", 0, "days")
+                if isinstance(expiry, int | float):
+                    return float(expiry)
+    raise Unpriceable("no enabled lifecycle rule with an expiry: the logs would be held for ever")
 
 
 def _lifecycle(bucket: Resource, pricing: Pricing) -> tuple[float, float, float]:

@@ -29,6 +29,10 @@ ENVELOPE_BYTES = 100  # the rule's record around a message: line, sensor, receip
 # all month, dev a tenth; a read is ~1.5 KB through the ALB (request headers with the token, a product's JSON).
 CATALOG_READS_PER_SECOND = 100.0
 CATALOG_BYTES_PER_READ = 1_500
+# Each read is a line of the ALB's access logs, ~750 bytes (addresses, timings, request line, user agent, TLS
+# cipher, target group and certificate ARNs), in files ELB gzips: about 8:1 on such repetitive lines (assumed).
+CATALOG_ACCESS_LOG_LINE_BYTES = 750
+ACCESS_LOG_COMPRESSION = 8.0
 
 
 def usage_of(config: WorkloadConfig) -> Usage:
@@ -46,7 +50,9 @@ def usage_of(config: WorkloadConfig) -> Usage:
                    "device_message_bytes": message_bytes}
         records_per_minute, record_bytes = readings_per_minute / batch, ENVELOPE_BYTES + -(-message_bytes // 3) * 4
     catalog = ({"catalog_reads_per_second": CATALOG_READS_PER_SECOND * share,
-                "catalog_bytes_per_read": CATALOG_BYTES_PER_READ} if config.catalog_api is not None else {})
+                "catalog_bytes_per_read": CATALOG_BYTES_PER_READ,
+                "catalog_access_log_bytes_per_read": CATALOG_ACCESS_LOG_LINE_BYTES / ACCESS_LOG_COMPRESSION}
+               if config.catalog_api is not None else {})
     return Usage(
         **devices,  # type: ignore[arg-type]
         **catalog,  # type: ignore[arg-type]
