@@ -2,10 +2,10 @@
 
 The emulator (moto's server with the project's extensions: the metered Kinesis, the access evaluator) runs
 in a process of its own on the load's core; the gateway (`python -m localdev.gateway`, uvicorn over TLS)
-in one on the API's core. The REST API is made in the emulator as the supplier API construct declares it,
-from pipeline_lib/supplier_api_mapping.py (model, validator, request and response templates, gateway
-responses), with one API key per supplier on a roomy usage plan, in front of a stream of `SHARDS` shards
-(1,000 records/s each, metered as Kinesis does). Suppliers post batches of `BATCH` retail records
+in one on the API's core. The REST API is made in the emulator as the supplier API construct declares it
+(localdev/gateway/supplier_api.py), with one API key per supplier on a roomy usage plan and a stage
+ceiling above it, in front of a stream of `SHARDS` shards (1,000 records/s each, metered as Kinesis
+does). Suppliers post batches of `BATCH` retail records
 (processor/traffic.py) back to back; updates/s = records the API answered as accepted, per second.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import random
 import ssl
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,20 +26,11 @@ import boto3
 
 from bench.end_to_end import Emulator
 from bench.load import percentile, proc_cpu_s
+from localdev.gateway.supplier_api import build_supplier_api, make_integration_role
 from localdev.servers import free_port, wait_for
-from localdev.tls import TlsFiles
-from pipeline_lib.supplier_api_mapping import (
-    ACCEPTED_TEMPLATE,
-    BATCH_FIELDS,
-    GATEWAY_RESPONSES,
-    KINESIS_FAILED_TEMPLATE,
-    KINESIS_REFUSED_TEMPLATE,
-    MODEL_NAME,
-    STAMPED,
-    gateway_response_template,
-    request_model,
-    request_template,
-)
+from localdev.tls import TlsFiles, make_tls
+from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
+from pipeline_lib.supplier_api_mapping import BATCH_FIELDS, STAMPED
 from processor.traffic import RetailTraffic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +43,13 @@ JSON = "application/json"
 FIELD_OF = {record_type: field for field, record_type in BATCH_FIELDS.items()}
 
 
+# One roomy plan for every supplier, and a stage ceiling above it: the figure is the gateway's, not a plan's.
+SETTINGS = SupplierApiConfig(
+    tiers=(UsageTier("roomy", 10_000.0, 20_000),),
+    suppliers=tuple(Supplier(f"SUP-{n:02d}", "roomy") for n in range(SUPPLIERS)),
+    stage_name=STAGE, stage_rate_limit_per_second=10_000.0, stage_burst_limit=20_000)
+
+
 def make_api(emulator: Emulator) -> tuple[str, list[str]]:
     """(api id, one key value per supplier): the supplier API in the emulator, in front of a SHARDS-shard stream."""
     def aws(service: str):  # noqa: ANN202
@@ -59,49 +58,9 @@ def make_api(emulator: Emulator) -> tuple[str, list[str]]:
 
     stream = emulator.stream(SHARDS)
     stream_arn = aws("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "apigateway.amazonaws.com"}}]}
-    role = aws("iam").create_role(RoleName=f"api-{stream}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    aws("iam").put_role_policy(RoleName=role["RoleName"], PolicyName="put-records", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:PutRecords",
-                                                 "Resource": stream_arn}]}))
-    apigw = aws("apigateway")
-    api = apigw.create_rest_api(name=f"suppliers-{stream}", endpointConfiguration={"types": ["REGIONAL"]},
-                                apiKeySource="HEADER")["id"]
-    root = next(r["id"] for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/")
-    v1 = apigw.create_resource(restApiId=api, parentId=root, pathPart="v1")["id"]
-    updates = apigw.create_resource(restApiId=api, parentId=v1, pathPart="updates")["id"]
-    apigw.create_model(restApiId=api, name=MODEL_NAME, contentType=JSON, schema=json.dumps(request_model(500)))
-    validator = apigw.create_request_validator(restApiId=api, name="body", validateRequestBody=True,
-                                               validateRequestParameters=True)["id"]
-    apigw.put_method(restApiId=api, resourceId=updates, httpMethod="POST", authorizationType="NONE",
-                     apiKeyRequired=True, requestValidatorId=validator, requestModels={JSON: MODEL_NAME})
-    keys, suppliers_by_key_id = [], {}
-    for n in range(SUPPLIERS):
-        made = apigw.create_api_key(name=f"SUP-{n:02d}-{stream}", enabled=True)
-        keys.append(made["value"])
-        suppliers_by_key_id[made["id"]] = f"SUP-{n:02d}"
-    apigw.put_integration(
-        restApiId=api, resourceId=updates, httpMethod="POST", type="AWS", integrationHttpMethod="POST",
-        uri=f"arn:aws:apigateway:{REGION}:kinesis:action/PutRecords", credentials=role["Arn"],
-        passthroughBehavior="NEVER",
-        requestParameters={"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
-        requestTemplates={JSON: request_template(stream, suppliers_by_key_id)})
-    for status, pattern, template in (("200", None, ACCEPTED_TEMPLATE), ("503", r"4\d{2}", KINESIS_REFUSED_TEMPLATE),
-                                      ("502", r"5\d{2}", KINESIS_FAILED_TEMPLATE)):
-        apigw.put_method_response(restApiId=api, resourceId=updates, httpMethod="POST", statusCode=status)
-        apigw.put_integration_response(restApiId=api, resourceId=updates, httpMethod="POST", statusCode=status,
-                                       responseTemplates={JSON: template},
-                                       **({"selectionPattern": pattern} if pattern else {}))
-    for response_type, (status, message) in GATEWAY_RESPONSES.items():
-        apigw.put_gateway_response(restApiId=api, responseType=response_type, statusCode=str(status),
-                                   responseTemplates={JSON: gateway_response_template(message)})
-    apigw.create_deployment(restApiId=api, stageName=STAGE)
-    plan = apigw.create_usage_plan(name=f"roomy-{stream}", apiStages=[{"apiId": api, "stage": STAGE}],
-                                   throttle={"rateLimit": 10000.0, "burstLimit": 20000})["id"]
-    for key_id in suppliers_by_key_id:
-        apigw.create_usage_plan_key(usagePlanId=plan, keyId=key_id, keyType="API_KEY")
-    return api, keys
+    role = make_integration_role(aws("iam"), stream_arn=stream_arn)
+    made = build_supplier_api(aws("apigateway"), stream_name=stream, role_arn=role.arn, settings=SETTINGS)
+    return made.api_id, list(made.key_values.values())
 
 
 def batches(seed: int, count: int = 20) -> list[bytes]:
@@ -191,3 +150,19 @@ def _listening(port: int) -> bool:
     import socket
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main() -> int:
+    """The gateway's part of `make bench-catalog` alone (no PostgreSQL or Redis): `python -m bench.gateway_load`,
+    on the same cores and for the same BENCH_GATEWAY_SECONDS."""
+    from bench.bench_catalog import GATEWAY_SECONDS, layout  # here: bench_catalog imports this module
+
+    where = layout()
+    os.sched_setaffinity(0, where.rest)
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as directory:
+        run(where.api, where.rest, make_tls(Path(directory) / "tls"), GATEWAY_SECONDS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -74,10 +74,13 @@ from pipeline_lib.settings import AlarmConfig, SupplierApiConfig
 from pipeline_lib.supplier_api_mapping import (
     ACCEPTED_TEMPLATE,
     GATEWAY_RESPONSES,
+    INTEGRATION_REQUEST_PARAMETERS,
+    INTEGRATION_RESPONSES,
     KINESIS_FAILED_TEMPLATE,
     KINESIS_REFUSED_TEMPLATE,
     MODEL_NAME,
     gateway_response_template,
+    put_records_uri,
     request_model,
     request_template,
 )
@@ -144,15 +147,13 @@ class SupplierApi(Construct):
         integration = ApiGatewayIntegration(
             self, "integration", rest_api_id=self.api.id, resource_id=updates.id, http_method=method.http_method,
             type="AWS", integration_http_method="POST",
-            uri=f"arn:{account.partition}:apigateway:{account.region}:kinesis:action/PutRecords",
+            uri=put_records_uri(account.partition, account.region),
             credentials=self.role.arn, passthrough_behavior="NEVER",
-            request_parameters={"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
+            request_parameters=INTEGRATION_REQUEST_PARAMETERS,
             request_templates={JSON: self.template},
         )
         responses = []
-        for status, pattern, template in (("200", None, ACCEPTED_TEMPLATE),
-                                          ("503", r"4\d{2}", KINESIS_REFUSED_TEMPLATE),
-                                          ("502", r"5\d{2}", KINESIS_FAILED_TEMPLATE)):
+        for status, pattern, template in INTEGRATION_RESPONSES:
             method_response = ApiGatewayMethodResponse(
                 self, f"response-{status}", rest_api_id=self.api.id, resource_id=updates.id,
                 http_method=method.http_method, status_code=status, response_models={JSON: "Empty"})

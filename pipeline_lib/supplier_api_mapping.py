@@ -131,6 +131,22 @@ KINESIS_REFUSED_TEMPLATE = "\n".join([
 KINESIS_FAILED_TEMPLATE = ('{"request_id": "$context.requestId", "message": "the stream is unavailable; '
                            'nothing was written: retry later"}\n')
 
+# The integration's responses, by Kinesis' HTTP status: (status, selection pattern, template); the
+# response without a pattern is the default (Kinesis' 200).
+INTEGRATION_RESPONSES: tuple[tuple[str, str | None, str], ...] = (
+    ("200", None, ACCEPTED_TEMPLATE),
+    ("503", r"4\d{2}", KINESIS_REFUSED_TEMPLATE),
+    ("502", r"5\d{2}", KINESIS_FAILED_TEMPLATE),
+)
+# PutRecords speaks the AWS JSON protocol: the integration request must say so.
+INTEGRATION_REQUEST_PARAMETERS = {"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"}
+
+
+def put_records_uri(partition: str, region: str) -> str:
+    """The AWS service integration's action: Kinesis PutRecords in `region`."""
+    return f"arn:{partition}:apigateway:{region}:kinesis:action/PutRecords"
+
+
 # Gateway responses: what API Gateway answers itself, before any integration runs, by response type.
 GATEWAY_RESPONSES: dict[str, tuple[int, str]] = {
     "BAD_REQUEST_BODY": (400, "$context.error.validationErrorString"),

@@ -9,4 +9,6 @@ validators, has no Velocity engine and cannot call Kinesis. Here:
 - limits.py    usage plans' token buckets and quotas
 - app.py       the request's way through, as a Starlette app
 - __main__.py  `python -m localdev.gateway`: the app on uvicorn, TLS with the local CA's certificate
+- supplier_api.py  the supplier API made in the emulator without Terraform, for the gateway's tests and
+               bench (the one module here that knows it)
 """

@@ -48,9 +48,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes `workload` runs once per deployed workload, or per one of those its
+    `workloads` mark names (`pytestmark = pytest.mark.workloads("retail")`)."""
     if "workload" in metafunc.fixturenames:
         outputs = _outputs() or {}
-        deployed = [w for w in WORKLOADS if key(w, "stack_id") in outputs] or list(WORKLOADS)
+        only = metafunc.definition.get_closest_marker("workloads")
+        wanted = list(only.args) if only else list(WORKLOADS)
+        unknown = sorted(set(wanted) - set(WORKLOADS))
+        if unknown:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: no workload {unknown} (workloads: {list(WORKLOADS)})")
+        deployed = [w for w in wanted if key(w, "stack_id") in outputs] or wanted
         metafunc.parametrize("workload", deployed, scope="session")
 
 

@@ -14,6 +14,8 @@ import requests
 from localdev.outputs import key
 from stacks.workloads import catalog_api_secret_names
 
+pytestmark = pytest.mark.workloads("retail")  # the catalog read API is the retail stack's
+
 
 @pytest.fixture(scope="module")
 def api(outputs: dict, local: dict | None) -> dict[str, Any]:
@@ -48,23 +50,16 @@ def known_skus(db: Any, count: int) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-@pytest.fixture()
-def retail_db(workload: str, db: Any) -> Any:
-    if workload != "retail":
-        pytest.skip("the catalog read API is the retail stack's")
-    return db
-
-
 def test_the_read_api_is_healthy_over_verified_tls(api: dict[str, Any]) -> None:
     answer = get(api, "/healthz", token=None)
     assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
 
 
-def test_each_product_is_served_as_postgresql_holds_it(api: dict[str, Any], retail_db: Any) -> None:
-    skus = known_skus(retail_db, 20)
+def test_each_product_is_served_as_postgresql_holds_it(api: dict[str, Any], db: Any) -> None:
+    skus = known_skus(db, 20)
     if not skus:
         pytest.skip("no products in the catalog yet: run the pipeline first (make demo)")
-    truth = in_postgres(retail_db, skus)
+    truth = in_postgres(db, skus)
     for sku in skus:
         answer = get(api, f"/v1/products/{sku}")
         assert answer.status_code == 200, answer.text
@@ -72,8 +67,8 @@ def test_each_product_is_served_as_postgresql_holds_it(api: dict[str, Any], reta
         assert (body["name"], Decimal(body["price"]), body["total_quantity"]) == truth[sku]
 
 
-def test_a_batch_serves_the_known_and_names_the_unknown(api: dict[str, Any], retail_db: Any) -> None:
-    skus = known_skus(retail_db, 5)
+def test_a_batch_serves_the_known_and_names_the_unknown(api: dict[str, Any], db: Any) -> None:
+    skus = known_skus(db, 5)
     unknown = f"NO-SUCH-{uuid.uuid4().hex[:8]}"
     answer = get(api, "/v1/products", sku=[*skus, unknown])
     assert answer.status_code == 200

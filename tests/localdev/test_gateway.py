@@ -1,5 +1,5 @@
-"""The local API Gateway (localdev/gateway/) serving a REST API made in the emulator with the supplier
-API's model, templates and gateway responses (pipeline_lib/supplier_api_mapping.py), over HTTPS:
+"""The local API Gateway (localdev/gateway/) serving the supplier API made in the emulator as the
+construct declares it (localdev/gateway/supplier_api.py), over HTTPS:
 each behaviour asserted on the gateway's real answers and on what the emulated Kinesis holds."""
 from __future__ import annotations
 
@@ -22,18 +22,10 @@ from localdev import moto_extensions
 from localdev.access import ACCESS_LOG_ENV
 from localdev.gateway.__main__ import build
 from localdev.gateway.app import create_app
+from localdev.gateway.supplier_api import IntegrationRole, build_supplier_api, make_integration_role
 from localdev.servers import MotoServer, free_port
 from localdev.tls import make_tls
-from pipeline_lib.supplier_api_mapping import (
-    ACCEPTED_TEMPLATE,
-    GATEWAY_RESPONSES,
-    KINESIS_FAILED_TEMPLATE,
-    KINESIS_REFUSED_TEMPLATE,
-    MODEL_NAME,
-    gateway_response_template,
-    request_model,
-    request_template,
-)
+from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
 from tests.helpers import read_stream
 
 REGION = "us-east-1"
@@ -48,8 +40,7 @@ class Api:
     ca: Path
     keys: dict[str, str]  # name -> key value
     stream: str
-    role: str
-    role_policy: str
+    role: IntegrationRole
     access_log: Path
     aws: Callable[[str], Any]
 
@@ -76,52 +67,26 @@ def product(sku: str = "SKU-2") -> dict:
             "currency": "USD", "updated_at": "2026-12-03T09:00:00.000Z"}
 
 
-def _make_api(aws: Callable[[str], Any], stream: str, role_arn: str) -> tuple[str, dict[str, str]]:
-    """The supplier API as the construct declares it, made through the API Gateway API."""
-    apigw = aws("apigateway")
-    api = apigw.create_rest_api(name=f"suppliers-{stream}", endpointConfiguration={"types": ["REGIONAL"]},
-                                apiKeySource="HEADER")["id"]
-    root = next(r["id"] for r in apigw.get_resources(restApiId=api)["items"] if r["path"] == "/")
-    v1 = apigw.create_resource(restApiId=api, parentId=root, pathPart="v1")["id"]
-    updates = apigw.create_resource(restApiId=api, parentId=v1, pathPart="updates")["id"]
-    apigw.create_model(restApiId=api, name=MODEL_NAME, contentType=JSON, schema=json.dumps(request_model(500)))
-    validator = apigw.create_request_validator(restApiId=api, name="body", validateRequestBody=True,
-                                               validateRequestParameters=True)["id"]
-    apigw.put_method(restApiId=api, resourceId=updates, httpMethod="POST", authorizationType="NONE",
-                     apiKeyRequired=True, requestValidatorId=validator, requestModels={JSON: MODEL_NAME})
-    keys = {}
-    ids = {}
-    for name in ("acme", "globex", "trial", "quota", "disabled", "planless"):
-        made = apigw.create_api_key(name=f"{name}-{stream}", enabled=name != "disabled")
-        keys[name], ids[made["id"]] = made["value"], name
-    apigw.put_integration(
-        restApiId=api, resourceId=updates, httpMethod="POST", type="AWS", integrationHttpMethod="POST",
-        uri=f"arn:aws:apigateway:{REGION}:kinesis:action/PutRecords", credentials=role_arn,
-        passthroughBehavior="NEVER",
-        requestParameters={"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
-        requestTemplates={JSON: request_template(stream, ids)})
-    for status, pattern, template in (("200", None, ACCEPTED_TEMPLATE), ("503", r"4\d{2}", KINESIS_REFUSED_TEMPLATE),
-                                      ("502", r"5\d{2}", KINESIS_FAILED_TEMPLATE)):
-        apigw.put_method_response(restApiId=api, resourceId=updates, httpMethod="POST", statusCode=status)
-        apigw.put_integration_response(restApiId=api, resourceId=updates, httpMethod="POST", statusCode=status,
-                                       responseTemplates={JSON: template},
-                                       **({"selectionPattern": pattern} if pattern else {}))
-    for response_type, (status, message) in GATEWAY_RESPONSES.items():
-        apigw.put_gateway_response(restApiId=api, responseType=response_type, statusCode=str(status),
-                                   responseTemplates={JSON: gateway_response_template(message)})
-    apigw.create_deployment(restApiId=api, stageName=STAGE)
-    plans = {"roomy": ({"rateLimit": 1000.0, "burstLimit": 2000}, None),
-             "trial": ({"rateLimit": 1.0, "burstLimit": 2}, None),
-             "quota": ({"rateLimit": 1000.0, "burstLimit": 2000}, {"limit": 3, "period": "DAY"})}
-    plan_ids = {}
-    for plan, (throttle, quota) in plans.items():
-        plan_ids[plan] = apigw.create_usage_plan(name=f"{plan}-{stream}", apiStages=[{"apiId": api, "stage": STAGE}],
-                                                 throttle=throttle, **({"quota": quota} if quota else {}))["id"]
-    key_ids = {name: key_id for key_id, name in ids.items()}
-    for name, plan in (("acme", "roomy"), ("globex", "roomy"), ("disabled", "roomy"), ("trial", "trial"),
-                       ("quota", "quota")):
-        apigw.create_usage_plan_key(usagePlanId=plan_ids[plan], keyId=key_ids[name], keyType="API_KEY")
-    return api, keys
+# The usage tiers the tests need (a roomy one, one of 1 request/s, one of 3 requests a day) and a
+# supplier on each; the tier's name is the supplier's.
+SETTINGS = SupplierApiConfig(
+    tiers=(UsageTier("roomy", 1000.0, 2000), UsageTier("trial", 1.0, 2), UsageTier("quota", 1000.0, 2000, 3)),
+    suppliers=(Supplier("acme", "roomy"), Supplier("globex", "roomy"), Supplier("trial", "trial"),
+               Supplier("quota", "quota")),
+    stage_name=STAGE)
+
+
+def _make_api(apigateway: Any, stream: str, role_arn: str) -> tuple[str, dict[str, str]]:
+    """The supplier API as the construct declares it, with two keys the construct never makes: one
+    disabled on the roomy plan, one on no plan."""
+    made = build_supplier_api(apigateway, stream_name=stream, role_arn=role_arn, settings=SETTINGS)
+    keys = {supplier: value for (supplier, _), value in made.key_values.items()}
+    for name in ("disabled", "planless"):
+        key = apigateway.create_api_key(name=f"{name}-{stream}", enabled=name != "disabled")
+        keys[name] = key["value"]
+        if name == "disabled":
+            apigateway.create_usage_plan_key(usagePlanId=made.plan_ids["roomy"], keyId=key["id"], keyType="API_KEY")
+    return made.api_id, keys
 
 
 @pytest.fixture(scope="module")
@@ -140,13 +105,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     stream = f"updates-{uuid.uuid4().hex[:8]}"
     aws("kinesis").create_stream(StreamName=stream, ShardCount=1)
     stream_arn = aws("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "apigateway.amazonaws.com"}}]}
-    role = aws("iam").create_role(RoleName=f"api-{stream}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": stream_arn}]})
-    aws("iam").put_role_policy(RoleName=role["RoleName"], PolicyName="put-records", PolicyDocument=policy)
-    api_id, keys = _make_api(aws, stream, role["Arn"])
+    role = make_integration_role(aws("iam"), stream_arn=stream_arn)
+    api_id, keys = _make_api(aws("apigateway"), stream, role.arn)
     tls = make_tls(directory / "tls")
     gateway = build(emulator.url, REGION, api_id, STAGE, str(directory / "gateway.jsonl"))
     port = free_port()
@@ -157,8 +117,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield Api(f"https://127.0.0.1:{port}/{STAGE}", tls.ca, keys, stream, role["RoleName"], policy,
-              access_log, aws)
+    yield Api(f"https://127.0.0.1:{port}/{STAGE}", tls.ca, keys, stream, role, access_log, aws)
     server.should_exit = True
     thread.join(10)
     emulator.close()
@@ -296,19 +255,19 @@ def test_records_kinesis_throttles_are_listed_by_index_and_only_the_others_land(
 
 def test_the_integration_calls_kinesis_as_its_role_and_a_refusal_is_answered_503(api: Api) -> None:
     iam = api.aws("iam")
-    iam.delete_role_policy(RoleName=api.role, PolicyName="put-records")
+    iam.delete_role_policy(RoleName=api.role.name, PolicyName=api.role.policy_name)
     try:
         before = len(api.records())
         answer = api.post({"inventory_updates": [inventory()]})
     finally:
-        iam.put_role_policy(RoleName=api.role, PolicyName="put-records", PolicyDocument=api.role_policy)
+        iam.put_role_policy(RoleName=api.role.name, PolicyName=api.role.policy_name, PolicyDocument=api.role.policy)
     assert answer.status_code == 503
     assert "retry later" in answer.json()["message"]
     assert len(api.records()) == before
     decisions = [json.loads(line) for line in api.access_log.read_text().splitlines()]
-    refused = [d for d in decisions if d["principal"].endswith("/" + api.role) and not d["allowed"]]
+    refused = [d for d in decisions if d["principal"].endswith("/" + api.role.name) and not d["allowed"]]
     assert [d["action"] for d in refused][-1:] == ["kinesis:PutRecords"]
-    allowed = [d for d in decisions if d["principal"].endswith("/" + api.role) and d["allowed"]]
+    allowed = [d for d in decisions if d["principal"].endswith("/" + api.role.name) and d["allowed"]]
     assert {d["action"] for d in allowed} == {"kinesis:PutRecords"}
 
 
