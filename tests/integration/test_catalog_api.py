@@ -52,7 +52,7 @@ def known_skus(db: Any, count: int) -> list[str]:
 
 def test_the_read_api_is_healthy_over_verified_tls(api: dict[str, Any]) -> None:
     answer = get(api, "/healthz", token=None)
-    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok", "postgres": "ok", "redis": "ok"})
 
 
 def test_each_product_is_served_as_postgresql_holds_it(api: dict[str, Any], db: Any) -> None:
