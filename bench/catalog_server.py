@@ -28,7 +28,7 @@ from redis._parsers import _AsyncRESP2Parser, _RESP2Parser
 
 from localdev.tls import postgres_tls, redis_tls
 from processor.cache import CatalogCache
-from processor.catalog_api import Catalog, ConnectionPool, create_app, redis_clients
+from processor.catalog_api import Catalog, ConnectionPool, create_app, redis_clients, settle_heap
 
 STATS_PATH = "/bench/stats"
 
@@ -82,6 +82,7 @@ def main() -> None:
     catalog, pool = build(config)
     # "auto", as the service runs it: uvloop and httptools when installed; pure_python: asyncio's loop and h11
     pure = config["pure_python"]
+    settle_heap()  # as the service does before it serves
     try:
         uvicorn.run(with_stats(create_app(catalog, [config["token"]]), catalog), host="127.0.0.1",
                     port=config["port"], ssl_certfile=config["cert"], ssl_keyfile=config["key"], workers=1,

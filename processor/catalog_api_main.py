@@ -136,7 +136,7 @@ def serve(settings: CatalogApiConfig) -> None:
     """Run uvicorn until SIGTERM (ECS stops a task with it; uvicorn finishes the requests in hand)."""
     import uvicorn
 
-    from processor.catalog_api import create_app
+    from processor.catalog_api import create_app, settle_heap
 
     catalog = build_catalog(settings)
     # uvicorn loads a certificate from a file: written owner-only (mkstemp) to the task's /tmp
@@ -151,6 +151,7 @@ def serve(settings: CatalogApiConfig) -> None:
         config.load()
     finally:
         os.unlink(pem_path)
+    settle_heap()
     logger.info("catalog API serving", extra={"port": settings.port})
     try:
         uvicorn.Server(config).run()
