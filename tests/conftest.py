@@ -14,7 +14,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from localdev.servers import RedisServer  # noqa: E402
+from localdev.servers import PostgresServer, RedisServer  # noqa: E402
+from localdev.tls import TlsFiles, make_tls  # noqa: E402
 from main import build_app  # noqa: E402
 from policy.stack_json import StackJson, load_app  # noqa: E402
 
@@ -86,6 +87,28 @@ def factory(dev_stacks: dict[str, StackJson]) -> StackJson:
 @pytest.fixture(scope="session", params=["retail-dev", "factory-dev"])
 def stack(request: pytest.FixtureRequest, dev_stacks: dict[str, StackJson]) -> StackJson:
     return dev_stacks[request.param]
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A local CA and a server certificate for 127.0.0.1 and localhost (localdev/tls.py)."""
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def secure_postgres(tls: TlsFiles) -> Iterator[PostgresServer]:
+    """PostgreSQL as RDS runs it: TLS only (a plaintext connection is refused), passwords checked."""
+    server = PostgresServer(password_auth=True, password="master-pw", tls=tls)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def secure_redis(tls: TlsFiles) -> Iterator[RedisServer]:
+    """Redis as ElastiCache runs it with transit encryption: TLS only, an AUTH token."""
+    server = RedisServer(password="redis-auth-token", tls=tls)
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

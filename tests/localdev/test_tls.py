@@ -3,7 +3,6 @@ required) do, and the processor's own connections verify them: a plaintext conne
 and a certificate from another CA fails with a line that says so."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -11,14 +10,9 @@ import pytest
 import redis
 
 from localdev.servers import PostgresServer, RedisServer
-from localdev.tls import TlsFiles, make_ca, make_named_certificate, make_tls, postgres_tls, redis_tls
+from localdev.tls import TlsFiles, make_ca, make_named_certificate, postgres_tls, redis_tls
 from processor.config import ConfigError, ProcessorConfig
 from processor.connections import connect_redis, ensure_reachable
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
@@ -26,48 +20,34 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_ca(tmp_path_factory.mktemp("other-ca"), "someone else's CA")[0]
 
 
-@pytest.fixture(scope="module")
-def postgres(tls: TlsFiles) -> Iterator[PostgresServer]:
-    server = PostgresServer(password_auth=True, password="pw", tls=tls)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def cache(tls: TlsFiles) -> Iterator[RedisServer]:
-    server = RedisServer(password="secret-token", tls=tls)
-    yield server
-    server.close()
-
-
 def settings(postgres: PostgresServer, cache: RedisServer, ca: Path) -> ProcessorConfig:
     return ProcessorConfig.from_env({
         "WORKLOAD": "retail", "STREAM_NAME": "s", "AWS_REGION": "us-east-1", "DB_HOST": "127.0.0.1",
-        "DB_PORT": str(postgres.port), "DB_NAME": "postgres", "DB_USER": "test", "DB_PASSWORD": "pw",
+        "DB_PORT": str(postgres.port), "DB_NAME": "postgres", "DB_USER": "test", "DB_PASSWORD": postgres.password,
         "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": str(ca), "REDIS_HOST": "127.0.0.1",
-        "REDIS_PORT": str(cache.port), "REDIS_TLS": "true", "REDIS_PASSWORD": "secret-token",
+        "REDIS_PORT": str(cache.port), "REDIS_TLS": "true", "REDIS_PASSWORD": cache.password,
         "REDIS_SSL_CA_CERTS": str(ca)})
 
 
-def test_postgres_serves_verified_tls_and_refuses_plaintext(postgres: PostgresServer, tls: TlsFiles) -> None:
-    with psycopg2.connect(**postgres.dsn()) as conn, conn.cursor() as cur:
+def test_postgres_serves_verified_tls_and_refuses_plaintext(secure_postgres: PostgresServer, tls: TlsFiles) -> None:
+    with psycopg2.connect(**secure_postgres.dsn()) as conn, conn.cursor() as cur:
         cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         assert cur.fetchone() == (True,)
-    plain = {**postgres.dsn(), "sslmode": "disable"}
+    plain = {**secure_postgres.dsn(), "sslmode": "disable"}
     with pytest.raises(psycopg2.OperationalError, match="no encryption"):
         psycopg2.connect(**plain)
     assert postgres_tls(str(tls.ca)) == {"sslmode": "verify-full", "sslrootcert": str(tls.ca)}
 
 
-def test_redis_serves_verified_tls_and_refuses_plaintext(cache: RedisServer, tls: TlsFiles) -> None:
-    assert redis.Redis(host="127.0.0.1", port=cache.port, password="secret-token", **redis_tls(str(tls.ca))).ping()
+def test_redis_serves_verified_tls_and_refuses_plaintext(secure_redis: RedisServer, tls: TlsFiles) -> None:
+    assert redis.Redis(host="127.0.0.1", port=secure_redis.port, password=secure_redis.password, **redis_tls(str(tls.ca))).ping()
     with pytest.raises(redis.exceptions.ConnectionError):
-        redis.Redis(host="127.0.0.1", port=cache.port, password="secret-token", socket_timeout=2).ping()
+        redis.Redis(host="127.0.0.1", port=secure_redis.port, password=secure_redis.password, socket_timeout=2).ping()
 
 
-def test_the_processor_connects_over_tls_with_the_deployed_settings(postgres: PostgresServer, cache: RedisServer,
+def test_the_processor_connects_over_tls_with_the_deployed_settings(secure_postgres: PostgresServer, secure_redis: RedisServer,
                                                                     tls: TlsFiles) -> None:
-    configured = settings(postgres, cache, tls.ca)
+    configured = settings(secure_postgres, secure_redis, tls.ca)
     assert configured.db_sslmode == "verify-full" and configured.redis_tls is True
     conn = ensure_reachable(configured)
     with conn.cursor() as cur:
@@ -77,9 +57,9 @@ def test_the_processor_connects_over_tls_with_the_deployed_settings(postgres: Po
     assert connect_redis(configured).ping()
 
 
-def test_a_certificate_from_another_ca_fails_with_a_clear_line(postgres: PostgresServer, cache: RedisServer,
+def test_a_certificate_from_another_ca_fails_with_a_clear_line(secure_postgres: PostgresServer, secure_redis: RedisServer,
                                                                other_ca: Path) -> None:
-    wrong = settings(postgres, cache, other_ca)
+    wrong = settings(secure_postgres, secure_redis, other_ca)
     with pytest.raises(ConfigError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1:\d+: .*certificate verify failed"):
         ensure_reachable(wrong)
     with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):

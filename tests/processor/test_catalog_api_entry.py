@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -18,7 +17,7 @@ import requests
 from psycopg2 import errors
 
 from localdev.servers import MotoServer, PostgresServer, RedisServer, free_port
-from localdev.tls import TlsFiles, make_tls
+from localdev.tls import TlsFiles
 from processor.catalog_api_main import CatalogApiConfig
 from processor.config import ConfigError
 from processor.samples import encode, product, stock
@@ -29,25 +28,6 @@ from processor.workloads import RETAIL
 from tests.processor.conftest import ROOT, processor_env
 
 READER, READER_PASSWORD, TOKEN = "catalog_reader", "reader-pw-1", "storefront-token"
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def secure_postgres(tls: TlsFiles) -> Iterator[PostgresServer]:
-    server = PostgresServer(password_auth=True, password="master-pw", tls=tls)  # as RDS: TLS only, passwords checked
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def secure_redis(tls: TlsFiles) -> Iterator[RedisServer]:
-    server = RedisServer(password="redis-auth-token", tls=tls)
-    yield server
-    server.close()
 
 
 def fresh_database(server: PostgresServer) -> str:
