@@ -36,7 +36,8 @@ class SkipFileError(ValueError):
 @dataclass(frozen=True)
 class Skip:
     """One entry of the skip file. `resources` holds glob patterns (fnmatch, case-sensitive) over the resource
-    address checkov reports, `<type>.<logical id>` (e.g. `aws_s3_bucket.catalog-api_access-log-bucket_*`);
+    address checkov reports for a failure: `<type>.<logical id>` (e.g.
+    `aws_s3_bucket.catalog-api_access-log-bucket_*`), or `resource.<logical id>` for some checks (CKV_AWS_338);
     empty means the whole check is skipped."""
 
     check: str
