@@ -184,8 +184,9 @@ class CatalogCache:
         return True, served(fields)
 
     def fill(self, conn: psycopg2.extensions.connection, sku: str,
-             remember_missing_s: int | None = None) -> dict[str, Any] | None:
-        """Cache-aside miss: read the SKU's rows, offer them to the cache, serve them.
+             remember_missing_s: int | None = None, offer: bool = True) -> dict[str, Any] | None:
+        """Cache-aside miss: read the SKU's rows, offer them to the cache (unless not `offer`: Redis is
+        known to be away), serve them.
 
         With `remember_missing_s`, an unknown SKU leaves a complete entry without a product for that
         long, so that SKUs that keep missing do not each cost a query. It is never stale after a
@@ -193,13 +194,14 @@ class CatalogCache:
         with conn, conn.cursor() as cur:
             fields = read_entries(cur, [sku])[sku]
         if not any(field == PRODUCT for field, _, _ in fields):
-            if remember_missing_s and self.write({sku: fields}, complete=True) is not None:
+            if offer and remember_missing_s and self.write({sku: fields}, complete=True) is not None:
                 try:
                     self.client.expire(KEY_PREFIX + sku, remember_missing_s, lt=True)
                 except redis.RedisError:
                     pass  # the entry keeps the cache's TTL: still right, only longer
             return None
-        self.write({sku: fields}, complete=True)  # a failure only means serving from PostgreSQL, slower
+        if offer:
+            self.write({sku: fields}, complete=True)  # a failure only means serving from PostgreSQL, slower
         return served({f.encode(): v.encode() for f, _, v in fields} | {COMPLETE.encode(): b"1"})
 
 

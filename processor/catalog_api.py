@@ -27,6 +27,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -58,6 +59,10 @@ _COMPLETE = COMPLETE.encode()
 # default retries thrice with backoff of seconds, which would hold every read for that long while Redis is away.
 REDIS_RETRY_BACKOFF = ExponentialBackoff(cap=0.05, base=0.01)
 REDIS_RETRIES = 1
+# After a Redis call fails, reads go straight to PostgreSQL for this long before Redis is tried again: a
+# Redis that does not answer at all (a failover, a network partition) would otherwise hold every read for
+# its socket timeout, and a Redis that refuses would cost every read a failed connection.
+REDIS_REST_S = 1.0
 
 
 def redis_clients(**where: Any) -> tuple[redis.Redis, redis.asyncio.Redis]:
@@ -102,14 +107,37 @@ class Catalog:
     worker thread."""
 
     def __init__(self, pool: ConnectionPool, cache: CatalogCache, entries: redis.asyncio.Redis,
-                 missing_ttl_s: int = MISSING_TTL_S) -> None:
+                 missing_ttl_s: int = MISSING_TTL_S, redis_rest_s: float = REDIS_REST_S) -> None:
         self.pool, self.cache, self.entries, self.missing_ttl_s = pool, cache, entries, missing_ttl_s
+        self.redis_rest_s = redis_rest_s
         self.database_reads = 0
+        self.redis_skipped = 0  # SKUs read from PostgreSQL without asking Redis, while it rested
+        self._redis_up = True
+        self._redis_rest_until = 0.0
+
+    def _redis_resting(self) -> bool:
+        return time.monotonic() < self._redis_rest_until
+
+    def _redis_failed(self, error: redis.RedisError) -> None:
+        self._redis_rest_until = time.monotonic() + self.redis_rest_s
+        if self._redis_up:  # one line per outage, not one per read
+            self._redis_up = False
+            logger.warning("Redis unavailable (%s): reads go to PostgreSQL; Redis is tried again every %g s",
+                           error.__class__.__name__, self.redis_rest_s)
+
+    def _redis_answered(self) -> None:
+        if not self._redis_up:
+            self._redis_up = True
+            self._redis_rest_until = 0.0
+            logger.warning("Redis answers again: reads are served from it")
 
     async def lookup(self, skus: Sequence[str]) -> list[tuple[bool, dict[str, Any] | None]]:
         """(known, product) for each SKU from its entry, one round trip; all unknown when Redis fails
         (PostgreSQL then answers, slower). Known: a complete entry, with a product or remembered as
         missing (processor/cache.py)."""
+        if self._redis_resting():
+            self.redis_skipped += len(skus)
+            return [(False, None)] * len(skus)
         try:
             if len(skus) == 1:
                 replies = [await self.entries.hgetall(KEY_PREFIX + skus[0])]
@@ -119,16 +147,18 @@ class Catalog:
                         pipe.hgetall(KEY_PREFIX + sku)
                     replies = await pipe.execute()
         except redis.RedisError as error:
-            logger.warning("cache read failed, reading PostgreSQL: %s", error.__class__.__name__)
+            self._redis_failed(error)
             return [(False, None)] * len(skus)
+        self._redis_answered()
         return [(True, served(fields)) if _COMPLETE in fields else (False, None) for fields in replies]
 
     def fill(self, skus: Sequence[str]) -> list[dict[str, Any] | None]:
         """The products of SKUs the cache did not know, from PostgreSQL, each offered to the cache (an
         unknown one remembered as missing). Blocking: run in a worker thread."""
         self.database_reads += len(skus)
+        offer = not self._redis_resting()
         with self.pool.connection() as conn:
-            return [self.cache.fill(conn, sku, remember_missing_s=self.missing_ttl_s) for sku in skus]
+            return [self.cache.fill(conn, sku, remember_missing_s=self.missing_ttl_s, offer=offer) for sku in skus]
 
     async def product(self, sku: str) -> dict[str, Any] | None:
         [(known, product)] = await self.lookup([sku])
@@ -163,10 +193,11 @@ class Catalog:
     async def cache_answers(self) -> bool:
         try:
             await self.entries.ping()
-            return True
         except redis.RedisError as error:
-            logger.warning("health check: Redis did not answer (%s)", error.__class__.__name__)
+            self._redis_failed(error)
             return False
+        self._redis_answered()
+        return True
 
     async def health(self) -> dict[str, str]:
         """Each store's state, and the task's: "ok"; "degraded" when only Redis is away (every read is

@@ -1,6 +1,7 @@
 """The catalog read API (processor/catalog_api.py) on uvicorn, against a real PostgreSQL and a real Redis."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import redis
 import requests
 import uvicorn
 
-from localdev.servers import PostgresServer, RedisServer, free_port
+from localdev.servers import PostgresServer, RedisServer, free_port, wait_for
 from processor.cache import KEY_PREFIX, CatalogCache
 from processor.catalog_api import MISSING_TTL_S, Catalog, ConnectionPool, create_app, redis_clients
 from processor.samples import encode, product, stock
@@ -152,6 +153,69 @@ def test_with_redis_down_products_are_read_from_postgresql_and_the_task_stays_he
         health = requests.get(api.url + "/healthz", timeout=10)
         assert (health.status_code, health.json()) == (200, {"status": "degraded", "postgres": "ok",
                                                               "redis": "unavailable"})
+
+
+class SilentRedis:
+    """A port that accepts connections and never answers: Redis in a partition or a failover."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for held in self.held:
+            held.close()
+
+
+def test_a_redis_that_does_not_answer_is_asked_once_and_then_rested_while_postgresql_answers(
+        postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection) -> None:
+    RETAIL.migrate(conn)
+    ensure_catalog_reader(conn, READER)
+    commit(conn, [product("SKU-H"), stock("SKU-H", "A", 3)], None)
+    silent = SilentRedis()
+    fills, hits = redis_clients(port=silent.port, socket_timeout=0.3, socket_connect_timeout=0.3)
+    try:
+        with serving(Catalog(reader_pool(postgres, database), CatalogCache(fills), hits, redis_rest_s=600)) as api:
+            for _ in range(5):
+                assert api.get("/v1/products/SKU-H").json()["total_quantity"] == 3
+            assert api.catalog.database_reads == 5
+            assert api.catalog.redis_skipped == 4  # only the first read waited for Redis (and its one retry)
+            assert len(silent.held) <= 2  # the fills offered nothing to it either
+    finally:
+        silent.close()
+
+
+def test_a_redis_that_stops_answering_is_asked_again_once_its_rest_is_over(
+        postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection, redis_client: redis.Redis,
+        redis_server: RedisServer) -> None:
+    RETAIL.migrate(conn)
+    ensure_catalog_reader(conn, READER)
+    commit(conn, [product("SKU-P"), stock("SKU-P", "A", 8)], None)
+    CatalogCache(redis_client).refresh(conn, ["SKU-P"])
+    fills, hits = redis_clients(port=redis_server.port, password=redis_server.password, socket_timeout=0.3)
+    with serving(Catalog(reader_pool(postgres, database), CatalogCache(fills), hits, redis_rest_s=0.5)) as api:
+        assert api.get("/v1/products/SKU-P").status_code == 200 and api.catalog.database_reads == 0
+        redis_client.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # Redis stops answering every client
+        try:
+            assert api.get("/v1/products/SKU-P").json()["total_quantity"] == 8  # from PostgreSQL
+            assert api.catalog.database_reads == 1
+        finally:
+            redis_client.execute_command("CLIENT", "UNPAUSE")
+        served_before = api.catalog.cache.hits
+        wait_for(lambda: api.get("/v1/products/SKU-P").status_code == 200 and api.catalog.cache.hits > served_before,
+                 10, "a read served from Redis again")
+        health = requests.get(api.url + "/healthz", timeout=10)
+        assert health.json()["redis"] == "ok"
 
 
 def test_with_postgresql_down_a_cached_product_is_served_and_a_miss_is_503_with_retry_after(
