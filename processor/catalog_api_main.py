@@ -108,7 +108,8 @@ class CatalogApiConfig:
 
 
 def build_catalog(settings: CatalogApiConfig) -> Catalog:
-    """The catalog over a pool of verified-TLS PostgreSQL connections and one verified-TLS Redis client."""
+    """The catalog over a pool of verified-TLS PostgreSQL connections and two verified-TLS Redis clients (hits on
+    the event loop, fills in worker threads)."""
     import psycopg2
 
     from processor.cache import CatalogCache
