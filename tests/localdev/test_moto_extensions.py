@@ -247,7 +247,7 @@ def test_ecs_service_settings_read_back(client: Callable[..., Any]) -> None:
     assert described["availabilityZoneRebalancing"] == "DISABLED" and described["healthCheckGracePeriodSeconds"] == 30
 
 
-def test_a_hosted_zone_created_with_a_vpc_is_private_and_lists_its_vpc(client: Callable[..., Any]) -> None:
+def test_route53_zone_with_a_vpc_is_private_and_lists_its_vpc(client: Callable[..., Any]) -> None:
     vpc = client("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     route53 = client("route53")
     # As the provider asks: a VPC and no HostedZoneConfig.PrivateZone.
