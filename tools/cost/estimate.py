@@ -407,27 +407,29 @@ def _alb_access_logs(bucket: Resource, balancer: Resource, pricing: Pricing, usa
                 f"{objects:,.0f} objects a month", TRAFFIC)
 
 
-def _expiry_days(bucket: Resource, pricing: Pricing) -> float:
+def _enabled_lifecycle_rules(bucket: Resource, pricing: Pricing) -> Iterator[tuple[dict[str, Any], float | None]]:
+    """Each enabled rule of the bucket's lifecycle configurations, and its expiry day (None without one)."""
     for config in pricing.referring(bucket, "aws_s3_bucket_lifecycle_configuration", "bucket"):
         for rule in config.get("rule") or []:
             if isinstance(rule, dict) and rule.get("status") == "Enabled":
                 expiry = Resource(config.address, config.type, rule).get("expiration", 0, "days")
-                if isinstance(expiry, int | float):
-                    return float(expiry)
+                yield rule, float(expiry) if isinstance(expiry, int | float) else None
+
+
+def _expiry_days(bucket: Resource, pricing: Pricing) -> float:
+    for _, expiry in _enabled_lifecycle_rules(bucket, pricing):
+        if expiry is not None:
+            return expiry
     raise Unpriceable("no enabled lifecycle rule with an expiry: the logs would be held for ever")
 
 
 def _lifecycle(bucket: Resource, pricing: Pricing) -> tuple[float, float, float]:
     """(days in Standard, day it leaves Standard-IA, expiry day) from the bucket's lifecycle rules."""
-    for config in pricing.referring(bucket, "aws_s3_bucket_lifecycle_configuration", "bucket"):
-        for rule in config.get("rule") or []:
-            if not isinstance(rule, dict) or rule.get("status") != "Enabled":
-                continue
-            transitions = {t.get("storage_class"): float(t.get("days", 0)) for t in rule.get("transition") or []
-                           if isinstance(t, dict)}
-            expiry = Resource(config.address, config.type, rule).get("expiration", 0, "days")
-            if "STANDARD_IA" in transitions and isinstance(expiry, int | float):
-                return transitions["STANDARD_IA"], transitions.get("GLACIER", float("inf")), float(expiry)
+    for rule, expiry in _enabled_lifecycle_rules(bucket, pricing):
+        transitions = {t.get("storage_class"): float(t.get("days", 0)) for t in rule.get("transition") or []
+                       if isinstance(t, dict)}
+        if "STANDARD_IA" in transitions and expiry is not None:
+            return transitions["STANDARD_IA"], transitions.get("GLACIER", float("inf")), expiry
     raise Unpriceable("no enabled lifecycle rule with a Standard-IA transition and an expiry")
 
 
