@@ -193,6 +193,8 @@ class VariantResult:
     warm_hit_ratio: float | None  # over the open-loop runs
     stack_cpu_us: float | None  # the API's CPU for a request it refuses (401) before any store: the HTTP stack's own
     floor_runs: list[OpenLoop]  # the bare Redis GET at each offered load, taken in turn with the cache's
+    loop_sharing: float | None  # SKUs looked up per Redis round trip over the closed loop (reads made together share one)
+    open_sharing: float | None  # the same over the open-loop runs
 
 
 def fill_cache(pg: PostgresServer, rs: RedisServer) -> None:
@@ -244,6 +246,14 @@ class Reader:
         assert self.session is not None
         async with self.session.get(self.url.replace("/v1/products/", "/bench/stats")) as answer:
             return await answer.json()
+
+
+def sharing(before: dict, after: dict) -> float | None:
+    """Lookups per Redis round trip: a hit or a miss is one lookup, and the lookups asked in the same turn of the
+    API's event loop go to Redis in one round trip."""
+    trips = after["redis_round_trips"] - before["redis_round_trips"]
+    lookups = after["hits"] - before["hits"] + after["misses"] - before["misses"]
+    return lookups / trips if trips else None
 
 
 def hit_ratio(before: dict, after: dict) -> float | None:
@@ -319,7 +329,7 @@ async def measure_variant(variant: str, server: ApiServer, tls: TlsFiles, skus: 
     return VariantResult(variant, saturated, (end["cpu_s"] - start["cpu_s"]) / reads * 1e6,
                          (db_end - db_start) / reads * 1e6, hit_ratio(cold, warmed) if cache else None,
                          hit_ratio(start, end) if cache else None, runs, hit_ratio(end, warm) if cache else None, stack,
-                         floor_runs)
+                         floor_runs, sharing(start, end) if cache else None, sharing(end, warm) if cache else None)
 
 
 def print_reads(results: dict[str, VariantResult]) -> None:
@@ -342,6 +352,8 @@ def print_reads(results: dict[str, VariantResult]) -> None:
           f"product filled (as once each was read within the TTL): {cache.loop_hit_ratio:.1%} over the closed loop's "
           f"{cache.saturated.answers:,} reads, {cache.warm_hit_ratio:.1%} over the open-loop runs "
           f"({UNKNOWN_SHARE:.0%} of reads ask for SKUs the catalog does not have: a remembered 404 is a hit)")
+    print(f"reads per Redis round trip (the lookups made in the same turn of the API's event loop share one): "
+          f"{cache.loop_sharing:.1f} at saturation, {cache.open_sharing:.1f} over the open-loop runs")
     print(f"\nlatency at fixed offered loads (open loop: latency from when each request was due; {RATE_SECONDS:.0f} s a "
           f"load, the cache's and the bare GET's in {SLICES} slices each, taken in turn)")
     print(f"{'variant':<24} {'offered/s':>10} {'answered/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} "

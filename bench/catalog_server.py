@@ -12,7 +12,7 @@ and `pure_python`: serve on asyncio's own loop with h11 and parse Redis replies 
 C packages (uvloop, httptools, hiredis) the Pipfile installs, to show what they are worth.
 
 Beside the app, `GET /bench/stats` answers this process's CPU seconds and the catalog's counters
-(cache hits and misses, PostgreSQL reads), so the benchmark can count what a read cost the server.
+(cache hits and misses, PostgreSQL reads, Redis round trips), so the benchmark can count what a read cost the server.
 """
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def with_stats(app: Any, catalog: Catalog) -> Any:
     async def served(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == STATS_PATH:
             body = json.dumps({"cpu_s": time.process_time(), "hits": catalog.cache.hits,
-                               "misses": catalog.cache.misses, "database_reads": catalog.database_reads}).encode()
+                               "misses": catalog.cache.misses, "database_reads": catalog.database_reads,
+                               "redis_round_trips": catalog.redis_round_trips}).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})

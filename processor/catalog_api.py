@@ -9,10 +9,13 @@ writes every committed change into the entries it finds).
 A read that needs PostgreSQL while it is away is answered 503 with Retry-After; a hit is still served.
 
 A hit is served on the event loop: one HGETALL through redis-py's asyncio client (hiredis parsing the
-reply), no thread. A miss goes to a worker thread, which reads PostgreSQL through a small pool of
-connections (each verified TLS, as the processor's) and offers the rows to the cache with the
-processor's own write (`CatalogCache.fill`, on a synchronous client). Misses are rare once the
-cache is warm, so the database driver stays the one the processor uses.
+reply), no thread. The lookups of requests handled in the same turn of the event loop go to Redis
+together, in one pipelined round trip: under load, what a command costs the client is shared.
+
+A miss goes to a worker thread, which reads PostgreSQL through a small pool of connections (each verified
+TLS, as the processor's) and offers the rows to the cache with the processor's own write
+(`CatalogCache.fill`, on a synchronous client). Misses are rare once the cache is warm, so the database
+driver stays the one the processor uses.
 
 An unknown SKU is remembered as missing in Redis for `MISSING_TTL_S` (a complete entry without a product,
 processor/cache.py), so SKUs that keep missing do not each cost a query; a product committed meanwhile
@@ -21,6 +24,7 @@ bearer token (`Authorization: Bearer <token>`; the tokens in `CATALOG_API_TOKENS
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import logging
@@ -101,6 +105,9 @@ class ConnectionPool:
             self._idle.get_nowait().close()
 
 
+Asked = tuple[Sequence[str], "asyncio.Future[list[dict[bytes, bytes]]]"]  # SKUs, and where their entries go
+
+
 class Catalog:
     """Reads of the catalog: `entries` (an asyncio Redis client) serves hits on the event loop; a miss is
     read from PostgreSQL through `pool` and written into Redis by `cache` (a synchronous client) in a
@@ -114,6 +121,9 @@ class Catalog:
         self.redis_skipped = 0  # SKUs read from PostgreSQL without asking Redis, while it rested
         self._redis_up = True
         self._redis_rest_until = 0.0
+        self.redis_round_trips = 0  # lookups made together share one
+        self._asked: list[Asked] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     def _redis_resting(self) -> bool:
         return time.monotonic() < self._redis_rest_until
@@ -132,25 +142,63 @@ class Catalog:
             logger.warning("Redis answers again: reads are served from it")
 
     async def lookup(self, skus: Sequence[str]) -> list[tuple[bool, dict[str, Any] | None]]:
-        """(known, product) for each SKU from its entry, one round trip; all unknown when Redis fails
+        """(known, product) for each SKU from its entry, one round trip (shared); all unknown when Redis fails
         (PostgreSQL then answers, slower). Known: a complete entry, with a product or remembered as
         missing (processor/cache.py)."""
         if self._redis_resting():
             self.redis_skipped += len(skus)
             return [(False, None)] * len(skus)
         try:
-            if len(skus) == 1:
-                replies = [await self.entries.hgetall(KEY_PREFIX + skus[0])]
-            else:
-                async with self.entries.pipeline(transaction=False) as pipe:
-                    for sku in skus:
-                        pipe.hgetall(KEY_PREFIX + sku)
-                    replies = await pipe.execute()
+            replies = await self._entries(skus)
         except redis.RedisError as error:
             self._redis_failed(error)
             return [(False, None)] * len(skus)
         self._redis_answered()
         return [(True, served(fields)) if _COMPLETE in fields else (False, None) for fields in replies]
+
+    def _entries(self, skus: Sequence[str]) -> asyncio.Future[list[dict[bytes, bytes]]]:
+        """The entries of `skus`, asked of Redis with every other lookup made in the same turn of the event
+        loop: under load, many reads share one pipelined round trip and its cost in the client."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[dict[bytes, bytes]]] = loop.create_future()
+        if not self._asked:
+            loop.call_soon(self._send_asked)  # after the requests already in this turn have asked
+        self._asked.append((skus, answer))
+        return answer
+
+    def _send_asked(self) -> None:
+        asked, self._asked = self._asked, []
+        task = asyncio.ensure_future(self._send(asked))
+        self._sending.add(task)  # held until done: the loop keeps only a weak reference
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, asked: list[Asked]) -> None:
+        self.redis_round_trips += 1
+        try:
+            if len(asked) == 1 and len(asked[0][0]) == 1:
+                replies = [await self.entries.hgetall(KEY_PREFIX + asked[0][0][0])]
+            else:
+                async with self.entries.pipeline(transaction=False) as pipe:
+                    for skus, _ in asked:
+                        for sku in skus:
+                            pipe.hgetall(KEY_PREFIX + sku)
+                    replies = await pipe.execute()
+        except BaseException as error:  # every waiter hears it, whatever it is: none is left waiting
+            for _, answer in asked:
+                if answer.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    answer.cancel()
+                else:
+                    answer.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        at = 0
+        for skus, answer in asked:
+            if not answer.done():  # a waiter whose request was cancelled is skipped
+                answer.set_result(replies[at:at + len(skus)])
+            at += len(skus)
 
     def fill(self, skus: Sequence[str]) -> list[dict[str, Any] | None]:
         """The products of SKUs the cache did not know, from PostgreSQL, each offered to the cache (an

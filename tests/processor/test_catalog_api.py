@@ -1,6 +1,7 @@
 """The catalog read API (processor/catalog_api.py) on uvicorn, against a real PostgreSQL and a real Redis."""
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -136,6 +137,51 @@ def test_a_batch_asks_redis_once_and_postgresql_only_for_the_skus_redis_did_not_
     again = requests.get(api.url + "/v1/products", params=params, headers={"authorization": f"Bearer {TOKEN}"},
                          timeout=10)
     assert again.json() == answer.json() and api.catalog.database_reads - before == 2  # all from Redis now
+
+
+def test_reads_made_together_share_one_redis_round_trip_and_connection_and_each_gets_its_own_answer(
+        postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection, redis_client: redis.Redis,
+        redis_server: RedisServer) -> None:
+    RETAIL.migrate(conn)
+    ensure_catalog_reader(conn, READER)
+    commit(conn, [body for i in range(6) for body in (product(f"SKU-{i}"), stock(f"SKU-{i}", "A", i + 1))], None)
+    CatalogCache(redis_client).refresh(conn, [f"SKU-{i}" for i in range(6)])
+    connections = len(redis_client.client_list())
+    fills, hits = redis_clients(port=redis_server.port, password=redis_server.password)
+    catalog = Catalog(reader_pool(postgres, database), CatalogCache(fills), hits)
+
+    async def together() -> tuple[list, tuple, int]:
+        try:
+            answers = await asyncio.gather(*(catalog.product(f"SKU-{i}") for i in range(4)),
+                                           catalog.products(["SKU-4", "SKU-5", "SKU-0"]))
+            return answers[:4], answers[4], len(redis_client.client_list()) - connections
+        finally:
+            await catalog.close()
+
+    singles, (found, missing), opened = asyncio.run(together())
+    assert [p["total_quantity"] for p in singles] == [1, 2, 3, 4]
+    assert {sku: p["total_quantity"] for sku, p in found.items()} == {"SKU-4": 5, "SKU-5": 6, "SKU-0": 1}
+    assert missing == []
+    assert catalog.redis_round_trips == 1 and opened == 1  # one pipeline on one connection, not five on five
+    assert catalog.database_reads == 0
+
+
+def test_when_redis_fails_every_read_that_shared_its_round_trip_is_answered_from_postgresql(
+        postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection) -> None:
+    RETAIL.migrate(conn)
+    ensure_catalog_reader(conn, READER)
+    commit(conn, [body for i in range(3) for body in (product(f"SKU-{i}"), stock(f"SKU-{i}", "A", 10 * i))], None)
+    fills, hits = redis_clients(port=free_port(), socket_connect_timeout=1)  # nothing listens
+    catalog = Catalog(reader_pool(postgres, database), CatalogCache(fills), hits)
+
+    async def together() -> list:
+        try:
+            return await asyncio.gather(*(catalog.product(f"SKU-{i}") for i in range(3)))
+        finally:
+            await catalog.close()
+
+    assert [p["total_quantity"] for p in asyncio.run(together())] == [0, 10, 20]
+    assert (catalog.redis_round_trips, catalog.database_reads, catalog.redis_skipped) == (1, 3, 0)
 
 
 def test_with_redis_down_products_are_read_from_postgresql_and_the_task_stays_healthy_but_degraded(
