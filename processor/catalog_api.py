@@ -45,6 +45,7 @@ import redis.retry
 from redis.backoff import ExponentialBackoff
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # the wire contract's key (processor/contract)
 MAX_BATCH = 100
+PATHS = ("/v1/products/{sku}", "/v1/products?sku=...", "/healthz")  # named in the answer to an unknown path
 MISSING_TTL_S = 60  # how long an unknown SKU is answered 404 from Redis alone (a commit ends it sooner)
 _COMPLETE = COMPLETE.encode()
 
@@ -293,6 +295,8 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
     async def one(request: Request) -> Response:
         if not authorized(request):
             return refuse()
+        if unknown := unknown_parameters(request, set()):
+            return unknown
         sku = request.path_params["sku"]
         if not SKU.fullmatch(sku):
             return Json({"message": f"not a SKU: {sku[:80]!r}"}, status_code=400)
@@ -307,6 +311,8 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
     async def many(request: Request) -> Response:
         if not authorized(request):
             return refuse()
+        if unknown := unknown_parameters(request, {"sku"}):
+            return unknown
         skus = request.query_params.getlist("sku")
         bad = [s for s in skus if not SKU.fullmatch(s)]
         if not skus or bad or len(skus) > MAX_BATCH:
@@ -318,6 +324,15 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
             return unavailable(error)
         return Json({"products": found, "missing": missing})
 
+    def unknown_parameters(request: Request, known: set[str]) -> Response | None:
+        """400 naming the query parameters this endpoint does not take (a misspelt `sku` is not ignored)."""
+        unknown = sorted(set(request.query_params) - known)
+        if not unknown:
+            return None
+        takes = f"it takes only {', '.join(sorted(known))}" if known else "it takes none"
+        return Json({"message": f"unknown query parameter(s) {', '.join(repr(u[:40]) for u in unknown[:5])}: {takes}"},
+                    status_code=400)
+
     def unavailable(error: psycopg2.Error) -> Response:
         logger.warning("a read that Redis could not answer failed in PostgreSQL: %s", error.__class__.__name__)
         return Json({"message": "the catalog's database is unavailable: retry shortly"}, status_code=503,
@@ -327,5 +342,13 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
         state = await catalog.health()
         return Json(state, status_code=503 if state["status"] == "unavailable" else 200)
 
+    async def not_served(request: Request, error: Exception) -> Response:
+        """An unknown path (404) or method (405), answered in JSON as every other refusal."""
+        assert isinstance(error, HTTPException)
+        message = (f"no such resource: {request.url.path[:80]}" if error.status_code == 404
+                   else f"{request.method} is not allowed here" if error.status_code == 405 else error.detail)
+        return Json({"message": message + "; the API serves GET " + ", ".join(PATHS)}, status_code=error.status_code,
+                    headers=error.headers)
+
     return Starlette(routes=[Route("/v1/products/{sku}", one), Route("/v1/products", many),
-                             Route("/healthz", health)])
+                             Route("/healthz", health)], exception_handlers={HTTPException: not_served})

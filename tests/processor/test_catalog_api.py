@@ -299,6 +299,21 @@ def test_a_path_that_is_not_a_sku_and_an_oversized_batch_are_refused_with_400(ap
     assert oversized.status_code == 400
 
 
+def test_a_query_parameter_an_endpoint_does_not_take_is_refused_with_400_naming_it(api: Served) -> None:
+    misspelt = api.get("/v1/products", skus="SKU-1")
+    assert (misspelt.status_code, misspelt.json()) == (400, {"message": "unknown query parameter(s) 'skus': it takes only sku"})
+    extra = api.get("/v1/products/SKU-1", fields="name")
+    assert (extra.status_code, extra.json()) == (400, {"message": "unknown query parameter(s) 'fields': it takes none"})
+
+
+def test_an_unknown_path_or_method_is_refused_in_json_naming_what_the_api_serves(api: Served) -> None:
+    path = api.get("/v2/products/SKU-1")
+    assert path.status_code == 404 and path.json()["message"].startswith("no such resource: /v2/products/SKU-1;")
+    method = requests.post(api.url + "/v1/products/SKU-1", headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert (method.status_code, method.headers["allow"]) == (405, "GET, HEAD")
+    assert "GET /v1/products/{sku}" in method.json()["message"]
+
+
 def test_the_health_check_answers_200_while_postgres_and_redis_answer(api: Served) -> None:
     answer = requests.get(api.url + "/healthz", timeout=10)
     assert (answer.status_code, answer.json()) == (200, {"status": "ok", "postgres": "ok", "redis": "ok"})
