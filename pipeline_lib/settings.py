@@ -460,7 +460,7 @@ class SupplierApiConfig:
     stage_rate_limit_per_second: float = 200.0
     stage_burst_limit: int = 400
     max_records_per_request: int = PUT_RECORDS_MAX
-    waf: bool = True  # a web ACL with a rate-based rule: usage plans are best effort; a destroyable dev opts out
+    waf: bool = True  # a web ACL with a rate-based rule: usage plans are best effort (dev keeps it too: every control on)
     waf_requests_per_5min_per_ip: int = 3_000  # the rate-based rule's limit (WAF counts over 5 minutes)
 
     def __post_init__(self) -> None:

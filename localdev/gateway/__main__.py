@@ -19,10 +19,12 @@ PLAIN_KEYS = {"aws_access_key_id": "localdev", "aws_secret_access_key": "localde
 
 
 def build(endpoint: str, region: str, api_id: str, stage: str, access_log: str | None = None) -> Gateway:
-    """A gateway for the deployed `stage` of `api_id`, calling integrations through `endpoint` with
-    sessions of their roles (STS AssumeRole, as API Gateway assumes an integration's role)."""
+    """A gateway for the deployed `stage` of `api_id` and the web ACL in front of it, calling integrations
+    through `endpoint` with sessions of their roles (STS AssumeRole, as API Gateway assumes an integration's
+    role)."""
     apigateway = boto3.client("apigateway", region_name=region, endpoint_url=endpoint, **PLAIN_KEYS)
     sts = boto3.client("sts", region_name=region, endpoint_url=endpoint, **PLAIN_KEYS)
+    wafv2 = boto3.client("wafv2", region_name=region, endpoint_url=endpoint, **PLAIN_KEYS)
 
     def assume(role_arn: str) -> dict[str, str]:
         answer = sts.assume_role(RoleArn=role_arn, RoleSessionName=f"apigateway-{api_id}",
@@ -37,7 +39,7 @@ def build(endpoint: str, region: str, api_id: str, stage: str, access_log: str |
             with lock, open(access_log, "a", encoding="utf-8") as out:
                 out.write(json.dumps(entry) + "\n")
 
-    return Gateway(read_stage(apigateway, api_id, stage), endpoint=endpoint, assume=assume, access_log=log)
+    return Gateway(read_stage(apigateway, api_id, stage, wafv2), endpoint=endpoint, assume=assume, access_log=log)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
-"""The deployed REST API stage served over HTTPS (Starlette), as API Gateway serves it: the route,
-the API key and its usage plans (429), the request validator with the method's model (400), the
-integration request template rendered with Velocity, the AWS service call made as the integration's
-role (through the emulator, so the access evaluator decides it), the integration response selected by
-the service's status and rendered, and the gateway responses for everything refused on the way.
+"""The deployed REST API stage served over HTTPS (Starlette), as API Gateway serves it: the web ACL's
+rate-based rules in front of it (403), the route, the API key and its usage plans (429), the request
+validator with the method's model (400), the integration request template rendered with Velocity, the
+AWS service call made as the integration's role (through the emulator, so the access evaluator decides
+it), the integration response selected by the service's status and rendered, and the gateway responses
+for everything refused on the way.
 
 What is served is read from the emulator (deployed.py) when the app starts: nothing here names the
 supplier API. What it does not do is listed in docs/supplier-api.md ("The local gateway").
@@ -33,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from localdev.gateway.deployed import ApiKey, DeployedStage, Integration, Method
-from localdev.gateway.limits import Quota, TokenBucket
+from localdev.gateway.limits import Quota, RateWindow, TokenBucket
 from localdev.gateway.velocity import TemplateFailed, render
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ DEFAULT_RESPONSES: dict[str, tuple[int, str]] = {
     "UNSUPPORTED_MEDIA_TYPE": (415, "Unsupported Media Type"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long"),
     "INTEGRATION_FAILURE": (504, "Internal server error"),
+    "WAF_FILTERED": (403, "Forbidden"),
     "API_CONFIGURATION_ERROR": (500, "Internal server error"),
 }
 
@@ -82,7 +84,8 @@ class RoleSessions:
 
 class Gateway:
     def __init__(self, stage: DeployedStage, *, endpoint: str, assume: Callable[[str], dict[str, str]],
-                 access_log: Callable[[dict[str, Any]], None] = lambda entry: None) -> None:
+                 access_log: Callable[[dict[str, Any]], None] = lambda entry: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stage = stage
         self.endpoint = endpoint.rstrip("/")
         self.credentials = RoleSessions(assume)
@@ -93,6 +96,11 @@ class Gateway:
         self._quotas: dict[tuple[str, str], Quota] = {}
         self._loader = Loader()
         self._validators: dict[str, jsonschema.Draft4Validator] = {}
+        acl = stage.web_acl
+        self._rate_rules = [(rule, RateWindow(rule.limit, rule.window_s, clock)) for rule in acl.rules] if acl else []
+        if acl is not None and acl.not_evaluated:
+            logger.warning("web ACL %s: rules not evaluated locally (only rate-based rules by IP are): %s",
+                           acl.name, ", ".join(acl.not_evaluated))
 
     # -- the request's way through ---------------------------------------------------------------------------
 
@@ -126,6 +134,7 @@ class Gateway:
 
     def _serve(self, http_method: str, path: str, headers: dict[str, str], query: dict[str, str], body: bytes,
                context: dict[str, Any]) -> tuple[int, dict[str, str], str]:
+        self._firewall(context["identity"]["sourceIp"])
         prefix = f"/{self.stage.stage}"
         if not (path == prefix or path.startswith(prefix + "/")):
             raise Refusal("MISSING_AUTHENTICATION_TOKEN")
@@ -152,6 +161,18 @@ class Gateway:
         if method.integration is None:
             raise Refusal("API_CONFIGURATION_ERROR", "the method has no integration")
         return self._integrate(method.integration, content_type, text, params, context)
+
+    def _firewall(self, source_ip: str) -> None:
+        """The web ACL, before API Gateway sees the request: its rate-based rules by priority (every request
+        counts, a refused one too), then its default action. A block is 403 WAF_FILTERED."""
+        acl = self.stage.web_acl
+        if acl is None:
+            return
+        for rule, window in self._rate_rules:
+            if window.over(source_ip) and rule.action == "BLOCK":
+                raise Refusal("WAF_FILTERED")
+        if acl.default_action == "BLOCK":
+            raise Refusal("WAF_FILTERED")
 
     def _api_key(self, value: str) -> ApiKey:
         """The calling key: known, enabled and in a usage plan of this stage, or 403."""

@@ -89,6 +89,51 @@ class GatewayResponse:
     templates: dict[str, str]
 
 
+@dataclass(frozen=True)
+class RateRule:
+    """A web ACL's rate-based rule, aggregated by the client's IP."""
+
+    name: str
+    priority: int
+    limit: int  # requests over the window
+    window_s: int  # the evaluation window (WAF's default: 300 s)
+    action: str  # BLOCK or COUNT
+
+
+@dataclass(frozen=True)
+class WebAcl:
+    """The web ACL associated with a stage, as far as the local gateway evaluates it."""
+
+    name: str
+    default_action: str  # ALLOW or BLOCK
+    rules: tuple[RateRule, ...]  # by priority
+    not_evaluated: tuple[str, ...] = ()  # the rules of kinds the gateway does not evaluate (named at its start)
+
+
+def stage_arn(region: str, api_id: str, stage: str, partition: str = "aws") -> str:
+    """The stage's ARN, as a web ACL association names it."""
+    return f"arn:{partition}:apigateway:{region}::/restapis/{api_id}/stages/{stage}"
+
+
+def read_web_acl(wafv2: BaseClient, resource_arn: str) -> WebAcl | None:
+    """The web ACL associated with `resource_arn` (a stage), or None."""
+    found = wafv2.get_web_acl_for_resource(ResourceArn=resource_arn).get("WebACL")
+    if not found:
+        return None
+    rules, not_evaluated = [], []
+    for rule in sorted(found.get("Rules") or [], key=lambda r: r.get("Priority", 0)):
+        rate = (rule.get("Statement") or {}).get("RateBasedStatement")
+        action = next(iter(rule.get("Action") or {}), "").upper()
+        if (rate and rate.get("AggregateKeyType", "IP") == "IP" and "ScopeDownStatement" not in rate
+                and action in ("BLOCK", "COUNT")):
+            rules.append(RateRule(rule["Name"], int(rule.get("Priority", 0)), int(rate["Limit"]),
+                                  int(rate.get("EvaluationWindowSec") or 300), action))
+        else:
+            not_evaluated.append(rule.get("Name", "?"))
+    default = next(iter(found.get("DefaultAction") or {"Allow": {}}), "Allow").upper()
+    return WebAcl(found.get("Name", ""), default, tuple(rules), tuple(not_evaluated))
+
+
 @dataclass
 class DeployedStage:
     api_id: str
@@ -103,6 +148,7 @@ class DeployedStage:
     stage_rate_limit: float | None = None  # the stage's method settings for */*
     stage_burst_limit: int | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    web_acl: WebAcl | None = None  # the WAF web ACL in front of the stage
 
     def route(self, path: str) -> tuple[Resource, dict[str, str]] | None:
         """The resource `path` (below the stage) names, literal paths before parameterised ones."""
@@ -113,9 +159,10 @@ class DeployedStage:
         return None
 
 
-def read_stage(apigateway: BaseClient, api_id: str, stage: str) -> DeployedStage:
+def read_stage(apigateway: BaseClient, api_id: str, stage: str, wafv2: BaseClient | None = None) -> DeployedStage:
     """Everything the stage serves, from the emulator: routes, methods, integrations and their
-    responses, models, validators, API keys in the stage's usage plans, gateway responses."""
+    responses, models, validators, API keys in the stage's usage plans, gateway responses; with `wafv2`,
+    the web ACL in front of it."""
     api = apigateway.get_rest_api(restApiId=api_id)
     region = apigateway.meta.region_name
     validators = {v["id"]: Validator(bool(v.get("validateRequestBody")), bool(v.get("validateRequestParameters")))
@@ -154,7 +201,8 @@ def read_stage(apigateway: BaseClient, api_id: str, stage: str) -> DeployedStage
         api_key_source=api.get("apiKeySource", "HEADER"), resources=resources, models=models,
         keys_by_value=keys, gateway_responses=responses,
         stage_rate_limit=everything.get("throttlingRateLimit"), stage_burst_limit=everything.get("throttlingBurstLimit"),
-        variables=dict(stage_info.get("variables") or {}))
+        variables=dict(stage_info.get("variables") or {}),
+        web_acl=read_web_acl(wafv2, stage_arn(region, api_id, stage)) if wafv2 is not None else None)
 
 
 def _integration(found: dict[str, Any] | None) -> Integration | None:

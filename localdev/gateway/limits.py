@@ -1,11 +1,13 @@
 """Usage plans' throttles and quotas, and a stage's own throttle, as API Gateway applies them: a token
 bucket per key and plan (the burst is its size, the rate its refill a second) and a request count per
-quota period (UTC days, weeks from Monday, calendar months).
+quota period (UTC days, weeks from Monday, calendar months); and a WAF rate-based rule's count of each
+client's requests over its evaluation window.
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -61,3 +63,27 @@ class Quota:
 
     def remaining(self) -> int:
         return self.limit - self._used.get(period_start(self.period, self._now()), 0)
+
+
+class RateWindow:
+    """A rate-based rule's count: the requests of each key (a client's IP) over the last `window_s`
+    seconds. WAF acts on a key once its count is over `limit`, until the window holds `limit` or fewer
+    again. Only the newest `limit` + 1 times of a key are kept: all a verdict needs."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError(f"a rate-based rule needs a limit >= 1 and a window > 0 (not {limit}, {window_s})")
+        self.limit, self.window_s = limit, window_s
+        self._clock = clock
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def over(self, key: str) -> bool:
+        """Count a request of `key`; True if the key's count over the window is now over the limit."""
+        now = self._clock()
+        with self._lock:
+            times = self._seen.get(key)
+            if times is None:
+                times = self._seen[key] = deque(maxlen=self.limit + 1)
+            times.append(now)
+            return len(times) > self.limit and times[0] > now - self.window_s

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from botocore.client import BaseClient
 
+from localdev.gateway.deployed import stage_arn
 from pipeline_lib import iam
 from pipeline_lib import supplier_api_mapping as mapping
 from pipeline_lib.settings import SupplierApiConfig
@@ -101,3 +102,18 @@ def build_supplier_api(apigateway: BaseClient, *, stream_name: str, role_arn: st
             apigateway.create_usage_plan_key(usagePlanId=plan_ids[supplier.tier],
                                              keyId=key_ids[(supplier.supplier_id, generation)], keyType="API_KEY")
     return SupplierApi(api, stage, key_values, plan_ids)
+
+
+def attach_web_acl(wafv2: BaseClient, api: SupplierApi, settings: SupplierApiConfig) -> str:
+    """The web ACL the construct puts in front of the stage (pipeline_lib/supplier_api.py: `_firewall`):
+    allow by default, block a client IP over `settings.waf_requests_per_5min_per_ip` requests in five
+    minutes. Returns its ARN."""
+    visibility = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": f"suppliers-{api.api_id}"}
+    acl = wafv2.create_web_acl(
+        Name=f"suppliers-{api.api_id}", Scope="REGIONAL", DefaultAction={"Allow": {}}, VisibilityConfig=visibility,
+        Rules=[{"Name": "per-ip-rate", "Priority": 1, "Action": {"Block": {}}, "VisibilityConfig": visibility,
+                "Statement": {"RateBasedStatement": {"Limit": settings.waf_requests_per_5min_per_ip,
+                                                     "AggregateKeyType": "IP"}}}])["Summary"]
+    wafv2.associate_web_acl(WebACLArn=acl["ARN"],
+                            ResourceArn=stage_arn(wafv2.meta.region_name, api.api_id, api.stage))
+    return acl["ARN"]
