@@ -1,8 +1,12 @@
-"""Small readers over synthesized stacks used across the unit tests."""
+"""Small helpers the tests share: readers over synthesized stacks, a stream reader, an app served in a thread."""
 from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -91,3 +95,27 @@ def read_stream(kinesis: Any, stream: str, since: datetime | None = None,
             iterator = page.get("NextShardIterator")
             time.sleep(0.2)  # a shard's 5 reads a second are shared with the processors
     return records
+
+
+@contextmanager
+def served_in_thread(app: Any, **config: Any) -> Iterator[int]:
+    """`app` on uvicorn (on 127.0.0.1, a free port; `config`: uvicorn's, TLS included) in a thread of this
+    process until the block ends; yields the port once the server has started."""
+    import uvicorn
+
+    from localdev.servers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise RuntimeError(f"uvicorn did not start on port {port} within 20 s")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)

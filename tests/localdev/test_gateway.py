@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,17 +14,16 @@ from typing import Any
 import boto3
 import pytest
 import requests
-import uvicorn
 
 from localdev import moto_extensions
 from localdev.access import ACCESS_LOG_ENV
 from localdev.gateway.__main__ import build
 from localdev.gateway.app import create_app
 from localdev.gateway.supplier_api import IntegrationRole, build_supplier_api, make_integration_role
-from localdev.servers import MotoServer, free_port
+from localdev.servers import MotoServer
 from localdev.tls import make_tls
 from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
-from tests.helpers import read_stream
+from tests.helpers import read_stream, served_in_thread
 
 REGION = "us-east-1"
 JSON = "application/json"
@@ -109,17 +106,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     api_id, keys = _make_api(aws("apigateway"), stream, role.arn)
     tls = make_tls(directory / "tls")
     gateway = build(emulator.url, REGION, api_id, STAGE, str(directory / "gateway.jsonl"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port, log_level="warning",
-                                          ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield Api(f"https://127.0.0.1:{port}/{STAGE}", tls.ca, keys, stream, role, access_log, aws)
-    server.should_exit = True
-    thread.join(10)
+    with served_in_thread(create_app(gateway), ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)) as port:
+        yield Api(f"https://127.0.0.1:{port}/{STAGE}", tls.ca, keys, stream, role, access_log, aws)
     emulator.close()
     if previous is None:
         os.environ.pop(ACCESS_LOG_ENV, None)

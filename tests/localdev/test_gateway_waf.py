@@ -4,8 +4,6 @@ emulator by localdev/gateway/supplier_api.py."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -14,17 +12,16 @@ from typing import Any
 import boto3
 import pytest
 import requests
-import uvicorn
 
 from localdev import moto_extensions
 from localdev.gateway.__main__ import build
 from localdev.gateway.app import Gateway, create_app
 from localdev.gateway.deployed import read_stage, read_web_acl, stage_arn
 from localdev.gateway.supplier_api import attach_web_acl, build_supplier_api, make_integration_role
-from localdev.servers import MotoServer, free_port
+from localdev.servers import MotoServer
 from localdev.tls import make_tls
 from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
-from tests.helpers import read_stream
+from tests.helpers import read_stream, served_in_thread
 
 REGION = "us-east-1"
 KEYS = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
@@ -75,26 +72,15 @@ def test_a_client_over_the_rate_based_rules_limit_is_refused_403_waf_filtered_an
         deployed: Deployed, tmp_path: Any) -> None:
     tls = make_tls(tmp_path / "tls")
     gateway = build(deployed.emulator.url, REGION, deployed.api_id, "live", str(tmp_path / "gateway.jsonl"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port, log_level="warning",
-                                          ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    url = f"https://127.0.0.1:{port}/live/v1/updates"
-    try:
-        with requests.Session() as session:  # verify per request: the environment's CA bundle would win over the session's
-            # Every request counts, whatever API Gateway would answer it: WAF sees it first.
-            answers = [session.post(url, data=update(), headers={"content-type": "application/json"}, timeout=30,
-                                    verify=str(tls.ca)) for _ in range(LIMIT)]
-            assert {a.json()["error"] for a in answers} == {"INVALID_API_KEY"}
-            blocked = session.post(url, data=update(), timeout=30, verify=str(tls.ca),
-                                   headers={"content-type": "application/json", "x-api-key": deployed.key})
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with served_in_thread(create_app(gateway), ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)) as port, \
+            requests.Session() as session:  # verify per request: the environment's CA bundle would win over the session's
+        url = f"https://127.0.0.1:{port}/live/v1/updates"
+        # Every request counts, whatever API Gateway would answer it: WAF sees it first.
+        answers = [session.post(url, data=update(), headers={"content-type": "application/json"}, timeout=30,
+                                verify=str(tls.ca)) for _ in range(LIMIT)]
+        assert {a.json()["error"] for a in answers} == {"INVALID_API_KEY"}
+        blocked = session.post(url, data=update(), timeout=30, verify=str(tls.ca),
+                               headers={"content-type": "application/json", "x-api-key": deployed.key})
     assert blocked.status_code == 403
     assert blocked.json() == {"error": "WAF_FILTERED", "message": "refused by the web application firewall",
                               "request_id": blocked.headers["x-amzn-requestid"]}

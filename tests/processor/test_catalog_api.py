@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ import psycopg2
 import pytest
 import redis
 import requests
-import uvicorn
 
 from localdev.servers import PostgresServer, RedisServer, free_port, wait_for
 from processor.cache import KEY_PREFIX, CatalogCache
@@ -23,6 +21,7 @@ from processor.schema import ensure_catalog_reader
 from processor.sinks import run_batch
 from processor.sinks.retail import RetailSink
 from processor.workloads import RETAIL
+from tests.helpers import served_in_thread
 
 TOKEN = "storefront-test-token"
 READER = "catalog_reader"  # the API reads as the SELECT-only role the migration makes
@@ -46,19 +45,10 @@ def commit(conn: psycopg2.extensions.connection, bodies: list[dict], cache: Cata
 @contextmanager
 def serving(catalog: Catalog) -> Iterator[Served]:
     """The app on uvicorn in a thread, until the block ends."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(catalog, [TOKEN]), host="127.0.0.1", port=port,
-                                          log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{port}", catalog)
+        with served_in_thread(create_app(catalog, [TOKEN])) as port:
+            yield Served(f"http://127.0.0.1:{port}", catalog)
     finally:
-        server.should_exit = True
-        thread.join(10)
         catalog.pool.close()
 
 
