@@ -326,6 +326,8 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
 
     def unknown_parameters(request: Request, known: set[str]) -> Response | None:
         """400 naming the query parameters this endpoint does not take (a misspelt `sku` is not ignored)."""
+        if not request.scope["query_string"]:  # most reads: nothing to parse
+            return None
         unknown = sorted(set(request.query_params) - known)
         if not unknown:
             return None
