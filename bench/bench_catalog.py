@@ -195,6 +195,7 @@ class VariantResult:
     floor_runs: list[OpenLoop]  # the bare Redis GET at each offered load, taken in turn with the cache's
     loop_sharing: float | None  # SKUs looked up per Redis round trip over the closed loop (reads made together share one)
     open_sharing: float | None  # the same over the open-loop runs
+    cold_statements: tuple[int, int] | None  # (SKUs read from PostgreSQL, statements) over the warm-up from a cold cache
 
 
 def fill_cache(pg: PostgresServer, rs: RedisServer) -> None:
@@ -329,7 +330,9 @@ async def measure_variant(variant: str, server: ApiServer, tls: TlsFiles, skus: 
     return VariantResult(variant, saturated, (end["cpu_s"] - start["cpu_s"]) / reads * 1e6,
                          (db_end - db_start) / reads * 1e6, hit_ratio(cold, warmed) if cache else None,
                          hit_ratio(start, end) if cache else None, runs, hit_ratio(end, warm) if cache else None, stack,
-                         floor_runs, sharing(start, end) if cache else None, sharing(end, warm) if cache else None)
+                         floor_runs, sharing(start, end) if cache else None, sharing(end, warm) if cache else None,
+                         (warmed["database_reads"] - cold["database_reads"],
+                          warmed["database_round_trips"] - cold["database_round_trips"]) if cache else None)
 
 
 def print_reads(results: dict[str, VariantResult]) -> None:
@@ -354,6 +357,10 @@ def print_reads(results: dict[str, VariantResult]) -> None:
           f"({UNKNOWN_SHARE:.0%} of reads ask for SKUs the catalog does not have: a remembered 404 is a hit)")
     print(f"reads per Redis round trip (the lookups made in the same turn of the API's event loop share one): "
           f"{cache.loop_sharing:.1f} at saturation, {cache.open_sharing:.1f} over the open-loop runs")
+    if cache.cold_statements and cache.cold_statements[1]:
+        misses, statements = cache.cold_statements
+        print(f"misses per PostgreSQL statement (the misses of a turn share one) over the warm-up from a cold cache: "
+              f"{misses / statements:.1f} ({misses:,} SKUs in {statements:,} statements)")
     print(f"\nlatency at fixed offered loads (open loop: latency from when each request was due; {RATE_SECONDS:.0f} s a "
           f"load, the cache's and the bare GET's in {SLICES} slices each, taken in turn)")
     print(f"{'variant':<24} {'offered/s':>10} {'answered/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} "

@@ -185,24 +185,36 @@ class CatalogCache:
 
     def fill(self, conn: psycopg2.extensions.connection, sku: str,
              remember_missing_s: int | None = None, offer: bool = True) -> dict[str, Any] | None:
-        """Cache-aside miss: read the SKU's rows, offer them to the cache (unless not `offer`: Redis is
-        known to be away), serve them.
+        """Cache-aside miss of one SKU (`fill_many`)."""
+        return self.fill_many(conn, [sku], remember_missing_s, offer)[sku]
+
+    def fill_many(self, conn: psycopg2.extensions.connection, skus: Sequence[str],
+                  remember_missing_s: int | None = None, offer: bool = True) -> dict[str, dict[str, Any] | None]:
+        """Cache-aside misses: read the SKUs' rows in one statement (one snapshot), offer them to the cache
+        in one write (unless not `offer`: Redis is known to be away), serve them; None for an unknown SKU.
 
         With `remember_missing_s`, an unknown SKU leaves a complete entry without a product for that
         long, so that SKUs that keep missing do not each cost a query. It is never stale after a
         commit: the processor writes a new product's fields into the entry it finds (`write`)."""
+        unique = list(dict.fromkeys(skus))
         with conn, conn.cursor() as cur:
-            fields = read_entries(cur, [sku])[sku]
-        if not any(field == PRODUCT for field, _, _ in fields):
-            if offer and remember_missing_s and self.write({sku: fields}, complete=True) is not None:
-                try:
-                    self.client.expire(KEY_PREFIX + sku, remember_missing_s, lt=True)
-                except redis.RedisError:
-                    pass  # the entry keeps the cache's TTL: still right, only longer
-            return None
+            entries = read_entries(cur, unique)
+        known = {sku: fields for sku, fields in entries.items() if any(f == PRODUCT for f, _, _ in fields)}
+        unknown = {sku: fields for sku, fields in entries.items() if sku not in known}
         if offer:
-            self.write({sku: fields}, complete=True)  # a failure only means serving from PostgreSQL, slower
-        return served({f.encode(): v.encode() for f, _, v in fields} | {COMPLETE.encode(): b"1"})
+            offered = {**known, **unknown} if remember_missing_s else known
+            # a failure only means serving from PostgreSQL, slower
+            if self.write(offered, complete=True) is not None and unknown and remember_missing_s:
+                try:
+                    with self.client.pipeline(transaction=False) as pipe:
+                        for sku in unknown:
+                            pipe.expire(KEY_PREFIX + sku, remember_missing_s, lt=True)
+                        pipe.execute()
+                except redis.RedisError:
+                    pass  # the entries keep the cache's TTL: still right, only longer
+        complete = {COMPLETE.encode(): b"1"}
+        return {sku: served({f.encode(): v.encode() for f, _, v in known[sku]} | complete) if sku in known else None
+                for sku in unique}
 
 
 def forget_pending(conn: psycopg2.extensions.connection, ids: Sequence[int]) -> None:

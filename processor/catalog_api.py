@@ -14,7 +14,9 @@ together, in one pipelined round trip: under load, what a command costs the clie
 
 A miss goes to a worker thread, which reads PostgreSQL through a small pool of connections (each verified
 TLS, as the processor's) and offers the rows to the cache with the processor's own write
-(`CatalogCache.fill`, on a synchronous client). Misses are rare once the cache is warm, so the database
+(`CatalogCache.fill_many`, on a synchronous client). The misses of a turn go together too: one thread,
+one statement, one cache write; after a cache failover a burst of reads costs PostgreSQL a statement a
+turn, not one a request. Misses are rare once the cache is warm, so the database
 driver stays the one the processor uses.
 
 An unknown SKU is remembered as missing in Redis for `MISSING_TTL_S` (a complete entry without a product,
@@ -32,9 +34,9 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import psycopg2
@@ -59,6 +61,8 @@ MAX_BATCH = 100
 PATHS = ("/v1/products/{sku}", "/v1/products?sku=...", "/healthz")  # named in the answer to an unknown path
 MISSING_TTL_S = 60  # how long an unknown SKU is answered 404 from Redis alone (a commit ends it sooner)
 _COMPLETE = COMPLETE.encode()
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 # One quick retry (a dropped connection is remade at once), then the read goes to PostgreSQL: redis-py's
@@ -107,7 +111,52 @@ class ConnectionPool:
             self._idle.get_nowait().close()
 
 
-Asked = tuple[Sequence[str], "asyncio.Future[list[dict[bytes, bytes]]]"]  # SKUs, and where their entries go
+class PerTurn(Generic[T, R]):
+    """Asks made in the same turn of the event loop, answered together: one call of `send` with the items
+    of all of them (in order), each ask then given its own slice of the answers. Under load many requests
+    share one round trip and what it costs; a lone request waits for nothing, as the call is made at the
+    end of the turn it was asked in. A failed call fails every ask it carried."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+        self._send = send
+        self.calls = 0
+        self._asked: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    def ask(self, items: Sequence[T]) -> asyncio.Future[list[R]]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[R]] = loop.create_future()
+        if not self._asked:
+            loop.call_soon(self._flush)  # after the requests already in this turn have asked
+        self._asked.append((items, answer))
+        return answer
+
+    def _flush(self) -> None:
+        asked, self._asked = self._asked, []
+        task = asyncio.ensure_future(self._answer(asked))
+        self._running.add(task)  # held until done: the loop keeps only a weak reference
+        task.add_done_callback(self._running.discard)
+
+    async def _answer(self, asked: list[tuple[Sequence[T], asyncio.Future[list[R]]]]) -> None:
+        self.calls += 1
+        try:
+            answers = await self._send([item for items, _ in asked for item in items])
+        except BaseException as error:  # every ask hears it, whatever it is: none is left waiting
+            for _, answer in asked:
+                if answer.done():
+                    continue
+                if isinstance(error, asyncio.CancelledError):
+                    answer.cancel()
+                else:
+                    answer.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        at = 0
+        for items, answer in asked:
+            if not answer.done():  # an ask whose request was cancelled is skipped
+                answer.set_result(answers[at:at + len(items)])
+            at += len(items)
 
 
 class Catalog:
@@ -123,9 +172,18 @@ class Catalog:
         self.redis_skipped = 0  # SKUs read from PostgreSQL without asking Redis, while it rested
         self._redis_up = True
         self._redis_rest_until = 0.0
-        self.redis_round_trips = 0  # lookups made together share one
-        self._asked: list[Asked] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._lookups: PerTurn[str, dict[bytes, bytes]] = PerTurn(self._entries)
+        self._fills: PerTurn[str, dict[str, Any] | None] = PerTurn(self._fill_together)
+
+    @property
+    def redis_round_trips(self) -> int:
+        """Round trips of lookups: the lookups of a turn share one."""
+        return self._lookups.calls
+
+    @property
+    def database_round_trips(self) -> int:
+        """Statements of misses: the misses of a turn share one."""
+        return self._fills.calls
 
     def _redis_resting(self) -> bool:
         return time.monotonic() < self._redis_rest_until
@@ -151,64 +209,36 @@ class Catalog:
             self.redis_skipped += len(skus)
             return [(False, None)] * len(skus)
         try:
-            replies = await self._entries(skus)
+            replies = await self._lookups.ask(skus)
         except redis.RedisError as error:
             self._redis_failed(error)
             return [(False, None)] * len(skus)
         self._redis_answered()
         return [(True, served(fields)) if _COMPLETE in fields else (False, None) for fields in replies]
 
-    def _entries(self, skus: Sequence[str]) -> asyncio.Future[list[dict[bytes, bytes]]]:
-        """The entries of `skus`, asked of Redis with every other lookup made in the same turn of the event
-        loop: under load, many reads share one pipelined round trip and its cost in the client."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[list[dict[bytes, bytes]]] = loop.create_future()
-        if not self._asked:
-            loop.call_soon(self._send_asked)  # after the requests already in this turn have asked
-        self._asked.append((skus, answer))
-        return answer
+    async def _entries(self, skus: list[str]) -> list[dict[bytes, bytes]]:
+        """The entries of `skus` in one round trip (the lookups of a turn, together)."""
+        if len(skus) == 1:
+            return [await self.entries.hgetall(KEY_PREFIX + skus[0])]
+        async with self.entries.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.hgetall(KEY_PREFIX + sku)
+            return await pipe.execute()
 
-    def _send_asked(self) -> None:
-        asked, self._asked = self._asked, []
-        task = asyncio.ensure_future(self._send(asked))
-        self._sending.add(task)  # held until done: the loop keeps only a weak reference
-        task.add_done_callback(self._sending.discard)
+    async def _fill_together(self, skus: list[str]) -> list[dict[str, Any] | None]:
+        """The misses of a turn, together: one worker thread, one connection, one statement. It runs after
+        every read it answers has arrived, so its snapshot holds whatever was committed before any of them."""
+        filled = await run_in_threadpool(self.fill, skus)
+        return [filled[sku] for sku in skus]
 
-    async def _send(self, asked: list[Asked]) -> None:
-        self.redis_round_trips += 1
-        try:
-            if len(asked) == 1 and len(asked[0][0]) == 1:
-                replies = [await self.entries.hgetall(KEY_PREFIX + asked[0][0][0])]
-            else:
-                async with self.entries.pipeline(transaction=False) as pipe:
-                    for skus, _ in asked:
-                        for sku in skus:
-                            pipe.hgetall(KEY_PREFIX + sku)
-                    replies = await pipe.execute()
-        except BaseException as error:  # every waiter hears it, whatever it is: none is left waiting
-            for _, answer in asked:
-                if answer.done():
-                    continue
-                if isinstance(error, asyncio.CancelledError):
-                    answer.cancel()
-                else:
-                    answer.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        at = 0
-        for skus, answer in asked:
-            if not answer.done():  # a waiter whose request was cancelled is skipped
-                answer.set_result(replies[at:at + len(skus)])
-            at += len(skus)
-
-    def fill(self, skus: Sequence[str]) -> list[dict[str, Any] | None]:
-        """The products of SKUs the cache did not know, from PostgreSQL, each offered to the cache (an
-        unknown one remembered as missing). Blocking: run in a worker thread."""
-        self.database_reads += len(skus)
+    def fill(self, skus: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """The products of SKUs the cache did not know, from PostgreSQL in one statement, offered to the
+        cache (an unknown one remembered as missing). Blocking: run in a worker thread."""
+        unique = list(dict.fromkeys(skus))
+        self.database_reads += len(unique)
         offer = not self._redis_resting()
         with self.pool.connection() as conn:
-            return [self.cache.fill(conn, sku, remember_missing_s=self.missing_ttl_s, offer=offer) for sku in skus]
+            return self.cache.fill_many(conn, unique, remember_missing_s=self.missing_ttl_s, offer=offer)
 
     async def product(self, sku: str) -> dict[str, Any] | None:
         [(known, product)] = await self.lookup([sku])
@@ -216,7 +246,7 @@ class Catalog:
             self.cache.hits += 1
             return product
         self.cache.misses += 1
-        return (await run_in_threadpool(self.fill, [sku]))[0]
+        return (await self._fills.ask([sku]))[0]
 
     async def products(self, skus: Sequence[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
         unique = list(dict.fromkeys(skus))
@@ -225,7 +255,7 @@ class Catalog:
         self.cache.hits += len(unique) - len(unknown)
         self.cache.misses += len(unknown)
         if unknown:
-            filled = await run_in_threadpool(self.fill, unknown)
+            filled = await self._fills.ask(unknown)
             answers.update((sku, (True, product)) for sku, product in zip(unknown, filled, strict=True))
         found = {sku: product for sku, (_, product) in answers.items() if product is not None}
         return found, [sku for sku in unique if sku not in found]

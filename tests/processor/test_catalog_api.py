@@ -129,31 +129,34 @@ def test_a_batch_asks_redis_once_and_postgresql_only_for_the_skus_redis_did_not_
     assert again.json() == answer.json() and api.catalog.database_reads - before == 2  # all from Redis now
 
 
-def test_reads_made_together_share_one_redis_round_trip_and_connection_and_each_gets_its_own_answer(
+def test_reads_made_together_share_one_redis_round_trip_and_their_misses_one_statement(
         postgres: PostgresServer, database: str, conn: psycopg2.extensions.connection, redis_client: redis.Redis,
         redis_server: RedisServer) -> None:
     RETAIL.migrate(conn)
     ensure_catalog_reader(conn, READER)
-    commit(conn, [body for i in range(6) for body in (product(f"SKU-{i}"), stock(f"SKU-{i}", "A", i + 1))], None)
-    CatalogCache(redis_client).refresh(conn, [f"SKU-{i}" for i in range(6)])
+    commit(conn, [body for i in range(8) for body in (product(f"SKU-{i}"), stock(f"SKU-{i}", "A", i + 1))], None)
+    CatalogCache(redis_client).refresh(conn, [f"SKU-{i}" for i in range(6)])  # SKU-6 and SKU-7 are not cached
     connections = len(redis_client.client_list())
     fills, hits = redis_clients(port=redis_server.port, password=redis_server.password)
     catalog = Catalog(reader_pool(postgres, database), CatalogCache(fills), hits)
 
     async def together() -> tuple[list, tuple, int]:
         try:
-            answers = await asyncio.gather(*(catalog.product(f"SKU-{i}") for i in range(4)),
-                                           catalog.products(["SKU-4", "SKU-5", "SKU-0"]))
-            return answers[:4], answers[4], len(redis_client.client_list()) - connections
+            answers = await asyncio.gather(*(catalog.product(f"SKU-{i}") for i in (0, 1, 2, 3, 6, 6)),
+                                           catalog.products(["SKU-4", "SKU-5", "SKU-7", "SKU-NO"]))
+            return answers[:6], answers[6], len(redis_client.client_list()) - connections
         finally:
             await catalog.close()
 
     singles, (found, missing), opened = asyncio.run(together())
-    assert [p["total_quantity"] for p in singles] == [1, 2, 3, 4]
-    assert {sku: p["total_quantity"] for sku, p in found.items()} == {"SKU-4": 5, "SKU-5": 6, "SKU-0": 1}
-    assert missing == []
-    assert catalog.redis_round_trips == 1 and opened == 1  # one pipeline on one connection, not five on five
-    assert catalog.database_reads == 0
+    assert [p["total_quantity"] for p in singles] == [1, 2, 3, 4, 7, 7]
+    assert {sku: p["total_quantity"] for sku, p in found.items()} == {"SKU-4": 5, "SKU-5": 6, "SKU-7": 8}
+    assert missing == ["SKU-NO"]
+    assert catalog.redis_round_trips == 1  # every lookup in one pipeline, not seven commands
+    assert (catalog.database_round_trips, catalog.database_reads) == (1, 3)  # SKU-6 (asked twice), SKU-7, SKU-NO
+    assert opened == 2  # the lookups' one connection, and the fill's cache write's
+    assert {sku: CatalogCache(redis_client).lookup(sku)[0] for sku in ("SKU-6", "SKU-7", "SKU-NO")} == {
+        "SKU-6": True, "SKU-7": True, "SKU-NO": True}  # the misses are cached now, SKU-NO remembered as missing
 
 
 def test_when_redis_fails_every_read_that_shared_its_round_trip_is_answered_from_postgresql(
