@@ -16,8 +16,8 @@ A miss goes to a worker thread, which reads PostgreSQL through a small pool of c
 TLS, as the processor's) and offers the rows to the cache with the processor's own write
 (`CatalogCache.fill_many`, on a synchronous client). The misses of a turn go together too: one thread,
 one statement, one cache write; after a cache failover a burst of reads costs PostgreSQL a statement a
-turn, not one a request. Misses are rare once the cache is warm, so the database
-driver stays the one the processor uses.
+turn, not one a request. Misses are rare once the cache is warm, so the database driver stays the one the
+processor uses.
 
 An unknown SKU is remembered as missing in Redis for `MISSING_TTL_S` (a complete entry without a product,
 processor/cache.py), so SKUs that keep missing do not each cost a query; a product committed meanwhile
