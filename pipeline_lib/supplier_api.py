@@ -79,6 +79,7 @@ from pipeline_lib.supplier_api_mapping import (
     KINESIS_FAILED_TEMPLATE,
     KINESIS_REFUSED_TEMPLATE,
     MODEL_NAME,
+    WAF_RATE_RULE,
     gateway_response_template,
     put_records_uri,
     request_model,
@@ -231,11 +232,11 @@ class SupplierApi(Construct):
             self, "web-acl", name=name, scope="REGIONAL", description="Suppliers: a hard per-IP request rate",
             default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
             rule=[Wafv2WebAclRule(
-                name="per-ip-rate", priority=1,
+                name=WAF_RATE_RULE, priority=1,
                 action=Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock()),
                 statement={"rate_based_statement": {"limit": settings.waf_requests_per_5min_per_ip,
                                                     "aggregate_key_type": "IP"}},
-                visibility_config=Wafv2WebAclRuleVisibilityConfig(**visibility(f"{name}-per-ip-rate")),
+                visibility_config=Wafv2WebAclRuleVisibilityConfig(**visibility(f"{name}-{WAF_RATE_RULE}")),
             )],
             visibility_config=Wafv2WebAclVisibilityConfig(**visibility(name)),
         )

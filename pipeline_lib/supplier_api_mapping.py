@@ -23,6 +23,7 @@ from processor import contract
 BATCH_FIELDS = {"inventory_updates": "inventory_update", "product_upserts": "product_upsert"}
 STAMPED = ("type", "supplier_id")  # set by the API, refused in a body
 MODEL_NAME = "SupplierBatch"
+WAF_RATE_RULE = "per-ip-rate"  # the web ACL's rate-based rule: a client IP over its limit in five minutes is blocked
 SUPPLIER_PLACEHOLDER = "SUPPLIER"
 
 

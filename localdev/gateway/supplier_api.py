@@ -111,7 +111,7 @@ def attach_web_acl(wafv2: BaseClient, api: SupplierApi, settings: SupplierApiCon
     visibility = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": f"suppliers-{api.api_id}"}
     acl = wafv2.create_web_acl(
         Name=f"suppliers-{api.api_id}", Scope="REGIONAL", DefaultAction={"Allow": {}}, VisibilityConfig=visibility,
-        Rules=[{"Name": "per-ip-rate", "Priority": 1, "Action": {"Block": {}}, "VisibilityConfig": visibility,
+        Rules=[{"Name": mapping.WAF_RATE_RULE, "Priority": 1, "Action": {"Block": {}}, "VisibilityConfig": visibility,
                 "Statement": {"RateBasedStatement": {"Limit": settings.waf_requests_per_5min_per_ip,
                                                      "AggregateKeyType": "IP"}}}])["Summary"]
     wafv2.associate_web_acl(WebACLArn=acl["ARN"],
