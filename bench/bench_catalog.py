@@ -25,6 +25,7 @@ Environment: BENCH_CATALOG_SKUS, BENCH_CATALOG_SECONDS (closed loop, default 10)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import json
@@ -362,11 +363,11 @@ async def measure_interleaved(servers: dict[str, ApiServer], tls: TlsFiles, skus
                               slice_s: float = INTERLEAVED_SLICE_S) -> Interleaved:
     answers = dict.fromkeys(servers, 0)
     wall, api_cpu, db_cpu = dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0.0)
-    readers = {variant: Reader(server.url, tls.ca, skus) for variant, server in servers.items()}
-    for reader in readers.values():
-        await reader.__aenter__()
-        await closed_loop(reader.read, CONCURRENCY, 1.0)  # its connections made (TLS) before any slice counts
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        readers = {variant: await stack.enter_async_context(Reader(server.url, tls.ca, skus))
+                   for variant, server in servers.items()}
+        for reader in readers.values():
+            await closed_loop(reader.read, CONCURRENCY, 1.0)  # its connections made (TLS) before any slice counts
         for _ in range(slices):
             for variant, reader in readers.items():
                 before, db_before = await reader.stats(), database_cpu_s(pg, rs)
@@ -376,11 +377,18 @@ async def measure_interleaved(servers: dict[str, ApiServer], tls: TlsFiles, skus
                 wall[variant] += run.answers / run.answered_per_s
                 api_cpu[variant] += after["cpu_s"] - before["cpu_s"]
                 db_cpu[variant] += db_after - db_before
-    finally:
-        for reader in readers.values():
-            await reader.__aexit__(None, None, None)
     return Interleaved(slices, slice_s, {v: answers[v] / wall[v] for v in servers},
                        {v: api_cpu[v] / answers[v] * 1e6 for v in servers}, {v: db_cpu[v] / answers[v] * 1e6 for v in servers})
+
+
+READS_HEADER = (f"{'variant':<24} {'reads/s':>9} {'API CPU/read':>13} {'per API core':>13} {'DB CPU/read':>12} "
+                f"{'per serving core':>17}")
+
+
+def reads_row(name: str, reads_per_s: float, api_cpu_us: float, db_cpu_us: float) -> str:
+    """A variant's reads/s, its CPU per read and the reads per core they make, under READS_HEADER."""
+    return (f"{name:<24} {reads_per_s:>9,.0f} {api_cpu_us:>10,.0f} us {1e6 / api_cpu_us:>13,.0f} "
+            f"{db_cpu_us:>9,.0f} us {1e6 / (api_cpu_us + db_cpu_us):>17,.0f}")
 
 
 def print_reads(results: dict[str, VariantResult], interleaved: Interleaved | None = None) -> None:
@@ -389,14 +397,13 @@ def print_reads(results: dict[str, VariantResult], interleaved: Interleaved | No
     print(f"\nreads/s at saturation (closed loop, {CONCURRENCY} callers, {SECONDS:.0f} s after {WARM_UP_S:.0f} s of "
           f"warm-up; per core = reads over the "
           f"API process's CPU; serving CPU adds Redis and PostgreSQL)")
-    print(f"{'variant':<24} {'reads/s':>9} {'API CPU/read':>13} {'per API core':>13} {'DB CPU/read':>12} "
-          f"{'per serving core':>17} {'p50 ms':>7} {'p99 ms':>7} {'client CPU':>11}")
+    print(READS_HEADER + f" {'p50 ms':>7} {'p99 ms':>7} {'client CPU':>11}")
     names = {"cache": "API, Redis cache-aside", "postgres": "API, PostgreSQL per read"}
     for r in results.values():
         s = r.saturated
-        print(f"{names[r.variant]:<24} {s.answered_per_s:>9,.0f} {r.api_cpu_us:>10,.0f} us {1e6 / r.api_cpu_us:>13,.0f} "
-              f"{r.db_cpu_us:>9,.0f} us {1e6 / (r.api_cpu_us + r.db_cpu_us):>17,.0f} {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} "
-              f"{s.client_cpu_share:>10.0%}" + (f"  ({s.failed} failed)" if s.failed else ""))
+        print(reads_row(names[r.variant], s.answered_per_s, r.api_cpu_us, r.db_cpu_us)
+              + f" {s.p50_ms:>7.2f} {s.p99_ms:>7.2f} {s.client_cpu_share:>10.0%}"
+              + (f"  ({s.failed} failed)" if s.failed else ""))
     print(f"{'API, refused before a store':<24} {'':>9} {cache.stack_cpu_us:>10,.0f} us {1e6 / cache.stack_cpu_us:>13,.0f}"
           "   (401 without the token: uvicorn, TLS and Starlette alone)")
     print(f"\ncache hit ratio: {cache.cold_hit_ratio:.1%} over the first {WARM_UP_S:.0f} s from a cold cache; then every "
@@ -425,12 +432,9 @@ def print_reads(results: dict[str, VariantResult], interleaved: Interleaved | No
         i = interleaved
         print(f"\nthe two variants interleaved ({i.slices} closed-loop slices of {i.slice_s:g} s each, taken in turn, both "
               f"servers up: both meet the same moments of the host)")
-        print(f"{'variant':<24} {'reads/s':>9} {'API CPU/read':>13} {'per API core':>13} {'DB CPU/read':>12} "
-              f"{'per serving core':>17}")
+        print(READS_HEADER)
         for variant in ("cache", "postgres"):
-            print(f"{names[variant]:<24} {i.reads_per_s[variant]:>9,.0f} {i.api_cpu_us[variant]:>10,.0f} us "
-                  f"{1e6 / i.api_cpu_us[variant]:>13,.0f} {i.db_cpu_us[variant]:>9,.0f} us "
-                  f"{1e6 / (i.api_cpu_us[variant] + i.db_cpu_us[variant]):>17,.0f}")
+            print(reads_row(names[variant], i.reads_per_s[variant], i.api_cpu_us[variant], i.db_cpu_us[variant]))
     print("\ntargets")
     if direct is not None:
         ratio = cache.saturated.answered_per_s / direct.saturated.answered_per_s
