@@ -86,6 +86,35 @@ def test_a_service_costs_its_tasks_vcpu_and_memory_hours(table: prices.PriceTabl
     assert dict(cost.free)["aws_ecs_task_definition.t"].startswith("free")
 
 
+def scaled_service(desired: int, floor: int, ceiling: int) -> list[estimate.Resource]:
+    task = res("aws_ecs_task_definition.t", {"cpu": "512", "memory": "2048", "runtime_platform": {"cpu_architecture": "ARM64"}})
+    service = res("aws_ecs_service.s", {"name": "w-api-dev", "desired_count": desired},
+                  task_definition=("aws_ecs_task_definition.t",))
+    target = res("aws_appautoscaling_target.a", {"min_capacity": floor, "max_capacity": ceiling,
+                                                 "resource_id": "service/c/${aws_ecs_service.s.name}"},
+                 resource_id=("aws_ecs_service.s",))
+    return [task, service, target]
+
+
+def test_an_autoscaled_service_costs_its_floor_before_traffic_not_the_count_it_starts_at(
+        table: prices.PriceTable) -> None:
+    cost = cost_of(table, *scaled_service(desired=2, floor=1, ceiling=4))
+    task_month = (0.5 * 0.04 + 2 * 0.01) * 100  # 4.00
+    assert cost.total(estimate.FIXED) == pytest.approx(task_month)
+    assert cost.total(estimate.TRAFFIC) == 0  # no tasks are needed for the service by that name
+    assert "autoscaling's floor; it starts at 2" in cost.lines[0].basis
+
+
+def test_the_tasks_stated_traffic_needs_beyond_the_floor_are_traffic_up_to_the_ceiling(
+        table: prices.PriceTable) -> None:
+    task_month = (0.5 * 0.04 + 2 * 0.01) * 100
+    for needed, extra in ((1, 0), (3, 2), (9, 3)):
+        usage = estimate.Usage(**{**USAGE.__dict__, "tasks_needed": {"w-api-dev": needed}})
+        cost = cost_of(table, *scaled_service(desired=2, floor=1, ceiling=4), usage=usage)
+        assert cost.total(estimate.FIXED) == pytest.approx(task_month)
+        assert cost.total(estimate.TRAFFIC) == pytest.approx(extra * task_month), needed
+
+
 def test_a_provisioned_stream_costs_shard_hours_retention_and_put_units(table: prices.PriceTable) -> None:
     stream = res("aws_kinesis_stream.k", {"shard_count": 2, "retention_period": 168,
                                           "stream_mode_details": {"stream_mode": "PROVISIONED"}})
@@ -240,14 +269,17 @@ def test_every_synthesized_resource_is_priced_or_free_and_the_date_is_on_every_f
     assert text.count(f"prices of {table.as_of.isoformat()}") == 1 + len(costs)  # the summary and each stack
 
 
-def test_a_dev_environment_of_one_stack_costs_at_most_150_a_month_before_traffic(dev_stacks: dict[str, StackJson]) -> None:
+def test_a_dev_environment_of_one_stack_costs_at_most_150_a_month_with_its_stated_traffic(
+        dev_stacks: dict[str, StackJson]) -> None:
     from stacks.config import build_config
+    from tools.cost.usage import usage_of
 
     table = prices.load()
     for stack in dev_stacks.values():
-        region = build_config(stack.workload, "dev").region
-        cost = estimate.estimate(stack.stack_id, region, estimate.from_synthesized(stack.document), table, None)
-        assert cost.total(estimate.FIXED) <= 150, (stack.stack_id, cost.by_service(estimate.FIXED))
+        config = build_config(stack.workload, "dev")
+        cost = estimate.estimate(stack.stack_id, config.region, estimate.from_synthesized(stack.document), table,
+                                 usage_of(config))
+        assert cost.total() <= 150, (stack.stack_id, cost.by_service(estimate.FIXED), cost.by_service(estimate.TRAFFIC))
 
 
 def test_an_alb_access_log_bucket_is_priced_by_its_reads_log_lines_and_expiry(table: prices.PriceTable) -> None:
@@ -265,3 +297,14 @@ def test_an_alb_access_log_bucket_is_priced_by_its_reads_log_lines_and_expiry(ta
     assert cost.per_resource()["aws_s3_bucket.logs"] == pytest.approx(held_gb * 0.02 + puts / 1000 * 0.005)
     assert dict(cost_of(table, bucket, alb, usage=usage).unpriced)["aws_s3_bucket.logs"].startswith(
         "no enabled lifecycle rule with an expiry")
+
+
+def test_the_usage_names_the_tasks_each_service_needs_and_logs_only_those_that_run() -> None:
+    from stacks.config import build_config
+    from tools.cost.usage import PROCESSOR_LOG_GB_PER_TASK_MONTH, usage_of
+
+    dev, prod = build_config("retail", "dev"), build_config("retail", "prod", "email:a@example.com", "email:b@example.com")
+    # A tenth of 6,000 records a minute is far under one quarter-vCPU task; 600 reads a minute, one read API task.
+    assert usage_of(dev).tasks_needed == {"retail-processor-dev": 1, "retail-catalog-api-dev": 1}
+    assert usage_of(dev).processor_log_gb_month == pytest.approx(PROCESSOR_LOG_GB_PER_TASK_MONTH)  # scaled in to one
+    assert usage_of(prod).processor_log_gb_month == pytest.approx(2 * PROCESSOR_LOG_GB_PER_TASK_MONTH)  # floor of two

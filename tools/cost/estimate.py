@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,9 @@ class Usage:
     catalog_bytes_per_read: int = 0
     catalog_reads_per_connection: float = 100.0
     catalog_access_log_bytes_per_read: float = 0.0  # what each read adds to the ALB's access logs in S3 (gzipped)
+    # The tasks each ECS service (by name) needs to keep up with the traffic above; an autoscaled
+    # service runs at least its floor, and a service not named here runs only that.
+    tasks_needed: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def records_per_month(self) -> float:
@@ -205,15 +208,30 @@ def _text(resource: Resource, *path: Any) -> str:
 
 @prices("aws_ecs_service")
 def ecs_service(resource: Resource, pricing: Pricing) -> Iterator[Line]:
+    """A service's tasks by their vCPU and memory hours. With an autoscaling target, what runs before any
+    traffic is the target's floor (with nothing to do, its scale-in brings the service there from the
+    desired count it starts at); the tasks the stated traffic needs beyond the floor, up to the target's
+    ceiling, are traffic's (`Usage.tasks_needed`, by service name)."""
     task = pricing.referenced(resource, "task_definition", "aws_ecs_task_definition")
     if task is None:
         raise Unpriceable("its task definition is not in this stack")
-    count = _number(resource, "desired_count")
+    desired = _number(resource, "desired_count")
+    floor = ceiling = desired
+    target = next(pricing.referring(resource, "aws_appautoscaling_target", "resource_id"), None)
+    if target is not None:
+        floor, ceiling = _number(target, "min_capacity"), _number(target, "max_capacity")
     vcpu, gb = _number(task, "cpu") / 1024, _number(task, "memory") / 1024
     architecture = str(task.get("runtime_platform", 0, "cpu_architecture") or "X86_64").lower()
     per_hour = vcpu * pricing.price(f"fargate_{architecture}_vcpu_hour") + gb * pricing.price(f"fargate_{architecture}_gb_hour")
-    yield Line(resource.address, resource.type, "Fargate", count * per_hour * pricing.hours,
-               f"{count:g} task(s) × ({vcpu:g} vCPU + {gb:g} GB {architecture}) × {pricing.hours:g} h")
+    size = f"({vcpu:g} vCPU + {gb:g} GB {architecture}) × {pricing.hours:g} h"
+    scaled_in = f" (autoscaling's floor; it starts at {desired:g})" if floor < desired else ""
+    yield Line(resource.address, resource.type, "Fargate", floor * per_hour * pricing.hours,
+               f"{floor:g} task(s){scaled_in} × {size}")
+    needed = pricing.usage.tasks_needed.get(resource.get("name"), 0) if pricing.usage is not None else 0
+    extra = min(max(needed, floor), ceiling) - floor
+    if extra > 0:
+        yield Line(resource.address, resource.type, "Fargate", extra * per_hour * pricing.hours,
+                   f"{extra:g} task(s) beyond the floor for the stated traffic (it needs {needed:g}) × {size}", TRAFFIC)
 
 
 @prices("aws_kinesis_stream")

@@ -6,12 +6,19 @@ project's own measurements or plain assumptions, each named so a reader can redo
 """
 from __future__ import annotations
 
+import math
+
+from pipeline_lib.naming import Naming
 from stacks.config import WorkloadConfig
 from tools.cost.estimate import Usage
 
 # The processor logs JSON lines per batch and per heartbeat, EMF metrics included: each task of
 # `make demo` writes about 26 KB in its 40 s run at 150 records/s (0.65 KB/s), ~1.7 GB a month.
 PROCESSOR_LOG_GB_PER_TASK_MONTH = 1.7
+# What a processor task keeps up with, per vCPU: the lowest records/s per processor core `make bench` measured
+# (48,000, docs/benchmarks.md), halved for what its emulator does not charge (TLS to Kinesis, PostgreSQL
+# across a network). The read API's tasks are sized by its own target tracking (requests_per_task_per_minute).
+PROCESSOR_RECORDS_PER_VCPU_SECOND = 24_000
 FLOW_LOG_GB_MONTH = 1.0  # private subnets, AWS API traffic only, 60 s aggregation
 OTHER_LOG_GB_MONTH = 0.2  # PostgreSQL, Redis slow/engine logs, migrations, Firehose errors: each
 IMAGE_GB = 0.15  # the processor image (python slim + dependencies), compressed in ECR
@@ -53,12 +60,22 @@ def usage_of(config: WorkloadConfig) -> Usage:
                 "catalog_bytes_per_read": CATALOG_BYTES_PER_READ,
                 "catalog_access_log_bytes_per_read": CATALOG_ACCESS_LOG_LINE_BYTES / ACCESS_LOG_COMPRESSION}
                if config.catalog_api is not None else {})
+    naming = Naming(config.workload, config.environment_suffix)
+    service = config.service
+    processor_tasks = math.ceil(records_per_minute / 60 / (PROCESSOR_RECORDS_PER_VCPU_SECOND * service.cpu / 1024))
+    tasks_needed = {naming.name("processor"): processor_tasks}
+    if config.catalog_api is not None:
+        reads_per_minute = CATALOG_READS_PER_SECOND * share * 60
+        tasks_needed[naming.name("catalog-api")] = math.ceil(reads_per_minute / config.catalog_api.requests_per_task_per_minute)
+    # The tasks that log: what the traffic needs, but never under the floor autoscaling keeps, nor over one a shard.
+    logging_tasks = min(max(processor_tasks, service.min_count), config.stream.max_consumers)
     return Usage(
         **devices,  # type: ignore[arg-type]
         **catalog,  # type: ignore[arg-type]
         records_per_minute=records_per_minute,
         record_bytes=record_bytes,
-        processor_log_gb_month=PROCESSOR_LOG_GB_PER_TASK_MONTH * config.service.desired_count,
+        tasks_needed=tasks_needed,
+        processor_log_gb_month=PROCESSOR_LOG_GB_PER_TASK_MONTH * logging_tasks,
         flow_log_gb_month=FLOW_LOG_GB_MONTH,
         other_log_gb_month=OTHER_LOG_GB_MONTH,
         database_gb=DATABASE_GB[config.workload],
