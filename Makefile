@@ -22,7 +22,7 @@ RUN := $(PIPENV) run
 TF_ENV = TF_CLI_CONFIG_FILE="$$($(RUN) python -m stacks.terraform_cli 2>/dev/null)"
 
 
-.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate cost bench-synth bench-processor bench-scale bench-ingest-iot bench-catalog eval-anomaly eval-anomaly-real eval-anomaly-calibration \
+.PHONY: servers help setup demo destroy-local local-status synth summary test test-unit lint plan plan-review policy checkov validate cost bench-synth bench-processor bench-scale bench-ingest-iot bench-catalog bench-http-floor eval-anomaly eval-anomaly-real eval-anomaly-calibration \
         outputs deploy rotate-redis-auth destroy push-image migrate clean
 
 help: ## list the targets
@@ -127,6 +127,9 @@ bench-ingest-iot: setup servers ## sensors through the local IoT broker and rule
 
 bench-catalog: setup servers ## the catalog read API's reads/s per core, p50/p99 at fixed loads vs PostgreSQL per read and a bare Redis GET; updates/s through the local gateway
 	$(RUN) python -m bench.bench_catalog
+
+bench-http-floor: setup ## what a refused request costs the read API's process: the HTTP stack's floor under every read, with and without TLS and framework
+	$(RUN) python -m bench.http_floor
 
 # The release tag: PROCESSOR_IMAGE_TAG, else the commit (the repositories' tags are immutable).
 RELEASE_TAG ?= $(or $(PROCESSOR_IMAGE_TAG),$(shell git rev-parse --short=12 HEAD 2>/dev/null))
