@@ -198,6 +198,37 @@ def test_a_body_that_is_not_json_is_refused_with_400(api: Api) -> None:
     assert "not JSON" in answer.json()["message"]
 
 
+@pytest.mark.parametrize("record", [inventory(quantity='5"'), inventory(**{'colour"': "red"}),
+                                    {**product(), "name": "Kettle\u0000"}], ids=["quote", "quoted-field", "nul"])
+def test_a_refusal_naming_a_value_with_a_quote_or_a_control_character_is_still_json(api: Api, record: dict) -> None:
+    field = "product_upserts" if "name" in record else "inventory_updates"
+    answer = api.post({field: [record]})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "BAD_REQUEST_BODY"  # the body parses: the value is escaped, not pasted
+    assert answer.json()["message"].startswith(f"[/{field}/0")
+
+
+def test_a_body_nested_too_deeply_to_parse_is_refused_400_not_failed_500(api: Api) -> None:
+    before = len(api.records())
+    answer = api.post(None, raw=b'{"inventory_updates": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}")
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY")
+    assert "nested too deeply" in answer.json()["message"]
+    assert len(api.records()) == before
+
+
+def test_a_refusal_names_a_long_value_by_its_size_instead_of_repeating_it(api: Api) -> None:
+    too_many = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(501)]}).json()["message"]
+    assert too_many == "[/inventory_updates: [... 501 items] is too long]"
+    long_text = api.post({"inventory_updates": [inventory(quantity="9" * 100_000)]}).json()["message"]
+    assert long_text.startswith("[/inventory_updates/0/quantity: '99999") and len(long_text) < 300
+    assert "(100000 characters)" in long_text
+
+
+def test_a_lookalike_sku_is_named_with_the_character_that_is_not_ascii_spelt_out(api: Api) -> None:
+    message = api.post({"inventory_updates": [inventory("SKU-\u0410")]}).json()["message"]
+    assert message.startswith("[/inventory_updates/0/sku: 'SKU-\\u0410' does not match")
+
+
 def test_a_body_of_another_media_type_is_refused_with_415(api: Api) -> None:
     answer = requests.post(api.url + "/v1/updates", data=b"sku=1", verify=str(api.ca), timeout=30,
                            headers={"x-api-key": api.keys["acme"], "content-type": "application/x-www-form-urlencoded"})
@@ -208,6 +239,7 @@ def test_an_array_over_the_models_500_is_refused_by_the_validator_naming_it(api:
     answer = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(501)]})
     assert answer.status_code == 400
     assert answer.json()["message"].startswith("[/inventory_updates: ")
+    assert answer.json()["message"].endswith("is too long]")
 
 
 def test_a_batch_over_500_records_in_all_is_refused_by_kinesis_and_answered_400_with_nothing_written(api: Api) -> None:
