@@ -23,6 +23,7 @@ from localdev.gateway.supplier_api import IntegrationRole, build_supplier_api, m
 from localdev.servers import MotoServer
 from localdev.tls import make_tls
 from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
+from processor.workloads import RETAIL
 from tests.helpers import read_stream, served_in_thread
 
 REGION = "us-east-1"
@@ -227,6 +228,28 @@ def test_a_refusal_names_a_long_value_by_its_size_instead_of_repeating_it(api: A
 def test_a_lookalike_sku_is_named_with_the_character_that_is_not_ascii_spelt_out(api: Api) -> None:
     message = api.post({"inventory_updates": [inventory("SKU-\u0410")]}).json()["message"]
     assert message.startswith("[/inventory_updates/0/sku: 'SKU-\\u0410' does not match")
+
+
+def test_a_body_that_is_not_utf_8_is_refused_naming_the_field_whose_text_was_lost_and_nothing_is_written(
+        api: Api) -> None:
+    before = len(api.records())
+    latin_1 = json.dumps({"product_upserts": [product()]}).replace("Kettle", "Kettl\u00e9").encode("latin-1")
+    answer = api.post(None, raw=latin_1)  # read as UTF-8, the é is lost: a replacement character stands for it
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY")
+    assert answer.json()["message"].startswith("[/product_upserts/0/name: 'Kettl\\ufffd' does not match")
+    assert len(api.records()) == before
+
+
+def test_every_record_the_gateway_puts_on_the_stream_is_one_the_processor_stores_not_a_dead_letter(api: Api) -> None:
+    sent = {"inventory_updates": [inventory("a" * 64, 0), inventory("0", 2**31 - 1),
+                                  inventory("S.1:_-x", updated_at="2024-02-29T23:59:59.123456789-23:59")],
+            "product_upserts": [{**product("P-1"), "name": 'he said {"hi"} \\ caf\u00e9 \U0001F600', "category": "c" * 128},
+                                {**product("P-2"), "name": "\u00e9" * 512, "price": "1234567890.1234"}]}
+    before = len(api.records())
+    answer = api.post(sent)
+    assert (answer.status_code, answer.json()["accepted"]) == (200, 5), answer.text
+    landed = [record["Data"] for record in read_stream(api.aws("kinesis"), api.stream)[before:]]
+    assert [type(RETAIL.decode(data)).__name__ for data in landed] == ["InventoryUpdate"] * 3 + ["ProductUpsert"] * 2
 
 
 def test_a_body_of_another_media_type_is_refused_with_415(api: Api) -> None:
