@@ -270,6 +270,7 @@ def test_a_batch_over_500_records_in_all_is_refused_by_kinesis_and_answered_400_
     answer = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(300)],
                        "product_upserts": [product(f"P{i}") for i in range(201)]})
     assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "BATCH_TOO_LARGE"  # named as every other refusal is
     assert "at most 500 records" in answer.json()["message"]
     assert len(api.records()) == before
 
@@ -304,7 +305,7 @@ def test_the_integration_calls_kinesis_as_its_role_and_a_refusal_is_answered_503
         answer = api.post({"inventory_updates": [inventory()]})
     finally:
         iam.put_role_policy(RoleName=api.role.name, PolicyName=api.role.policy_name, PolicyDocument=api.role.policy)
-    assert answer.status_code == 503
+    assert (answer.status_code, answer.json()["error"]) == (503, "STREAM_REFUSED")
     assert "retry later" in answer.json()["message"]
     assert len(api.records()) == before
     decisions = [json.loads(line) for line in api.access_log.read_text().splitlines()]
