@@ -320,10 +320,9 @@ def _shown(value: Any) -> str:
     whole = repr(value)
     if len(whole) <= LONGEST_SHOWN:
         return whole
-    if isinstance(value, list):
-        return f"[... {len(value)} items]"
-    if isinstance(value, dict):
-        return f"{{... {len(value)} fields}}"
+    if isinstance(value, (list, dict)):
+        count = f"{len(value)} {'item' if isinstance(value, list) else 'field'}{'' if len(value) == 1 else 's'}"
+        return f"[... {count}]" if isinstance(value, list) else f"{{... {count}}}"
     return whole[:LONGEST_SHOWN] + "..."
 
 
