@@ -385,9 +385,11 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
 
     # Whatever follows /v1/products/ is the SKU asked for, so an empty one, a trailing slash or a decoded %2F
     # is answered 400 naming it. Starlette would otherwise redirect a trailing slash (307, before any token is
-    # checked, to a Location built from the caller's Host header) and answer an empty SKU with no body.
-    app = Starlette(routes=[Route("/v1/products/{sku:path}", one), Route("/v1/products", many),
-                            Route("/healthz", health)], exception_handlers={HTTPException: not_served})
+    # checked, to a Location built from the caller's Host header) and answer an empty SKU with no body. The
+    # catch-all comes last: its `.*` stops at a newline (and `$` matches before one), so `SKU-1%0A` must meet
+    # `{sku}` (any character but '/') first, and be refused whole rather than read as SKU-1.
+    app = Starlette(routes=[Route("/v1/products/{sku}", one), Route("/v1/products", many), Route("/healthz", health),
+                            Route("/v1/products/{sku:path}", one)], exception_handlers={HTTPException: not_served})
     app.router.redirect_slashes = False
     return app
 

@@ -293,7 +293,8 @@ def test_a_path_that_is_not_a_sku_and_an_oversized_batch_are_refused_with_400(ap
 
 
 @pytest.mark.parametrize(("path", "named"), [("/v1/products/", "''"), ("/v1/products/SKU-1/", "'SKU-1/'"),
-                                            ("/v1/products/SKU-1%2Fx", "'SKU-1/x'"), ("/v1/products/%20", "' '")])
+                                            ("/v1/products/SKU-1%2Fx", "'SKU-1/x'"), ("/v1/products/%20", "' '"),
+                                            ("/v1/products/SKU-1%0A", "'SKU-1\\n'")])
 def test_an_empty_sku_a_trailing_slash_or_an_encoded_slash_is_refused_400_naming_it_and_never_redirected(
         api: Served, path: str, named: str) -> None:
     answer = requests.get(api.url + path, headers={"authorization": f"Bearer {TOKEN}"}, allow_redirects=False,
