@@ -123,14 +123,15 @@ KINESIS_REFUSED_TEMPLATE = "\n".join([
     "#set($type = $input.path('$.__type'))",
     "#if($type == 'ValidationException' || $type == 'InvalidArgumentException')",
     "#set($context.responseOverride.status = 400)",
-    '{"request_id": "$context.requestId", "message": "the batch is more than Kinesis takes in one call '
-    '(at most 500 records, 1 MiB each, 5 MiB in all): send it in smaller batches"}',
+    '{"request_id": "$context.requestId", "error": "BATCH_TOO_LARGE", "message": "the batch is more than Kinesis '
+    'takes in one call (at most 500 records, 1 MiB each, 5 MiB in all): send it in smaller batches"}',
     "#else",
-    '{"request_id": "$context.requestId", "message": "the stream did not take the batch; nothing was written: retry later"}',
+    '{"request_id": "$context.requestId", "error": "STREAM_REFUSED", "message": "the stream did not take the batch; '
+    'nothing was written: retry later"}',
     "#end",
 ]) + "\n"
-KINESIS_FAILED_TEMPLATE = ('{"request_id": "$context.requestId", "message": "the stream is unavailable; '
-                           'nothing was written: retry later"}\n')
+KINESIS_FAILED_TEMPLATE = ('{"request_id": "$context.requestId", "error": "STREAM_UNAVAILABLE", "message": "the stream '
+                           'is unavailable; nothing was written: retry later"}\n')
 
 # The integration's responses, by Kinesis' HTTP status: (status, selection pattern, template); the
 # response without a pattern is the default (Kinesis' 200).

@@ -57,6 +57,7 @@ from processor.cache import COMPLETE, KEY_PREFIX, CatalogCache, served
 logger = logging.getLogger(__name__)
 
 SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # the wire contract's key (processor/contract)
+SKU_RULE = "a SKU is a letter or digit, then up to 63 letters, digits, '_', '.', ':' or '-'"
 MAX_BATCH = 100
 PATHS = ("/v1/products/{sku}", "/v1/products?sku=...", "/healthz")  # named in the answer to an unknown path
 MISSING_TTL_S = 60  # how long an unknown SKU is answered 404 from Redis alone (a commit ends it sooner)
@@ -329,7 +330,7 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
             return unknown
         sku = request.path_params["sku"]
         if not SKU.fullmatch(sku):
-            return Json({"message": f"not a SKU: {sku[:80]!r}"}, status_code=400)
+            return Json({"message": f"not a SKU: {shown(sku)} ({SKU_RULE})"}, status_code=400)
         try:
             product = await catalog.product(sku)
         except psycopg2.Error as error:
@@ -347,7 +348,7 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
         bad = [s for s in skus if not SKU.fullmatch(s)]
         if not skus or bad or len(skus) > MAX_BATCH:
             return Json({"message": f"give 1 to {MAX_BATCH} sku parameters, each a SKU"
-                                    + (f" (not: {bad[0][:80]!r})" if bad else "")}, status_code=400)
+                                    + (f" (not: {shown(bad[0])}; {SKU_RULE})" if bad else "")}, status_code=400)
         try:
             found, missing = await catalog.products(skus)
         except psycopg2.Error as error:
@@ -382,5 +383,18 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
         return Json({"message": message + "; the API serves GET " + ", ".join(PATHS)}, status_code=error.status_code,
                     headers=error.headers)
 
-    return Starlette(routes=[Route("/v1/products/{sku}", one), Route("/v1/products", many),
-                             Route("/healthz", health)], exception_handlers={HTTPException: not_served})
+    # Whatever follows /v1/products/ is the SKU asked for, so an empty one, a trailing slash or a decoded %2F
+    # is answered 400 naming it. Starlette would otherwise redirect a trailing slash (307, before any token is
+    # checked, to a Location built from the caller's Host header) and answer an empty SKU with no body. The
+    # catch-all comes last: its `.*` stops at a newline (and `$` matches before one), so `SKU-1%0A` must meet
+    # `{sku}` (any character but '/') first, and be refused whole rather than read as SKU-1.
+    app = Starlette(routes=[Route("/v1/products/{sku}", one), Route("/v1/products", many), Route("/healthz", health),
+                            Route("/v1/products/{sku:path}", one)], exception_handlers={HTTPException: not_served})
+    app.router.redirect_slashes = False
+    return app
+
+
+def shown(value: str) -> str:
+    """A caller's value in a refusal: quoted, cut to 80 characters, anything outside ASCII as its escape, so
+    a lookalike (a Cyrillic 'А' for 'A', a fullwidth digit) or an invisible character shows what it is."""
+    return ascii(value[:80])

@@ -34,6 +34,10 @@ MIN_WRITTEN_YEAR, MAX_WRITTEN_YEAR = 1000, 9997
 # PostgreSQL text cannot hold NUL, and lone surrogates are not valid UTF-8: JSON allows
 # both as escapes, so they must be caught here rather than fail a whole batch later.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# U+FFFD is what a decoder leaves where bytes were not UTF-8 (a supplier's latin-1 body read by
+# the API): the text it stands for is already lost, so a record holding it is refused, not stored.
+_LOST = "\ufffd"
+_REFUSED_TEXT = re.compile("[\x00\ud800-\udfff\ufffd]")  # either, in one search (the fast path)
 MAX_QUANTITY = 2**31 - 1
 MAX_YEAR = 9998  # the month after must still be a datetime (a partition's upper bound)
 STATUSES = frozenset({"RUNNING", "IDLE", "FAULT"})
@@ -138,6 +142,8 @@ def _str(obj: dict, field: str, pattern: re.Pattern[str] | None = None, max_len:
         raise _Invalid(f"{field} {value[:40]!r} has an invalid format")
     if pattern is None and _UNSTORABLE.search(value):
         raise _Invalid(f"{field} contains NUL or an unpaired surrogate")
+    if pattern is None and _LOST in value:
+        raise _Invalid(f"{field} contains U+FFFD, the mark of text lost to a decode of bytes that were not UTF-8")
     return value
 
 
@@ -375,7 +381,7 @@ class _Reading(msgspec.Struct):
 
 
 def _fast_product(r: _Product) -> ProductUpsert:
-    if _UNSTORABLE.search(r.name) or _UNSTORABLE.search(r.category):
+    if _REFUSED_TEXT.search(r.name) or _REFUSED_TEXT.search(r.category):
         raise _Invalid("unstorable text")
     return ProductUpsert(r.event_id.lower(), r.sku, r.name, r.category, Decimal(r.price), r.currency,
                          _utc(r.updated_at, "updated_at"))

@@ -209,6 +209,8 @@ class Gateway:
             document = json.loads(text)
         except ValueError:
             raise Refusal("BAD_REQUEST_BODY", validation="Invalid request body: not JSON") from None
+        except RecursionError:  # arrays or objects thousands deep: refused as a body, not failed as the gateway
+            raise Refusal("BAD_REQUEST_BODY", validation="Invalid request body: nested too deeply") from None
         validator = self._validators.get(model_name)
         if validator is None:
             validator = self._validators[model_name] = jsonschema.Draft4Validator(self.stage.models[model_name])
@@ -271,7 +273,15 @@ class Gateway:
                                 validationErrorString=refusal.validation)
         if response is None or not response.templates:
             return status, {}, json.dumps({"message": refusal.message or message})
-        template = response.templates.get(JSON) or next(iter(response.templates.values()))
+        media_type, template = next(((m, t) for m, t in response.templates.items() if m == JSON),
+                                    next(iter(response.templates.items())))
+        if "json" in media_type:
+            # A gateway response template is plain substitution (not Velocity), and the error strings it takes
+            # hold what the caller sent: AWS's own validation strings carry double quotes (`(allowed:
+            # ["integer"])`) and still come out of `"message": "$context.error.validationErrorString"` as JSON,
+            # so they go in escaped, as here.
+            context = {**context, "error": {name: json.dumps(value)[1:-1] if isinstance(value, str) else value
+                                            for name, value in context["error"].items()}}
         try:
             text = render(template, body="", context=context, stage_variables=self.stage.variables)
         except TemplateFailed:
@@ -290,9 +300,30 @@ def _select(integration: Integration, status: str) -> Any:
     return default
 
 
+LONGEST_SHOWN = 80  # characters of a caller's value a refusal repeats
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
+    """`/where: what`, with the value named as `_shown` names it where jsonschema repeats it whole."""
     where = "/" + "/".join(str(p) for p in error.absolute_path)
-    return f"{where}: {error.message}"
+    whole = repr(error.instance)
+    message = error.message.replace(whole, _shown(error.instance)) if whole in error.message else error.message
+    return f"{where}: {message}"
+
+
+def _shown(value: Any) -> str:
+    """A caller's value as a refusal names it: text quoted with anything outside ASCII spelt out (a Cyrillic 'А'
+    in a SKU reads `\\u0410`), cut to LONGEST_SHOWN characters with its length; an array or object by its size
+    when it is long (an array over the model's 500 is not repeated record by record)."""
+    if isinstance(value, str):
+        return ascii(value) if len(value) <= LONGEST_SHOWN else f"{ascii(value[:LONGEST_SHOWN])}... ({len(value)} characters)"
+    whole = repr(value)
+    if len(whole) <= LONGEST_SHOWN:
+        return whole
+    if isinstance(value, (list, dict)):
+        count = f"{len(value)} {'item' if isinstance(value, list) else 'field'}{'' if len(value) == 1 else 's'}"
+        return f"[... {count}]" if isinstance(value, list) else f"{{... {count}}}"
+    return whole[:LONGEST_SHOWN] + "..."
 
 
 def create_app(gateway: Gateway) -> Starlette:

@@ -23,6 +23,7 @@ from localdev.gateway.supplier_api import IntegrationRole, build_supplier_api, m
 from localdev.servers import MotoServer
 from localdev.tls import make_tls
 from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
+from processor.workloads import RETAIL
 from tests.helpers import read_stream, served_in_thread
 
 REGION = "us-east-1"
@@ -198,6 +199,59 @@ def test_a_body_that_is_not_json_is_refused_with_400(api: Api) -> None:
     assert "not JSON" in answer.json()["message"]
 
 
+@pytest.mark.parametrize("record", [inventory(quantity='5"'), inventory(**{'colour"': "red"}),
+                                    {**product(), "name": "Kettle\u0000"}], ids=["quote", "quoted-field", "nul"])
+def test_a_refusal_naming_a_value_with_a_quote_or_a_control_character_is_still_json(api: Api, record: dict) -> None:
+    field = "product_upserts" if "name" in record else "inventory_updates"
+    answer = api.post({field: [record]})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "BAD_REQUEST_BODY"  # the body parses: the value is escaped, not pasted
+    assert answer.json()["message"].startswith(f"[/{field}/0")
+
+
+def test_a_body_nested_too_deeply_to_parse_is_refused_400_not_failed_500(api: Api) -> None:
+    before = len(api.records())
+    answer = api.post(None, raw=b'{"inventory_updates": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}")
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY")
+    assert "nested too deeply" in answer.json()["message"]
+    assert len(api.records()) == before
+
+
+def test_a_refusal_names_a_long_value_by_its_size_instead_of_repeating_it(api: Api) -> None:
+    too_many = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(501)]}).json()["message"]
+    assert too_many == "[/inventory_updates: [... 501 items] is too long]"
+    long_text = api.post({"inventory_updates": [inventory(quantity="9" * 100_000)]}).json()["message"]
+    assert long_text.startswith("[/inventory_updates/0/quantity: '99999") and len(long_text) < 300
+    assert "(100000 characters)" in long_text
+
+
+def test_a_lookalike_sku_is_named_with_the_character_that_is_not_ascii_spelt_out(api: Api) -> None:
+    message = api.post({"inventory_updates": [inventory("SKU-\u0410")]}).json()["message"]
+    assert message.startswith("[/inventory_updates/0/sku: 'SKU-\\u0410' does not match")
+
+
+def test_a_body_that_is_not_utf_8_is_refused_naming_the_field_whose_text_was_lost_and_nothing_is_written(
+        api: Api) -> None:
+    before = len(api.records())
+    latin_1 = json.dumps({"product_upserts": [product()]}).replace("Kettle", "Kettl\u00e9").encode("latin-1")
+    answer = api.post(None, raw=latin_1)  # read as UTF-8, the é is lost: a replacement character stands for it
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY")
+    assert answer.json()["message"].startswith("[/product_upserts/0/name: 'Kettl\\ufffd' does not match")
+    assert len(api.records()) == before
+
+
+def test_every_record_the_gateway_puts_on_the_stream_is_one_the_processor_stores_not_a_dead_letter(api: Api) -> None:
+    sent = {"inventory_updates": [inventory("a" * 64, 0), inventory("0", 2**31 - 1),
+                                  inventory("S.1:_-x", updated_at="2024-02-29T23:59:59.123456789-23:59")],
+            "product_upserts": [{**product("P-1"), "name": 'he said {"hi"} \\ caf\u00e9 \U0001F600', "category": "c" * 128},
+                                {**product("P-2"), "name": "\u00e9" * 512, "price": "1234567890.1234"}]}
+    before = len(api.records())
+    answer = api.post(sent)
+    assert (answer.status_code, answer.json()["accepted"]) == (200, 5), answer.text
+    landed = [record["Data"] for record in read_stream(api.aws("kinesis"), api.stream)[before:]]
+    assert [type(RETAIL.decode(data)).__name__ for data in landed] == ["InventoryUpdate"] * 3 + ["ProductUpsert"] * 2
+
+
 def test_a_body_of_another_media_type_is_refused_with_415(api: Api) -> None:
     answer = requests.post(api.url + "/v1/updates", data=b"sku=1", verify=str(api.ca), timeout=30,
                            headers={"x-api-key": api.keys["acme"], "content-type": "application/x-www-form-urlencoded"})
@@ -208,6 +262,7 @@ def test_an_array_over_the_models_500_is_refused_by_the_validator_naming_it(api:
     answer = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(501)]})
     assert answer.status_code == 400
     assert answer.json()["message"].startswith("[/inventory_updates: ")
+    assert answer.json()["message"].endswith("is too long]")
 
 
 def test_a_batch_over_500_records_in_all_is_refused_by_kinesis_and_answered_400_with_nothing_written(api: Api) -> None:
@@ -215,6 +270,7 @@ def test_a_batch_over_500_records_in_all_is_refused_by_kinesis_and_answered_400_
     answer = api.post({"inventory_updates": [inventory(f"S{i}") for i in range(300)],
                        "product_upserts": [product(f"P{i}") for i in range(201)]})
     assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "BATCH_TOO_LARGE"  # named as every other refusal is
     assert "at most 500 records" in answer.json()["message"]
     assert len(api.records()) == before
 
@@ -249,7 +305,7 @@ def test_the_integration_calls_kinesis_as_its_role_and_a_refusal_is_answered_503
         answer = api.post({"inventory_updates": [inventory()]})
     finally:
         iam.put_role_policy(RoleName=api.role.name, PolicyName=api.role.policy_name, PolicyDocument=api.role.policy)
-    assert answer.status_code == 503
+    assert (answer.status_code, answer.json()["error"]) == (503, "STREAM_REFUSED")
     assert "retry later" in answer.json()["message"]
     assert len(api.records()) == before
     decisions = [json.loads(line) for line in api.access_log.read_text().splitlines()]

@@ -292,6 +292,32 @@ def test_a_path_that_is_not_a_sku_and_an_oversized_batch_are_refused_with_400(ap
     assert oversized.status_code == 400
 
 
+@pytest.mark.parametrize(("path", "named"), [("/v1/products/", "''"), ("/v1/products/SKU-1/", "'SKU-1/'"),
+                                            ("/v1/products/SKU-1%2Fx", "'SKU-1/x'"), ("/v1/products/%20", "' '"),
+                                            ("/v1/products/SKU-1%0A", "'SKU-1\\n'")])
+def test_an_empty_sku_a_trailing_slash_or_an_encoded_slash_is_refused_400_naming_it_and_never_redirected(
+        api: Served, path: str, named: str) -> None:
+    answer = requests.get(api.url + path, headers={"authorization": f"Bearer {TOKEN}"}, allow_redirects=False,
+                          timeout=10)
+    assert answer.status_code == 400 and "location" not in answer.headers
+    assert answer.json()["message"].startswith(f"not a SKU: {named} (a SKU is a letter or digit")
+    assert api.catalog.database_reads == 0
+
+
+def test_a_caller_without_a_token_is_refused_401_not_redirected_to_the_host_it_names(api: Served) -> None:
+    answer = requests.get(api.url + "/v1/products/", headers={"host": "elsewhere.example"}, allow_redirects=False,
+                          timeout=10)
+    assert (answer.status_code, answer.headers.get("location")) == (401, None)
+
+
+def test_a_lookalike_sku_is_refused_with_the_character_that_is_not_ascii_spelt_out(api: Served) -> None:
+    cyrillic = api.get("/v1/products/SKU-\u0410")  # a Cyrillic capital A, drawn as the Latin one
+    assert cyrillic.status_code == 400
+    assert cyrillic.json()["message"].startswith("not a SKU: 'SKU-\\u0410'")
+    batch = api.get("/v1/products", sku=["SKU-1", "SKU-\uff11"])  # a fullwidth digit one
+    assert batch.status_code == 400 and "(not: 'SKU-\\uff11';" in batch.json()["message"]
+
+
 def test_a_query_parameter_an_endpoint_does_not_take_is_refused_with_400_naming_it(api: Served) -> None:
     misspelt = api.get("/v1/products", skus="SKU-1")
     assert (misspelt.status_code, misspelt.json()) == (400, {"message": "unknown query parameter(s) 'skus': it takes only sku"})

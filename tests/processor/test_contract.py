@@ -78,6 +78,7 @@ json_values = st.recursive(
 EDGES = [
     "", " ", "SKU-1\n", "\nSKU-1", "SKU-1 ", "-SKU", "_a", "a" * 64, "a" * 65, "x" * 128, "x" * 129, "x" * 512,
     "x" * 513, "\x00", "mug\x00", "\ud800", "\udfff", "é" * 200, "😀", "a\nb", "USD", "usd", "US", "USDX", "USD\n",
+    "Kettl\ufffd", "\ufffd",  # what a decoder leaves for bytes that were not UTF-8
     "19.99", "19.999999", "19.9999", "1e3", "-1", "00019.9", "1234567890.1234", "12345678901", "19.", ".99", "١٩.٩٩",
     # timestamps: the forms RFC 3339 has, those fromisoformat takes beyond it, and the calendar's edges
     "2026-11-01T12:00:00Z", "2026-11-01T12:00:00+02:00", "2026-11-01T12:00:00-23:59", "2026-11-01T12:00:00",

@@ -47,6 +47,7 @@ def test_readings_and_statuses_decode() -> None:
         ({**product(), "price": "\u0661\u0669.99"}, "price must be a decimal string"),
         ({**product(), "name": "mug\u0000"}, "name contains NUL or an unpaired surrogate"),
         ({**product(), "category": "\ud800"}, "category contains NUL or an unpaired surrogate"),
+        ({**product(), "name": "Kettl\ufffd"}, "name contains U+FFFD, the mark of text lost"),
         ({**product(), "updated_at": "0001-01-01T00:00:00+01:00"}, "updated_at is out of range"),
     ],
 )
