@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import gateway_load
 from bench.load import ClosedLoop, OpenLoop, closed_loop, open_loop, proc_cpu_s
-from localdev.servers import PostgresServer, RedisServer, free_port, wait_for
+from localdev.servers import PostgresServer, RedisServer, free_port, terminate, wait_for
 from localdev.tls import TlsFiles, make_tls, redis_tls
 from processor.cache import CatalogCache
 from processor.samples import encode, product, stock
@@ -162,12 +162,7 @@ class ApiServer:
             raise SystemExit(f"the catalog API ({variant}) exited with {self.process.returncode}: see its output above")
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:  # uvicorn waits for open keep-alive connections
-            self.process.kill()
-            self.process.wait(10)
+        terminate(self.process)  # uvicorn waits for open keep-alive connections: killed after 10 s
 
 
 def database_cpu_s(pg: PostgresServer, rs: RedisServer) -> float:

@@ -27,7 +27,7 @@ import boto3
 from bench.end_to_end import Emulator
 from bench.load import percentile, proc_cpu_s
 from localdev.gateway.supplier_api import build_supplier_api, make_integration_role
-from localdev.servers import free_port, wait_for
+from localdev.servers import free_port, listening, terminate, wait_for
 from localdev.tls import TlsFiles, make_tls
 from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
 from pipeline_lib.supplier_api_mapping import BATCH_FIELDS, STAMPED
@@ -123,7 +123,7 @@ def run(api_cpus: set[int], rest_cpus: set[int], tls: TlsFiles, seconds: float) 
              "--api-id", api_id, "--stage", STAGE, "--port", str(port), "--cert", str(tls.cert), "--key", str(tls.key)],
             cwd=ROOT, stdout=subprocess.DEVNULL,
             preexec_fn=lambda: os.sched_setaffinity(0, api_cpus))
-        wait_for(lambda: gateway.poll() is not None or _listening(port), 30, "the local API Gateway")
+        wait_for(lambda: gateway.poll() is not None or listening(port), 30, "the local API Gateway")
         cpu = (proc_cpu_s(gateway.pid), proc_cpu_s(emulator.process.pid))
         accepted, failed, latencies, statuses, wall = asyncio.run(
             post_for(seconds, f"https://127.0.0.1:{port}/{STAGE}/v1/updates", tls.ca, keys))
@@ -141,15 +141,8 @@ def run(api_cpus: set[int], rest_cpus: set[int], tls: TlsFiles, seconds: float) 
               f"of {BATCH} records, over the window)")
     finally:
         if gateway is not None:
-            gateway.terminate()
-            gateway.wait(10)
+            terminate(gateway)
         emulator.close()
-
-
-def _listening(port: int) -> bool:
-    import socket
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def main() -> int:

@@ -33,7 +33,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load import closed_loop, proc_cpu_s
-from localdev.servers import free_port, wait_for
+from localdev.servers import free_port, listening, terminate, wait_for
 from localdev.tls import TlsFiles, make_tls
 from processor.catalog_api import Catalog, create_app
 
@@ -108,12 +108,7 @@ class Server:
         self.requests, self.cpu_s, self.wall_s = 0, 0.0, 0.0
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        terminate(self.process)
 
 
 async def measure(servers: list[Server], context: ssl.SSLContext) -> None:
@@ -146,11 +141,7 @@ def main() -> None:
         try:
             os.sched_setaffinity(0, client_on)
             for server in servers:
-                def up(s: Server = server) -> bool:
-                    import socket
-                    with socket.socket() as sock:
-                        return s.process.poll() is not None or sock.connect_ex(("127.0.0.1", s.port)) == 0
-                wait_for(up, 30, server.name)
+                wait_for(lambda s=server: s.process.poll() is not None or listening(s.port), 30, server.name)
                 if server.process.poll() is not None:
                     raise SystemExit(f"{server.name} exited with {server.process.returncode}")
             asyncio.run(measure(servers, ssl.create_default_context(cafile=str(tls.ca))))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from localdev.access import ACCESS_LOG_ENV
 from localdev.moto_extensions.iot import IOT_CA_ENV
-from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, pg_bin, wait_for
+from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, listening, pg_bin, wait_for
 from localdev.tls import make_ca, make_tls
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def start_gateway(session: Session, region: str, api_id: str, stage: str) -> tup
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, **session.aws_env(), ACCESS_LOG_ENV: str(ACCESS_LOG)})
     try:
-        wait_for(lambda: process.poll() is not None or _listening(port), 30, "the local API Gateway")
+        wait_for(lambda: process.poll() is not None or listening(port), 30, "the local API Gateway")
     except TimeoutError:
         process.kill()
         raise
@@ -212,21 +212,13 @@ def start_catalog_api(session: Session, env: dict[str, str]) -> tuple[int, int]:
                                stderr=subprocess.STDOUT, start_new_session=True,
                                env={**env, "CATALOG_API_HOST": "127.0.0.1", "CATALOG_API_PORT": str(port)})
     try:
-        wait_for(lambda: process.poll() is not None or _listening(port), 30, "the catalog read API")
+        wait_for(lambda: process.poll() is not None or listening(port), 30, "the catalog read API")
     except TimeoutError:
         process.kill()
         raise
     if process.poll() is not None:
         raise SystemExit("the catalog read API exited: see .local/logs/catalog-api.log")
     return port, process.pid
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start_servers(workload: str) -> LocalServers:

@@ -2,21 +2,15 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from localdev.servers import free_port, wait_for
+from localdev.servers import free_port, listening, terminate, wait_for
 from pipeline_lib.settings import IOT_MAX_MESSAGE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 class LocalBroker:
@@ -43,7 +37,7 @@ class LocalBroker:
     def wait_ready(self) -> None:
         """Back once the broker listens (it starts in a few seconds: do other work meanwhile with wait=False)."""
         try:
-            wait_for(lambda: _listening(self.port) or self.process.poll() is not None, 30, "the local IoT broker")
+            wait_for(lambda: listening(self.port) or self.process.poll() is not None, 30, "the local IoT broker")
         except TimeoutError:
             self.close()
             raise
@@ -55,11 +49,5 @@ class LocalBroker:
 
     def close(self) -> dict[str, Any]:
         """Stop the broker; its last figures."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, timeout_s=15)
         return self.stats()
