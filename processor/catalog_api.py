@@ -52,12 +52,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from processor import contract
 from processor.cache import COMPLETE, KEY_PREFIX, CatalogCache, served
 
 logger = logging.getLogger(__name__)
 
-SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # the wire contract's key (processor/contract)
-SKU_RULE = "a SKU is a letter or digit, then up to 63 letters, digits, '_', '.', ':' or '-'"
+SKU = re.compile(contract.pattern("inventory_update", "sku"))  # the wire contract's key
+SKU_RULE = "a SKU is a letter or digit, then up to 63 letters, digits, '_', '.', ':' or '-'"  # the pattern in words
 MAX_BATCH = 100
 PATHS = ("/v1/products/{sku}", "/v1/products?sku=...", "/healthz")  # named in the answer to an unknown path
 MISSING_TTL_S = 60  # how long an unknown SKU is answered 404 from Redis alone (a commit ends it sooner)
