@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -326,9 +326,21 @@ def _shown(value: Any) -> str:
     return whole[:LONGEST_SHOWN] + "..."
 
 
+async def read_body(chunks: AsyncIterator[bytes], limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The request's body, or its first `limit + 1` bytes when it is longer: enough for the gateway to refuse
+    it 413 (as API Gateway does past its payload limit) without holding a body of any size in memory."""
+    kept, size = [], 0
+    async for chunk in chunks:
+        kept.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(kept)[:limit + 1]
+
+
 def create_app(gateway: Gateway) -> Starlette:
     async def serve(request: Request) -> Response:
-        body = await request.body()
+        body = await read_body(request.stream())
         headers = {k.lower(): v for k, v in request.headers.items()}
         status, response_headers, text = await run_in_threadpool(
             gateway.handle, request.method, request.url.path, headers, dict(request.query_params), body,

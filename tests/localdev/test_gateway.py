@@ -3,10 +3,11 @@ construct declares it (localdev/gateway/supplier_api.py), over HTTPS:
 each behaviour asserted on the gateway's real answers and on what the emulated Kinesis holds."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import requests
 from localdev import moto_extensions
 from localdev.access import ACCESS_LOG_ENV
 from localdev.gateway.__main__ import build
-from localdev.gateway.app import create_app
+from localdev.gateway.app import MAX_PAYLOAD_BYTES, create_app, read_body
 from localdev.gateway.supplier_api import IntegrationRole, build_supplier_api, make_integration_role
 from localdev.servers import MotoServer
 from localdev.tls import make_tls
@@ -256,6 +257,34 @@ def test_a_body_of_another_media_type_is_refused_with_415(api: Api) -> None:
     answer = requests.post(api.url + "/v1/updates", data=b"sku=1", verify=str(api.ca), timeout=30,
                            headers={"x-api-key": api.keys["acme"], "content-type": "application/x-www-form-urlencoded"})
     assert (answer.status_code, answer.json()["error"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_a_body_over_api_gateways_10_mb_is_refused_413_with_nothing_written(api: Api) -> None:
+    before = len(api.records())
+    record = json.dumps(inventory()).encode()
+    body = b'{"inventory_updates": [' + b", ".join([record] * (MAX_PAYLOAD_BYTES // len(record) + 1)) + b"]}"
+    answer = api.post(None, raw=body)
+    assert (answer.status_code, answer.json()["error"]) == (413, "REQUEST_TOO_LARGE"), answer.text[:200]
+    assert len(api.records()) == before
+
+
+def test_the_gateway_reads_no_more_of_a_body_than_it_needs_to_refuse_it() -> None:
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:  # a client that would send without end
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield b"x" * 1024 * 1024
+
+    body = asyncio.run(read_body(endless(), limit=5 * 1024 * 1024))
+    assert (len(body), pulled) == (5 * 1024 * 1024 + 1, 6)
+    assert asyncio.run(read_body(_chunks([b"ab", b"", b"cd"]), limit=4)) == b"abcd"
+
+
+async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
 
 
 def test_an_array_over_the_models_500_is_refused_by_the_validator_naming_it(api: Api) -> None:
