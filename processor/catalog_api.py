@@ -331,7 +331,7 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
             return unknown
         sku = request.path_params["sku"]
         if not SKU.fullmatch(sku):
-            return Json({"message": f"not a SKU: {shown(sku)} ({SKU_RULE})"}, status_code=400)
+            return Json({"message": f"not a SKU: {contract.shown(sku)} ({SKU_RULE})"}, status_code=400)
         try:
             product = await catalog.product(sku)
         except psycopg2.Error as error:
@@ -349,7 +349,7 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
         bad = [s for s in skus if not SKU.fullmatch(s)]
         if not skus or bad or len(skus) > MAX_BATCH:
             return Json({"message": f"give 1 to {MAX_BATCH} sku parameters, each a SKU"
-                                    + (f" (not: {shown(bad[0])}; {SKU_RULE})" if bad else "")}, status_code=400)
+                                    + (f" (not: {contract.shown(bad[0])}; {SKU_RULE})" if bad else "")}, status_code=400)
         try:
             found, missing = await catalog.products(skus)
         except psycopg2.Error as error:
@@ -393,9 +393,3 @@ def create_app(catalog: Catalog, tokens: Sequence[str]) -> Starlette:
                             Route("/v1/products/{sku:path}", one)], exception_handlers={HTTPException: not_served})
     app.router.redirect_slashes = False
     return app
-
-
-def shown(value: str) -> str:
-    """A caller's value in a refusal: quoted, cut to 80 characters, anything outside ASCII as its escape, so
-    a lookalike (a Cyrillic 'А' for 'A', a fullwidth digit) or an invisible character shows what it is."""
-    return ascii(value[:80])

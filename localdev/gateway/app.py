@@ -36,6 +36,7 @@ from starlette.routing import Route
 from localdev.gateway.deployed import ApiKey, DeployedStage, Integration, Method
 from localdev.gateway.limits import Quota, RateWindow, TokenBucket
 from localdev.gateway.velocity import TemplateFailed, render
+from processor.contract import LONGEST_SHOWN, shown
 
 logger = logging.getLogger(__name__)
 
@@ -300,9 +301,6 @@ def _select(integration: Integration, status: str) -> Any:
     return default
 
 
-LONGEST_SHOWN = 80  # characters of a caller's value a refusal repeats
-
-
 def _describe(error: jsonschema.ValidationError) -> str:
     """`/where: what`, with the value named as `_shown` names it where jsonschema repeats it whole."""
     where = "/" + "/".join(str(p) for p in error.absolute_path)
@@ -312,11 +310,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A caller's value as a refusal names it: text quoted with anything outside ASCII spelt out (a Cyrillic 'А'
-    in a SKU reads `\\u0410`), cut to LONGEST_SHOWN characters with its length; an array or object by its size
-    when it is long (an array over the model's 500 is not repeated record by record)."""
+    """A caller's value as a refusal names it: text as the contract's `shown` names it; an array or object by its
+    size when it is long (an array over the model's 500 is not repeated record by record)."""
     if isinstance(value, str):
-        return ascii(value) if len(value) <= LONGEST_SHOWN else f"{ascii(value[:LONGEST_SHOWN])}... ({len(value)} characters)"
+        return shown(value)
     whole = repr(value)
     if len(whole) <= LONGEST_SHOWN:
         return whole

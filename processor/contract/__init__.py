@@ -56,3 +56,15 @@ def pattern(record_type: str, field: str) -> str:
 
 def max_length(record_type: str, field: str) -> int:
     return _load(record_type)["properties"][field]["maxLength"]
+
+
+LONGEST_SHOWN = 80  # characters of a caller's value that a refusal repeats
+
+
+def shown(value: str) -> str:
+    """A caller's text as a refusal at the edge names it: quoted, anything outside ASCII spelt out (a Cyrillic
+    'А' in a SKU reads `'SKU-\\u0410'`, an invisible character shows what it is), and cut to LONGEST_SHOWN
+    characters with its length when longer, so a refusal never repeats a caller's megabyte."""
+    if len(value) <= LONGEST_SHOWN:
+        return ascii(value)
+    return f"{ascii(value[:LONGEST_SHOWN])}... ({len(value)} characters)"

@@ -318,6 +318,12 @@ def test_a_lookalike_sku_is_refused_with_the_character_that_is_not_ascii_spelt_o
     assert batch.status_code == 400 and "(not: 'SKU-\\uff11';" in batch.json()["message"]
 
 
+def test_a_long_refused_sku_is_named_by_its_first_80_characters_and_its_length(api: Served) -> None:
+    answer = api.get("/v1/products/" + "S" * 79 + "А" + "S" * 4000)
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith("not a SKU: '" + "S" * 79 + "\\u0410'... (4080 characters) (")
+
+
 def test_a_query_parameter_an_endpoint_does_not_take_is_refused_with_400_naming_it(api: Served) -> None:
     misspelt = api.get("/v1/products", skus="SKU-1")
     assert (misspelt.status_code, misspelt.json()) == (400, {"message": "unknown query parameter(s) 'skus': it takes only sku"})
