@@ -207,7 +207,9 @@ class Gateway:
         if model_name is None or model_name == "Empty":
             return
         try:
-            document = json.loads(text)
+            document = json.loads(text, parse_int=_integer)
+        except _NumberTooLong as error:
+            raise Refusal("BAD_REQUEST_BODY", validation=f"Invalid request body: {error}") from None
         except ValueError:
             raise Refusal("BAD_REQUEST_BODY", validation="Invalid request body: not JSON") from None
         except RecursionError:  # arrays or objects thousands deep: refused as a body, not failed as the gateway
@@ -299,6 +301,21 @@ def _select(integration: Integration, status: str) -> Any:
         elif re.fullmatch(response.selection_pattern, status):
             return response
     return default
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+LONGEST_INTEGER = 4300  # digits: Python's own limit on reading an integer (sys.get_int_max_str_digits)
+
+
+def _integer(digits: str) -> int:
+    """A JSON integer, or a refusal that says what it is: JSON itself sets no limit, Python reads at most
+    LONGEST_INTEGER digits, and no model here takes a number of more than a few."""
+    if len(digits) > LONGEST_INTEGER:
+        raise _NumberTooLong(f"a number of {len(digits):,} digits (at most {LONGEST_INTEGER:,} are read)")
+    return int(digits)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -200,6 +200,14 @@ def test_a_body_that_is_not_json_is_refused_with_400(api: Api) -> None:
     assert "not JSON" in answer.json()["message"]
 
 
+def test_a_number_too_long_to_read_is_refused_400_saying_so_not_as_a_body_that_is_not_json(api: Api) -> None:
+    before = len(api.records())
+    answer = api.post(None, raw=b'{"inventory_updates": [{"quantity": ' + b"9" * 5000 + b"}]}")
+    assert answer.status_code == 400
+    assert "a number of 5,000 digits" in answer.json()["message"], answer.text
+    assert len(api.records()) == before
+
+
 @pytest.mark.parametrize("record", [inventory(quantity='5"'), inventory(**{'colour"': "red"}),
                                     {**product(), "name": "Kettle\u0000"}], ids=["quote", "quoted-field", "nul"])
 def test_a_refusal_naming_a_value_with_a_quote_or_a_control_character_is_still_json(api: Api, record: dict) -> None:
