@@ -91,6 +91,26 @@ def test_an_id_that_cannot_be_a_topic_level_is_refused_before_anything_is_made(i
     assert not list(tmp_path.iterdir())
 
 
+def test_a_sensor_id_of_64_characters_registers_as_its_whole_thing_name(iot: Any, tmp_path: Path) -> None:
+    # its thing name (82 characters) is over X.509's 64 for a common name: the CSR must not carry it there
+    sensor = "s" * 64
+    config = register(iot, ENV, "line-1", sensor, tmp_path, say=lambda _: None)
+    assert config.thing_name == f"factory-t1:line-1:{sensor}"
+    assert iot.describe_thing(thingName=config.thing_name)["attributes"] == {"line_id": "line-1", "sensor_id": sensor}
+
+
+def test_ids_whose_thing_name_would_pass_iots_128_characters_are_refused_before_anything_is_made(
+        iot: Any, tmp_path: Path) -> None:
+    # each id is within its own 64 characters, but the thing name (also the MQTT client id) holds both, and IoT
+    # refuses a thing name or client id over 128: on AWS CreateThing would fail after the certificate was made
+    line, sensor = "l" * 64, "s" * 64
+    certificates = len(iot.list_certificates()["certificates"])
+    with pytest.raises(ValueError, match=r"thing name factory-t1:l{64}:s{64} is 140 characters \(IoT allows 128"):
+        register(iot, ENV, line, sensor, tmp_path, say=lambda _: None)
+    assert not list(tmp_path.iterdir())
+    assert len(iot.list_certificates()["certificates"]) == certificates
+
+
 def test_revoke_marks_the_certificate_revoked_detaches_it_and_deletes_the_thing(iot: Any, tmp_path: Path) -> None:
     config = register(iot, ENV, "line-3", "curr-3-00", tmp_path, say=lambda _: None)
     assert revoke(iot, ENV, "line-3", "curr-3-00", say=lambda _: None) == [config.certificate_id]

@@ -76,7 +76,8 @@ class DeviceConfig:
 
 
 def make_key_and_csr(common_name: str) -> tuple[bytes, bytes]:
-    """(private key PEM, CSR PEM): a P-256 key made here, and a request signed with it."""
+    """(private key PEM, CSR PEM): a P-256 key made here, and a request signed with it. The common
+    name is at most X.509's 64 characters; IoT does not read it (its certificate names itself)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -116,7 +117,7 @@ def register(iot: Any, env: Environment, line: str, sensor: str, out: Path, csr_
     folder.mkdir(parents=True, exist_ok=False)
     key_file = None
     if csr_pem is None:
-        key_pem, csr_pem = make_key_and_csr(name)
+        key_pem, csr_pem = make_key_and_csr(sensor)  # the thing name may pass X.509's 64 for a common name
         key_file = folder / "device.key"
         _write_private(key_file, key_pem)  # before anything leaves this machine
     undo: list[Callable[[], Any]] = []
