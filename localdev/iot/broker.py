@@ -9,7 +9,8 @@ payload over 128 KB, QoS 2, or a publish the policy refuses closes the connectio
 MQTT 3.1.1; past 100 publishes a second a connection, a publish is throttled (dropped, never
 acknowledged). Each SUBSCRIBE filter is evaluated as `iot:Subscribe` on `topicfilter/<filter>` and
 refused (SUBACK 0x80) unless allowed. One connection per client id: a second one admitted closes the
-first, and one refused leaves it alone. Accepted messages go to the rules
+first, and one refused leaves it alone. Every few seconds, a connection whose certificate is no longer
+ACTIVE is closed, as IoT Core does within minutes of a certificate being revoked or deactivated. Accepted messages go to the rules
 engine (rules.py): Basic Ingest topics (`$aws/rules/<rule>/...`) straight to their rule, others to
 every rule whose filter matches, and to subscribers.
 
@@ -44,6 +45,7 @@ from localdev.iot.authority import Authority, Connection, Refused
 from localdev.iot.rules import RulesEngine
 
 PUBLISHES_PER_SECOND = 100  # AWS IoT Core: publish requests per second per connection
+CERTIFICATE_CHECK_S = 5.0  # AWS closes a connection "within a few minutes" of its certificate leaving ACTIVE
 IOT_METRICS = "AWS/IoT"
 MQTT = (("Protocol", "MQTT"),)
 logger = logging.getLogger("localdev.iot.broker")
@@ -137,6 +139,7 @@ class IotProtocolHandler(BrokerProtocolHandler):
         """An admitted connection: one with the same client id closes (IoT Core keeps one connection per
         client id, and closes the existing one only for a client it admitted)."""
         await super().start()
+        self.iot_admitted_at = time.monotonic()
         client_id = self.session.client_id if self.session else None
         if client_id is None or getattr(self.session, "iot_connection", None) is None:
             return
@@ -230,6 +233,27 @@ def send_metrics(cloudwatch: Any, broker: Counter[tuple[str, tuple[tuple[str, st
     State.sent.update(due)
 
 
+def active_certificates(iot: Any) -> set[str]:
+    """The ids of the account's certificates that are ACTIVE now."""
+    active: set[str] = set()
+    for page in iot.get_paginator("list_certificates").paginate():
+        active |= {c["certificateId"] for c in page["certificates"] if c["status"] == "ACTIVE"}
+    return active
+
+
+async def close_inactive(active: set[str], listed_at: float) -> None:
+    """Close each connection admitted before `listed_at` whose certificate is no longer ACTIVE (revoked,
+    deactivated or deleted since), as IoT Core does: it may not connect again either."""
+    for handler in list(State.live.values()):
+        connection: Connection | None = getattr(handler.session, "iot_connection", None)
+        admitted_at = getattr(handler, "iot_admitted_at", listed_at)
+        if connection is None or admitted_at >= listed_at or handler.writer is None:
+            continue
+        if connection.certificate_arn.rsplit("/", 1)[-1] not in active:
+            State.counts["connection closed: certificate not ACTIVE"] += 1
+            await handler.writer.close()
+
+
 async def serve(args: argparse.Namespace) -> None:
     def client(service: str, credentials: dict[str, str] | None = None) -> Any:
         keys = credentials or {"aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "localdev"),
@@ -249,9 +273,13 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     stats = Path(args.stats)
     cloudwatch = client("cloudwatch")
+    checked_at = time.monotonic()
     while not stop.is_set():
         write_figures(stats)
         await asyncio.to_thread(send_metrics, cloudwatch, State.metrics.copy())
+        if time.monotonic() - checked_at >= CERTIFICATE_CHECK_S:
+            checked_at = time.monotonic()
+            await close_inactive(await asyncio.to_thread(active_certificates, State.authority.iot), checked_at)
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:

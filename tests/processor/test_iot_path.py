@@ -385,3 +385,23 @@ def test_a_second_connection_admitted_with_the_same_client_id_closes_the_first_a
     assert second.publish(device_payload([reading()]))
     second.close()
     first.client.loop_stop()
+
+
+def test_a_connected_device_whose_certificate_is_revoked_is_disconnected_and_cannot_come_back(
+        deployed: IotPath) -> None:
+    # GIVEN a sensor connected and publishing
+    device = sensor(deployed, "lost-1-01")
+    device.client.reconnect_delay_set(60, 120)
+    assert device.connect() and device.publish(device_payload([reading()]))
+
+    # WHEN its certificate is revoked while it is connected (a device reported stolen)
+    revoke(deployed.aws["iot"], ENV, LINE, "lost-1-01", say=lambda _: None)
+
+    # THEN IoT Core closes its connection (AWS: "within a few minutes"; the local broker checks every few seconds),
+    # and it cannot connect again
+    wait_for(device.disconnected.is_set, 30, "the revoked certificate's connection closed")
+    figure(deployed, "counts", "connection closed: certificate not ACTIVE")
+    device.client.loop_stop()
+    again = Device(device.folder, deployed.endpoint)
+    assert not again.connect()
+    again.client.loop_stop()
