@@ -332,7 +332,18 @@ def _parse(data: bytes | str) -> object:
     try:
         return _fast_parse(data)
     except ValueError:
-        return json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
+        return json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data,
+                          parse_int=_json_int)
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one of more digits than int() takes (sys.get_int_max_str_digits, 4300) is far past
+    float range, so it is the infinity float() makes of it: the checks refuse it as a number, where
+    int()'s ValueError read as a record that is not JSON at all."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 # The fast path. msgspec checks the shape of the usual record in C, straight from the

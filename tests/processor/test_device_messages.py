@@ -56,6 +56,17 @@ def test_a_malformed_message_is_one_dead_letter_that_says_why(payload: bytes, re
         f"device message from line-1/temp-1-00: {reason}")
 
 
+@pytest.mark.parametrize("digits", [4301, 100_000])
+def test_a_value_of_more_digits_than_pythons_int_parser_takes_is_refused_as_a_number_not_as_unreadable_json(
+        digits: int) -> None:
+    # valid UTF-8 JSON whose number is far past float range: json.loads refuses ints over 4300 digits (a ValueError),
+    # which read as "not UTF-8 JSON" and sent the operator looking for an encoding fault
+    one = json.loads(device_payload([reading()]))["readings"][0]
+    payload = json.dumps({"readings": [{**one, "value": 0}]}).encode().replace(b'"value": 0', b'"value": -' + b"9" * digits)
+    assert FACTORY_RECORDS.decode(envelope("line-1", "temp-1-00", payload, 0)).refusal == Poison(
+        "device message from line-1/temp-1-00: 1 of 1 readings refused: [0] temperature value must be a finite number")
+
+
 def test_an_envelope_the_rule_did_not_make_is_refused() -> None:
     bad_base64 = json.dumps({"line_id": "l", "sensor_id": "s", "payload": "***", "received_at_ms": 1}).encode()
     assert FACTORY_RECORDS.decode(bad_base64) == Poison("device message from l/s: payload is not base64")
