@@ -85,6 +85,19 @@ def test_a_sensor_already_registered_is_refused_not_given_a_second_identity(iot:
         register(iot, ENV, "line-1", "vibr-1-02", tmp_path / "b", say=lambda _: None)
 
 
+def test_a_sensor_id_already_registered_on_another_line_is_refused_before_anything_is_made(
+        iot: Any, tmp_path: Path) -> None:
+    # the processor keys a sensor's anomaly state, latest value and stream partition by its sensor id alone: a second
+    # device registered as pres-1-07 on another line would feed the first one's detector and overwrite its latest value
+    register(iot, ENV, "line-1", "pres-1-07", tmp_path / "a", say=lambda _: None)
+    certificates = len(iot.list_certificates()["certificates"])
+    with pytest.raises(SystemExit, match="sensor pres-1-07 is already registered on line line-1 "
+                                         r"\(factory-t1:line-1:pres-1-07\): a sensor id names one sensor"):
+        register(iot, ENV, "line-2", "pres-1-07", tmp_path / "b", say=lambda _: None)
+    assert not (tmp_path / "b").exists()
+    assert len(iot.list_certificates()["certificates"]) == certificates
+
+
 def test_an_id_that_cannot_be_a_topic_level_is_refused_before_anything_is_made(iot: Any, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sensor id 'temp/#'"):
         register(iot, ENV, "line-1", "temp/#", tmp_path, say=lambda _: None)

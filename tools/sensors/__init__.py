@@ -113,6 +113,12 @@ def register(iot: Any, env: Environment, line: str, sensor: str, out: Path, csr_
             raise
     else:
         raise SystemExit(f"{name} is already registered: revoke it first (python -m tools.sensors revoke {line} {sensor})")
+    # A sensor id names one sensor: the processor keys its readings' order, anomaly state and latest value by it.
+    pages = iot.get_paginator("list_things").paginate(attributeName=SENSOR_ATTRIBUTE, attributeValue=sensor)
+    for other in (t for page in pages for t in page["things"] if t.get("thingTypeName") == env.thing_type):
+        raise SystemExit(f"sensor {sensor} is already registered on line {other['attributes'].get(LINE_ATTRIBUTE)} "
+                         f"({other['thingName']}): a sensor id names one sensor (the processor keys its readings by "
+                         "it); revoke that one first, or choose another id")
     folder = out / name.replace(":", "_")
     folder.mkdir(parents=True, exist_ok=False)
     key_file = None
