@@ -405,3 +405,28 @@ def test_a_connected_device_whose_certificate_is_revoked_is_disconnected_and_can
     again = Device(device.folder, deployed.endpoint)
     assert not again.connect()
     again.client.loop_stop()
+
+
+def test_a_message_neither_the_kinesis_action_nor_the_error_action_could_write_is_counted_lost_not_dropped_silently(
+        deployed: IotPath) -> None:
+    # GIVEN the rule's role and its error action's role both without their grants
+    device = sensor(deployed, "volt-1-08")
+    assert device.connect()
+    iam = deployed.aws["iam"]
+    (error_role,) = [r["RoleName"] for r in iam.list_roles()["Roles"]
+                     if r["RoleName"].startswith("factory-iot-rule-errors")]
+    saved = {name: iam.get_role_policy(RoleName=name, PolicyName="iot")["PolicyDocument"]
+             for name in (deployed.rule_role, error_role)}
+    for name in saved:
+        iam.delete_role_policy(RoleName=name, PolicyName="iot")
+    try:
+        lost = deployed.broker.stats().get("rules", {}).get("error_action_failed", 0)
+        # WHEN a device's message reaches the rule
+        assert device.publish(device_payload([reading()]))
+        # THEN the message is lost (as on AWS, where only IoT's own log would say so), and the broker counts it
+        rules_figure(deployed, "error_action_failed", lost + 1)
+    finally:
+        for name, policy in saved.items():
+            iam.put_role_policy(RoleName=name, PolicyName="iot",
+                                PolicyDocument=policy if isinstance(policy, str) else json.dumps(policy))
+        device.close()
