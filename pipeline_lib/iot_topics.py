@@ -10,6 +10,7 @@ TOPIC_FILTER = "factory/+/+/readings"  # factory/<line>/<sensor>/readings: topic
 # A line or sensor id a thing name, a thing attribute and one topic level can all hold (and the
 # factory wire contract accepts): no MQTT wildcard, no level separator, no ':' (the thing name's own).
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+MAX_THING_NAME = 128  # IoT's longest thing name and MQTT client id: both ids together may not fit
 
 
 def rule_name(workload: str, suffix: str) -> str:
@@ -31,4 +32,8 @@ def thing_name(workload: str, suffix: str, line: str, sensor: str) -> str:
         if not DEVICE_ID.fullmatch(value):
             raise ValueError(f"{label} id {value!r} must be 1-64 letters, digits, '_' or '-', starting with a letter "
                              "or digit")
-    return f"{workload}-{suffix}:{line}:{sensor}"
+    name = f"{workload}-{suffix}:{line}:{sensor}"
+    if len(name) > MAX_THING_NAME:
+        raise ValueError(f"thing name {name} is {len(name)} characters (IoT allows {MAX_THING_NAME} for a thing name "
+                         "and a client id): shorten the line or sensor id")
+    return name

@@ -239,6 +239,10 @@ def _decode_factory(obj: dict) -> Record:
 # The fields the IoT rule's SQL writes (pipeline_lib/iot_ingest.py RULE_SQL), and no others.
 DEVICE_RECORD_FIELDS = frozenset(contract.schema("device_record")["required"])
 MAX_REFUSALS_NAMED = 5  # a dead letter names this many refused readings, then counts the rest
+# How far ahead of IoT's receipt of its message (received_at_ms, IoT's own clock) a device's reading may be
+# dated: a device clock's drift. Later is a clock that is wrong (an RTC reset to 2036 is common), and such a
+# reading would stay its sensor's latest value for good and make a partition for each month it names.
+MAX_AHEAD_OF_RECEIPT_MS = 5 * 60 * 1000
 
 
 def _decode_device_record(obj: dict) -> DeviceMessage:
@@ -273,7 +277,11 @@ def _decode_device_record(obj: dict) -> DeviceMessage:
     message, refused = DeviceMessage(line, sensor, []), []
     for index, reading in enumerate(readings):
         try:
-            message.readings.append(_device_reading(reading, line, sensor))
+            decoded = _device_reading(reading, line, sensor)
+            if decoded.ts.timestamp() * 1000 > received + MAX_AHEAD_OF_RECEIPT_MS:
+                raise _Invalid(f"ts {decoded.ts.isoformat()} is more than {MAX_AHEAD_OF_RECEIPT_MS // 60_000} "
+                               "minutes after IoT received the message")
+            message.readings.append(decoded)
         except _Invalid as invalid:
             refused.append(f"[{index}] {invalid}")
     if refused:
@@ -332,7 +340,18 @@ def _parse(data: bytes | str) -> object:
     try:
         return _fast_parse(data)
     except ValueError:
-        return json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
+        return json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data,
+                          parse_int=_json_int)
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one of more digits than int() takes (sys.get_int_max_str_digits, 4300) is far past
+    float range, so it is the infinity float() makes of it: the checks refuse it as a number, where
+    int()'s ValueError read as a record that is not JSON at all."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 # The fast path. msgspec checks the shape of the usual record in C, straight from the

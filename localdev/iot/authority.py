@@ -92,6 +92,13 @@ class Authority:
     def publish(self, connection: Connection, topic: str) -> None:
         self.authorize(connection, "iot:Publish", self.arn(f"topic/{topic}"))
 
+    def retain_publish(self, connection: Connection, topic: str) -> None:
+        """What a publish with the RETAIN flag needs besides `iot:Publish`."""
+        self.authorize(connection, "iot:RetainPublish", self.arn(f"topic/{topic}"))
+
+    def subscribe(self, connection: Connection, topic_filter: str) -> None:
+        self.authorize(connection, "iot:Subscribe", self.arn(f"topicfilter/{topic_filter}"))
+
     @staticmethod
     def authorize(connection: Connection, action: str, resource: str) -> None:
         policies = [Policy(p.source, substituted(p.document, connection.context)) for p in connection.policies]

@@ -4,9 +4,13 @@ amqtt (a Python MQTT 3.1.1 broker) with mutual TLS: a client must present a cert
 local IoT CA (the one that signs CreateCertificateFromCsr, localdev/moto_extensions/iot.py). An
 auth plugin (amqtt's extension point for CONNECT) asks the emulator's registry and evaluates the
 attached policies (authority.py); the protocol handler does the same for every PUBLISH, before
-it is acknowledged, and applies IoT Core's limits: a payload over 128 KB, QoS 2, or a publish the
-policy refuses closes the connection, as IoT does for MQTT 3.1.1; past 100 publishes a second a
-connection, a publish is throttled (dropped, never acknowledged). Accepted messages go to the rules
+it is acknowledged (with the RETAIN flag, `iot:RetainPublish` too), and applies IoT Core's limits: a
+payload over 128 KB, QoS 2, or a publish the policy refuses closes the connection, as IoT does for
+MQTT 3.1.1; past 100 publishes a second a connection, a publish is throttled (dropped, never
+acknowledged). Each SUBSCRIBE filter is evaluated as `iot:Subscribe` on `topicfilter/<filter>` and
+refused (SUBACK 0x80) unless allowed. One connection per client id: a second one admitted closes the
+first, and one refused leaves it alone. Every few seconds, a connection whose certificate is no longer
+ACTIVE is closed, as IoT Core does within minutes of a certificate being revoked or deactivated. Accepted messages go to the rules
 engine (rules.py): Basic Ingest topics (`$aws/rules/<rule>/...`) straight to their rule, others to
 every rule whose filter matches, and to subscribers.
 
@@ -41,6 +45,7 @@ from localdev.iot.authority import Authority, Connection, Refused
 from localdev.iot.rules import RulesEngine
 
 PUBLISHES_PER_SECOND = 100  # AWS IoT Core: publish requests per second per connection
+CERTIFICATE_CHECK_S = 5.0  # AWS closes a connection "within a few minutes" of its certificate leaving ACTIVE
 IOT_METRICS = "AWS/IoT"
 MQTT = (("Protocol", "MQTT"),)
 logger = logging.getLogger("localdev.iot.broker")
@@ -57,6 +62,7 @@ class State:
     refusals: Counter[str] = Counter()
     metrics: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()  # IoT's, by (name, dimensions)
     sent: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()  # what CloudWatch has of them
+    live: dict[str, BrokerProtocolHandler] = {}  # the admitted connection of each client id
 
     @classmethod
     def refuse(cls, what: str, reason: str, metric: str) -> None:
@@ -103,10 +109,15 @@ class IotProtocolHandler(BrokerProtocolHandler):
         elif len(data) > State.max_message_bytes:
             reason = f"payload of {len(data)} bytes (IoT Core allows {State.max_message_bytes})"
         else:
-            try:
-                await asyncio.to_thread(State.authority.publish, connection, topic)
-            except Refused as refused:
-                reason, metric = str(refused), "PublishIn.AuthError"
+            checks = [(State.authority.publish, "PublishIn.AuthError")]
+            if publish_packet.retain_flag:  # IoT's own metric for a retained publish it refuses
+                checks.append((State.authority.retain_publish, "PublishRetained.AuthError"))
+            for check, refused_metric in checks:
+                try:
+                    await asyncio.to_thread(check, connection, topic)
+                except Refused as refused:
+                    reason, metric = str(refused), refused_metric
+                    break
         if reason is not None:
             State.refuse("publish", reason, metric)
             if self.writer is not None:
@@ -124,6 +135,26 @@ class IotProtocolHandler(BrokerProtocolHandler):
         State.metrics[("PublishIn.Success", MQTT)] += 1
         await super().handle_publish(publish_packet)
 
+    async def start(self) -> None:
+        """An admitted connection: one with the same client id closes (IoT Core keeps one connection per
+        client id, and closes the existing one only for a client it admitted)."""
+        await super().start()
+        self.iot_admitted_at = time.monotonic()
+        client_id = self.session.client_id if self.session else None
+        if client_id is None or getattr(self.session, "iot_connection", None) is None:
+            return
+        previous = State.live.get(client_id)
+        State.live[client_id] = self
+        if previous is not None and previous is not self and previous.writer is not None:
+            State.counts["connection taken over"] += 1
+            await previous.writer.close()
+
+    async def stop(self) -> None:
+        client_id = self.session.client_id if self.session else None
+        if client_id is not None and State.live.get(client_id) is self:
+            del State.live[client_id]
+        await super().stop()
+
 
 class IotBroker(Broker):
     """amqtt with the certificate required, and messages routed to IoT's rules engine."""
@@ -134,6 +165,21 @@ class IotBroker(Broker):
         context.load_cert_chain(str(listener["certfile"]), str(listener["keyfile"]))
         context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: no client certificate, no connection
         return context
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """SUBSCRIBE: `iot:Subscribe` on `topicfilter/<filter>` evaluated as a publish is; a filter the
+        policy does not allow is refused (SUBACK 0x80)."""
+        connection: Connection | None = getattr(session, "iot_connection", None)
+        try:
+            if connection is None:
+                raise Refused("not connected")
+            await asyncio.to_thread(State.authority.subscribe, connection, subscription[0])
+        except Refused as refused:
+            State.refuse("subscribe", str(refused), "Subscribe.AuthError")
+            return 0x80
+        State.counts["subscribe accepted"] += 1
+        State.metrics[("Subscribe.Success", MQTT)] += 1
+        return await super().add_subscription(subscription, session)
 
     async def _handle_message_delivery(self, client_session: Session, handler: Any, wait_deliver: Any) -> bool:
         message = wait_deliver.result()
@@ -187,6 +233,27 @@ def send_metrics(cloudwatch: Any, broker: Counter[tuple[str, tuple[tuple[str, st
     State.sent.update(due)
 
 
+def active_certificates(iot: Any) -> set[str]:
+    """The ids of the account's certificates that are ACTIVE now."""
+    active: set[str] = set()
+    for page in iot.get_paginator("list_certificates").paginate():
+        active |= {c["certificateId"] for c in page["certificates"] if c["status"] == "ACTIVE"}
+    return active
+
+
+async def close_inactive(active: set[str], listed_at: float) -> None:
+    """Close each connection admitted before `listed_at` whose certificate is no longer ACTIVE (revoked,
+    deactivated or deleted since), as IoT Core does: it may not connect again either."""
+    for handler in list(State.live.values()):
+        connection: Connection | None = getattr(handler.session, "iot_connection", None)
+        admitted_at = getattr(handler, "iot_admitted_at", listed_at)
+        if connection is None or admitted_at >= listed_at or handler.writer is None:
+            continue
+        if connection.certificate_arn.rsplit("/", 1)[-1] not in active:
+            State.counts["connection closed: certificate not ACTIVE"] += 1
+            await handler.writer.close()
+
+
 async def serve(args: argparse.Namespace) -> None:
     def client(service: str, credentials: dict[str, str] | None = None) -> Any:
         keys = credentials or {"aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "localdev"),
@@ -206,9 +273,13 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     stats = Path(args.stats)
     cloudwatch = client("cloudwatch")
+    checked_at = time.monotonic()
     while not stop.is_set():
         write_figures(stats)
         await asyncio.to_thread(send_metrics, cloudwatch, State.metrics.copy())
+        if time.monotonic() - checked_at >= CERTIFICATE_CHECK_S:
+            checked_at = time.monotonic()
+            await close_inactive(await asyncio.to_thread(active_certificates, State.authority.iot), checked_at)
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:

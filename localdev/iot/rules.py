@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 import time
@@ -31,6 +32,7 @@ ITEM = re.compile(r"^(?P<expr>.+?)(?:\s+AS\s+(?P<alias>[A-Za-z_][A-Za-z0-9_]*))?
 TEMPLATE = re.compile(r"\$\{([^}]+)\}")
 LANES = 4
 BASIC_INGEST = "$aws/rules/"
+logger = logging.getLogger("localdev.iot.rules")
 
 
 class UnsupportedSql(ValueError):
@@ -154,6 +156,7 @@ class Figures:
     put: int = 0
     failed: int = 0
     errors_logged: int = 0
+    error_action_failed: int = 0  # lost: neither the action nor the error action could write it
     sql_failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     # IoT Core's rule metrics (namespace AWS/IoT) by (metric, its dimensions): TopicMatch and
@@ -169,7 +172,8 @@ class Figures:
                 self.metrics[(metric, dimensions)] += 1
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("matched", "put", "failed", "errors_logged", "sql_failed")}
+        return {k: getattr(self, k) for k in ("matched", "put", "failed", "errors_logged", "error_action_failed",
+                                              "sql_failed")}
 
 
 class RulesEngine:
@@ -232,7 +236,12 @@ class RulesEngine:
                 failures.append({"failedAction": "KinesisAction", "failedResource": kinesis["streamName"],
                                  "errorMessage": f"Failed to put record: {error}"})
         if failures and rule.error_action:
-            self._error(rule, message, failures)
+            try:
+                self._error(rule, message, failures)
+            except Exception:  # the message is lost, as on AWS (where only IoT's own log says so): say it here
+                self.figures.add(rule.name, error_action_failed=1)
+                logger.warning("rule %s: the error action failed too; a message from %s on %s is lost", rule.name,
+                               message.client_id, message.topic, exc_info=True)
 
     def _error(self, rule: Rule, message: Message, failures: list[dict[str, str]]) -> None:
         target = rule.error_action["cloudwatchLogs"]  # type: ignore[index]

@@ -85,10 +85,43 @@ def test_a_sensor_already_registered_is_refused_not_given_a_second_identity(iot:
         register(iot, ENV, "line-1", "vibr-1-02", tmp_path / "b", say=lambda _: None)
 
 
+def test_a_sensor_id_already_registered_on_another_line_is_refused_before_anything_is_made(
+        iot: Any, tmp_path: Path) -> None:
+    # the processor keys a sensor's anomaly state, latest value and stream partition by its sensor id alone: a second
+    # device registered as pres-1-07 on another line would feed the first one's detector and overwrite its latest value
+    register(iot, ENV, "line-1", "pres-1-07", tmp_path / "a", say=lambda _: None)
+    certificates = len(iot.list_certificates()["certificates"])
+    with pytest.raises(SystemExit, match="sensor pres-1-07 is already registered on line line-1 "
+                                         r"\(factory-t1:line-1:pres-1-07\): a sensor id names one sensor"):
+        register(iot, ENV, "line-2", "pres-1-07", tmp_path / "b", say=lambda _: None)
+    assert not (tmp_path / "b").exists()
+    assert len(iot.list_certificates()["certificates"]) == certificates
+
+
 def test_an_id_that_cannot_be_a_topic_level_is_refused_before_anything_is_made(iot: Any, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sensor id 'temp/#'"):
         register(iot, ENV, "line-1", "temp/#", tmp_path, say=lambda _: None)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_sensor_id_of_64_characters_registers_as_its_whole_thing_name(iot: Any, tmp_path: Path) -> None:
+    # its thing name (82 characters) is over X.509's 64 for a common name: the CSR must not carry it there
+    sensor = "s" * 64
+    config = register(iot, ENV, "line-1", sensor, tmp_path, say=lambda _: None)
+    assert config.thing_name == f"factory-t1:line-1:{sensor}"
+    assert iot.describe_thing(thingName=config.thing_name)["attributes"] == {"line_id": "line-1", "sensor_id": sensor}
+
+
+def test_ids_whose_thing_name_would_pass_iots_128_characters_are_refused_before_anything_is_made(
+        iot: Any, tmp_path: Path) -> None:
+    # each id is within its own 64 characters, but the thing name (also the MQTT client id) holds both, and IoT
+    # refuses a thing name or client id over 128: on AWS CreateThing would fail after the certificate was made
+    line, sensor = "l" * 64, "s" * 64
+    certificates = len(iot.list_certificates()["certificates"])
+    with pytest.raises(ValueError, match=r"thing name factory-t1:l{64}:s{64} is 140 characters \(IoT allows 128"):
+        register(iot, ENV, line, sensor, tmp_path, say=lambda _: None)
+    assert not list(tmp_path.iterdir())
+    assert len(iot.list_certificates()["certificates"]) == certificates
 
 
 def test_revoke_marks_the_certificate_revoked_detaches_it_and_deletes_the_thing(iot: Any, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -310,3 +311,122 @@ def test_a_failed_kinesis_action_raises_the_metric_the_rule_failure_alarm_watche
                             PolicyDocument=policy if isinstance(policy, str) else json.dumps(policy))
         device.close()
     assert watched["dimensions"] == {"RuleName": deployed.rule_name, "ActionType": "Kinesis"}
+
+
+def test_a_refused_connect_with_a_connected_devices_client_id_leaves_that_device_connected(deployed: IotPath) -> None:
+    # GIVEN a sensor connected as itself, and another sensor's certificate trying its client id (refused: the
+    # certificate is not attached to that thing)
+    victim, impostor = sensor(deployed, "take-1-00"), sensor(deployed, "take-1-01")
+    assert victim.connect()
+    impostor.client._client_id = victim.config["thing_name"].encode()
+
+    # WHEN the impostor connects
+    assert not impostor.connect()
+    impostor.client.loop_stop()
+
+    # THEN IoT Core closes an existing connection only for a second client it admits (iot:Connect is checked first):
+    # the victim is still connected and still publishes
+    refusal(deployed, f"connect: iot:Connect on client/{victim.config['thing_name']}")
+    assert not victim.disconnected.wait(2)
+    assert victim.publish(device_payload([reading()]))
+    victim.close()
+
+
+def test_a_device_may_subscribe_to_nothing_its_policy_does_not_allow_not_even_its_own_topic(deployed: IotPath) -> None:
+    # GIVEN a connected sensor, whose policy allows iot:Subscribe and iot:Receive on nothing
+    device = sensor(deployed, "subs-1-00")
+    assert device.connect()
+    granted: list[list[int]] = []
+    answered = threading.Event()
+
+    def on_subscribe(client: object, userdata: object, mid: int, codes: list, properties: object) -> None:
+        granted.append([code.value for code in codes])
+        answered.set()
+    device.client.on_subscribe = on_subscribe
+
+    # WHEN it subscribes to every topic, and to its own
+    device.client.subscribe([("#", 1), (device.topic, 1), ("factory/+/+/readings", 0)])
+
+    # THEN each filter is refused (SUBACK 0x80), and the refusals are counted as IoT's Subscribe.AuthError
+    assert answered.wait(10)
+    assert granted == [[0x80, 0x80, 0x80]]
+    refusal(deployed, "subscribe: iot:Subscribe on topicfilter/#")
+    device.close()
+
+
+def test_a_retained_publish_is_refused_as_the_policy_does_not_allow_iot_retain_publish(deployed: IotPath) -> None:
+    # GIVEN a sensor whose policy allows iot:Publish on its own topic, and not iot:RetainPublish
+    device = sensor(deployed, "keep-1-00")
+    assert device.connect()
+    put_before = deployed.broker.stats().get("rules", {}).get("put", 0)
+
+    # WHEN it publishes a reading to its own topic with the RETAIN flag
+    info = device.client.publish(device.topic, device_payload([reading()]), qos=1, retain=True)
+
+    # THEN IoT Core refuses it as any publish its policy does not allow: the connection closes, nothing is put
+    assert device.disconnected.wait(5) and not info.is_published()
+    refusal(deployed, "publish: iot:RetainPublish on topic/$aws/rules/factory_readings_dev/factory/line-1/keep-1-00")
+    assert deployed.broker.stats().get("rules", {}).get("put", 0) == put_before
+
+
+def test_a_second_connection_admitted_with_the_same_client_id_closes_the_first_as_iot_core_does(
+        deployed: IotPath) -> None:
+    # GIVEN a sensor connected, and the same sensor connecting again (a restarted device, or a cloned one)
+    first = sensor(deployed, "twin-1-00")
+    first.client.reconnect_delay_set(60, 120)  # the first does not come straight back
+    assert first.connect()
+    second = Device(first.folder, deployed.endpoint)
+
+    # WHEN the second is admitted
+    assert second.connect()
+
+    # THEN IoT Core closes the existing connection (one connection per client id), and the second publishes
+    assert first.disconnected.wait(5)
+    assert second.publish(device_payload([reading()]))
+    second.close()
+    first.client.loop_stop()
+
+
+def test_a_connected_device_whose_certificate_is_revoked_is_disconnected_and_cannot_come_back(
+        deployed: IotPath) -> None:
+    # GIVEN a sensor connected and publishing
+    device = sensor(deployed, "lost-1-01")
+    device.client.reconnect_delay_set(60, 120)
+    assert device.connect() and device.publish(device_payload([reading()]))
+
+    # WHEN its certificate is revoked while it is connected (a device reported stolen)
+    revoke(deployed.aws["iot"], ENV, LINE, "lost-1-01", say=lambda _: None)
+
+    # THEN IoT Core closes its connection (AWS: "within a few minutes"; the local broker checks every few seconds),
+    # and it cannot connect again
+    wait_for(device.disconnected.is_set, 30, "the revoked certificate's connection closed")
+    figure(deployed, "counts", "connection closed: certificate not ACTIVE")
+    device.client.loop_stop()
+    again = Device(device.folder, deployed.endpoint)
+    assert not again.connect()
+    again.client.loop_stop()
+
+
+def test_a_message_neither_the_kinesis_action_nor_the_error_action_could_write_is_counted_lost_not_dropped_silently(
+        deployed: IotPath) -> None:
+    # GIVEN the rule's role and its error action's role both without their grants
+    device = sensor(deployed, "volt-1-08")
+    assert device.connect()
+    iam = deployed.aws["iam"]
+    (error_role,) = [r["RoleName"] for r in iam.list_roles()["Roles"]
+                     if r["RoleName"].startswith("factory-iot-rule-errors")]
+    saved = {name: iam.get_role_policy(RoleName=name, PolicyName="iot")["PolicyDocument"]
+             for name in (deployed.rule_role, error_role)}
+    for name in saved:
+        iam.delete_role_policy(RoleName=name, PolicyName="iot")
+    try:
+        lost = deployed.broker.stats().get("rules", {}).get("error_action_failed", 0)
+        # WHEN a device's message reaches the rule
+        assert device.publish(device_payload([reading()]))
+        # THEN the message is lost (as on AWS, where only IoT's own log would say so), and the broker counts it
+        rules_figure(deployed, "error_action_failed", lost + 1)
+    finally:
+        for name, policy in saved.items():
+            iam.put_role_policy(RoleName=name, PolicyName="iot",
+                                PolicyDocument=policy if isinstance(policy, str) else json.dumps(policy))
+        device.close()

@@ -76,7 +76,8 @@ class DeviceConfig:
 
 
 def make_key_and_csr(common_name: str) -> tuple[bytes, bytes]:
-    """(private key PEM, CSR PEM): a P-256 key made here, and a request signed with it."""
+    """(private key PEM, CSR PEM): a P-256 key made here, and a request signed with it. The common
+    name is at most X.509's 64 characters; IoT does not read it (its certificate names itself)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -112,11 +113,17 @@ def register(iot: Any, env: Environment, line: str, sensor: str, out: Path, csr_
             raise
     else:
         raise SystemExit(f"{name} is already registered: revoke it first (python -m tools.sensors revoke {line} {sensor})")
+    # A sensor id names one sensor: the processor keys its readings' order, anomaly state and latest value by it.
+    pages = iot.get_paginator("list_things").paginate(attributeName=SENSOR_ATTRIBUTE, attributeValue=sensor)
+    for other in (t for page in pages for t in page["things"] if t.get("thingTypeName") == env.thing_type):
+        raise SystemExit(f"sensor {sensor} is already registered on line {other['attributes'].get(LINE_ATTRIBUTE)} "
+                         f"({other['thingName']}): a sensor id names one sensor (the processor keys its readings by "
+                         "it); revoke that one first, or choose another id")
     folder = out / name.replace(":", "_")
     folder.mkdir(parents=True, exist_ok=False)
     key_file = None
     if csr_pem is None:
-        key_pem, csr_pem = make_key_and_csr(name)
+        key_pem, csr_pem = make_key_and_csr(sensor)  # the thing name may pass X.509's 64 for a common name
         key_file = folder / "device.key"
         _write_private(key_file, key_pem)  # before anything leaves this machine
     undo: list[Callable[[], Any]] = []
