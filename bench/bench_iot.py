@@ -147,9 +147,10 @@ def measure(per_message: int, factory: Any, pg: PostgresServer, rs: RedisServer,
         burst = publish(devices, per_message, BURST_READINGS, None, 0)
         wait_for(lambda: all(e in times.committed for e in burst.published), 600, "the burst's commits")
         into_kinesis = burst.readings / (times.last_arrival - burst.first_publish)
-        steady = []
+        steady, next_at = [], burst.messages  # each message a second after the last: every phase in the past
         for rate in STEADY_RATES:
-            phase = publish(devices, per_message, int(rate * STEADY_SECONDS), rate, BURST_READINGS + len(steady) * 10**6)
+            phase = publish(devices, per_message, int(rate * STEADY_SECONDS), rate, next_at)
+            next_at += phase.messages
             achieved = phase.readings / (time.time() - phase.first_publish)
             wait_for(lambda: all(e in times.committed for e in phase.published), 600, "the steady phase's commits")  # noqa: B023
             latencies = [(times.committed[e] - at) * 1000 for e, at in phase.published.items()]
