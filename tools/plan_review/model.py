@@ -5,6 +5,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,21 @@ class Change:
     before_sensitive: Any
     after_sensitive: Any
     replace_paths: tuple[tuple[Any, ...], ...] = ()
+    mode: str = "managed"  # "data" for a data source (the plan's own field: addresses can look alike)
+    actions: tuple[str, ...] = ()  # as the plan lists them; ("create", "forget") keeps the old object
+    action_reason: str = ""  # replace_because_tainted, delete_because_no_resource_config, ...
+    deposed: str = ""  # the deposed object's key: a leftover of an interrupted create-before-destroy
+    previous_address: str = ""  # where a `moved` block moved it from
+    importing: bool = False
 
     @property
     def managed(self) -> bool:
-        return not self.address.startswith("data.") and ".data." not in self.address
+        return self.mode == "managed"
+
+    @property
+    def forgets_old(self) -> bool:
+        """A replacement whose old object leaves the state but is not destroyed (`removed` with destroy = false)."""
+        return self.kind == "replace" and "forget" in self.actions
 
     def before_value(self, *path: Any) -> Any:
         return dig(self.before, path)
@@ -60,6 +72,12 @@ class StackPlan:
     def deleted(self, type_: str) -> Iterator[Change]:
         """The resources of one type this plan deletes (or replaces)."""
         return (c for c in self.changes if c.type == type_ and c.kind in ("delete", "replace"))
+
+    @cached_property
+    def deleted_buckets(self) -> frozenset[Any]:
+        """The names of the buckets this plan deletes (looked up once: a destroy plan holds thousands of companions)."""
+        return frozenset(c.before_value("bucket") for c in self.deleted("aws_s3_bucket")
+                         if c.kind == "delete" and isinstance(c.before_value("bucket"), str))
 
     @property
     def suffix(self) -> str:
@@ -109,7 +127,7 @@ def kind_of(actions: list[str]) -> str:
         return "read"
     if actions == ["forget"]:  # a `removed` block with `destroy = false`: out of the state, left in AWS
         return "forget"
-    if sorted(actions) == ["create", "forget"]:  # the old object forgotten, a new one created
+    if sorted(actions) == ["create", "forget"]:  # the old object forgotten (left in AWS), a new one created
         return "replace"
     raise PlanInputError(f"unknown action list {actions}")
 
@@ -144,13 +162,19 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
     for index, raw_change in enumerate(document.get("resource_changes") or []):
         try:
             change = raw_change["change"]
+            address = raw_change["address"]
+            mode = raw_change.get("mode") or ("data" if re.match(r"^(module\.[^.]+(\[[^\]]*\])?\.)*data\.", address)
+                                              else "managed")
             changes.append(Change(
-                address=raw_change["address"], type=raw_change["type"], kind=kind_of(list(change["actions"])),
+                address=address, type=raw_change["type"], kind=kind_of(list(change["actions"])),
                 before=change.get("before"), after=change.get("after"),
                 after_unknown=change.get("after_unknown") or {},
                 before_sensitive=change.get("before_sensitive") or {},
                 after_sensitive=change.get("after_sensitive") or {},
                 replace_paths=tuple(tuple(p) for p in change.get("replace_paths") or ()),
+                mode=str(mode), actions=tuple(change["actions"]), action_reason=str(raw_change.get("action_reason") or ""),
+                deposed=str(raw_change.get("deposed") or ""), previous_address=str(raw_change.get("previous_address") or ""),
+                importing=bool(change.get("importing")),
             ))
         except (KeyError, TypeError) as error:
             raise PlanInputError(f"{path}: resource_changes[{index}] is malformed (missing {error})") from error

@@ -72,22 +72,29 @@ def fit_comment(text: str, full_report: str) -> str:
 
 
 def _changes(plan: StackPlan) -> list[str]:
-    changes = list(plan.managed_changes())
+    # no-ops too when they import or move: the state changes, and a reviewer should see it
+    changes = [c for c in plan.changes if c.managed and (c.kind != "no-op" or c.importing or c.previous_address)]
     if not changes:
         return [f"### {plan.stack}: no changes", ""]
     lines = [f"### {plan.stack}: changes", "", "<details open>" if len(changes) <= 20 else "<details>",
              f"<summary>{len(changes)} resource{'s' if len(changes) != 1 else ''}</summary>", "",
              "| action | resource | attribute | before | after |", "|---|---|---|---|---|"]
     for change in changes:
-        action = f"`{SYMBOL.get(change.kind, change.kind)}` {change.kind}"
+        action = f"`{SYMBOL.get(change.kind, change.kind)}` {change.kind}" if change.kind != "no-op" else \
+            ("import" if change.importing else "moved")
+        if change.kind != "no-op" and change.importing:
+            action += " (import)"
+        resource = _cell(f"`{change.address}`" + (f" (deposed {change.deposed})" if change.deposed else ""))
+        if change.previous_address:
+            resource += _cell(f" (from `{change.previous_address}`)")
         rows = attribute_changes(change)
         if not rows:
-            lines.append(f"| {action} | `{change.address}` | | | |")
+            lines.append(f"| {action} | {resource} | | | |")
             continue
         for index, row in enumerate(rows[:MAX_ROWS_PER_RESOURCE]):
             first = index == 0
             attribute = f"`{row.path}`" + (" (forces replacement)" if row.forces_replacement else "")
-            lines.append(f"| {action if first else ''} | {f'`{change.address}`' if first else ''} | {_cell(attribute)} "
+            lines.append(f"| {action if first else ''} | {resource if first else ''} | {_cell(attribute)} "
                          f"| {_cell(_code(row.before))} | {_cell(_code(row.after))} |")
         if len(rows) > MAX_ROWS_PER_RESOURCE:
             lines.append(f"| | | *{len(rows) - MAX_ROWS_PER_RESOURCE} more attributes* | | |")

@@ -103,7 +103,7 @@ def _with_parent_bucket(change: Change, plan: StackPlan) -> bool:
     if change.kind != "delete":
         return False
     bucket = change.before_value("bucket")
-    return any(c.before_value("bucket") == bucket and c.kind == "delete" for c in plan.deleted("aws_s3_bucket"))
+    return isinstance(bucket, str) and bucket in plan.deleted_buckets
 
 
 def _days(value: float) -> str:

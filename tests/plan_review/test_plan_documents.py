@@ -1,0 +1,153 @@
+"""The review on whole plan documents shaped like what `terraform show -json` writes for the things
+a naive reader gets wrong: module and key names that look like syntax, deposed objects, replacements
+that forget, drift, sensitive variables, resource policies kept on the resource itself.
+
+Each document goes through `python -m tools.plan_review` (its `main`), and the test reads the report
+and the exit status; one test plans a real configuration with `terraform` (built-in provider only).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.plan_review.changes import plan_document, resource_change
+from tools.plan_review.__main__ import main
+
+
+def review(tmp_path: Path, plan: dict[str, Any], *extra: str) -> tuple[int, str]:
+    """(exit status, report) of the review of one plan document, with no acknowledgement."""
+    source = tmp_path / "retail-dev.json"
+    source.write_text(json.dumps(plan))
+    out = tmp_path / "report.md"
+    status = main([str(source), "--acknowledgements", str(tmp_path / "none.toml"), "--out", str(out), *extra])
+    return status, out.read_text()
+
+
+def risk_rows(report: str) -> list[str]:
+    return [line for line in report.splitlines() if line.startswith(("| HIGH", "| medium"))]
+
+
+def test_a_resource_in_a_module_named_data_is_reviewed_like_any_other(tmp_path: Path) -> None:
+    plan = plan_document(resource_change("module.data.aws_s3_bucket.archive", "aws_s3_bucket", ["delete"],
+                                         {"bucket": "retail-archive-dev"}, module_address="module.data"))
+    status, report = review(tmp_path, plan)
+    assert status == 1
+    assert risk_rows(report) == ["| HIGH | `stateful-delete` | retail-dev | `module.data.aws_s3_bucket.archive` | "
+                                 "deleted: loses the bucket and every object in it |"]
+    assert "| retail-dev | 0 | 0 | 0 | 1 | 0 | 0 |" in report
+
+
+def test_for_each_keys_holding_dots_brackets_and_pipes_neither_hide_a_change_nor_break_the_report(tmp_path: Path) -> None:
+    plan = plan_document(
+        resource_change('aws_kinesis_stream.feed["eu.data.raw"]', "aws_kinesis_stream", ["delete"],
+                        {"name": "feed-dev"}, index="eu.data.raw"),
+        resource_change('aws_sqs_queue.jobs["a|b"]', "aws_sqs_queue", ["update"],
+                        {"tags": {"team[ops]": "a", "cost.center": "1"}}, {"tags": {"team[ops]": "b", "cost.center": "2"}},
+                        index="a|b"))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and len(risk_rows(report)) == 1 and 'aws_kinesis_stream.feed["eu.data.raw"]' in report
+    rows = [line.split(" | ")[1:] for line in report.splitlines() if "` update |" in line or line.startswith("|  |  |")]
+    assert rows == [['`aws_sqs_queue.jobs["a\\|b"]`', '`tags["cost.center"]`', "`1`", "`2` |"],
+                    ["", '`tags["team[ops]"]`', "`a`", "`b` |"]]
+
+
+def test_a_sensitive_value_under_a_dotted_map_key_never_reaches_the_report(tmp_path: Path) -> None:
+    plan = plan_document(resource_change(
+        "aws_ssm_parameter.settings", "aws_ssm_parameter", ["update"],
+        {"tags": {"db.password": "old-secret-1", "plain": "p1"}}, {"tags": {"db.password": "new-secret-2", "plain": "p2"}},
+        change_before_sensitive={"tags": {"db.password": True}}, change_after_sensitive={"tags": {"db.password": True}}))
+    _, report = review(tmp_path, plan)
+    assert "secret-1" not in report and "secret-2" not in report
+    assert '| `tags["db.password"]` | (sensitive) | (sensitive) |' in report
+
+
+def test_a_sensitive_value_of_a_real_plan_is_masked_in_the_report_and_its_redacted_copy(tmp_path: Path) -> None:
+    """`terraform plan` of a configuration with only the built-in provider: a sensitive variable,
+    a map key with a dot and a resource in a module called `data`."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed")
+    config = tmp_path / "config"
+    (config / "store").mkdir(parents=True)
+    (config / "main.tf").write_text("""
+variable "token" {
+  type      = string
+  sensitive = true
+  default   = "tok-from-a-variable-4711"
+}
+variable "unused_key" {
+  type      = string
+  sensitive = true
+  default   = "key-nobody-uses-0815"
+}
+module "data" {
+  source = "./store"
+}
+resource "terraform_data" "settings" {
+  input = { "api.token" = var.token, plain = "p2" }
+}
+""")
+    (config / "store" / "main.tf").write_text('resource "terraform_data" "inner" {\n  input = "m"\n}\n')
+    state = {"version": 4, "terraform_version": "1.11.4", "serial": 1, "lineage": "plan-review-test", "outputs": {},
+             "resources": [{"mode": "managed", "type": "terraform_data", "name": "settings",
+                            "provider": 'provider["terraform.io/builtin/terraform"]',
+                            "instances": [{"schema_version": 0, "sensitive_attributes": [], "attributes": {
+                                "id": "1", "triggers_replace": None,
+                                "input": {"value": {"api.token": "t0", "plain": "p1"},
+                                          "type": ["object", {"api.token": "string", "plain": "string"}]},
+                                "output": {"value": {"api.token": "t0", "plain": "p1"},
+                                           "type": ["object", {"api.token": "string", "plain": "string"}]}}}]}]}
+    (config / "terraform.tfstate").write_text(json.dumps(state))
+
+    def terraform(*args: str) -> str:
+        done = subprocess.run(["terraform", *args], cwd=config, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    terraform("init", "-input=false", "-no-color")
+    terraform("plan", "-refresh=false", "-input=false", "-no-color", "-out=plan.tfplan")
+    plan = json.loads(terraform("show", "-json", "plan.tfplan"))
+    assert "tok-from-a-variable-4711" in json.dumps(plan) and "key-nobody-uses-0815" in json.dumps(plan)
+    status, report = review(tmp_path, plan, "--redact-to", str(tmp_path / "redacted"))
+    assert status == 0 and "tok-from-a-variable-4711" not in report
+    assert '`input["api.token"]` | (sensitive) | (sensitive) |' in report
+    assert "`module.data.terraform_data.inner`" in report
+    redacted = (tmp_path / "redacted" / "retail-dev.json").read_text()
+    assert "tok-from-a-variable-4711" not in redacted and "key-nobody-uses-0815" not in redacted
+
+
+def test_redacted_plans_mask_sensitive_values_in_drift_and_in_variables(tmp_path: Path) -> None:
+    sensitive = {"value": True}
+    plan = plan_document(
+        resource_change("aws_ssm_parameter.dsn", "aws_ssm_parameter", ["update"], {"value": "now-in-aws", "tier": "Standard"},
+                        {"value": "now-in-aws", "tier": "Advanced"}, change_before_sensitive=sensitive,
+                        change_after_sensitive=sensitive),
+        resource_drift=[resource_change("aws_ssm_parameter.dsn", "aws_ssm_parameter", ["update"],
+                                        {"value": "was-before-drift", "tier": "Standard"},
+                                        {"value": "now-in-aws", "tier": "Standard"},
+                                        change_before_sensitive=sensitive, change_after_sensitive=sensitive)],
+        variables={"token": {"value": "only-in-a-variable"}, "region": {"value": "eu-west-1"}},
+        configuration={"provider_config": {}, "root_module": {"variables": {"token": {"sensitive": True},
+                                                                            "region": {}}}})
+    review(tmp_path, plan, "--redact-to", str(tmp_path / "redacted"))
+    redacted = json.loads((tmp_path / "redacted" / "retail-dev.json").read_text())
+    text = json.dumps(redacted)
+    assert "was-before-drift" not in text and "now-in-aws" not in text and "only-in-a-variable" not in text
+    assert redacted["variables"] == {"token": {"value": "(sensitive)"}, "region": {"value": "eu-west-1"}}
+    assert redacted["resource_drift"][0]["change"]["before"] == {"value": "(sensitive)", "tier": "Standard"}
+
+
+def test_imports_and_moves_without_other_change_are_listed(tmp_path: Path) -> None:
+    plan = plan_document(
+        resource_change("aws_s3_bucket.archive", "aws_s3_bucket", ["no-op"], {"bucket": "b"}, {"bucket": "b"},
+                        change_importing={"id": "b"}),
+        resource_change("aws_sqs_queue.jobs", "aws_sqs_queue", ["no-op"], {"name": "q"}, {"name": "q"},
+                        previous_address="aws_sqs_queue.queue"))
+    status, report = review(tmp_path, plan)
+    assert status == 0
+    assert "| import | `aws_s3_bucket.archive` | | | |" in report
+    assert "| moved | `aws_sqs_queue.jobs` (from `aws_sqs_queue.queue`) | | | |" in report
