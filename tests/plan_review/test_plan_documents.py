@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.plan_review.changes import plan_document, resource_change
+from tests.plan_review.changes import ACCOUNT, allow, document, plan_document, resource_change
 from tools.plan_review.__main__ import main
 
 
@@ -139,6 +139,64 @@ def test_redacted_plans_mask_sensitive_values_in_drift_and_in_variables(tmp_path
     assert "was-before-drift" not in text and "now-in-aws" not in text and "only-in-a-variable" not in text
     assert redacted["variables"] == {"token": {"value": "(sensitive)"}, "region": {"value": "eu-west-1"}}
     assert redacted["resource_drift"][0]["change"]["before"] == {"value": "(sensitive)", "tier": "Standard"}
+
+
+@pytest.mark.parametrize("principal", [{"AWS": ["*"]}, {"AWS": [f"arn:aws:iam::{ACCOUNT}:root", "*"]}, ["*"]])
+def test_a_principal_list_holding_star_is_anyone(tmp_path: Path, principal: Any) -> None:
+    plan = plan_document(resource_change(
+        "aws_s3_bucket_policy.archive", "aws_s3_bucket_policy", ["update"], {"bucket": "b", "policy": document()},
+        {"bucket": "b", "policy": document(allow("s3:GetObject", "arn:aws:s3:::b/*", principal=principal))}))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and [row.split(" | ")[1] for row in risk_rows(report)] == ["`iam-wildcard`"]
+
+
+def test_kms_star_for_the_keys_own_root_in_a_one_item_list_is_a_gain_not_a_wildcard(tmp_path: Path) -> None:
+    from tools.plan_review import iam
+
+    own = frozenset({ACCOUNT})
+    for principal in ({"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}, {"AWS": [ACCOUNT]}):
+        (grant,) = iam.grants(document(allow("kms:*", principal=principal)))
+        assert not grant.wildcard(True, own)
+    (other,) = iam.grants(document(allow("kms:*", principal={"AWS": ["arn:aws:iam::999999999999:root"]})))
+    assert other.wildcard(True, own)
+
+
+@pytest.mark.parametrize(("type_", "attribute"), [
+    ("aws_sns_topic", "policy"), ("aws_sqs_queue", "policy"), ("aws_secretsmanager_secret", "policy")])
+def test_a_policy_kept_on_the_topic_queue_or_secret_itself_is_compared(tmp_path: Path, type_: str, attribute: str) -> None:
+    plan = plan_document(resource_change(f"{type_}.this", type_, ["update"], {attribute: document()},
+                                         {attribute: document(allow("*", "*", principal="*"))}))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and "`iam-wildcard`" in report and "wildcard granted: `*` on `*` to `\"*\"`" in report
+
+
+def test_a_role_inline_policy_gaining_a_wildcard_is_high(tmp_path: Path) -> None:
+    narrow = document(allow("kinesis:GetRecords", "arn:aws:kinesis:us-east-1:123456789012:stream/s"))
+    plan = plan_document(resource_change(
+        "aws_iam_role.task", "aws_iam_role", ["update"], {"inline_policy": [{"name": "run", "policy": narrow}]},
+        {"inline_policy": [{"name": "run", "policy": document(allow("s3:*"))}]}))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and "wildcard granted: `s3:*` on `*`" in report
+
+
+def test_a_new_policy_known_only_after_apply_is_listed_for_review(tmp_path: Path) -> None:
+    plan = plan_document(resource_change("aws_iam_role_policy.run", "aws_iam_role_policy", ["create"], None,
+                                         {"name": "retail-run-dev", "role": "retail-task-dev"},
+                                         change_after_unknown={"id": True, "policy": True}))
+    status, report = review(tmp_path, plan)
+    assert status == 0
+    assert risk_rows(report) == ["| medium | `iam-gain` | retail-dev | `aws_iam_role_policy.run` | `policy` is known "
+                                 "only after apply: review the policy in the synthesized JSON |"]
+
+
+def test_a_deny_dropped_from_a_policy_is_a_gain(tmp_path: Path) -> None:
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*",
+            "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1"}}}
+    plan = plan_document(resource_change("aws_s3_bucket_policy.archive", "aws_s3_bucket_policy", ["update"],
+                                         {"bucket": "b", "policy": document(deny)}, {"bucket": "b", "policy": document()}))
+    status, report = review(tmp_path, plan)
+    assert status == 0 and [row.split(" | ")[-1] for row in risk_rows(report)] == [
+        "a Deny is dropped: `s3:*` on `arn:aws:s3:::b/*` to `\"*\"` is no longer denied |"]
 
 
 def test_imports_and_moves_without_other_change_are_listed(tmp_path: Path) -> None:

@@ -367,16 +367,36 @@ def policy_gains(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if change.type not in iam.POLICY_ATTRIBUTES or change.kind == "delete":
         return
     attribute, resource_policy = iam.POLICY_ATTRIBUTES[change.type]
-    if change.unknown(attribute):
-        if change.kind != "create":
+    yield from _document_gains(change, plan, attribute, resource_policy, (attribute,))
+    if change.type == "aws_iam_role":  # inline_policy blocks: identity policies kept on the role itself
+        for index, _ in enumerate(change.after_value("inline_policy") or []):
+            yield from _document_gains(change, plan, "inline_policy", False, ("inline_policy", index, "policy"))
+
+
+def _document_gains(change: Change, plan: StackPlan, attribute: str, resource_policy: bool,
+                    path: tuple[Any, ...]) -> Iterator[Risk]:
+    """What one policy document of a change grants that it did not, and the Denies it drops."""
+    if change.unknown(*path):
+        # a policy the resource may leave unset (AWS fills in a default) is unknown on every create: noise
+        if change.kind != "create" or change.type not in iam.OPTIONAL_POLICIES:
             yield _risk(MEDIUM, "iam-gain", change, plan,
                         f"`{attribute}` is known only after apply: review the policy in the synthesized JSON")
         return
+    old_document = change.before_value(*path) if change.kind != "create" else None
+    if path[0] == "inline_policy":  # the same policy by name, wherever it sits in the list
+        name = change.after_value("inline_policy", path[1], "name")
+        old_document = next((b.get("policy") for b in change.before_value("inline_policy") or []
+                             if isinstance(b, dict) and b.get("name") == name), None)
     try:
-        added = iam.grants(change.after_value(attribute)) - iam.grants(change.before_value(attribute))
+        before = iam.grants(old_document)
+        added = iam.grants(change.after_value(*path)) - before
+        dropped = {d for d in iam.grants(old_document, "Deny") - iam.grants(change.after_value(*path), "Deny")
+                   if "aws:SecureTransport" not in d.condition}  # that one is the tls rule's
     except iam.PolicyParseError as error:
         yield _risk(MEDIUM, "iam-gain", change, plan, f"`{attribute}`: {error}")
         return
+    if dropped:
+        yield _risk(MEDIUM, "iam-gain", change, plan, f"a Deny is dropped: {iam.summarize(dropped)} is no longer denied")
     if not added:
         return
     wide = {g for g in added if g.wildcard(resource_policy, plan.accounts)}
@@ -386,7 +406,6 @@ def policy_gains(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if narrow:
         verb = "grants" if change.kind == "create" else "gains"
         yield _risk(MEDIUM, "iam-gain", change, plan, f"{verb} {iam.summarize(narrow)}")
-        before = iam.grants(change.before_value(attribute))
         unconditioned = {g for g in narrow if not g.condition
                          and any(b.condition and (b.action, b.resource, b.principal) == (g.action, g.resource, g.principal)
                                  for b in before)}
