@@ -199,6 +199,50 @@ def test_a_deny_dropped_from_a_policy_is_a_gain(tmp_path: Path) -> None:
         "a Deny is dropped: `s3:*` on `arn:aws:s3:::b/*` to `\"*\"` is no longer denied |"]
 
 
+@pytest.mark.parametrize(("actions", "after", "reason"), [
+    (["delete"], None, "the account's public access block is removed"),
+    (["update"], {"block_public_acls": True, "block_public_policy": False, "ignore_public_acls": True,
+                  "restrict_public_buckets": True}, "public access block relaxed: `block_public_policy` off"),
+])
+def test_the_account_public_access_block_removed_or_relaxed_is_high(tmp_path: Path, actions: list[str],
+                                                                   after: Any, reason: str) -> None:
+    before = dict.fromkeys(("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"),
+                           True)
+    plan = plan_document(resource_change("aws_s3_account_public_access_block.account",
+                                         "aws_s3_account_public_access_block", actions, before, after))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and [row.split(" | ")[-1] for row in risk_rows(report)] == [f"{reason} |"]
+
+
+def test_a_bucket_acl_granting_the_public_is_high(tmp_path: Path) -> None:
+    plan = plan_document(resource_change("aws_s3_bucket_acl.site", "aws_s3_bucket_acl", ["update"],
+                                         {"bucket": "b", "acl": "private"}, {"bucket": "b", "acl": "public-read"}))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and "the bucket ACL is `public-read`: anyone may read it" in report
+
+
+def test_a_replacement_that_forgets_the_old_object_does_not_claim_to_destroy_it(tmp_path: Path) -> None:
+    plan = plan_document(resource_change("aws_db_instance.main", "aws_db_instance", ["create", "forget"],
+                                         {"identifier": "retail-db-dev"}, {"identifier": "retail-db-dev"}))
+    status, report = review(tmp_path, plan)
+    assert status == 0 and "destroys" not in report
+    assert [row.split(" | ")[1] for row in risk_rows(report)] == ["`stateful-forget`"]
+    assert "replaced, but the old object is only forgotten" in report
+
+
+def test_a_deposed_object_deleted_and_a_tainted_replacement_say_so(tmp_path: Path) -> None:
+    plan = plan_document(
+        resource_change("aws_db_instance.main", "aws_db_instance", ["delete"], {"identifier": "retail-db-dev"},
+                        deposed="0f1e2d3c"),
+        resource_change("aws_kinesis_stream.feed", "aws_kinesis_stream", ["delete", "create"],
+                        {"name": "feed-dev"}, {"name": "feed-dev"}, action_reason="replace_because_tainted"))
+    status, report = review(tmp_path, plan)
+    assert status == 1
+    assert "the deposed object 0f1e2d3c (left by an interrupted create-before-destroy replacement) is deleted" in report
+    assert "| `-` delete | `aws_db_instance.main` (deposed 0f1e2d3c) |" in report
+    assert "replaced because it is tainted" in report
+
+
 def test_imports_and_moves_without_other_change_are_listed(tmp_path: Path) -> None:
     plan = plan_document(
         resource_change("aws_s3_bucket.archive", "aws_s3_bucket", ["no-op"], {"bucket": "b"}, {"bucket": "b"},

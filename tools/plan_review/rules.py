@@ -126,11 +126,24 @@ def stateful_replace_delete_or_forget(change: Change, plan: StackPlan) -> Iterat
     if not lost or change.kind not in ("replace", "delete"):
         return
     if change.kind == "delete":
-        yield _risk(HIGH, "stateful-delete", change, plan, f"deleted: loses {lost}")
+        what = f"the deposed object {change.deposed} (left by an interrupted create-before-destroy replacement) is " \
+            "deleted" if change.deposed else "deleted"
+        yield _risk(HIGH, "stateful-delete", change, plan, f"{what}: loses {lost}")
         return
     forcing = sorted({row.path for row in attribute_changes(change) if row.forces_replacement})
-    why = f"{', '.join(f'`{p}`' for p in forcing)} forces replacement" if forcing else "replaced"
+    why = f"{', '.join(f'`{p}`' for p in forcing)} forces replacement" if forcing else \
+        REPLACE_REASONS.get(change.action_reason, "replaced")
+    if change.forgets_old:  # ["create", "forget"]: a `removed` block with destroy = false keeps the old one
+        yield _risk(MEDIUM, "stateful-forget", change, plan,
+                    f"{why}, but the old object is only forgotten: it stays in AWS with {lost.removeprefix('the ')}, "
+                    "unmanaged and still billed, beside the new one")
+        return
     yield _risk(HIGH, "stateful-replace", change, plan, f"{why}: destroys {lost}")
+
+
+REPLACE_REASONS = {"replace_because_tainted": "replaced because it is tainted (a failed create or `terraform taint`)",
+                   "replace_by_request": "replaced as requested (`-replace`)",
+                   "replace_by_triggers": "replaced by `replace_triggered_by`"}
 
 
 @rule("engine-major-upgrade")
@@ -280,6 +293,8 @@ PUBLIC_FLAGS = {
     "map_public_ip_on_launch": "the subnet gives every network interface a public IP",
     "associate_public_ip_address": "the instance gets a public IP",
 }
+PUBLIC_ACLS = {"public-read": "anyone may read it", "public-read-write": "anyone may read and write it",
+               "authenticated-read": "any AWS account may read it"}
 PUBLIC_ACCESS_BLOCK = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
 
 
@@ -290,9 +305,14 @@ def public_access(change: Change, plan: StackPlan) -> Iterator[Risk]:
             yield _risk(HIGH, "public-access", change, plan, f"`{flag}` is on: {consequence}")
     if change.type == "aws_ecs_service" and _went(change, ("network_configuration", 0, "assign_public_ip"), False, True):
         yield _risk(HIGH, "public-access", change, plan, "`assign_public_ip` is on: tasks get public IPs")
-    if change.type == "aws_s3_bucket_public_access_block":
+    if change.type in ("aws_s3_bucket_acl", "aws_s3_bucket") and change.kind != "delete" and \
+            change.after_value("acl") in PUBLIC_ACLS and change.before_value("acl") != change.after_value("acl"):
+        yield _risk(HIGH, "public-access", change, plan,
+                    f"the bucket ACL is `{change.after_value('acl')}`: {PUBLIC_ACLS[change.after_value('acl')]}")
+    if change.type in ("aws_s3_bucket_public_access_block", "aws_s3_account_public_access_block"):
+        whose = "the account's" if change.type == "aws_s3_account_public_access_block" else "the bucket's"
         if change.kind == "delete" and not _with_parent_bucket(change, plan):
-            yield _risk(HIGH, "public-access", change, plan, "the bucket's public access block is removed")
+            yield _risk(HIGH, "public-access", change, plan, f"{whose} public access block is removed")
         opened = [flag for flag in PUBLIC_ACCESS_BLOCK if _went(change, (flag,), True, False)]
         if opened:
             yield _risk(HIGH, "public-access", change, plan,
