@@ -253,3 +253,17 @@ def test_imports_and_moves_without_other_change_are_listed(tmp_path: Path) -> No
     assert status == 0
     assert "| import | `aws_s3_bucket.archive` | | | |" in report
     assert "| moved | `aws_sqs_queue.jobs` (from `aws_sqs_queue.queue`) | | | |" in report
+
+
+def test_a_change_no_provider_schema_would_give_exits_2_naming_it_rather_than_crash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = plan_document(resource_change("aws_security_group.db", "aws_security_group", ["update"],
+                                         {"ingress": []}, {"ingress": 22}))
+    source = tmp_path / "retail-dev.json"
+    source.write_text(json.dumps(plan))
+    out = tmp_path / "report.md"
+    out.write_text("previous report")
+    assert main([str(source), "--acknowledgements", str(tmp_path / "none.toml"), "--out", str(out)]) == 2
+    assert "aws_security_group.db: the `security_group_open_to_the_world` rule cannot read this change" in \
+        capsys.readouterr().err
+    assert out.read_text() == "previous report"

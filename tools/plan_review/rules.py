@@ -15,7 +15,7 @@ from policy.conventions import REQUIRED_TAGS, carries_suffix
 from policy.resource_types import name_attribute, resource_type
 from tools.plan_review import iam
 from tools.plan_review.diff import attribute_changes
-from tools.plan_review.model import Change, StackPlan
+from tools.plan_review.model import Change, PlanInputError, StackPlan
 
 HIGH, MEDIUM = "high", "medium"
 RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
@@ -50,7 +50,15 @@ def rule(*ids: str) -> Callable[[Rule], Rule]:
 
 def assess(plan: StackPlan) -> list[Risk]:
     """Every risk in one stack's plan, high first, then by address."""
-    found = [risk for change in plan.managed_changes() for check in RULES for risk in check(change, plan)]
+    found = []
+    for change in plan.managed_changes():
+        for check in RULES:
+            try:
+                found.extend(check(change, plan))
+            except (TypeError, AttributeError, ValueError, KeyError, IndexError) as error:
+                # a shape no provider schema gives: stop with bad input rather than pass the change unread
+                raise PlanInputError(f"{plan.source}: {change.address}: the `{check.__name__}` rule cannot read this "
+                                     f"change ({type(error).__name__}: {error}); nothing was reviewed") from error
     return sorted(set(found), key=lambda r: (r.severity != HIGH, r.address, r.rule, r.reason))
 
 
