@@ -267,3 +267,16 @@ def test_a_change_no_provider_schema_would_give_exits_2_naming_it_rather_than_cr
     assert "aws_security_group.db: the `security_group_open_to_the_world` rule cannot read this change" in \
         capsys.readouterr().err
     assert out.read_text() == "previous report"
+
+
+def test_a_new_group_open_to_the_world_is_high_though_its_egress_is_known_only_after_apply(tmp_path: Path) -> None:
+    """What `terraform plan` gives for an aws_security_group created with one ingress block and no egress."""
+    ingress = {"cidr_blocks": ["0.0.0.0/0"], "description": "", "from_port": 5432, "ipv6_cidr_blocks": [],
+               "prefix_list_ids": [], "protocol": "tcp", "security_groups": [], "self": False, "to_port": 5432}
+    plan = plan_document(resource_change(
+        "aws_security_group.db", "aws_security_group", ["create"], None, {"name": "retail-db-dev", "ingress": [ingress]},
+        change_after_unknown={"arn": True, "egress": True, "id": True, "ingress": [
+            {"cidr_blocks": [False], "ipv6_cidr_blocks": [], "prefix_list_ids": [], "security_groups": []}]}))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and "| HIGH | `open-security-group` | retail-dev | `aws_security_group.db` | ingress from " \
+        "0.0.0.0/0 on tcp 5432 |" in report

@@ -330,8 +330,8 @@ def public_access(change: Change, plan: StackPlan) -> Iterator[Risk]:
 @rule("open-security-group")
 def security_group_open_to_the_world(change: Change, plan: StackPlan) -> Iterator[Risk]:
     for direction, cidrs, ports in _world_rules(change.type, change.after) - _world_rules(change.type, change.before):
-        if change.unknown("ingress") or change.unknown("egress"):
-            continue
+        # (a group's inline rules only known after apply show no rule at all; `egress` unknown, as it is
+        # on every new group that leaves it to AWS's default, says nothing about the ingress found)
         severity = HIGH if direction == "ingress" else MEDIUM
         verb = "ingress from" if direction == "ingress" else "egress to"
         yield _risk(severity, "open-security-group", change, plan, f"{verb} {cidrs} on {ports}")
