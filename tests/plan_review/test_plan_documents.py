@@ -241,6 +241,7 @@ def test_a_deposed_object_deleted_and_a_tainted_replacement_say_so(tmp_path: Pat
     assert "the deposed object 0f1e2d3c (left by an interrupted create-before-destroy replacement) is deleted" in report
     assert "| `-` delete | `aws_db_instance.main` (deposed 0f1e2d3c) |" in report
     assert "replaced because it is tainted" in report
+    assert "| `-/+` replace (tainted) | `aws_kinesis_stream.feed` |" in report
 
 
 def test_imports_and_moves_without_other_change_are_listed(tmp_path: Path) -> None:

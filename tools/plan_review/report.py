@@ -12,6 +12,13 @@ MARKER = "<!-- plan-review -->"  # the workflow finds its sticky comment by this
 MAX_CHARS = 60_000  # a GitHub comment holds 65,536 characters
 MAX_ROWS_PER_RESOURCE = 12
 SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "read": "<="}
+WHY = {  # the plan's action_reason, in the report's words
+    "replace_because_tainted": "tainted", "replace_by_request": "`-replace` requested",
+    "replace_by_triggers": "`replace_triggered_by`", "replace_because_cannot_update": "cannot update in place",
+    "delete_because_no_resource_config": "not in the configuration", "delete_because_no_module": "its module is gone",
+    "delete_because_wrong_repetition": "count/for_each changed", "delete_because_count_index": "index beyond count",
+    "delete_because_each_key": "key gone from for_each", "delete_because_no_move_target": "moved nowhere",
+}
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,8 @@ def _changes(plan: StackPlan) -> list[str]:
             ("import" if change.importing else "moved")
         if change.kind != "no-op" and change.importing:
             action += " (import)"
+        if change.action_reason in WHY:
+            action += f" ({WHY[change.action_reason]})"
         resource = _cell(f"`{change.address}`" + (f" (deposed {change.deposed})" if change.deposed else ""))
         if change.previous_address:
             resource += _cell(f" (from `{change.previous_address}`)")
