@@ -281,3 +281,34 @@ def test_a_new_group_open_to_the_world_is_high_though_its_egress_is_known_only_a
     status, report = review(tmp_path, plan)
     assert status == 1 and "| HIGH | `open-security-group` | retail-dev | `aws_security_group.db` | ingress from " \
         "0.0.0.0/0 on tcp 5432 |" in report
+
+
+def test_outputs_and_drift_are_reported_with_their_sensitive_values_masked(tmp_path: Path) -> None:
+    sensitive = {"value": True}
+    plan = plan_document(
+        resource_change("aws_ssm_parameter.dsn", "aws_ssm_parameter", ["no-op"], {"value": "now", "tier": "Advanced"},
+                        {"value": "now", "tier": "Advanced"}, change_before_sensitive=sensitive,
+                        change_after_sensitive=sensitive),
+        resource_drift=[
+            resource_change("aws_ssm_parameter.dsn", "aws_ssm_parameter", ["update"],
+                            {"value": "drifted-secret-old", "tier": "Standard"},
+                            {"value": "drifted-secret-new", "tier": "Advanced"},
+                            change_before_sensitive=sensitive, change_after_sensitive=sensitive),
+            resource_change("aws_sqs_queue.jobs", "aws_sqs_queue", ["delete"], {"name": "jobs-dev"})],
+        output_changes={
+            "stream_name": {"actions": ["update"], "before": "retail-updates-dev", "after": "retail-feed-dev",
+                            "after_unknown": False, "before_sensitive": False, "after_sensitive": False},
+            "redis_token": {"actions": ["update"], "before": "tok-old-1", "after": "tok-new-2", "after_unknown": False,
+                            "before_sensitive": True, "after_sensitive": True},
+            "bucket_arn": {"actions": ["create"], "before": None, "after": None, "after_unknown": True,
+                           "before_sensitive": False, "after_sensitive": False},
+            "db_port": {"actions": ["no-op"], "before": 5432, "after": 5432, "after_unknown": False,
+                        "before_sensitive": False, "after_sensitive": False}})
+    status, report = review(tmp_path, plan)
+    assert status == 0 and "drifted-secret" not in report and "tok-" not in report
+    assert "| `aws_ssm_parameter.dsn` | `tier` | `Standard` | `Advanced` |" in report
+    assert "| | `value` | (sensitive) | (sensitive) |" in report.replace("|  |", "| |")
+    assert "| `aws_sqs_queue.jobs` | deleted outside Terraform | | |" in report
+    assert "| `~` update | `stream_name` | `retail-updates-dev` | `retail-feed-dev` |" in report
+    assert "| `~` update | `redis_token` | (sensitive) | (sensitive) |" in report
+    assert "| `+` create | `bucket_arn` |  | (known after apply) |" in report and "db_port" not in report

@@ -59,6 +59,17 @@ class Change:
 
 
 @dataclass(frozen=True)
+class OutputChange:
+    """A root module output the plan changes (what other stacks and `cdktf output` read)."""
+    name: str
+    kind: str
+    before: Any
+    after: Any
+    unknown: bool
+    sensitive: bool
+
+
+@dataclass(frozen=True)
 class StackPlan:
     stack: str
     source: Path
@@ -68,6 +79,8 @@ class StackPlan:
     region: str = ""  # the aws provider's region, when a constant in the configuration
     # Per resource address (without index), per attribute: the resource addresses its expression names.
     references: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    drift: tuple[Change, ...] = ()  # what changed outside Terraform since the last apply (`resource_drift`)
+    outputs: tuple[OutputChange, ...] = ()
 
     def deleted(self, type_: str) -> Iterator[Change]:
         """The resources of one type this plan deletes (or replaces)."""
@@ -159,7 +172,26 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
     if document.get("errored"):
         raise PlanInputError(f"{path}: the plan errored; fix the plan before reviewing it")
     changes = []
-    for index, raw_change in enumerate(document.get("resource_changes") or []):
+    changes = _changes(path, document, "resource_changes")
+    drift = _changes(path, document, "resource_drift")
+    outputs = []
+    for name, output in sorted((document.get("output_changes") or {}).items()):
+        if not isinstance(output, dict) or list(output.get("actions") or []) == ["no-op"]:
+            continue
+        outputs.append(OutputChange(
+            name=str(name), kind=kind_of(list(output.get("actions") or [])), before=output.get("before"),
+            after=output.get("after"), unknown=bool(output.get("after_unknown")),
+            sensitive=bool(output.get("before_sensitive") or output.get("after_sensitive"))))
+    region = dig(document, ("configuration", "provider_config", "aws", "expressions", "region", "constant_value"))
+    return StackPlan(stack=stack or path.stem, source=path, changes=changes, drift=drift, outputs=tuple(outputs),
+                     default_tags=_default_tags(document), accounts=_accounts(document),
+                     region=region if isinstance(region, str) else "", references=_references(document))
+
+
+def _changes(path: Path, document: dict[str, Any], section: str) -> tuple[Change, ...]:
+    """The `resource_changes` (or `resource_drift`) of a plan document as Change objects."""
+    changes = []
+    for index, raw_change in enumerate(document.get(section) or []):
         try:
             change = raw_change["change"]
             address = raw_change["address"]
@@ -177,13 +209,10 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
                 importing=bool(change.get("importing")),
             ))
         except (KeyError, TypeError) as error:
-            raise PlanInputError(f"{path}: resource_changes[{index}] is malformed (missing {error})") from error
+            raise PlanInputError(f"{path}: {section}[{index}] is malformed (missing {error})") from error
         except PlanInputError as error:
-            raise PlanInputError(f"{path}: resource_changes[{index}] ({raw_change.get('address')}): {error}") from error
-    region = dig(document, ("configuration", "provider_config", "aws", "expressions", "region", "constant_value"))
-    return StackPlan(stack=stack or path.stem, source=path, changes=tuple(changes),
-                     default_tags=_default_tags(document), accounts=_accounts(document),
-                     region=region if isinstance(region, str) else "", references=_references(document))
+            raise PlanInputError(f"{path}: {section}[{index}] ({raw_change.get('address')}): {error}") from error
+    return tuple(changes)
 
 
 def _references(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]]]:

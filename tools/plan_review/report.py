@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tools.plan_review import cost
-from tools.plan_review.diff import attribute_changes
-from tools.plan_review.model import CHANGE_KINDS, StackPlan
+from tools.plan_review.diff import MASK, UNKNOWN, attribute_changes
+from tools.plan_review.diff import render as value_text
+from tools.plan_review.model import CHANGE_KINDS, OutputChange, StackPlan
 from tools.plan_review.rules import HIGH, Risk
 
 MARKER = "<!-- plan-review -->"  # the workflow finds its sticky comment by this line
@@ -62,6 +63,8 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
     lines.append("")
     for item in reviewed:
         lines += _changes(item.plan)
+        lines += _drift(item.plan)
+        lines += _outputs(item.plan)
         if item.cost is not None:
             lines += cost.render(item.cost)
     if footer:
@@ -109,6 +112,48 @@ def _changes(plan: StackPlan) -> list[str]:
             lines.append(f"| | | *{len(rows) - MAX_ROWS_PER_RESOURCE} more attributes* | | |")
     lines += ["", "</details>", ""]
     return lines
+
+
+def _drift(plan: StackPlan) -> list[str]:
+    """What changed outside Terraform since the last apply: the plan may undo it, or keep it if ignored."""
+    drifted = [c for c in plan.drift if c.managed and c.kind != "no-op"]
+    if not drifted:
+        return []
+    lines = [f"### {plan.stack}: changed outside Terraform", "",
+             "What AWS holds now differs from the last apply; the changes above start from it.", "",
+             "| resource | attribute | recorded | now |", "|---|---|---|---|"]
+    for change in drifted:
+        resource = _cell(f"`{change.address}`")
+        rows = attribute_changes(change)
+        if not rows:
+            lines.append(f"| {resource} | {'deleted outside Terraform' if change.kind == 'delete' else ''} | | |")
+        for index, row in enumerate(rows[:MAX_ROWS_PER_RESOURCE]):
+            lines.append(f"| {resource if index == 0 else ''} | {_cell(f'`{row.path}`')} | {_cell(_code(row.before))} "
+                         f"| {_cell(_code(row.after))} |")
+        if len(rows) > MAX_ROWS_PER_RESOURCE:
+            lines.append(f"| | *{len(rows) - MAX_ROWS_PER_RESOURCE} more attributes* | | |")
+    return [*lines, ""]
+
+
+def _outputs(plan: StackPlan) -> list[str]:
+    """Root outputs the plan changes: what other stacks and deploy scripts read."""
+    if not plan.outputs:
+        return []
+    lines = [f"### {plan.stack}: outputs", "", "| action | output | before | after |", "|---|---|---|---|"]
+    for output in plan.outputs:
+        lines.append(f"| `{SYMBOL.get(output.kind, output.kind)}` {output.kind} | `{_cell(output.name)}` "
+                     f"| {_cell(_output_value(output, 'before'))} | {_cell(_output_value(output, 'after'))} |")
+    return [*lines, ""]
+
+
+def _output_value(output: OutputChange, side: str) -> str:
+    value = output.before if side == "before" else output.after
+    if side == "after" and output.unknown:
+        return UNKNOWN
+    if value is None:
+        absent = (side == "before" and output.kind == "create") or (side == "after" and output.kind == "delete")
+        return "" if absent else _code(value_text(None))
+    return MASK if output.sensitive else _code(value_text(value))
 
 
 def _code(value: str) -> str:
