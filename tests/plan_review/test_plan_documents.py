@@ -312,3 +312,28 @@ def test_outputs_and_drift_are_reported_with_their_sensitive_values_masked(tmp_p
     assert "| `~` update | `stream_name` | `retail-updates-dev` | `retail-feed-dev` |" in report
     assert "| `~` update | `redis_token` | (sensitive) | (sensitive) |" in report
     assert "| `+` create | `bucket_arn` |  | (known after apply) |" in report and "db_port" not in report
+
+
+def test_a_targeted_or_deferred_plan_is_called_incomplete(tmp_path: Path) -> None:
+    stream = resource_change("aws_kinesis_stream.feed", "aws_kinesis_stream", ["update"], {"shard_count": 1},
+                             {"shard_count": 2})
+    _, targeted = review(tmp_path, plan_document(stream, complete=False, applyable=True))
+    assert "**retail-dev: this plan is incomplete** (planned with `-target`, or with changes deferred): it does not " \
+        "show every change" in targeted
+    deferred = plan_document(stream, deferred_changes=[{"reason": "resource_config_unknown", "resource_change": resource_change(
+        'aws_s3_bucket.logs["x"]', "aws_s3_bucket", ["create"], None, {"bucket": "x"})}])
+    _, report = review(tmp_path, deferred)
+    assert 'deferred: `aws_s3_bucket.logs["x"]` (resource_config_unknown))' in report
+    _, whole = review(tmp_path, plan_document(stream, complete=True))
+    assert "incomplete" not in whole
+
+
+def test_a_failing_check_block_is_shown_though_terraform_only_warns(tmp_path: Path) -> None:
+    """`checks` as `terraform show -json` writes it for a `check` block whose assertion fails."""
+    checks = [{"address": {"kind": "check", "name": "archive", "to_display": "check.archive"}, "status": "fail",
+               "instances": [{"address": {"to_display": "check.archive"}, "status": "fail",
+                              "problems": [{"message": "the archive bucket has no replication"}]}]},
+              {"address": {"kind": "check", "name": "ok", "to_display": "check.ok"}, "status": "pass", "instances": []}]
+    _, report = review(tmp_path, plan_document(checks=checks))
+    assert "**retail-dev: check `check.archive` fails**: the archive bucket has no replication (Terraform only warns)." \
+        in report and "check.ok" not in report

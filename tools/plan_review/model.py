@@ -80,6 +80,9 @@ class StackPlan:
     # Per resource address (without index), per attribute: the resource addresses its expression names.
     references: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     drift: tuple[Change, ...] = ()  # what changed outside Terraform since the last apply (`resource_drift`)
+    complete: bool = True  # False for a `-target` plan, or one with deferred changes: not every change is in it
+    deferred: tuple[tuple[str, str], ...] = ()  # (address, reason) of changes deferred to a later plan
+    failed_checks: tuple[tuple[str, str, str], ...] = ()  # (check address, status, problem) of `checks` that fail
     outputs: tuple[OutputChange, ...] = ()
 
     def deleted(self, type_: str) -> Iterator[Change]:
@@ -183,9 +186,27 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
             after=output.get("after"), unknown=bool(output.get("after_unknown")),
             sensitive=bool(output.get("before_sensitive") or output.get("after_sensitive"))))
     region = dig(document, ("configuration", "provider_config", "aws", "expressions", "region", "constant_value"))
+    deferred = tuple((str(dig(d, ("resource_change", "address"))), str(d.get("reason") or ""))
+                     for d in document.get("deferred_changes") or [] if isinstance(d, dict))
     return StackPlan(stack=stack or path.stem, source=path, changes=changes, drift=drift, outputs=tuple(outputs),
+                     complete=document.get("complete") is not False and not deferred, deferred=deferred,
+                     failed_checks=_failed_checks(document),
                      default_tags=_default_tags(document), accounts=_accounts(document),
                      region=region if isinstance(region, str) else "", references=_references(document))
+
+
+def _failed_checks(document: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """`check` blocks, preconditions and postconditions whose status is fail or error: Terraform only warns."""
+    found = []
+    for result in document.get("checks") or []:
+        if not isinstance(result, dict) or result.get("status") not in ("fail", "error"):
+            continue
+        for instance in result.get("instances") or [{}]:
+            if isinstance(instance, dict) and instance.get("status", result["status"]) in ("fail", "error"):
+                address = dig(instance, ("address", "to_display")) or dig(result, ("address", "to_display"))
+                problems = [str(p.get("message")) for p in instance.get("problems") or [] if isinstance(p, dict)]
+                found.append((str(address), str(instance.get("status", result["status"])), "; ".join(problems)))
+    return tuple(found)
 
 
 def _changes(path: Path, document: dict[str, Any], section: str) -> tuple[Change, ...]:

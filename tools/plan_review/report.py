@@ -62,6 +62,15 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
         lines.append(f"| {item.plan.stack} | " + " | ".join(str(counts[k]) for k in CHANGE_KINDS) + " |")
     lines.append("")
     for item in reviewed:
+        if not item.plan.complete:
+            deferred = "; ".join(f"`{address}` ({reason})" for address, reason in item.plan.deferred)
+            lines += [f"**{item.plan.stack}: this plan is incomplete** (planned with `-target`, or with changes deferred"
+                      f"{': ' + _cell(deferred) if deferred else ''}): it does not show every change the configuration "
+                      "makes, and neither does this review.", ""]
+        for address, status, problem in item.plan.failed_checks:
+            lines += [f"**{item.plan.stack}: check `{_cell(address)}` {'fails' if status == 'fail' else 'errors'}**"
+                      f"{': ' + _cell(problem) if problem else ''} (Terraform only warns).", ""]
+    for item in reviewed:
         lines += _changes(item.plan)
         lines += _drift(item.plan)
         lines += _outputs(item.plan)
