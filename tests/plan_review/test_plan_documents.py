@@ -337,3 +337,10 @@ def test_a_failing_check_block_is_shown_though_terraform_only_warns(tmp_path: Pa
     _, report = review(tmp_path, plan_document(checks=checks))
     assert "**retail-dev: check `check.archive` fails**: the archive bucket has no replication (Terraform only warns)." \
         in report and "check.ok" not in report
+
+
+@pytest.mark.parametrize("type_", ["aws_ebs_volume", "aws_opensearch_domain", "aws_cognito_user_pool",
+                                   "aws_kms_replica_key", "aws_msk_cluster"])
+def test_deleting_a_store_this_project_does_not_make_is_still_a_stateful_delete(tmp_path: Path, type_: str) -> None:
+    status, report = review(tmp_path, plan_document(resource_change(f"{type_}.this", type_, ["delete"], {"id": "x"})))
+    assert status == 1 and [row.split(" | ")[1] for row in risk_rows(report)] == ["`stateful-delete`"]
