@@ -344,3 +344,14 @@ def test_a_failing_check_block_is_shown_though_terraform_only_warns(tmp_path: Pa
 def test_deleting_a_store_this_project_does_not_make_is_still_a_stateful_delete(tmp_path: Path, type_: str) -> None:
     status, report = review(tmp_path, plan_document(resource_change(f"{type_}.this", type_, ["delete"], {"id": "x"})))
     assert status == 1 and [row.split(" | ")[1] for row in risk_rows(report)] == ["`stateful-delete`"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_a_plan_saved_with_a_byte_order_mark_is_reviewed(tmp_path: Path, encoding: str) -> None:
+    """`terraform show -json plan > plan.json` in Windows PowerShell writes UTF-16 with a byte order mark."""
+    source = tmp_path / "retail-dev.json"
+    source.write_bytes(json.dumps(plan_document(resource_change("aws_kinesis_stream.feed", "aws_kinesis_stream", ["delete"],
+                                                                {"name": "feed-dev"}))).encode(encoding))
+    out = tmp_path / "report.md"
+    assert main([str(source), "--acknowledgements", str(tmp_path / "none.toml"), "--out", str(out)]) == 1
+    assert "`stateful-delete`" in out.read_text()

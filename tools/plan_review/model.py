@@ -1,6 +1,7 @@
 """One stack's plan, read from `terraform show -json`: its resource changes, in our words."""
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -158,7 +159,10 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
         raise PlanInputError(f"{path}: a binary plan file; review its JSON instead: "
                              f"`terraform show -json {path.name} > {path.stem}.json`")
     try:
-        document = json.loads(raw.decode("utf-8"))
+        # PowerShell's `>` writes UTF-16 with a byte order mark; some editors add one to UTF-8
+        text = raw.decode("utf-16") if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) \
+            else raw.decode("utf-8-sig")
+        document = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PlanInputError(f"{path}: not JSON ({error}); give `terraform show -json PLAN` output") from error
     if not isinstance(document, dict) or "format_version" not in document or "terraform_version" not in document:
