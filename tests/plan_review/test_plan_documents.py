@@ -355,3 +355,30 @@ def test_a_plan_saved_with_a_byte_order_mark_is_reviewed(tmp_path: Path, encodin
     out = tmp_path / "report.md"
     assert main([str(source), "--acknowledgements", str(tmp_path / "none.toml"), "--out", str(out)]) == 1
     assert "`stateful-delete`" in out.read_text()
+
+
+def _deferred_policy(actions: list[str]) -> dict[str, Any]:
+    """A role policy reading an aws_iam_policy_document that waits for a new bucket's ARN, as the
+    hashicorp/aws provider plans it: the document is read at apply, the policy unknown."""
+    statement = {"actions": actions, "condition": [], "effect": None, "not_actions": None, "not_principals": [],
+                 "not_resources": None, "principals": [], "resources": [None], "sid": None}
+    configuration = {"provider_config": {}, "root_module": {"module_calls": {"app": {"module": {"resources": [
+        {"address": "aws_iam_role_policy.run", "mode": "managed", "type": "aws_iam_role_policy", "name": "run",
+         "expressions": {"name": {"constant_value": "run"},
+                         "policy": {"references": ["data.aws_iam_policy_document.run.json",
+                                                   "data.aws_iam_policy_document.run"]}}}]}}}}}
+    return plan_document(
+        resource_change('module.app["eu"].data.aws_iam_policy_document.run', "aws_iam_policy_document", ["read"], None,
+                        {"statement": [statement]}, mode="data", action_reason="read_because_config_unknown"),
+        resource_change('module.app["eu"].aws_iam_role_policy.run', "aws_iam_role_policy", ["create"], None,
+                        {"name": "retail-run-dev"}, change_after_unknown={"id": True, "policy": True, "role": True}),
+        configuration=configuration)
+
+
+def test_a_wildcard_in_a_policy_document_read_only_at_apply_is_high(tmp_path: Path) -> None:
+    status, report = review(tmp_path, _deferred_policy(["s3:GetObject", "*"]))
+    assert status == 1
+    assert "| HIGH | `iam-wildcard` | retail-dev | `module.app[\"eu\"].aws_iam_role_policy.run` | wildcard granted (by " \
+        "`module.app[\"eu\"].data.aws_iam_policy_document.run`, read at apply): `*` on `(known after apply)` |" in report
+    status, report = review(tmp_path, _deferred_policy(["s3:GetObject"]))
+    assert status == 0 and "iam-wildcard" not in report

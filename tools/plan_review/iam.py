@@ -63,8 +63,11 @@ def _principal(principal: str) -> Any:
 def anyone(principal: str) -> bool:
     """`"*"`, or `*` among the principals of any kind: `{"AWS": "*"}`, `{"AWS": ["arn:...", "*"]}`."""
     value = _principal(principal)
-    values = value.values() if isinstance(value, dict) else [value]
-    return any(v == "*" or (isinstance(v, list) and "*" in v) for v in values)
+    for block in value if isinstance(value, list) else [value]:
+        values = block.values() if isinstance(block, dict) else [block]
+        if any(v == "*" or (isinstance(v, list) and "*" in v) for v in values):
+            return True
+    return False
 
 
 def root_account(principal: str) -> str | None:
@@ -137,6 +140,37 @@ def grants(document: Any, effect: str = "Allow") -> set[Grant]:
             for resource in resources:
                 found.add(Grant(action, resource, principal, condition))
     return found
+
+
+LATER = "(known after apply)"
+
+
+def document_grants(after: Any) -> set[Grant]:
+    """The Allow grants an `aws_iam_policy_document` data source read only at apply already shows: its
+    `statement` blocks keep what the configuration wrote as constants; a value still unknown (an ARN of a
+    resource not yet created) reads as "(known after apply)", which is never a wildcard."""
+    found: set[Grant] = set()
+    for statement in (after or {}).get("statement") or [] if isinstance(after, dict) else []:
+        if not isinstance(statement, dict) or (statement.get("effect") or "Allow") != "Allow":
+            continue
+        not_actions = _known(statement.get("not_actions"))
+        actions = ["* except " + ", ".join(not_actions)] if not_actions else _known(statement.get("actions"))
+        resources = ["*"] if _known(statement.get("not_resources")) else _known(statement.get("resources")) or ["*"]
+        principals = [{"AWS" if p.get("type") == "AWS" else str(p.get("type")): sorted(
+            i if isinstance(i, str) else LATER for i in p.get("identifiers") or [])}
+            for p in statement.get("principals") or [] if isinstance(p, dict)]
+        principal = json.dumps(principals[0] if len(principals) == 1 else principals, sort_keys=True) \
+            if principals else ""
+        if statement.get("not_principals"):
+            principal = '"*"'
+        for action in actions:
+            for resource in resources:
+                found.add(Grant(action, "" if principal and resource == "*" else resource, principal, ""))
+    return found
+
+
+def _known(values: Any) -> list[str]:
+    return [v if isinstance(v, str) else LATER for v in values] if isinstance(values, list) else []
 
 
 def _list(value: Any) -> list[str]:

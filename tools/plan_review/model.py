@@ -84,6 +84,8 @@ class StackPlan:
     complete: bool = True  # False for a `-target` plan, or one with deferred changes: not every change is in it
     deferred: tuple[tuple[str, str], ...] = ()  # (address, reason) of changes deferred to a later plan
     failed_checks: tuple[tuple[str, str, str], ...] = ()  # (check address, status, problem) of `checks` that fail
+    # Per resource address (module path kept, instance keys dropped), per attribute: the data sources it reads.
+    data_references: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     outputs: tuple[OutputChange, ...] = ()
 
     def deleted(self, type_: str) -> Iterator[Change]:
@@ -194,7 +196,7 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
                      for d in document.get("deferred_changes") or [] if isinstance(d, dict))
     return StackPlan(stack=stack or path.stem, source=path, changes=changes, drift=drift, outputs=tuple(outputs),
                      complete=document.get("complete") is not False and not deferred, deferred=deferred,
-                     failed_checks=_failed_checks(document),
+                     failed_checks=_failed_checks(document), data_references=_data_references(document),
                      default_tags=_default_tags(document), accounts=_accounts(document),
                      region=region if isinstance(region, str) else "", references=_references(document))
 
@@ -253,6 +255,36 @@ def _references(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]
                 per_attribute[attribute] = tuple(names)
         found[str(resource.get("address"))] = per_attribute
     return found
+
+
+def _data_references(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Which data sources each configured resource's attributes read, in every module."""
+    found: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def walk(module: Any, prefix: str) -> None:
+        if not isinstance(module, dict):
+            return
+        for resource in module.get("resources") or []:
+            if not isinstance(resource, dict) or resource.get("mode") != "managed":
+                continue
+            per_attribute = {}
+            for attribute, expression in (resource.get("expressions") or {}).items():
+                names = [prefix + ".".join(r.split(".")[:3]).split("[", 1)[0]
+                         for r in _expression_references(expression) if r.startswith("data.")]
+                if names:
+                    per_attribute[attribute] = tuple(dict.fromkeys(names))
+            if per_attribute:
+                found[prefix + str(resource.get("address"))] = per_attribute
+        for name, call in (module.get("module_calls") or {}).items():
+            walk(call.get("module") if isinstance(call, dict) else None, f"{prefix}module.{name}.")
+
+    walk(dig(document, ("configuration", "root_module")), "")
+    return found
+
+
+def configured_address(address: str) -> str:
+    """`module.a["x"].aws_iam_role_policy.p[0]` -> `module.a.aws_iam_role_policy.p`: the block in the configuration."""
+    return re.sub(r'\[(?:"(?:[^"\\]|\\.)*"|[^\]]*)\]', "", address)
 
 
 def _expression_references(expression: Any) -> Iterator[str]:

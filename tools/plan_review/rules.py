@@ -15,7 +15,7 @@ from policy.conventions import REQUIRED_TAGS, carries_suffix
 from policy.resource_types import name_attribute, resource_type
 from tools.plan_review import iam
 from tools.plan_review.diff import attribute_changes
-from tools.plan_review.model import Change, PlanInputError, StackPlan
+from tools.plan_review.model import Change, PlanInputError, StackPlan, configured_address
 
 HIGH, MEDIUM = "high", "medium"
 RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
@@ -409,6 +409,7 @@ def _document_gains(change: Change, plan: StackPlan, attribute: str, resource_po
         if change.kind != "create" or change.type not in iam.OPTIONAL_POLICIES:
             yield _risk(MEDIUM, "iam-gain", change, plan,
                         f"`{attribute}` is known only after apply: review the policy in the synthesized JSON")
+        yield from _deferred_document_wildcards(change, plan, attribute, resource_policy)
         return
     old_document = change.before_value(*path) if change.kind != "create" else None
     if path[0] == "inline_policy":  # the same policy by name, wherever it sits in the list
@@ -439,6 +440,21 @@ def _document_gains(change: Change, plan: StackPlan, attribute: str, resource_po
                                  for b in before)}
         if unconditioned:
             yield _risk(MEDIUM, "iam-gain", change, plan, f"condition dropped from {iam.summarize(unconditioned)}")
+
+
+def _deferred_document_wildcards(change: Change, plan: StackPlan, attribute: str,
+                                 resource_policy: bool) -> Iterator[Risk]:
+    """A policy unknown because the `aws_iam_policy_document` it reads waits for apply (it names a resource
+    not yet created) still shows its constant actions and principals there: a wildcard among them is one."""
+    sources = plan.data_references.get(configured_address(change.address), {}).get(attribute, ())
+    for source in sources:
+        for data in plan.changes:
+            if data.mode != "data" or data.type != "aws_iam_policy_document" or configured_address(data.address) != source:
+                continue
+            wide = {g for g in iam.document_grants(data.after) if g.wildcard(resource_policy, plan.accounts)}
+            if wide:
+                yield _risk(HIGH, "iam-wildcard", change, plan,
+                            f"wildcard granted (by `{data.address}`, read at apply): {iam.summarize(wide)}")
 
 
 # -- protection, retention, rotation ------------------------------------------------------------------------------
