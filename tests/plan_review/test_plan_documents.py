@@ -382,3 +382,15 @@ def test_a_wildcard_in_a_policy_document_read_only_at_apply_is_high(tmp_path: Pa
         "`module.app[\"eu\"].data.aws_iam_policy_document.run`, read at apply): `*` on `(known after apply)` |" in report
     status, report = review(tmp_path, _deferred_policy(["s3:GetObject"]))
     assert status == 0 and "iam-wildcard" not in report
+
+
+@pytest.mark.parametrize(("engine", "old", "new", "major"), [
+    ("mysql", "5.6.51", "5.7.44", True), ("mariadb", "10.6.14", "10.11.6", True), ("postgres", "9.6.24", "10.21", True),
+    ("postgres", "16.3", "17.2", True), ("postgres", "16.3", "16.4", False), ("mysql", "8.0.35", "8.0.36", False),
+    ("mariadb", "10.11.5", "10.11.6", False)])
+def test_a_major_upgrade_is_told_by_each_engines_own_numbering(tmp_path: Path, engine: str, old: str, new: str,
+                                                                major: bool) -> None:
+    plan = plan_document(resource_change("aws_db_instance.main", "aws_db_instance", ["update"],
+                                         {"engine": engine, "engine_version": old}, {"engine": engine, "engine_version": new}))
+    status, report = review(tmp_path, plan)
+    assert (status, "`engine-major-upgrade`" in report) == ((1, True) if major else (0, False))

@@ -161,9 +161,21 @@ def engine_major_upgrade(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if change.kind != "update" or change.unknown("engine_version"):
         return
     old, new = change.before_value("engine_version"), change.after_value("engine_version")
-    if isinstance(old, str) and isinstance(new, str) and old.split(".")[0] != new.split(".")[0]:
+    engine = change.after_value("engine")
+    if isinstance(old, str) and isinstance(new, str) and _major(engine, old) != _major(engine, new):
         yield _risk(HIGH, "engine-major-upgrade", change, plan,
                     f"engine major version {old} -> {new}: in place, with downtime, and cannot be rolled back")
+
+
+TWO_PART_MAJORS = {"mysql": ("5",), "aurora-mysql": ("5",), "postgres": ("9",), "aurora-postgresql": ("9",),
+                   "mariadb": ("5", "10")}
+
+
+def _major(engine: Any, version: str) -> str:
+    """The major version: `17` of 17.2, but `5.7` of MySQL 5.7.44, `9.6` of PostgreSQL 9.6.24 and `10.6` of
+    MariaDB 10.6.14, whose second number was the major one."""
+    parts = version.split(".")
+    return ".".join(parts[:2]) if parts[0] in TWO_PART_MAJORS.get(str(engine), ()) else parts[0]
 
 
 # -- encryption and TLS -------------------------------------------------------------------------------------------
