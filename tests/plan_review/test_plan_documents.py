@@ -394,3 +394,22 @@ def test_a_major_upgrade_is_told_by_each_engines_own_numbering(tmp_path: Path, e
                                          {"engine": engine, "engine_version": old}, {"engine": engine, "engine_version": new}))
     status, report = review(tmp_path, plan)
     assert (status, "`engine-major-upgrade`" in report) == ((1, True) if major else (0, False))
+
+
+def test_a_secret_copied_where_the_plan_does_not_mark_it_is_masked_in_the_report_too(tmp_path: Path) -> None:
+    token = "r3dis-t0ken-9f8e7d"
+    containers = json.dumps([{"environment": [{"name": "REDIS_AUTH", "value": token}]}])
+    plan = plan_document(
+        resource_change("aws_elasticache_replication_group.cache", "aws_elasticache_replication_group", ["update"],
+                        {"auth_token": "old-token-123456", "num_cache_clusters": 2},
+                        {"auth_token": token, "num_cache_clusters": 2},
+                        change_before_sensitive={"auth_token": True}, change_after_sensitive={"auth_token": True}),
+        resource_change("aws_ecs_task_definition.app", "aws_ecs_task_definition", ["delete", "create"],
+                        {"container_definitions": "[]"}, {"container_definitions": containers},
+                        change_replace_paths=[["container_definitions"]]),
+        resource_change("aws_kinesis_stream.feed", "aws_kinesis_stream", ["update"], {"name": "feed-dev"},
+                        {"name": "feed-dev", "stream_mode_details": [{"stream_mode": token}]}))
+    _, report = review(tmp_path, plan, "--redact-to", str(tmp_path / "redacted"))
+    assert token not in report and "t0ken" not in report and "old-token" not in report
+    assert token not in (tmp_path / "redacted" / "retail-dev.json").read_text()
+    assert "| `-/+` replace | `aws_ecs_task_definition.app` | `container_definitions` (forces replacement) |" in report

@@ -84,6 +84,9 @@ class StackPlan:
     complete: bool = True  # False for a `-target` plan, or one with deferred changes: not every change is in it
     deferred: tuple[tuple[str, str], ...] = ()  # (address, reason) of changes deferred to a later plan
     failed_checks: tuple[tuple[str, str, str], ...] = ()  # (check address, status, problem) of `checks` that fail
+    # Every string the plan marks sensitive somewhere (long enough not to be a common word): the report
+    # masks their copies where the plan forgot to mark them (a token pasted into a task's environment).
+    secrets: frozenset[str] = frozenset()
     # Per resource address (module path kept, instance keys dropped), per attribute: the data sources it reads.
     data_references: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     outputs: tuple[OutputChange, ...] = ()
@@ -197,8 +200,51 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
     return StackPlan(stack=stack or path.stem, source=path, changes=changes, drift=drift, outputs=tuple(outputs),
                      complete=document.get("complete") is not False and not deferred, deferred=deferred,
                      failed_checks=_failed_checks(document), data_references=_data_references(document),
+                     secrets=_sensitive_strings(document),
                      default_tags=_default_tags(document), accounts=_accounts(document),
                      region=region if isinstance(region, str) else "", references=_references(document))
+
+
+MIN_SECRET = 8  # shorter sensitive strings ("dev", "5432") are not hunted for elsewhere in the report
+
+
+def _marked_strings(value: Any, sensitive: Any, found: set[str]) -> None:
+    if sensitive is True:
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, str) and len(node) >= MIN_SECRET:
+                found.add(node)
+    elif isinstance(value, dict) and isinstance(sensitive, dict):
+        for key, item in value.items():
+            _marked_strings(item, sensitive.get(key), found)
+    elif isinstance(value, list) and isinstance(sensitive, list):
+        for item, marker in zip(value, sensitive, strict=False):
+            _marked_strings(item, marker, found)
+
+
+def _sensitive_strings(document: dict[str, Any]) -> frozenset[str]:
+    found: set[str] = set()
+    for section in ("resource_changes", "resource_drift"):
+        for raw in document.get(section) or []:
+            change = raw.get("change") if isinstance(raw, dict) else None
+            if isinstance(change, dict):
+                for side in ("before", "after"):
+                    _marked_strings(change.get(side), change.get(f"{side}_sensitive"), found)
+    for output in (document.get("output_changes") or {}).values():
+        if isinstance(output, dict):
+            for side in ("before", "after"):
+                _marked_strings(output.get(side), output.get(f"{side}_sensitive"), found)
+    declared = dig(document, ("configuration", "root_module", "variables")) or {}
+    for name, variable in (document.get("variables") or {}).items():
+        if isinstance(declared, dict) and isinstance(declared.get(name), dict) and declared[name].get("sensitive") \
+                and isinstance(variable, dict):
+            _marked_strings(variable.get("value"), True, found)
+    return frozenset(found)
 
 
 def _failed_checks(document: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:

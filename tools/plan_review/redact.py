@@ -10,6 +10,7 @@ from typing import Any
 
 from tools.json_path import dig
 from tools.plan_review.diff import MASK, SECRET_NAME, flatten
+from tools.plan_review.model import MIN_SECRET
 
 
 def mask(value: Any, sensitive: Any, found: set[str]) -> Any:
@@ -42,7 +43,14 @@ def _scrub(node: Any, secrets: set[str]) -> Any:
                 for key, item in node.items()}
     if isinstance(node, list):
         return [_scrub(item, secrets) for item in node]
-    return MASK if isinstance(node, str) and node in secrets else node
+    if not isinstance(node, str):
+        return node
+    if node in secrets:
+        return MASK
+    for secret in secrets:  # a secret inside a longer string (a task's container definitions, say)
+        if len(secret) >= MIN_SECRET and secret in node:
+            node = node.replace(secret, MASK)
+    return node
 
 
 def redact(document: dict[str, Any]) -> dict[str, Any]:

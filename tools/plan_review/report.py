@@ -78,7 +78,14 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
             lines += cost.render(item.cost)
     if footer:
         lines += [footer, ""]
-    return "\n".join(lines)
+    return _unmask_nothing("\n".join(lines), {secret for item in reviewed for secret in item.plan.secrets})
+
+
+def _unmask_nothing(text: str, secrets: set[str]) -> str:
+    """Every copy of a sensitive string masked, wherever the plan failed to mark it."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def fit_comment(text: str, full_report: str) -> str:
