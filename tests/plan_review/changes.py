@@ -41,3 +41,23 @@ def allow(action: str | list[str], resource: str | list[str] = "*", *, principal
     """An Allow statement (with a Principal: of a resource policy)."""
     statement = {"Effect": "Allow", "Action": action, "Resource": resource}
     return statement if principal is None else {**statement, "Principal": principal}
+
+
+def resource_change(address: str, type_: str, actions: list[str], before: Any = None, after: Any = None,
+                    **fields: Any) -> dict[str, Any]:
+    """One `resource_changes` entry as `terraform show -json` writes it; `fields` adds top-level keys
+    (mode, index, deposed, action_reason, previous_address) or, prefixed `change_`, keys of `change`."""
+    change_fields = {key.removeprefix("change_"): fields.pop(key) for key in list(fields) if key.startswith("change_")}
+    return {"address": address, "mode": fields.pop("mode", "managed"), "type": type_,
+            "name": address.rsplit(".", 1)[-1].split("[")[0], "provider_name": "registry.terraform.io/hashicorp/aws",
+            **fields,
+            "change": {"actions": actions, "before": before, "after": after, "after_unknown": {},
+                       "before_sensitive": {} if before is not None else False,
+                       "after_sensitive": {} if after is not None else False, **change_fields}}
+
+
+def plan_document(*changes: dict[str, Any], **sections: Any) -> dict[str, Any]:
+    """A JSON plan document (format 1.2) holding these resource changes and any other sections."""
+    return {"format_version": "1.2", "terraform_version": "1.11.4", "planned_values": {"root_module": {}},
+            "resource_changes": list(changes), "configuration": {"provider_config": {}, "root_module": {}},
+            **sections}

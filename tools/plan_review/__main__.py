@@ -48,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plan_review: two plans for the same stack: {', '.join(duplicates)}", file=sys.stderr)
         return 2
     table = prices.load()
-    reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan), accepted, args.acknowledged_by),
-                                cost.cost_change(plan, table))
-                for plan in plans]
+    try:
+        reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan), accepted, args.acknowledged_by),
+                                    cost.cost_change(plan, table))
+                    for plan in plans]
+    except model.PlanInputError as error:
+        print(f"plan_review: {error}", file=sys.stderr)
+        return 2
     all_risks = [risk for item in reviewed for risk in item.risks]
     footer = _footer(all_risks, accepted)
     text = report.render(reviewed, title=args.title, footer=footer)

@@ -30,30 +30,40 @@ class AttributeChange:
     forces_replacement: bool = False
 
 
-def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Leaves of a JSON value as (dotted path, value); empty containers are leaves too."""
+Path = tuple[str | int, ...]
+
+
+def flatten(node: Any, prefix: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """Leaves of a JSON value as (path of keys and indexes, value); empty containers are leaves too.
+    Paths are tuples, not dotted text: a map key may hold dots or brackets (`"db.password"`, `"a[b]"`)."""
     if isinstance(node, dict) and node:
         for key, value in node.items():
-            yield from flatten(value, f"{prefix}.{key}" if prefix else str(key))
+            yield from flatten(value, (*prefix, str(key)))
     elif isinstance(node, list) and node:
         for index, value in enumerate(node):
-            yield from flatten(value, f"{prefix}[{index}]")
+            yield from flatten(value, (*prefix, index))
     else:
         yield prefix, node
 
 
-def _marked(tree: Any, path: str) -> bool:
-    return marked(tree, _steps(path))
+PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
-def _steps(path: str) -> list[str | int]:
-    steps: list[str | int] = []
-    for part in path.split("."):
-        name, *indices = part.split("[")
-        if name:
-            steps.append(name)
-        steps.extend(int(index.rstrip("]")) for index in indices)
-    return steps
+def dotted(path: tuple[Any, ...]) -> str:
+    """`rule[0].apply.sse`, with a key that is not a plain name quoted: `tags["db.password"]`."""
+    text = ""
+    for step in path:
+        if isinstance(step, int):
+            text += f"[{step}]"
+        elif PLAIN_NAME.match(str(step)):
+            text += f".{step}" if text else str(step)
+        else:
+            text += "[" + json.dumps(str(step)) + "]"
+    return text
+
+
+def _order(path: Path) -> list[tuple[int, int, str]]:
+    return [(1, step, "") if isinstance(step, int) else (0, 0, step) for step in path]
 
 
 def render(value: Any) -> str:
@@ -72,31 +82,24 @@ def attribute_changes(change: Change) -> list[AttributeChange]:
     before = dict(flatten(change.before or {}))
     after = dict(flatten(change.after or {}))
     unknown = {path for path, flag in flatten(change.after_unknown or {}) if flag is True}
-    forcing = {_dotted(path) for path in change.replace_paths}
+    forcing = [tuple(path) for path in change.replace_paths]
     rows: list[AttributeChange] = []
-    for path in sorted(set(before) | set(after) | unknown):
+    for path in sorted(set(before) | set(after) | unknown, key=_order):
         old, new = before.get(path), after.get(path)
-        is_unknown = path in unknown or _marked(change.after_unknown, path)
+        is_unknown = path in unknown or marked(change.after_unknown, path)
         if not is_unknown and (old == new or (old in EMPTY and new in EMPTY)):
             continue  # "" and null (or [] and null) are the same to the provider
         if is_unknown and old is None and path not in before:
             continue  # computed on create of a nested block: noise
-        forces = any(path == f or path.startswith(f + ".") or path.startswith(f + "[") for f in forcing)
+        forces = any(path[: len(f)] == f for f in forcing if f)
         if is_unknown and change.kind == "replace" and not forces:
             continue  # a new object's computed attributes (id, arn, ...): all unknown, all noise
-        sensitive = (_marked(change.before_sensitive, path) or _marked(change.after_sensitive, path)
-                     or SECRET_NAME.search(path) is not None)
+        sensitive = (marked(change.before_sensitive, path) or marked(change.after_sensitive, path)
+                     or any(SECRET_NAME.search(str(step)) for step in path))
         rows.append(AttributeChange(
-            path=path,
+            path=dotted(path),
             before=MASK if sensitive and old is not None else render(old),
             after=UNKNOWN if is_unknown else (MASK if sensitive and new is not None else render(new)),
             forces_replacement=forces,
         ))
     return sorted(rows, key=lambda row: not row.forces_replacement)  # what forces a replacement first
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    text = ""
-    for step in path:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
-    return text

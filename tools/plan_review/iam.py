@@ -29,7 +29,12 @@ POLICY_ATTRIBUTES: dict[str, tuple[str, bool]] = {
     "aws_ecr_repository_policy": ("policy", True),
     "aws_secretsmanager_secret_policy": ("policy", True),
     "aws_kinesis_resource_policy": ("policy", True),
+    "aws_sns_topic": ("policy", True),
+    "aws_sqs_queue": ("policy", True),
+    "aws_secretsmanager_secret": ("policy", True),
 }
+# Of those, the ones whose policy may be left unset (AWS fills in a default): unknown on every create.
+OPTIONAL_POLICIES = frozenset({"aws_sns_topic", "aws_sqs_queue", "aws_secretsmanager_secret"})
 # AWS-managed policies as wide as they read: administrator, power user, and every `...FullAccess`
 # (AmazonS3FullAccess is `s3:*` on `*`, the same grant written inline is a wildcard too).
 BROAD_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
@@ -45,7 +50,37 @@ def broad_managed_policy(arn: str) -> bool:
     return name in BROAD_MANAGED_POLICIES or name.endswith("FullAccess") or name.endswith("AdministratorAccess")
 
 
-ACCOUNT_ROOT = re.compile(r'^\{"AWS": "(?:arn:aws[a-z-]*:iam::(\d{12}):root|(\d{12}))"\}$')  # an ARN or a bare id
+ACCOUNT_ROOT = re.compile(r"^(?:arn:aws[a-z-]*:iam::(\d{12}):root|(\d{12}))$")  # an ARN or a bare id
+
+
+def _principal(principal: str) -> Any:
+    try:
+        return json.loads(principal) if principal else None
+    except json.JSONDecodeError:
+        return principal
+
+
+def anyone(principal: str) -> bool:
+    """`"*"`, or `*` among the principals of any kind: `{"AWS": "*"}`, `{"AWS": ["arn:...", "*"]}`."""
+    value = _principal(principal)
+    for block in value if isinstance(value, list) else [value]:
+        values = block.values() if isinstance(block, dict) else [block]
+        if any(v == "*" or (isinstance(v, list) and "*" in v) for v in values):
+            return True
+    return False
+
+
+def root_account(principal: str) -> str | None:
+    """The account whose root is the statement's only principal (`{"AWS": "arn:aws:iam::ID:root"}`, a bare id,
+    either in a one-item list), else None."""
+    value = _principal(principal)
+    if not isinstance(value, dict) or list(value) != ["AWS"]:
+        return None
+    aws = value["AWS"]
+    if isinstance(aws, list) and len(aws) == 1:
+        aws = aws[0]
+    match = ACCOUNT_ROOT.match(aws) if isinstance(aws, str) else None
+    return (match.group(1) or match.group(2)) if match else None
 
 
 @dataclass(frozen=True, order=True)
@@ -64,11 +99,10 @@ class Grant:
         key policy). Another account's root, or a root whose account the plan does not show,
         gets no such exemption: it is the whole key handed to someone else.
         """
-        if self.principal in ('"*"', '{"AWS": "*"}'):
+        if anyone(self.principal):
             return True
         if self.action == "*" or self.action.startswith("* except") or self.action.endswith(":*"):
-            root = ACCOUNT_ROOT.match(self.principal)
-            return not (self.action == "kms:*" and root is not None and (root.group(1) or root.group(2)) in own_accounts)
+            return not (self.action == "kms:*" and root_account(self.principal) in own_accounts)
         return self.resource == "*" and not resource_policy and self.action not in UNSCOPABLE_ACTIONS
 
 
@@ -76,8 +110,9 @@ class PolicyParseError(ValueError):
     pass
 
 
-def grants(document: Any) -> set[Grant]:
-    """Every Allow grant of a policy document (a JSON string or a parsed dict)."""
+def grants(document: Any, effect: str = "Allow") -> set[Grant]:
+    """Every Allow grant of a policy document (a JSON string or a parsed dict); with
+    `effect="Deny"`, every Deny instead (what it refuses, in the same terms)."""
     if document in (None, ""):
         return set()
     if isinstance(document, str):
@@ -90,7 +125,7 @@ def grants(document: Any) -> set[Grant]:
     statements = document.get("Statement", [])
     found: set[Grant] = set()
     for statement in statements if isinstance(statements, list) else [statements]:
-        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+        if not isinstance(statement, dict) or statement.get("Effect") != effect:
             continue
         if "NotAction" in statement:  # everything but a list: as wide as a wildcard
             actions = ["* except " + ", ".join(_list(statement["NotAction"]))]
@@ -105,6 +140,37 @@ def grants(document: Any) -> set[Grant]:
             for resource in resources:
                 found.add(Grant(action, resource, principal, condition))
     return found
+
+
+LATER = "(known after apply)"
+
+
+def document_grants(after: Any) -> set[Grant]:
+    """The Allow grants an `aws_iam_policy_document` data source read only at apply already shows: its
+    `statement` blocks keep what the configuration wrote as constants; a value still unknown (an ARN of a
+    resource not yet created) reads as "(known after apply)", which is never a wildcard."""
+    found: set[Grant] = set()
+    for statement in (after or {}).get("statement") or [] if isinstance(after, dict) else []:
+        if not isinstance(statement, dict) or (statement.get("effect") or "Allow") != "Allow":
+            continue
+        not_actions = _known(statement.get("not_actions"))
+        actions = ["* except " + ", ".join(not_actions)] if not_actions else _known(statement.get("actions"))
+        resources = ["*"] if _known(statement.get("not_resources")) else _known(statement.get("resources")) or ["*"]
+        principals = [{"AWS" if p.get("type") == "AWS" else str(p.get("type")): sorted(
+            i if isinstance(i, str) else LATER for i in p.get("identifiers") or [])}
+            for p in statement.get("principals") or [] if isinstance(p, dict)]
+        principal = json.dumps(principals[0] if len(principals) == 1 else principals, sort_keys=True) \
+            if principals else ""
+        if statement.get("not_principals"):
+            principal = '"*"'
+        for action in actions:
+            for resource in resources:
+                found.add(Grant(action, "" if principal and resource == "*" else resource, principal, ""))
+    return found
+
+
+def _known(values: Any) -> list[str]:
+    return [v if isinstance(v, str) else LATER for v in values] if isinstance(values, list) else []
 
 
 def _list(value: Any) -> list[str]:

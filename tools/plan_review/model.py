@@ -1,10 +1,12 @@
 """One stack's plan, read from `terraform show -json`: its resource changes, in our words."""
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +32,21 @@ class Change:
     before_sensitive: Any
     after_sensitive: Any
     replace_paths: tuple[tuple[Any, ...], ...] = ()
+    mode: str = "managed"  # "data" for a data source (the plan's own field: addresses can look alike)
+    actions: tuple[str, ...] = ()  # as the plan lists them; ("create", "forget") keeps the old object
+    action_reason: str = ""  # replace_because_tainted, delete_because_no_resource_config, ...
+    deposed: str = ""  # the deposed object's key: a leftover of an interrupted create-before-destroy
+    previous_address: str = ""  # where a `moved` block moved it from
+    importing: bool = False
 
     @property
     def managed(self) -> bool:
-        return not self.address.startswith("data.") and ".data." not in self.address
+        return self.mode == "managed"
+
+    @property
+    def forgets_old(self) -> bool:
+        """A replacement whose old object leaves the state but is not destroyed (`removed` with destroy = false)."""
+        return self.kind == "replace" and "forget" in self.actions
 
     def before_value(self, *path: Any) -> Any:
         return dig(self.before, path)
@@ -47,6 +60,17 @@ class Change:
 
 
 @dataclass(frozen=True)
+class OutputChange:
+    """A root module output the plan changes (what other stacks and `cdktf output` read)."""
+    name: str
+    kind: str
+    before: Any
+    after: Any
+    unknown: bool
+    sensitive: bool
+
+
+@dataclass(frozen=True)
 class StackPlan:
     stack: str
     source: Path
@@ -56,10 +80,26 @@ class StackPlan:
     region: str = ""  # the aws provider's region, when a constant in the configuration
     # Per resource address (without index), per attribute: the resource addresses its expression names.
     references: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    drift: tuple[Change, ...] = ()  # what changed outside Terraform since the last apply (`resource_drift`)
+    complete: bool = True  # False for a `-target` plan, or one with deferred changes: not every change is in it
+    deferred: tuple[tuple[str, str], ...] = ()  # (address, reason) of changes deferred to a later plan
+    failed_checks: tuple[tuple[str, str, str], ...] = ()  # (check address, status, problem) of `checks` that fail
+    # Every string the plan marks sensitive somewhere (long enough not to be a common word): the report
+    # masks their copies where the plan forgot to mark them (a token pasted into a task's environment).
+    secrets: frozenset[str] = frozenset()
+    # Per resource address (module path kept, instance keys dropped), per attribute: the data sources it reads.
+    data_references: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    outputs: tuple[OutputChange, ...] = ()
 
     def deleted(self, type_: str) -> Iterator[Change]:
         """The resources of one type this plan deletes (or replaces)."""
         return (c for c in self.changes if c.type == type_ and c.kind in ("delete", "replace"))
+
+    @cached_property
+    def deleted_buckets(self) -> frozenset[Any]:
+        """The names of the buckets this plan deletes (looked up once: a destroy plan holds thousands of companions)."""
+        return frozenset(c.before_value("bucket") for c in self.deleted("aws_s3_bucket")
+                         if c.kind == "delete" and isinstance(c.before_value("bucket"), str))
 
     @property
     def suffix(self) -> str:
@@ -109,7 +149,7 @@ def kind_of(actions: list[str]) -> str:
         return "read"
     if actions == ["forget"]:  # a `removed` block with `destroy = false`: out of the state, left in AWS
         return "forget"
-    if sorted(actions) == ["create", "forget"]:  # the old object forgotten, a new one created
+    if sorted(actions) == ["create", "forget"]:  # the old object forgotten (left in AWS), a new one created
         return "replace"
     raise PlanInputError(f"unknown action list {actions}")
 
@@ -124,7 +164,10 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
         raise PlanInputError(f"{path}: a binary plan file; review its JSON instead: "
                              f"`terraform show -json {path.name} > {path.stem}.json`")
     try:
-        document = json.loads(raw.decode("utf-8"))
+        # PowerShell's `>` writes UTF-16 with a byte order mark; some editors add one to UTF-8
+        text = raw.decode("utf-16") if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) \
+            else raw.decode("utf-8-sig")
+        document = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PlanInputError(f"{path}: not JSON ({error}); give `terraform show -json PLAN` output") from error
     if not isinstance(document, dict) or "format_version" not in document or "terraform_version" not in document:
@@ -141,25 +184,108 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
     if document.get("errored"):
         raise PlanInputError(f"{path}: the plan errored; fix the plan before reviewing it")
     changes = []
-    for index, raw_change in enumerate(document.get("resource_changes") or []):
+    changes = _changes(path, document, "resource_changes")
+    drift = _changes(path, document, "resource_drift")
+    outputs = []
+    for name, output in sorted((document.get("output_changes") or {}).items()):
+        if not isinstance(output, dict) or list(output.get("actions") or []) == ["no-op"]:
+            continue
+        outputs.append(OutputChange(
+            name=str(name), kind=kind_of(list(output.get("actions") or [])), before=output.get("before"),
+            after=output.get("after"), unknown=bool(output.get("after_unknown")),
+            sensitive=bool(output.get("before_sensitive") or output.get("after_sensitive"))))
+    region = dig(document, ("configuration", "provider_config", "aws", "expressions", "region", "constant_value"))
+    deferred = tuple((str(dig(d, ("resource_change", "address"))), str(d.get("reason") or ""))
+                     for d in document.get("deferred_changes") or [] if isinstance(d, dict))
+    return StackPlan(stack=stack or path.stem, source=path, changes=changes, drift=drift, outputs=tuple(outputs),
+                     complete=document.get("complete") is not False and not deferred, deferred=deferred,
+                     failed_checks=_failed_checks(document), data_references=_data_references(document),
+                     secrets=_sensitive_strings(document),
+                     default_tags=_default_tags(document), accounts=_accounts(document),
+                     region=region if isinstance(region, str) else "", references=_references(document))
+
+
+MIN_SECRET = 8  # shorter sensitive strings ("dev", "5432") are not hunted for elsewhere in the report
+
+
+def _marked_strings(value: Any, sensitive: Any, found: set[str]) -> None:
+    if sensitive is True:
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, str) and len(node) >= MIN_SECRET:
+                found.add(node)
+    elif isinstance(value, dict) and isinstance(sensitive, dict):
+        for key, item in value.items():
+            _marked_strings(item, sensitive.get(key), found)
+    elif isinstance(value, list) and isinstance(sensitive, list):
+        for item, marker in zip(value, sensitive, strict=False):
+            _marked_strings(item, marker, found)
+
+
+def _sensitive_strings(document: dict[str, Any]) -> frozenset[str]:
+    found: set[str] = set()
+    for section in ("resource_changes", "resource_drift"):
+        for raw in document.get(section) or []:
+            change = raw.get("change") if isinstance(raw, dict) else None
+            if isinstance(change, dict):
+                for side in ("before", "after"):
+                    _marked_strings(change.get(side), change.get(f"{side}_sensitive"), found)
+    for output in (document.get("output_changes") or {}).values():
+        if isinstance(output, dict):
+            for side in ("before", "after"):
+                _marked_strings(output.get(side), output.get(f"{side}_sensitive"), found)
+    declared = dig(document, ("configuration", "root_module", "variables")) or {}
+    for name, variable in (document.get("variables") or {}).items():
+        if isinstance(declared, dict) and isinstance(declared.get(name), dict) and declared[name].get("sensitive") \
+                and isinstance(variable, dict):
+            _marked_strings(variable.get("value"), True, found)
+    return frozenset(found)
+
+
+def _failed_checks(document: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """`check` blocks, preconditions and postconditions whose status is fail or error: Terraform only warns."""
+    found = []
+    for result in document.get("checks") or []:
+        if not isinstance(result, dict) or result.get("status") not in ("fail", "error"):
+            continue
+        for instance in result.get("instances") or [{}]:
+            if isinstance(instance, dict) and instance.get("status", result["status"]) in ("fail", "error"):
+                address = dig(instance, ("address", "to_display")) or dig(result, ("address", "to_display"))
+                problems = [str(p.get("message")) for p in instance.get("problems") or [] if isinstance(p, dict)]
+                found.append((str(address), str(instance.get("status", result["status"])), "; ".join(problems)))
+    return tuple(found)
+
+
+def _changes(path: Path, document: dict[str, Any], section: str) -> tuple[Change, ...]:
+    """The `resource_changes` (or `resource_drift`) of a plan document as Change objects."""
+    changes = []
+    for index, raw_change in enumerate(document.get(section) or []):
         try:
             change = raw_change["change"]
+            address = raw_change["address"]
+            mode = raw_change.get("mode") or ("data" if re.match(r"^(module\.[^.]+(\[[^\]]*\])?\.)*data\.", address)
+                                              else "managed")
             changes.append(Change(
-                address=raw_change["address"], type=raw_change["type"], kind=kind_of(list(change["actions"])),
+                address=address, type=raw_change["type"], kind=kind_of(list(change["actions"])),
                 before=change.get("before"), after=change.get("after"),
                 after_unknown=change.get("after_unknown") or {},
                 before_sensitive=change.get("before_sensitive") or {},
                 after_sensitive=change.get("after_sensitive") or {},
                 replace_paths=tuple(tuple(p) for p in change.get("replace_paths") or ()),
+                mode=str(mode), actions=tuple(change["actions"]), action_reason=str(raw_change.get("action_reason") or ""),
+                deposed=str(raw_change.get("deposed") or ""), previous_address=str(raw_change.get("previous_address") or ""),
+                importing=bool(change.get("importing")),
             ))
         except (KeyError, TypeError) as error:
-            raise PlanInputError(f"{path}: resource_changes[{index}] is malformed (missing {error})") from error
+            raise PlanInputError(f"{path}: {section}[{index}] is malformed (missing {error})") from error
         except PlanInputError as error:
-            raise PlanInputError(f"{path}: resource_changes[{index}] ({raw_change.get('address')}): {error}") from error
-    region = dig(document, ("configuration", "provider_config", "aws", "expressions", "region", "constant_value"))
-    return StackPlan(stack=stack or path.stem, source=path, changes=tuple(changes),
-                     default_tags=_default_tags(document), accounts=_accounts(document),
-                     region=region if isinstance(region, str) else "", references=_references(document))
+            raise PlanInputError(f"{path}: {section}[{index}] ({raw_change.get('address')}): {error}") from error
+    return tuple(changes)
 
 
 def _references(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]]]:
@@ -175,6 +301,36 @@ def _references(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]
                 per_attribute[attribute] = tuple(names)
         found[str(resource.get("address"))] = per_attribute
     return found
+
+
+def _data_references(document: dict[str, Any]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Which data sources each configured resource's attributes read, in every module."""
+    found: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def walk(module: Any, prefix: str) -> None:
+        if not isinstance(module, dict):
+            return
+        for resource in module.get("resources") or []:
+            if not isinstance(resource, dict) or resource.get("mode") != "managed":
+                continue
+            per_attribute = {}
+            for attribute, expression in (resource.get("expressions") or {}).items():
+                names = [prefix + ".".join(r.split(".")[:3]).split("[", 1)[0]
+                         for r in _expression_references(expression) if r.startswith("data.")]
+                if names:
+                    per_attribute[attribute] = tuple(dict.fromkeys(names))
+            if per_attribute:
+                found[prefix + str(resource.get("address"))] = per_attribute
+        for name, call in (module.get("module_calls") or {}).items():
+            walk(call.get("module") if isinstance(call, dict) else None, f"{prefix}module.{name}.")
+
+    walk(dig(document, ("configuration", "root_module")), "")
+    return found
+
+
+def configured_address(address: str) -> str:
+    """`module.a["x"].aws_iam_role_policy.p[0]` -> `module.a.aws_iam_role_policy.p`: the block in the configuration."""
+    return re.sub(r'\[(?:"(?:[^"\\]|\\.)*"|[^\]]*)\]', "", address)
 
 
 def _expression_references(expression: Any) -> Iterator[str]:

@@ -4,14 +4,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tools.plan_review import cost
-from tools.plan_review.diff import attribute_changes
-from tools.plan_review.model import CHANGE_KINDS, StackPlan
+from tools.plan_review.diff import MASK, UNKNOWN, attribute_changes
+from tools.plan_review.diff import render as value_text
+from tools.plan_review.model import CHANGE_KINDS, OutputChange, StackPlan
 from tools.plan_review.rules import HIGH, Risk
 
 MARKER = "<!-- plan-review -->"  # the workflow finds its sticky comment by this line
 MAX_CHARS = 60_000  # a GitHub comment holds 65,536 characters
 MAX_ROWS_PER_RESOURCE = 12
 SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "read": "<="}
+WHY = {  # the plan's action_reason, in the report's words
+    "replace_because_tainted": "tainted", "replace_by_request": "`-replace` requested",
+    "replace_by_triggers": "`replace_triggered_by`", "replace_because_cannot_update": "cannot update in place",
+    "delete_because_no_resource_config": "not in the configuration", "delete_because_no_module": "its module is gone",
+    "delete_because_wrong_repetition": "count/for_each changed", "delete_because_count_index": "index beyond count",
+    "delete_because_each_key": "key gone from for_each", "delete_because_no_move_target": "moved nowhere",
+}
 
 
 @dataclass(frozen=True)
@@ -54,12 +62,30 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
         lines.append(f"| {item.plan.stack} | " + " | ".join(str(counts[k]) for k in CHANGE_KINDS) + " |")
     lines.append("")
     for item in reviewed:
+        if not item.plan.complete:
+            deferred = "; ".join(f"`{address}` ({reason})" for address, reason in item.plan.deferred)
+            lines += [f"**{item.plan.stack}: this plan is incomplete** (planned with `-target`, or with changes deferred"
+                      f"{': ' + _cell(deferred) if deferred else ''}): it does not show every change the configuration "
+                      "makes, and neither does this review.", ""]
+        for address, status, problem in item.plan.failed_checks:
+            lines += [f"**{item.plan.stack}: check `{_cell(address)}` {'fails' if status == 'fail' else 'errors'}**"
+                      f"{': ' + _cell(problem) if problem else ''} (Terraform only warns).", ""]
+    for item in reviewed:
         lines += _changes(item.plan)
+        lines += _drift(item.plan)
+        lines += _outputs(item.plan)
         if item.cost is not None:
             lines += cost.render(item.cost)
     if footer:
         lines += [footer, ""]
-    return "\n".join(lines)
+    return _unmask_nothing("\n".join(lines), {secret for item in reviewed for secret in item.plan.secrets})
+
+
+def _unmask_nothing(text: str, secrets: set[str]) -> str:
+    """Every copy of a sensitive string masked, wherever the plan failed to mark it."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
 
 
 def fit_comment(text: str, full_report: str) -> str:
@@ -72,27 +98,78 @@ def fit_comment(text: str, full_report: str) -> str:
 
 
 def _changes(plan: StackPlan) -> list[str]:
-    changes = list(plan.managed_changes())
+    # no-ops too when they import or move: the state changes, and a reviewer should see it
+    changes = [c for c in plan.changes if c.managed and (c.kind != "no-op" or c.importing or c.previous_address)]
     if not changes:
         return [f"### {plan.stack}: no changes", ""]
     lines = [f"### {plan.stack}: changes", "", "<details open>" if len(changes) <= 20 else "<details>",
              f"<summary>{len(changes)} resource{'s' if len(changes) != 1 else ''}</summary>", "",
              "| action | resource | attribute | before | after |", "|---|---|---|---|---|"]
     for change in changes:
-        action = f"`{SYMBOL.get(change.kind, change.kind)}` {change.kind}"
+        action = f"`{SYMBOL.get(change.kind, change.kind)}` {change.kind}" if change.kind != "no-op" else \
+            ("import" if change.importing else "moved")
+        if change.kind != "no-op" and change.importing:
+            action += " (import)"
+        if change.action_reason in WHY:
+            action += f" ({WHY[change.action_reason]})"
+        resource = _cell(f"`{change.address}`" + (f" (deposed {change.deposed})" if change.deposed else ""))
+        if change.previous_address:
+            resource += _cell(f" (from `{change.previous_address}`)")
         rows = attribute_changes(change)
         if not rows:
-            lines.append(f"| {action} | `{change.address}` | | | |")
+            lines.append(f"| {action} | {resource} | | | |")
             continue
         for index, row in enumerate(rows[:MAX_ROWS_PER_RESOURCE]):
             first = index == 0
             attribute = f"`{row.path}`" + (" (forces replacement)" if row.forces_replacement else "")
-            lines.append(f"| {action if first else ''} | {f'`{change.address}`' if first else ''} | {_cell(attribute)} "
+            lines.append(f"| {action if first else ''} | {resource if first else ''} | {_cell(attribute)} "
                          f"| {_cell(_code(row.before))} | {_cell(_code(row.after))} |")
         if len(rows) > MAX_ROWS_PER_RESOURCE:
             lines.append(f"| | | *{len(rows) - MAX_ROWS_PER_RESOURCE} more attributes* | | |")
     lines += ["", "</details>", ""]
     return lines
+
+
+def _drift(plan: StackPlan) -> list[str]:
+    """What changed outside Terraform since the last apply: the plan may undo it, or keep it if ignored."""
+    drifted = [c for c in plan.drift if c.managed and c.kind != "no-op"]
+    if not drifted:
+        return []
+    lines = [f"### {plan.stack}: changed outside Terraform", "",
+             "What AWS holds now differs from the last apply; the changes above start from it.", "",
+             "| resource | attribute | recorded | now |", "|---|---|---|---|"]
+    for change in drifted:
+        resource = _cell(f"`{change.address}`")
+        rows = attribute_changes(change)
+        if not rows:
+            lines.append(f"| {resource} | {'deleted outside Terraform' if change.kind == 'delete' else ''} | | |")
+        for index, row in enumerate(rows[:MAX_ROWS_PER_RESOURCE]):
+            lines.append(f"| {resource if index == 0 else ''} | {_cell(f'`{row.path}`')} | {_cell(_code(row.before))} "
+                         f"| {_cell(_code(row.after))} |")
+        if len(rows) > MAX_ROWS_PER_RESOURCE:
+            lines.append(f"| | *{len(rows) - MAX_ROWS_PER_RESOURCE} more attributes* | | |")
+    return [*lines, ""]
+
+
+def _outputs(plan: StackPlan) -> list[str]:
+    """Root outputs the plan changes: what other stacks and deploy scripts read."""
+    if not plan.outputs:
+        return []
+    lines = [f"### {plan.stack}: outputs", "", "| action | output | before | after |", "|---|---|---|---|"]
+    for output in plan.outputs:
+        lines.append(f"| `{SYMBOL.get(output.kind, output.kind)}` {output.kind} | `{_cell(output.name)}` "
+                     f"| {_cell(_output_value(output, 'before'))} | {_cell(_output_value(output, 'after'))} |")
+    return [*lines, ""]
+
+
+def _output_value(output: OutputChange, side: str) -> str:
+    value = output.before if side == "before" else output.after
+    if side == "after" and output.unknown:
+        return UNKNOWN
+    if value is None:
+        absent = (side == "before" and output.kind == "create") or (side == "after" and output.kind == "delete")
+        return "" if absent else _code(value_text(None))
+    return MASK if output.sensitive else _code(value_text(value))
 
 
 def _code(value: str) -> str:

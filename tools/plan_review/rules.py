@@ -15,7 +15,7 @@ from policy.conventions import REQUIRED_TAGS, carries_suffix
 from policy.resource_types import name_attribute, resource_type
 from tools.plan_review import iam
 from tools.plan_review.diff import attribute_changes
-from tools.plan_review.model import Change, StackPlan
+from tools.plan_review.model import Change, PlanInputError, StackPlan, configured_address
 
 HIGH, MEDIUM = "high", "medium"
 RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
@@ -50,7 +50,15 @@ def rule(*ids: str) -> Callable[[Rule], Rule]:
 
 def assess(plan: StackPlan) -> list[Risk]:
     """Every risk in one stack's plan, high first, then by address."""
-    found = [risk for change in plan.managed_changes() for check in RULES for risk in check(change, plan)]
+    found = []
+    for change in plan.managed_changes():
+        for check in RULES:
+            try:
+                found.extend(check(change, plan))
+            except (TypeError, AttributeError, ValueError, KeyError, IndexError) as error:
+                # a shape no provider schema gives: stop with bad input rather than pass the change unread
+                raise PlanInputError(f"{plan.source}: {change.address}: the `{check.__name__}` rule cannot read this "
+                                     f"change ({type(error).__name__}: {error}); nothing was reviewed") from error
     return sorted(set(found), key=lambda r: (r.severity != HIGH, r.address, r.rule, r.reason))
 
 
@@ -103,7 +111,7 @@ def _with_parent_bucket(change: Change, plan: StackPlan) -> bool:
     if change.kind != "delete":
         return False
     bucket = change.before_value("bucket")
-    return any(c.before_value("bucket") == bucket and c.kind == "delete" for c in plan.deleted("aws_s3_bucket"))
+    return isinstance(bucket, str) and bucket in plan.deleted_buckets
 
 
 def _days(value: float) -> str:
@@ -126,11 +134,24 @@ def stateful_replace_delete_or_forget(change: Change, plan: StackPlan) -> Iterat
     if not lost or change.kind not in ("replace", "delete"):
         return
     if change.kind == "delete":
-        yield _risk(HIGH, "stateful-delete", change, plan, f"deleted: loses {lost}")
+        what = f"the deposed object {change.deposed} (left by an interrupted create-before-destroy replacement) is " \
+            "deleted" if change.deposed else "deleted"
+        yield _risk(HIGH, "stateful-delete", change, plan, f"{what}: loses {lost}")
         return
     forcing = sorted({row.path for row in attribute_changes(change) if row.forces_replacement})
-    why = f"{', '.join(f'`{p}`' for p in forcing)} forces replacement" if forcing else "replaced"
+    why = f"{', '.join(f'`{p}`' for p in forcing)} forces replacement" if forcing else \
+        REPLACE_REASONS.get(change.action_reason, "replaced")
+    if change.forgets_old:  # ["create", "forget"]: a `removed` block with destroy = false keeps the old one
+        yield _risk(MEDIUM, "stateful-forget", change, plan,
+                    f"{why}, but the old object is only forgotten: it stays in AWS with {lost.removeprefix('the ')}, "
+                    "unmanaged and still billed, beside the new one")
+        return
     yield _risk(HIGH, "stateful-replace", change, plan, f"{why}: destroys {lost}")
+
+
+REPLACE_REASONS = {"replace_because_tainted": "replaced because it is tainted (a failed create or `terraform taint`)",
+                   "replace_by_request": "replaced as requested (`-replace`)",
+                   "replace_by_triggers": "replaced by `replace_triggered_by`"}
 
 
 @rule("engine-major-upgrade")
@@ -140,9 +161,21 @@ def engine_major_upgrade(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if change.kind != "update" or change.unknown("engine_version"):
         return
     old, new = change.before_value("engine_version"), change.after_value("engine_version")
-    if isinstance(old, str) and isinstance(new, str) and old.split(".")[0] != new.split(".")[0]:
+    engine = change.after_value("engine")
+    if isinstance(old, str) and isinstance(new, str) and _major(engine, old) != _major(engine, new):
         yield _risk(HIGH, "engine-major-upgrade", change, plan,
                     f"engine major version {old} -> {new}: in place, with downtime, and cannot be rolled back")
+
+
+TWO_PART_MAJORS = {"mysql": ("5",), "aurora-mysql": ("5",), "postgres": ("9",), "aurora-postgresql": ("9",),
+                   "mariadb": ("5", "10")}
+
+
+def _major(engine: Any, version: str) -> str:
+    """The major version: `17` of 17.2, but `5.7` of MySQL 5.7.44, `9.6` of PostgreSQL 9.6.24 and `10.6` of
+    MariaDB 10.6.14, whose second number was the major one."""
+    parts = version.split(".")
+    return ".".join(parts[:2]) if parts[0] in TWO_PART_MAJORS.get(str(engine), ()) else parts[0]
 
 
 # -- encryption and TLS -------------------------------------------------------------------------------------------
@@ -280,6 +313,8 @@ PUBLIC_FLAGS = {
     "map_public_ip_on_launch": "the subnet gives every network interface a public IP",
     "associate_public_ip_address": "the instance gets a public IP",
 }
+PUBLIC_ACLS = {"public-read": "anyone may read it", "public-read-write": "anyone may read and write it",
+               "authenticated-read": "any AWS account may read it"}
 PUBLIC_ACCESS_BLOCK = ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
 
 
@@ -290,9 +325,14 @@ def public_access(change: Change, plan: StackPlan) -> Iterator[Risk]:
             yield _risk(HIGH, "public-access", change, plan, f"`{flag}` is on: {consequence}")
     if change.type == "aws_ecs_service" and _went(change, ("network_configuration", 0, "assign_public_ip"), False, True):
         yield _risk(HIGH, "public-access", change, plan, "`assign_public_ip` is on: tasks get public IPs")
-    if change.type == "aws_s3_bucket_public_access_block":
+    if change.type in ("aws_s3_bucket_acl", "aws_s3_bucket") and change.kind != "delete" and \
+            change.after_value("acl") in PUBLIC_ACLS and change.before_value("acl") != change.after_value("acl"):
+        yield _risk(HIGH, "public-access", change, plan,
+                    f"the bucket ACL is `{change.after_value('acl')}`: {PUBLIC_ACLS[change.after_value('acl')]}")
+    if change.type in ("aws_s3_bucket_public_access_block", "aws_s3_account_public_access_block"):
+        whose = "the account's" if change.type == "aws_s3_account_public_access_block" else "the bucket's"
         if change.kind == "delete" and not _with_parent_bucket(change, plan):
-            yield _risk(HIGH, "public-access", change, plan, "the bucket's public access block is removed")
+            yield _risk(HIGH, "public-access", change, plan, f"{whose} public access block is removed")
         opened = [flag for flag in PUBLIC_ACCESS_BLOCK if _went(change, (flag,), True, False)]
         if opened:
             yield _risk(HIGH, "public-access", change, plan,
@@ -302,8 +342,8 @@ def public_access(change: Change, plan: StackPlan) -> Iterator[Risk]:
 @rule("open-security-group")
 def security_group_open_to_the_world(change: Change, plan: StackPlan) -> Iterator[Risk]:
     for direction, cidrs, ports in _world_rules(change.type, change.after) - _world_rules(change.type, change.before):
-        if change.unknown("ingress") or change.unknown("egress"):
-            continue
+        # (a group's inline rules only known after apply show no rule at all; `egress` unknown, as it is
+        # on every new group that leaves it to AWS's default, says nothing about the ingress found)
         severity = HIGH if direction == "ingress" else MEDIUM
         verb = "ingress from" if direction == "ingress" else "egress to"
         yield _risk(severity, "open-security-group", change, plan, f"{verb} {cidrs} on {ports}")
@@ -367,16 +407,37 @@ def policy_gains(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if change.type not in iam.POLICY_ATTRIBUTES or change.kind == "delete":
         return
     attribute, resource_policy = iam.POLICY_ATTRIBUTES[change.type]
-    if change.unknown(attribute):
-        if change.kind != "create":
+    yield from _document_gains(change, plan, attribute, resource_policy, (attribute,))
+    if change.type == "aws_iam_role":  # inline_policy blocks: identity policies kept on the role itself
+        for index, _ in enumerate(change.after_value("inline_policy") or []):
+            yield from _document_gains(change, plan, "inline_policy", False, ("inline_policy", index, "policy"))
+
+
+def _document_gains(change: Change, plan: StackPlan, attribute: str, resource_policy: bool,
+                    path: tuple[Any, ...]) -> Iterator[Risk]:
+    """What one policy document of a change grants that it did not, and the Denies it drops."""
+    if change.unknown(*path):
+        # a policy the resource may leave unset (AWS fills in a default) is unknown on every create: noise
+        if change.kind != "create" or change.type not in iam.OPTIONAL_POLICIES:
             yield _risk(MEDIUM, "iam-gain", change, plan,
                         f"`{attribute}` is known only after apply: review the policy in the synthesized JSON")
+        yield from _deferred_document_wildcards(change, plan, attribute, resource_policy)
         return
+    old_document = change.before_value(*path) if change.kind != "create" else None
+    if path[0] == "inline_policy":  # the same policy by name, wherever it sits in the list
+        name = change.after_value("inline_policy", path[1], "name")
+        old_document = next((b.get("policy") for b in change.before_value("inline_policy") or []
+                             if isinstance(b, dict) and b.get("name") == name), None)
     try:
-        added = iam.grants(change.after_value(attribute)) - iam.grants(change.before_value(attribute))
+        before = iam.grants(old_document)
+        added = iam.grants(change.after_value(*path)) - before
+        dropped = {d for d in iam.grants(old_document, "Deny") - iam.grants(change.after_value(*path), "Deny")
+                   if "aws:SecureTransport" not in d.condition}  # that one is the tls rule's
     except iam.PolicyParseError as error:
         yield _risk(MEDIUM, "iam-gain", change, plan, f"`{attribute}`: {error}")
         return
+    if dropped:
+        yield _risk(MEDIUM, "iam-gain", change, plan, f"a Deny is dropped: {iam.summarize(dropped)} is no longer denied")
     if not added:
         return
     wide = {g for g in added if g.wildcard(resource_policy, plan.accounts)}
@@ -386,12 +447,26 @@ def policy_gains(change: Change, plan: StackPlan) -> Iterator[Risk]:
     if narrow:
         verb = "grants" if change.kind == "create" else "gains"
         yield _risk(MEDIUM, "iam-gain", change, plan, f"{verb} {iam.summarize(narrow)}")
-        before = iam.grants(change.before_value(attribute))
         unconditioned = {g for g in narrow if not g.condition
                          and any(b.condition and (b.action, b.resource, b.principal) == (g.action, g.resource, g.principal)
                                  for b in before)}
         if unconditioned:
             yield _risk(MEDIUM, "iam-gain", change, plan, f"condition dropped from {iam.summarize(unconditioned)}")
+
+
+def _deferred_document_wildcards(change: Change, plan: StackPlan, attribute: str,
+                                 resource_policy: bool) -> Iterator[Risk]:
+    """A policy unknown because the `aws_iam_policy_document` it reads waits for apply (it names a resource
+    not yet created) still shows its constant actions and principals there: a wildcard among them is one."""
+    sources = plan.data_references.get(configured_address(change.address), {}).get(attribute, ())
+    for source in sources:
+        for data in plan.changes:
+            if data.mode != "data" or data.type != "aws_iam_policy_document" or configured_address(data.address) != source:
+                continue
+            wide = {g for g in iam.document_grants(data.after) if g.wildcard(resource_policy, plan.accounts)}
+            if wide:
+                yield _risk(HIGH, "iam-wildcard", change, plan,
+                            f"wildcard granted (by `{data.address}`, read at apply): {iam.summarize(wide)}")
 
 
 # -- protection, retention, rotation ------------------------------------------------------------------------------
