@@ -183,7 +183,6 @@ def load(path: Path, stack: str | None = None) -> StackPlan:
         raise PlanInputError(f"{path}: {what}; give `terraform show -json PLAN` output")
     if document.get("errored"):
         raise PlanInputError(f"{path}: the plan errored; fix the plan before reviewing it")
-    changes = []
     changes = _changes(path, document, "resource_changes")
     drift = _changes(path, document, "resource_drift")
     outputs = []
