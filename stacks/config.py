@@ -37,7 +37,7 @@ from processor.task_settings import heartbeat_default
 from stacks.workloads import WORKLOAD_REGIONS, WORKLOADS, catalog_api_secret_names, redis_auth_secret_name
 
 # Who the alarms reach, `protocol:endpoint` items (pipeline_lib.settings.AlertSubscription),
-# e.g. "email:oncall@example.com,https://hooks.example.com/aws,sqs:alerts-dev". Set per
+# e.g. "email:oncall@example.com,https:https://hooks.example.com/aws,sqs:alerts-dev". Set per
 # deployment, not in the repository: production refuses to synthesize without one.
 ALERT_SUBSCRIPTIONS_ENV = "ALERT_SUBSCRIPTIONS"
 # Who the factory's incidents reach: items as ALERT_SUBSCRIPTIONS, each optionally filtered
