@@ -15,7 +15,7 @@ from tools.cost.estimate import Usage
 # The processor logs JSON lines per batch and per heartbeat, EMF metrics included: each task of
 # `make demo` writes about 26 KB in its 40 s run at 150 records/s (0.65 KB/s), ~1.7 GB a month.
 PROCESSOR_LOG_GB_PER_TASK_MONTH = 1.7
-# What a processor task keeps up with, per vCPU: the lowest records/s per processor core `make bench` measured
+# What a processor task keeps up with, per vCPU: the lowest records/s per processor core `make bench-processor` measured
 # (48,000, docs/benchmarks.md), halved for what its emulator does not charge (TLS to Kinesis, PostgreSQL
 # across a network). The read API's tasks are sized by its own target tracking (requests_per_task_per_minute).
 PROCESSOR_RECORDS_PER_VCPU_SECOND = 24_000
