@@ -27,7 +27,8 @@ migration exited 0. `rollout` waits until each service is stable (its new tasks 
 the old ones gone) and fails if it is not within 10 minutes; a deployment that failed only
 because its image was not there yet (a first deployment, pushed after the repositories
 existed) is started again first. `make deploy` and the deploy workflow run them in order:
-push (where a repository exists), apply, push (a first deployment), migrate, rollout.
+check-auth-tokens, push (where a repository exists), apply, push (a first deployment), migrate, rollout,
+check-subscriptions.
 `--skip-missing-repositories` lets the first push pass over stacks not yet deployed.
 """
 from __future__ import annotations
