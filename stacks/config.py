@@ -63,6 +63,10 @@ IMAGE_TAG_ENV = "PROCESSOR_IMAGE_TAG"
 # items separated by commas (pipeline_lib.settings.Supplier), e.g. "acme:standard,globex:bulk:3|4"
 # (two key generations while globex's key rotates). Unset: the API refuses every caller.
 SUPPLIERS_ENV = "SUPPLIERS"
+# What a deployment is made of that lives outside the repository: a pull request's plan and the release
+# both take each from the repository variable of that name (.github/workflows/), so the plan reviewed is
+# the one applied, and a release never drops every supplier's key for want of SUPPLIERS.
+DEPLOYMENT_ENV = (ALERT_SUBSCRIPTIONS_ENV, INCIDENT_SUBSCRIPTIONS_ENV, SUPPLIERS_ENV)
 
 
 class ConfigError(ValueError):

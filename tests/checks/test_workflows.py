@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stacks.config import DEPLOYMENT_ENV
+from stacks.state import STATE_BUCKET_ENV, STATE_REGION_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -153,3 +156,16 @@ def test_the_auth_rotation_rotates_rolls_the_tasks_then_sets() -> None:
         "check-auth-tokens", "REDIS_AUTH_UPDATE=ROTATE npx cdktf deploy", "roll-tasks",
         "REDIS_AUTH_UPDATE=SET npx cdktf deploy")]
     assert order == sorted(order)
+
+
+def test_every_job_that_synthesizes_for_aws_takes_each_deployment_setting_from_its_repository_variable() -> None:
+    # A setting missing from one job deploys something else than was reviewed: without SUPPLIERS a release
+    # would plan away every supplier's API key.
+    for name in ("pull-request.yml", "deploy.yml"):
+        workflow = load(name)
+        for job_name, job in workflow["jobs"].items():
+            if not any(str(s.get("uses", "")).startswith("aws-actions/configure-aws") for s in job["steps"]):
+                continue
+            env = {**workflow.get("env", {}), **job.get("env", {})}
+            for setting in (*DEPLOYMENT_ENV, STATE_BUCKET_ENV, STATE_REGION_ENV):
+                assert env.get(setting) == f"${{{{ vars.{setting} }}}}", (name, job_name, setting)
