@@ -158,7 +158,9 @@ RESOURCE_TYPES: dict[str, ResourceType] = {
     "aws_api_gateway_model": ResourceType(name_attribute="", free=_FREE),
     "aws_api_gateway_request_validator": ResourceType(free=_FREE),
     "aws_api_gateway_gateway_response": ResourceType(free=_FREE),
-    "aws_api_gateway_api_key": ResourceType(named=True, free=_FREE),
+    "aws_api_gateway_api_key": ResourceType(
+        named=True, free=_FREE,
+        loses="the key's value: the supplier holding it is refused (403) until handed another"),
     "aws_api_gateway_usage_plan": ResourceType(named=True, free=_FREE),
     "aws_api_gateway_usage_plan_key": ResourceType(free=_FREE),
     "aws_cloudwatch_log_metric_filter": ResourceType(named=True),  # its metric is priced

@@ -27,6 +27,8 @@ RAISED: list[tuple[str, str, list[Change], str]] = [
      "`db_name` forces replacement: destroys the database and its data (kept only in snapshots)"),
     ("stateful-delete", rules.HIGH, [change("aws_kinesis_stream", "delete", {"name": "retail-updates-dev"})],
      "deleted: loses the stream and every record it retains"),
+    ("stateful-delete", rules.HIGH, [change("aws_api_gateway_api_key", "delete", {"name": "retail-supplier-acme-1-dev"})],
+     "deleted: loses the key's value: the supplier holding it is refused (403) until handed another"),
     ("stateful-forget", rules.MEDIUM, [change("aws_cloudwatch_log_group", "forget", {"name": "/retail/dev/x"})],
      "forgotten (a `removed` block): Terraform stops managing it; log group and its log events stays in AWS, "
      "unprotected by this stack's checks and still billed, until someone deletes or imports it"),
