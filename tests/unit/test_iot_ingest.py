@@ -34,6 +34,16 @@ def test_each_sensor_is_a_thing_of_the_stacks_own_type_searchable_by_line_and_se
     assert factory.outputs["iot_thing_type_name"]["value"] == ref(only(factory, "aws_iot_thing_type"), "name")
 
 
+def test_an_edited_thing_type_description_never_plans_a_replacement_of_the_type_sensors_belong_to(
+        factory: StackJson) -> None:
+    # A thing type's properties can only be set at creation (CloudFormation: "Update requires:
+    # Replacement"), and AWS refuses to delete a thing type that things belong to, only after it
+    # has been deprecated for 5 minutes (DeleteThingType). A planned replacement would deprecate the
+    # type (refusing every new registration) and then fail on the registered sensors.
+    thing_type = only(factory, "aws_iot_thing_type").config
+    assert "properties" in thing_type["lifecycle"]["ignore_changes"]
+
+
 def test_a_device_may_connect_only_as_the_thing_its_certificate_is_attached_to_of_this_type(factory: StackJson) -> None:
     connect = next(s for s in device_policy(factory)["Statement"] if s["Sid"] == "ConnectAsItsOwnThing")
     assert connect["Action"] == "iot:Connect"
