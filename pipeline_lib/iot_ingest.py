@@ -90,9 +90,11 @@ class IotIngest(Construct):
         error_policy = IamRolePolicy(
             self, "error-policy", name=naming.name("iot-rule-errors"), role=self.error_role.id,
             policy=iam.document(
-                # What IoT's CloudWatch Logs action calls (AWS IoT developer guide, "CloudWatch Logs").
+                # What IoT's CloudWatch Logs action calls (AWS IoT developer guide, "CloudWatch Logs"). CloudWatch
+                # Logs authorizes both on `<group>:log-stream:<stream>` (DescribeLogStreams with an empty stream),
+                # which the bare group ARN does not match.
                 iam.statement("FindOrMakeTheErrorStream", ["logs:CreateLogStream", "logs:DescribeLogStreams"],
-                              [self.error_log.arn]),
+                              [self.error_log.arn, f"{self.error_log.arn}:log-stream:*"]),
                 iam.statement("WriteRuleErrors", ["logs:PutLogEvents"], [f"{self.error_log.arn}:log-stream:*"]),
             ))
         self.rule = IotTopicRule(
