@@ -58,6 +58,7 @@ from pipeline_lib.network import HTTPS, Network
 from pipeline_lib.private_name import PrivateName
 from pipeline_lib.processor_service import ProcessorService
 from pipeline_lib.settings import AlarmConfig, CatalogReadApiConfig
+from policy.conventions import replacement_digest
 
 CONTAINER_NAME = "catalog-api"
 HEALTH_PATH = "/healthz"
@@ -179,9 +180,15 @@ class CatalogReadApi(Construct):
             # ELB checks that it may write (a test object) when logging is turned on: the policy comes first.
             depends_on=[self.access_log.policy],
         )
+        # The listener and the service use the group, and AWS will not delete a group in use
+        # (ResourceInUse): what forces a new one makes it under a new name, before the old one goes.
+        # "cat", not "catalog-api": the digest and a 12-character suffix must fit in 32 characters.
+        replaced_by = {"port": str(port), "protocol": "HTTPS", "protocol_version": "", "target_type": "ip"}
         self.target_group = LbTargetGroup(
-            self, "targets", name=self.name, port=port, protocol="HTTPS", target_type="ip",
+            self, "targets", name=naming.name(f"cat-{replacement_digest(tuple(replaced_by.values()))}"),
+            port=port, protocol=replaced_by["protocol"], target_type=replaced_by["target_type"],
             vpc_id=network.vpc.id, deregistration_delay="30",
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             health_check=LbTargetGroupHealthCheck(enabled=True, protocol="HTTPS", path=HEALTH_PATH, matcher="200",
                                                   interval=15, timeout=5, healthy_threshold=2,
                                                   unhealthy_threshold=3),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.iot_policy import IotPolicy
@@ -70,6 +71,11 @@ class IotIngest(Construct):
                 description=f"A {naming.workload} sensor: attributes {LINE_ATTRIBUTE}, {SENSOR_ATTRIBUTE}; "
                             "registered by python -m tools.sensors",
                 searchable_attributes=[LINE_ATTRIBUTE, SENSOR_ATTRIBUTE]),
+            # Its properties are set once, at creation: a change would replace the type, and AWS deletes
+            # a thing type only 5 minutes after deprecating it and only once no thing belongs to it
+            # (DeleteThingType), so the apply would leave it deprecated (no new registrations) and fail.
+            # Changing them is a new type and a re-registration of every sensor (docs/iot.md).
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["properties"]),
         )
         self.device_policy = IotPolicy(self, "policy", name=naming.name("sensor"),
                                        policy=json.dumps(self.device_policy_document(account, naming.name("sensor"))))
@@ -84,9 +90,11 @@ class IotIngest(Construct):
         error_policy = IamRolePolicy(
             self, "error-policy", name=naming.name("iot-rule-errors"), role=self.error_role.id,
             policy=iam.document(
-                # What IoT's CloudWatch Logs action calls (AWS IoT developer guide, "CloudWatch Logs").
+                # What IoT's CloudWatch Logs action calls (AWS IoT developer guide, "CloudWatch Logs"). CloudWatch
+                # Logs authorizes both on `<group>:log-stream:<stream>` (DescribeLogStreams with an empty stream),
+                # which the bare group ARN does not match.
                 iam.statement("FindOrMakeTheErrorStream", ["logs:CreateLogStream", "logs:DescribeLogStreams"],
-                              [self.error_log.arn]),
+                              [self.error_log.arn, f"{self.error_log.arn}:log-stream:*"]),
                 iam.statement("WriteRuleErrors", ["logs:PutLogEvents"], [f"{self.error_log.arn}:log-stream:*"]),
             ))
         self.rule = IotTopicRule(

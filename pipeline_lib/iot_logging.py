@@ -32,8 +32,9 @@ class IotAccountLogging(Construct):
                        assume_role_policy=iam.assume_role_policy("iot.amazonaws.com", source_account=account.account_id))
         policy = IamRolePolicy(self, "policy", name=naming.name("iot-logging"), role=role.id, policy=iam.document(
             # The group exists (above): IoT needs no CreateLogGroup, PutRetentionPolicy or PutMetricFilter.
+            # Authorized on `<group>:log-stream:<stream>`, which the bare group ARN does not match.
             iam.statement("FindOrMakeItsStreams", ["logs:CreateLogStream", "logs:DescribeLogStreams"],
-                          [self.log_group.arn]),
+                          [self.log_group.arn, f"{self.log_group.arn}:log-stream:*"]),
             iam.statement("WriteIotLogs", ["logs:PutLogEvents"], [f"{self.log_group.arn}:log-stream:*"]),
         ))
         self.options = IotLoggingOptions(self, "options", default_log_level=settings.log_level, role_arn=role.arn,

@@ -4,7 +4,9 @@ that name (associated with the VPC), whose apex is an alias of the balancer.
 The zone holds the one name rather than its parent domain, so it sits beside any zone an organisation
 already keeps for the parent (Route 53 answers from the most specific private zone that matches) and
 goes with the stack: `force_destroy` lets the zone be deleted with its alias in it. The alias
-evaluates the balancer's health, so the name stops answering when no target is healthy behind it.
+evaluates the balancer's health, but as the name's only record it answers all the same when nothing
+behind it is healthy (Route 53 treats a group with no healthy record as all healthy): callers see the
+ALB's 503, and the no-healthy-task alarm is what tells.
 """
 from __future__ import annotations
 

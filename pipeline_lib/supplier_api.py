@@ -72,12 +72,9 @@ from pipeline_lib.data_stream import DataStream
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.settings import AlarmConfig, SupplierApiConfig
 from pipeline_lib.supplier_api_mapping import (
-    ACCEPTED_TEMPLATE,
     GATEWAY_RESPONSES,
     INTEGRATION_REQUEST_PARAMETERS,
     INTEGRATION_RESPONSES,
-    KINESIS_FAILED_TEMPLATE,
-    KINESIS_REFUSED_TEMPLATE,
     MODEL_NAME,
     WAF_RATE_RULE,
     gateway_response_template,
@@ -122,8 +119,9 @@ class SupplierApi(Construct):
         model = ApiGatewayModel(self, "model", rest_api_id=self.api.id, name=MODEL_NAME, content_type=JSON,
                                 description="A supplier's batch (the wire contract, processor/contract/)",
                                 schema=self.model_schema)
-        validator = ApiGatewayRequestValidator(self, "validator", rest_api_id=self.api.id, name=naming.name("supplier-api-body"),
-                                               validate_request_body=True, validate_request_parameters=True)
+        validation = {"validate_request_body": True, "validate_request_parameters": True}
+        validator = ApiGatewayRequestValidator(self, "validator", rest_api_id=self.api.id,
+                                               name=naming.name("supplier-api-body"), **validation)
         method = ApiGatewayMethod(
             self, "post", rest_api_id=self.api.id, resource_id=updates.id, http_method="POST",
             authorization="NONE", api_key_required=True, request_validator_id=validator.id,
@@ -162,21 +160,26 @@ class SupplierApi(Construct):
                 self, f"integration-{status}", rest_api_id=self.api.id, resource_id=updates.id,
                 http_method=method.http_method, status_code=status, selection_pattern=pattern,
                 response_templates={JSON: template}, depends_on=[integration, method_response]))
-        ApiGatewayMethodResponse(self, "response-400", rest_api_id=self.api.id, resource_id=updates.id,
-                                 http_method=method.http_method, status_code="400", response_models={JSON: "Error"})
+        responses.append(ApiGatewayMethodResponse(
+            self, "response-400", rest_api_id=self.api.id, resource_id=updates.id, http_method=method.http_method,
+            status_code="400", response_models={JSON: "Error"}))
         gateway_responses = {}
         for response_type, (status, message) in GATEWAY_RESPONSES.items():
             template = gateway_response_template(message)
             gateway_responses[response_type] = template
-            ApiGatewayGatewayResponse(
+            responses.append(ApiGatewayGatewayResponse(
                 self, f"gateway-{response_type.lower().replace('_', '-')}", rest_api_id=self.api.id,
-                response_type=response_type, status_code=str(status), response_templates={JSON: template})
+                response_type=response_type, status_code=str(status), response_templates={JSON: template}))
 
-        # A new deployment whenever what the stage serves changes: the model and the templates, hashed
-        # here (with the keys by supplier and generation), and the keys' ids, known once they exist.
+        # A new deployment whenever what the stage serves changes: the model, the templates, the
+        # integration responses' patterns and the request parameters, hashed here (with the keys by
+        # supplier and generation), and the keys' ids, known once they exist. The deployment is a
+        # snapshot of the API when it is made: it waits for every part it serves (gateway responses
+        # included), or the first one would serve AWS's defaults until something else redeployed.
         served = [self.model_schema, request_template("STREAM", {
                       f"{supplier}/{generation}": supplier for supplier, generation in self.keys}),
-                  ACCEPTED_TEMPLATE, KINESIS_REFUSED_TEMPLATE, KINESIS_FAILED_TEMPLATE, gateway_responses]
+                  [list(response) for response in INTEGRATION_RESPONSES], INTEGRATION_REQUEST_PARAMETERS,
+                  validation, gateway_responses, GATEWAY_RESPONSES]
         deployment = ApiGatewayDeployment(
             self, "deployment", rest_api_id=self.api.id,
             triggers={"mapping": hashlib.sha256(json.dumps(served, sort_keys=True).encode()).hexdigest(),

@@ -3,6 +3,7 @@ a rule keyed by sensor into the stream, failures kept and alarmed (pipeline_lib/
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -32,6 +33,16 @@ def test_each_sensor_is_a_thing_of_the_stacks_own_type_searchable_by_line_and_se
     assert thing_type["name"] == "factory-sensor-dev"
     assert thing_type["properties"]["searchable_attributes"] == ["line_id", "sensor_id"]
     assert factory.outputs["iot_thing_type_name"]["value"] == ref(only(factory, "aws_iot_thing_type"), "name")
+
+
+def test_an_edited_thing_type_description_never_plans_a_replacement_of_the_type_sensors_belong_to(
+        factory: StackJson) -> None:
+    # A thing type's properties can only be set at creation (CloudFormation: "Update requires:
+    # Replacement"), and AWS refuses to delete a thing type that things belong to, only after it
+    # has been deprecated for 5 minutes (DeleteThingType). A planned replacement would deprecate the
+    # type (refusing every new registration) and then fail on the registered sensors.
+    thing_type = only(factory, "aws_iot_thing_type").config
+    assert "properties" in thing_type["lifecycle"]["ignore_changes"]
 
 
 def test_a_device_may_connect_only_as_the_thing_its_certificate_is_attached_to_of_this_type(factory: StackJson) -> None:
@@ -87,7 +98,7 @@ def test_failed_actions_go_to_an_encrypted_log_group_written_by_a_role_of_its_ow
                       "role_arn": ref(by_path(factory, "aws_iam_role", "iot/error-role"), "arn")}
     policy = by_path(factory, "aws_iam_role_policy", "iot/error-policy")
     assert [(s["Action"], s["Resource"]) for s in policy_statements(policy)] == [
-        (["logs:CreateLogStream", "logs:DescribeLogStreams"], [ref(group, "arn")]),
+        (["logs:CreateLogStream", "logs:DescribeLogStreams"], [ref(group, "arn"), f"{ref(group, 'arn')}:log-stream:*"]),
         (["logs:PutLogEvents"], [f"{ref(group, 'arn')}:log-stream:*"])]
 
 
@@ -183,3 +194,28 @@ def test_iot_logging_without_its_own_encrypted_group_is_found(prod_stacks: dict[
         del groups[name]
     assert [f.message for f in rule_of(StackJson(prod.stack_id, document))] == [
         "IoT would create AWSIotLogsV2 itself, unencrypted and kept for ever: create it in the stack"]
+
+
+STREAM_ACTIONS = {"logs:CreateLogStream", "logs:DescribeLogStreams"}  # make or find a stream of the group
+
+
+def test_every_role_that_makes_or_finds_log_streams_is_granted_them_as_cloudwatch_logs_names_them(
+        dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson]) -> None:
+    # CloudWatch Logs authorizes the stream actions on `<group ARN>:log-stream:<stream>` (DescribeLogStreams
+    # on `...:log-stream:` with an empty stream): a grant on the bare group ARN allows none of them
+    # (fluent/fluent-bit-docs#913, aws/aws-cdk#7096). IoT's error action and its account logging call both.
+    checked = 0
+    for stack in (*dev_stacks.values(), *prod_stacks.values()):
+        for policy in stack.resources("aws_iam_role_policy"):
+            for stmt in json.loads(policy.config["policy"])["Statement"]:
+                actions = {stmt["Action"]} if isinstance(stmt["Action"], str) else set(stmt["Action"])
+                resources = [stmt["Resource"]] if isinstance(stmt["Resource"], str) else stmt["Resource"]
+                if not actions & STREAM_ACTIONS:
+                    continue
+                for group in {r.split("}")[0] + "}" for r in resources if r.startswith("${aws_cloudwatch_log_group.")}:
+                    checked += 1
+                    for stream in (f"{group}:log-stream:", f"{group}:log-stream:device-1"):
+                        assert any(fnmatch.fnmatchcase(stream, r) for r in resources), (
+                            f"{policy.path} {stmt.get('Sid')}: {sorted(actions & STREAM_ACTIONS)} on {resources} "
+                            f"does not reach {stream}")
+    assert checked >= 3

@@ -257,7 +257,8 @@ def test_shard_level_metrics_a_per_shard_alarm_reads_are_allowed(retail: StackJs
     assert findings(rules.shard_level_metrics_are_read, mutated(retail, hot_shard)) == []
 
 
-@pytest.mark.parametrize("type_", ["aws_security_group", "aws_db_parameter_group", "aws_elasticache_parameter_group"])
+@pytest.mark.parametrize("type_", ["aws_security_group", "aws_db_parameter_group", "aws_elasticache_parameter_group",
+                                   "aws_lb_target_group"])
 def test_an_in_use_resource_with_a_fixed_name_is_found(retail: StackJson, type_: str) -> None:
     def fix(document: dict[str, Any]) -> None:
         resource = first(document, type_)
@@ -268,11 +269,19 @@ def test_an_in_use_resource_with_a_fixed_name_is_found(retail: StackJson, type_:
 
 
 @pytest.mark.parametrize("type_", ["aws_security_group", "aws_db_parameter_group", "aws_elasticache_parameter_group",
-                                   "aws_db_subnet_group", "aws_elasticache_subnet_group"])
+                                   "aws_db_subnet_group", "aws_elasticache_subnet_group", "aws_lb_target_group"])
 def test_an_in_use_resource_replaced_delete_first_is_found(retail: StackJson, type_: str) -> None:
     found = findings(rules.in_use_resources_are_replaced_create_first,
                      mutated(retail, lambda d: first(d, type_).pop("lifecycle")))
     assert [f.message for f in found] == ["in use, so it must be replaced create-first (lifecycle.create_before_destroy)"]
+
+
+def test_a_target_group_whose_name_misses_a_new_port_is_found(retail: StackJson) -> None:
+    # A listener and a service use it: AWS refuses to delete it (ResourceInUse), so a new port must
+    # come under a new name, created before the old one goes.
+    assert findings(rules.in_use_resources_are_replaced_create_first, retail) == []
+    bad = mutated(retail, lambda d: first(d, "aws_lb_target_group").update(port=9443))
+    assert len(findings(rules.in_use_resources_are_replaced_create_first, bad)) == 1
 
 
 def test_a_cache_parameter_group_whose_name_misses_a_new_description_is_found(retail: StackJson) -> None:

@@ -205,3 +205,46 @@ def test_a_changed_model_or_template_redeploys_the_stage(retail: StackJson) -> N
 
 def test_the_factory_has_no_supplier_api(factory: StackJson) -> None:
     assert list(factory.resources("aws_api_gateway_rest_api")) == []
+
+
+def _depends_on(stack: StackJson, start: str) -> set[str]:
+    """Every resource address `start` waits for before it is created: its references and its
+    depends_on, followed to the end."""
+    configs = {res.address: res.config for res in stack.resources()}
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        config = configs[todo.pop()]
+        found = set(re.findall(r"\$\{(aws_[a-z0-9_]+\.[A-Za-z0-9_-]+)", json.dumps(config)))
+        found |= set(config.get("depends_on") or [])
+        for address in found - seen:
+            seen.add(address)
+            todo.append(address)
+    return seen
+
+
+def test_the_first_deployment_waits_for_every_part_of_the_api_it_snapshots(retail: StackJson) -> None:
+    # A deployment is a snapshot of the API when it is created; gateway responses, method and
+    # integration responses, models and validators all need a redeployment to be served
+    # (API Gateway developer guide, "Updates to REST APIs that require redeployment"). Created
+    # after the first deployment, they would not be served until something else redeploys.
+    waits_for = _depends_on(retail, only(retail, "aws_api_gateway_deployment").address)
+    snapshotted = [res.address for type_ in ("aws_api_gateway_gateway_response", "aws_api_gateway_method_response",
+                                             "aws_api_gateway_integration_response", "aws_api_gateway_method",
+                                             "aws_api_gateway_integration", "aws_api_gateway_model",
+                                             "aws_api_gateway_request_validator")
+                   for res in retail.resources(type_)]
+    assert len(snapshotted) > 10
+    assert sorted(set(snapshotted) - waits_for) == []
+
+
+def test_a_changed_integration_response_pattern_or_request_parameter_redeploys_the_stage(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, retail: StackJson) -> None:
+    from pipeline_lib import supplier_api
+
+    before = only(retail, "aws_api_gateway_deployment").config["triggers"]["mapping"]
+    changed = tuple((status, r"4\d{2}|429" if pattern == r"4\d{2}" else pattern, template)
+                    for status, pattern, template in supplier_api.INTEGRATION_RESPONSES)
+    monkeypatch.setattr(supplier_api, "INTEGRATION_RESPONSES", changed)
+    after = only(_synth(tmp_path, "dev"), "aws_api_gateway_deployment").config["triggers"]["mapping"]
+    assert after != before
