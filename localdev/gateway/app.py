@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -307,15 +308,14 @@ class _NumberTooLong(ValueError):
     pass
 
 
-LONGEST_INTEGER = 4300  # digits: Python's own limit on reading an integer (sys.get_int_max_str_digits)
-
-
 def _integer(digits: str) -> int:
     """A JSON integer, or a refusal that says what it is: JSON itself sets no limit, Python reads at most
-    LONGEST_INTEGER digits, and no model here takes a number of more than a few."""
-    if len(digits) > LONGEST_INTEGER:
-        raise _NumberTooLong(f"a number of {len(digits):,} digits (at most {LONGEST_INTEGER:,} are read)")
-    return int(digits)
+    sys.get_int_max_str_digits() digits (4,300), and no model here takes a number of more than a few."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise _NumberTooLong(f"a number of {len(digits.lstrip('-')):,} digits "
+                             f"(at most {sys.get_int_max_str_digits():,} are read)") from None
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
