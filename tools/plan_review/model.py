@@ -226,23 +226,32 @@ def _marked_strings(value: Any, sensitive: Any, found: set[str]) -> None:
             _marked_strings(item, marker, found)
 
 
-def _sensitive_strings(document: dict[str, Any]) -> frozenset[str]:
-    found: set[str] = set()
-    for section in ("resource_changes", "resource_drift"):
-        for raw in document.get(section) or []:
-            change = raw.get("change") if isinstance(raw, dict) else None
-            if isinstance(change, dict):
-                for side in ("before", "after"):
-                    _marked_strings(change.get(side), change.get(f"{side}_sensitive"), found)
+def sensitive_places(document: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str, Any]]:
+    """Where a plan document holds values it marks sensitive, as (holder, key, marker): the value is
+    `holder[key]`, the marker its `*_sensitive` tree (True: the whole value). The resource changes, the drift
+    (values from before someone changed them outside Terraform) and the deferred changes, before and after;
+    the output changes; and the root variables declared `sensitive`, which `variables` holds in clear."""
+    changes = [*(document.get("resource_changes") or []), *(document.get("resource_drift") or []),
+               *(d.get("resource_change") or {} for d in document.get("deferred_changes") or [] if isinstance(d, dict))]
+    for raw in changes:
+        change = raw.get("change") if isinstance(raw, dict) else None
+        if isinstance(change, dict):
+            for side in ("before", "after"):
+                yield change, side, change.get(f"{side}_sensitive")
     for output in (document.get("output_changes") or {}).values():
         if isinstance(output, dict):
             for side in ("before", "after"):
-                _marked_strings(output.get(side), output.get(f"{side}_sensitive"), found)
+                yield output, side, output.get(f"{side}_sensitive")
     declared = dig(document, ("configuration", "root_module", "variables")) or {}
     for name, variable in (document.get("variables") or {}).items():
-        if isinstance(declared, dict) and isinstance(declared.get(name), dict) and declared[name].get("sensitive") \
-                and isinstance(variable, dict):
-            _marked_strings(variable.get("value"), True, found)
+        if isinstance(variable, dict) and isinstance(declared, dict) and (declared.get(name) or {}).get("sensitive"):
+            yield variable, "value", True
+
+
+def _sensitive_strings(document: dict[str, Any]) -> frozenset[str]:
+    found: set[str] = set()
+    for holder, key, marker in sensitive_places(document):
+        _marked_strings(holder.get(key), marker, found)
     return frozenset(found)
 
 

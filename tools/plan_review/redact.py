@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.json_path import dig
 from tools.plan_review.diff import MASK, SECRET_NAME, flatten
-from tools.plan_review.model import MIN_SECRET
+from tools.plan_review.model import MIN_SECRET, sensitive_places
 
 
 def mask(value: Any, sensitive: Any, found: set[str]) -> Any:
@@ -56,21 +55,8 @@ def _scrub(node: Any, secrets: set[str]) -> Any:
 def redact(document: dict[str, Any]) -> dict[str, Any]:
     """Redacts in place and returns the document."""
     secrets: set[str] = set()  # every value masked, to scrub its copies elsewhere at the end
-    # drift holds the values from before someone changed them outside Terraform (an old password, say)
-    changes = [*(document.get("resource_changes") or []), *(document.get("resource_drift") or []),
-               *(d.get("resource_change") or {} for d in document.get("deferred_changes") or [] if isinstance(d, dict))]
-    for raw in changes:
-        change = raw.get("change") or {} if isinstance(raw, dict) else {}
-        change["before"] = mask(change.get("before"), change.get("before_sensitive"), secrets)
-        change["after"] = mask(change.get("after"), change.get("after_sensitive"), secrets)
-    # `variables` holds every root variable's value in clear, `sensitive = true` ones too
-    declared = dig(document, ("configuration", "root_module", "variables")) or {}
-    for name, variable in (document.get("variables") or {}).items():
-        if isinstance(variable, dict) and isinstance(declared, dict) and (declared.get(name) or {}).get("sensitive"):
-            variable["value"] = mask(variable.get("value"), True, secrets)
-    for output in (document.get("output_changes") or {}).values():
-        for side in ("before", "after"):
-            output[side] = mask(output.get(side), output.get(f"{side}_sensitive"), secrets)
+    for holder, key, marker in sensitive_places(document):
+        holder[key] = mask(holder.get(key), marker, secrets)
     for section in ("planned_values", "prior_state"):
         holder = document.get(section) or {}
         values = holder.get("values", holder) if section == "prior_state" else holder
