@@ -41,6 +41,7 @@ from localdev.deploy import (
     state_file,
 )
 from localdev.iot.local_broker import LocalBroker
+from localdev.iot.rules import SETTLED
 from localdev.kinesis_usage import shard_usage
 from localdev.local_endpoints import (
     TaskRoles,
@@ -202,7 +203,7 @@ def close_broker(run: WorkloadRun, timeout_s: float = 30.0) -> None:
         figures = run.broker.stats()  # type: ignore[union-attr]
         rules = figures.get("rules", {})
         return rules.get("matched", 0) >= run.sent.get("acknowledged", 0) and rules.get("matched", 0) == sum(
-            rules.get(k, 0) for k in ("put", "failed", "sql_failed"))
+            rules.get(k, 0) for k in SETTLED)
 
     deadline = time.monotonic() + timeout_s
     while not applied() and time.monotonic() < deadline:
@@ -448,7 +449,8 @@ def broker_line(run: WorkloadRun) -> str:
             f"{counts.get('publish accepted', 0)} accepted, {counts.get('publish refused', 0)} refused, "
             f"{counts.get('publish throttled', 0)} throttled{f' ({why})' if why else ''}; the deployed rule put "
             f"{rules.get('put', 0)} records into the stream as its role, {rules.get('failed', 0)} failed "
-            f"({rules.get('errors_logged', 0)} to its error log)")
+            f"({rules.get('errors_logged', 0)} to its error log), {rules.get('dropped_by_where', 0)} dropped by its "
+            "WHERE (a client id that is not the thing its topic names)")
 
 
 def archive_delivery(session: Session, run: WorkloadRun, checked_from: int, timeout_s: float = 120.0) -> str:

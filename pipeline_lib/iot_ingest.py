@@ -37,16 +37,35 @@ from pipeline_lib import iam
 from pipeline_lib.alarms import AlarmSpec, MetricAlarmSpec, Widget
 from pipeline_lib.context import StackContext
 from pipeline_lib.data_stream import DataStream
-from pipeline_lib.iot_topics import LINE_ATTRIBUTE, SENSOR_ATTRIBUTE, TOPIC_FILTER, device_topic, rule_name
+from pipeline_lib.iot_topics import (
+    LINE_ATTRIBUTE,
+    LINE_LEVEL,
+    SENSOR_ATTRIBUTE,
+    SENSOR_LEVEL,
+    TOPIC_FILTER,
+    device_topic,
+    rule_name,
+    topic_thing_name_sql,
+)
 from pipeline_lib.log_group import EncryptedLogGroup
 from pipeline_lib.settings import AlarmConfig, IotConfig
 
 SQL_VERSION = "2016-03-23"
-# What the rule puts on the stream (processor/records.py decodes it): the line and sensor from the
-# topic, the device's message as it arrived (base64: any bytes pass the SQL), IoT's receipt time.
-RULE_SQL = ("SELECT topic(2) AS line_id, topic(3) AS sensor_id, encode(*, 'base64') AS payload, "
-            f"timestamp() AS received_at_ms FROM '{TOPIC_FILTER}'")
 IOT_METRICS = "AWS/IoT"
+
+
+def rule_sql(workload: str, suffix: str) -> str:
+    """What the rule puts on the stream (processor/records.py decodes it): the line and sensor from the
+    topic, the device's message as it arrived (base64: any bytes pass the SQL), IoT's receipt time.
+
+    Only from the sensor the topic names: the message's MQTT client id must be that sensor's thing name.
+    The device policy already keeps each certificate to its own client id and topic; this keeps out
+    whoever else may publish there (an IAM principal with `iot:Publish` over HTTPS, whose clientid() is
+    `n/a`, or an MQTT client with a broader policy under another client id): IoT drops such a message
+    before any action, with no error action."""
+    return (f"SELECT topic({LINE_LEVEL}) AS line_id, topic({SENSOR_LEVEL}) AS sensor_id, "
+            f"encode(*, 'base64') AS payload, timestamp() AS received_at_ms FROM '{TOPIC_FILTER}' "
+            f"WHERE clientid() = {topic_thing_name_sql(workload, suffix)}")
 
 
 def iot_expression(text: str) -> str:
@@ -55,7 +74,7 @@ def iot_expression(text: str) -> str:
     return f"$${{{text}}}"
 
 
-PARTITION_KEY = iot_expression("topic(3)")  # the sensor: one sensor's readings stay on one shard, in order
+PARTITION_KEY = iot_expression(f"topic({SENSOR_LEVEL})")  # the sensor: one sensor's readings stay on one shard, in order
 
 
 class IotIngest(Construct):
@@ -98,7 +117,8 @@ class IotIngest(Construct):
                 iam.statement("WriteRuleErrors", ["logs:PutLogEvents"], [f"{self.error_log.arn}:log-stream:*"]),
             ))
         self.rule = IotTopicRule(
-            self, "rule", name=self.rule_name, enabled=True, sql=RULE_SQL, sql_version=SQL_VERSION,
+            self, "rule", name=self.rule_name, enabled=True, sql=rule_sql(naming.workload, naming.suffix),
+            sql_version=SQL_VERSION,
             description=f"Each device message into {stream.name}, keyed by its sensor",
             kinesis=[IotTopicRuleKinesis(role_arn=self.rule_role.arn, stream_name=stream.name,
                                          partition_key=PARTITION_KEY)],

@@ -6,7 +6,11 @@ from __future__ import annotations
 import re
 
 LINE_ATTRIBUTE, SENSOR_ATTRIBUTE = "line_id", "sensor_id"  # thing attributes: the policy and topic read them
-TOPIC_FILTER = "factory/+/+/readings"  # factory/<line>/<sensor>/readings: topic(2) the line, topic(3) the sensor
+TOPIC_FILTER = "factory/+/+/readings"  # factory/<line>/<sensor>/readings
+# The levels of TOPIC_FILTER's wildcards, as IoT SQL's topic(n) counts them (1 the first level; on a Basic
+# Ingest topic `$aws/rules/<rule>/` is not counted: topic(n) sees the topic without it).
+LINE_LEVEL, SENSOR_LEVEL = (n for n, level in enumerate(TOPIC_FILTER.split("/"), 1) if level == "+")
+THING_NAME_SEPARATOR = ":"  # between the environment, line and sensor of a thing name
 # A line or sensor id a thing name, a thing attribute and one topic level can all hold (and the
 # factory wire contract accepts): no MQTT wildcard, no level separator, no ':' (the thing name's own).
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -32,8 +36,28 @@ def thing_name(workload: str, suffix: str, line: str, sensor: str) -> str:
         if not DEVICE_ID.fullmatch(value):
             raise ValueError(f"{label} id {value!r} must be 1-64 letters, digits, '_' or '-', starting with a letter "
                              "or digit")
-    name = f"{workload}-{suffix}:{line}:{sensor}"
+    name = THING_NAME_SEPARATOR.join(_thing_name_parts(workload, suffix, line, sensor))
     if len(name) > MAX_THING_NAME:
         raise ValueError(f"thing name {name} is {len(name)} characters (IoT allows {MAX_THING_NAME} for a thing name "
                          "and a client id): shorten the line or sensor id")
     return name
+
+
+def _thing_name_parts(workload: str, suffix: str, line: str, sensor: str) -> tuple[str, str, str]:
+    return f"{workload}-{suffix}", line, sensor
+
+
+def topic_thing_name_sql(workload: str, suffix: str) -> str:
+    """IoT SQL for the thing name of the sensor a message's topic names (its line and sensor levels),
+    `concat('factory-dev:', topic(2), ':', topic(3))`: what the MQTT client id of its sender must be."""
+    levels = {"\x00line": f"topic({LINE_LEVEL})", "\x00sensor": f"topic({SENSOR_LEVEL})"}
+    name = THING_NAME_SEPARATOR.join(_thing_name_parts(workload, suffix, *levels))
+    parts = []
+    for piece in re.split(f"({'|'.join(levels)})", name):
+        if piece in levels:
+            parts.append(levels[piece])
+        elif "'" in piece:
+            raise ValueError(f"{piece!r} cannot be an IoT SQL string literal")
+        elif piece:
+            parts.append(f"'{piece}'")
+    return f"concat({', '.join(parts)})"

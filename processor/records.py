@@ -236,7 +236,7 @@ def _decode_factory(obj: dict) -> Record:
     return _decode_reading(obj)
 
 
-# The fields the IoT rule's SQL writes (pipeline_lib/iot_ingest.py RULE_SQL), and no others.
+# The fields the IoT rule's SQL writes (pipeline_lib/iot_ingest.py rule_sql), and no others.
 DEVICE_RECORD_FIELDS = frozenset(contract.schema("device_record")["required"])
 MAX_REFUSALS_NAMED = 5  # a dead letter names this many refused readings, then counts the rest
 # How far ahead of IoT's receipt of its message (received_at_ms, IoT's own clock) a device's reading may be

@@ -2,7 +2,8 @@
 
 Each rule is read from the emulator's registry as deployed (GetTopicRule): its SQL, its Kinesis
 actions with their partition-key templates, its error action. A message whose topic matches the
-rule's FROM filter (or that names the rule through Basic Ingest, `$aws/rules/<rule>/...`) is
+rule's FROM filter (or that names the rule through Basic Ingest, `$aws/rules/<rule>/...`), and
+satisfies its WHERE clause if it has one (else it is dropped: no action, no error action), is
 turned into the SQL's output and put into the stream with credentials of the action's role, from
 STS as IoT assumes it, through the emulator's Kinesis, where every call of a deployed role is
 authorized (localdev/moto_extensions/access.py): a role or key that may not put the record stops
@@ -30,8 +31,11 @@ from typing import Any
 SELECT = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+'(?P<filter>[^']*)'\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 ITEM = re.compile(r"^(?P<expr>.+?)(?:\s+AS\s+(?P<alias>[A-Za-z_][A-Za-z0-9_]*))?$", re.IGNORECASE)
 TEMPLATE = re.compile(r"\$\{([^}]+)\}")
+WHERE = re.compile(r"^WHERE\s+(?P<condition>.+?)\s*$", re.IGNORECASE | re.DOTALL)
 LANES = 4
 BASIC_INGEST = "$aws/rules/"
+# How a matched message ends, one of these each (Figures): the demo waits until they add up to `matched`.
+SETTLED = ("put", "failed", "sql_failed", "dropped_by_where")
 logger = logging.getLogger("localdev.iot.rules")
 
 
@@ -63,6 +67,12 @@ def _expression(text: str) -> Callable[[Message, Any], Any]:
     text = text.strip()
     if text == "*":
         return lambda m, body: body
+    if re.fullmatch(r"'[^']*'", text):
+        literal = text[1:-1]
+        return lambda msg, body: literal
+    if m := re.fullmatch(r"concat\((?P<args>.*)\)", text, re.IGNORECASE | re.DOTALL):
+        args = [_expression(arg) for arg in _split(m.group("args"))] if m.group("args").strip() else []
+        return lambda msg, body: _concat([arg(msg, body) for arg in args])
     if m := re.fullmatch(r"topic\(\s*(\d*)\s*\)", text, re.IGNORECASE):
         n = int(m.group(1)) if m.group(1) else 0
         return lambda msg, body: msg.topic if n == 0 else (msg.topic.split("/") + [None] * n)[n - 1]
@@ -77,6 +87,33 @@ def _expression(text: str) -> Callable[[Message, Any], Any]:
     raise UnsupportedSql(f"the local rules engine does not know the SQL expression {text!r}")
 
 
+def _concat(values: list[Any]) -> Any:
+    """IoT's concat() of strings: none is Undefined (None), one is itself, more are their texts joined.
+    An Undefined argument (a topic level the topic does not have) makes the whole Undefined here."""
+    if not values or any(v is None for v in values):
+        return None
+    if len(values) == 1:
+        return values[0]
+    if any(isinstance(v, (list, dict)) for v in values):
+        raise UnsupportedSql("the local rules engine concatenates strings, not arrays or objects")
+    return "".join(v if isinstance(v, str) else json.dumps(v) for v in values)
+
+
+def _condition(text: str) -> Callable[[Message, Any], bool]:
+    """A WHERE condition of the subset the stacks use: `<expression> = <expression>`. As in IoT SQL, `=`
+    is true only for equal values of one type; an Undefined side makes it Undefined, which is not true."""
+    equals = [i for i, char in _top_level(text) if char == "="]
+    if len(equals) != 1 or text[equals[0] - 1] in "<>!" or any(
+            re.search(rf"\b{word}\b", text, re.IGNORECASE) for word in ("AND", "OR", "NOT")):
+        raise UnsupportedSql(f"the local rules engine applies a WHERE of one `a = b`, not {text!r}")
+    left, right = _expression(text[:equals[0]]), _expression(text[equals[0] + 1:])
+
+    def holds(msg: Message, body: Any) -> bool:
+        a, b = left(msg, body), right(msg, body)
+        return a is not None and b is not None and type(a) is type(b) and a == b
+    return holds
+
+
 @dataclass
 class Rule:
     name: str
@@ -84,14 +121,21 @@ class Rule:
     select: list[tuple[str | None, Callable[[Message, Any], Any]]]  # (alias or None for *, expression)
     actions: list[dict[str, Any]]
     error_action: dict[str, Any] | None
+    where: Callable[[Message, Any], bool] | None = None  # None: no WHERE, every matched message
 
     @classmethod
     def parse(cls, name: str, rule: dict[str, Any]) -> Rule:
         match = SELECT.match(rule["sql"])
         if not match:
             raise UnsupportedSql(f"rule {name}: SQL {rule['sql']!r} is not SELECT ... FROM '<topic filter>'")
-        if match.group("rest").strip():
-            raise UnsupportedSql(f"rule {name}: the local rules engine does not apply {match.group('rest')!r}")
+        where = None
+        if rest := match.group("rest").strip():
+            if not (clause := WHERE.match(rest)):
+                raise UnsupportedSql(f"rule {name}: the local rules engine does not apply {rest!r}")
+            try:
+                where = _condition(clause.group("condition"))
+            except UnsupportedSql as error:
+                raise UnsupportedSql(f"rule {name}: {error}") from None
         select = []
         for item in _split(match.group("select")):
             parts = ITEM.match(item.strip())
@@ -107,7 +151,11 @@ class Rule:
         error = rule.get("errorAction") or None
         if error and set(error) - {"cloudwatchLogs"}:
             raise UnsupportedSql(f"rule {name}: the local error action is CloudWatch Logs only, not {sorted(error)}")
-        return cls(name, match.group("filter"), select, rule.get("actions") or [], error)
+        return cls(name, match.group("filter"), select, rule.get("actions") or [], error, where)
+
+    def admits(self, message: Message) -> bool:
+        """Whether the WHERE clause (if any) holds for the message."""
+        return self.where is None or self.where(message, _json(message.payload))
 
     def output(self, message: Message) -> bytes:
         """What the SQL makes of the message; a binary payload with fields added fails, as in IoT."""
@@ -129,18 +177,24 @@ class Rule:
         return TEMPLATE.sub(lambda m: str(_expression(m.group(1))(message, body)), template)
 
 
-def _split(select: str) -> list[str]:
-    """The SELECT list split on top-level commas."""
-    items, depth, current = [], 0, ""
-    for char in select:
-        depth += char == "("
-        depth -= char == ")"
-        if char == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    return [*items, current]
+def _top_level(text: str) -> list[tuple[int, str]]:
+    """The characters of `text` outside parentheses and string literals, with their positions."""
+    found, depth, quoted = [], 0, False
+    for index, char in enumerate(text):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted:
+            depth += char == "("
+            depth -= char == ")"
+            if depth == 0 and char not in "()":
+                found.append((index, char))
+    return found
+
+
+def _split(text: str) -> list[str]:
+    """A SELECT list or argument list split on top-level commas."""
+    commas = [i for i, char in _top_level(text) if char == ","]
+    return [text[start + 1:end] for start, end in zip([-1, *commas], [*commas, len(text)], strict=True)]
 
 
 def _json(payload: bytes) -> Any:
@@ -158,6 +212,9 @@ class Figures:
     errors_logged: int = 0
     error_action_failed: int = 0  # lost: neither the action nor the error action could write it
     sql_failed: int = 0
+    # The WHERE clause did not hold: no action, no error action. AWS has no metric of its own for it: such a
+    # message shows only in TopicMatch (counted), without a Success, Failure or ParseError.
+    dropped_by_where: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     # IoT Core's rule metrics (namespace AWS/IoT) by (metric, its dimensions): TopicMatch and
     # ParseError by rule, Success and Failure by rule and action type
@@ -173,7 +230,7 @@ class Figures:
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("matched", "put", "failed", "errors_logged", "error_action_failed",
-                                              "sql_failed")}
+                                              "sql_failed", "dropped_by_where")}
 
 
 class RulesEngine:
@@ -217,6 +274,9 @@ class RulesEngine:
         return futures
 
     def _apply(self, rule: Rule, message: Message) -> None:
+        if not rule.admits(message):
+            self.figures.add(rule.name, dropped_by_where=1)
+            return
         try:
             data = rule.output(message)
         except ValueError:

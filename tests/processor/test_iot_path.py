@@ -11,16 +11,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import psycopg2
 import pytest
 import redis
 
 from localdev.iot.device import Device
+from localdev.iot.rules import RulesEngine
 from localdev.iot.stand_up import IotPath, stand_up
 from localdev.moto_extensions.iot import IOT_CA_ENV
 from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from localdev.synthesized import bind
 from localdev.tls import make_ca
+from pipeline_lib.iot_topics import device_topic, thing_name
 from policy.stack_json import StackJson
 from processor.device_messages import device_payload
 from processor.samples import reading
@@ -28,7 +31,7 @@ from processor.scheduler import Scheduler
 from tests.helpers import read_stream
 from tests.processor.conftest import count, settings_for
 from tests.processor.test_least_privilege import ACCOUNT, REGION
-from tools.sensors import Environment, register, revoke
+from tools.sensors import WORKLOAD, Environment, register, revoke
 
 ENV = Environment(suffix="dev", readings_per_message=10, batch_wait_s=10.0, basic_ingest=True)
 LINE = "line-1"
@@ -430,3 +433,66 @@ def test_a_message_neither_the_kinesis_action_nor_the_error_action_could_write_i
             iam.put_role_policy(RoleName=name, PolicyName="iot",
                                 PolicyDocument=policy if isinstance(policy, str) else json.dumps(policy))
         device.close()
+
+
+def test_a_certificate_allowed_every_topic_cannot_speak_for_another_sensor_the_rule_drops_its_message(
+        deployed: IotPath) -> None:
+    # GIVEN a sensor whose certificate also carries a policy that allows a publish to any topic (as a test rig's or
+    # an operator's might), connected as itself
+    device = sensor(deployed, "wide-1-00")
+    iot = deployed.aws["iot"]
+    cert_arn = iot.describe_certificate(certificateId=device.config["certificate_id"])["certificateDescription"][
+        "certificateArn"]
+    iot.create_policy(policyName="publish-anywhere", policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:topic/*"}]}))
+    iot.attach_policy(policyName="publish-anywhere", target=cert_arn)
+    before = deployed.broker.stats().get("rules", {})
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    try:
+        assert device.connect()
+        # WHEN it publishes a reading on another sensor's topic (the broker accepts it: its policy allows that
+        # topic), then one on its own
+        assert device.publish(device_payload([reading()]),
+                              topic=device_topic(deployed.rule_name, LINE, "wide-1-01", basic_ingest=True))
+        assert device.publish(device_payload([reading()]))
+        rules_figure(deployed, "put", before.get("put", 0) + 1)
+        dropped = rules_figure(deployed, "dropped_by_where", before.get("dropped_by_where", 0) + 1)
+    finally:
+        device.close()
+        iot.detach_policy(policyName="publish-anywhere", target=cert_arn)
+
+    # THEN the rule dropped the message whose client id is not the thing its topic names, and put its own
+    assert dropped == before.get("dropped_by_where", 0) + 1
+    keys = [r["PartitionKey"] for r in read_stream(deployed.aws["kinesis"], deployed.stream, since=since)]
+    assert "wide-1-01" not in keys and keys.count("wide-1-00") == 1
+
+
+def test_a_publish_over_https_on_a_sensors_topic_is_dropped_by_the_deployed_rule_and_the_sensors_own_is_put(
+        deployed: IotPath, moto: MotoServer) -> None:
+    # GIVEN the rule as deployed in the emulator, read by the rules engine the broker runs (the broker speaks MQTT
+    # only: an HTTPS publish is handed to the engine as IoT reports it, client id `n/a`, principal the IAM caller)
+    def client(service: str, credentials: dict[str, str] | None = None) -> object:
+        return boto3.client(service, region_name=REGION, endpoint_url=moto.url, **(credentials or {}))
+
+    engine = RulesEngine(client)
+    engine.load()
+    topic = device_topic(deployed.rule_name, LINE, "http-1-00", basic_ingest=True)
+    caller = deployed.aws["sts"].get_caller_identity()["UserId"]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    try:
+        # WHEN an account principal publishes a reading on the sensor's topic over HTTPS, and the sensor publishes
+        # its own over MQTT
+        for client_id, principal in (("n/a", caller), (thing_name(WORKLOAD, ENV.suffix, LINE, "http-1-00"), "cert")):
+            for applied in engine.submit(topic, device_payload([reading()]), client_id, principal):
+                applied.result(timeout=30)
+    finally:
+        engine.close()
+
+    # THEN only the sensor's own reading is on the stream; the other was dropped before any action (AWS shows it as
+    # a TopicMatch with no Success or Failure)
+    figures = engine.figures.as_dict()
+    assert (figures["matched"], figures["put"], figures["dropped_by_where"], figures["failed"]) == (2, 1, 1, 0)
+    assert engine.figures.metrics[("TopicMatch", (("RuleName", deployed.rule_name),))] == 2
+    assert engine.figures.metrics[("Success", (("RuleName", deployed.rule_name), ("ActionType", "Kinesis")))] == 1
+    keys = [r["PartitionKey"] for r in read_stream(deployed.aws["kinesis"], deployed.stream, since=since)]
+    assert keys.count("http-1-00") == 1

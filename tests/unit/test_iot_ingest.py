@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_lib.iot_topics import thing_name
 from pipeline_lib.settings import IotConfig
 from policy import iot_rules
 from policy.conventions import carries_suffix
@@ -69,11 +70,19 @@ def test_the_rule_puts_each_message_into_the_stream_keyed_by_its_sensor_identity
         factory: StackJson) -> None:
     config = rule(factory).config
     assert config["name"] == "factory_readings_dev" and config["enabled"] is True
-    assert config["sql"] == ("SELECT topic(2) AS line_id, topic(3) AS sensor_id, encode(*, 'base64') AS payload, "
-                             "timestamp() AS received_at_ms FROM 'factory/+/+/readings'")
+    assert config["sql"].startswith("SELECT topic(2) AS line_id, topic(3) AS sensor_id, encode(*, 'base64') AS payload, "
+                                    "timestamp() AS received_at_ms FROM 'factory/+/+/readings' WHERE ")
     (kinesis,) = config["kinesis"]
     assert kinesis == {"partition_key": "$${topic(3)}", "role_arn": ref(by_path(factory, "aws_iam_role", "iot/rule-role"), "arn"),
                        "stream_name": ref(only(factory, "aws_kinesis_stream"), "name")}
+
+
+def test_the_rule_takes_a_message_only_from_the_client_id_that_is_the_thing_its_topic_names(factory: StackJson) -> None:
+    # topic(n) counts the levels after `$aws/rules/<rule>/` on a Basic Ingest topic, so topic(2) and topic(3) are
+    # the line and sensor whichever way the device publishes; clientid() is `n/a` for an HTTPS publish.
+    assert rule(factory).config["sql"].endswith(
+        " WHERE clientid() = concat('factory-dev:', topic(2), ':', topic(3))")
+    assert thing_name("factory", "dev", "line-1", "temp-1-00") == "factory-dev:line-1:temp-1-00"
 
 
 def test_the_rules_role_may_only_put_records_into_this_stream_and_use_the_key_through_kinesis(
