@@ -15,12 +15,12 @@ from policy.conventions import REQUIRED_TAGS, carries_suffix
 from policy.resource_types import name_attribute, resource_type
 from tools.plan_review import iam
 from tools.plan_review.diff import attribute_changes
+from tools.plan_review.exposure import world_open
 from tools.plan_review.model import Change, PlanInputError, StackPlan, configured_address
 
 HIGH, MEDIUM = "high", "medium"
 RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
 MAX_ROTATION_DAYS = 30
-WORLD = ("0.0.0.0/0", "::/0")
 
 @dataclass(frozen=True)
 class Risk:
@@ -341,26 +341,27 @@ def public_access(change: Change, plan: StackPlan) -> Iterator[Risk]:
 
 @rule("open-security-group")
 def security_group_open_to_the_world(change: Change, plan: StackPlan) -> Iterator[Risk]:
-    for direction, cidrs, ports in _world_rules(change.type, change.after) - _world_rules(change.type, change.before):
+    for direction, cidr, ports in _world_rules(change.type, change.after) - _world_rules(change.type, change.before):
         # (a group's inline rules only known after apply show no rule at all; `egress` unknown, as it is
         # on every new group that leaves it to AWS's default, says nothing about the ingress found)
         severity = HIGH if direction == "ingress" else MEDIUM
         verb = "ingress from" if direction == "ingress" else "egress to"
-        yield _risk(severity, "open-security-group", change, plan, f"{verb} {cidrs} on {ports}")
+        yield _risk(severity, "open-security-group", change, plan, f"{verb} {cidr} on {ports}")
 
 
 def _world_rules(type_: str, resource: Any) -> set[tuple[str, str, str]]:
-    """(direction, cidr, ports) for every rule of a group or rule resource open to the world."""
-    if not isinstance(resource, dict):
+    """(direction, cidr as the report shows it, ports) for every rule of a security group or rule resource
+    open to the world (`exposure.world_open`: any spelling of it)."""
+    if not isinstance(resource, dict) or type_ in NETWORK_ACLS:
         return set()
     found: set[tuple[str, str, str]] = set()
 
     def add(direction: str, cidrs: list[Any], rule: dict[str, Any]) -> None:
         for cidr in cidrs:
-            if cidr in WORLD:
-                found.add((direction, cidr, _ports(rule)))
+            if (shown := world_open(cidr)) is not None:
+                found.add((direction, shown, _ports(rule)))
 
-    for direction in ("ingress", "egress"):  # aws_security_group inline rules
+    for direction in ("ingress", "egress"):  # aws_security_group and aws_default_security_group inline rules
         for block in resource.get(direction) or []:
             if isinstance(block, dict):
                 add(direction, [*(block.get("cidr_blocks") or []), *(block.get("ipv6_cidr_blocks") or [])], block)
@@ -370,6 +371,40 @@ def _world_rules(type_: str, resource: Any) -> set[tuple[str, str, str]]:
     if type_ in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"):
         direction = "ingress" if type_.endswith("ingress_rule") else "egress"
         add(direction, [resource.get("cidr_ipv4"), resource.get("cidr_ipv6")], resource)
+    return found
+
+
+NETWORK_ACLS = ("aws_network_acl", "aws_default_network_acl", "aws_network_acl_rule")
+
+
+@rule("open-network-acl")
+def network_acl_open_to_the_world(change: Change, plan: StackPlan) -> Iterator[Risk]:
+    """A network ACL entry allowing the world is medium: it is AWS's default ACL, and the security groups
+    still gate each interface; it says only that the subnet's own gate is open."""
+    for direction, cidr, ports in _acl_world_entries(change.type, change.after) - \
+            _acl_world_entries(change.type, change.before):
+        verb = "allows ingress from" if direction == "ingress" else "allows egress to"
+        yield _risk(MEDIUM, "open-network-acl", change, plan,
+                    f"network ACL {verb} {cidr} on {ports}: only security groups stand in the way")
+
+
+def _acl_world_entries(type_: str, resource: Any) -> set[tuple[str, str, str]]:
+    """(direction, cidr as the report shows it, ports) for every `allow` entry of a network ACL open to the world."""
+    if not isinstance(resource, dict) or type_ not in NETWORK_ACLS:
+        return set()
+    entries: list[tuple[str, dict[str, Any], str]] = []
+    if type_ == "aws_network_acl_rule":
+        entries.append(("egress" if truthy(resource.get("egress")) else "ingress", resource, "rule_action"))
+    else:
+        entries.extend((direction, block, "action") for direction in ("ingress", "egress")
+                       for block in resource.get(direction) or [] if isinstance(block, dict))
+    found: set[tuple[str, str, str]] = set()
+    for direction, entry, action in entries:
+        if str(entry.get(action) or "").lower() != "allow":
+            continue
+        for cidr in (entry.get("cidr_block"), entry.get("ipv6_cidr_block")):
+            if (shown := world_open(cidr)) is not None:
+                found.add((direction, shown, _ports(entry)))
     return found
 
 
