@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policy.conventions import UNSCOPABLE_ACTIONS
+from tools.plan_review.iam_patterns import action_covers, covers, wide_action, wide_resource
 
 # Where a resource type keeps a policy document, and whether it is a resource policy
 # (in a key or bucket policy, "Resource": "*" means the key or bucket itself).
@@ -91,19 +92,34 @@ class Grant:
     condition: str  # JSON, "" when none
 
     def wildcard(self, resource_policy: bool, own_accounts: frozenset[str] = frozenset()) -> bool:
-        """All actions, all of a service's actions, anyone, or every resource where a scope exists.
+        """Anyone, every action or every one of a verb (`*`, `NotAction`, `*:*`, `s3:*`, `s3:Get*`,
+        `iam:Pass*`: `iam_patterns.wide_action`), or every resource where a scope exists (`*`,
+        `arn:aws:s3:::*`, `arn:aws:kinesis:*:*:stream/*`: `iam_patterns.wide_resource`).
 
-        Two things are not wildcards here: "*" as the resource of a resource policy (it
-        means the key or bucket itself), and `kms:*` for the root of the key's **own** account
-        in a key policy (the statement that hands the key's access control to IAM, in every
-        key policy). Another account's root, or a root whose account the plan does not show,
-        gets no such exemption: it is the whole key handed to someone else.
+        Two things are not wildcards here: a wide resource in a resource policy (there "*" means the
+        key or bucket itself, and the policy reaches nothing else), and `kms:*` (or any narrower KMS
+        pattern) for the root of the key's **own** account in a key policy (the statement that hands the
+        key's access control to IAM, in every key policy). Another account's root, or a root whose account
+        the plan does not show, gets no such exemption: it is the whole key handed to someone else.
         """
         if anyone(self.principal):
             return True
-        if self.action == "*" or self.action.startswith("* except") or self.action.endswith(":*"):
-            return not (self.action == "kms:*" and root_account(self.principal) in own_accounts)
-        return self.resource == "*" and not resource_policy and self.action not in UNSCOPABLE_ACTIONS
+        if wide_action(self.action):
+            return not (self.action.lower().startswith("kms:") and root_account(self.principal) in own_accounts)
+        return not resource_policy and self.action not in UNSCOPABLE_ACTIONS and wide_resource(self.resource)
+
+    def covers(self, other: Grant) -> bool:
+        """True when this grant allows everything `other` does: the same principal, an action and resource
+        pattern matching all `other`'s do (`s3:*` covers `s3:Get*`, `s3:Get*` covers `s3:GetObject`), and no
+        condition or the same one."""
+        return self.principal == other.principal and self.condition in ("", other.condition) and \
+            action_covers(self.action, other.action) and covers(self.resource, other.resource)
+
+
+def gained(after: set[Grant], before: set[Grant]) -> set[Grant]:
+    """The grants of `after` that no grant of `before` covers: what a change adds. A pattern rewritten
+    narrower (`s3:Get*` to `s3:GetObject`) adds nothing; one rewritten wider (`s3:GetObject` to `s3:Get*`) does."""
+    return {grant for grant in after if not any(old.covers(grant) for old in before)}
 
 
 class PolicyParseError(ValueError):

@@ -465,8 +465,8 @@ def _document_gains(change: Change, plan: StackPlan, attribute: str, resource_po
                              if isinstance(b, dict) and b.get("name") == name), None)
     try:
         before = iam.grants(old_document)
-        added = iam.grants(change.after_value(*path)) - before
-        dropped = {d for d in iam.grants(old_document, "Deny") - iam.grants(change.after_value(*path), "Deny")
+        added = iam.gained(iam.grants(change.after_value(*path)), before)
+        dropped = {d for d in iam.gained(iam.grants(old_document, "Deny"), iam.grants(change.after_value(*path), "Deny"))
                    if "aws:SecureTransport" not in d.condition}  # that one is the tls rule's
     except iam.PolicyParseError as error:
         yield _risk(MEDIUM, "iam-gain", change, plan, f"`{attribute}`: {error}")
