@@ -3,7 +3,8 @@
 Each PLAN.json is `terraform show -json` output (what `make plan` writes to plans/); the stack
 is named after the file. The report goes to stdout, or to --out.
 
-Exit status: 0 when no high risk is left unacknowledged, 1 when one is, 2 on bad input.
+Exit status: 0 when no high risk is left unacknowledged, 1 when one is, 2 on bad input. A high
+risk found in the drift (changed outside Terraform) counts unless this plan undoes it.
 Acknowledge a high risk with an entry in policy/plan_acknowledgements.toml, or, in a pull
 request, with the `plan-risk-acknowledged` label (the workflow passes --acknowledged-by).
 """
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from tools.cost import prices
-from tools.plan_review import acknowledge, cost, model, redact, report, rules
+from tools.plan_review import acknowledge, cost, drift, model, redact, report, rules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     table = prices.load()
     try:
-        reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan), accepted, args.acknowledged_by),
+        reviewed = [report.Reviewed(plan, acknowledge.apply(rules.assess(plan) + drift.assess(plan), accepted,
+                                                                 args.acknowledged_by),
                                     cost.cost_change(plan, table))
                     for plan in plans]
     except model.PlanInputError as error:

@@ -7,7 +7,7 @@ from tools.plan_review import cost
 from tools.plan_review.diff import MASK, UNKNOWN, attribute_changes
 from tools.plan_review.diff import render as value_text
 from tools.plan_review.model import CHANGE_KINDS, OutputChange, StackPlan
-from tools.plan_review.rules import HIGH, Risk
+from tools.plan_review.rules import DRIFT_KEPT, DRIFT_UNDONE, HIGH, Risk
 
 MARKER = "<!-- plan-review -->"  # the workflow finds its sticky comment by this line
 MAX_CHARS = 60_000  # a GitHub comment holds 65,536 characters
@@ -34,10 +34,10 @@ def _cell(text: str) -> str:
 
 
 def render(reviewed: list[Reviewed], title: str = "Terraform plan review", footer: str = "") -> str:
-    risks = [risk for item in reviewed for risk in item.risks]
-    blocking = [r for r in risks if r.blocking]
-    acknowledged = [r for r in risks if r.severity == HIGH and r.acknowledged_by]
-    medium = [r for r in risks if r.severity != HIGH]
+    every = [risk for item in reviewed for risk in item.risks]
+    blocking = [r for r in every if r.blocking]
+    risks = [r for r in every if not r.drift]
+    acknowledged = [r for r in every if r.severity == HIGH and r.acknowledged_by]
     lines = [MARKER, f"## {title}", ""]
     if blocking:
         lines.append(f"**{len(blocking)} high risk{'s' if len(blocking) != 1 else ''} not acknowledged**: "
@@ -46,16 +46,15 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
         lines.append(f"High risks: {len(acknowledged)}, all acknowledged.")
     else:
         lines.append("No high risk.")
+    undone = [r for r in every if r.severity == HIGH and r.drift == DRIFT_UNDONE and not r.acknowledged_by]
+    if undone:
+        lines[-1] += (f" {len(undone)} high risk{'s' if len(undone) != 1 else ''} changed outside Terraform, "
+                      "undone by this plan: applying it closes them.")
     lines.append("")
-    if risks:
-        lines += ["### Risks", "", "| | rule | stack | resource | why |", "|---|---|---|---|---|"]
-        for risk in [*blocking, *acknowledged, *medium]:
-            badge = "HIGH" if risk.severity == HIGH else "medium"
-            if risk.acknowledged_by:
-                badge = "HIGH (acknowledged)"
-            why = risk.reason + (f" — acknowledged: {risk.acknowledged_by}" if risk.acknowledged_by else "")
-            lines.append(f"| {badge} | `{risk.rule}` | {risk.stack} | `{_cell(risk.address)}` | {_cell(why)} |")
-        lines.append("")
+    lines += _risk_table("### Risks", risks)
+    lines += _risk_table("### Risks changed outside Terraform (drift)", [r for r in every if r.drift], [
+        "Found in what AWS holds now against the last apply (`resource_drift`). A high one this plan keeps "
+        "fails the review like any other; one it undoes (applying it reverts the change) is listed only.", ""])
     lines += ["### Summary", "", "| stack | " + " | ".join(CHANGE_KINDS) + " |", "|---" * (len(CHANGE_KINDS) + 1) + "|"]
     for item in reviewed:
         counts = item.plan.counts()
@@ -79,6 +78,24 @@ def render(reviewed: list[Reviewed], title: str = "Terraform plan review", foote
     if footer:
         lines += [footer, ""]
     return _unmask_nothing("\n".join(lines), {secret for item in reviewed for secret in item.plan.secrets})
+
+
+def _risk_table(heading: str, risks: list[Risk], intro: list[str] | None = None) -> list[str]:
+    """Unacknowledged high risks first, then acknowledged or drift undone by the plan, then medium ones."""
+    if not risks:
+        return []
+    lines = [heading, "", *(intro or []), "| | rule | stack | resource | why |", "|---|---|---|---|---|"]
+    for risk in sorted(risks, key=lambda r: (not r.blocking, r.severity != HIGH)):
+        badge = "HIGH" if risk.severity == HIGH else "medium"
+        if risk.acknowledged_by:
+            badge = "HIGH (acknowledged)"
+        why = risk.reason + (f" — {DRIFT_FATE[risk.drift]}" if risk.drift else "")
+        why += f" — acknowledged: {risk.acknowledged_by}" if risk.acknowledged_by else ""
+        lines.append(f"| {badge} | `{risk.rule}` | {risk.stack} | `{_cell(risk.address)}` | {_cell(why)} |")
+    return [*lines, ""]
+
+
+DRIFT_FATE = {DRIFT_KEPT: "this plan keeps it", DRIFT_UNDONE: "this plan undoes it"}
 
 
 def _unmask_nothing(text: str, secrets: set[str]) -> str:

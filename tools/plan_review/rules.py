@@ -19,6 +19,7 @@ from tools.plan_review.exposure import world_open
 from tools.plan_review.model import Change, PlanInputError, StackPlan, configured_address
 
 HIGH, MEDIUM = "high", "medium"
+DRIFT_KEPT, DRIFT_UNDONE = "kept", "undone"
 RETAIL_MIN_ARCHIVE_DAYS = 1_096  # three years
 MAX_ROTATION_DAYS = 30
 
@@ -30,10 +31,14 @@ class Risk:
     address: str
     reason: str
     acknowledged_by: str = ""
+    # "" for a risk of the plan's own changes; for one found in the drift (a change made outside Terraform),
+    # DRIFT_KEPT when the plan leaves it in place, DRIFT_UNDONE when applying the plan reverts it
+    drift: str = ""
 
     @property
     def blocking(self) -> bool:
-        return self.severity == HIGH and not self.acknowledged_by
+        """An unacknowledged high risk, unless it is drift this plan undoes (blocking would keep it open longer)."""
+        return self.severity == HIGH and not self.acknowledged_by and self.drift != DRIFT_UNDONE
 
 
 Rule = Callable[[Change, StackPlan], Iterator[Risk]]
