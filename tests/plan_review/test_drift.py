@@ -54,3 +54,49 @@ def test_a_drifted_high_risk_is_acknowledged_like_any_other(tmp_path: Path) -> N
     assert status == 0
     assert risk_rows(report) == [f"| HIGH (acknowledged) | `open-security-group` | retail-dev | `{GROUP}` | ingress "
                                  "from 0.0.0.0/0 on tcp 22 — this plan keeps it — acknowledged: label by @lead |"]
+
+
+def test_a_world_rule_the_stack_manages_as_its_own_resource_is_not_drift_of_its_group(tmp_path: Path) -> None:
+    # the group's computed `ingress` lists the separate rule after the apply that created it
+    group_id = "sg-0123456789abcdef0"
+    public = {"cidr_ipv4": "0.0.0.0/0", "ip_protocol": "tcp", "from_port": 443, "to_port": 443,
+              "security_group_id": group_id}
+    recorded = {"id": group_id, "name": "retail-alb-dev", "ingress": []}
+    now = {**recorded, "ingress": [{**PORT, "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"]}]}
+    plan = plan_document(
+        resource_change("aws_security_group.alb", "aws_security_group", ["no-op"], now, now),
+        resource_change("aws_vpc_security_group_ingress_rule.https", "aws_vpc_security_group_ingress_rule", ["no-op"],
+                        public, public),
+        resource_drift=[resource_change("aws_security_group.alb", "aws_security_group", ["update"], recorded, now)])
+    status, report = review(tmp_path, plan)
+    assert status == 0 and risk_rows(report) == []
+    other_group = {**now, "id": "sg-0fedcba9876543210"}  # the same rule on another group is drift all the same
+    plan["resource_drift"] = [resource_change("aws_security_group.alb", "aws_security_group", ["update"],
+                                              {**recorded, "id": other_group["id"]}, other_group)]
+    plan["resource_changes"][0]["change"].update(before=other_group, after=other_group)
+    status, report = review(tmp_path, plan)
+    assert status == 1 and len(risk_rows(report)) == 1
+
+
+def test_a_role_policy_the_stack_manages_is_not_drift_of_its_role_but_one_added_by_hand_is(tmp_path: Path) -> None:
+    wide = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+    trust = '{"Version": "2012-10-17", "Statement": []}'
+    recorded = {"name": "retail-task-dev", "id": "retail-task-dev", "assume_role_policy": trust, "inline_policy": []}
+
+    def role_now(*names: str) -> dict[str, Any]:
+        return {**recorded, "inline_policy": [{"name": n, "policy": wide} for n in names]}
+
+    managed = {"role": "retail-task-dev", "name": "task", "policy": wide}
+    plan = plan_document(
+        resource_change("aws_iam_role.task", "aws_iam_role", ["no-op"], role_now("task"), role_now("task")),
+        resource_change("aws_iam_role_policy.task", "aws_iam_role_policy", ["no-op"], managed, managed),
+        resource_drift=[resource_change("aws_iam_role.task", "aws_iam_role", ["update"], recorded, role_now("task"))])
+    status, report = review(tmp_path, plan)
+    assert status == 0 and risk_rows(report) == []
+    plan["resource_drift"][0]["change"]["after"] = role_now("task", "console-debug")
+    plan["resource_changes"][0]["change"].update(before=role_now("task", "console-debug"),
+                                                 after=role_now("task", "console-debug"))
+    status, report = review(tmp_path, plan)
+    assert status == 1 and risk_rows(report) == [
+        "| HIGH | `iam-wildcard` | retail-dev | `aws_iam_role.task` | wildcard granted: `s3:*` on `*` — this plan "
+        "keeps it |"]

@@ -350,8 +350,26 @@ def security_group_open_to_the_world(change: Change, plan: StackPlan) -> Iterato
         # (a group's inline rules only known after apply show no rule at all; `egress` unknown, as it is
         # on every new group that leaves it to AWS's default, says nothing about the ingress found)
         severity = HIGH if direction == "ingress" else MEDIUM
-        verb = "ingress from" if direction == "ingress" else "egress to"
-        yield _risk(severity, "open-security-group", change, plan, f"{verb} {cidr} on {ports}")
+        yield _risk(severity, "open-security-group", change, plan, open_rule_reason(direction, cidr, ports))
+
+
+def open_rule_reason(direction: str, cidr: str, ports: str) -> str:
+    return f"{'ingress from' if direction == 'ingress' else 'egress to'} {cidr} on {ports}"
+
+
+SEPARATE_RULES = ("aws_security_group_rule", "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
+
+
+def separately_managed_open_rules(plan: StackPlan) -> set[tuple[str, str]]:
+    """(security group id, reason) of every world-open rule this stack manages as a resource of its own: a
+    group's computed `ingress`/`egress` lists those too, so they show there as drift without being any."""
+    found = set()
+    for change in plan.changes:
+        if change.managed and change.type in SEPARATE_RULES:
+            for side in (change.before, change.after):
+                for direction, cidr, ports in _world_rules(change.type, side):
+                    found.add((str(side.get("security_group_id")), open_rule_reason(direction, cidr, ports)))
+    return found
 
 
 def _world_rules(type_: str, resource: Any) -> set[tuple[str, str, str]]:
