@@ -22,6 +22,7 @@ WORLD_SPELLINGS = [
     ("::ffff:0:0/96", "(= 0.0.0.0/0: every IPv4 address)"),
     ("::ffff:0.0.0.0/97", "(= 0.0.0.0/1: a public /1, 1/2 of all IPv4 addresses)"),
     ("64:ff9b::/96", "(= 0.0.0.0/0: every IPv4 address)"),
+    ("::ffff:0:0/95", "(= 0.0.0.0/0: every IPv4 address)"),
     ("2000::/3", "(= 2000::/3: a public /3, 1/8 of all IPv6 addresses)"),
 ]
 # Private, shared, special or merely narrow ranges: not an exposure to the internet.

@@ -8,7 +8,8 @@ Threshold: a range is world-open when it is public (not wholly inside a private,
 link-local, multicast or reserved range) and its prefix is IPv4 /8 or shorter (16.7 million addresses or
 more: a whole block as IANA hands one to a regional registry), or IPv6 /12 or shorter (the size of a
 registry's whole IPv6 allocation). A range of IPv6 that embeds IPv4 (IPv4-mapped `::ffff:0:0/96`, NAT64
-`64:ff9b::/96`, 6to4 `2002::/16`) is judged as the IPv4 range it embeds.
+`64:ff9b::/96`, 6to4 `2002::/16`) and too narrow to count as IPv6 is judged as
+the IPv4 range it embeds (one holding a whole embedding range, `::ffff:0:0/95`, as all of IPv4).
 """
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _as_ipv4(network: ipaddress.IPv6Network) -> ipaddress.IPv4Network | None:
-    """The IPv4 range an IPv6 range embeds, or None."""
+    """The IPv4 range an IPv6 range embeds (all of IPv4 when it holds a whole embedding range), or None."""
     for embedding, start in IPV4_EMBEDDED:
+        if network.prefixlen < embedding.prefixlen and network.supernet_of(embedding):
+            return ipaddress.IPv4Network("0.0.0.0/0")
         if network.subnet_of(embedding):
             covered = min(32, network.prefixlen - start)
             address = (int(network.network_address) >> (128 - start - 32)) & 0xFFFF_FFFF
@@ -55,7 +58,8 @@ def world_open(cidr: Any) -> str | None:
     if cidr in ("0.0.0.0/0", "::/0"):
         return cidr
     judged = network
-    if isinstance(network, ipaddress.IPv6Network) and (embedded := _as_ipv4(network)) is not None:
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen > MAX_IPV6_PREFIX \
+            and (embedded := _as_ipv4(network)) is not None:  # too narrow as IPv6, but holding IPv4
         judged = embedded
     if judged in WORLD:
         return f"{cidr} (= {judged}: every {'IPv4' if judged.version == 4 else 'IPv6'} address)"
