@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policy.conventions import UNSCOPABLE_ACTIONS
-from tools.plan_review.iam_patterns import action_covers, covers, wide_action, wide_resource
+from policy.iam_patterns import action_covers, covers, wide_action, wide_resource
 
 # Where a resource type keeps a policy document, and whether it is a resource policy
 # (in a key or bucket policy, "Resource": "*" means the key or bucket itself).
