@@ -23,6 +23,7 @@ from policy.conventions import (
     rds_log_group,
     replacement_digest,
 )
+from policy.iam_patterns import wide_action, wide_resource
 from policy.resource_types import key_references, name_attribute, resource_type
 from policy.stack_json import Resource, StackJson, references
 
@@ -161,30 +162,65 @@ def _policies(stack: StackJson) -> Iterator[tuple[str, str, bool, dict[str, Any]
 
 
 def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
     return value if isinstance(value, list) else [value]
+
+
+# A Terraform reference in a synthesized policy is a value known at apply: one resource's ARN, an account
+# id, a name. It is never a wildcard, so it is judged as a literal of its shape (an ARN naming a resource).
+_TOKEN = re.compile(r"\$\{[^}]*\}")
+_NAMED_ARN = "arn:aws:reference:region:000000000000:reference/named"
+
+
+def _as_literal(pattern: str) -> str:
+    return _TOKEN.sub(lambda m: _NAMED_ARN if m.group(0).endswith(".arn}") else "reference", pattern)
+
+
+def _quoted(patterns: list[str]) -> str:
+    return ", ".join(f"'{p}'" for p in patterns)
 
 
 @rule
 def no_wildcard_actions(stack: StackJson) -> Iterator[Finding]:
+    """An Allow of `*`, a NotAction, or a pattern wide in the plan review's sense (`s3:*`, `s3:Get*`,
+    `iam:Pass*`: policy/iam_patterns.py `wide_action`); `kms:GenerateDataKey*` keeps a name and passes."""
     for _, path, _, document in _policies(stack):
         for statement in document.get("Statement", []):
-            if statement.get("Effect") == "Allow" and "*" in _as_list(statement.get("Action")):
+            if statement.get("Effect") != "Allow":
+                continue
+            sid = statement.get("Sid", "?")
+            if "NotAction" in statement:
                 yield _finding("no_wildcard_actions", stack, path,
-                               f"statement {statement.get('Sid', '?')} allows Action '*'")
+                               f"statement {sid} allows every action but {_quoted(_as_list(statement['NotAction']))}"
+                               " (NotAction)")
+                continue
+            wide = [a for a in _as_list(statement.get("Action")) if wide_action(_as_literal(str(a)))]
+            if wide:
+                yield _finding("no_wildcard_actions", stack, path, f"statement {sid} allows Action {_quoted(wide)}")
 
 
 @rule
 def no_wildcard_resources(stack: StackJson) -> Iterator[Finding]:
+    """In an identity policy, a scopable action on `*`, a NotResource, or an ARN pattern naming no particular
+    resource (`arn:aws:s3:::*`, `...:stream/*`: policy/iam_patterns.py `wide_resource`)."""
     for _, path, identity, document in _policies(stack):
         if not identity:  # in a key or bucket policy "*" means the key/bucket itself
             continue
         for statement in document.get("Statement", []):
-            if statement.get("Effect") != "Allow" or "*" not in _as_list(statement.get("Resource")):
+            if statement.get("Effect") != "Allow":
                 continue
-            scoped = sorted(set(_as_list(statement.get("Action"))) - UNSCOPABLE_ACTIONS)
-            if scoped:
+            if "NotResource" in statement:
+                wide = [f"every resource but {_quoted(_as_list(statement['NotResource']))} (NotResource)"]
+            else:
+                wide = [f"'{r}'" for r in _as_list(statement.get("Resource")) if wide_resource(_as_literal(str(r)))]
+            if "NotAction" in statement:
+                scoped = [f"every action but {_quoted(_as_list(statement['NotAction']))}"]
+            else:
+                scoped = sorted(set(_as_list(statement.get("Action"))) - UNSCOPABLE_ACTIONS)
+            if wide and scoped:
                 yield _finding("no_wildcard_resources", stack, path,
-                               f"statement {statement.get('Sid', '?')} grants {', '.join(scoped)} on '*'")
+                               f"statement {statement.get('Sid', '?')} grants {', '.join(scoped)} on {', '.join(wide)}")
 
 
 @rule

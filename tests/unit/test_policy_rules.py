@@ -139,6 +139,48 @@ def test_unscopable_actions_on_star_are_allowed(retail: StackJson) -> None:
     assert findings(rules.no_wildcard_resources, ok) == []
 
 
+# Actions as wide as a wildcard in the plan review's sense: they name a verb, or nothing, not a thing.
+WIDE_ACTIONS = ["s3:Get*", "iam:Pass*", "s3:*", "kinesis:G*"]
+
+
+@pytest.mark.parametrize("action", WIDE_ACTIONS)
+def test_an_allow_of_a_verb_wide_action_is_found_naming_the_statement(retail: StackJson, action: str) -> None:
+    bad = mutated(retail, lambda d: _add_statement(d, {"Sid": "Verb", "Effect": "Allow", "Action": [action],
+                                                          "Resource": "arn:aws:s3:::retail-archive-dev/*"}))
+    assert [f.message for f in findings(rules.no_wildcard_actions, bad)] == [f"statement Verb allows Action '{action}'"]
+
+
+def test_an_allow_through_not_action_is_found_as_wide_on_actions_and_resources(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: _add_statement(d, {"Sid": "AllBut", "Effect": "Allow", "NotAction": "iam:*",
+                                                          "Resource": "*"}))
+    assert [f.message for f in findings(rules.no_wildcard_actions, bad)] == [
+        "statement AllBut allows every action but 'iam:*' (NotAction)"]
+    assert [f.message for f in findings(rules.no_wildcard_resources, bad)] == [
+        "statement AllBut grants every action but 'iam:*' on '*'"]
+
+
+# Resource ARNs that name no particular resource: any bucket, any account's streams, every stream here.
+WIDE_RESOURCES = ["arn:aws:s3:::*", "arn:aws:kinesis:*:*:stream/*",
+                  "arn:${data.aws_partition.p.partition}:kinesis:us-east-1:${data.aws_caller_identity.c.account_id}:stream/*"]
+
+
+@pytest.mark.parametrize("resource", WIDE_RESOURCES)
+def test_a_scopable_action_on_a_resource_wide_arn_is_found_naming_the_statement(retail: StackJson,
+                                                                                resource: str) -> None:
+    bad = mutated(retail, lambda d: _add_statement(d, {"Sid": "AnyBucket", "Effect": "Allow",
+                                                          "Action": ["s3:GetObject", "kinesis:ListStreams"],
+                                                          "Resource": [resource]}))
+    assert [f.message for f in findings(rules.no_wildcard_resources, bad)] == [
+        f"statement AnyBucket grants s3:GetObject on '{resource}'"]
+
+
+def test_an_allow_through_not_resource_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: _add_statement(d, {"Sid": "Elsewhere", "Effect": "Allow", "Action": "s3:GetObject",
+                                                          "NotResource": "arn:aws:s3:::retail-archive-dev/*"}))
+    assert [f.message for f in findings(rules.no_wildcard_resources, bad)] == [
+        "statement Elsewhere grants s3:GetObject on every resource but 'arn:aws:s3:::retail-archive-dev/*' (NotResource)"]
+
+
 def test_a_created_secret_is_found(retail: StackJson) -> None:
     bad = mutated(retail, lambda d: d["resource"].setdefault("aws_secretsmanager_secret", {}).update(
         s={"name": "retail-x-dev", "//": {"metadata": {"path": "retail-dev/s"}}}))
