@@ -98,7 +98,8 @@ def score_file(source: Path, target: Path, state_path: Path | None = None) -> tu
     rows = anomalies = 0
     late: list[int] = []
     try:
-        with source.open(newline="", encoding="utf-8") as src, partial.open("w", newline="", encoding="utf-8") as out:
+        # utf-8-sig: a byte-order mark (a spreadsheet's "CSV UTF-8") is read past, not taken for the header
+        with source.open(newline="", encoding="utf-8-sig") as src, partial.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(("timestamp", "value", "anomaly_score", "label", "incident"))
             for ts_text, value_text, score, label, incident in score_series(read_series(src, late), state):

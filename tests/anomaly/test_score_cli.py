@@ -88,6 +88,17 @@ def test_a_clock_stepped_back_an_hour_is_scored_through_as_the_processor_scores_
     assert max(float(r["anomaly_score"]) for r in out[step:step + 120]) < 0.5
 
 
+def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_and_crlf_line_ends_is_scored_as_plain_csv(
+        spiked: tuple[Path, int], tmp_path: Path) -> None:
+    source, _ = spiked
+    saved = tmp_path / "saved.csv"
+    saved.write_bytes(b"\xef\xbb\xbf" + source.read_bytes().replace(b"\n", b"\r\n"))
+    assert run("score", source, tmp_path / "plain.out").returncode == 0
+    result = run("score", saved, tmp_path / "saved.out")
+    assert result.returncode == 0, result.stderr
+    assert read(tmp_path / "saved.out") == read(tmp_path / "plain.out")
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ("", "line 1: the input is empty"),
     ("time,reading\n2026-01-01T00:00:00Z,1\n", "line 1: expected a header 'timestamp,value'"),
