@@ -167,9 +167,7 @@ class Archive(Construct):
                                          log_group_name=self.delivery_log.name)
         role = IamRole(
             self, "firehose-role", name=naming.name("archive-firehose"),
-            # Firehose's documented trust policy: sts:ExternalId = the account id (it sends that,
-            # not aws:SourceAccount, when it assumes a delivery stream's role).
-            assume_role_policy=iam.assume_role_policy("firehose.amazonaws.com", external_id=account.account_id),
+            assume_role_policy=iam.assume_role_policy("firehose.amazonaws.com", account_id=account.account_id),
         )
         policy = IamRolePolicy(
             self, "firehose-policy", name=naming.name("archive-delivery"), role=role.id,

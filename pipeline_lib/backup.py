@@ -60,11 +60,7 @@ class DatabaseBackup(Construct):
         )
         role = IamRole(
             self, "role", name=naming.name("backup"),
-            # AWS Backup documents no confused-deputy key for its service role (its default role
-            # trusts backup.amazonaws.com alone) and a condition it does not send would fail
-            # every job. The guard is iam:PassRole: only this account's principals allowed to
-            # pass this role can hand it to Backup, and a role cannot be passed across accounts.
-            assume_role_policy=iam.assume_role_policy("backup.amazonaws.com"),
+            assume_role_policy=iam.assume_role_policy("backup.amazonaws.com", account_id=account.account_id),
         )
         for policy in BACKUP_MANAGED_POLICIES:
             IamRolePolicyAttachment(

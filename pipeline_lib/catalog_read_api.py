@@ -127,7 +127,7 @@ class CatalogReadApi(Construct):
                    "CATALOG_API_TOKENS": self.tokens_secret.arn, "CATALOG_API_TLS": self.tls_secret.arn}
         self.execution_role = IamRole(
             self, "execution-role", name=naming.name("catalog-api-exec"),
-            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id))
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", account_id=account.account_id))
         execution_statements = [
             iam.statement("AuthenticateToEcr", ["ecr:GetAuthorizationToken"], ["*"]),
             iam.statement("PullTheProcessorImage",
@@ -144,7 +144,7 @@ class CatalogReadApi(Construct):
         # The application calls no AWS API (its secrets arrive in its environment): a role with no permission.
         self.task_role = IamRole(
             self, "task-role", name=naming.name("catalog-api-task"),
-            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id))
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", account_id=account.account_id))
         network.serve(execution_statements)
 
         environment = {

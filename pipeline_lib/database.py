@@ -87,7 +87,7 @@ class Database(Construct):
             self,
             "monitoring-role",
             name=naming.name("db-monitoring"),
-            assume_role_policy=iam.assume_role_policy("monitoring.rds.amazonaws.com", source_account=account.account_id),
+            assume_role_policy=iam.assume_role_policy("monitoring.rds.amazonaws.com", account_id=account.account_id),
         )
         IamRolePolicyAttachment(
             self, "monitoring-policy", role=monitoring_role.name,

@@ -5,6 +5,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from policy.conventions import SERVICE_TRUST_KEYS
+
 
 def statement(
     sid: str,
@@ -29,22 +31,24 @@ def document(*statements: Mapping[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, separators=(",", ":"))
 
 
-def assume_role_policy(service: str, *, source_account: str | None = None, external_id: str | None = None) -> str:
-    """Trust policy for an AWS service, guarded against the confused deputy with the key
-    that service documents sending when it assumes the role: `aws:SourceAccount` for most,
-    `sts:ExternalId` (the account id) for Firehose; some (AWS Backup) document neither."""
+def assume_role_policy(service: str, *, account_id: str | None = None) -> str:
+    """Trust policy for an AWS service, guarded against the confused deputy with the key that service
+    sends when it assumes the role (`policy.conventions.SERVICE_TRUST_KEYS`), equal to this account."""
+    if service not in SERVICE_TRUST_KEYS:
+        raise ValueError(f"{service}: which confused-deputy key it sends when it assumes a role is not known; "
+                         "add it to policy/conventions.py SERVICE_TRUST_KEYS from the service's own docs")
     trust: dict[str, Any] = {
         "Sid": "AssumedByService",
         "Effect": "Allow",
         "Principal": {"Service": service},
         "Action": "sts:AssumeRole",
     }
-    if source_account and external_id:
-        raise ValueError("name one guard: the one the service documents")
-    if source_account:
-        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
-    if external_id:
-        trust["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    keys = SERVICE_TRUST_KEYS[service]
+    if keys:
+        key = keys[0]
+        if account_id is None:
+            raise ValueError(f"{service} is trusted on {key} = this account: pass account_id")
+        trust["Condition"] = {"StringEquals": {key: account_id}}
     return json.dumps({"Version": "2012-10-17", "Statement": [trust]}, separators=(",", ":"))
 
 

@@ -100,8 +100,7 @@ class IotIngest(Construct):
                                        policy=json.dumps(self.device_policy_document(account, naming.name("sensor"))))
         self.error_log = EncryptedLogGroup(self, "rule-errors", name=naming.path("iot-rule-errors"), key=key,
                                            retention_in_days=context.log_retention_days)
-        # IoT's documented confused-deputy guard for a rule's role: aws:SourceAccount.
-        trust = iam.assume_role_policy("iot.amazonaws.com", source_account=account.account_id)
+        trust = iam.assume_role_policy("iot.amazonaws.com", account_id=account.account_id)
         self.rule_role = IamRole(self, "rule-role", name=naming.name("iot-rule"), assume_role_policy=trust)
         rule_policy = IamRolePolicy(self, "rule-policy", name=naming.name("iot-rule-put"), role=self.rule_role.id,
                                     policy=iam.document(*self._put_statements(stream, context)))

@@ -29,7 +29,7 @@ class IotAccountLogging(Construct):
         self.log_group = EncryptedLogGroup(self, "group", name=IOT_LOG_GROUP, key=context.key,
                                            retention_in_days=context.log_retention_days)
         role = IamRole(self, "role", name=naming.name("iot-logging"),
-                       assume_role_policy=iam.assume_role_policy("iot.amazonaws.com", source_account=account.account_id))
+                       assume_role_policy=iam.assume_role_policy("iot.amazonaws.com", account_id=account.account_id))
         policy = IamRolePolicy(self, "policy", name=naming.name("iot-logging"), role=role.id, policy=iam.document(
             # The group exists (above): IoT needs no CreateLogGroup, PutRetentionPolicy or PutMetricFilter.
             # Authorized on `<group>:log-stream:<stream>`, which the bare group ARN does not match.

@@ -46,7 +46,7 @@ class MigrationTask(Construct):
         naming, account, key = context.naming, context.account, context.key
         self.task_role = IamRole(
             self, "task-role", name=naming.name("migrate-task"),
-            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", account_id=account.account_id),
         )
         statements = database.read_secret_statements(key)
         if catalog_api is not None:

@@ -102,7 +102,7 @@ class Network(Construct):
             self,
             "flow-logs-role",
             name=naming.name("flow-logs"),
-            assume_role_policy=iam.assume_role_policy("vpc-flow-logs.amazonaws.com", source_account=account.account_id),
+            assume_role_policy=iam.assume_role_policy("vpc-flow-logs.amazonaws.com", account_id=account.account_id),
         )
         IamRolePolicy(
             self,

@@ -155,7 +155,7 @@ class ProcessorService(Construct):
 
         self.execution_role = IamRole(
             self, "execution-role", name=naming.name("processor-exec"),
-            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", account_id=account.account_id),
         )
         execution_statements = [
             iam.statement("AuthenticateToEcr", ["ecr:GetAuthorizationToken"], ["*"]),
@@ -175,7 +175,7 @@ class ProcessorService(Construct):
 
         self.task_role = IamRole(
             self, "task-role", name=naming.name("processor-task"),
-            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", source_account=account.account_id),
+            assume_role_policy=iam.assume_role_policy("ecs-tasks.amazonaws.com", account_id=account.account_id),
         )
         # The service signs in to PostgreSQL as the application role with an IAM token: it
         # never reads the master secret (the migrate task does, migration_task.py).

@@ -130,8 +130,7 @@ class SupplierApi(Construct):
 
         # The integration's role: PutRecords on this stream and the data key it needs, nothing more.
         self.role = IamRole(self, "role", name=naming.name("supplier-api"),
-                            assume_role_policy=iam.assume_role_policy("apigateway.amazonaws.com",
-                                                                      source_account=account.account_id))
+                            assume_role_policy=iam.assume_role_policy("apigateway.amazonaws.com", account_id=account.account_id))
         IamRolePolicy(self, "role-policy", name=naming.name("supplier-api-put-records"), role=self.role.id,
                       policy=iam.document(*stream.write_statements()))
 

@@ -34,6 +34,30 @@ UNSCOPABLE_ACTIONS = frozenset(
 )
 
 
+# The confused-deputy keys each AWS service puts in the request context when it assumes a role it was given
+# (its own docs); the first is the one this project's trust policies require, equal to the account. A
+# condition on a key the service does not send fails every AssumeRole, so the role can never be used, and
+# nothing says so until the first request needs it; the emulator evaluates no trust policy, so only this
+# table stands between such a condition and production. Where a service sends none, the guard is
+# iam:PassRole, which cannot pass a role across accounts. pipeline_lib/iam.py builds every trust policy
+# from this table; policy rule `trust_conditions_are_ones_the_service_sends` holds every role to it.
+SERVICE_TRUST_KEYS: dict[str, tuple[str, ...]] = {
+    "ecs-tasks.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),  # ECS, "Task IAM role"
+    "monitoring.rds.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),  # RDS enhanced monitoring's role
+    "vpc-flow-logs.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),  # VPC flow logs' IAM role
+    "iot.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),  # IoT, cross-service confused deputy
+    "firehose.amazonaws.com": ("sts:ExternalId",),  # Firehose's documented trust policy: the account id
+    "backup.amazonaws.com": (),  # AWS Backup's default service role trusts the service alone
+    # API Gateway sends neither aws:SourceAccount nor aws:SourceArn when it assumes an AWS integration's
+    # credentials role: with either condition every request answers 500 ("API Gateway does not have
+    # permission to assume the provided role").
+    "apigateway.amazonaws.com": (),
+}
+# The keys a trust condition can name to tie a service's AssumeRole to a caller (lower case: IAM
+# compares condition keys case-insensitively).
+CONFUSED_DEPUTY_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid", "aws:sourceorgpaths",
+                                  "sts:externalid"})
+
 # Resources AWS refuses to delete while something uses them (a group attached to an instance,
 # a security group on an ENI), each with the arguments besides its name that force a
 # replacement (provider 5.x). A replacement must create the new one first

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from policy.conventions import (
+    CONFUSED_DEPUTY_KEYS,
     PRODUCTION_SUFFIXES,
     REPLACED_WHILE_IN_USE,
     REQUIRED_TAGS,
+    SERVICE_TRUST_KEYS,
     SHARED_AWS_LOG_GROUPS,
     UNSCOPABLE_ACTIONS,
     VENDED_LOGS_PREFIX,
@@ -221,6 +223,39 @@ def no_wildcard_resources(stack: StackJson) -> Iterator[Finding]:
             if wide and scoped:
                 yield _finding("no_wildcard_resources", stack, path,
                                f"statement {statement.get('Sid', '?')} grants {', '.join(scoped)} on {', '.join(wide)}")
+
+
+@rule
+def trust_conditions_are_ones_the_service_sends(stack: StackJson) -> Iterator[Finding]:
+    """A role a service assumes is guarded by a key that service sends (policy/conventions.py
+    SERVICE_TRUST_KEYS) and by no key it does not: such a condition fails every AssumeRole, and the role
+    is never usable. A service the table does not know is a finding until its keys are looked up."""
+    for res in stack.resources("aws_iam_role"):
+        try:
+            document = json.loads(res.config.get("assume_role_policy") or "{}")
+        except (TypeError, ValueError):
+            continue  # a reference, read at apply
+        for statement in _as_list(document.get("Statement")):
+            principal = statement.get("Principal")
+            if statement.get("Effect") != "Allow" or not isinstance(principal, dict):
+                continue
+            required = {key.lower(): key for operator, block in (statement.get("Condition") or {}).items()
+                        if not operator.endswith("IfExists") for key in block if key.lower() in CONFUSED_DEPUTY_KEYS}
+            for service in _as_list(principal.get("Service")):
+                if service not in SERVICE_TRUST_KEYS:
+                    yield _finding("trust_conditions_are_ones_the_service_sends", stack, res.path,
+                                   f"trusts {service}, whose confused-deputy keys are not in SERVICE_TRUST_KEYS")
+                    continue
+                sent = {key.lower() for key in SERVICE_TRUST_KEYS[service]}
+                for lowered, key in sorted(required.items()):
+                    if lowered not in sent:
+                        yield _finding("trust_conditions_are_ones_the_service_sends", stack, res.path,
+                                       f"requires {key}, which {service} does not send when it assumes a role: "
+                                       "every AssumeRole would be refused")
+                if sent and not sent & required.keys():
+                    yield _finding("trust_conditions_are_ones_the_service_sends", stack, res.path,
+                                   f"trusts {service} with no confused-deputy condition "
+                                   f"(it sends {', '.join(SERVICE_TRUST_KEYS[service])})")
 
 
 @rule

@@ -49,6 +49,7 @@ def test_every_rule_is_registered() -> None:
         "kinesis_sourced_firehose_is_watched_at_its_source", "scaling_can_act_and_tracks_what_tasks_change",
         "aws_created_log_groups_are_owned", "device_policies_scope_each_device_to_itself",
         "topic_rules_key_by_device_and_keep_failures", "iot_logs_are_owned_where_iot_logging_is_set",
+        "trust_conditions_are_ones_the_service_sends",
     }
 
 
@@ -179,6 +180,56 @@ def test_an_allow_through_not_resource_is_found(retail: StackJson) -> None:
                                                           "NotResource": "arn:aws:s3:::retail-archive-dev/*"}))
     assert [f.message for f in findings(rules.no_wildcard_resources, bad)] == [
         "statement Elsewhere grants s3:GetObject on every resource but 'arn:aws:s3:::retail-archive-dev/*' (NotResource)"]
+
+
+def _edit_trust(document: dict[str, Any], path_suffix: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit the one trust statement of the role whose construct path ends with `path_suffix`."""
+    (role,) = [r for r in document["resource"]["aws_iam_role"].values()
+               if r["//"]["metadata"]["path"].endswith(path_suffix)]
+    trust = json.loads(role["assume_role_policy"])
+    edit(trust["Statement"][0])
+    role["assume_role_policy"] = json.dumps(trust)
+
+
+def test_the_supplier_apis_role_trusts_api_gateway_without_a_key_api_gateway_does_not_send(retail: StackJson) -> None:
+    (role,) = [r for r in retail.resources("aws_iam_role") if r.path.endswith("supplier-api/role")]
+    (trust,) = json.loads(role.config["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"} and "Condition" not in trust
+    assert findings(rules.trust_conditions_are_ones_the_service_sends, retail) == []
+
+
+@pytest.mark.parametrize("key", ["aws:SourceAccount", "aws:SourceArn", "AWS:SourceAccount"])
+def test_a_trust_condition_on_a_key_the_service_never_sends_is_found_as_a_role_never_assumed(
+        retail: StackJson, key: str) -> None:
+    bad = mutated(retail, lambda d: _edit_trust(d, "supplier-api/role", lambda t: t.update(
+        Condition={"StringEquals": {key: "123456789012"}})))
+    assert [f.message for f in findings(rules.trust_conditions_are_ones_the_service_sends, bad)] == [
+        f"requires {key}, which apigateway.amazonaws.com does not send when it assumes a role: "
+        "every AssumeRole would be refused"]
+
+
+def test_a_trust_condition_only_if_the_key_exists_is_not_found(retail: StackJson) -> None:
+    lenient = mutated(retail, lambda d: _edit_trust(d, "supplier-api/role", lambda t: t.update(
+        Condition={"StringEqualsIfExists": {"aws:SourceAccount": "123456789012"}})))
+    assert findings(rules.trust_conditions_are_ones_the_service_sends, lenient) == []
+
+
+def test_a_service_trusted_without_the_key_it_sends_or_one_the_table_does_not_know_is_found(retail: StackJson) -> None:
+    unguarded = mutated(retail, lambda d: _edit_trust(d, "processor/task-role", lambda t: t.pop("Condition")))
+    assert [f.message for f in findings(rules.trust_conditions_are_ones_the_service_sends, unguarded)] == [
+        "trusts ecs-tasks.amazonaws.com with no confused-deputy condition (it sends aws:SourceAccount, aws:SourceArn)"]
+    unknown = mutated(retail, lambda d: _edit_trust(d, "processor/task-role", lambda t: t.update(
+        Principal={"Service": ["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"]})))
+    assert [f.message for f in findings(rules.trust_conditions_are_ones_the_service_sends, unknown)] == [
+        "trusts lambda.amazonaws.com, whose confused-deputy keys are not in SERVICE_TRUST_KEYS"]
+
+
+def test_a_trust_policy_for_a_service_whose_keys_are_not_known_is_refused_at_synth() -> None:
+    from pipeline_lib import iam
+    with pytest.raises(ValueError, match="lambda.amazonaws.com: which confused-deputy key"):
+        iam.assume_role_policy("lambda.amazonaws.com", account_id="123456789012")
+    with pytest.raises(ValueError, match="pass account_id"):
+        iam.assume_role_policy("ecs-tasks.amazonaws.com")
 
 
 def test_a_created_secret_is_found(retail: StackJson) -> None:
