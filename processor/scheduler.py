@@ -48,6 +48,9 @@ ON CONFLICT DO NOTHING
 """
 THROTTLED = {"ProvisionedThroughputExceededException", "LimitExceededException", "KMSThrottlingException"}
 RETRYABLE_KINESIS = THROTTLED | {"InternalFailure", "ServiceUnavailable"}
+# GetShardIterator and GetRecords answer this for a shard Kinesis has deleted: a closed shard
+# goes, records and all, once it is older than the stream's retention period.
+GONE = "ResourceNotFoundException"
 SHARD_SYNC_EVERY_S = 10.0  # ListShards: resharding is rare, and a shard's end triggers a sync anyway
 
 
@@ -199,10 +202,8 @@ class Scheduler:
     def _heartbeat(self, exit_when_idle_s: float | None) -> bool:
         """Renew, balance, start and drop shard processors; True when it is time to exit."""
         self.writer.settle()  # a batch boundary: nothing of any shard is in flight
-        now = time.monotonic()
-        if now >= self._next_sync:
-            self.leases.sync(self.conn, self._list_shards())
-            self._next_sync = now + SHARD_SYNC_EVERY_S
+        if time.monotonic() >= self._next_sync:
+            self._sync_shards()
         beat = self.leases.heartbeat(self.conn, [s for s, o in self.owned.items() if o.processor.at_tip])
         for shard_id in list(self.owned):
             if shard_id in beat.handed_over:
@@ -231,9 +232,58 @@ class Scheduler:
     def _start(self, shard_id: str, checkpoint: str | None) -> None:
         processor = ShardProcessor(shard_id, self.workload.decode)
         processor.ending_sequence = self.ending.get(shard_id)
-        processor.initialize(checkpoint, self._iterator(shard_id, checkpoint))
-        self.owned[shard_id] = Owned(processor, ShardPacer(self.budget, time.monotonic()))
+        try:
+            iterator = self._iterator(shard_id, checkpoint)
+        except (ClientError, BotoCoreError) as error:
+            if not self._gone(shard_id, error):
+                if not _transient(error):
+                    raise
+                # The lease stays ours (each heartbeat renews it), so the next heartbeat starts it.
+                logger.warning("kinesis GetShardIterator failed (%s); the shard starts at the next heartbeat",
+                               first_line(error), extra={"shard": shard_id})
+                return
+            iterator = None
+        processor.initialize(checkpoint, iterator)
+        owned = self.owned[shard_id] = Owned(processor, ShardPacer(self.budget, time.monotonic()))
         logger.info("lease taken", extra={"shard": shard_id, "checkpoint": checkpoint})
+        if iterator is None:
+            self._end_gone(owned)
+
+    def _sync_shards(self) -> None:
+        """Every shard ListShards reports has a lease row; a failed call is tried at the next heartbeat,
+        which renews the leases all the same."""
+        try:
+            shards = self._list_shards()
+        except (ClientError, BotoCoreError) as error:
+            if not _transient(error):
+                raise
+            logger.warning("kinesis ListShards failed (%s); retried at the next heartbeat", first_line(error))
+            return
+        self.leases.sync(self.conn, shards)
+        self._next_sync = time.monotonic() + SHARD_SYNC_EVERY_S
+
+    def _gone(self, shard_id: str, error: BaseException) -> bool:
+        """Kinesis answered ResourceNotFound for a shard that ListShards no longer reports: deleted
+        past the retention period. (A deleted stream fails ListShards itself and stops the task.)"""
+        if not isinstance(error, ClientError) or error.response["Error"]["Code"] != GONE:
+            return False
+        try:
+            listed = self._list_shards()
+        except (ClientError, BotoCoreError) as again:
+            if not _transient(again):
+                raise
+            return False  # asked again on the next try
+        return shard_id not in {shard.shard_id for shard in listed}
+
+    def _end_gone(self, owned: Owned) -> None:
+        """The shard's lease ends as if it had been read to its end, so that its children, whose records
+        follow it, may start; committed at once (the heartbeat may be under way)."""
+        processor = owned.processor
+        logger.warning("shard deleted by Kinesis (closed and older than the retention period): its lease ends; "
+                       "records after the checkpoint, if any, were trimmed unread",
+                       extra={"shard": processor.shard_id, "checkpoint": processor.checkpoint})
+        self.writer.submit(*self._commit(owned, processor.gone()))
+        self.writer.settle()
 
     def _list_shards(self) -> list[Shard]:
         shards, token = [], None
@@ -274,22 +324,8 @@ class Scheduler:
         self.stats.get_records += 1
         try:
             response = self.reader.get_records(ShardIterator=processor.iterator, Limit=self.settings.batch_limit)
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            if code == "ExpiredIteratorException":
-                processor.iterator = self._iterator(processor.shard_id, processor.resume_after())
-                pacer.retry(time.monotonic())
-                return
-            if code not in RETRYABLE_KINESIS:
-                raise
-            self.stats.throttled += code in THROTTLED
-            wait = pacer.throttled(time.monotonic())
-            logger.warning("kinesis %s; shard backs off %.1f s", code, wait, extra={"shard": processor.shard_id})
-            return
-        except BotoCoreError as error:  # a dropped connection: this shard retries shortly
-            wait = pacer.throttled(time.monotonic())
-            logger.warning("kinesis unreachable (%s); shard backs off %.1f s", first_line(error), wait,
-                           extra={"shard": processor.shard_id})
+        except (ClientError, BotoCoreError) as error:
+            self._on_read_error(owned, error)
             return
         records, behind = response["Records"], response.get("MillisBehindLatest")
         pacer.read(time.monotonic(), behind=bool(behind) or len(records) >= self.settings.batch_limit)
@@ -300,6 +336,27 @@ class Scheduler:
         if records:
             self._last_record_at = time.monotonic()
         self.writer.submit(*self._commit(owned, batch))
+
+    def _on_read_error(self, owned: Owned, error: ClientError | BotoCoreError) -> None:
+        """A failed GetRecords: a fresh iterator for an expired one, the end of a deleted shard, or a
+        backoff of this shard alone."""
+        processor, pacer = owned.processor, owned.pacer
+        if _code(error) == "ExpiredIteratorException":
+            try:
+                processor.iterator = self._iterator(processor.shard_id, processor.resume_after())
+                pacer.retry(time.monotonic())
+                return
+            except (ClientError, BotoCoreError) as again:
+                error = again
+        if self._gone(processor.shard_id, error):
+            self._end_gone(owned)
+            return
+        if not _transient(error):
+            raise error
+        self.stats.throttled += _code(error) in THROTTLED
+        wait = pacer.throttled(time.monotonic())
+        logger.warning("kinesis %s; shard backs off %.1f s", _code(error) or f"unreachable ({first_line(error)})",
+                       wait, extra={"shard": processor.shard_id})
 
     def _commit(self, owned: Owned, batch: Batch) -> tuple[Any, Any]:
         """The batch's transaction (on the writer thread) and what follows it (on this one)."""
@@ -397,6 +454,16 @@ class Scheduler:
         self._next_heartbeat = 0.0
         self._last_record_at = time.monotonic()  # an outage is not idleness: records may be waiting
         return True
+
+
+def _code(error: BaseException) -> str | None:
+    return error.response["Error"]["Code"] if isinstance(error, ClientError) else None
+
+
+def _transient(error: BaseException) -> bool:
+    """A Kinesis call worth trying again: a throttle, a 5xx, a dropped connection, or ResourceNotFound for
+    a shard that ListShards still reports (`_gone` tells the two apart)."""
+    return isinstance(error, BotoCoreError) or _code(error) in RETRYABLE_KINESIS | {GONE}
 
 
 def install_signal_handlers(scheduler: Scheduler) -> None:

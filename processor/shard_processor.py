@@ -87,6 +87,13 @@ class ShardProcessor:
             self.position = last
         return Batch(self.shard_id, records, valid, poison, last, finished, millis_behind, started)
 
+    def gone(self) -> Batch:
+        """Kinesis no longer has the shard (a closed shard is deleted, records and all, once it is
+        older than the stream's retention): nothing is left to read, so its end is the batch that
+        commits it finished, and its children may start."""
+        self.iterator = None
+        return Batch(self.shard_id, [], [], [], None, True, None, time.perf_counter())
+
     def committed(self, batch: Batch) -> None:
         """The batch, its dead letters and its checkpoint are durable."""
         if batch.last_sequence is not None:

@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 import redis
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from processor.records import Poison
@@ -229,3 +230,80 @@ def test_a_faulty_producer_stream_ends_exactly_once_with_poison_dead_lettered(
                      and r.status == "FAULT"})
     assert faults and count(conn, "SELECT count(*) FROM anomalies WHERE event_id = ANY(%s::uuid[])",
                             faults) == len(faults)
+
+
+def expire_closed_shard(stream: str, shard_id: str) -> None:
+    """What Kinesis does once a closed shard is older than the stream's retention: the shard and its
+    records are deleted (ListShards stops listing it, GetShardIterator answers ResourceNotFound); its
+    children keep naming it as their parent."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.kinesis.models import kinesis_backends
+
+    shards = kinesis_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].streams[stream].shards
+    assert not shards[shard_id].is_open
+    del shards[shard_id]
+
+
+def test_a_parent_shard_deleted_past_retention_ends_its_lease_and_its_children_are_read(
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
+) -> None:
+    # GIVEN a shard read part-way (its lease row holds a checkpoint), then split while no task ran
+    stream = make_stream(kinesis, shards=1)
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=i)) for i in range(100)], key=lambda i: f"s-{i % 10}")
+    settings = dataclasses.replace(settings_for("factory", postgres=postgres, database=database,
+                                                redis_server=redis_server, stream=stream), batch_limit=50)
+    Scheduler(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=1)
+    (parent,) = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=100 + i)) for i in range(50)],
+        key=lambda i: f"s-{i % 10}")  # never read: trimmed with the parent
+    kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127))
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=200 + i)) for i in range(300)],
+        key=lambda i: f"s-{i % 10}")
+    # WHEN the parent passes the retention period before the processor comes back
+    expire_closed_shard(stream, parent)
+    processor = Scheduler(settings, kinesis=kinesis, redis_client=redis_client)
+    processor.run(exit_when_idle_s=2)
+
+    # THEN the parent's lease is finished and every record of the children is stored
+    assert count(conn, "SELECT count(*) FROM sensor_readings") == 100 + 300
+    assert count(conn, f"SELECT count(*) FROM shard_leases WHERE shard_id = '{parent}' AND finished") == 1
+    assert count(conn, "SELECT count(*) FROM shard_leases WHERE NOT finished AND checkpoint IS NULL") == 0
+
+
+class Hiccups:
+    """A Kinesis client whose control-plane calls fail now and then, as under Kinesis' per-shard
+    GetShardIterator limit (5 a second) or a dropped connection: each named call fails its first
+    `times` calls, then goes through."""
+
+    def __init__(self, client: BaseClient, times: int, *calls: str) -> None:
+        self.client, self.failures = client, {call: times for call in calls}
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self.client, name)
+        if name not in self.failures:
+            return call
+
+        def failing(**kwargs: Any) -> Any:
+            if self.failures[name] > 0:
+                self.failures[name] -= 1
+                raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"}}, name)
+            return call(**kwargs)
+
+        return failing
+
+
+def test_throttled_list_shards_and_get_shard_iterator_calls_are_retried_not_fatal(
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
+) -> None:
+    stream = make_stream(kinesis, shards=2)
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=i)) for i in range(400)], key=lambda i: f"s-{i % 10}")
+    settings = settings_for("factory", postgres=postgres, database=database, redis_server=redis_server, stream=stream)
+    flaky = Hiccups(kinesis, 3, "list_shards", "get_shard_iterator")
+
+    stats = Scheduler(settings, kinesis=flaky, redis_client=redis_client).run(exit_when_idle_s=1.5)
+
+    assert flaky.failures == {"list_shards": 0, "get_shard_iterator": 0}
+    assert stats.records == 400
+    assert count(conn, "SELECT count(*) FROM sensor_readings") == 400
