@@ -31,7 +31,7 @@ INSERT INTO sensor_readings (event_id, ts, sensor_id, line_id, kind, value, stat
 SELECT (r->>0)::uuid, (r->>1)::timestamptz, r->>2, r->>3, r->>4, (r->>5)::float8, r->>6, r->>7
   FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT DO NOTHING
-RETURNING event_id
+RETURNING event_id, ts
 """
 INSERT_ANOMALIES = """
 INSERT INTO anomalies (event_id, sensor_id, line_id, ts, kind, value, score, reason)
@@ -167,8 +167,15 @@ class FactorySink:
         cur.execute(INSERT_READINGS, (_encode([
             (r.event_id, r.ts, r.sensor_id, r.line_id, r.kind, r.value, r.status, r.unit)
             for r in readings]).decode(),))
-        fresh = {row[0] for row in cur.fetchall()}
-        new = sorted((r for r in readings if r.event_id in fresh), key=_in_sensor_order)
+        # Each row this batch stored, once: a record the producer sent twice may be twice in one page,
+        # and it must fire, count and teach the detector once, as it does when its copies span two batches.
+        stored = {(str(event_id), ts) for event_id, ts in cur.fetchall()}
+        new = []
+        for r in readings:
+            if (r.event_id, r.ts) in stored:
+                stored.discard((r.event_id, r.ts))
+                new.append(r)
+        new.sort(key=_in_sensor_order)
         touched = {r.sensor_id for r in new if r.kind != "status"}
         self._load_states(touched)
         self._undo = {s: self.states[s].snapshot() for s in touched}

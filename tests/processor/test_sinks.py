@@ -256,3 +256,14 @@ def test_a_refresh_writes_each_sku_its_own_rows_and_a_malformed_write_changes_no
     with pytest.raises(redis_lib.ResponseError, match="cache write: "):
         cache._write(keys=["product:SKU-b", "product:SKU-A"], args=[60, "1", "[[\"p\", \"9999\", \"{}\"]]"])
     assert cache.get("SKU-b")["price"] == "1"
+
+
+def test_a_reading_sent_twice_in_one_batch_counts_once_as_it_does_across_batches(
+        conn: psycopg2.extensions.connection) -> None:
+    # A producer retrying a PutRecords entry it thought failed puts the same record twice, often in one page.
+    FACTORY.migrate(conn)
+    fault = status("mill-03", "FAULT")
+    outcome = run_batch(conn, FactorySink(), [FACTORY.decode(encode(b)) for b in (fault, fault)])
+    assert outcome.anomalies == 1
+    assert rows(conn, "SELECT count(*) FROM anomalies") == [(1,)]
+    assert rows(conn, "SELECT firings, sensors FROM incidents") == [(1, ["mill-03"])]
