@@ -105,6 +105,9 @@ class FactorySink:
         self.redis = redis_client
         self._write_sensors = redis_client.register_script(WRITE_SENSORS) if redis_client is not None else None
         self.states: dict[str, DetectorState] = {}  # this task's sensors; Redis is the hand-over
+        # Sensors whose state started fresh because Redis did not answer: Redis may hold their history,
+        # so it is asked again at their next batch and never overwritten with the fresh state meanwhile.
+        self._unloaded: set[str] = set()
         self._partitions: set[tuple[int, int]] = set()  # (year, month) known to exist
         self._undo: dict[str, tuple] = {}  # sensor -> DetectorState.snapshot()
         self.incident_settings = incident_settings or IncidentSettings()
@@ -148,7 +151,7 @@ class FactorySink:
             self._partitions.add(month)
 
     def _load_states(self, sensors: set[str]) -> None:
-        missing = sorted(s for s in sensors if s not in self.states)
+        missing = sorted(s for s in sensors if s not in self.states or s in self._unloaded)
         if not missing:
             return
         raw: list = [None] * len(missing)
@@ -157,8 +160,15 @@ class FactorySink:
                 raw = self.redis.mget([STATE_PREFIX + s for s in missing])
             except redis.RedisError as error:
                 logger.warning("detector state unavailable, starting fresh (%s)", error.__class__.__name__)
+                for sensor in missing:
+                    self.states.setdefault(sensor, DetectorState.from_json(None))
+                self._unloaded.update(missing)
+                return
         for sensor, text in zip(missing, raw, strict=True):
-            self.states[sensor] = DetectorState.from_json(text)
+            # A stored history wins over what a fresh state learnt during an outage (a few readings).
+            if text is not None or sensor not in self.states:
+                self.states[sensor] = DetectorState.from_json(text)
+        self._unloaded.difference_update(missing)
 
     def apply(self, cur: psycopg2.extensions.cursor, records: Sequence) -> FactoryOutcome:
         readings = [r for r in records if isinstance(r, SensorReading)]
@@ -232,7 +242,7 @@ class FactorySink:
             return
         latest = outcome.latest
         sensors = sorted(latest)
-        with_state = [s for s in sensors if s in self.states]
+        with_state = [s for s in sensors if s in self.states and s not in self._unloaded]
         try:
             self._write_sensors(
                 keys=[LATEST_PREFIX + s for s in sensors] + [STATE_PREFIX + s for s in with_state],

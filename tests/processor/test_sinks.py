@@ -267,3 +267,27 @@ def test_a_reading_sent_twice_in_one_batch_counts_once_as_it_does_across_batches
     assert outcome.anomalies == 1
     assert rows(conn, "SELECT count(*) FROM anomalies") == [(1,)]
     assert rows(conn, "SELECT firings, sensors FROM incidents") == [(1, ["mill-03"])]
+
+
+def test_a_detector_started_fresh_while_redis_was_down_never_replaces_the_stored_history(
+        conn: psycopg2.extensions.connection) -> None:
+    FACTORY.migrate(conn)
+    server = RedisServer(persistent=True)  # comes back with its data, as after a failover
+    client = redis_lib.Redis(port=server.port, socket_timeout=1, socket_connect_timeout=0.5)
+    try:
+        # GIVEN a sensor whose detector has learnt its history, kept in Redis
+        noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
+        apply(conn, FactorySink(client), [reading("press-01", next(noise), at=i) for i in range(400)], "factory")
+        # WHEN a new task starts reading the sensor while Redis is away, and goes on once it is back
+        restarted = FactorySink(client)
+        server.stop()
+        apply(conn, restarted, [reading("press-01", next(noise), at=400 + i) for i in range(5)], "factory")
+        server.start()
+        apply(conn, restarted, [reading("press-01", next(noise), at=405 + i) for i in range(5)], "factory")
+        # THEN the history is kept, and a spike is an anomaly as before the outage
+        assert DetectorState.from_json(client.get("detector:press-01")).count >= 400
+        apply(conn, restarted, [reading("press-01", 95.0, at=410)], "factory")
+        assert rows(conn, "SELECT sensor_id, value FROM anomalies") == [("press-01", 95.0)]
+    finally:
+        client.close()
+        server.close()
