@@ -116,6 +116,7 @@ class Scheduler:
         self.latency = LatencyHistogram()
         self.writer = Writer()
         self.owned: dict[str, Owned] = {}
+        self._owned_at_beat: set[str] = set()  # the shards owned when the last heartbeat ended
         self.ending: dict[str, str] = {}  # closed shard -> its last sequence number (ListShards)
         self._db_backoff = Backoff()
         self._next_heartbeat = 0.0
@@ -212,9 +213,12 @@ class Scheduler:
             elif shard_id not in beat.held:
                 self.owned.pop(shard_id).processor.lease_lost()
                 logger.info("lease lost", extra={"shard": shard_id})
+        if self._owned_at_beat - set(self.owned):
+            self.sink.release()  # what it holds of those shards' keys may be moved on by their next reader
         for shard_id, checkpoint in beat.held.items():
             if shard_id not in self.owned:
                 self._start(shard_id, checkpoint)
+        self._owned_at_beat = set(self.owned)
         self._report(beat, self.sink.maintain(self.conn) or {})
         self._next_heartbeat = time.monotonic() + self.settings.heartbeat_s
         return exit_when_idle_s is not None and self._drained(beat, exit_when_idle_s)

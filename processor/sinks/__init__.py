@@ -4,8 +4,9 @@ The scheduler calls a sink's hooks around every batch (`run_batch`): `prepare` b
 batch transaction, `apply` inside it (with the dead letters and the checkpoint), then
 `rollback` if the transaction failed or `after_commit` once PostgreSQL has the batch.
 `maintain` runs between batches (every heartbeat) and may return gauges for the
-heartbeat's metrics line. Each sink has its own outcome type: what its
-`after_commit` needs, and the counts it adds to the batch's metrics.
+heartbeat's metrics line; `release` runs at the heartbeat after a shard left the task.
+Each sink has its own outcome type: what its `after_commit` needs, and the counts it adds
+to the batch's metrics.
 """
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ class Sink(Protocol[OutcomeT]):
 
     def after_commit(self, conn: Any, outcome: OutcomeT) -> None:
         """The work that follows the commit (Redis): it may lag PostgreSQL, never lead it."""
+
+    def release(self) -> None:
+        """A shard left this task (lost, handed over, ended): forget what is held in memory about
+        keys another task may now move on, so that it is read again from where that task keeps it."""
 
 
 def run_batch(conn: Any, sink: Sink[OutcomeT], records: Sequence,

@@ -225,6 +225,12 @@ class FactorySink:
             latest[reading.sensor_id] = reading
         return FactoryOutcome(len(anomalies), latest, changes.opened, changes.closed)
 
+    def release(self) -> None:
+        """Another task may read this task's sensors from now on and move their detectors on in Redis:
+        each is loaded again at its next batch here, never carried on from a stale copy."""
+        self.states.clear()
+        self._unloaded.clear()
+
     def rollback(self) -> None:
         """The batch transaction failed: forget what it taught the detectors."""
         for sensor, snapshot in self._undo.items():

@@ -137,6 +137,9 @@ class RetailSink:
     def prepare(self, conn: psycopg2.extensions.connection, records: Sequence) -> None:
         """Nothing to do before the batch transaction."""
 
+    def release(self) -> None:
+        """Nothing per key is held in memory: every batch reads and writes its rows in PostgreSQL."""
+
     def rollback(self) -> None:
         """The pending deletes did not commit: they go with the next batch."""
         self._deleting = []

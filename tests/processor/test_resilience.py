@@ -20,6 +20,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
+from processor.anomaly.detector import DetectorState
 from processor.records import Poison
 from processor.samples import T0, encode, product, reading
 from processor.scheduler import Scheduler
@@ -307,3 +308,43 @@ def test_throttled_list_shards_and_get_shard_iterator_calls_are_retried_not_fata
     assert flaky.failures == {"list_shards": 0, "get_shard_iterator": 0}
     assert stats.records == 400
     assert count(conn, "SELECT count(*) FROM sensor_readings") == 400
+
+
+def test_a_shard_that_comes_back_after_another_task_read_it_resumes_that_tasks_detector_history(
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
+) -> None:
+    stream = make_stream(kinesis, shards=1)
+    settings = settings_for("factory", postgres=postgres, database=database, redis_server=redis_server, stream=stream)
+    first, second = (Scheduler(settings, kinesis=kinesis, redis_client=redis_client) for _ in range(2))
+    (shard,) = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+
+    def readings_of(start: int) -> None:
+        put(kinesis, stream, [encode(reading("press-01", 70.0 + i % 3 / 10, at=start + i)) for i in range(50)],
+            key=lambda i: "press-01")
+        wait_for(lambda: count(conn, "SELECT count(*) FROM sensor_readings") == start + 50, 60, "the readings")
+
+    def hand_over(source: Scheduler, taker: Scheduler) -> None:
+        # What the source's heartbeat does when the fleet's balance gives the shard to the taker.
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE shard_leases SET owner = %s, lease_expires_at = now() + interval '3 seconds' "
+                        "WHERE shard_id = %s AND owner = %s", (taker.worker_id, shard, source.worker_id))
+            assert cur.rowcount == 1
+        wait_for(lambda: shard in taker.owned and shard not in source.owned, 30, "the hand-over")
+
+    running = [Running(first, idle_s=600)]
+    try:
+        readings_of(0)  # GIVEN the first task has read the sensor's first readings
+        running.append(Running(second, idle_s=600))
+        wait_for(lambda: count(conn, "SELECT count(*) FROM consumer_workers") == 2, 30, "both tasks")
+        hand_over(first, second)
+        readings_of(50)  # and the second task the next ones
+        hand_over(second, first)  # WHEN the shard comes back to the first task
+        readings_of(100)
+    finally:
+        for task in running:
+            task.processor.request_shutdown()
+        for task in running:
+            task.join(30)
+    # THEN its detector went on from the second task's state: it has seen every reading once
+    assert DetectorState.from_json(redis_client.get("detector:press-01")).count == 150
