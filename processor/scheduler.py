@@ -309,10 +309,18 @@ class Scheduler:
     def _iterator(self, shard_id: str, after: str | None) -> str | None:
         kwargs = {"StreamName": self.settings.stream_name, "ShardId": shard_id}
         if after:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
-        else:
-            kwargs.update(ShardIteratorType="TRIM_HORIZON")
-        return self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+            try:
+                return self.kinesis.get_shard_iterator(
+                    **kwargs, ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)["ShardIterator"]
+            except ClientError as error:
+                if _code(error) != "InvalidArgumentException" or "startingsequencenumber" not in str(error).lower():
+                    raise
+                # The checkpoint is older than the stream's retention (the tasks were away that long):
+                # what followed it expired unread, and the oldest record left is next. A replay of
+                # anything already stored is harmless: every sink stores a record once.
+                logger.warning("checkpoint refused (%s): reading on from the oldest record Kinesis keeps",
+                               first_line(error), extra={"shard": shard_id, "checkpoint": after})
+        return self.kinesis.get_shard_iterator(**kwargs, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
 
     # -- reading ------------------------------------------------------------------------
     def _next_due(self, now: float) -> Owned | None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -348,3 +349,55 @@ def test_a_shard_that_comes_back_after_another_task_read_it_resumes_that_tasks_d
             task.join(30)
     # THEN its detector went on from the second task's state: it has seen every reading once
     assert DetectorState.from_json(redis_client.get("detector:press-01")).count == 150
+
+
+def trim(stream: str, keep_after: int) -> int:
+    """What Kinesis does to records older than the stream's retention: gone. Returns the oldest left."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.kinesis.models import kinesis_backends
+
+    (shard,) = kinesis_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].streams[stream].shards.values()
+    shard.records = OrderedDict((seq, record) for seq, record in shard.records.items() if seq > keep_after)
+    return next(iter(shard.records))
+
+
+class Retention:
+    """A Kinesis client that refuses a starting sequence number older than the trim horizon, as
+    Kinesis answers it (InvalidArgumentException naming the StartingSequenceNumber)."""
+
+    def __init__(self, client: BaseClient, trim_horizon: int) -> None:
+        self.client, self.trim_horizon, self.refused = client, trim_horizon, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def get_shard_iterator(self, **kwargs: Any) -> Any:
+        if kwargs.get("ShardIteratorType") == "AFTER_SEQUENCE_NUMBER" and \
+                int(kwargs["StartingSequenceNumber"]) < self.trim_horizon - 1:
+            self.refused += 1
+            raise ClientError({"Error": {"Code": "InvalidArgumentException", "Message": (
+                f"StartingSequenceNumber {kwargs['StartingSequenceNumber']} is beyond the trim horizon")}},
+                "GetShardIterator")
+        return self.client.get_shard_iterator(**kwargs)
+
+
+def test_a_checkpoint_older_than_the_retention_reads_on_from_the_oldest_record_left(
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
+) -> None:
+    # GIVEN a shard read to a checkpoint, then written on while no task ran for longer than the retention
+    stream = make_stream(kinesis, shards=1)
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=i)) for i in range(100)], key=lambda i: f"s-{i % 10}")
+    settings = settings_for("factory", postgres=postgres, database=database, redis_server=redis_server, stream=stream)
+    Scheduler(settings, kinesis=kinesis, redis_client=redis_client).run(exit_when_idle_s=1)
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=100 + i)) for i in range(100)],
+        key=lambda i: f"s-{i % 10}")
+    sequences = [int(r["SequenceNumber"]) for r in kinesis.get_records(ShardIterator=kinesis.get_shard_iterator(
+        StreamName=stream, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")["ShardIterator"],
+        Limit=1000)["Records"]]
+    retention = Retention(kinesis, trim(stream, keep_after=sequences[149]))  # 50 records expired unread
+    # WHEN the processor comes back
+    Scheduler(settings, kinesis=retention, redis_client=redis_client).run(exit_when_idle_s=1)
+    # THEN it reads on from the oldest record Kinesis still has
+    assert retention.refused >= 1
+    assert count(conn, "SELECT count(*) FROM sensor_readings") == 100 + 50
