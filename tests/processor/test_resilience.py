@@ -273,6 +273,41 @@ def test_a_parent_shard_deleted_past_retention_ends_its_lease_and_its_children_a
     assert count(conn, "SELECT count(*) FROM shard_leases WHERE NOT finished AND checkpoint IS NULL") == 0
 
 
+class ExpiringParent(Scheduler):
+    """Kinesis deletes the closed parent (retention) right after its first batch commits, mid-read."""
+
+    def __init__(self, *args: Any, parent: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parent, self.expired = parent, False
+
+    def _account(self, shard_id: str, *args: Any) -> None:
+        super()._account(shard_id, *args)
+        if shard_id == self.parent and not self.expired:
+            expire_closed_shard(self.settings.stream_name, shard_id)
+            self.expired = True
+
+
+def test_a_parent_shard_deleted_while_it_is_read_ends_its_lease_and_its_children_are_read(
+    kinesis: BaseClient, postgres: PostgresServer, database: str, redis_server: RedisServer, redis_client: redis.Redis,
+    conn: psycopg2.extensions.connection
+) -> None:
+    stream = make_stream(kinesis, shards=1)
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=i)) for i in range(300)], key=lambda i: f"s-{i % 10}")
+    (parent,) = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+    kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127))
+    put(kinesis, stream, [encode(reading(f"s-{i % 10}", 70.0, at=300 + i)) for i in range(300)],
+        key=lambda i: f"s-{i % 10}")
+    settings = dataclasses.replace(settings_for("factory", postgres=postgres, database=database,
+                                                redis_server=redis_server, stream=stream), batch_limit=50)
+    processor = ExpiringParent(settings, kinesis=kinesis, redis_client=redis_client, parent=parent)
+
+    processor.run(exit_when_idle_s=2)
+
+    assert processor.expired
+    assert count(conn, "SELECT count(*) FROM sensor_readings") == 50 + 300  # the parent's first page, the children
+    assert count(conn, f"SELECT count(*) FROM shard_leases WHERE shard_id = '{parent}' AND finished") == 1
+
+
 class Hiccups:
     """A Kinesis client whose control-plane calls fail now and then, as under Kinesis' per-shard
     GetShardIterator limit (5 a second) or a dropped connection: each named call fails its first
