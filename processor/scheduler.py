@@ -240,7 +240,7 @@ class Scheduler:
             iterator = self._iterator(shard_id, checkpoint)
         except (ClientError, BotoCoreError) as error:
             if not self._gone(shard_id, error):
-                if not _transient(error):
+                if not _transient(error) and _code(error) != GONE:  # GONE here: a shard still listed
                     raise
                 # The lease stays ours (each heartbeat renews it), so the next heartbeat starts it.
                 logger.warning("kinesis GetShardIterator failed (%s); the shard starts at the next heartbeat",
@@ -363,7 +363,7 @@ class Scheduler:
         if self._gone(processor.shard_id, error):
             self._end_gone(owned)
             return
-        if not _transient(error):
+        if not _transient(error) and _code(error) != GONE:  # GONE here: a shard still listed
             raise error
         self.stats.throttled += _code(error) in THROTTLED
         wait = pacer.throttled(time.monotonic())
@@ -473,9 +473,9 @@ def _code(error: BaseException) -> str | None:
 
 
 def _transient(error: BaseException) -> bool:
-    """A Kinesis call worth trying again: a throttle, a 5xx, a dropped connection, or ResourceNotFound for
-    a shard that ListShards still reports (`_gone` tells the two apart)."""
-    return isinstance(error, BotoCoreError) or _code(error) in RETRYABLE_KINESIS | {GONE}
+    """A Kinesis call worth trying again: a throttle, a 5xx, a dropped connection. (ResourceNotFound for a
+    shard that ListShards still reports is tried again too; `_gone` tells it from a deleted shard.)"""
+    return isinstance(error, BotoCoreError) or _code(error) in RETRYABLE_KINESIS
 
 
 def install_signal_handlers(scheduler: Scheduler) -> None:
