@@ -261,6 +261,20 @@ def test_every_record_the_gateway_puts_on_the_stream_is_one_the_processor_stores
     assert [type(RETAIL.decode(data)).__name__ for data in landed] == ["InventoryUpdate"] * 3 + ["ProductUpsert"] * 2
 
 
+@pytest.mark.parametrize("text", ["Kettle {", "{", "say {\"hi\"} {", "$price #set($x = 1) {", "line\nbreak\\"],
+                         ids=["ends-with-brace", "only-a-brace", "quoted-braces", "velocity-syntax", "newline-backslash"])
+def test_a_product_whose_text_ends_with_a_brace_or_holds_template_syntax_lands_as_sent_not_dead_lettered(
+        api: Api, text: str) -> None:
+    sent = {**product("P-BRACE"), "name": text, "category": text}
+    before = len(read_stream(api.aws("kinesis"), api.stream))
+    answer = api.post({"product_upserts": [sent]})
+    assert (answer.status_code, answer.json()["accepted"]) == (200, 1), answer.text
+    [data] = [record["Data"] for record in read_stream(api.aws("kinesis"), api.stream)[before:]]
+    assert json.loads(data) == {"type": "product_upsert", "supplier_id": "acme", **sent}
+    decoded = RETAIL.decode(data)
+    assert (type(decoded).__name__, decoded.name, decoded.category) == ("ProductUpsert", text, text)
+
+
 def test_a_body_of_another_media_type_is_refused_with_415(api: Api) -> None:
     answer = requests.post(api.url + "/v1/updates", data=b"sku=1", verify=str(api.ca), timeout=30,
                            headers={"x-api-key": api.keys["acme"], "content-type": "application/x-www-form-urlencoded"})
