@@ -157,7 +157,7 @@ GATEWAY_RESPONSES: dict[str, tuple[int, str]] = {
     "MISSING_AUTHENTICATION_TOKEN": (403, "no such route: POST /v1/updates with an x-api-key header"),
     "THROTTLED": (429, "over this key's request rate: slow down and retry"),
     "QUOTA_EXCEEDED": (429, "this key's daily quota is spent"),
-    "UNSUPPORTED_MEDIA_TYPE": (415, "send the batch as application/json"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "send the batch as application/json, uncompressed or with Content-Encoding gzip or deflate"),
     "REQUEST_TOO_LARGE": (413, "the body is over API Gateway's 10 MB"),
     "WAF_FILTERED": (403, "refused by the web application firewall"),
     "DEFAULT_5XX": (500, "the gateway failed; nothing was written: retry later"),

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from localdev.gateway.content_coding import DecodedTooLarge, UnsupportedCoding, decoded
 from localdev.gateway.deployed import ApiKey, DeployedStage, Integration, Method
 from localdev.gateway.limits import Quota, RateWindow, TokenBucket
 from localdev.gateway.velocity import TemplateFailed, render
@@ -150,6 +151,12 @@ class Gateway:
         context["resourcePath"] = resource.path
         if len(body) > MAX_PAYLOAD_BYTES:
             raise Refusal("REQUEST_TOO_LARGE")
+        try:
+            body = decoded(body, headers.get("content-encoding", ""), MAX_PAYLOAD_BYTES)
+        except UnsupportedCoding as error:
+            raise Refusal("UNSUPPORTED_MEDIA_TYPE", str(error)) from None
+        except DecodedTooLarge as error:
+            raise Refusal("REQUEST_TOO_LARGE", str(error)) from None
         if method.api_key_required:
             key = self._api_key(headers.get("x-api-key", ""))
             context["identity"].update(apiKey=key.value, apiKeyId=key.id)

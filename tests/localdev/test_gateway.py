@@ -4,9 +4,11 @@ each behaviour asserted on the gateway's real answers and on what the emulated K
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +281,43 @@ def test_a_body_of_another_media_type_is_refused_with_415(api: Api) -> None:
     answer = requests.post(api.url + "/v1/updates", data=b"sku=1", verify=str(api.ca), timeout=30,
                            headers={"x-api-key": api.keys["acme"], "content-type": "application/x-www-form-urlencoded"})
     assert (answer.status_code, answer.json()["error"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def _post_encoded(api: Api, body: bytes, content_encoding: str) -> requests.Response:
+    return requests.post(api.url + "/v1/updates", data=body, verify=str(api.ca), timeout=30,
+                         headers={"x-api-key": api.keys["acme"], "content-type": JSON,
+                                  "content-encoding": content_encoding})
+
+
+@pytest.mark.parametrize("content_encoding, compress", [("gzip", gzip.compress), ("deflate", zlib.compress)])
+def test_a_batch_compressed_with_a_coding_api_gateway_decodes_lands_as_sent(
+        api: Api, content_encoding: str, compress: Callable[[bytes], bytes]) -> None:
+    sent = {"inventory_updates": [inventory("SKU-GZ1"), inventory("SKU-GZ2", 0)]}
+    before = len(read_stream(api.aws("kinesis"), api.stream))
+    answer = _post_encoded(api, compress(json.dumps(sent).encode()), content_encoding)
+    assert (answer.status_code, answer.json()["accepted"]) == (200, 2), answer.text
+    assert [record for _, record in api.records()[before:]] == [
+        {"type": "inventory_update", "supplier_id": "acme", **record} for record in sent["inventory_updates"]]
+
+
+@pytest.mark.parametrize("body, content_encoding", [
+    (gzip.compress(b"{}"), "br"), (json.dumps({"inventory_updates": [inventory("SKU-PLAIN")]}).encode(), "gzip"),
+    (gzip.compress(json.dumps({"inventory_updates": [inventory("SKU-CUT")]}).encode())[:-8], "gzip")],
+    ids=["unsupported-coding", "plain-body-claiming-gzip", "truncated-gzip"])
+def test_a_body_not_in_a_coding_api_gateway_decodes_is_refused_415_with_nothing_written(
+        api: Api, body: bytes, content_encoding: str) -> None:
+    before = len(read_stream(api.aws("kinesis"), api.stream))
+    answer = _post_encoded(api, body, content_encoding)
+    assert (answer.status_code, answer.json()["error"]) == (415, "UNSUPPORTED_MEDIA_TYPE"), answer.text
+    assert "Content-Encoding gzip or deflate" in answer.json()["message"]
+    assert len(read_stream(api.aws("kinesis"), api.stream)) == before
+
+
+def test_a_small_body_that_inflates_past_10_mb_is_refused_413_not_inflated_whole(api: Api) -> None:
+    bomb = gzip.compress(b'{"inventory_updates": [' + b" " * (MAX_PAYLOAD_BYTES * 10) + b"]}")
+    assert len(bomb) < MAX_PAYLOAD_BYTES // 100
+    answer = _post_encoded(api, bomb, "gzip")
+    assert (answer.status_code, answer.json()["error"]) == (413, "REQUEST_TOO_LARGE"), answer.text
 
 
 def test_a_body_over_api_gateways_10_mb_is_refused_413_with_nothing_written(api: Api) -> None:
