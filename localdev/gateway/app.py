@@ -215,11 +215,11 @@ class Gateway:
         if model_name is None or model_name == "Empty":
             return
         try:
-            document = json.loads(text, parse_int=_integer)
-        except _NumberTooLong as error:
+            document = json.loads(text, parse_int=_integer, parse_constant=_not_a_json_number)
+        except _Unreadable as error:
             raise Refusal("BAD_REQUEST_BODY", validation=f"Invalid request body: {error}") from None
-        except ValueError:
-            raise Refusal("BAD_REQUEST_BODY", validation="Invalid request body: not JSON") from None
+        except json.JSONDecodeError as error:
+            raise Refusal("BAD_REQUEST_BODY", validation=f"Invalid request body: not JSON ({_where(error)})") from None
         except RecursionError:  # arrays or objects thousands deep: refused as a body, not failed as the gateway
             raise Refusal("BAD_REQUEST_BODY", validation="Invalid request body: nested too deeply") from None
         validator = self._validators.get(model_name)
@@ -311,8 +311,8 @@ def _select(integration: Integration, status: str) -> Any:
     return default
 
 
-class _NumberTooLong(ValueError):
-    pass
+class _Unreadable(ValueError):
+    """A body Python's JSON reader would take, or fail on, for a reason the refusal names itself."""
 
 
 def _integer(digits: str) -> int:
@@ -321,8 +321,23 @@ def _integer(digits: str) -> int:
     try:
         return int(digits)
     except ValueError:
-        raise _NumberTooLong(f"a number of {len(digits.lstrip('-')):,} digits "
-                             f"(at most {sys.get_int_max_str_digits():,} are read)") from None
+        raise _Unreadable(f"a number of {len(digits.lstrip('-')):,} digits "
+                          f"(at most {sys.get_int_max_str_digits():,} are read)") from None
+
+
+def _not_a_json_number(literal: str) -> float:
+    """`NaN`, `Infinity` and `-Infinity`, which Python's reader takes and JSON (RFC 8259) does not: the body is
+    not JSON, as API Gateway's reader finds, not a number of the wrong type."""
+    raise _Unreadable(f"not JSON ({literal} is not a JSON number)")
+
+
+def _where(error: json.JSONDecodeError) -> str:
+    """What is wrong with a body that is not JSON, and where, for the caller to find it."""
+    if not error.doc.strip():
+        return "the body is empty"
+    if error.pos == 0 and error.doc.startswith("\ufeff"):
+        return "it starts with a byte-order mark, U+FEFF: send the JSON text without one"
+    return f"{error.msg} at line {error.lineno}, column {error.colno}"
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -334,11 +349,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A caller's value as a refusal names it: text as the contract's `shown` names it; an array or object by its
-    size when it is long (an array over the model's 500 is not repeated record by record)."""
+    """A caller's value as a refusal names it: text as the contract's `shown` names it; anything else spelt in
+    JSON, as the caller sent it (`null`, `true`, not Python's `None`, `True`), an array or object by its size
+    when it is long (an array over the model's 500 is not repeated record by record)."""
     if isinstance(value, str):
         return shown(value)
-    whole = repr(value)
+    whole = json.dumps(value)
     if len(whole) <= LONGEST_SHOWN:
         return whole
     if isinstance(value, (list, dict)):

@@ -202,6 +202,30 @@ def test_a_body_that_is_not_json_is_refused_with_400(api: Api) -> None:
     assert "not JSON" in answer.json()["message"]
 
 
+@pytest.mark.parametrize("raw, why", [
+    (b'{"inventory_updates": [{"quantity": 5}', "not JSON (Expecting ',' delimiter at line 1, column 39)"),
+    (b"", "not JSON (the body is empty)"),
+    (b'\xef\xbb\xbf{"inventory_updates": []}', "not JSON (it starts with a byte-order mark, U+FEFF"),
+    (b'{"inventory_updates": [{"quantity": NaN}]}', "not JSON (NaN is not a JSON number)"),
+    (b'{"inventory_updates": [{"quantity": -Infinity}]}', "not JSON (-Infinity is not a JSON number)")],
+    ids=["cut-short", "empty", "byte-order-mark", "nan", "infinity"])
+def test_a_body_that_is_not_json_is_refused_400_saying_why_and_where_and_nothing_is_written(
+        api: Api, raw: bytes, why: str) -> None:
+    before = len(read_stream(api.aws("kinesis"), api.stream))
+    answer = api.post(None, raw=raw)
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY")
+    assert answer.json()["message"].startswith(f"Invalid request body: {why}"), answer.json()["message"]
+    assert len(read_stream(api.aws("kinesis"), api.stream)) == before
+
+
+def test_a_refusal_spells_a_value_as_json_not_as_python(api: Api) -> None:
+    message = api.post({"inventory_updates": [None, inventory(quantity=True), inventory(quantity={"n": None})]}).json()[
+        "message"]
+    assert message == ("[/inventory_updates/0: null is not of type 'object', "
+                       "/inventory_updates/1/quantity: true is not of type 'integer', "
+                       "/inventory_updates/2/quantity: {\"n\": null} is not of type 'integer']")
+
+
 def test_a_number_too_long_to_read_is_refused_400_saying_so_not_as_a_body_that_is_not_json(api: Api) -> None:
     before = len(api.records())
     answer = api.post(None, raw=b'{"inventory_updates": [{"quantity": ' + b"9" * 5000 + b"}]}")
