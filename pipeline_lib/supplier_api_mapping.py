@@ -90,7 +90,8 @@ def request_template(stream_name: str, suppliers_by_key_id: Mapping[str, str]) -
 
 # PutRecords' answer, passed on: how many records Kinesis took, and each refused record's index in
 # the request (inventory updates first, then product upserts) with Kinesis' reason, so the supplier
-# resends just those. The HTTP status stays 200: the call succeeded, some records did not.
+# resends just those. The HTTP status stays 200: the call succeeded, some records did not. The message goes in
+# as `$input.json` spells it, a JSON string: `$util.escapeJavaScript` turns a `'` into `\'`, which JSON does not have.
 ACCEPTED_TEMPLATE = "\n".join([
     "#set($results = $input.path('$.Records'))",
     "#set($failed = $input.path('$.FailedRecordCount'))",
@@ -105,7 +106,7 @@ ACCEPTED_TEMPLATE = "\n".join([
     "#foreach($result in $results)",
     "#if($result.ErrorCode)",
     '#if(!$first),#end{"index": $i, "error_code": "$result.ErrorCode", '
-    '"error_message": "$util.escapeJavaScript($result.ErrorMessage)"}',
+    '"error_message": $input.json("$.Records[$i].ErrorMessage")}',
     "#set($first = false)",
     "#end",
     "#set($i = $i + 1)",

@@ -160,6 +160,20 @@ def test_kinesis_refusals_and_failures_are_mapped_not_passed_on_as_200(retail: S
     assert "failed" in responses["200"]["response_templates"]["application/json"]
 
 
+def test_the_answer_lists_each_refused_record_as_json_whatever_kinesis_message_holds(retail: StackJson) -> None:
+    from localdev.gateway.velocity import render
+
+    (accepted,) = [r.config["response_templates"]["application/json"]
+                   for r in retail.resources("aws_api_gateway_integration_response") if r.config["status_code"] == "200"]
+    message = "Rate exceeded for shard 'shardId-000000000000' in stream \"s\" \\ try again"
+    put_records = {"FailedRecordCount": 1, "Records": [
+        {"SequenceNumber": "1", "ShardId": "shardId-000000000000"},
+        {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": message}]}
+    answer = json.loads(render(accepted, body=json.dumps(put_records), context={"requestId": "r-1"}))
+    assert answer == {"request_id": "r-1", "accepted": 1, "failed_record_count": 1, "failed": [
+        {"index": 1, "error_code": "ProvisionedThroughputExceededException", "error_message": message}]}
+
+
 def test_every_gateway_refusal_answers_json_that_says_why(retail: StackJson) -> None:
     responses = {r.config["response_type"]: r.config for r in retail.resources("aws_api_gateway_gateway_response")}
     assert {t: r["status_code"] for t, r in responses.items() if t in (
