@@ -189,6 +189,28 @@ def test_a_body_claiming_a_supplier_is_refused_with_400_naming_supplier_id(api: 
     assert len(api.records()) == before
 
 
+def _claims(record: dict, *pairs: str) -> bytes:
+    """A batch of `record` whose JSON text ends with `pairs` as written (duplicate or escaped keys survive)."""
+    text = json.dumps({"inventory_updates": [record]})
+    return (text[:-3] + "".join(", " + pair for pair in pairs) + "}]}").encode()
+
+
+@pytest.mark.parametrize("raw, named", [
+    (_claims(inventory(), '"supplier_id": "globex"', '"supplier_id": "globex"'), "'supplier_id' was unexpected"),
+    (_claims(inventory(), '"supplier\\u005fid": "globex"'), "'supplier_id' was unexpected"),
+    (_claims(inventory(), '"Supplier_ID": "globex"'), "'Supplier_ID' was unexpected"),
+    (_claims(inventory(), '"type": "product_upsert"'), "'type' was unexpected"),
+    (json.dumps({"inventory_updates": [inventory()], "supplier_id": "globex"}).encode(), "'supplier_id' was unexpected")],
+    ids=["duplicate-key", "escaped-key", "case-variant", "type", "beside-the-arrays"])
+def test_a_body_claiming_a_supplier_or_type_in_any_spelling_is_refused_400_with_nothing_written(
+        api: Api, raw: bytes, named: str) -> None:
+    before = len(read_stream(api.aws("kinesis"), api.stream))
+    answer = api.post(None, raw=raw, key="acme")
+    assert (answer.status_code, answer.json()["error"]) == (400, "BAD_REQUEST_BODY"), answer.text
+    assert named in answer.json()["message"]
+    assert len(read_stream(api.aws("kinesis"), api.stream)) == before
+
+
 def test_an_unknown_field_and_a_missing_one_are_named(api: Api) -> None:
     record = inventory(colour="red")
     del record["updated_at"]
