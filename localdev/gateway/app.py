@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -215,7 +216,7 @@ class Gateway:
         if model_name is None or model_name == "Empty":
             return
         try:
-            document = json.loads(text, parse_int=_integer, parse_constant=_not_a_json_number)
+            document = json.loads(text, parse_int=_integer, parse_float=_real, parse_constant=_not_a_json_number)
         except _Unreadable as error:
             raise Refusal("BAD_REQUEST_BODY", validation=f"Invalid request body: {error}") from None
         except json.JSONDecodeError as error:
@@ -323,6 +324,15 @@ def _integer(digits: str) -> int:
     except ValueError:
         raise _Unreadable(f"a number of {len(digits.lstrip('-')):,} digits "
                           f"(at most {sys.get_int_max_str_digits():,} are read)") from None
+
+
+def _real(text: str) -> float:
+    """A JSON number with a fraction or an exponent, or a refusal naming it as sent when no double holds it
+    (`1e400`): Python would read it as infinity, and a refusal would name a value the caller never sent."""
+    value = float(text)
+    if math.isinf(value):
+        raise _Unreadable(f"the number {text[:40]} is beyond the range of a double")
+    return value
 
 
 def _not_a_json_number(literal: str) -> float:

@@ -229,9 +229,10 @@ def test_a_body_that_is_not_json_is_refused_with_400(api: Api) -> None:
     (b"", "not JSON (the body is empty)"),
     (b'\xef\xbb\xbf{"inventory_updates": []}', "not JSON (it starts with a byte-order mark, U+FEFF"),
     (b'{"inventory_updates": [{"quantity": NaN}]}', "not JSON (NaN is not a JSON number)"),
-    (b'{"inventory_updates": [{"quantity": -Infinity}]}', "not JSON (-Infinity is not a JSON number)")],
-    ids=["cut-short", "empty", "byte-order-mark", "nan", "infinity"])
-def test_a_body_that_is_not_json_is_refused_400_saying_why_and_where_and_nothing_is_written(
+    (b'{"inventory_updates": [{"quantity": -Infinity}]}', "not JSON (-Infinity is not a JSON number)"),
+    (b'{"inventory_updates": [{"quantity": -1e400}]}', "the number -1e400 is beyond the range of a double")],
+    ids=["cut-short", "empty", "byte-order-mark", "nan", "infinity", "beyond-a-double"])
+def test_a_body_that_is_not_json_or_not_readable_is_refused_400_saying_why_and_nothing_is_written(
         api: Api, raw: bytes, why: str) -> None:
     before = len(read_stream(api.aws("kinesis"), api.stream))
     answer = api.post(None, raw=raw)
