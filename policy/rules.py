@@ -553,5 +553,6 @@ def aws_created_log_groups_are_owned(stack: StackJson) -> Iterator[Finding]:
                            "no one stack may own it")
 
 
-# The rules of devices through IoT Core live in their own module and register here.
-from policy import iot_rules  # noqa: E402,F401
+# Rules that live in their own modules and register here: devices through IoT Core (iot_rules), and
+# alarms and graphs held to what AWS, the log metric filters and the processor publish (metric_rules).
+from policy import iot_rules, metric_rules  # noqa: E402,F401

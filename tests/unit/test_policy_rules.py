@@ -49,7 +49,7 @@ def test_every_rule_is_registered() -> None:
         "kinesis_sourced_firehose_is_watched_at_its_source", "scaling_can_act_and_tracks_what_tasks_change",
         "aws_created_log_groups_are_owned", "device_policies_scope_each_device_to_itself",
         "topic_rules_key_by_device_and_keep_failures", "iot_logs_are_owned_where_iot_logging_is_set",
-        "trust_conditions_are_ones_the_service_sends",
+        "trust_conditions_are_ones_the_service_sends", "alarms_watch_published_metrics",
     }
 
 
