@@ -162,7 +162,9 @@ class IotIngest(Construct):
     def alarms(self, thresholds: AlarmConfig) -> list[AlarmSpec]:
         """The rule's failed actions, messages in its error log, and IoT's refusals. IoT reports
         connection and publish refusals per account and region (dimension Protocol), so every
-        stack of the region sees the same count."""
+        stack of the region sees the same count. A connection is refused at one of two steps, each
+        with its own metric (AWS IoT metrics and dimensions): authentication, the certificate
+        (Connection.AuthNError), then authorization, the policy's iot:Connect (Connect.AuthError)."""
         rule = {"RuleName": self.rule_name}
         return [
             MetricAlarmSpec(purpose="iot-rule-kinesis-failures",
@@ -182,9 +184,17 @@ class IotIngest(Construct):
                             namespace=IOT_METRICS, metric_name="RuleMessageThrottled", dimensions=rule,
                             statistic="Sum", comparison="GreaterThanThreshold", threshold=0, evaluation_periods=1,
                             treat_missing_data="notBreaching"),
+            MetricAlarmSpec(purpose="iot-connect-authn-errors",
+                            description="IoT refused connections at authentication (a certificate unknown, inactive "
+                                        "or revoked; AWS counts probes of the account's endpoint here too)",
+                            namespace=IOT_METRICS, metric_name="Connection.AuthNError", dimensions={"Protocol": "MQTT"},
+                            statistic="Sum", comparison="GreaterThanThreshold",
+                            threshold=thresholds.iot_auth_errors_per_5min, evaluation_periods=1,
+                            treat_missing_data="notBreaching"),
             MetricAlarmSpec(purpose="iot-connect-auth-errors",
-                            description="IoT refused device connections (certificate unknown, inactive or revoked, "
-                                        "not attached, or a client id that is not its thing)",
+                            description="IoT refused device connections its policy does not allow (a certificate "
+                                        "not attached to the thing, a thing of another type, or a client id that "
+                                        "is not its thing)",
                             namespace=IOT_METRICS, metric_name="Connect.AuthError", dimensions={"Protocol": "MQTT"},
                             statistic="Sum", comparison="GreaterThanThreshold",
                             threshold=thresholds.iot_auth_errors_per_5min, evaluation_periods=1,
@@ -204,5 +214,6 @@ class IotIngest(Construct):
             [IOT_METRICS, "TopicMatch", *rule],
             [IOT_METRICS, "Success", *rule, "ActionType", "Kinesis"],
             [IOT_METRICS, "Failure", *rule, "ActionType", "Kinesis", {"yAxis": "right"}],
+            [IOT_METRICS, "Connection.AuthNError", "Protocol", "MQTT", {"yAxis": "right"}],
             [IOT_METRICS, "Connect.AuthError", "Protocol", "MQTT", {"yAxis": "right"}],
             [IOT_METRICS, "PublishIn.AuthError", "Protocol", "MQTT", {"yAxis": "right"}]])]

@@ -81,7 +81,9 @@ PUBLISHED: Mapping[str, Mapping[str, tuple[Dims, ...]]] = {
         # The ActionType values are not listed on the page (it links the rule actions page, whose API
         # names are lower case: `kinesis`); the stacks use `Kinesis` (docs/iot.md, "Alarms").
         **_each("Success Failure", _sets(("RuleName", "ActionType"))),
-        **_each("Connect.AuthError PublishIn.AuthError Connect.Success PublishIn.Success", _sets(("Protocol",))),
+        # Refused at authentication (the certificate), then at authorization (the policy): two metrics.
+        **_each("Connection.AuthNError Connect.AuthError PublishIn.AuthError Connect.Success PublishIn.Success",
+                _sets(("Protocol",))),
     },
     "AWS/Logs": _each("IncomingLogEvents IncomingBytes", _sets(("LogGroupName",))),
 }

@@ -113,14 +113,33 @@ def test_failed_actions_go_to_an_encrypted_log_group_written_by_a_role_of_its_ow
 
 def test_failed_actions_error_messages_and_iot_refusals_page_someone(factory: StackJson) -> None:
     assert paging_alarm_purposes(factory, "iot-") == {
-        "iot-rule-kinesis-failures", "iot-rule-errors", "iot-rule-throttled", "iot-connect-auth-errors",
-        "iot-publish-auth-errors"}
+        "iot-rule-kinesis-failures", "iot-rule-errors", "iot-rule-throttled", "iot-connect-authn-errors",
+        "iot-connect-auth-errors", "iot-publish-auth-errors"}
     failures = by_path(factory, "aws_cloudwatch_metric_alarm", "monitoring/iot-rule-kinesis-failures").config
     assert (failures["namespace"], failures["metric_name"], failures["dimensions"]) == (
         "AWS/IoT", "Failure", {"RuleName": "factory_readings_dev", "ActionType": "Kinesis"})
     refused = by_path(factory, "aws_cloudwatch_metric_alarm", "monitoring/iot-connect-auth-errors").config
     assert (refused["metric_name"], refused["dimensions"], refused["threshold"]) == (
         "Connect.AuthError", {"Protocol": "MQTT"}, 10)
+
+
+def test_a_certificate_refused_at_authentication_pages_someone_apart_from_a_connect_the_policy_refuses(
+        factory: StackJson) -> None:
+    # AWS IoT counts a connection refused at authentication (the certificate unknown, inactive or revoked)
+    # as Connection.AuthNError, and one its policy does not authorize as Connect.AuthError: a revoked
+    # sensor retrying for ever raises only the first.
+    watched = {a.config["metric_name"]: a.config for a in factory.resources("aws_cloudwatch_metric_alarm")
+               if a.config.get("namespace") == "AWS/IoT" and a.config["metric_name"].startswith("Connect")}
+    assert sorted(watched) == ["Connect.AuthError", "Connection.AuthNError"]
+    authn = watched["Connection.AuthNError"]
+    assert authn["alarm_name"] == "factory-iot-connect-authn-errors-dev"
+    assert (authn["dimensions"], authn["statistic"], authn["comparison_operator"], authn["threshold"]) == (
+        {"Protocol": "MQTT"}, "Sum", "GreaterThanThreshold", 10)
+    assert "revoked" in authn["alarm_description"] and "revoked" not in watched["Connect.AuthError"]["alarm_description"]
+    (dashboard,) = factory.resources("aws_cloudwatch_dashboard")
+    graphed = [row[1] for w in json.loads(dashboard.config["dashboard_body"])["widgets"]
+               for row in w["properties"]["metrics"] if row[0] == "AWS/IoT"]
+    assert "Connection.AuthNError" in graphed
 
 
 def test_production_owns_the_regions_iot_log_encrypted_and_a_destroyable_environment_does_not(
