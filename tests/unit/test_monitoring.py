@@ -115,16 +115,41 @@ def _watched(stack: StackJson) -> list[tuple[str, str]]:
     return found
 
 
-def test_the_processors_own_alarms_watch_metrics_it_emits(dev_stacks: dict[str, StackJson],
-                                                          prod_stacks: dict[str, StackJson]) -> None:
-    # Every other metric an alarm or a graph reads is held to what AWS publishes by the policy rule
-    # alarms_watch_published_metrics (policy/published_metrics.py, tests/unit/test_published_metrics.py).
+def _not_emitted(stack: StackJson) -> list[str]:
+    """What an alarm or a graph reads in the processor's namespace that neither the processor emits
+    (processor.metrics.EMITTED) nor a log metric filter of the stack publishes. The dimensions, and every
+    metric of AWS's namespaces, are the policy rule alarms_watch_published_metrics's (test_published_metrics.py)."""
+    import json
+
     from processor.metrics import EMITTED, namespace_for
 
+    own = namespace_for(stack.workload, stack.suffix)
+    filtered = {f.config["metric_transformation"]["name"] for f in stack.resources("aws_cloudwatch_log_metric_filter")
+                if f.config["metric_transformation"]["namespace"] == own}
+    body = json.loads(only(stack, "aws_cloudwatch_dashboard").config["dashboard_body"])
+    graphed = [(m[0], m[1]) for w in body["widgets"] for m in w["properties"]["metrics"]]
+    return [metric for namespace, metric in [*_watched(stack), *graphed]
+            if namespace == own and metric not in EMITTED and metric not in filtered]
+
+
+def test_every_alarm_and_graph_on_the_processors_namespace_reads_a_metric_it_emits(
+        dev_stacks: dict[str, StackJson], prod_stacks: dict[str, StackJson]) -> None:
+    from processor.metrics import namespace_for
+
     for stack in [*dev_stacks.values(), *prod_stacks.values()]:
-        own = namespace_for(stack.workload, stack.suffix)
-        emitted = [metric for namespace, metric in _watched(stack) if namespace == own and metric in EMITTED]
-        assert {"ProcessingErrors", "DeadLetters", "MillisBehindLatest"} <= set(emitted), stack.stack_id
+        assert _not_emitted(stack) == [], stack.stack_id
+        own = [metric for namespace, metric in _watched(stack) if namespace == namespace_for(stack.workload, stack.suffix)]
+        assert {"ProcessingErrors", "DeadLetters", "MillisBehindLatest"} <= set(own), stack.stack_id
+
+
+def test_an_alarm_on_a_metric_the_processor_does_not_emit_is_found(retail: StackJson) -> None:
+    import copy
+
+    document = copy.deepcopy(retail.document)
+    (errors,) = [a for a in document["resource"]["aws_cloudwatch_metric_alarm"].values()
+                 if a["alarm_name"] == "retail-processor-errors-dev"]
+    errors["metric_name"] = "Errors"
+    assert _not_emitted(StackJson(retail.stack_id, document)) == ["Errors"]
 
 
 def test_the_task_emits_into_the_namespace_its_alarms_watch(stack: StackJson) -> None:

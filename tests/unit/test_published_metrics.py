@@ -155,12 +155,6 @@ def test_a_processor_alarm_by_a_dimension_its_lines_do_not_declare_is_found(reta
     assert messages(bad) == ["Pipeline/retail-dev MillisBehindLatest by ['shard']: published only by []"]
 
 
-def test_a_processor_alarm_on_a_metric_it_does_not_emit_is_found(retail: StackJson) -> None:
-    bad = mutated(retail, lambda d: alarm(d, "processor-errors").update(metric_name="Errors"))
-    assert messages(bad) == ["Pipeline/retail-dev Errors: the processor emits no such metric "
-                             "(processor/metrics.py EMITTED)"]
-
-
 def test_a_log_metric_filter_metric_is_read_by_the_filters_own_dimensions(retail: StackJson) -> None:
     bad = mutated(retail, lambda d: alarm(d, "supplier-api-throttled").update(dimensions={"ApiKey": "k"}))
     assert messages(bad) == ["Pipeline/retail-dev SupplierRequestsThrottled by ['ApiKey']: published only by []"]
