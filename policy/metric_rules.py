@@ -149,3 +149,10 @@ def alarms_watch_published_metrics(stack: StackJson) -> Iterator[Finding]:
         problem = _problem(stack, namespace, metric, dims, emf, filtered)
         if problem is not None:
             yield _finding("alarms_watch_published_metrics", stack, where, problem)
+    # PutMetricAlarm, Unit: with a unit other than the metric's the alarm "can get stuck in the
+    # INSUFFICIENT DATA state"; without one it reads the metric whatever its unit.
+    for alarm in stack.resources("aws_cloudwatch_metric_alarm"):
+        units = [alarm.config.get("unit"), *(q.get("metric", {}).get("unit") for q in alarm.config.get("metric_query") or [])]
+        for unit in filter(None, units):
+            yield _finding("alarms_watch_published_metrics", stack, alarm.path,
+                           f"names the unit {unit!r}: one the metric is not published with matches no data; leave it out")

@@ -144,6 +144,12 @@ def test_a_dashboard_graph_by_dimensions_aws_does_not_publish_is_found(retail: S
                              "['CacheClusterId'] or ['CacheClusterId', 'CacheNodeId']")
 
 
+def test_an_alarm_naming_a_unit_is_found(retail: StackJson) -> None:
+    bad = mutated(retail, lambda d: alarm(d, "archive-freshness").update(unit="Milliseconds"))  # published in Seconds
+    assert messages(bad) == ["names the unit 'Milliseconds': one the metric is not published with matches no data; "
+                             "leave it out"]
+
+
 def test_a_metric_of_a_namespace_nobody_publishes_into_is_found(retail: StackJson) -> None:
     bad = mutated(retail, lambda d: alarm(d, "db-cpu").update(namespace="AWS/Backup"))
     assert messages(bad) == ["AWS/Backup CPUUtilization: nothing publishes into AWS/Backup (no AWS namespace of "
