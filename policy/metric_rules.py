@@ -41,10 +41,26 @@ def _watched(stack: StackJson) -> Iterator[tuple[str, str, str, dict[str, str]]]
     for dashboard in stack.resources("aws_cloudwatch_dashboard"):
         for widget in json.loads(dashboard.config.get("dashboard_body") or "{}").get("widgets", []):
             properties = widget.get("properties") or {}
+            previous: list[Any] = []
             for row in properties.get("metrics") or []:
-                namespace, metric, *rest = [part for part in row if not isinstance(part, dict)]
+                parts = _shorthand_resolved([part for part in row if not isinstance(part, dict)], previous)
+                if len(parts) < 2:  # an expression row ([{"expression": ...}]) reads no metric of its own
+                    continue
+                previous = parts
+                namespace, metric, *rest = parts
                 yield (f"{dashboard.path} ({properties.get('title')!r})", str(namespace), str(metric),
                        dict(zip(rest[0::2], rest[1::2], strict=True)))
+
+
+def _shorthand_resolved(parts: list[Any], previous: list[Any]) -> list[Any]:
+    """A dashboard row as CloudWatch reads it: "." repeats the previous row's value at that place, and
+    "..." the previous row's values from there on."""
+    resolved: list[Any] = []
+    for place, part in enumerate(parts):
+        if part == "...":
+            return resolved + previous[place:] + parts[place + 1:]
+        resolved.append(previous[place] if part == "." and place < len(previous) else part)
+    return resolved
 
 
 def _emf_namespaces(stack: StackJson) -> set[str]:

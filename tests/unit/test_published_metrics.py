@@ -150,6 +150,20 @@ def test_an_alarm_naming_a_unit_is_found(retail: StackJson) -> None:
                              "leave it out"]
 
 
+def test_dashboard_rows_written_in_cloudwatchs_shorthand_are_read_as_cloudwatch_reads_them(retail: StackJson) -> None:
+    def shorthand(document: dict[str, Any], last: list[Any]) -> None:
+        dashboard = next(iter(document["resource"]["aws_cloudwatch_dashboard"].values()))
+        body = json.loads(dashboard["dashboard_body"])
+        (redis,) = [w for w in body["widgets"] if w["properties"]["title"] == "Redis"]
+        redis["properties"]["metrics"][1:] = [last, [{"expression": "m1 * 2", "id": "e1"}]]
+        dashboard["dashboard_body"] = json.dumps(body)
+    assert messages(mutated(retail, lambda d: shorthand(d, [".", "Evictions", ".", "."]))) == []
+    assert messages(mutated(retail, lambda d: shorthand(d, ["...", {"stat": "Maximum"}]))) == []
+    assert messages(mutated(retail, lambda d: shorthand(d, [".", "Evictions", "ReplicationGroupId", "."]))) == [
+        "AWS/ElastiCache Evictions by ['ReplicationGroupId']: published only by ['CacheClusterId'] or "
+        "['CacheClusterId', 'CacheNodeId']"]
+
+
 def test_a_metric_of_a_namespace_nobody_publishes_into_is_found(retail: StackJson) -> None:
     bad = mutated(retail, lambda d: alarm(d, "db-cpu").update(namespace="AWS/Backup"))
     assert messages(bad) == ["AWS/Backup CPUUtilization: nothing publishes into AWS/Backup (no AWS namespace of "
