@@ -79,7 +79,7 @@ PUBLISHED: Mapping[str, Mapping[str, tuple[Dims, ...]]] = {
     "AWS/IoT": {
         **_each("TopicMatch ParseError RuleMessageThrottled RuleNotFound", _sets(("RuleName",))),
         # The ActionType values are not listed on the page (it links the rule actions page, whose API
-        # names are lower case: `kinesis`); the stacks use `Kinesis` (docs/iot.md, "Alarms").
+        # names are lower case: `kinesis`); the stacks use `Kinesis`, unsettled (docs/iot.md, "What the alarms watch").
         **_each("Success Failure", _sets(("RuleName", "ActionType"))),
         # Refused at authentication (the certificate), then at authorization (the policy): two metrics.
         **_each("Connection.AuthNError Connect.AuthError PublishIn.AuthError Connect.Success PublishIn.Success",
