@@ -4,8 +4,9 @@ The order is AWS's: an explicit Deny in any policy that applies wins; otherwise 
 is usable only if its key policy allows the caller, either by name or by allowing the
 account (which hands the decision to the caller's identity policies); any other resource is
 usable if an identity policy or the resource's own policy allows it. Everything else is
-an implicit deny. Not modelled, because nothing here uses them: permission boundaries,
-session policies, SCPs and cross-account access.
+an implicit deny. A role's trust policy is evaluated here too, as the resource policy of an
+sts:AssumeRole whose principal is the assuming service (trust.py). Not modelled, because
+nothing here uses them: permission boundaries, session policies, SCPs and cross-account access.
 
 A condition operator this module does not know fails closed: the statement is treated as
 matching for a Deny and as not matching for an Allow, and the decision names the operator.
@@ -24,7 +25,8 @@ ContextValue = str | Sequence[str]
 
 @dataclass(frozen=True)
 class Request:
-    """One authorization question: `principal` (a role ARN) calls `action` on `resource`."""
+    """One authorization question: `principal` (a role ARN, or a service principal such as
+    `ecs-tasks.amazonaws.com` asking for sts:AssumeRole) calls `action` on `resource`."""
 
     principal: str
     action: str
@@ -33,7 +35,9 @@ class Request:
 
     @property
     def account(self) -> str:
-        return self.principal.split(":")[4]
+        """The principal's account ("" for a service principal, which belongs to no account)."""
+        parts = self.principal.split(":")
+        return parts[4] if len(parts) > 4 else ""
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def _allowing(policies: Sequence[Policy], request: Request, unknown: list[str], 
                 continue
             if resource_side and _principal_kind(statement, request) != ("account" if delegation else "named"):
                 continue
-            if _applies(statement, request, False, unknown, deny=False):
+            if _applies(statement, request, resource_side, unknown, deny=False):
                 return f"{_sid(statement)} ({policy.source})"
     return ""
 
@@ -131,12 +135,14 @@ def _in_principals(principal: Any, request: Request) -> str:
         return "named"
     if not isinstance(principal, Mapping):
         return ""
+    if request.principal in as_list(principal.get("Service")):  # a service principal, as a trust policy names it
+        return "named"
     names = principal.get("AWS", [])
     for name in names if isinstance(names, list) else [names]:
         name = str(name)
         if name == "*" or name == request.principal:
             return "named"
-        if name in (request.account, f"arn:aws:iam::{request.account}:root"):
+        if request.account and name in (request.account, f"arn:aws:iam::{request.account}:root"):
             return "account"
     return ""
 

@@ -98,6 +98,14 @@ def test_a_resource_policy_allows_a_named_principal_but_the_account_root_only_de
     assert evaluate(Request(ROLE, "sns:Publish", topic), [], resource_policy=named).allowed
 
 
+def test_a_trust_statement_without_a_resource_allows_the_service_it_names_and_no_role_or_other_service() -> None:
+    trust = Policy.parse("trust policy", {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                                                         "Action": "sts:AssumeRole"}]})
+    assert evaluate(Request("ecs-tasks.amazonaws.com", "sts:AssumeRole", ROLE), [], resource_policy=trust).allowed
+    assert not evaluate(Request("iot.amazonaws.com", "sts:AssumeRole", ROLE), [], resource_policy=trust).allowed
+    assert not evaluate(Request(ROLE, "sts:AssumeRole", ROLE), [], resource_policy=trust).allowed
+
+
 def test_a_condition_on_a_key_the_request_lacks_fails_except_negated_ifexists_and_null() -> None:
     assert not conditions_hold({"StringEquals": {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}}, {})
     assert conditions_hold({"StringNotEquals": {"aws:SourceVpce": "vpce-1"}}, {})
