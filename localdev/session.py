@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localdev.access import ACCESS_LOG_ENV
+from localdev.access.trust import ECS_TASKS, assume_as
 from localdev.moto_extensions.iot import IOT_CA_ENV
 from localdev.servers import PostgresServer, RedisServer, as_postgres_user, free_port, listening, pg_bin, wait_for
 from localdev.tls import make_ca, make_tls
@@ -117,11 +118,9 @@ class Session:
 
     def assume(self, role_arn: str, session_name: str, region: str) -> dict[str, str]:
         """Temporary credentials of a deployed role, as ECS gets them for a task (its agent
-        assumes the task role and the execution role through STS): the three variables."""
-        answer = self.client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64],
-                                                        DurationSeconds=3600)["Credentials"]
-        return {"AWS_ACCESS_KEY_ID": answer["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
-                "AWS_SESSION_TOKEN": answer["SessionToken"]}
+        assumes the task role and the execution role through STS, which evaluates the role's
+        trust policy for ecs-tasks.amazonaws.com): the three variables."""
+        return assume_as(self.client("sts", region), ECS_TASKS, role_arn, session_name)
 
     def save(self) -> None:
         LOCAL.mkdir(exist_ok=True)

@@ -28,7 +28,11 @@ def calls_with_a_role_are_authorized_against_its_policies() -> None:
     service uses a KMS key for the caller, the key policy, and refused with AWS's
     AccessDenied where AWS would refuse it. Each decision goes to the access log
     (`LOCALDEV_ACCESS_LOG`) for the demo's report. Requests with the emulator's plain keys
-    (Terraform, the producer standing in for the suppliers, the tests) are not checked."""
+    (Terraform, the producer standing in for the suppliers, the tests) are not checked.
+
+    An AssumeRole made for a service (localdev/access/trust.py `assume_as`) is evaluated against
+    the role's trust policy, with the keys that service sends, and refused with STS's AccessDenied
+    where STS would refuse it; one that names no service (the plain keys' own) is not."""
     from moto.core.responses import BaseResponse
 
     original = BaseResponse.call_action
@@ -61,7 +65,15 @@ def _assumed_role(headers: Any) -> tuple[str, str, str] | None:
 def _authorize(response: Any) -> tuple[int, dict, str] | None:
     """moto's handler's answer for a refused request, or None to let moto serve it."""
     from localdev.access.calls import Call
+    from localdev.access.trust import ASSUMED_BY_HEADER, SOURCE_ARN_HEADER
 
+    service = response.headers.get(ASSUMED_BY_HEADER)
+    if service and response.service_name == "sts" and response._get_action() == "AssumeRole":
+        refusal = assume_refusal(response._get_param("RoleArn") or "", service, response.current_account,
+                                 response._get_param("RoleSessionName") or "",
+                                 source_arn=response.headers.get(SOURCE_ARN_HEADER) or "")
+        if refusal:
+            return _refuse(response, "AccessDenied", refusal)
     caller = _assumed_role(response.headers)
     if caller is None:
         return None
@@ -103,6 +115,39 @@ def authorize(call: Call, session: str = "") -> str | None:
             return (f"User: {who} is not authorized to perform: {request.action} on resource: "
                     f"{request.resource or '?'}{through} because {reason}")
     return None
+
+
+def assume_refusal(role_arn: str, service: str, account: str, session: str, *, source_arn: str = "") -> str | None:
+    """None if STS lets `service`, acting for `account`, assume `role_arn`; else STS's AccessDenied message.
+    The decision is logged with the role as principal, as a refusal of what the role needs. Also used
+    for the roles the emulator itself assumes as a service (Firehose's, moto_extensions/firehose.py)."""
+    from localdev.access.trust import UnknownService, sent_context, trust_decision
+
+    try:
+        context = sent_context(service, account=account, source_arn=source_arn)
+    except UnknownService as error:
+        allowed, reason = False, str(error)
+    else:
+        decision = trust_decision(role_arn, _trust_policy(role_arn), service, context)
+        allowed, reason = decision.allowed, decision.reason
+    _record({"at": round(time.time(), 3), "principal": role_arn, "session": session, "action": "sts:AssumeRole",
+             "resource": role_arn, "on_behalf_of": "", "assumed_by": service, "allowed": allowed, "reason": reason})
+    if allowed:
+        return None
+    return f"{service} is not authorized to perform: sts:AssumeRole on resource: {role_arn} because {reason}"
+
+
+def _trust_policy(role_arn: str) -> str | None:
+    """The role's trust policy as the emulator holds it now, or None if there is no such role."""
+    from moto.iam.models import iam_backends
+
+    parts = role_arn.split(":")
+    if len(parts) < 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+        return None
+    try:
+        return iam_backends[parts[4]][parts[1]].get_role_by_arn(role_arn).assume_role_policy_document
+    except Exception:  # moto's NotFoundException, or an account or partition it never saw
+        return None
 
 
 def _record(entry: dict) -> None:
