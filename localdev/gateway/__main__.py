@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import uvicorn
 
+from localdev.access.trust import API_GATEWAY, assume_as
 from localdev.gateway.app import Gateway, create_app
 from localdev.gateway.deployed import read_stage
 
@@ -21,16 +22,13 @@ PLAIN_KEYS = {"aws_access_key_id": "localdev", "aws_secret_access_key": "localde
 def build(endpoint: str, region: str, api_id: str, stage: str, access_log: str | None = None) -> Gateway:
     """A gateway for the deployed `stage` of `api_id` and the web ACL in front of it, calling integrations
     through `endpoint` with sessions of their roles (STS AssumeRole, as API Gateway assumes an integration's
-    role)."""
+    role; STS evaluates the role's trust policy for apigateway.amazonaws.com)."""
     apigateway = boto3.client("apigateway", region_name=region, endpoint_url=endpoint, **PLAIN_KEYS)
     sts = boto3.client("sts", region_name=region, endpoint_url=endpoint, **PLAIN_KEYS)
     wafv2 = boto3.client("wafv2", region_name=region, endpoint_url=endpoint, **PLAIN_KEYS)
 
     def assume(role_arn: str) -> dict[str, str]:
-        answer = sts.assume_role(RoleArn=role_arn, RoleSessionName=f"apigateway-{api_id}",
-                                 DurationSeconds=3600)["Credentials"]
-        return {"AWS_ACCESS_KEY_ID": answer["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
-                "AWS_SESSION_TOKEN": answer["SessionToken"]}
+        return assume_as(sts, API_GATEWAY, role_arn, f"apigateway-{api_id}")
 
     lock = threading.Lock()
 

@@ -28,6 +28,7 @@ import jsonschema
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 from botocore.loaders import Loader
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -79,7 +80,15 @@ class RoleSessions:
     def of(self, role_arn: str) -> Credentials:
         found = self._sessions.get(role_arn)
         if found is None or found[0] < time.monotonic():
-            keys = self._assume(role_arn)
+            try:
+                keys = self._assume(role_arn)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "AccessDenied":
+                    raise
+                # What the stage's execution log says; the caller gets API Gateway's plain 500.
+                logger.error("Execution failed due to configuration error: API Gateway does not have permission "
+                             "to assume the provided role %s (%s)", role_arn, error.response["Error"].get("Message"))
+                raise Refusal("API_CONFIGURATION_ERROR") from error
             found = (time.monotonic() + 1800, Credentials(keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"],
                                                           keys.get("AWS_SESSION_TOKEN")))
             self._sessions[role_arn] = found

@@ -10,7 +10,7 @@ import os
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,13 @@ import requests
 
 from localdev import moto_extensions
 from localdev.access import ACCESS_LOG_ENV
+from localdev.access.trust import API_GATEWAY
 from localdev.gateway.__main__ import build
 from localdev.gateway.app import MAX_PAYLOAD_BYTES, create_app, read_body
 from localdev.gateway.supplier_api import IntegrationRole, build_supplier_api, make_integration_role
 from localdev.servers import MotoServer
 from localdev.tls import make_tls
+from pipeline_lib.iam import assume_role_policy
 from pipeline_lib.settings import Supplier, SupplierApiConfig, UsageTier
 from processor.workloads import RETAIL
 from tests.helpers import read_stream, served_in_thread
@@ -44,6 +46,8 @@ class Api:
     role: IntegrationRole
     access_log: Path
     aws: Callable[[str], Any]
+    endpoint: str  # the emulator
+    api_id: str
 
     def post(self, body: object, key: str | None = "acme", *, raw: bytes | None = None,
              path: str = "/v1/updates") -> requests.Response:
@@ -111,7 +115,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     tls = make_tls(directory / "tls")
     gateway = build(emulator.url, REGION, api_id, STAGE, str(directory / "gateway.jsonl"))
     with served_in_thread(create_app(gateway), ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)) as port:
-        yield Api(f"https://127.0.0.1:{port}/{STAGE}", tls.ca, keys, stream, role, access_log, aws)
+        yield Api(f"https://127.0.0.1:{port}/{STAGE}", tls.ca, keys, stream, role, access_log, aws, emulator.url,
+                  api_id)
     emulator.close()
     if previous is None:
         os.environ.pop(ACCESS_LOG_ENV, None)
@@ -448,8 +453,40 @@ def test_the_integration_calls_kinesis_as_its_role_and_a_refusal_is_answered_503
     decisions = [json.loads(line) for line in api.access_log.read_text().splitlines()]
     refused = [d for d in decisions if d["principal"].endswith("/" + api.role.name) and not d["allowed"]]
     assert [d["action"] for d in refused][-1:] == ["kinesis:PutRecords"]
-    allowed = [d for d in decisions if d["principal"].endswith("/" + api.role.name) and d["allowed"]]
-    assert {d["action"] for d in allowed} == {"kinesis:PutRecords"}
+    made_as_role = [d for d in decisions if d["principal"].endswith("/" + api.role.name) and "assumed_by" not in d]
+    assert {d["action"] for d in made_as_role if d["allowed"]} == {"kinesis:PutRecords"}
+
+
+def test_an_integration_role_requiring_aws_source_account_cannot_be_assumed_so_each_request_is_a_500(
+        api: Api) -> None:
+    # GIVEN the integration's role trusts API Gateway only with aws:SourceAccount, which it never sends
+    iam, account = api.aws("iam"), api.aws("sts").get_caller_identity()["Account"]
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": API_GATEWAY}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
+    iam.update_assume_role_policy(RoleName=api.role.name, PolicyDocument=json.dumps(trust))
+    fresh = build(api.endpoint, REGION, api.api_id, STAGE)  # no session of the role yet, as after a deploy
+    try:
+        with served_in_thread(create_app(fresh)) as port:
+            served = replace(api, url=f"http://127.0.0.1:{port}/{STAGE}")
+            before = len(api.records())
+            # WHEN a supplier sends a batch
+            refused = served.post({"inventory_updates": [inventory()]})
+            # THEN a 500 (API Gateway's configuration error), nothing on the stream, the refused AssumeRole logged
+            assert (refused.status_code, refused.json()["error"]) == (500, "API_CONFIGURATION_ERROR")
+            assert len(api.records()) == before
+            decisions = [json.loads(line) for line in api.access_log.read_text().splitlines()]
+            (last,) = [d for d in decisions if d["action"] == "sts:AssumeRole" and d["principal"] == api.role.arn][-1:]
+            assert (last["allowed"], last["assumed_by"]) == (False, API_GATEWAY)
+            assert "it requires aws:SourceAccount, which apigateway.amazonaws.com does not send" in last["reason"]
+            # WHEN the condition goes (the trust policy pipeline_lib/iam.py builds for API Gateway)
+            iam.update_assume_role_policy(RoleName=api.role.name, PolicyDocument=assume_role_policy(API_GATEWAY))
+            accepted = served.post({"inventory_updates": [inventory()]})
+            # THEN the same gateway assumes the role and the batch lands
+            assert accepted.status_code == 200
+            assert len(api.records()) == before + 1
+    finally:
+        iam.update_assume_role_policy(RoleName=api.role.name, PolicyDocument=assume_role_policy(API_GATEWAY))
 
 
 def test_the_gateway_writes_an_access_log_line_per_request(api: Api) -> None:
