@@ -28,6 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from localdev.access.trust import IOT, assume_as
+
 SELECT = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+'(?P<filter>[^']*)'\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 ITEM = re.compile(r"^(?P<expr>.+?)(?:\s+AS\s+(?P<alias>[A-Za-z_][A-Za-z0-9_]*))?$", re.IGNORECASE)
 TEMPLATE = re.compile(r"\$\{([^}]+)\}")
@@ -241,19 +243,21 @@ class RulesEngine:
         self.iot = client("iot")
         self.refresh_s = refresh_s
         self.rules: dict[str, Rule] = {}
+        self.rule_arns: dict[str, str] = {}  # sent as aws:SourceArn when IoT assumes a rule's role
         self.loaded_at = 0.0
         self.figures = Figures()
         self.lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rules-{i}") for i in range(LANES)]
-        self._clients: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._clients: dict[tuple[str, str, str], tuple[float, Any]] = {}  # (service, role, rule)
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        found = {}
+        found, arns = {}, {}
         for listed in self.iot.list_topic_rules().get("rules", []):
             rule = self.iot.get_topic_rule(ruleName=listed["ruleName"])["rule"]
             if not rule.get("ruleDisabled"):
                 found[listed["ruleName"]] = Rule.parse(listed["ruleName"], rule)
-        self.rules, self.loaded_at = found, time.monotonic()
+                arns[listed["ruleName"]] = listed.get("ruleArn", "")
+        self.rules, self.rule_arns, self.loaded_at = found, arns, time.monotonic()
 
     def submit(self, topic: str, payload: bytes, client_id: str, principal: str) -> list[Future[None]]:
         """Apply every rule the message reaches; returns when each is applied (futures)."""
@@ -319,18 +323,19 @@ class RulesEngine:
         self.figures.add(rule.name, errors_logged=1)
 
     def _as_role(self, service: str, role_arn: str, rule: str) -> Any:
-        """A client of `service` with the role's credentials, as IoT assumes it for the rule: one
+        """A client of `service` with the role's credentials, as IoT assumes it for the rule (STS
+        evaluates the role's trust policy for iot.amazonaws.com, with the rule's account and ARN): one
         session kept for most of its hour (a boto3 client per call would cost more than the call)."""
         with self._lock:
-            cached = self._clients.get((service, role_arn))
+            cached = self._clients.get((service, role_arn, rule))
             if cached and time.monotonic() - cached[0] < 3000:
                 return cached[1]
-            answer = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=f"iot-rule-{rule}"[:64],
-                                                    DurationSeconds=3600)["Credentials"]
-            client = self.client(service, {"aws_access_key_id": answer["AccessKeyId"],
-                                           "aws_secret_access_key": answer["SecretAccessKey"],
-                                           "aws_session_token": answer["SessionToken"]})
-            self._clients[(service, role_arn)] = (time.monotonic(), client)
+            keys = assume_as(self.client("sts"), IOT, role_arn, f"iot-rule-{rule}",
+                             source_arn=self.rule_arns.get(rule, ""))
+            client = self.client(service, {"aws_access_key_id": keys["AWS_ACCESS_KEY_ID"],
+                                           "aws_secret_access_key": keys["AWS_SECRET_ACCESS_KEY"],
+                                           "aws_session_token": keys["AWS_SESSION_TOKEN"]})
+            self._clients[(service, role_arn, rule)] = (time.monotonic(), client)
             return client
 
     def close(self) -> None:
