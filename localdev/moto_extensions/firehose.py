@@ -13,6 +13,8 @@ concatenates them (no delimiter added).
 Each read and write is made as the delivery stream's role (moto_extensions/access.py): a
 role that may not read the stream, decrypt it, write the bucket or use the key for it stops
 that step, as it stops Firehose, and the refusal is in the access log and the emulator log.
+Before using a role, the reader assumes it as Firehose does: a trust policy that does not let
+`firehose.amazonaws.com` in with the ExternalId Firehose sends (the account) stops delivery too.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class Delivery:
     records_delivered: int = 0
     described: bool = False  # Firehose describes its source once, then lists shards each pass
     refusals: set[str] = field(default_factory=set)  # printed once each
+    sessions: dict[str, float] = field(default_factory=dict)  # role ARN -> when its assumed session ends
 
 
 def _as_role(delivery: Delivery, role_arn: str | None, service: str, operation: str, **params: Any) -> bool:
@@ -57,13 +60,27 @@ def _as_role(delivery: Delivery, role_arn: str | None, service: str, operation: 
     from localdev.access.calls import Call
     from localdev.moto_extensions.access import authorize
 
-    refusal = authorize(Call(role_arn, service, operation, delivery.region, delivery.account, params.get),
-                        f"firehose-{delivery.name}"[:64])
+    session = f"firehose-{delivery.name}"[:64]
+    refusal = _assume(delivery, role_arn, session) or authorize(
+        Call(role_arn, service, operation, delivery.region, delivery.account, params.get), session)
     seen = re.sub(r"(arn:aws:s3:::[^/ ]+)/\S+", r"\1/*", refusal or "")  # each flush names a new object
     if refusal and seen not in delivery.refusals:
         delivery.refusals.add(seen)
         print(f"[localdev firehose] {delivery.name}: {refusal}", flush=True)
     return refusal is None
+
+
+def _assume(delivery: Delivery, role_arn: str, session: str) -> str | None:
+    """Firehose's AssumeRole of the role, once a session (STS's refusal, or None)."""
+    from localdev.access.trust import FIREHOSE, SESSION_SECONDS
+    from localdev.moto_extensions.access import assume_refusal
+
+    if delivery.sessions.get(role_arn, 0.0) > time.monotonic():
+        return None
+    refusal = assume_refusal(role_arn, FIREHOSE, delivery.account, session)
+    if refusal is None:
+        delivery.sessions[role_arn] = time.monotonic() + SESSION_SECONDS
+    return refusal
 
 
 DELIVERIES: dict[tuple[str, str, str], Delivery] = {}

@@ -18,8 +18,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localdev import moto_extensions
+from localdev.access.trust import FIREHOSE
 from localdev.kinesis_usage import shard_usage
 from localdev.servers import MotoServer
+from pipeline_lib.iam import assume_role_policy
 
 REGION = "us-east-1"
 
@@ -463,11 +465,13 @@ def _concatenated_json(body: bytes) -> list[dict]:
 
 
 def firehose_role(client: Callable[..., Any], stream_arn: str, bucket: str, *, write: bool = True,
-                  key_arn: str = "") -> str:
-    """A delivery stream role that reads `stream_arn` and (if `write`) writes `bucket`'s objects,
-    encrypted through S3 with `key_arn` if given."""
+                  key_arn: str = "", trusted_account: str = "") -> str:
+    """A delivery stream role, trusting Firehose as the archive's does (with the ExternalId of
+    `trusted_account`, by default this one), that reads `stream_arn` and (if `write`) writes `bucket`'s
+    objects, encrypted through S3 with `key_arn` if given."""
     iam, role = client("iam"), name()
-    iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
+    account = trusted_account or client("sts").get_caller_identity()["Account"]
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=assume_role_policy(FIREHOSE, account_id=account))
     statements = [{"Effect": "Allow", "Action": ["kinesis:DescribeStream", "kinesis:ListShards",
                                                  "kinesis:GetShardIterator", "kinesis:GetRecords"],
                    "Resource": stream_arn}]
@@ -634,11 +638,46 @@ def test_firehose_delivers_from_its_kinesis_source_only_what_its_role_may_write(
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
     mine = [e for e in read(tmp_path / "access.jsonl") if e.principal == role]  # one reader serves every stream
     assert {(e.action, e.allowed) for e in mine} == {
-        ("kinesis:DescribeStream", True), ("kinesis:ListShards", True), ("kinesis:GetShardIterator", True),
-        ("kinesis:GetRecords", True), ("s3:PutObject", False)}
+        ("sts:AssumeRole", True), ("kinesis:DescribeStream", True), ("kinesis:ListShards", True),
+        ("kinesis:GetShardIterator", True), ("kinesis:GetRecords", True), ("s3:PutObject", False)}
     (refused,) = {line.split(" denied")[0].rsplit("/", 1)[0] for line in refusals(mine)}
     assert refused == f"{role.rsplit('/', 1)[-1]}: s3:PutObject on arn:aws:s3:::{bucket}"
     firehose.delete_delivery_stream(DeliveryStreamName=delivery)  # or the reader retries for the rest of the session
+
+
+def test_firehose_delivers_from_its_kinesis_source_nothing_when_its_role_does_not_trust_it_with_this_account(
+        client: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localdev.access import ACCESS_LOG_ENV
+    from localdev.access.report import read, refusals
+
+    monkeypatch.setenv(ACCESS_LOG_ENV, str(tmp_path / "access.jsonl"))
+    kinesis, s3, firehose = client("kinesis"), client("s3"), client("firehose")
+    stream, bucket, delivery = name(), name(), name()
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    stream_arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    s3.create_bucket(Bucket=bucket)
+    # GIVEN a delivery stream whose role trusts Firehose only with another account's ExternalId
+    role = firehose_role(client, stream_arn, bucket, trusted_account="210987654321")
+    kinesis.put_record(StreamName=stream, Data=b'{"n": 1}', PartitionKey="p")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=delivery, DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": stream_arn, "RoleARN": role},
+        ExtendedS3DestinationConfiguration={"RoleARN": role, "BucketARN": f"arn:aws:s3:::{bucket}",
+                                            "BufferingHints": {"IntervalInSeconds": 1, "SizeInMBs": 1}})
+    try:
+        # WHEN the reader has tried three passes (a second apart; a delivery would flush within 1 s)
+        deadline = time.monotonic() + 20
+        while sum(e.principal == role for e in read(tmp_path / "access.jsonl")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        # THEN its AssumeRole is refused, nothing is read or written as the role, and the run would stop on it
+        mine = [e for e in read(tmp_path / "access.jsonl") if e.principal == role]
+        assert {(e.action, e.allowed) for e in mine} == {("sts:AssumeRole", False)}
+        (refused,) = refusals(mine)
+        assert refused.startswith(f"{role.rsplit('/', 1)[-1]}: sts:AssumeRole on {role} denied: the role's trust "
+                                  "policy does not let firehose.amazonaws.com assume it")
+        assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    finally:
+        firehose.delete_delivery_stream(DeliveryStreamName=delivery)
 
 
 def test_iot_tags_of_thing_types_policies_and_rules_are_kept_listed_changed_and_gone_with_them(
