@@ -16,6 +16,7 @@ from localdev import moto_extensions
 from localdev.access import ACCESS_LOG_ENV
 from localdev.access.report import read, refusals
 from localdev.access.trust import API_GATEWAY, ECS_TASKS, FIREHOSE, IOT, sent_context, trust_decision
+from localdev.iot.rules import RulesEngine
 from localdev.servers import MotoServer
 from localdev.session import Session
 from localdev.synthesized import bind
@@ -156,3 +157,44 @@ def test_an_assume_role_naming_no_service_is_the_operators_and_is_not_evaluated(
     answer = _plain(emulator, "sts").assume_role(RoleArn=arn, RoleSessionName="fixture")
     assert answer["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/trusts-no-one/fixture"
     assert read(log) == []
+
+
+def test_the_rules_engine_assumes_a_rules_role_as_iot_sending_that_rules_arn(
+        emulator: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ACCESS_LOG_ENV, str(tmp_path / "access.jsonl"))
+    kinesis, iam, iot = (_plain(emulator, s) for s in ("kinesis", "iam", "iot"))
+    kinesis.create_stream(StreamName="trusted-readings", ShardCount=1)
+    stream_arn = kinesis.describe_stream_summary(StreamName="trusted-readings")["StreamDescriptionSummary"]["StreamARN"]
+    # GIVEN a role IoT may assume for the rules called kept_* only, and two rules that put with it
+    kept = f"arn:aws:iot:{REGION}:{ACCOUNT}:rule/kept_*"
+    role = iam.create_role(RoleName="rules-role", AssumeRolePolicyDocument=json.dumps(trusting(IOT, {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": kept}})))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="rules-role", PolicyName="put", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:PutRecord", "Resource": stream_arn}]}))
+    for rule, topics in (("kept_readings", "kept/#"), ("other_readings", "other/#")):
+        iot.create_topic_rule(ruleName=rule, topicRulePayload={"sql": f"SELECT * FROM '{topics}'", "ruleDisabled": False,
+                                                              "actions": [{"kinesis": {"roleArn": role,
+                                                                                       "streamName": "trusted-readings"}}]})
+
+    def client(service: str, credentials: dict[str, str] | None = None) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=emulator.url,
+                            **(credentials or {"aws_access_key_id": "t", "aws_secret_access_key": "t"}))
+
+    engine = RulesEngine(client)
+    try:
+        # WHEN a message reaches each rule
+        for topic in ("kept/line-1", "other/line-1"):
+            for applied in engine.submit(topic, b'{"reading": 1}', "sensor-1", "certificate"):
+                applied.result(timeout=30)
+    finally:
+        engine.close()
+    # THEN the kept rule's message is put, and the other rule's action fails: STS refused IoT the role for it
+    outcomes = {rule: (engine.figures.metrics[("Success", (("RuleName", rule), ("ActionType", "Kinesis")))],
+                       engine.figures.metrics[("Failure", (("RuleName", rule), ("ActionType", "Kinesis")))])
+                for rule in ("kept_readings", "other_readings")}
+    assert outcomes == {"kept_readings": (1, 0), "other_readings": (0, 1)}
+    (refused,) = refusals(read(tmp_path / "access.jsonl"))
+    assert refused.startswith(f"rules-role: sts:AssumeRole on {role} denied: the role's trust policy does not let "
+                              "iot.amazonaws.com assume it: its conditions do not hold for what iot.amazonaws.com "
+                              f"sends (aws:SourceAccount={ACCOUNT}, aws:SourceArn=arn:aws:iot:{REGION}:{ACCOUNT}:"
+                              "rule/other_readings)")
