@@ -12,6 +12,7 @@ one granted). Here:
 - calls.py     what one emulator request asks for: action, resource ARN, context keys, and
                the key uses a service makes for the caller (read from moto's backends)
 - report.py    the access log of a run: the denied calls and the grants no call used
+- trust.py     a role's trust policy: which service may assume it, with the keys that service sends
 """
 
 # The emulator appends each decision here, one JSON object a line (set by localdev/session.py).
