@@ -108,6 +108,13 @@ def test_every_role_of_both_stacks_can_be_assumed_by_each_service_it_trusts(
     assert {ECS_TASKS, API_GATEWAY, IOT, FIREHOSE, BACKUP} <= assumed.keys()
 
 
+def test_every_assume_role_localdev_makes_goes_through_assume_as_which_names_the_service() -> None:
+    root = Path(__file__).resolve().parents[2] / "localdev"
+    bare = [str(path.relative_to(root)) for path in root.rglob("*.py")
+            if ".assume_role(" in path.read_text(encoding="utf-8") and path.name != "trust.py"]
+    assert bare == []
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[MotoServer]:
     moto_extensions.apply_all()
