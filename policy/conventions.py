@@ -37,10 +37,10 @@ UNSCOPABLE_ACTIONS = frozenset(
 # The confused-deputy keys each AWS service puts in the request context when it assumes a role it was given
 # (its own docs); the first is the one this project's trust policies require, equal to the account. A
 # condition on a key the service does not send fails every AssumeRole, so the role can never be used, and
-# nothing says so until the first request needs it; the emulator evaluates no trust policy, so only this
-# table stands between such a condition and production. Where a service sends none, the guard is
-# iam:PassRole, which cannot pass a role across accounts. pipeline_lib/iam.py builds every trust policy
-# from this table; policy rule `trust_conditions_are_ones_the_service_sends` holds every role to it.
+# nothing says so until the first request needs it. Where a service sends none, the guard is iam:PassRole,
+# which cannot pass a role across accounts. pipeline_lib/iam.py builds every trust policy from this table;
+# policy rule `trust_conditions_are_ones_the_service_sends` holds every role to it, and the emulator
+# evaluates trust policies with exactly these keys (localdev/access/trust.py).
 SERVICE_TRUST_KEYS: dict[str, tuple[str, ...]] = {
     "ecs-tasks.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),  # ECS, "Task IAM role"
     "monitoring.rds.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),  # RDS enhanced monitoring's role
