@@ -33,6 +33,11 @@ class Refused(Exception):
     """IoT refuses the connection or publish; the message says why (for the broker's figures)."""
 
 
+class Unauthenticated(Refused):
+    """A connection refused before any policy is read: no certificate, or one IoT does not hold as ACTIVE
+    (AWS counts these as Connection.AuthNError; a policy's refusal is Connect.AuthError)."""
+
+
 def certificate_id(der: bytes) -> str:
     """IoT's certificate id: the SHA-256 of the certificate's DER."""
     return hashlib.sha256(der).hexdigest()
@@ -63,14 +68,14 @@ class Authority:
     def connect(self, der: bytes | None, client_id: str) -> Connection:
         """The connection IoT would admit, or Refused naming why."""
         if not der:
-            raise Refused("no client certificate")
+            raise Unauthenticated("no client certificate")
         cert_id = certificate_id(der)
         try:
             description = self.iot.describe_certificate(certificateId=cert_id)["certificateDescription"]
         except self.iot.exceptions.ResourceNotFoundException:
-            raise Refused("certificate not registered") from None
+            raise Unauthenticated("certificate not registered") from None
         if description["status"] != "ACTIVE":
-            raise Refused(f"certificate {description['status']}")
+            raise Unauthenticated(f"certificate {description['status']}")
         cert_arn = description["certificateArn"]
         things = self.iot.list_principal_things(principal=cert_arn)["things"]
         context = {"iot:ClientId": client_id, "iot:Connection.Thing.ThingName": client_id,

@@ -41,7 +41,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
-from localdev.iot.authority import Authority, Connection, Refused
+from localdev.iot.authority import Authority, Connection, Refused, Unauthenticated
 from localdev.iot.rules import RulesEngine
 
 PUBLISHES_PER_SECOND = 100  # AWS IoT Core: publish requests per second per connection
@@ -85,7 +85,9 @@ class IotAuthPlugin(BaseAuthPlugin):
         try:
             connection = await asyncio.to_thread(State.authority.connect, der, session.client_id or "")
         except Refused as refused:
-            State.refuse("connect", str(refused), "Connect.AuthError")
+            # IoT Core's two steps, two metrics: the certificate (authentication), then the policy's iot:Connect
+            State.refuse("connect", str(refused),
+                         "Connection.AuthNError" if isinstance(refused, Unauthenticated) else "Connect.AuthError")
             return False
         session.iot_connection = connection  # type: ignore[attr-defined]
         session.iot_publishes = []  # type: ignore[attr-defined]

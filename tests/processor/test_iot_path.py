@@ -279,22 +279,30 @@ def watched_sum(deployed: IotPath, watched: dict) -> float:
 
 def test_refused_connections_raise_the_metric_the_connection_alarm_watches_past_its_threshold(
         deployed: IotPath, factory: StackJson) -> None:
-    # GIVEN the stack's alarm on refused connections, and a sensor whose certificate was revoked
-    watched = alarm(factory, "Connect.AuthError")
-    assert watched["comparison_operator"] == "GreaterThanThreshold"
-    before = watched_sum(deployed, watched)
+    # GIVEN the stack's alarms on connections refused at authentication and by the policy, a sensor whose
+    # certificate was revoked, and a sensor whose own certificate asks for another sensor's client id
+    authn, authz = alarm(factory, "Connection.AuthNError"), alarm(factory, "Connect.AuthError")
+    assert authn["comparison_operator"] == authz["comparison_operator"] == "GreaterThanThreshold"
+    before = watched_sum(deployed, authn), watched_sum(deployed, authz)
     config = register(deployed.aws["iot"], ENV, LINE, "lost-1-00", deployed.devices, say=lambda _: None)
     revoke(deployed.aws["iot"], ENV, LINE, "lost-1-00", say=lambda _: None)
     folder = deployed.devices / config.thing_name.replace(":", "_")
+    other = register(deployed.aws["iot"], ENV, LINE, "astray-1-00", deployed.devices, say=lambda _: None)
 
-    # WHEN it tries to connect one time more than the alarm tolerates in its period
-    for _ in range(int(watched["threshold"]) + 1):
+    # WHEN each tries to connect one time more than its alarm tolerates in its period
+    for _ in range(int(authn["threshold"]) + 1):
         device = Device(folder, deployed.endpoint)
         assert not device.connect()
         device.client.loop_stop()
+    for _ in range(int(authz["threshold"]) + 1):
+        impostor = Device(deployed.devices / other.thing_name.replace(":", "_"), deployed.endpoint)
+        impostor.client._client_id = config.thing_name.encode()  # a thing its certificate is not attached to
+        assert not impostor.connect()
+        impostor.client.loop_stop()
 
-    # THEN the broker reported each refusal as IoT Core's metric, enough for the alarm to fire
-    wait_for(lambda: watched_sum(deployed, watched) - before > watched["threshold"], 20, "Connect.AuthError")
+    # THEN the broker reported each refusal as IoT Core's metric for its step, enough for each alarm to fire
+    wait_for(lambda: watched_sum(deployed, authn) - before[0] > authn["threshold"], 20, "Connection.AuthNError")
+    wait_for(lambda: watched_sum(deployed, authz) - before[1] > authz["threshold"], 20, "Connect.AuthError")
 
 
 def test_a_failed_kinesis_action_raises_the_metric_the_rule_failure_alarm_watches(
