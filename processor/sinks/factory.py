@@ -14,7 +14,7 @@ import psycopg2
 import redis
 
 from processor import incidents
-from processor.anomaly.detector import DetectorState, observe
+from processor.anomaly.detector import VERSION, DetectorState, observe
 from processor.incidents import FAULT, REGIME, Signal
 from processor.metrics import ANOMALIES, INCIDENTS_CLOSED, INCIDENTS_OPENED
 from processor.outbox import OutboxPublisher, backlog
@@ -45,11 +45,15 @@ _encode = msgspec.json.Encoder().encode
 _in_sensor_order = attrgetter("sensor_id", "ts", "event_id")
 
 # KEYS: n latest-reading hashes, then detector-state keys. ARGV[1] = n; ARGV[2] = JSON
-# [[ts, event_id, kind, line_id, value, status], ...] for the n hashes; ARGV[3...] = the
-# detector states, one per remaining key, stored as they come. A reading replaces the
-# latest one only when its (ts, event_id) is greater: a reordered or replayed older
-# reading cannot move a sensor's latest value backwards. ts is fixed-width UTC, so
-# strings compare as times.
+# [[ts, event_id, kind, line_id, value, status], ...] for the n hashes; ARGV[3] = JSON
+# [[t, count, replace], ...], one per state; ARGV[4] = the states' format version; ARGV[5...] =
+# the detector states, one per remaining key. A reading replaces the latest one only when its
+# (ts, event_id) is greater: a reordered or replayed older reading cannot move a sensor's latest
+# value backwards. ts is fixed-width UTC, so strings compare as times. A state replaces the
+# stored one only when its (t, count) is not smaller (a task that stalled past its lease between
+# commit and this write cannot put back an older state over the next owner's), unless the stored
+# one is of another version or was unreadable when loaded (replace = 1): DetectorState.to_bytes
+# writes count and t first and v last, which is what the patterns below read.
 WRITE_SENSORS = """
 local n = tonumber(ARGV[1])
 local latest = cjson.decode(ARGV[2])
@@ -62,8 +66,23 @@ for i = 1, n do
                'line_id', r[4], 'value', r[5], 'status', r[6])
   end
 end
-for j = 3, #ARGV do
-  redis.call('SET', KEYS[n + j - 2], ARGV[j])
+local stamps = cjson.decode(ARGV[3])
+local version = ARGV[4]
+for j = 1, #stamps do
+  local key, stamp = KEYS[n + j], stamps[j]
+  local write = stamp[3] == 1
+  if not write then
+    local stored = redis.call('GET', key)
+    local count, t = nil, nil
+    if stored and string.match(stored, ',"v":(%d+)}$') == version then
+      count, t = string.match(stored, '^{"count":(%d+),"t":([^,]+),')
+    end
+    count, t = tonumber(count), tonumber(t)
+    write = not count or not t or stamp[1] > t or (stamp[1] == t and stamp[2] >= count)
+  end
+  if write then
+    redis.call('SET', key, ARGV[4 + j])
+  end
 end
 return n
 """
@@ -108,6 +127,9 @@ class FactorySink:
         # Sensors whose state started fresh because Redis did not answer: Redis may hold their history,
         # so it is asked again at their next batch and never overwritten with the fresh state meanwhile.
         self._unloaded: set[str] = set()
+        # Sensors whose stored state could not be read (another version, malformed): their next write
+        # replaces it, whatever its stamp says.
+        self._replace: set[str] = set()
         self._partitions: set[tuple[int, int]] = set()  # (year, month) known to exist
         self._undo: dict[str, tuple] = {}  # sensor -> DetectorState.snapshot()
         self.incident_settings = incident_settings or IncidentSettings()
@@ -167,7 +189,9 @@ class FactorySink:
         for sensor, text in zip(missing, raw, strict=True):
             # A stored history wins over what a fresh state learnt during an outage (a few readings).
             if text is not None or sensor not in self.states:
-                self.states[sensor] = DetectorState.from_json(text)
+                state = self.states[sensor] = DetectorState.from_json(text)
+                if text is not None and state.count == 0:  # a stored state counts at least one reading
+                    self._replace.add(sensor)
         self._unloaded.difference_update(missing)
 
     def apply(self, cur: psycopg2.extensions.cursor, records: Sequence) -> FactoryOutcome:
@@ -230,6 +254,7 @@ class FactorySink:
         each is loaded again at its next batch here, never carried on from a stale copy."""
         self.states.clear()
         self._unloaded.clear()
+        self._replace.clear()
 
     def rollback(self) -> None:
         """The batch transaction failed: forget what it taught the detectors."""
@@ -249,13 +274,16 @@ class FactorySink:
         latest = outcome.latest
         sensors = sorted(latest)
         with_state = [s for s in sensors if s in self.states and s not in self._unloaded]
+        states = [self.states[s] for s in with_state]
+        stamps = [(state.t, state.count, int(s in self._replace)) for s, state in zip(with_state, states, strict=True)]
         try:
             self._write_sensors(
                 keys=[LATEST_PREFIX + s for s in sensors] + [STATE_PREFIX + s for s in with_state],
                 args=[len(sensors), _encode([
                     (utc_offset_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
                      r.status or "") for r in (latest[s] for s in sensors)]),
-                      *(self.states[s].to_bytes() for s in with_state)])
+                      _encode(stamps), VERSION, *(state.to_bytes() for state in states)])
+            self._replace.difference_update(with_state)
         except redis.RedisError as error:
             # The in-memory state carries on; Redis catches up on the next batch.
             logger.warning("sensor state not written to Redis (%s)", error.__class__.__name__)

@@ -16,7 +16,7 @@ from processor.catalog import get_product
 from processor.records import UNITS
 from processor.samples import encode, product, reading, status, stock
 from processor.sinks import Sink, run_batch
-from processor.sinks.factory import FactorySink
+from processor.sinks.factory import FactoryOutcome, FactorySink
 from processor.sinks.retail import RetailSink
 from processor.workloads import FACTORY, RETAIL, WORKLOADS
 
@@ -291,3 +291,52 @@ def test_a_detector_started_fresh_while_redis_was_down_never_replaces_the_stored
     finally:
         client.close()
         server.close()
+
+
+class StalledAfterCommit(FactorySink):
+    """A task that commits its batch, then stalls before its Redis write (held until `resume`)."""
+
+    def after_commit(self, conn: psycopg2.extensions.connection, outcome: FactoryOutcome) -> None:
+        self.held = [(conn, outcome)]
+
+    def resume(self) -> None:
+        for conn, outcome in self.held:
+            FactorySink.after_commit(self, conn, outcome)
+
+
+def test_a_task_stalled_past_its_lease_cannot_put_an_older_detector_state_back(
+        conn: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
+    FACTORY.migrate(conn)
+    noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
+    # GIVEN a task that learnt 100 readings, commits 100 more and stalls before writing Redis
+    stalled = StalledAfterCommit(redis_client)
+    apply(conn, FactorySink(redis_client), [reading("press-01", next(noise), at=i) for i in range(100)], "factory")
+    apply(conn, stalled, [reading("press-01", next(noise), at=100 + i) for i in range(100)], "factory")
+    # WHEN the next owner goes on with 150 later readings, and only then the stalled task writes
+    apply(conn, FactorySink(redis_client), [reading("press-01", next(noise), at=200 + i) for i in range(150)],
+          "factory")
+    newer = redis_client.get("detector:press-01")
+    stalled.resume()
+    # THEN the next owner's state stays (the stalled one learnt 200 readings, it 250)
+    assert redis_client.get("detector:press-01") == newer
+    assert DetectorState.from_json(newer).count == 250
+
+
+def test_a_state_of_another_version_in_redis_is_replaced_by_the_one_learnt_since(
+        conn: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
+    FACTORY.migrate(conn)
+    old = DetectorState(count=10_000, t=4_000_000_000.0, event_id="z")
+    old.v = old.v - 1
+    redis_client.set("detector:press-01", old.to_bytes())
+    apply(conn, FactorySink(redis_client), [reading("press-01", 70.0, at=i) for i in range(3)], "factory")
+    assert DetectorState.from_json(redis_client.get("detector:press-01")).count == 3
+
+
+def test_an_unreadable_stored_state_is_replaced_by_the_one_learnt_since(
+        conn: psycopg2.extensions.connection, redis_client: redis.Redis) -> None:
+    FACTORY.migrate(conn)
+    broken = DetectorState(count=10_000, t=4_000_000_000.0, event_id="z").to_bytes().replace(b'"spread":0.0',
+                                                                                             b'"spread":null')
+    redis_client.set("detector:press-01", broken)
+    apply(conn, FactorySink(redis_client), [reading("press-01", 70.0, at=i) for i in range(3)], "factory")
+    assert DetectorState.from_json(redis_client.get("detector:press-01")).count == 3
