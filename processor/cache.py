@@ -36,6 +36,8 @@ import msgspec
 import psycopg2
 import redis
 
+from processor.redis_rest import RedisRest
+
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "product:"
@@ -132,9 +134,10 @@ def served(fields: Mapping[bytes, bytes]) -> dict[str, Any] | None:
 
 
 class CatalogCache:
-    def __init__(self, client: redis.Redis, ttl_s: int = 3600) -> None:
+    def __init__(self, client: redis.Redis, ttl_s: int = 3600, rest: RedisRest | None = None) -> None:
         self.client = client
         self.ttl_s = ttl_s
+        self.rest = rest  # the processor's: writes skip a Redis that failed, for its rest (they stay pending)
         self._write = client.register_script(WRITE_FIELDS)
         self.hits = 0
         self.misses = 0
@@ -142,16 +145,24 @@ class CatalogCache:
     def write(self, entries: Mapping[str, Iterable[Field]], complete: bool = False) -> int | None:
         """Offer fields to Redis, each kept only if newer than what the entry holds.
 
-        Returns how many fields Redis accepted, or None when Redis is unavailable."""
+        Returns how many fields Redis accepted, or None when Redis is unavailable (or resting)."""
         if not entries:
             return 0
+        if self.rest is not None and self.rest.resting():
+            return None
         keys = [(KEY_PREFIX + sku).encode() for sku in entries]  # bytes: redis-py packs them as they are
         packed = _encode([[part for field in fields for part in field] for fields in entries.values()])
         try:
-            return int(self._write(keys=keys, args=[self.ttl_s, "1" if complete else "0", packed]))
+            accepted = int(self._write(keys=keys, args=[self.ttl_s, "1" if complete else "0", packed]))
         except redis.RedisError as error:
-            logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
+            if self.rest is not None:
+                self.rest.failed(error)
+            else:
+                logger.warning("cache refresh deferred: Redis unavailable (%s)", error.__class__.__name__)
             return None
+        if self.rest is not None:
+            self.rest.answered()
+        return accepted
 
     def refresh(self, conn: psycopg2.extensions.connection, skus: Sequence[str]) -> bool:
         """Write the committed state of `skus` to Redis (complete entries)."""
@@ -161,6 +172,8 @@ class CatalogCache:
 
     def drain_pending(self, conn: psycopg2.extensions.connection, limit: int = 100) -> int:
         """Refresh SKUs that a Redis outage or a crash left pending; returns how many batches."""
+        if self.rest is not None and self.rest.resting():
+            return 0
         with conn, conn.cursor() as cur:
             cur.execute("SELECT id, skus FROM cache_pending ORDER BY id LIMIT %s", (limit,))
             pending = cur.fetchall()

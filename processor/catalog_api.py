@@ -33,7 +33,6 @@ import logging
 import queue
 import re
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -54,6 +53,7 @@ from starlette.routing import Route
 
 from processor import contract
 from processor.cache import COMPLETE, KEY_PREFIX, CatalogCache, served
+from processor.redis_rest import REDIS_REST_S, RedisRest
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +71,7 @@ R = TypeVar("R")
 # default retries thrice with backoff of seconds, which would hold every read for that long while Redis is away.
 REDIS_RETRY_BACKOFF = ExponentialBackoff(cap=0.05, base=0.01)
 REDIS_RETRIES = 1
-# After a Redis call fails, reads go straight to PostgreSQL for this long before Redis is tried again: a
-# Redis that does not answer at all (a failover, a network partition) would otherwise hold every read for
-# its socket timeout, and a Redis that refuses would cost every read a failed connection.
-REDIS_REST_S = 1.0
+
 
 
 def redis_clients(**where: Any) -> tuple[redis.Redis, redis.asyncio.Redis]:
@@ -169,11 +166,10 @@ class Catalog:
     def __init__(self, pool: ConnectionPool, cache: CatalogCache, entries: redis.asyncio.Redis,
                  missing_ttl_s: int = MISSING_TTL_S, redis_rest_s: float = REDIS_REST_S) -> None:
         self.pool, self.cache, self.entries, self.missing_ttl_s = pool, cache, entries, missing_ttl_s
-        self.redis_rest_s = redis_rest_s
+        # After a Redis call fails, reads go straight to PostgreSQL for `redis_rest_s` (processor/redis_rest.py).
+        self.redis_rest = RedisRest(redis_rest_s, away="reads go to PostgreSQL", back="reads are served from it")
         self.database_reads = 0
         self.redis_skipped = 0  # SKUs read from PostgreSQL without asking Redis, while it rested
-        self._redis_up = True
-        self._redis_rest_until = 0.0
         self._lookups: PerTurn[str, dict[bytes, bytes]] = PerTurn(self._entries)
         self._fills: PerTurn[str, dict[str, Any] | None] = PerTurn(self._fill_together)
 
@@ -187,35 +183,19 @@ class Catalog:
         """Statements of misses: the misses of a turn share one."""
         return self._fills.calls
 
-    def _redis_resting(self) -> bool:
-        return time.monotonic() < self._redis_rest_until
-
-    def _redis_failed(self, error: redis.RedisError) -> None:
-        self._redis_rest_until = time.monotonic() + self.redis_rest_s
-        if self._redis_up:  # one line per outage, not one per read
-            self._redis_up = False
-            logger.warning("Redis unavailable (%s): reads go to PostgreSQL; Redis is tried again every %g s",
-                           error.__class__.__name__, self.redis_rest_s)
-
-    def _redis_answered(self) -> None:
-        if not self._redis_up:
-            self._redis_up = True
-            self._redis_rest_until = 0.0
-            logger.warning("Redis answers again: reads are served from it")
-
     async def lookup(self, skus: Sequence[str]) -> list[tuple[bool, dict[str, Any] | None]]:
         """(known, product) for each SKU from its entry, one round trip (shared); all unknown when Redis fails
         (PostgreSQL then answers, slower). Known: a complete entry, with a product or remembered as
         missing (processor/cache.py)."""
-        if self._redis_resting():
+        if self.redis_rest.resting():
             self.redis_skipped += len(skus)
             return [(False, None)] * len(skus)
         try:
             replies = await self._lookups.ask(skus)
         except redis.RedisError as error:
-            self._redis_failed(error)
+            self.redis_rest.failed(error)
             return [(False, None)] * len(skus)
-        self._redis_answered()
+        self.redis_rest.answered()
         return [(True, served(fields)) if _COMPLETE in fields else (False, None) for fields in replies]
 
     async def _entries(self, skus: list[str]) -> list[dict[bytes, bytes]]:
@@ -238,7 +218,7 @@ class Catalog:
         cache (an unknown one remembered as missing). Blocking: run in a worker thread."""
         unique = list(dict.fromkeys(skus))
         self.database_reads += len(unique)
-        offer = not self._redis_resting()
+        offer = not self.redis_rest.resting()
         with self.pool.connection() as conn:
             return self.cache.fill_many(conn, unique, remember_missing_s=self.missing_ttl_s, offer=offer)
 
@@ -276,9 +256,9 @@ class Catalog:
         try:
             await self.entries.ping()
         except redis.RedisError as error:
-            self._redis_failed(error)
+            self.redis_rest.failed(error)
             return False
-        self._redis_answered()
+        self.redis_rest.answered()
         return True
 
     async def health(self) -> dict[str, str]:

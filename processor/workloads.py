@@ -55,11 +55,9 @@ class Workload:
 
 
 def _retail_sink(redis_client: Any, settings: Any) -> Sink:
-    from processor.cache import CatalogCache
     from processor.sinks.retail import RetailSink
 
-    ttl_s = settings.cache_ttl_s if settings is not None else 3600
-    return RetailSink(CatalogCache(redis_client, ttl_s) if redis_client is not None else None)
+    return RetailSink.from_settings(redis_client, settings)
 
 
 def _factory_sink(redis_client: Any, settings: Any) -> Sink:

@@ -19,6 +19,7 @@ from processor.incidents import FAULT, REGIME, Signal
 from processor.metrics import ANOMALIES, INCIDENTS_CLOSED, INCIDENTS_OPENED
 from processor.outbox import OutboxPublisher, backlog
 from processor.records import SensorReading
+from processor.redis_rest import PROCESSOR_REDIS_REST_S, RedisRest
 from processor.task_settings import INCIDENT_QUIET_S, INCIDENT_WINDOW_S
 
 logger = logging.getLogger(__name__)
@@ -120,8 +121,14 @@ class IncidentSettings:
 class FactorySink:
 
     def __init__(self, redis_client: redis.Redis | None = None, *, incident_settings: IncidentSettings | None = None,
-                 publisher: OutboxPublisher | None = None) -> None:
+                 publisher: OutboxPublisher | None = None, redis_rest_s: float = PROCESSOR_REDIS_REST_S) -> None:
         self.redis = redis_client
+        # A Redis that failed is left alone for `redis_rest_s`: states start fresh (`_unloaded`), and what
+        # was not written waits in `_behind` and `_unwritten` for the first write once Redis answers.
+        self.redis_rest = RedisRest(redis_rest_s, away="detector states and latest readings wait in memory",
+                                    back="detector states and latest readings are written again")
+        self._behind: dict[str, SensorReading] = {}  # latest readings Redis does not have yet
+        self._unwritten: set[str] = set()  # sensors whose state Redis does not have yet
         self._write_sensors = redis_client.register_script(WRITE_SENSORS) if redis_client is not None else None
         self.states: dict[str, DetectorState] = {}  # this task's sensors; Redis is the hand-over
         # Sensors whose state started fresh because Redis did not answer: Redis may hold their history,
@@ -153,8 +160,9 @@ class FactorySink:
             timedelta(seconds=settings.incident_window_s), settings.incident_quiet_s))
 
     def maintain(self, conn: psycopg2.extensions.connection) -> Mapping[str, float]:
-        """Close the incidents of lines gone silent, send what the outbox holds, and report
+        """Write to Redis what it missed, close the incidents of lines gone silent, send what the outbox holds, and report
         its backlog (the alarm on IncidentOutboxOldestAgeS watches it)."""
+        self._write_redis(FactoryOutcome())  # what a resting Redis missed, also when no batch comes
         settings = self.incident_settings
         incidents.close_quiet(conn, settings.quiet_s, settings.window)
         if self.publisher is not None:
@@ -178,14 +186,16 @@ class FactorySink:
             return
         raw: list = [None] * len(missing)
         if self.redis is not None:
+            if self.redis_rest.resting():
+                self._start_fresh(missing)
+                return
             try:
                 raw = self.redis.mget([STATE_PREFIX + s for s in missing])
             except redis.RedisError as error:
-                logger.warning("detector state unavailable, starting fresh (%s)", error.__class__.__name__)
-                for sensor in missing:
-                    self.states.setdefault(sensor, DetectorState.from_json(None))
-                self._unloaded.update(missing)
+                self.redis_rest.failed(error)
+                self._start_fresh(missing)
                 return
+            self.redis_rest.answered()
         for sensor, text in zip(missing, raw, strict=True):
             # A stored history wins over what a fresh state learnt during an outage (a few readings).
             if text is not None or sensor not in self.states:
@@ -193,6 +203,12 @@ class FactorySink:
                 if text is not None and state.count == 0:  # a stored state counts at least one reading
                     self._replace.add(sensor)
         self._unloaded.difference_update(missing)
+
+    def _start_fresh(self, sensors: list[str]) -> None:
+        """Redis did not answer (or rests): these sensors start fresh, and are asked for again next time."""
+        for sensor in sensors:
+            self.states.setdefault(sensor, DetectorState.from_json(None))
+        self._unloaded.update(sensors)
 
     def apply(self, cur: psycopg2.extensions.cursor, records: Sequence) -> FactoryOutcome:
         readings = [r for r in records if isinstance(r, SensorReading)]
@@ -255,6 +271,7 @@ class FactorySink:
         self.states.clear()
         self._unloaded.clear()
         self._replace.clear()
+        self._unwritten.clear()  # another task owns these states now; the latest readings still go (guarded)
 
     def rollback(self) -> None:
         """The batch transaction failed: forget what it taught the detectors."""
@@ -269,11 +286,19 @@ class FactorySink:
             self.publisher.publish(conn)  # at once; what SNS refuses goes on the next tries
 
     def _write_redis(self, outcome: FactoryOutcome) -> None:
-        if self._write_sensors is None or not outcome.latest:
+        """Each sensor's latest reading and detector state, with those a resting or failed Redis missed."""
+        if self._write_sensors is None:
             return
-        latest = outcome.latest
+        for sensor, reading in outcome.latest.items():
+            behind = self._behind.get(sensor)
+            if behind is None or (behind.ts, behind.event_id) < (reading.ts, reading.event_id):
+                self._behind[sensor] = reading
+        self._unwritten.update(outcome.latest)
+        if not self._behind or self.redis_rest.resting():
+            return
+        latest = self._behind
         sensors = sorted(latest)
-        with_state = [s for s in sensors if s in self.states and s not in self._unloaded]
+        with_state = sorted(s for s in self._unwritten if s in self.states and s not in self._unloaded)
         states = [self.states[s] for s in with_state]
         stamps = [(state.t, state.count, int(s in self._replace)) for s, state in zip(with_state, states, strict=True)]
         try:
@@ -283,7 +308,11 @@ class FactorySink:
                     (utc_offset_text(r.ts), r.event_id, r.kind, r.line_id, "" if r.value is None else repr(r.value),
                      r.status or "") for r in (latest[s] for s in sensors)]),
                       _encode(stamps), VERSION, *(state.to_bytes() for state in states)])
-            self._replace.difference_update(with_state)
         except redis.RedisError as error:
-            # The in-memory state carries on; Redis catches up on the next batch.
-            logger.warning("sensor state not written to Redis (%s)", error.__class__.__name__)
+            # The in-memory states and readings carry on; Redis gets them with the first write it answers.
+            self.redis_rest.failed(error)
+            return
+        self.redis_rest.answered()
+        self._behind = {}
+        self._unwritten.clear()
+        self._replace.difference_update(with_state)

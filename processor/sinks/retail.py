@@ -8,9 +8,11 @@ from typing import Any
 
 import msgspec
 import psycopg2
+import redis
 
 from processor.cache import CatalogCache, forget_pending, product_field, quantity_field, utc_z_text
 from processor.records import InventoryUpdate, ProductUpsert
+from processor.redis_rest import PROCESSOR_REDIS_REST_S, RedisRest
 
 logger = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
@@ -94,6 +96,17 @@ class RetailSink:
         self.cache = cache
         self._cached: list[int] = []  # pending rows Redis already has, deleted with the next batch
         self._deleting: list[int] = []
+
+    @classmethod
+    def from_settings(cls, redis_client: redis.Redis | None, settings: Any) -> RetailSink:
+        """As the processor runs it: entries kept CACHE_TTL_S, and a Redis that failed rested
+        (processor/redis_rest.py): meanwhile each batch's entries wait in cache_pending for housekeeping."""
+        if redis_client is None:
+            return cls()
+        rest = RedisRest(PROCESSOR_REDIS_REST_S, away="cache writes wait in cache_pending",
+                         back="cache writes and housekeeping resume")
+        ttl = {"ttl_s": settings.cache_ttl_s} if settings is not None else {}
+        return cls(CatalogCache(redis_client, rest=rest, **ttl))
 
     def apply(self, cur: psycopg2.extensions.cursor, records: Sequence) -> RetailOutcome:
         products = _latest([r for r in records if isinstance(r, ProductUpsert)], lambda r: r.sku)

@@ -279,7 +279,7 @@ def test_a_detector_started_fresh_while_redis_was_down_never_replaces_the_stored
         noise = itertools.cycle([69.8, 70.1, 70.0, 70.2, 69.9])
         apply(conn, FactorySink(client), [reading("press-01", next(noise), at=i) for i in range(400)], "factory")
         # WHEN a new task starts reading the sensor while Redis is away, and goes on once it is back
-        restarted = FactorySink(client)
+        restarted = FactorySink(client, redis_rest_s=0)  # Redis tried again at once (rest: another test)
         server.stop()
         apply(conn, restarted, [reading("press-01", next(noise), at=400 + i) for i in range(5)], "factory")
         server.start()
