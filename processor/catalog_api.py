@@ -43,7 +43,6 @@ import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.retry
-from redis.backoff import ExponentialBackoff
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -53,7 +52,7 @@ from starlette.routing import Route
 
 from processor import contract
 from processor.cache import COMPLETE, KEY_PREFIX, CatalogCache, served
-from processor.redis_rest import REDIS_REST_S, RedisRest
+from processor.redis_rest import REDIS_REST_S, REDIS_RETRIES, REDIS_RETRY_BACKOFF, RedisRest
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +64,6 @@ MISSING_TTL_S = 60  # how long an unknown SKU is answered 404 from Redis alone (
 _COMPLETE = COMPLETE.encode()
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-# One quick retry (a dropped connection is remade at once), then the read goes to PostgreSQL: redis-py's
-# default retries thrice with backoff of seconds, which would hold every read for that long while Redis is away.
-REDIS_RETRY_BACKOFF = ExponentialBackoff(cap=0.05, base=0.01)
-REDIS_RETRIES = 1
-
 
 
 def redis_clients(**where: Any) -> tuple[redis.Redis, redis.asyncio.Redis]:

@@ -7,8 +7,10 @@ import os
 
 import psycopg2
 import redis
+import redis.retry
 
 from processor.config import ConfigError, ProcessorConfig
+from processor.redis_rest import REDIS_RETRIES, REDIS_RETRY_BACKOFF
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ def connect_redis(settings: ProcessorConfig) -> redis.Redis:
     return redis.Redis(
         host=settings.redis_host, port=settings.redis_port, password=redis_password(settings),
         socket_timeout=2, socket_connect_timeout=2, health_check_interval=15, **tls,
+        retry=redis.retry.Retry(REDIS_RETRY_BACKOFF, REDIS_RETRIES),  # a silent Redis: two timeouts, not eleven
     )
 
 

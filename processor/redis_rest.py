@@ -12,9 +12,14 @@ import logging
 import time
 
 import redis
+from redis.backoff import ExponentialBackoff
 
 logger = logging.getLogger(__name__)
 
+# Every client of the project's Redis retries a failed call once, after at most 50 ms, and then gives up: redis-py's
+# default (10 retries, with backoff) would hold one call to a silent Redis for eleven socket timeouts.
+REDIS_RETRY_BACKOFF = ExponentialBackoff(cap=0.05, base=0.01)
+REDIS_RETRIES = 1
 # The read API's rest: a read skipping Redis costs only a PostgreSQL read, so Redis is tried again soon.
 REDIS_REST_S = 1.0
 # The processor's: a batch skipping Redis costs nothing (what it skips is written, or repaired, once Redis

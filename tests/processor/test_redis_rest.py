@@ -3,16 +3,20 @@ real Redis paused with CLIENT PAUSE (it accepts connections and answers nothing,
 from __future__ import annotations
 
 import itertools
+import socket
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg2
+import pytest
 import redis
 
 from localdev.servers import RedisServer, wait_for
 from processor.anomaly.detector import DetectorState
 from processor.cache import CatalogCache
+from processor.connections import connect_redis
 from processor.redis_rest import RedisRest
 from processor.samples import encode, product, reading, stock
 from processor.sinks import Sink, run_batch
@@ -111,3 +115,19 @@ def test_a_silent_redis_costs_the_retail_sink_one_timeout_a_rest_and_housekeepin
         wait_for(lambda: (sink.maintain(conn), rows(conn, "SELECT count(*) FROM cache_pending"))[1] == [(0,)],
                  REST_S + 5, "the pending cache entries repaired after the rest")
         assert cache.get("SKU-R")["total_quantity"] == 10 + BATCHES - 1
+
+
+def test_the_processors_redis_client_gives_up_on_a_silent_redis_after_one_retry() -> None:
+    # A listening socket that never replies: connections are accepted, no command is ever answered.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        settings = types.SimpleNamespace(redis_host="127.0.0.1", redis_port=listener.getsockname()[1],
+                                         redis_password="unused", redis_tls=False, redis_ssl_ca_certs=None)
+        client = connect_redis(settings)
+        started = time.monotonic()
+        try:
+            with pytest.raises(redis.TimeoutError):
+                client.get("sensor:press-01")
+        finally:
+            client.close()
+        # two socket timeouts of 2 s (the call and its one retry); redis-py's default retries ten times
+        assert time.monotonic() - started < 5
