@@ -15,6 +15,7 @@ from processor.samples import T0, encode, reading, status
 from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink, IncidentSettings
 from processor.workloads import FACTORY
+from tests.processor.batches import apply, rows
 
 WINDOW = timedelta(minutes=5)
 
@@ -92,16 +93,6 @@ def test_messages_carry_the_incident_id_for_deduplication_and_attributes_for_fil
 
 
 # -- in PostgreSQL, through the factory sink --------------------------------------------------------------------
-
-
-def apply(conn: psycopg2.extensions.connection, sink: FactorySink, bodies: list[dict]) -> None:
-    run_batch(conn, sink, [FACTORY.decode(encode(b)) for b in bodies])
-
-
-def rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
 
 
 def line_traffic(start_s: int, end_s: int, line: str = "line-1") -> list[dict]:

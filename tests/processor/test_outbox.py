@@ -17,9 +17,9 @@ from botocore.config import Config
 from localdev.servers import MotoServer, PostgresServer, RedisServer, wait_for
 from processor.outbox import OutboxPublisher, backlog
 from processor.samples import encode, status
-from processor.sinks import run_batch
 from processor.sinks.factory import FactorySink, IncidentSettings
 from processor.workloads import FACTORY
+from tests.processor.batches import apply
 from tests.processor.conftest import ROOT, count, count_or_zero, make_stream, processor_env, put
 
 WINDOW = IncidentSettings(window=timedelta(seconds=60))
@@ -56,10 +56,6 @@ def line_traffic(start_s: int, end_s: int, faults: dict[int, str], line: str = "
     """Two status sensors of `line` once a second; FAULT where `faults` says (second -> sensor)."""
     return [{**status(f"{line}-{sensor}", "FAULT" if faults.get(t) == sensor else "RUNNING", at=t), "line_id": line}
             for t in range(start_s, end_s) for sensor in ("mill-1", "mill-2")]
-
-
-def apply(conn: psycopg2.extensions.connection, sink: FactorySink, bodies: list[dict]) -> None:
-    run_batch(conn, sink, [FACTORY.decode(encode(b)) for b in bodies])
 
 
 class Clock:

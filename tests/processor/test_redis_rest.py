@@ -18,26 +18,16 @@ from processor.anomaly.detector import DetectorState
 from processor.cache import CatalogCache
 from processor.connections import connect_redis
 from processor.redis_rest import RedisRest
-from processor.samples import encode, product, reading, stock
-from processor.sinks import Sink, run_batch
+from processor.samples import product, reading, stock
 from processor.sinks.factory import FactorySink
 from processor.sinks.retail import RetailSink
-from processor.workloads import FACTORY, RETAIL, WORKLOADS
+from processor.workloads import FACTORY, RETAIL
+from tests.processor.batches import apply, rows
 
 TIMEOUT_S = 0.5  # the client's connect and socket timeout
 REST_S = 3.0
 BATCHES = 8
 PAUSE_MS = 2500  # longer than the batches take while Redis rests
-
-
-def apply(conn: psycopg2.extensions.connection, sink: Sink, bodies: list[dict], workload: str) -> None:
-    run_batch(conn, sink, [WORKLOADS[workload].decode(encode(b)) for b in bodies])
-
-
-def rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
 
 
 @contextmanager

@@ -15,20 +15,11 @@ from processor.cache import CatalogCache, read_entries
 from processor.catalog import get_product
 from processor.records import UNITS
 from processor.samples import encode, product, reading, status, stock
-from processor.sinks import Sink, run_batch
+from processor.sinks import run_batch
 from processor.sinks.factory import FactoryOutcome, FactorySink
 from processor.sinks.retail import RetailSink
-from processor.workloads import FACTORY, RETAIL, WORKLOADS
-
-
-def apply(conn: psycopg2.extensions.connection, sink: Sink, bodies: list[dict], workload: str) -> None:
-    run_batch(conn, sink, [WORKLOADS[workload].decode(encode(b)) for b in bodies])
-
-
-def rows(conn: psycopg2.extensions.connection, sql: str) -> list[tuple]:
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return cur.fetchall()
+from processor.workloads import FACTORY, RETAIL
+from tests.processor.batches import apply, rows
 
 
 def test_final_retail_state_does_not_depend_on_arrival_order(conn: psycopg2.extensions.connection) -> None:
