@@ -6,7 +6,7 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,6 @@ from localdev.servers import MotoServer
 from pipeline_lib.iam import assume_role_policy
 
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[MotoServer]:
-    moto_extensions.apply_all()
-    server = MotoServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ condition keys that service sends (policy/conventions.py SERVICE_TRUST_KEYS)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from localdev import moto_extensions
 from localdev.access import ACCESS_LOG_ENV
 from localdev.access.report import read, refusals
 from localdev.access.trust import API_GATEWAY, ECS_TASKS, FIREHOSE, IOT, sent_context, trust_decision
@@ -113,14 +111,6 @@ def test_every_assume_role_localdev_makes_goes_through_assume_as_which_names_the
     bare = [str(path.relative_to(root)) for path in root.rglob("*.py")
             if ".assume_role(" in path.read_text(encoding="utf-8") and path.name != "trust.py"]
     assert bare == []
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[MotoServer]:
-    moto_extensions.apply_all()
-    server = MotoServer()
-    yield server
-    server.close()
 
 
 def _plain(emulator: MotoServer, service: str) -> Any:
